@@ -1,0 +1,12 @@
+"""Settings for pytest: the same as base, with fast password hashing and CoinGecko pointed nowhere real."""
+
+from barter_site.settings.base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests replay recorded responses against this host; a test that forgets to mock it fails (network blocked).
+COINGECKO_BASE_URL = "https://api.coingecko.test/api/v3"
+COINGECKO_API_KEY = "test-demo-key-not-real"
+COINGECKO_API_PLAN = "demo"
+COINGECKO_RETRY_AFTER_MAX_SECONDS = 2.0
+COINGECKO_TIMEOUT_SECONDS = 5.0
+CELERY_TASK_ALWAYS_EAGER = True

@@ -1,0 +1,3 @@
+"""API routes of the instruments app."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""API routes of the positions app."""
+
+urlpatterns: list = []

@@ -1,0 +1,48 @@
+"""Fixtures shared by every test.
+
+The network is blocked for every test by pytest-socket (``--disable-socket`` in ``pyproject.toml``; only
+loopback, where PostgreSQL and Redis listen, is allowed). HTTP to CoinGecko is replayed with ``responses``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+FIXTURES = Path(__file__).parent / "fixtures"
+_postgres_passed: list[str] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``@pytest.mark.postgres`` tests unless the test database is PostgreSQL."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.passed and "postgres" in report.keywords:
+        _postgres_passed.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With ``BARTER_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), fail the run when no PostgreSQL test passed."""
+    if os.environ.get("BARTER_REQUIRE_POSTGRES") == "1" and not _postgres_passed and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nBARTER_REQUIRE_POSTGRES=1 but no @pytest.mark.postgres test passed: is DATABASE_URL PostgreSQL?")
+    elif _postgres_passed:
+        print(f"\n{len(_postgres_passed)} PostgreSQL-backed tests passed")
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    """True when the tests run on PostgreSQL."""
+    return connection.vendor == "postgresql"
