@@ -21,8 +21,8 @@ class ApplicationError(Exception):
         extra: JSON-serialisable details for machines (ids, field names, received values).
     """
 
-    http_status = status.HTTP_400_BAD_REQUEST
-    retryable = False
+    http_status: int = status.HTTP_400_BAD_REQUEST
+    retryable: bool = False
 
     def __init__(self, message: str, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)

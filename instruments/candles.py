@@ -145,7 +145,9 @@ def candles_rollup(
     return Rollup(candles=complete, incomplete=incomplete)
 
 
-def _covers(group: Sequence[Candle], *, start: datetime, end: datetime, span: timedelta, max_gap: timedelta) -> bool:
+def _covers(
+    group: Sequence[Candle], *, start: datetime, end: datetime, span: timedelta, max_gap: timedelta
+) -> bool:
     covered_until = start
     for candle in group:
         if candle.open_time - covered_until > max_gap:
@@ -162,7 +164,9 @@ def _merge(start: datetime, group: Sequence[Candle]) -> Candle:
         high=max(c.high for c in group),
         low=min(c.low for c in group),
         close=group[-1].close,
-        volume=None if any(v is None for v in volumes) else sum((v for v in volumes if v is not None), Decimal(0)),
+        volume=None
+        if any(v is None for v in volumes)
+        else sum((v for v in volumes if v is not None), Decimal(0)),
     )
 
 

@@ -26,10 +26,14 @@ class InstrumentQuerySet(models.QuerySet["Instrument"]):
 class Instrument(models.Model):
     """A coin priced in a quote currency, keyed by its CoinGecko id (symbols are not unique on CoinGecko)."""
 
-    coingecko_id = models.CharField(max_length=100, unique=True, help_text="CoinGecko coin id, e.g. 'bitcoin'.")
+    coingecko_id = models.CharField(
+        max_length=100, unique=True, help_text="CoinGecko coin id, e.g. 'bitcoin'."
+    )
     symbol = models.CharField(max_length=20, help_text="Ticker for people, e.g. 'BTC'. Not unique.")
     name = models.CharField(max_length=100, blank=True)
-    quote_currency = models.CharField(max_length=10, default="usd", help_text="CoinGecko vs_currency, e.g. 'usd'.")
+    quote_currency = models.CharField(
+        max_length=10, default="usd", help_text="CoinGecko vs_currency, e.g. 'usd'."
+    )
     is_active = models.BooleanField(default=True, help_text="Synced and traded by the daily cycle.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -91,12 +95,21 @@ class InstrumentOHLC(models.Model):
             ),
             # The OHLC invariants, so no code path (raw SQL, admin, a bug) can store an impossible candle.
             models.CheckConstraint(
-                condition=Q(low__gt=0) & Q(open__gt=0) & Q(close__gt=0) & Q(high__gt=0), name="ohlc_prices_positive"
+                condition=Q(low__gt=0) & Q(open__gt=0) & Q(close__gt=0) & Q(high__gt=0),
+                name="ohlc_prices_positive",
             ),
-            models.CheckConstraint(condition=Q(low__lte=Least(F("open"), F("close"))), name="ohlc_low_below_body"),
-            models.CheckConstraint(condition=Q(high__gte=F("open")) & Q(high__gte=F("close")), name="ohlc_high_above_body"),
-            models.CheckConstraint(condition=Q(volume__isnull=True) | Q(volume__gte=0), name="ohlc_volume_not_negative"),
-            models.CheckConstraint(condition=Q(timeframe__in=[t.value for t in Timeframe]), name="ohlc_timeframe_known"),
+            models.CheckConstraint(
+                condition=Q(low__lte=Least(F("open"), F("close"))), name="ohlc_low_below_body"
+            ),
+            models.CheckConstraint(
+                condition=Q(high__gte=F("open")) & Q(high__gte=F("close")), name="ohlc_high_above_body"
+            ),
+            models.CheckConstraint(
+                condition=Q(volume__isnull=True) | Q(volume__gte=0), name="ohlc_volume_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(timeframe__in=[t.value for t in Timeframe]), name="ohlc_timeframe_known"
+            ),
         ]
 
     def __str__(self) -> str:

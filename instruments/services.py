@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Context
+from decimal import Context, Decimal
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -31,7 +31,7 @@ class UpsertResult:
         )
 
 
-def _row_values(candle: Candle) -> tuple[object, ...]:
+def _row_values(candle: Candle) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal | None]:
     volume = None if candle.volume is None else price_quantize(candle.volume)
     return (
         price_quantize(candle.open),

@@ -42,8 +42,12 @@ class RunRecorder:
     ) -> History:
         """Append one event row to this run. ``HistoryKind.ERROR`` events also count in the run's errors."""
         if kind == HistoryKind.ERROR:
-            self.errors.append({"instrument": instrument.coingecko_id if instrument else None, "message": message})
-        return _append(self.run_id, self.step, kind, instrument=instrument, message=message, payload=payload or {})
+            self.errors.append(
+                {"instrument": instrument.coingecko_id if instrument else None, "message": message}
+            )
+        return _append(
+            self.run_id, self.step, kind, instrument=instrument, message=message, payload=payload or {}
+        )
 
     def finish(self, *, status: RunStatus, summary: dict[str, Any]) -> dict[str, Any]:
         """Append the ``run_finished`` row and return the run's summary.
@@ -87,7 +91,14 @@ def run_start(*, step: Step, params: dict[str, Any]) -> RunRecorder:
     """
     started_at = timezone.now()
     run_id = uuid.uuid4()
-    _append(run_id, step, HistoryKind.RUN_STARTED, payload=params, created_at=started_at, message=f"{step} started")
+    _append(
+        run_id,
+        step,
+        HistoryKind.RUN_STARTED,
+        payload=params,
+        created_at=started_at,
+        message=f"{step} started",
+    )
     return RunRecorder(run_id=run_id, step=step, started_at=started_at)
 
 

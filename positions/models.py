@@ -35,7 +35,6 @@ class HistoryKind(models.TextChoices):
     RUN_FINISHED = "run_finished"
     CANDLES_SYNCED = "candles_synced"
     CANDLES_IMPORTED = "candles_imported"
-    DAYS_UNAVAILABLE = "days_unavailable"
     ERROR = "error"
 
 
@@ -61,7 +60,9 @@ class History(models.Model):
     run_id = models.UUIDField(db_index=True, help_text="Groups the rows of one run of a step.")
     step = models.CharField(max_length=16, choices=Step.choices)
     kind = models.CharField(max_length=32, choices=HistoryKind.choices)
-    status = models.CharField(max_length=16, choices=RunStatus.choices, blank=True, help_text="Set on run_finished.")
+    status = models.CharField(
+        max_length=16, choices=RunStatus.choices, blank=True, help_text="Set on run_finished."
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     # PROTECT: an instrument with a history is deactivated, never deleted, so the record stays whole.
     instrument = models.ForeignKey(

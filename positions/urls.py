@@ -1,3 +1,11 @@
 """API routes of the positions app."""
 
-urlpatterns: list = []
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from positions.api import HistoryViewSet
+
+router = DefaultRouter()
+router.register("history", HistoryViewSet, basename="history")
+
+urlpatterns = [path("", include(router.urls))]

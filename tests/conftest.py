@@ -37,7 +37,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """With ``BARTER_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), fail the run when no PostgreSQL test passed."""
     if os.environ.get("BARTER_REQUIRE_POSTGRES") == "1" and not _postgres_passed and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print("\nBARTER_REQUIRE_POSTGRES=1 but no @pytest.mark.postgres test passed: is DATABASE_URL PostgreSQL?")
+        print(
+            "\nBARTER_REQUIRE_POSTGRES=1 but no @pytest.mark.postgres test passed: is DATABASE_URL PostgreSQL?"
+        )
     elif _postgres_passed:
         print(f"\n{len(_postgres_passed)} PostgreSQL-backed tests passed")
 
@@ -46,3 +48,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def on_postgres() -> bool:
     """True when the tests run on PostgreSQL."""
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record, instead of sleeping, every wait urllib3's ``Retry`` makes (backoff and ``Retry-After``)."""
+    import urllib3.util.retry
+
+    slept: list[float] = []
+    monkeypatch.setattr(urllib3.util.retry.time, "sleep", slept.append)
+    return slept
+
+
+@pytest.fixture
+def fake_coingecko(settings, retry_sleeps):  # type: ignore[no-untyped-def]
+    """A local fake CoinGecko (``tests/fakes/coingecko.py``) that the settings point at."""
+    from tests.fakes.coingecko import FakeCoinGecko
+
+    with FakeCoinGecko() as fake:
+        settings.COINGECKO_BASE_URL = fake.base_url
+        yield fake
