@@ -90,7 +90,9 @@ class FakeCoinGecko:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v3"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def add(self, path: str, *replies: Reply) -> None:
         """Script the replies of ``path`` (below ``/api/v3``), in order; the last one repeats."""

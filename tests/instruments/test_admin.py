@@ -25,6 +25,7 @@ def staff_client(client, django_user_model):
 def test_instrument_list_shows_candle_count_and_last_day_in_constant_queries(
     staff_client, django_assert_max_num_queries
 ):
+    CandleFactory.reset_sequence()
     for coin in ("bitcoin", "ethereum", "litecoin"):
         CandleFactory.create_batch(3, instrument=InstrumentFactory(coingecko_id=coin))
     with django_assert_max_num_queries(8):  # session, user, count, page: not one query per instrument

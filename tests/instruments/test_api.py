@@ -114,6 +114,7 @@ def test_an_empty_body_means_defaults(api, fake_coingecko):
 
 def test_instruments_and_candles_are_listed(api):
     bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    CandleFactory.reset_sequence()  # candles from 2024-01-01 on, with open 100, 101, ...
     CandleFactory.create_batch(5, instrument=bitcoin)
 
     instruments = api.get("/api/instruments/").json()
