@@ -1,0 +1,48 @@
+"""What ``make run`` does before serving, in order, offline: the first run of a new user."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from instruments.models import Instrument, InstrumentOHLC
+from positions.models import History, HistoryKind
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_first_run_loads_history_records_the_offline_cycle_and_makes_an_admin(settings, capsys, retry_sleeps):
+    settings.COINGECKO_BASE_URL = "http://127.0.0.1:9/api/v3"  # offline: nothing listens on the discard port
+
+    call_command("load_shipped_history")
+    call_command("run_cycle")
+    call_command("ensure_admin")
+    out = capsys.readouterr().out
+
+    assert set(Instrument.objects.values_list("coingecko_id", flat=True)) == {
+        "bitcoin",
+        "ethereum",
+        "litecoin",
+    }
+    assert InstrumentOHLC.objects.filter(instrument__coingecko_id="bitcoin").count() == 3432
+    assert "collect: failed" in out and "bitcoin: 0 added, 0 updated; error: CoinGecko" in out
+    errors = History.objects.filter(step="collect", kind=HistoryKind.ERROR)
+    assert errors.count() == 3 and all("no response" in e.message for e in errors)
+
+    password = re.search(r"Created admin user 'admin' with password: (\S+)", out).group(1)
+    token = re.search(r"API token for it \(Authorization: Token <key>\): (\S+)", out).group(1)
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(password)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert api.get("/api/instruments/").json()["count"] == 3
+
+    call_command("load_shipped_history")
+    call_command("ensure_admin")
+    again = capsys.readouterr().out
+    assert "An admin user exists already" in again and password not in again
+    assert InstrumentOHLC.objects.filter(instrument__coingecko_id="bitcoin").count() == 3432
