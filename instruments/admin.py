@@ -61,8 +61,21 @@ class InstrumentAdmin(admin.ModelAdmin):
                 self.message_user(request, text, messages.SUCCESS)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """An admin that shows rows and never adds, changes or deletes them (they are written by services)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(InstrumentOHLC)
-class InstrumentOHLCAdmin(admin.ModelAdmin):
+class InstrumentOHLCAdmin(ReadOnlyAdmin):
     """Candles, read-only: they change only through sync and import."""
 
     list_display = [
@@ -80,12 +93,3 @@ class InstrumentOHLCAdmin(admin.ModelAdmin):
     date_hierarchy = "open_time"
     list_select_related = ["instrument"]
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -439,18 +439,31 @@ def _read_headed(path: Path, collector: _Collector, *, cryptodatadownload: bool)
         try:
             if len(cells) < width:
                 raise _RowError(f"{len(cells)} columns, the header needs at least {width}")
-            volume_text = cells[v].strip() if v is not None else ""
-            collector.add(
-                line,
-                _time(cells[t]),
-                _decimal(cells[o], "open"),
-                _decimal(cells[h], "high"),
-                _decimal(cells[lo], "low"),
-                _decimal(cells[c], "close"),
-                _decimal(volume_text, "volume") if volume_text else None,
-            )
+            _add_cells(collector, line, cells, time_at=t, ohlcv=(o, h, lo, c, v))
         except _RowError as exc:
             collector.error(line, str(exc))
+
+
+def _add_cells(
+    collector: _Collector,
+    line: int,
+    cells: list[str],
+    *,
+    time_at: int,
+    ohlcv: tuple[int, int, int, int, int | None],
+) -> None:
+    """Add the candle in ``cells`` whose time, open, high, low, close (and volume) columns are given."""
+    o, h, lo, c, v = ohlcv
+    volume_text = cells[v].strip() if v is not None else ""
+    collector.add(
+        line,
+        _time(cells[time_at]),
+        _decimal(cells[o], "open"),
+        _decimal(cells[h], "high"),
+        _decimal(cells[lo], "low"),
+        _decimal(cells[c], "close"),
+        _decimal(volume_text, "volume") if volume_text else None,
+    )
 
 
 def _read_binance(path: Path, collector: _Collector) -> None:
@@ -539,16 +552,7 @@ def _read_wide(path: Path, collector: _Collector, column_prefix: str | None) -> 
             if not any(cells[i].strip() for i in used):
                 collector.not_listed += 1
                 continue
-            volume_text = cells[v].strip() if v is not None else ""
-            collector.add(
-                line,
-                _time(cells[0]),
-                _decimal(cells[o], "open"),
-                _decimal(cells[h], "high"),
-                _decimal(cells[lo], "low"),
-                _decimal(cells[c], "close"),
-                _decimal(volume_text, "volume") if volume_text else None,
-            )
+            _add_cells(collector, line, cells, time_at=0, ohlcv=(o, h, lo, c, v))
         except _RowError as exc:
             collector.error(line, str(exc))
 

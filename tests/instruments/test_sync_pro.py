@@ -88,7 +88,9 @@ def test_the_api_key_never_reaches_logs_or_history(fake_coingecko, settings, cap
         fake_coingecko.requests_to("/coins/bitcoin/market_chart/range")[0].headers["x-cg-demo-api-key"]
         == secret
     )
-    assert "/coins/bitcoin/market_chart/range?" in caplog.text  # urllib3 logged each call and retry, with URLs...
+    assert (
+        "/coins/bitcoin/market_chart/range?" in caplog.text
+    )  # urllib3 logged each call and retry, with URLs...
     assert secret not in caplog.text  # ...which never holds the key
     for row in History.objects.all():
         assert secret not in f"{row.message} {row.payload}"
