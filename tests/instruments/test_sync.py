@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -242,3 +243,70 @@ def test_inactive_instruments_are_not_synced_by_default(fake_coingecko, bitcoin,
     summary = sync_data()
     assert summary["results"] == [] and summary["status"] == "ok"
     assert fake_coingecko.seen == []
+
+
+@time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
+def test_backfill_asks_in_windows_of_at_most_90_days(fake_coingecko, bitcoin, settings):
+    settings.BARTER_BACKFILL_DAYS = 200
+    fake_coingecko.add("/coins/bitcoin/market_chart/range", market_chart_reply())
+
+    sync_data(as_of=date(2024, 12, 4))
+
+    windows = [
+        (int(s.query["from"][0]), int(s.query["to"][0]))
+        for s in fake_coingecko.requests_to("/coins/bitcoin/market_chart/range")
+    ]
+    # 200 days from 2024-05-18 00:00 to 2024-12-04 00:00 UTC: 90 + 90 + 20 days, back to back.
+    assert windows[0][0] == int(datetime(2024, 5, 18, tzinfo=UTC).timestamp())
+    assert windows[-1][1] == int(datetime(2024, 12, 4, tzinfo=UTC).timestamp())
+    assert [(end - start) // 86400 for start, end in windows] == [90, 90, 20]
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (
+            Reply(
+                200,
+                b"<html><body>Attention Required! | Cloudflare</body></html>",
+                {"Content-Type": "text/html"},
+            ),
+            "HTTP 200 with a body that is not JSON",
+        ),
+        (Reply(200, MARKET_CHART_30D.read_bytes()[:5000]), "HTTP 200 with a body that is not JSON"),
+        (
+            json_reply(
+                {"status": {"error_code": 429, "error_message": "rate limit"}},
+                status=429,
+                **{"Retry-After": "1"},
+            ),
+            "rate limited (HTTP 429) after every retry: rate limit",
+        ),
+        (
+            Reply(
+                503,
+                b"<html><h1>503 Service Temporarily Unavailable</h1></html>",
+                {"Content-Type": "text/html"},
+            ),
+            "HTTP 503: 503 Service Temporarily Unavailable",
+        ),
+        (Reply(200, b"Throttled", {"Content-Type": "text/plain"}), "not JSON"),
+    ],
+)
+@time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
+def test_each_fault_leaves_a_clear_error_in_history_and_no_rows(
+    fake_coingecko, bitcoin, settings, reply, message
+):
+    settings.BARTER_BACKFILL_DAYS = 30
+    settings.COINGECKO_MAX_RETRIES = 2
+    fake_coingecko.add("/coins/bitcoin/market_chart/range", reply)
+
+    summary = sync_data(as_of=date(2024, 12, 4))
+
+    assert summary["status"] == "failed"
+    assert message in summary["results"][0]["error"]
+    error = History.objects.get(run_id=summary["run_id"], kind=HistoryKind.ERROR)
+    assert message in error.message and error.instrument == bitcoin
+    assert error.payload["kept"] == "no candle of this instrument was written"
+    assert not InstrumentOHLC.objects.exists()
