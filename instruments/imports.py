@@ -23,7 +23,7 @@ from instruments.candles import TIMEFRAMES, Candle, Rollup, candles_rollup
 from instruments.models import Instrument, InstrumentOHLC
 from instruments.services import UpsertResult, candles_upsert, instrument_get_or_create
 from instruments.sources.files import FORMATS, OHLCFileError, read_ohlc_file
-from positions.history import run_start
+from positions.history import run_start, run_status
 from positions.models import HistoryKind, RunStatus, Step
 
 #: Longest uncovered stretch a rolled-up candle may have, as a fraction of its period: 0.25 lets a day miss
@@ -246,9 +246,7 @@ def ohlc_import(
         recorder.finish(status=RunStatus.FAILED, summary=_summary(coingecko_id, results))
         raise
     refused = sum(1 for result in results if result.error)
-    status = (
-        RunStatus.OK if not refused else RunStatus.FAILED if refused == len(results) else RunStatus.PARTIAL
-    )
+    status = run_status(errors=refused, succeeded=len(results) - refused)
     recorder.finish(status=status, summary=_summary(coingecko_id, results))
     return results
 

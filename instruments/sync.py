@@ -20,8 +20,8 @@ from instruments.services import candles_upsert
 from instruments.sources.coingecko import coingecko_client_from_settings
 from instruments.sources.coingecko.client import CoinGeckoClient
 from instruments.sources.coingecko.daily import fetch_daily_candles
-from positions.history import RunRecorder, run_start
-from positions.models import HistoryKind, RunStatus, Step
+from positions.history import RunRecorder, run_start, run_status
+from positions.models import HistoryKind, Step
 
 logger = logging.getLogger(__name__)
 
@@ -96,13 +96,6 @@ def as_of_validate(as_of: date, *, now: datetime) -> date:
             extra={"field": "as_of"},
         )
     return as_of
-
-
-def run_status(*, errors: int, succeeded: int) -> RunStatus:
-    """``ok`` without errors; ``failed`` when errors left nothing done; ``partial`` otherwise."""
-    if not errors:
-        return RunStatus.OK
-    return RunStatus.PARTIAL if succeeded else RunStatus.FAILED
 
 
 def sync_data(

@@ -82,6 +82,18 @@ class RunRecorder:
         return result
 
 
+def run_status(*, errors: int, succeeded: int) -> RunStatus:
+    """Return ``ok`` without errors, ``failed`` when the errors left nothing done, ``partial`` otherwise.
+
+    Args:
+        errors: items (instruments, files...) that ended in an error.
+        succeeded: items that did their work, wholly or in part.
+    """
+    if not errors:
+        return RunStatus.OK
+    return RunStatus.PARTIAL if succeeded else RunStatus.FAILED
+
+
 def run_start(*, step: Step, params: dict[str, Any]) -> RunRecorder:
     """Append a ``run_started`` row for a new run of ``step`` and return its recorder.
 
