@@ -10,4 +10,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("instruments.urls")),
     path("api/", include("positions.urls")),
+    path("api/", include("trading.urls")),
 ]

@@ -37,16 +37,33 @@ class RunRecorder:
         kind: HistoryKind,
         *,
         instrument: Instrument | None = None,
+        strategy: Any = None,
+        position: Any = None,
         message: str = "",
         payload: dict[str, Any] | None = None,
     ) -> History:
-        """Append one event row to this run. ``HistoryKind.ERROR`` events also count in the run's errors."""
+        """Append one event row to this run. ``HistoryKind.ERROR`` events also count in the run's errors.
+
+        Args:
+            kind: what happened.
+            instrument, strategy, position: what it concerns, where one applies.
+            message: one line for people.
+            payload: JSON details.
+        """
         if kind == HistoryKind.ERROR:
-            self.errors.append(
-                {"instrument": instrument.coingecko_id if instrument else None, "message": message}
-            )
+            error: dict[str, Any] = {"instrument": instrument.coingecko_id if instrument else None, "message": message}
+            if strategy is not None:
+                error["strategy"] = strategy.name
+            self.errors.append(error)
         return _append(
-            self.run_id, self.step, kind, instrument=instrument, message=message, payload=payload or {}
+            self.run_id,
+            self.step,
+            kind,
+            instrument=instrument,
+            strategy=strategy,
+            position=position,
+            message=message,
+            payload=payload or {},
         )
 
     def finish(self, *, status: RunStatus, summary: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +137,8 @@ def _append(
     kind: HistoryKind,
     *,
     instrument: Instrument | None = None,
+    strategy: Any = None,
+    position: Any = None,
     status: str = "",
     message: str = "",
     payload: dict[str, Any],
@@ -131,6 +150,8 @@ def _append(
         kind=kind,
         status=status,
         instrument=instrument,
+        strategy=strategy,
+        position=position,
         message=message,
         payload=payload,
         created_at=created_at or timezone.now(),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from instruments.models import Instrument
+from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
 
 
 class Step(models.TextChoices):
@@ -35,6 +38,11 @@ class HistoryKind(models.TextChoices):
     RUN_FINISHED = "run_finished"
     CANDLES_SYNCED = "candles_synced"
     CANDLES_IMPORTED = "candles_imported"
+    SIGNAL = "signal"
+    ORDER = "order"
+    FILL = "fill"
+    POSITION_OPENED = "position_opened"
+    POSITION_CLOSED = "position_closed"
     ERROR = "error"
 
 
@@ -68,6 +76,10 @@ class History(models.Model):
     instrument = models.ForeignKey(
         Instrument, null=True, blank=True, on_delete=models.PROTECT, related_name="history"
     )
+    strategy = models.ForeignKey(
+        "trading.Strategy", null=True, blank=True, on_delete=models.PROTECT, related_name="history"
+    )
+    position = models.ForeignKey("Position", null=True, blank=True, on_delete=models.PROTECT, related_name="history")
     message = models.TextField(blank=True)
     payload = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
 
@@ -80,3 +92,111 @@ class History(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.step} {self.kind} {self.status}".rstrip()
+
+
+class PositionQuerySet(models.QuerySet["Position"]):
+    """Filters over positions."""
+
+    def open(self) -> PositionQuerySet:
+        """Positions not yet closed."""
+        return self.filter(status=Position.Status.OPEN)
+
+    def closed(self) -> PositionQuerySet:
+        """Closed positions."""
+        return self.filter(status=Position.Status.CLOSED)
+
+    def for_strategy(self, strategy: Any) -> PositionQuerySet:
+        """Positions of one strategy."""
+        return self.filter(strategy=strategy)
+
+
+class Position(models.Model):
+    """A position a strategy holds (or held) in one instrument. Money fields are quote currency.
+
+    ``pnl = exit_price * quantity - exit_fee - (entry_price * quantity + entry_fee)``;
+    ``pnl_ratio = pnl / (entry_price * quantity + entry_fee)`` (a fraction: 0.05 is +5 %).
+    """
+
+    class Side(models.TextChoices):
+        LONG = "long"
+        SHORT = "short"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CLOSED = "closed"
+
+    class ExitReason(models.TextChoices):
+        SIGNAL = "signal"
+        STOP_LOSS = "stop_loss"
+        TAKE_PROFIT = "take_profit"
+        TRAILING_STOP = "trailing_stop"
+        MAX_HOLDING = "max_holding"
+        MANUAL = "manual"
+        END_OF_DATA = "end_of_data"
+
+    strategy = models.ForeignKey("trading.Strategy", on_delete=models.PROTECT, related_name="positions")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="positions")
+    side = models.CharField(max_length=8, choices=Side.choices, default=Side.LONG)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    quantity = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    entry_price = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    entry_at = models.DateTimeField(help_text="When the entry filled (aware UTC).")
+    entry_fee = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    exit_price = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+    )
+    exit_at = models.DateTimeField(null=True, blank=True)
+    exit_fee = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+    )
+    exit_reason = models.CharField(max_length=16, choices=ExitReason.choices, blank=True)
+    stop_loss_price = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+    )
+    take_profit_price = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+    )
+    trailing_stop_price = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True,
+        help_text="The trailing stop level in force (it only rises).",
+    )
+    exits_checked_through = models.DateTimeField(
+        null=True, blank=True, help_text="Open time of the last candle the exit rules were checked against."
+    )
+    pnl = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True)
+    pnl_ratio = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PositionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-entry_at", "id"]
+        constraints = [
+            # At most one open position per strategy and instrument: a second daily run can never double one.
+            models.UniqueConstraint(
+                fields=["strategy", "instrument"],
+                condition=Q(status="open"),
+                name="position_one_open_per_strategy_instrument",
+            ),
+            # Exit fields are set if and only if the position is closed, so no half-closed row can exist.
+            models.CheckConstraint(
+                condition=(
+                    Q(status="open", exit_price__isnull=True, exit_at__isnull=True, exit_fee__isnull=True,
+                      exit_reason="", pnl__isnull=True, pnl_ratio__isnull=True)
+                    | (
+                        Q(status="closed", exit_price__isnull=False, exit_at__isnull=False, exit_fee__isnull=False,
+                          pnl__isnull=False, pnl_ratio__isnull=False)
+                        & ~Q(exit_reason="")
+                    )
+                ),
+                name="position_exit_fields_iff_closed",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="position_quantity_positive"),
+            models.CheckConstraint(condition=Q(entry_price__gt=0), name="position_entry_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} {self.instrument.symbol} {self.side} {self.status}"

@@ -1,0 +1,107 @@
+"""Execution backends: where the first price after a signal candle comes from, and who fills the order.
+
+Every backend answers :meth:`ExecutionBackend.quotes`; fills of paper backends are computed by the engine
+(:mod:`trading.engine.fills`: slippage and the strategy's fee rate), so paper trading and the simulator fill
+identically. A live exchange backend (ccxt) will place real orders behind the same interface.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+from django.utils import timezone
+
+from barter_site.errors import ApplicationError
+from instruments.models import Instrument, InstrumentOHLC, Timeframe
+from instruments.sources.coingecko import coingecko_client_from_settings
+from instruments.sources.coingecko.schemas import simple_prices
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The first price after the signal candle.
+
+    Attributes:
+        price: quote currency, > 0.
+        at: aware UTC time the price is for (the fill time).
+        source: where it came from (``coingecko:simple_price``, ``last_close``, ``replay:open``).
+    """
+
+    price: Decimal
+    at: datetime
+    source: str
+
+
+class ExecutionBackend(ABC):
+    """Where a strategy's orders go."""
+
+    name = "abstract"
+
+    @abstractmethod
+    def quotes(self, instruments: list[Instrument], *, as_of: date) -> dict[int, Quote]:
+        """Return the price each instrument would fill at now (by instrument id); missing ones cannot trade."""
+
+
+class PaperBroker(ExecutionBackend):
+    """Paper trading at the live price: CoinGecko ``/simple/price``, or the newest candle's close when
+    CoinGecko cannot answer."""
+
+    name = "paper"
+
+    def quotes(self, instruments: list[Instrument], *, as_of: date) -> dict[int, Quote]:
+        now = timezone.now()
+        found: dict[int, Quote] = {}
+        by_currency: dict[str, list[Instrument]] = {}
+        for instrument in instruments:
+            by_currency.setdefault(instrument.quote_currency, []).append(instrument)
+        for currency, group in by_currency.items():
+            ids = [i.coingecko_id for i in group]
+            try:
+                client = coingecko_client_from_settings()
+                payload = client.api.get_price(ids=",".join(ids), vs_currencies=currency)
+                prices = simple_prices(payload, coin_ids=ids, vs_currency=currency)
+            except ApplicationError as exc:
+                logger.warning("paper quotes: CoinGecko failed (%s); using the newest closes", exc.message)
+                prices = {}
+            for instrument in group:
+                if instrument.coingecko_id in prices:
+                    found[instrument.pk] = Quote(
+                        prices[instrument.coingecko_id], now, "coingecko:simple_price"
+                    )
+        for instrument in instruments:
+            if instrument.pk not in found:
+                last = (
+                    InstrumentOHLC.objects.filter(instrument=instrument, timeframe=Timeframe.D1)
+                    .order_by("-open_time")
+                    .values_list("close", flat=True)
+                    .first()
+                )
+                if last is not None:
+                    found[instrument.pk] = Quote(last, now, "last_close")
+        return found
+
+
+class ReplayBroker(ExecutionBackend):
+    """Paper trading replayed over stored history: the first price after the signal candle is the open of the
+    candle of ``as_of``, at its open time."""
+
+    name = "replay"
+
+    def quotes(self, instruments: list[Instrument], *, as_of: date) -> dict[int, Quote]:
+        opening = datetime.combine(as_of, time(0), tzinfo=UTC)
+        rows = InstrumentOHLC.objects.filter(
+            instrument__in=instruments, timeframe=Timeframe.D1, open_time=opening
+        ).values_list("instrument_id", "open")
+        return {instrument_id: Quote(price, opening, "replay:open") for instrument_id, price in rows}
+
+
+def broker_for(backend: str) -> ExecutionBackend:
+    """Return the execution backend named by a strategy's ``execution_backend``."""
+    backends: dict[str, type[ExecutionBackend]] = {"paper": PaperBroker, "replay": ReplayBroker}
+    return backends[backend]()

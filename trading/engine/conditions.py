@@ -1,0 +1,96 @@
+"""Evaluation of criteria conditions over an instrument's candles.
+
+A condition's value at candle t uses data up to t's close only (indicators are causal). A comparison with an
+undefined value (NaN: an indicator still warming up) is false, as CRITERIA.md requires; ``crosses_above`` holds
+on t when ``left[t] > right[t]`` and ``left[t-1] <= right[t-1]``, both defined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trading.engine.criteria import AllOf, AnyOf, Compare, Condition, Criteria, NotOf, Operand
+from trading.engine.indicators import indicator_series
+from trading.engine.types import CandleArrays
+
+
+def _operand_values(operand: Operand, candles: CandleArrays, cache: dict[Operand, np.ndarray]) -> np.ndarray:
+    if operand.indicator == "value":
+        return np.full(len(candles), float(operand.value if operand.value is not None else np.nan))
+    return indicator_series(operand, candles, cache)
+
+
+def _previous(values: np.ndarray) -> np.ndarray:
+    previous = np.full_like(values, np.nan)
+    previous[1:] = values[:-1]
+    return previous
+
+
+def condition_mask(
+    condition: Condition, candles: CandleArrays, cache: dict[Operand, np.ndarray] | None = None
+) -> np.ndarray:
+    """Return where ``condition`` holds.
+
+    Args:
+        condition: a parsed condition (:mod:`trading.engine.criteria`).
+        candles: the instrument's candles, oldest first.
+        cache: optional memo of indicator series shared by several conditions.
+
+    Returns:
+        shape (n,), bool.
+    """
+    cache = {} if cache is None else cache
+    if isinstance(condition, AllOf):
+        return np.logical_and.reduce([condition_mask(c, candles, cache) for c in condition.items])
+    if isinstance(condition, AnyOf):
+        return np.logical_or.reduce([condition_mask(c, candles, cache) for c in condition.items])
+    if isinstance(condition, NotOf):
+        return ~condition_mask(condition.item, candles, cache)
+    return _compare(condition, candles, cache)
+
+
+def _compare(condition: Compare, candles: CandleArrays, cache: dict[Operand, np.ndarray]) -> np.ndarray:
+    left = _operand_values(condition.left, candles, cache)
+    right = _operand_values(condition.right, candles, cache)
+    op = condition.op
+    if op == ">":
+        return np.greater(left, right)
+    if op == ">=":
+        return np.greater_equal(left, right)
+    if op == "<":
+        return np.less(left, right)
+    if op == "<=":
+        return np.less_equal(left, right)
+    left_before, right_before = _previous(left), _previous(right)
+    if op == "crosses_above":
+        return np.greater(left, right) & np.less_equal(left_before, right_before)
+    if op == "crosses_below":
+        return np.less(left, right) & np.greater_equal(left_before, right_before)
+    raise ValueError(f"unknown comparison {op!r}")  # criteria_parse refuses it first
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Entry and exit signals of one instrument.
+
+    Attributes:
+        entry: shape (n,), bool; True on candle t means: enter at the open of t+1.
+        exit: shape (n,), bool; True on candle t means: exit at the open of t+1 (all False without an exit rule).
+    """
+
+    entry: np.ndarray
+    exit: np.ndarray
+
+
+def signals_compute(criteria: Criteria, candles: CandleArrays) -> Signals:
+    """Evaluate the entry and exit conditions of ``criteria`` over every candle of one instrument."""
+    cache: dict[Operand, np.ndarray] = {}
+    entry = condition_mask(criteria.entry, candles, cache)
+    exit_ = (
+        condition_mask(criteria.exit, candles, cache)
+        if criteria.exit is not None
+        else np.zeros(len(candles), dtype=bool)
+    )
+    return Signals(entry=np.asarray(entry, dtype=bool), exit=np.asarray(exit_, dtype=bool))

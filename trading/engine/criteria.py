@@ -1,0 +1,406 @@
+"""Validation of trade criteria (``../shared/CRITERIA.md``, format version 1) into typed values.
+
+:func:`criteria_parse` accepts the JSON document (already decoded) that the admin, the API, the simulator form,
+the live cycle and the command line all use, and returns :class:`Criteria`, or raises :class:`CriteriaError`
+listing every problem with the path of the bad field, e.g. ``entry.all[1].right.period: must be an integer
+>= 1, was 0``. Unknown keys are errors too, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+VERSION = 1
+COMPARISONS = (">", ">=", "<", "<=", "crosses_above", "crosses_below")
+PRICE_FIELDS = ("open", "high", "low", "close", "volume")
+SIZING_METHODS = ("equity_fraction", "fixed_quote")
+
+#: Parameters of each indicator: name -> (kind, default). ``None`` as default means required.
+INDICATOR_PARAMS: dict[str, dict[str, tuple[str, Any]]] = {
+    **{name: {} for name in PRICE_FIELDS},
+    "sma": {"period": ("period", None), "source": ("source", "close")},
+    "ema": {"period": ("period", None), "source": ("source", "close")},
+    "rsi": {"period": ("period2", None)},
+    "roc": {"period": ("period", None)},
+    "highest": {"period": ("period", None), "source": ("source_hlc", "high")},
+    "lowest": {"period": ("period", None), "source": ("source_hlc", "low")},
+    "atr": {"period": ("period", None)},
+    **{
+        name: {"period": ("period2", None), "stddev": ("positive", 2.0)}
+        for name in ("bb_upper", "bb_middle", "bb_lower")
+    },
+    **{
+        name: {"fast": ("period2", 12), "slow": ("period2", 26), "signal": ("period", 9)}
+        for name in ("macd", "macd_signal", "macd_hist")
+    },
+}
+
+
+class CriteriaError(ValueError):
+    """The criteria document is invalid.
+
+    Attributes:
+        errors: ``[(path, message), ...]``, every problem found, in document order.
+    """
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{path}: {message}" if path else message for path, message in errors))
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A constant (``indicator`` is ``"value"``) or an indicator series, optionally shifted.
+
+    Attributes:
+        indicator: ``"value"``, a price field, or an indicator name of :data:`INDICATOR_PARAMS`.
+        params: the indicator's parameters with defaults filled in, as sorted ``(name, value)`` pairs.
+        value: the constant, for ``"value"``.
+        shift: how many candles earlier the value is taken (>= 0).
+    """
+
+    indicator: str
+    params: tuple[tuple[str, Any], ...] = ()
+    value: float | None = None
+    shift: int = 0
+
+    def param(self, name: str) -> Any:
+        """Return parameter ``name``."""
+        return dict(self.params)[name]
+
+
+@dataclass(frozen=True)
+class Compare:
+    """``left OP right``."""
+
+    left: Operand
+    op: str
+    right: Operand
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """True where every condition holds."""
+
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """True where at least one condition holds."""
+
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class NotOf:
+    """True where the condition does not hold."""
+
+    item: Condition
+
+
+Condition = Compare | AllOf | AnyOf | NotOf
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """How much an entry spends: ``equity_fraction`` (``value`` in (0, 1]) or ``fixed_quote`` (quote currency)."""
+
+    method: str = "equity_fraction"
+    value: float = 1.0
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Validated trade criteria. Ratios are fractions: 0.08 means 8 %.
+
+    Attributes:
+        side: ``"long"``.
+        entry: the entry condition.
+        exit: the exit condition, or None (only the risk exits close positions).
+        stop_loss_ratio: stop at ``entry_price * (1 - ratio)``, in (0, 1), or None.
+        take_profit_ratio: take profit at ``entry_price * (1 + ratio)``, > 0, or None.
+        trailing_stop_ratio: trailing stop ``ratio`` below the highest price since entry, in (0, 1), or None.
+        max_holding_days: exit at the first open at least this many days after entry, >= 1, or None.
+        sizing: see :class:`Sizing`.
+        fee_rate: fee per fill as a fraction of its notional, in [0, 0.1); 0.001 means 0.1 %.
+        slippage_ratio: fills are this fraction worse than the price, in [0, 0.1).
+        document: the normalised JSON document (defaults filled in), as stored and shown.
+    """
+
+    side: str
+    entry: Condition
+    exit: Condition | None
+    stop_loss_ratio: float | None
+    take_profit_ratio: float | None
+    trailing_stop_ratio: float | None
+    max_holding_days: int | None
+    sizing: Sizing
+    fee_rate: float
+    slippage_ratio: float
+    document: dict[str, Any] = field(compare=False, hash=False, default_factory=dict)
+
+    def operands(self) -> list[Operand]:
+        """Every indicator operand of the entry and exit conditions (for warm-up and preloading)."""
+        found: list[Operand] = []
+        for condition in (self.entry, self.exit):
+            if condition is not None:
+                _collect_operands(condition, found)
+        return found
+
+
+def _collect_operands(condition: Condition, found: list[Operand]) -> None:
+    if isinstance(condition, Compare):
+        found.extend(o for o in (condition.left, condition.right) if o.indicator != "value")
+    elif isinstance(condition, NotOf):
+        _collect_operands(condition.item, found)
+    else:
+        for item in condition.items:
+            _collect_operands(item, found)
+
+
+TOP_LEVEL_DEFAULTS: dict[str, Any] = {
+    "exit": None,
+    "stop_loss_ratio": None,
+    "take_profit_ratio": None,
+    "trailing_stop_ratio": None,
+    "max_holding_days": None,
+    "sizing": {"method": "equity_fraction", "value": 1.0},
+    "fee_rate": 0.001,
+    "slippage_ratio": 0.0,
+}
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, str]] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append((path, message))
+
+    def keys(self, data: dict[str, Any], path: str, allowed: set[str]) -> None:
+        for key in data:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else str(key)
+                self.fail(where, f"unknown field; expected one of {', '.join(sorted(allowed))}")
+
+    def number(
+        self,
+        value: Any,
+        path: str,
+        *,
+        low: float,
+        high: float | None = None,
+        low_open: bool = False,
+        high_open: bool = True,
+        nullable: bool = False,
+    ) -> float | None:
+        if value is None and nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            self.fail(path, f"must be a number{' or null' if nullable else ''}, was {_show(value)}")
+            return None
+        ok = (value > low if low_open else value >= low) and (
+            high is None or (value < high if high_open else value <= high)
+        )
+        if not ok:
+            lower = f"{'>' if low_open else '>='} {_num(low)}"
+            upper = "" if high is None else f" and {'<' if high_open else '<='} {_num(high)}"
+            self.fail(path, f"must be {lower}{upper}, was {_show(value)}")
+            return None
+        return float(value)
+
+    def integer(self, value: Any, path: str, *, low: int, nullable: bool = False) -> int | None:
+        if value is None and nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            self.fail(
+                path, f"must be an integer >= {low}{' or null' if nullable else ''}, was {_show(value)}"
+            )
+            return None
+        return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, (int, float)) else type(value).__name__
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def criteria_parse(document: Any) -> Criteria:
+    """Validate a criteria document and return it typed, with defaults filled in.
+
+    Args:
+        document: the decoded JSON (``dict``); numbers may be ``int`` or ``float``.
+
+    Returns:
+        :class:`Criteria`.
+
+    Raises:
+        CriteriaError: listing every problem with its path; nothing is returned for a half-valid document.
+    """
+    check = _Checker()
+    if not isinstance(document, dict):
+        raise CriteriaError([("", f"criteria must be a JSON object, was {_show(document)}")])
+    data = {**TOP_LEVEL_DEFAULTS, **document}
+    check.keys(data, "", {"version", "side", "entry", *TOP_LEVEL_DEFAULTS})
+    if data.get("version") != VERSION:
+        check.fail("version", f"must be {VERSION}, was {_show(data.get('version'))}")
+    side = data.get("side")
+    if side != "long":
+        message = "short positions are not supported yet; use long" if side == "short" else "must be long"
+        check.fail("side", f"{message}, was {_show(side)}")
+    entry = _condition(check, data.get("entry"), "entry") if "entry" in data else None
+    if "entry" not in data:
+        check.fail("entry", 'is required: a condition such as {"all": [...]}')
+    exit_ = None if data["exit"] is None else _condition(check, data["exit"], "exit")
+    stop_loss = check.number(
+        data["stop_loss_ratio"], "stop_loss_ratio", low=0, high=1, low_open=True, nullable=True
+    )
+    take_profit = check.number(
+        data["take_profit_ratio"], "take_profit_ratio", low=0, low_open=True, nullable=True
+    )
+    trailing = check.number(
+        data["trailing_stop_ratio"], "trailing_stop_ratio", low=0, high=1, low_open=True, nullable=True
+    )
+    max_holding = check.integer(data["max_holding_days"], "max_holding_days", low=1, nullable=True)
+    sizing = _sizing(check, data["sizing"])
+    fee_rate = check.number(data["fee_rate"], "fee_rate", low=0, high=0.1)
+    slippage = check.number(data["slippage_ratio"], "slippage_ratio", low=0, high=0.1)
+    if check.errors or entry is None or sizing is None or fee_rate is None or slippage is None:
+        raise CriteriaError(check.errors)
+    normalised = {"version": VERSION, "side": "long", **{k: data[k] for k in TOP_LEVEL_DEFAULTS}}
+    normalised["entry"] = data["entry"]
+    normalised["sizing"] = {"method": sizing.method, "value": sizing.value}
+    return Criteria(
+        side="long",
+        entry=entry,
+        exit=exit_,
+        stop_loss_ratio=stop_loss,
+        take_profit_ratio=take_profit,
+        trailing_stop_ratio=trailing,
+        max_holding_days=max_holding,
+        sizing=sizing,
+        fee_rate=fee_rate,
+        slippage_ratio=slippage,
+        document=normalised,
+    )
+
+
+def _sizing(check: _Checker, data: Any) -> Sizing | None:
+    if not isinstance(data, dict):
+        check.fail(
+            "sizing",
+            f'must be an object like {{"method": "equity_fraction", "value": 1.0}}, was {_show(data)}',
+        )
+        return None
+    check.keys(data, "sizing", {"method", "value"})
+    method = data.get("method")
+    if method not in SIZING_METHODS:
+        check.fail("sizing.method", f"must be one of {', '.join(SIZING_METHODS)}, was {_show(method)}")
+        return None
+    if method == "equity_fraction":
+        value = check.number(data.get("value"), "sizing.value", low=0, high=1, low_open=True, high_open=False)
+    else:
+        value = check.number(data.get("value"), "sizing.value", low=0, low_open=True)
+    return None if value is None else Sizing(method=method, value=value)
+
+
+def _condition(check: _Checker, data: Any, path: str) -> Condition | None:
+    if not isinstance(data, dict):
+        check.fail(path, f"must be a condition object, was {_show(data)}")
+        return None
+    for combinator in ("all", "any"):
+        if combinator in data:
+            check.keys(data, path, {combinator})
+            items = data[combinator]
+            if not isinstance(items, list) or not items:
+                check.fail(
+                    f"{path}.{combinator}", f"must be a non-empty list of conditions, was {_show(items)}"
+                )
+                return None
+            parsed = [_condition(check, item, f"{path}.{combinator}[{i}]") for i, item in enumerate(items)]
+            if any(p is None for p in parsed):
+                return None
+            conditions = tuple(p for p in parsed if p is not None)
+            return AllOf(conditions) if combinator == "all" else AnyOf(conditions)
+    if "not" in data:
+        check.keys(data, path, {"not"})
+        inner = _condition(check, data["not"], f"{path}.not")
+        return None if inner is None else NotOf(inner)
+    if "op" not in data and "left" not in data:
+        check.fail(path, "must have all, any, not, or left/op/right")
+        return None
+    check.keys(data, path, {"left", "op", "right"})
+    op = data.get("op")
+    if op not in COMPARISONS:
+        check.fail(f"{path}.op", f"must be one of {', '.join(COMPARISONS)}, was {_show(op)}")
+    left = _operand(check, data.get("left"), f"{path}.left")
+    right = _operand(check, data.get("right"), f"{path}.right")
+    if left is None or right is None or op not in COMPARISONS:
+        return None
+    return Compare(left=left, op=op, right=right)
+
+
+def _operand(check: _Checker, data: Any, path: str) -> Operand | None:
+    if not isinstance(data, dict):
+        check.fail(
+            path,
+            f'must be an operand like {{"value": 30}} or {{"indicator": "sma", "period": 20}}, was {_show(data)}',
+        )
+        return None
+    errors_before = len(check.errors)
+    shift = check.integer(data.get("shift", 0), f"{path}.shift", low=0)
+    if "value" in data:
+        check.keys(data, path, {"value", "shift"})
+        value = check.number(data["value"], f"{path}.value", low=float("-inf"))
+        if value is None or shift is None or len(check.errors) > errors_before:
+            return None
+        return Operand(indicator="value", value=value, shift=shift)
+    name = data.get("indicator")
+    if name not in INDICATOR_PARAMS:
+        check.fail(
+            f"{path}.indicator", f"must be one of value, {', '.join(INDICATOR_PARAMS)}, was {_show(name)}"
+        )
+        return None
+    spec = INDICATOR_PARAMS[name]
+    check.keys(data, path, {"indicator", "shift", *spec})
+    params: dict[str, Any] = {}
+    for param, (kind, default) in spec.items():
+        where = f"{path}.{param}"
+        raw = data.get(param, default)
+        if raw is None:
+            check.fail(where, f"is required for {name}")
+            continue
+        if kind == "period":
+            params[param] = check.integer(raw, where, low=1)
+        elif kind == "period2":
+            params[param] = check.integer(raw, where, low=2)
+        elif kind == "positive":
+            params[param] = check.number(raw, where, low=0, low_open=True)
+        elif kind == "source":
+            if raw not in PRICE_FIELDS:
+                check.fail(where, f"must be one of {', '.join(PRICE_FIELDS)}, was {_show(raw)}")
+            params[param] = raw
+        elif kind == "source_hlc":
+            if raw not in ("high", "low", "close"):
+                check.fail(where, f"must be one of high, low, close, was {_show(raw)}")
+            params[param] = raw
+    if (
+        name.startswith("macd")
+        and isinstance(params.get("fast"), int)
+        and isinstance(params.get("slow"), int)
+    ) and params["fast"] >= params["slow"]:
+        check.fail(f"{path}.fast", f"must be below slow ({params['slow']}), was {params['fast']}")
+    if len(check.errors) > errors_before or shift is None:
+        return None
+    return Operand(indicator=name, params=tuple(sorted(params.items())), shift=shift)

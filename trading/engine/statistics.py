@@ -1,0 +1,355 @@
+"""Performance statistics of a backtest (or of the live account): the figures ``CRITERIA.md`` "Statistics" names.
+
+Pure numpy; the simulator and the live cycle call the same functions. Public API:
+
+- :func:`drawdown_curve`: the fraction below the running peak at every candle (the chart draws it);
+- :func:`max_drawdown_ratio`: its maximum;
+- :func:`backtest_statistics`: every figure of the report, as a JSON-friendly dict.
+
+Conventions, with their sources:
+
+- **The returns series.** The account holds ``starting_cash`` at the open of the first candle and
+  ``equity_curve[i]`` at the close of candle ``i``. The per-candle simple returns are taken over the anchored
+  curve ``[starting_cash, equity_curve[0], ..., equity_curve[n - 1]]``, so ``n`` candles give ``n`` returns and
+  the first one includes what happened during the first candle (an entry fee, the first move). This is
+  empyrical's model: a returns series plus a starting value (``empyrical.cum_returns(returns, starting_value)``).
+- **Annualisation.** ``periods_per_year = 365 * 86_400 / candle_seconds`` (365-day years: crypto trades every
+  day; empyrical's ``annualization`` argument, backtesting.py's 365-day calendar for assets that trade at
+  weekends).
+- **Undefined figures are None**, never NaN or inf, so the dict serialises to strict JSON. A figure that would
+  overflow float64 on extreme but valid input (a CAGR over a few one-minute candles) is None as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from trading.engine.types import SECONDS_PER_DAY, Trade
+
+#: Seconds in the 365-day year used for every annualisation here.
+SECONDS_PER_YEAR = 365 * SECONDS_PER_DAY
+
+#: Returns spread by no more than this times (1 + the largest |return|) count as all equal (a few float64 ulps).
+_RETURN_ROUNDING = 4 * float(np.finfo(np.float64).eps)
+
+#: The keys of :func:`backtest_statistics`, in report order.
+STATISTICS_KEYS = (
+    "total_return_ratio",
+    "buy_and_hold_return_ratio",
+    "cagr_ratio",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "max_drawdown_ratio",
+    "max_drawdown_duration_days",
+    "calmar_ratio",
+    "n_trades",
+    "win_rate_ratio",
+    "profit_factor",
+    "expectancy_ratio",
+    "exposure_ratio",
+    "avg_trade_duration_days",
+    "best_trade_ratio",
+    "worst_trade_ratio",
+    "total_fees",
+    "final_equity",
+)
+
+
+def drawdown_curve(equity_curve: np.ndarray, *, starting_equity: float | None = None) -> np.ndarray:
+    """Return how far below its running peak the equity is at each candle.
+
+    ``drawdown[i] = (peak[i] - equity[i]) / peak[i]`` with ``peak[i] = max(equity[:i + 1])`` (and
+    ``starting_equity`` when given): the ``drawdown_series`` of empyrical and backtesting.py's ``DrawdownPct``,
+    with the sign flipped so that a fall is positive. See https://en.wikipedia.org/wiki/Drawdown_(economics).
+
+    Args:
+        equity_curve: shape (n,), float64, quote currency, in time order, all finite and > 0.
+        starting_equity: the equity before the first candle (a backtest's starting cash), quote currency, > 0.
+            When given it is the first peak, so a first candle that closes below it is already a drawdown.
+
+    Returns:
+        shape (n,), float64, fractions in [0, 1]; 0.25 means 25 % below the peak. Exactly 0.0 at every running
+        peak (where the equity equals its maximum so far). Shape (0,) for an empty curve.
+
+    Raises:
+        ValueError: ``equity_curve`` is not 1-D, or holds a value that is not finite and > 0; or
+            ``starting_equity`` is not finite and > 0.
+    """
+    equity = _positive_curve(equity_curve, name="equity_curve")
+    peak = np.maximum.accumulate(equity) if equity.size else equity.copy()
+    if starting_equity is not None:
+        _require_positive(starting_equity, name="starting_equity")
+        peak = np.maximum(peak, float(starting_equity))
+    # peak - equity is exactly 0.0 where equity is the running peak, so the peaks are exact zeros.
+    return (peak - equity) / peak
+
+
+def max_drawdown_ratio(equity_curve: np.ndarray, *, starting_equity: float | None = None) -> float:
+    """Return the largest peak-to-trough fall of an equity curve.
+
+    The maximum of :func:`drawdown_curve`; equals ``-empyrical.max_drawdown(returns)`` for the returns of the
+    curve (empyrical anchors its running peak at the starting value, as ``starting_equity`` does here).
+
+    Args:
+        equity_curve: shape (n,), float64, quote currency, in time order, all finite and > 0.
+        starting_equity: the equity before the first candle, quote currency, > 0; the first peak when given.
+
+    Returns:
+        Fraction of the running peak in [0, 1]; 0.25 means a 25 % fall. 0.0 when the equity never falls below
+        a previous peak, which includes n < 2 without ``starting_equity`` and n == 0.
+
+    Raises:
+        ValueError: as :func:`drawdown_curve`.
+    """
+    drawdown = drawdown_curve(equity_curve, starting_equity=starting_equity)
+    return float(drawdown.max()) if drawdown.size else 0.0
+
+
+def backtest_statistics(
+    *,
+    equity_curve: np.ndarray,
+    buy_and_hold_curve: np.ndarray,
+    exposure: np.ndarray,
+    trades: Sequence[Trade],
+    candle_seconds: int,
+    starting_cash: float,
+) -> dict[str, float | int | None]:
+    """Return the report's statistics (``CRITERIA.md`` "Statistics") of one run.
+
+    Let ``n`` be the number of candles, ``e = [starting_cash, equity_curve...]`` the anchored curve (n + 1
+    values), ``r = e[1:] / e[:-1] - 1`` the n per-candle returns, ``ppy = 365 * 86_400 / candle_seconds`` the
+    candles per 365-day year and ``years = n * candle_seconds / (365 * 86_400)`` the span from the first
+    candle's open to the last candle's close.
+
+    Account figures:
+
+    - ``total_return_ratio = equity_curve[-1] / starting_cash - 1``.
+    - ``buy_and_hold_return_ratio = buy_and_hold_curve[-1] / starting_cash - 1``: measured from the starting
+      cash (the curve's value at the first candle's open, by its definition) rather than from
+      ``buy_and_hold_curve[0]`` (its value at the first close), so it covers the same span as
+      ``total_return_ratio``.
+    - ``cagr_ratio = (equity_curve[-1] / starting_cash) ** (1 / years) - 1``: ``empyrical.annual_return(r,
+      annualization=ppy)``, whose ``num_years = len(r) / ppy`` is ``years``. None when it overflows float64
+      (a large gain over a span of minutes).
+    - ``sharpe_ratio = mean(r) / std(r, ddof=1) * sqrt(ppy)``, risk-free 0: ``empyrical.sharpe_ratio``.
+      None when n < 2 (empyrical: NaN) or when all returns are equal, a flat curve included (empyrical's
+      ``_zero_dispersion_std``: zero dispersion, so no ratio). Returns count as equal when they differ by no
+      more than float64 rounding, ``ptp(r) <= 4 * eps * (1 + max|r|)``, so a curve compounding at a constant
+      rate, whose returns differ in the last bit only, has no Sharpe ratio rather than one near 1e15.
+    - ``sortino_ratio = mean(r) / sqrt(mean(min(r, 0) ** 2)) * sqrt(ppy)``, required return 0:
+      ``empyrical.sortino_ratio`` with ``empyrical.downside_risk`` (the mean of the squared shortfalls is over
+      all n returns, not only the negative ones). None when n < 2 or when no return is negative (empyrical:
+      inf or NaN).
+    - ``max_drawdown_ratio``: :func:`max_drawdown_ratio` of ``equity_curve`` with ``starting_cash`` as the
+      first peak; in [0, 1]; ``-empyrical.max_drawdown(r)``.
+    - ``max_drawdown_duration_days``: the longest stretch from a peak of ``e`` to the first later point at or
+      above that peak (or to the last candle's close when it never recovers), in candles times
+      ``candle_seconds / 86_400``; backtesting.py's "Max. Drawdown Duration". 0.0 when there is no drawdown.
+    - ``calmar_ratio = cagr_ratio / max_drawdown_ratio``: ``empyrical.calmar_ratio``; None when there is no
+      drawdown or no CAGR.
+    - ``exposure_ratio = mean(exposure)``: the share of the n candles with a position open at some point of
+      the candle (backtesting.py's "Exposure Time").
+    - ``final_equity = equity_curve[-1]``, quote currency.
+
+    Trade figures: only **closed** trades count (a trade still open at the end has no exit and no pnl yet; a
+    simulator that closes it at the last close with ``end_of_data`` makes it count):
+
+    - ``n_trades``: the number of closed trades.
+    - ``win_rate_ratio``: the share of closed trades with ``pnl > 0`` (backtesting.py's ``(pl > 0).mean()``; a
+      zero pnl is not a win).
+    - ``profit_factor = sum(pnl > 0) / abs(sum(pnl < 0))`` over the quote-currency pnl (freqtrade's
+      ``profit_factor`` from ``profit_abs``; backtesting.py uses the trades' returns instead). None when there
+      is no losing trade (no gross loss: the ratio would be infinite or 0/0); 0.0 when no trade wins.
+    - ``expectancy_ratio = mean(pnl_ratio)`` (backtesting.py's "Expectancy"); ``best_trade_ratio`` and
+      ``worst_trade_ratio`` are the max and min ``pnl_ratio``.
+    - ``avg_trade_duration_days = mean(exit_time - entry_time) / 86_400`` (backtesting.py's "Avg. Trade
+      Duration").
+    - These are None when there is no closed trade; ``n_trades`` is then 0.
+    - ``total_fees``: the entry fees of every trade, open or closed, plus the exit fees of the closed ones,
+      quote currency: what the run actually paid.
+
+    Args:
+        equity_curve: shape (n,), float64, quote currency, the account's equity (cash plus open positions at
+            the close) at each candle's close, in time order, all finite and > 0, n >= 1.
+        buy_and_hold_curve: shape (n,), float64, quote currency, the equity of putting ``starting_cash`` into
+            the instruments (equal weights) at the first candle's open, at each candle's close; only its last
+            value is used.
+        exposure: shape (n,), bool, True where a position was open at some point of that candle.
+        trades: the run's trades, open and closed; a closed trade must have ``exit_time``, ``exit_fee``,
+            ``pnl`` and ``pnl_ratio`` set.
+        candle_seconds: length of one candle in seconds, > 0 (86_400 for daily, 60 for one-minute).
+        starting_cash: the cash at the first candle's open, quote currency, > 0.
+
+    Returns:
+        The keys of :data:`STATISTICS_KEYS`, in that order: ``n_trades`` an int, the others Python floats or
+        None (undefined). Ratios are fractions (0.05 = 5 %); ``total_fees`` and ``final_equity`` are quote
+        currency; ``*_days`` are days. No value is NaN or infinite.
+
+    Raises:
+        ValueError: an input has the wrong shape or an invalid value; the message says which and what was
+            received.
+    """
+    equity = _positive_curve(equity_curve, name="equity_curve")
+    n = equity.shape[0]
+    if n == 0:
+        raise ValueError("equity_curve is empty; compute statistics over at least one candle")
+    buy_and_hold = _positive_curve(buy_and_hold_curve, name="buy_and_hold_curve")
+    exposure_array = np.asarray(exposure)
+    for name, array in (("buy_and_hold_curve", buy_and_hold), ("exposure", exposure_array)):
+        if array.shape != (n,):
+            raise ValueError(f"{name} must have the shape of equity_curve, {(n,)}; was {array.shape}")
+    if (
+        isinstance(candle_seconds, bool)
+        or not isinstance(candle_seconds, int | np.integer)
+        or candle_seconds <= 0
+    ):
+        raise ValueError(
+            f"candle_seconds must be an integer > 0 (86400 for daily candles); was {candle_seconds!r}"
+        )
+    _require_positive(starting_cash, name="starting_cash")
+    starting_cash = float(starting_cash)
+
+    anchored = np.concatenate(([starting_cash], equity))
+    final_equity = float(equity[-1])
+    drawdown = drawdown_curve(equity, starting_equity=starting_cash)
+    max_drawdown = float(drawdown.max())
+    years = n * int(candle_seconds) / SECONDS_PER_YEAR
+    periods_per_year = SECONDS_PER_YEAR / int(candle_seconds)
+
+    # Valid but extreme inputs (equity spanning 1e-300 to 1e300, a 1000x gain over three one-minute candles)
+    # overflow float64; such figures come out inf or NaN here and are reported as None by _finite_or_none.
+    with np.errstate(over="ignore", invalid="ignore"):
+        returns = anchored[1:] / anchored[:-1] - 1.0
+        cagr = _finite_or_none(np.float64(final_equity / starting_cash) ** (1.0 / years) - 1.0)
+        sharpe = _sharpe_ratio(returns, periods_per_year)
+        sortino = _sortino_ratio(returns, periods_per_year)
+        calmar = _finite_or_none(cagr / max_drawdown) if cagr is not None and max_drawdown > 0 else None
+        statistics: dict[str, float | int | None] = {
+            "total_return_ratio": _finite_or_none(np.float64(final_equity) / starting_cash - 1.0),
+            "buy_and_hold_return_ratio": _finite_or_none(buy_and_hold[-1] / starting_cash - 1.0),
+            "cagr_ratio": cagr,
+            "sharpe_ratio": sharpe,
+            "sortino_ratio": sortino,
+            "max_drawdown_ratio": max_drawdown,
+            "max_drawdown_duration_days": _max_drawdown_candles(anchored)
+            * int(candle_seconds)
+            / SECONDS_PER_DAY,
+            "calmar_ratio": calmar,
+            **_trade_statistics(trades),
+            "exposure_ratio": float(np.count_nonzero(exposure_array)) / n,
+            "final_equity": final_equity,
+        }
+    return {key: statistics[key] for key in STATISTICS_KEYS}
+
+
+def _sharpe_ratio(returns: np.ndarray, periods_per_year: float) -> float | None:
+    """empyrical.sharpe_ratio with risk-free 0; None where empyrical gives NaN or inf."""
+    if returns.shape[0] < 2:
+        return None
+    # Returns within a few rounding errors of the division that made them are equal: a curve growing by a
+    # constant 1 % per candle has returns that differ in the last bit only, and their std of ~1e-18 would
+    # make a Sharpe ratio of ~1e15 (the problem empyrical's _zero_dispersion_std solves for exact equality).
+    if np.ptp(returns) <= _RETURN_ROUNDING * (1.0 + np.abs(returns).max()):
+        return None
+    std = returns.std(ddof=1)
+    if not std > 0:  # overflowed to NaN, or underflowed to 0 for returns too close to tell apart
+        return None
+    return _finite_or_none(returns.mean() / std * np.sqrt(periods_per_year))
+
+
+def _sortino_ratio(returns: np.ndarray, periods_per_year: float) -> float | None:
+    """empyrical.sortino_ratio with required return 0; None where empyrical gives NaN or inf."""
+    if returns.shape[0] < 2:
+        return None
+    downside_deviation = np.sqrt(np.mean(np.square(np.minimum(returns, 0.0))))
+    if not downside_deviation > 0:
+        return None
+    return _finite_or_none(returns.mean() / downside_deviation * np.sqrt(periods_per_year))
+
+
+def _max_drawdown_candles(anchored: np.ndarray) -> int:
+    """The longest underwater stretch of ``anchored`` (shape (n + 1,)), in candles.
+
+    A stretch runs from a peak (a point at or above every earlier point) to the next peak, or to the last point
+    when the curve ends below its peak. Two adjacent peaks have no stretch between them.
+    """
+    last = anchored.shape[0] - 1
+    peaks = np.flatnonzero(anchored >= np.maximum.accumulate(anchored))
+    gaps = np.diff(peaks)
+    longest = int(gaps.max()) if gaps.size and gaps.max() > 1 else 0
+    return max(longest, last - int(peaks[-1]))
+
+
+def _trade_statistics(trades: Sequence[Trade]) -> dict[str, float | int | None]:
+    """The trade figures of :func:`backtest_statistics` (closed trades; fees of all trades)."""
+    closed = [trade for trade in trades if not trade.is_open]
+    pnl_list: list[float] = []
+    pnl_ratio_list: list[float] = []
+    duration_list: list[float] = []
+    exit_fees: list[float] = []
+    for trade in closed:
+        if trade.pnl is None or trade.pnl_ratio is None or trade.exit_time is None or trade.exit_fee is None:
+            raise ValueError(
+                f"closed trade {trade.symbol} entered at index {trade.entry_index} must have exit_time, exit_fee, "
+                f"pnl and pnl_ratio set; was exit_time={trade.exit_time}, exit_fee={trade.exit_fee}, "
+                f"pnl={trade.pnl}, pnl_ratio={trade.pnl_ratio}"
+            )
+        pnl_list.append(trade.pnl)
+        pnl_ratio_list.append(trade.pnl_ratio)
+        duration_list.append(trade.exit_time - trade.entry_time)
+        exit_fees.append(trade.exit_fee)
+    total_fees = _finite_or_none(
+        np.sum([trade.entry_fee for trade in trades], dtype=np.float64) + np.sum(exit_fees, dtype=np.float64)
+    )
+    if not closed:
+        return {
+            "n_trades": 0,
+            "win_rate_ratio": None,
+            "profit_factor": None,
+            "expectancy_ratio": None,
+            "avg_trade_duration_days": None,
+            "best_trade_ratio": None,
+            "worst_trade_ratio": None,
+            "total_fees": total_fees,
+        }
+    pnl = np.array(pnl_list, dtype=np.float64)
+    pnl_ratio = np.array(pnl_ratio_list, dtype=np.float64)
+    duration_seconds = np.array(duration_list, dtype=np.float64)
+    gross_loss = -pnl[pnl < 0].sum()
+    gross_profit = pnl[pnl > 0].sum()
+    return {
+        "n_trades": len(closed),
+        "win_rate_ratio": float(np.count_nonzero(pnl > 0)) / len(closed),
+        "profit_factor": _finite_or_none(gross_profit / gross_loss) if gross_loss > 0 else None,
+        "expectancy_ratio": _finite_or_none(pnl_ratio.mean()),
+        "avg_trade_duration_days": _finite_or_none(duration_seconds.mean() / SECONDS_PER_DAY),
+        "best_trade_ratio": _finite_or_none(pnl_ratio.max()),
+        "worst_trade_ratio": _finite_or_none(pnl_ratio.min()),
+        "total_fees": total_fees,
+    }
+
+
+def _positive_curve(values: np.ndarray, *, name: str) -> np.ndarray:
+    """``values`` as a 1-D float64 array, checked finite and > 0."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, shape (n,); was shape {array.shape}")
+    bad = np.flatnonzero(~(np.isfinite(array) & (array > 0)))
+    if bad.size:
+        raise ValueError(
+            f"{name} must be finite and > 0 everywhere; was {float(array[bad[0]])!r} at index {bad[0]}"
+        )
+    return array
+
+
+def _require_positive(value: float, *, name: str) -> None:
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0; was {value!r}")
+
+
+def _finite_or_none(value: float | np.floating) -> float | None:
+    """``value`` as a Python float, or None when it is NaN or infinite (strict JSON has neither)."""
+    result = float(value)
+    return result if np.isfinite(result) else None

@@ -1,0 +1,119 @@
+"""Reads for the trading cycle: candles as engine arrays, a strategy's cash and equity, open trades."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+from django.db.models import QuerySet
+
+from instruments.models import Instrument, InstrumentOHLC, Timeframe
+from instruments.precision import price_quantize
+from positions.models import Position
+from trading.engine.exits import trailing_reference
+from trading.engine.step import OpenTrade
+from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
+from trading.models import Strategy
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_seconds(moment: datetime) -> int:
+    """Seconds since 1970-01-01 UTC of an aware datetime."""
+    return int((moment - EPOCH).total_seconds())
+
+
+def from_seconds(seconds: int) -> datetime:
+    """The aware UTC datetime of ``seconds`` since epoch."""
+    return EPOCH + timedelta(seconds=int(seconds))
+
+
+def to_decimal(value: float) -> Decimal:
+    """Convert an engine float to a stored ``Decimal``: its shortest round-trip text, rounded to the stored
+    precision (the one conversion on the way out of the engine)."""
+    return price_quantize(Decimal(repr(float(value))))
+
+
+def candles_before(instrument: Instrument, before: datetime) -> CandleArrays:
+    """Return every daily candle of ``instrument`` that opened before ``before``, as engine arrays.
+
+    Only completed candles as of ``before`` (a day boundary) are returned, so the live cycle cannot look ahead.
+    """
+    rows = list(
+        InstrumentOHLC.objects.filter(instrument=instrument, timeframe=Timeframe.D1, open_time__lt=before)
+        .order_by("open_time")
+        .values_list("open_time", "open", "high", "low", "close", "volume")
+    )
+    if not rows:
+        empty = np.empty(0, dtype=np.float64)
+        return CandleArrays(instrument.symbol, np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty)
+    times, opens, highs, lows, closes, volumes = zip(*rows, strict=True)
+    return CandleArrays(
+        symbol=instrument.symbol,
+        open_time=np.array([to_seconds(t) for t in times], dtype=np.int64),
+        open=np.array(opens, dtype=np.float64),
+        high=np.array(highs, dtype=np.float64),
+        low=np.array(lows, dtype=np.float64),
+        close=np.array(closes, dtype=np.float64),
+        volume=np.array([np.nan if v is None else v for v in volumes], dtype=np.float64),
+    )
+
+
+def strategy_cash(strategy: Strategy) -> Decimal:
+    """Free cash of a strategy's account: starting cash, minus what every position cost (notional + entry fee),
+    plus what every closed position returned (notional - exit fee). Quote currency."""
+    cash = strategy.starting_cash
+    for position in Position.objects.for_strategy(strategy).only(
+        "status", "quantity", "entry_price", "entry_fee", "exit_price", "exit_fee"
+    ):
+        cash -= position.entry_price * position.quantity + position.entry_fee
+        if position.status == Position.Status.CLOSED and position.exit_price is not None:
+            cash += position.exit_price * position.quantity - (position.exit_fee or Decimal(0))
+    return cash
+
+
+def strategy_equity(strategy: Strategy, prices: dict[int, Decimal]) -> Decimal:
+    """Cash plus open positions marked at ``prices`` (by instrument id; the entry price where none)."""
+    equity = strategy_cash(strategy)
+    for position in Position.objects.for_strategy(strategy).open():
+        equity += position.quantity * prices.get(position.instrument_id, position.entry_price)
+    return equity
+
+
+def open_positions(strategy: Strategy) -> QuerySet[Position]:
+    """The strategy's open positions with their instruments."""
+    return (
+        Position.objects.for_strategy(strategy)
+        .open()
+        .select_related("instrument")
+        .order_by("instrument__symbol")
+    )
+
+
+def position_trade(position: Position, candles: CandleArrays, *, next_check: int) -> OpenTrade:
+    """Return an open position as the engine's open trade, ready to be checked from candle ``next_check`` on.
+
+    The entry is placed on the candle it happened in (its day's open), which is what the backtest records; the
+    trailing reference is ``max(entry_price, highs of the candles from entry up to next_check)``, the value the
+    backtest carries incrementally.
+    """
+    entry_time = to_seconds(position.entry_at) // SECONDS_PER_DAY * SECONDS_PER_DAY
+    entry_index = int(np.searchsorted(candles.open_time, entry_time))
+    highs = candles.high[entry_index:next_check].tolist() if next_check > entry_index else []
+    entry_price = float(position.entry_price)
+    trade = Trade(
+        symbol=position.instrument.symbol,
+        side=position.side,
+        entry_index=entry_index,
+        entry_time=entry_time,
+        entry_price=entry_price,
+        quantity=float(position.quantity),
+        entry_fee=float(position.entry_fee),
+        stop_loss_price=None if position.stop_loss_price is None else float(position.stop_loss_price),
+        take_profit_price=None if position.take_profit_price is None else float(position.take_profit_price),
+        trailing_stop_price=None
+        if position.trailing_stop_price is None
+        else float(position.trailing_stop_price),
+    )
+    return OpenTrade(trade=trade, trail_reference=trailing_reference(entry_price, highs))
