@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
+from django.db import connection
 from django.db.models import QuerySet
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
@@ -35,28 +36,42 @@ def to_decimal(value: float) -> Decimal:
     return price_quantize(Decimal(repr(float(value))))
 
 
+#: Candles as floats straight from the database: the engine's one conversion on the way in, without building a
+#: ``Decimal`` and a ``datetime`` per value (which made ``candles_before`` the slowest part of a replay).
+_CANDLES_SQL = {
+    "postgresql": (
+        "SELECT CAST(EXTRACT(EPOCH FROM open_time) AS BIGINT), CAST(open AS DOUBLE PRECISION), "
+        "CAST(high AS DOUBLE PRECISION), CAST(low AS DOUBLE PRECISION), CAST(close AS DOUBLE PRECISION), "
+        "CAST(volume AS DOUBLE PRECISION) FROM {table} "
+        "WHERE instrument_id = %s AND timeframe = %s AND open_time < %s ORDER BY open_time"
+    ),
+    "sqlite": (
+        "SELECT CAST(strftime('%%s', open_time) AS INTEGER), CAST(open AS REAL), CAST(high AS REAL), "
+        "CAST(low AS REAL), CAST(close AS REAL), CAST(volume AS REAL) FROM {table} "
+        "WHERE instrument_id = %s AND timeframe = %s AND open_time < %s ORDER BY open_time"
+    ),
+}
+
+
 def candles_before(instrument: Instrument, before: datetime) -> CandleArrays:
     """Return every daily candle of ``instrument`` that opened before ``before``, as engine arrays.
 
     Only completed candles as of ``before`` (a day boundary) are returned, so the live cycle cannot look ahead.
+    Prices become float64 here, once (style guide rule 5); volumes unknown to the source are NaN.
     """
-    rows = list(
-        InstrumentOHLC.objects.filter(instrument=instrument, timeframe=Timeframe.D1, open_time__lt=before)
-        .order_by("open_time")
-        .values_list("open_time", "open", "high", "low", "close", "volume")
-    )
-    if not rows:
-        empty = np.empty(0, dtype=np.float64)
-        return CandleArrays(instrument.symbol, np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty)
-    times, opens, highs, lows, closes, volumes = zip(*rows, strict=True)
+    sql = _CANDLES_SQL[connection.vendor].format(table=InstrumentOHLC._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [instrument.pk, Timeframe.D1.value, connection.ops.adapt_datetimefield_value(before)])
+        rows = cursor.fetchall()
+    table = np.array(rows, dtype=np.float64).reshape(-1, 6) if rows else np.empty((0, 6), dtype=np.float64)
     return CandleArrays(
         symbol=instrument.symbol,
-        open_time=np.array([to_seconds(t) for t in times], dtype=np.int64),
-        open=np.array(opens, dtype=np.float64),
-        high=np.array(highs, dtype=np.float64),
-        low=np.array(lows, dtype=np.float64),
-        close=np.array(closes, dtype=np.float64),
-        volume=np.array([np.nan if v is None else v for v in volumes], dtype=np.float64),
+        open_time=table[:, 0].astype(np.int64),
+        open=np.ascontiguousarray(table[:, 1]),
+        high=np.ascontiguousarray(table[:, 2]),
+        low=np.ascontiguousarray(table[:, 3]),
+        close=np.ascontiguousarray(table[:, 4]),
+        volume=np.ascontiguousarray(table[:, 5]),
     )
 
 

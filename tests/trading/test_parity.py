@@ -1,0 +1,191 @@
+"""Parity: the daily cycle replayed day by day makes exactly the trades the engine's backtest reports.
+
+On the real history the project ships (Bitstamp BTC, ETH, LTC; Binance BTCUSDT), for strategies that between
+them use every exit kind. The replay sees one day at a time (candles before ``as_of`` only); the backtest sees
+all of history at once. Agreement is also the proof that the engine never looks ahead.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+
+import pytest
+from django.core.management import call_command
+
+from instruments.models import Instrument
+from positions.models import Position
+from trading.engine.backtest import backtest
+from trading.engine.criteria import criteria_parse
+from trading.models import Strategy
+from trading.replay import replay
+from trading.selectors import candles_before, from_seconds, to_seconds
+
+START, END = date(2019, 1, 1), date(2019, 12, 31)
+
+SMA = {"indicator": "sma", "period": 20}
+SMA_SLOW = {"indicator": "sma", "period": 50}
+STRATEGIES = {
+    "sma-cross-stop": (
+        ["bitcoin", "ethereum"],
+        {
+            "version": 1,
+            "side": "long",
+            "entry": {"all": [{"left": SMA, "op": "crosses_above", "right": SMA_SLOW}]},
+            "exit": {"any": [{"left": SMA, "op": "crosses_below", "right": SMA_SLOW}]},
+            "stop_loss_ratio": 0.08,
+            "fee_rate": 0.001,
+            "slippage_ratio": 0.0005,
+            "sizing": {"method": "equity_fraction", "value": 1.0},
+        },
+    ),
+    "rsi-take-profit-max-holding": (
+        ["bitcoin", "ethereum", "litecoin"],
+        {
+            "version": 1,
+            "side": "long",
+            "entry": {
+                "all": [{"left": {"indicator": "rsi", "period": 14}, "op": "<", "right": {"value": 35}}]
+            },
+            "exit": None,
+            "take_profit_ratio": 0.06,
+            "max_holding_days": 7,
+            "fee_rate": 0.001,
+            "slippage_ratio": 0.001,
+            "sizing": {"method": "equity_fraction", "value": 0.3},
+        },
+    ),
+    "breakout-trailing": (
+        ["bitcoin"],
+        {
+            "version": 1,
+            "side": "long",
+            "entry": {
+                "all": [
+                    {
+                        "left": {"indicator": "close"},
+                        "op": ">",
+                        "right": {"indicator": "highest", "period": 20, "source": "high", "shift": 1},
+                    }
+                ]
+            },
+            "exit": None,
+            "trailing_stop_ratio": 0.1,
+            "fee_rate": 0.001,
+            "slippage_ratio": 0.0,
+            "sizing": {"method": "equity_fraction", "value": 1.0},
+        },
+    ),
+    "macd-bollinger-fixed-quote": (
+        ["ethereum", "litecoin"],
+        {
+            "version": 1,
+            "side": "long",
+            "entry": {
+                "all": [
+                    {
+                        "left": {"indicator": "macd"},
+                        "op": "crosses_above",
+                        "right": {"indicator": "macd_signal"},
+                    },
+                    {
+                        "left": {"indicator": "close"},
+                        "op": ">",
+                        "right": {"indicator": "bb_middle", "period": 20},
+                    },
+                ]
+            },
+            "exit": {
+                "any": [
+                    {
+                        "left": {"indicator": "close"},
+                        "op": "<",
+                        "right": {"indicator": "bb_lower", "period": 20},
+                    },
+                    {"left": {"indicator": "roc", "period": 5}, "op": "<", "right": {"value": -0.08}},
+                    {
+                        "not": {
+                            "left": {"indicator": "ema", "period": 10},
+                            "op": ">=",
+                            "right": {"indicator": "atr", "period": 14, "shift": 0},
+                        }
+                    },
+                ]
+            },
+            "stop_loss_ratio": 0.05,
+            "fee_rate": 0.002,
+            "slippage_ratio": 0.001,
+            "sizing": {"method": "fixed_quote", "value": 3000},
+        },
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def shipped_history(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    with django_db_blocker.unblock():
+        call_command("load_shipped_history", verbosity=0)
+    yield
+    with django_db_blocker.unblock():
+        call_command("flush", "--noinput", verbosity=0)
+
+
+def replay_and_backtest(name: str):  # type: ignore[no-untyped-def]
+    coins, document = STRATEGIES[name]
+    strategy = Strategy.objects.create(name=name, criteria=document, starting_cash=10_000)
+    strategy.instruments.set(Instrument.objects.filter(coingecko_id__in=coins))
+    result = replay(strategy=strategy, start=START, end=END)
+    positions = list(
+        Position.objects.for_strategy(result.account)
+        .select_related("instrument")
+        .order_by("entry_at", "instrument__symbol")
+    )
+    everything = datetime(2100, 1, 1, tzinfo=UTC)
+    arrays = [candles_before(i, everything) for i in strategy.instruments.order_by("symbol")]
+    expected = backtest(
+        criteria=criteria_parse(document),
+        instruments=arrays,
+        start_time=to_seconds(datetime.combine(START, datetime.min.time(), tzinfo=UTC)),
+        end_time=to_seconds(datetime.combine(END, datetime.min.time(), tzinfo=UTC)),
+        starting_cash=10_000.0,
+    )
+    return positions, expected
+
+
+def close(a: object, b: object) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)  # type: ignore[arg-type]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_replay_makes_exactly_the_backtests_trades(shipped_history, name):
+    positions, expected = replay_and_backtest(name)
+
+    assert len(positions) == len(expected.trades) > 0
+    for position, trade in zip(positions, expected.trades, strict=True):
+        where = f"{position.instrument.symbol} entered {position.entry_at:%Y-%m-%d}"
+        assert position.instrument.symbol == trade.symbol, where
+        assert position.entry_at == from_seconds(trade.entry_time), where
+        assert close(position.entry_price, trade.entry_price), where
+        assert close(position.quantity, trade.quantity), where
+        assert close(position.entry_fee, trade.entry_fee), where
+        if trade.exit_time is None:
+            assert position.status == "open", where
+            continue
+        assert position.status == "closed", where
+        assert position.exit_reason == trade.exit_reason, where
+        assert position.exit_at == from_seconds(trade.exit_time), where
+        assert close(position.exit_price, trade.exit_price), where
+        assert close(position.exit_fee, trade.exit_fee), where
+        assert close(position.pnl, trade.pnl), where
+
+
+@pytest.mark.django_db
+def test_the_parity_strategies_use_every_exit_kind(shipped_history):
+    reasons = set()
+    for name in STRATEGIES:
+        _, expected = replay_and_backtest(name)
+        reasons |= {t.exit_reason for t in expected.trades if t.exit_reason}
+    assert reasons == {"signal", "stop_loss", "take_profit", "trailing_stop", "max_holding"}
