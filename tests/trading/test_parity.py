@@ -130,6 +130,19 @@ def shipped_history(django_db_setup, django_db_blocker):  # type: ignore[no-unty
         call_command("flush", "--noinput", verbosity=0)
 
 
+def backtest_of(name: str):  # type: ignore[no-untyped-def]
+    coins, document = STRATEGIES[name]
+    everything = datetime(2100, 1, 1, tzinfo=UTC)
+    instruments = Instrument.objects.filter(coingecko_id__in=coins).order_by("symbol")
+    return backtest(
+        criteria=criteria_parse(document),
+        instruments=[candles_before(i, everything) for i in instruments],
+        start_time=to_seconds(datetime.combine(START, datetime.min.time(), tzinfo=UTC)),
+        end_time=to_seconds(datetime.combine(END, datetime.min.time(), tzinfo=UTC)),
+        starting_cash=10_000.0,
+    )
+
+
 def replay_and_backtest(name: str):  # type: ignore[no-untyped-def]
     coins, document = STRATEGIES[name]
     strategy = Strategy.objects.create(name=name, criteria=document, starting_cash=10_000)
@@ -140,16 +153,7 @@ def replay_and_backtest(name: str):  # type: ignore[no-untyped-def]
         .select_related("instrument")
         .order_by("entry_at", "instrument__symbol")
     )
-    everything = datetime(2100, 1, 1, tzinfo=UTC)
-    arrays = [candles_before(i, everything) for i in strategy.instruments.order_by("symbol")]
-    expected = backtest(
-        criteria=criteria_parse(document),
-        instruments=arrays,
-        start_time=to_seconds(datetime.combine(START, datetime.min.time(), tzinfo=UTC)),
-        end_time=to_seconds(datetime.combine(END, datetime.min.time(), tzinfo=UTC)),
-        starting_cash=10_000.0,
-    )
-    return positions, expected
+    return positions, backtest_of(name)
 
 
 def close(a: object, b: object) -> bool:
@@ -186,6 +190,5 @@ def test_replay_makes_exactly_the_backtests_trades(shipped_history, name):
 def test_the_parity_strategies_use_every_exit_kind(shipped_history):
     reasons = set()
     for name in STRATEGIES:
-        _, expected = replay_and_backtest(name)
-        reasons |= {t.exit_reason for t in expected.trades if t.exit_reason}
+        reasons |= {t.exit_reason for t in backtest_of(name).trades if t.exit_reason}
     assert reasons == {"signal", "stop_loss", "take_profit", "trailing_stop", "max_holding"}
