@@ -35,12 +35,17 @@ class ReplayResult:
     cash: Decimal
 
 
+def replay_account_prefix(*, strategy: Strategy, start: date, end: date) -> str:
+    """The name every replay account of ``strategy`` over ``start``..``end`` starts with."""
+    return f"{strategy.name} [replay {start.isoformat()}..{end.isoformat()}"
+
+
 def replay_account_create(*, strategy: Strategy, start: date, end: date) -> Strategy:
     """Return a fresh, disabled paper account with ``strategy``'s criteria, instruments and starting cash."""
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")
     with transaction.atomic():
         account = Strategy.objects.create(
-            name=f"{strategy.name} [replay {start.isoformat()}..{end.isoformat()} {stamp}]"[:100],
+            name=f"{replay_account_prefix(strategy=strategy, start=start, end=end)} {stamp}]"[:100],
             description=f"Replay of {strategy.name!r} from {start.isoformat()} to {end.isoformat()}.",
             criteria=strategy.criteria,
             is_enabled=False,
@@ -63,6 +68,10 @@ def replay(*, strategy: Strategy, start: date, end: date) -> ReplayResult:
         )
     if end > timezone.now().date():
         raise ApplicationError(f"end {end.isoformat()} is in the future", extra={"field": "end"})
+    if strategy.name.find(" [replay ") >= 0:
+        raise ApplicationError(
+            f"{strategy.name!r} is a replay account already; replay the strategy it came from"
+        )
     strategy.parsed_criteria()  # refuse invalid criteria before creating anything
     account = replay_account_create(strategy=strategy, start=start, end=end)
     broker = ReplayBroker()

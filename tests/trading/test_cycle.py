@@ -17,10 +17,10 @@ from rest_framework.test import APIClient
 
 from instruments.models import InstrumentOHLC
 from positions.models import History, Position
-from trading.models import Strategy, StrategyStep
-from trading.services import position_close_manual, sync_close_positions, sync_new_trades
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory
+from trading.models import Strategy, StrategyStep
+from trading.services import position_close_manual, sync_close_positions, sync_new_trades
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NOW = datetime(2024, 1, 11, 0, 40, tzinfo=UTC)  # as_of 2024-01-11: candle 2024-01-10 has closed
