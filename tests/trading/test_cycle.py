@@ -265,3 +265,14 @@ def test_concurrent_open_steps_open_one_position(bitcoin, price_105):
     assert Position.objects.count() == 1
     actions = sorted(s["results"][0]["action"] for s in summaries)
     assert actions == ["opened"] + ["skipped"] * 7
+
+
+@time_machine.travel(NOW, tick=False)
+def test_celery_tasks_run_the_same_steps(bitcoin, price_105):
+    from trading.tasks import sync_close_positions_task, sync_new_trades_task
+
+    strategy_on(bitcoin)
+    opened = sync_new_trades_task.delay(as_of="2024-01-11").get()
+    closed = sync_close_positions_task.delay(as_of="2024-01-11", instruments=["bitcoin"]).get()
+    assert opened["results"][0]["action"] == "opened" and closed["step"] == "close"
+    assert Position.objects.count() == 1
