@@ -61,7 +61,9 @@ def candles_before(instrument: Instrument, before: datetime) -> CandleArrays:
     """
     sql = _CANDLES_SQL[connection.vendor].format(table=InstrumentOHLC._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [instrument.pk, Timeframe.D1.value, connection.ops.adapt_datetimefield_value(before)])
+        cursor.execute(
+            sql, [instrument.pk, Timeframe.D1.value, connection.ops.adapt_datetimefield_value(before)]
+        )
         rows = cursor.fetchall()
     table = np.array(rows, dtype=np.float64).reshape(-1, 6) if rows else np.empty((0, 6), dtype=np.float64)
     return CandleArrays(

@@ -12,7 +12,9 @@ from trading.cycle import run_cycle
 
 
 class Command(BaseCommand):
-    help = "Run the daily cycle once: collect (sync_data), open (sync_new_trades), close (sync_close_positions)."
+    help = (
+        "Run the daily cycle once: collect (sync_data), open (sync_new_trades), close (sync_close_positions)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--as-of", help="UTC date YYYY-MM-DD the cycle runs for (default: today).")
