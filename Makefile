@@ -22,10 +22,13 @@ $(VENV)/.dev: requirements-dev.lock $(VENV)/.created
 	$(VENV)/bin/pip install --quiet --require-hashes -r requirements-dev.lock
 	@touch $@ $(VENV)/.runtime
 
-## run: migrate, load the shipped history, run the daily cycle once, make an admin, serve on 127.0.0.1:8000
+## run: migrate, load the shipped history and the example strategies, replay them over the last stored year,
+## run the daily cycle once, make an admin, serve on 127.0.0.1:8000
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_shipped_history
+	$(PY) manage.py load_example_strategies --enable
+	$(PY) manage.py replay --days 365 --skip-existing
 	$(PY) manage.py run_cycle
 	$(PY) manage.py ensure_admin
 	@echo

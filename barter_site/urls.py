@@ -11,4 +11,6 @@ urlpatterns = [
     path("api/", include("instruments.urls")),
     path("api/", include("positions.urls")),
     path("api/", include("trading.urls")),
+    path("api/", include("trading.api_urls")),
+    path("", include("trading.page_urls")),
 ]

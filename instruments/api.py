@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.sync import sync_data
+from positions.models import RunStatus
 
 
 class StrictSerializer(serializers.Serializer):
@@ -62,7 +63,7 @@ class RunSummarySerializer(serializers.Serializer):
 
     run_id = serializers.UUIDField()
     step = serializers.CharField()
-    status = serializers.ChoiceField(choices=["ok", "partial", "failed"])
+    status = serializers.ChoiceField(choices=RunStatus.choices)
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField()
     as_of = serializers.DateField()

@@ -1,4 +1,5 @@
-"""Admin for ``History``: read-only, as the record is append-only."""
+"""Admin for ``History``: read-only, as the record is append-only. (Positions are administered in
+``trading.admin``, beside the service that closes them.)"""
 
 from __future__ import annotations
 

@@ -51,7 +51,10 @@ class RunRecorder:
             payload: JSON details.
         """
         if kind == HistoryKind.ERROR:
-            error: dict[str, Any] = {"instrument": instrument.coingecko_id if instrument else None, "message": message}
+            error: dict[str, Any] = {
+                "instrument": instrument.coingecko_id if instrument else None,
+                "message": message,
+            }
             if strategy is not None:
                 error["strategy"] = strategy.name
             self.errors.append(error)

@@ -79,7 +79,9 @@ class History(models.Model):
     strategy = models.ForeignKey(
         "trading.Strategy", null=True, blank=True, on_delete=models.PROTECT, related_name="history"
     )
-    position = models.ForeignKey("Position", null=True, blank=True, on_delete=models.PROTECT, related_name="history")
+    position = models.ForeignKey(
+        "Position", null=True, blank=True, on_delete=models.PROTECT, related_name="history"
+    )
     message = models.TextField(blank=True)
     payload = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
 
@@ -157,13 +159,18 @@ class Position(models.Model):
         max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
     )
     trailing_stop_price = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True,
+        max_digits=PRICE_MAX_DIGITS,
+        decimal_places=PRICE_DECIMAL_PLACES,
+        null=True,
+        blank=True,
         help_text="The trailing stop level in force (it only rises).",
     )
     exits_checked_through = models.DateTimeField(
         null=True, blank=True, help_text="Open time of the last candle the exit rules were checked against."
     )
-    pnl = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True)
+    pnl = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+    )
     pnl_ratio = models.DecimalField(
         max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
     )
@@ -184,11 +191,24 @@ class Position(models.Model):
             # Exit fields are set if and only if the position is closed, so no half-closed row can exist.
             models.CheckConstraint(
                 condition=(
-                    Q(status="open", exit_price__isnull=True, exit_at__isnull=True, exit_fee__isnull=True,
-                      exit_reason="", pnl__isnull=True, pnl_ratio__isnull=True)
+                    Q(
+                        status="open",
+                        exit_price__isnull=True,
+                        exit_at__isnull=True,
+                        exit_fee__isnull=True,
+                        exit_reason="",
+                        pnl__isnull=True,
+                        pnl_ratio__isnull=True,
+                    )
                     | (
-                        Q(status="closed", exit_price__isnull=False, exit_at__isnull=False, exit_fee__isnull=False,
-                          pnl__isnull=False, pnl_ratio__isnull=False)
+                        Q(
+                            status="closed",
+                            exit_price__isnull=False,
+                            exit_at__isnull=False,
+                            exit_fee__isnull=False,
+                            pnl__isnull=False,
+                            pnl_ratio__isnull=False,
+                        )
                         & ~Q(exit_reason="")
                     )
                 ),

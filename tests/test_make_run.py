@@ -10,7 +10,8 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from instruments.models import Instrument, InstrumentOHLC
-from positions.models import History, HistoryKind
+from positions.models import History, HistoryKind, Position
+from trading.models import Strategy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,9 +20,17 @@ def test_first_run_loads_history_records_the_offline_cycle_and_makes_an_admin(se
     settings.COINGECKO_BASE_URL = "http://127.0.0.1:9/api/v3"  # offline: nothing listens on the discard port
 
     call_command("load_shipped_history")
+    call_command("load_example_strategies", "--enable")
+    call_command("replay", "--days", "365", "--skip-existing")
     call_command("run_cycle")
     call_command("ensure_admin")
     out = capsys.readouterr().out
+
+    # The examples, replayed by the real daily cycle over the last stored year, opened and closed positions.
+    replayed = Position.objects.filter(strategy__name__contains="[replay ")
+    assert replayed.closed().exists() and replayed.count() >= 3
+    assert set(replayed.values_list("strategy__is_enabled", flat=True)) == {False}
+    assert Strategy.objects.enabled().count() == 3
 
     assert set(Instrument.objects.values_list("coingecko_id", flat=True)) == {
         "bitcoin",
@@ -41,8 +50,12 @@ def test_first_run_loads_history_records_the_offline_cycle_and_makes_an_admin(se
     api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert api.get("/api/instruments/").json()["count"] == 3
 
+    before = Position.objects.count()
     call_command("load_shipped_history")
+    call_command("load_example_strategies", "--enable")
+    call_command("replay", "--days", "365", "--skip-existing")
     call_command("ensure_admin")
     again = capsys.readouterr().out
+    assert Position.objects.count() == before and "already replayed" in again
     assert "An admin user exists already" in again and password not in again
     assert InstrumentOHLC.objects.filter(instrument__coingecko_id="bitcoin").count() == 3432

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from instruments.api import SyncRequestSerializer
+from positions.models import RunStatus
 from trading.services import sync_close_positions, sync_new_trades
 
 
@@ -33,7 +34,7 @@ class StepSummarySerializer(serializers.Serializer):
 
     run_id = serializers.UUIDField()
     step = serializers.CharField()
-    status = serializers.ChoiceField(choices=["ok", "partial", "failed"])
+    status = serializers.ChoiceField(choices=RunStatus.choices)
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField()
     as_of = serializers.DateField()

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from barter_site.errors import ApplicationError
@@ -513,6 +514,8 @@ def position_close_manual(*, position: Position, price: Decimal | None = None) -
         PositionNotOpenError: the position is already closed.
         ApplicationError: there is no price to close at.
     """
+    if Position.objects.filter(pk=position.pk).exclude(status=Position.Status.OPEN).exists():
+        raise PositionNotOpenError(f"position {position.pk} is already closed")
     recorder = run_start(step=Step.CLOSE, params={"position": position.pk, "manual": True})
     pending = _Pending()
     with transaction.atomic():
@@ -555,6 +558,19 @@ def position_close_manual(*, position: Position, price: Decimal | None = None) -
         status=run_status(errors=0, succeeded=1), summary={"results": [{"position_id": locked.pk}]}
     )
     return locked
+
+
+def strategies_set_enabled(*, strategies: QuerySet[Strategy], is_enabled: bool) -> int:
+    """Enable (the daily cycle trades them) or disable strategies.
+
+    Args:
+        strategies: the strategies to change.
+        is_enabled: the new value.
+
+    Returns:
+        How many strategies changed (those already in that state are left untouched).
+    """
+    return strategies.exclude(is_enabled=is_enabled).update(is_enabled=is_enabled, updated_at=timezone.now())
 
 
 def day_range(start: date, end: date) -> list[date]:

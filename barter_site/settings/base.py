@@ -99,6 +99,10 @@ REST_FRAMEWORK = {
 }
 
 SPECTACULAR_SETTINGS = {
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "positions.models.RunStatus",
+        "PositionStatusEnum": "positions.models.Position.Status",
+    },
     "TITLE": "Barter API",
     "DESCRIPTION": "Daily crypto trading cycle: candles, history, and the sync endpoints.",
     "VERSION": "1",

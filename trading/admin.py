@@ -1,0 +1,203 @@
+"""Admin for strategies: criteria edited as indented JSON with every problem shown under the field, account
+figures in the list, and "Enable" / "Disable" actions."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from barter_site.errors import ApplicationError
+from instruments.admin import ReadOnlyAdmin
+from positions.models import Position
+from trading.models import Strategy
+from trading.selectors_dashboard import account_cash, account_open_positions_count, strategies_with_accounts
+from trading.services import position_close_manual, strategies_set_enabled
+
+#: Keys in the order CRITERIA.md writes them; PostgreSQL's jsonb keeps its own order (shortest key first),
+#: so the form puts them back for people. Keys not listed follow in stored order.
+_KEY_ORDER = {
+    key: rank
+    for rank, key in enumerate(
+        [
+            "version", "side", "entry", "exit", "stop_loss_ratio", "take_profit_ratio", "trailing_stop_ratio",
+            "max_holding_days", "sizing", "fee_rate", "slippage_ratio", "all", "any", "not", "left", "op", "right",
+            "value", "indicator", "period", "source", "stddev", "fast", "slow", "signal", "shift", "method",
+        ]
+    )
+}  # fmt: skip
+
+
+def _in_reading_order(value: Any) -> Any:
+    """Return ``value`` with every object's keys in :data:`_KEY_ORDER` (a copy; lists keep their order)."""
+    if isinstance(value, dict):
+        ordered = sorted(value, key=lambda key: _KEY_ORDER.get(key, len(_KEY_ORDER)))
+        return {key: _in_reading_order(value[key]) for key in ordered}
+    if isinstance(value, list):
+        return [_in_reading_order(item) for item in value]
+    return value
+
+
+class CriteriaJSONField(forms.JSONField):
+    """A criteria document as indented JSON, keys in reading order, in a monospace text area.
+
+    A syntax error names its line and column; the criteria themselves are checked by the model field's validator
+    (``trading.models.criteria_validate``), which lists every problem with its path under the field.
+    """
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(_in_reading_order(value), indent=2, ensure_ascii=False, cls=self.encoder)
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            try:
+                json.loads(value, cls=self.decoder)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(
+                    "invalid JSON at line %(line)s, column %(column)s: %(reason)s",
+                    code="invalid",
+                    params={"line": exc.lineno, "column": exc.colno, "reason": exc.msg},
+                ) from exc
+        return super().to_python(value)
+
+
+class StrategyAdminForm(forms.ModelForm):
+    """The strategy form, with :class:`CriteriaJSONField` for ``criteria``."""
+
+    criteria = CriteriaJSONField(
+        widget=forms.Textarea(
+            attrs={"rows": 28, "cols": 90, "spellcheck": "false", "style": "font-family: monospace"}
+        ),
+        help_text=(
+            'Trade criteria, format version 1 (JSON): "entry" and "exit" conditions, risk exits '
+            "(stop_loss_ratio, take_profit_ratio, trailing_stop_ratio as fractions: 0.08 means 8 %), sizing, "
+            "fee_rate and slippage_ratio. Each problem is listed with its path."
+        ),
+    )
+
+    class Meta:
+        model = Strategy
+        fields = [
+            "name",
+            "description",
+            "criteria",
+            "instruments",
+            "is_enabled",
+            "starting_cash",
+            "execution_backend",
+        ]
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+@admin.register(Strategy)
+class StrategyAdmin(admin.ModelAdmin):
+    """Strategies with their cash and open positions (read in a constant number of queries)."""
+
+    form = StrategyAdminForm
+    list_display = [
+        "name",
+        "is_enabled",
+        "instrument_list",
+        "starting_cash_display",
+        "cash",
+        "open_positions",
+        "updated_at",
+    ]
+    list_filter = ["is_enabled", "execution_backend"]
+    search_fields = ["name", "description"]
+    filter_horizontal = ["instruments"]
+    readonly_fields = ["cash", "open_positions", "created_at", "updated_at"]
+    actions = ["enable", "disable"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Strategy]:
+        return strategies_with_accounts(super().get_queryset(request))
+
+    @admin.display(description="instruments")
+    def instrument_list(self, obj: Strategy) -> str:
+        return ", ".join(i.symbol for i in obj.instruments.all()) or "-"
+
+    @admin.display(description="starting cash", ordering="starting_cash")
+    def starting_cash_display(self, obj: Strategy) -> str:
+        return _money(obj.starting_cash)
+
+    @admin.display(description="cash")
+    def cash(self, obj: Strategy) -> str:
+        return "-" if obj.pk is None else _money(account_cash(obj))
+
+    @admin.display(description="open positions", ordering="open_positions_count")
+    def open_positions(self, obj: Strategy) -> int:
+        return 0 if obj.pk is None else account_open_positions_count(obj)
+
+    @admin.action(description="Enable (the daily cycle trades them)", permissions=["change"])
+    def enable(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:
+        changed = strategies_set_enabled(strategies=queryset, is_enabled=True)
+        self.message_user(
+            request, f"{changed} strateg{'y' if changed == 1 else 'ies'} enabled.", messages.SUCCESS
+        )
+
+    @admin.action(description="Disable", permissions=["change"])
+    def disable(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:
+        changed = strategies_set_enabled(strategies=queryset, is_enabled=False)
+        self.message_user(
+            request, f"{changed} strateg{'y' if changed == 1 else 'ies'} disabled.", messages.SUCCESS
+        )
+
+
+@admin.register(Position)
+class PositionAdmin(ReadOnlyAdmin):
+    """Positions, read-only (the cycle writes them), with a "Close now" action for open ones."""
+
+    list_display = [
+        "id",
+        "strategy",
+        "instrument",
+        "side",
+        "status",
+        "quantity",
+        "entry_at",
+        "entry_price",
+        "exit_at",
+        "exit_price",
+        "exit_reason",
+        "pnl",
+        "pnl_pct",
+    ]
+    list_filter = ["status", "strategy", "instrument", "exit_reason"]
+    list_select_related = ["strategy", "instrument"]
+    date_hierarchy = "entry_at"
+    actions = ["close_now"]
+
+    @admin.display(description="pnl %", ordering="pnl_ratio")
+    def pnl_pct(self, obj: Position) -> str:
+        return "-" if obj.pnl_ratio is None else f"{obj.pnl_ratio * 100:.2f} %"
+
+    def has_close_permission(self, request: HttpRequest) -> bool:
+        """Closing a position changes it: only users who may change positions (superusers) may."""
+        return request.user.has_perm("positions.change_position")
+
+    @admin.action(description="Close now (at the current price; exit reason manual)", permissions=["close"])
+    def close_now(self, request: HttpRequest, queryset: QuerySet[Position]) -> None:
+        for position in queryset.select_related("strategy", "instrument").order_by("id"):
+            label = f"position {position.pk} ({position.strategy.name}, {position.instrument.symbol})"
+            try:
+                closed = position_close_manual(position=position)
+            except ApplicationError as exc:
+                self.message_user(request, f"{label}: not closed: {exc.message}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"{label}: closed at {closed.exit_price:.2f}, pnl {closed.pnl:.2f} "
+                f"({(closed.pnl_ratio or Decimal(0)) * 100:.2f} %)",
+                messages.SUCCESS,
+            )

@@ -1,0 +1,102 @@
+"""REST API of strategies: list, read, create and change them (never delete: positions and history refer to
+them; disable one instead)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import mixins, serializers, viewsets
+
+from instruments.models import Instrument
+from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from trading.engine.criteria import CriteriaError, criteria_parse
+from trading.models import Strategy
+from trading.selectors_dashboard import account_cash, account_open_positions_count, strategies_with_accounts
+
+#: Renders read-only money like the model's money fields (a decimal string at the stored precision).
+_MONEY = serializers.DecimalField(
+    max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, read_only=True
+)
+
+
+class StrategySerializer(serializers.ModelSerializer):
+    """A strategy. ``criteria`` is a criteria document (format version 1); ``instruments`` are CoinGecko ids;
+    ``cash`` (quote currency, decimal string) and ``open_positions`` (count) are read-only."""
+
+    criteria = serializers.JSONField(
+        help_text="Trade criteria, format version 1; each problem is reported with its path."
+    )
+    instruments = serializers.SlugRelatedField(
+        many=True,
+        slug_field="coingecko_id",
+        queryset=Instrument.objects.all(),
+        required=False,
+        error_messages={
+            "does_not_exist": "unknown instrument {value!r}: use the CoinGecko id of a stored instrument "
+            "(GET /api/instruments/)"
+        },
+    )
+    cash = serializers.SerializerMethodField(help_text="Free cash of the paper account, quote currency.")
+    open_positions = serializers.SerializerMethodField(help_text="How many positions are open.")
+
+    class Meta:
+        model = Strategy
+        fields = [
+            "id",
+            "name",
+            "description",
+            "criteria",
+            "instruments",
+            "is_enabled",
+            "starting_cash",
+            "execution_backend",
+            "created_at",
+            "updated_at",
+            "cash",
+            "open_positions",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def validate_criteria(self, value: Any) -> Any:
+        """Refuse an invalid criteria document with one message per problem, each with its path."""
+        try:
+            criteria_parse(value)
+        except CriteriaError as exc:
+            raise serializers.ValidationError(
+                [f"{path}: {message}" if path else message for path, message in exc.errors]
+            ) from exc
+        return value
+
+    def validate_starting_cash(self, value: Decimal) -> Decimal:
+        """Refuse a starting cash of zero or less (the account needs money to trade with)."""
+        if value <= 0:
+            raise serializers.ValidationError(f"must be > 0, was {value.normalize():f}")
+        return value
+
+    @extend_schema_field(_MONEY)
+    def get_cash(self, obj: Strategy) -> str:
+        return str(_MONEY.to_representation(account_cash(obj)))
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_open_positions(self, obj: Strategy) -> int:
+        return account_open_positions_count(obj)
+
+
+class StrategyViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """``GET``/``POST /api/strategies/`` and ``GET``/``PATCH /api/strategies/{id}/``, by name, paginated."""
+
+    serializer_class = StrategySerializer
+    # PATCH only: a PUT would have to restate every field, and DELETE is refused (disable a strategy instead).
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Strategy]:
+        return strategies_with_accounts().order_by("name")
