@@ -514,8 +514,13 @@ def position_close_manual(*, position: Position, price: Decimal | None = None) -
         PositionNotOpenError: the position is already closed.
         ApplicationError: there is no price to close at.
     """
-    if Position.objects.filter(pk=position.pk).exclude(status=Position.Status.OPEN).exists():
-        raise PositionNotOpenError(f"position {position.pk} is already closed")
+    closed_for = (
+        Position.objects.filter(pk=position.pk)
+        .exclude(status=Position.Status.OPEN)
+        .values_list("exit_reason", flat=True)
+    )
+    for reason in closed_for:  # checked before the run starts, so a refusal leaves no unfinished run behind
+        raise PositionNotOpenError(f"position {position.pk} is already closed ({reason})")
     recorder = run_start(step=Step.CLOSE, params={"position": position.pk, "manual": True})
     pending = _Pending()
     with transaction.atomic():
