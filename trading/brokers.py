@@ -54,7 +54,17 @@ class PaperBroker(ExecutionBackend):
 
     name = "paper"
 
+    def __init__(self) -> None:
+        self._known: dict[int, Quote] = {}
+
     def quotes(self, instruments: list[Instrument], *, as_of: date) -> dict[int, Quote]:
+        """Prices now; each instrument is asked for once per broker (one broker serves one run)."""
+        missing = [i for i in instruments if i.pk not in self._known]
+        if missing:
+            self._known.update(self._fetch(missing))
+        return {i.pk: self._known[i.pk] for i in instruments if i.pk in self._known}
+
+    def _fetch(self, instruments: list[Instrument]) -> dict[int, Quote]:
         now = timezone.now()
         found: dict[int, Quote] = {}
         by_currency: dict[str, list[Instrument]] = {}

@@ -127,8 +127,11 @@ def _run(
         },
     )
     results: list[StepResult] = []
+    brokers: dict[str, ExecutionBackend] = {}  # one per backend and run, so prices are asked for once
     for strategy in chosen:
-        backend = broker or broker_for(strategy.execution_backend)
+        backend = broker or brokers.setdefault(
+            strategy.execution_backend, broker_for(strategy.execution_backend)
+        )
         pending = _Pending()
         try:
             handler = _open_strategy if step == Step.OPEN else _close_strategy
@@ -244,7 +247,13 @@ def _open_strategy(
         candles = candles_before(instrument, _boundary(as_of))
         t, signals = _signals_at(criteria, candles, as_of)
         prepared[instrument.symbol] = (instrument, candles, signals, t)
-    quotes = broker.quotes(instruments, as_of=as_of) if instruments else {}
+    held_before = set(open_positions(strategy).values_list("instrument__symbol", flat=True))
+    wanted = any(
+        t is not None and signals.entry[t] and symbol not in held_before
+        for symbol, (_, _, signals, t) in prepared.items()
+    )
+    # Prices are needed only when something may be entered (they also mark the open positions for sizing).
+    quotes = broker.quotes(instruments, as_of=as_of) if wanted else {}
     lines: list[StepResult] = []
     with transaction.atomic():
         refused = _claim(strategy, StrategyStep.Step.OPEN, as_of, run_id)
