@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -59,7 +60,10 @@ class SyncResultSerializer(serializers.Serializer):
 
 
 class RunSummarySerializer(serializers.Serializer):
-    """The summary every sync endpoint returns, and ``History`` keeps in the run's ``run_finished`` row."""
+    """The summary every step endpoint returns, and ``History`` keeps in the run's ``run_finished`` row.
+
+    Subclasses declare ``results`` (what one line of this step says).
+    """
 
     run_id = serializers.UUIDField()
     step = serializers.CharField()
@@ -67,22 +71,39 @@ class RunSummarySerializer(serializers.Serializer):
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField()
     as_of = serializers.DateField()
-    results = SyncResultSerializer(many=True)
     errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]  # a field here
 
 
-class SyncDataView(APIView):
-    """``POST /api/sync_data``: the collect step."""
+class SyncSummarySerializer(RunSummarySerializer):
+    """The summary of a collect run."""
 
-    @extend_schema(request=SyncRequestSerializer, responses={200: RunSummarySerializer})
+    results = SyncResultSerializer(many=True)
+
+
+class StepView(APIView):
+    """A cycle step endpoint: parse the optional body ``{"as_of", "instruments"}``, call ``service``, answer
+    its summary. Subclasses set ``service`` and document ``post`` for the schema."""
+
+    service: Callable[..., dict[str, Any]]
+
     def post(self, request: Request) -> Response:
-        """Add the missing completed daily candles of the active (or named) instruments up to ``as_of``."""
         body = SyncRequestSerializer(data=request.data if request.data else {})
         body.is_valid(raise_exception=True)
-        summary = sync_data(
+        summary = type(self).service(
             as_of=body.validated_data.get("as_of"), instruments=body.validated_data.get("instruments")
         )
         return Response(summary)
+
+
+class SyncDataView(StepView):
+    """``POST /api/sync_data``: the collect step."""
+
+    service = staticmethod(sync_data)
+
+    @extend_schema(request=SyncRequestSerializer, responses={200: SyncSummarySerializer})
+    def post(self, request: Request) -> Response:
+        """Add the missing completed daily candles of the active (or named) instruments up to ``as_of``."""
+        return super().post(request)
 
 
 class InstrumentSerializer(serializers.ModelSerializer):

@@ -311,37 +311,18 @@ def _open_strategy(
                 if trade.trailing_stop_price is None
                 else to_decimal(trade.trailing_stop_price),
             )
-            order = {
-                "side": "buy",
-                "quantity": str(position.quantity),
-                "price": str(quote.price),
-                "source": quote.source,
-                "backend": broker.name,
-            }
-            pending.add(
-                HistoryKind.ORDER,
-                f"buy {position.quantity} {instrument.symbol}",
-                instrument=instrument,
-                position=position,
-                payload=order,
-            )
-            pending.add(
-                HistoryKind.FILL,
-                f"bought {position.quantity} {instrument.symbol} at {position.entry_price}",
-                instrument=instrument,
-                position=position,
-                payload={"price": str(position.entry_price), "fee": str(position.entry_fee)},
-            )
-            pending.add(
-                HistoryKind.POSITION_OPENED,
-                f"opened {instrument.symbol} at {position.entry_price}",
-                instrument=instrument,
-                position=position,
-                payload={
-                    "entry_price": str(position.entry_price),
-                    "quantity": str(position.quantity),
-                    "entry_at": position.entry_at.isoformat(),
-                },
+            _trade_events(
+                pending,
+                position,
+                side="buy",
+                price=position.entry_price,
+                fee=position.entry_fee,
+                order={"price": str(quote.price), "source": quote.source, "backend": broker.name},
+                outcome=(
+                    HistoryKind.POSITION_OPENED,
+                    f"opened {instrument.symbol} at {position.entry_price}",
+                    {"entry_price": str(position.entry_price), "entry_at": position.entry_at.isoformat()},
+                ),
             )
             lines.append(
                 StepResult(
@@ -485,32 +466,58 @@ def _record_close(position: Position, trade: Trade, pending: _Pending, backend: 
         position=position,
         payload={"reason": position.exit_reason, "side": "exit"},
     )
+    _trade_events(
+        pending,
+        position,
+        side="sell",
+        price=position.exit_price,
+        fee=position.exit_fee,
+        order={"backend": backend},
+        outcome=(
+            HistoryKind.POSITION_CLOSED,
+            f"closed {instrument.symbol} ({position.exit_reason}), pnl {position.pnl}",
+            {
+                "exit_reason": position.exit_reason,
+                "exit_price": str(position.exit_price),
+                "pnl": str(position.pnl),
+                "pnl_ratio": str(position.pnl_ratio),
+                "exit_at": position.exit_at.isoformat(),
+            },
+        ),
+    )
+
+
+def _trade_events(
+    pending: _Pending,
+    position: Position,
+    *,
+    side: str,
+    price: Decimal | None,
+    fee: Decimal | None,
+    order: dict[str, Any],
+    outcome: tuple[HistoryKind, str, dict[str, Any]],
+) -> None:
+    """Queue the order, fill and position-opened/closed events of one paper trade."""
+    instrument = position.instrument
+    quantity = str(position.quantity)
+    done = "bought" if side == "buy" else "sold"
     pending.add(
         HistoryKind.ORDER,
-        f"sell {position.quantity} {instrument.symbol}",
+        f"{side} {quantity} {instrument.symbol}",
         instrument=instrument,
         position=position,
-        payload={"side": "sell", "quantity": str(position.quantity), "backend": backend},
+        payload={"side": side, "quantity": quantity, **order},
     )
     pending.add(
         HistoryKind.FILL,
-        f"sold {position.quantity} {instrument.symbol} at {position.exit_price}",
+        f"{done} {quantity} {instrument.symbol} at {price}",
         instrument=instrument,
         position=position,
-        payload={"price": str(position.exit_price), "fee": str(position.exit_fee)},
+        payload={"price": str(price), "fee": str(fee)},
     )
+    kind, message, payload = outcome
     pending.add(
-        HistoryKind.POSITION_CLOSED,
-        f"closed {instrument.symbol} ({position.exit_reason}), pnl {position.pnl}",
-        instrument=instrument,
-        position=position,
-        payload={
-            "exit_reason": position.exit_reason,
-            "exit_price": str(position.exit_price),
-            "pnl": str(position.pnl),
-            "pnl_ratio": str(position.pnl_ratio),
-            "exit_at": position.exit_at.isoformat(),
-        },
+        kind, message, instrument=instrument, position=position, payload={"quantity": quantity, **payload}
     )
 
 
