@@ -17,7 +17,8 @@ from barter_site.errors import ApplicationError
 from instruments.admin import ReadOnlyAdmin
 from positions.models import Position
 from trading.models import Strategy
-from trading.selectors_dashboard import account_cash, account_open_positions_count, strategies_with_accounts
+from trading.selectors import strategy_cash
+from trading.selectors_dashboard import account_open_positions_count, strategies_with_accounts
 from trading.services import position_close_manual, strategies_set_enabled
 
 #: Keys in the order CRITERIA.md writes them; PostgreSQL's jsonb keeps its own order (shortest key first),
@@ -133,7 +134,7 @@ class StrategyAdmin(admin.ModelAdmin):
 
     @admin.display(description="cash")
     def cash(self, obj: Strategy) -> str:
-        return "-" if obj.pk is None else _money(account_cash(obj))
+        return "-" if obj.pk is None else _money(strategy_cash(obj))
 
     @admin.display(description="open positions", ordering="open_positions_count")
     def open_positions(self, obj: Strategy) -> int:

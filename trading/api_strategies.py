@@ -14,7 +14,8 @@ from instruments.models import Instrument
 from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
 from trading.engine.criteria import CriteriaError, criteria_parse
 from trading.models import Strategy
-from trading.selectors_dashboard import account_cash, account_open_positions_count, strategies_with_accounts
+from trading.selectors import strategy_cash
+from trading.selectors_dashboard import account_open_positions_count, strategies_with_accounts
 
 #: Renders read-only money like the model's money fields (a decimal string at the stored precision).
 _MONEY = serializers.DecimalField(
@@ -78,7 +79,7 @@ class StrategySerializer(serializers.ModelSerializer):
 
     @extend_schema_field(_MONEY)
     def get_cash(self, obj: Strategy) -> str:
-        return str(_MONEY.to_representation(account_cash(obj)))
+        return str(_MONEY.to_representation(strategy_cash(obj)))
 
     @extend_schema_field(serializers.IntegerField())
     def get_open_positions(self, obj: Strategy) -> int:

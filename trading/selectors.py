@@ -77,13 +77,38 @@ def candles_before(instrument: Instrument, before: datetime) -> CandleArrays:
     )
 
 
+#: Attribute :func:`trading.selectors_dashboard.strategies_with_accounts` prefetches a strategy's positions into.
+ACCOUNT_POSITIONS_ATTR = "account_positions"
+#: The fields of a position that its strategy's cash and equity depend on.
+ACCOUNT_FIELDS = (
+    "id",
+    "strategy_id",
+    "instrument_id",
+    "status",
+    "quantity",
+    "entry_price",
+    "entry_fee",
+    "exit_price",
+    "exit_fee",
+)
+
+
+def _account_positions(strategy: Strategy) -> list[Position]:
+    prefetched: list[Position] | None = getattr(strategy, ACCOUNT_POSITIONS_ATTR, None)
+    if prefetched is not None:
+        return prefetched
+    return list(Position.objects.for_strategy(strategy).order_by("id").only(*ACCOUNT_FIELDS))
+
+
 def strategy_cash(strategy: Strategy) -> Decimal:
-    """Free cash of a strategy's account: starting cash, minus what every position cost (notional + entry fee),
-    plus what every closed position returned (notional - exit fee). Quote currency."""
+    """Free cash of a strategy's account, quote currency: ``starting_cash - sum(entry_price * quantity +
+    entry_fee) + sum over closed positions (exit_price * quantity - exit_fee)``.
+
+    Uses the positions prefetched by :func:`trading.selectors_dashboard.strategies_with_accounts` where present
+    (no query), else reads them (one query).
+    """
     cash = strategy.starting_cash
-    for position in Position.objects.for_strategy(strategy).only(
-        "status", "quantity", "entry_price", "entry_fee", "exit_price", "exit_fee"
-    ):
+    for position in _account_positions(strategy):
         cash -= position.entry_price * position.quantity + position.entry_fee
         if position.status == Position.Status.CLOSED and position.exit_price is not None:
             cash += position.exit_price * position.quantity - (position.exit_fee or Decimal(0))
@@ -91,10 +116,12 @@ def strategy_cash(strategy: Strategy) -> Decimal:
 
 
 def strategy_equity(strategy: Strategy, prices: dict[int, Decimal]) -> Decimal:
-    """Cash plus open positions marked at ``prices`` (by instrument id; the entry price where none)."""
+    """Cash plus open positions marked at ``prices`` (quote currency by instrument id; the entry price where
+    none). Uses prefetched positions as :func:`strategy_cash` does."""
     equity = strategy_cash(strategy)
-    for position in Position.objects.for_strategy(strategy).open():
-        equity += position.quantity * prices.get(position.instrument_id, position.entry_price)
+    for position in _account_positions(strategy):
+        if position.status == Position.Status.OPEN:
+            equity += position.quantity * prices.get(position.instrument_id, position.entry_price)
     return equity
 
 

@@ -1,8 +1,8 @@
 """Reads for the dashboard, the strategy admin and the strategies API, each in a constant number of queries.
 
-A strategy's account (cash, equity, open positions) is computed here for many strategies at once from one
-prefetch of their positions, with the arithmetic of :func:`trading.selectors.strategy_cash` and
-:func:`trading.selectors.strategy_equity` (which read one strategy at a time); a test keeps the two in step.
+A strategy's account (cash, equity, open positions) is computed for many strategies at once from one prefetch
+of their positions, which :func:`trading.selectors.strategy_cash` and :func:`~trading.selectors.strategy_equity`
+use when present.
 Open positions are marked at the newest stored daily close of their instrument.
 """
 
@@ -20,27 +20,14 @@ from django.db.models.functions import Coalesce, RowNumber
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from positions.models import History, Position, Step
 from trading.models import Strategy
+from trading.selectors import ACCOUNT_FIELDS, ACCOUNT_POSITIONS_ATTR, strategy_cash, strategy_equity
 
-#: The fields of a position that its strategy's cash and equity depend on.
-ACCOUNT_FIELDS = (
-    "id",
-    "strategy_id",
-    "instrument_id",
-    "status",
-    "quantity",
-    "entry_price",
-    "entry_fee",
-    "exit_price",
-    "exit_fee",
-)
-#: Attribute the positions of a strategy are prefetched into by :func:`strategies_with_accounts`.
-ACCOUNT_POSITIONS_ATTR = "account_positions"
 #: The steps of the daily cycle the dashboard shows the last runs of, in cycle order.
 DASHBOARD_STEPS = (Step.COLLECT, Step.OPEN, Step.CLOSE)
 
 
 def strategies_with_accounts(strategies: QuerySet[Strategy] | None = None) -> QuerySet[Strategy]:
-    """Return strategies ready for :func:`account_cash` and :func:`account_equity` without a query per row.
+    """Return strategies ready for ``strategy_cash`` and ``strategy_equity`` without a query per row.
 
     Args:
         strategies: the strategies to read; default all of them.
@@ -70,37 +57,6 @@ def strategies_with_accounts(strategies: QuerySet[Strategy] | None = None) -> Qu
             to_attr=ACCOUNT_POSITIONS_ATTR,
         ),
     )
-
-
-def _account_positions(strategy: Strategy) -> list[Position]:
-    prefetched: list[Position] | None = getattr(strategy, ACCOUNT_POSITIONS_ATTR, None)
-    if prefetched is not None:
-        return prefetched
-    return list(Position.objects.for_strategy(strategy).order_by("id").only(*ACCOUNT_FIELDS))
-
-
-def account_cash(strategy: Strategy) -> Decimal:
-    """Free cash of a strategy's account, quote currency (as :func:`trading.selectors.strategy_cash`).
-
-    ``starting_cash - sum(entry_price * quantity + entry_fee) + sum over closed (exit_price * quantity -
-    exit_fee)``. Uses the positions prefetched by :func:`strategies_with_accounts`, or reads them (one query).
-    """
-    cash = strategy.starting_cash
-    for position in _account_positions(strategy):
-        cash -= position.entry_price * position.quantity + position.entry_fee
-        if position.status == Position.Status.CLOSED and position.exit_price is not None:
-            cash += position.exit_price * position.quantity - (position.exit_fee or Decimal(0))
-    return cash
-
-
-def account_equity(strategy: Strategy, prices: dict[int, Decimal]) -> Decimal:
-    """Cash plus open positions marked at ``prices`` (quote currency by instrument id; the entry price where
-    none), as :func:`trading.selectors.strategy_equity`. Uses the prefetched positions where present."""
-    equity = account_cash(strategy)
-    for position in _account_positions(strategy):
-        if position.status == Position.Status.OPEN:
-            equity += position.quantity * prices.get(position.instrument_id, position.entry_price)
-    return equity
 
 
 def account_open_positions_count(strategy: Strategy) -> int:
@@ -317,11 +273,11 @@ def dashboard_read() -> Dashboard:
     prices = {instrument_id: mark.close for instrument_id, mark in marks.items()}
     lines = []
     for strategy in strategies:
-        equity = account_equity(strategy, prices)
+        equity = strategy_equity(strategy, prices)
         lines.append(
             StrategyLine(
                 strategy=strategy,
-                cash=account_cash(strategy),
+                cash=strategy_cash(strategy),
                 equity=equity,
                 return_ratio=equity / strategy.starting_cash - 1,
                 open_positions_count=account_open_positions_count(strategy),

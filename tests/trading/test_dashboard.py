@@ -16,10 +16,9 @@ from positions.history import run_start
 from positions.models import HistoryKind, RunStatus, Step
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory
+from trading.models import Strategy
 from trading.selectors import strategy_cash, strategy_equity
 from trading.selectors_dashboard import (
-    account_cash,
-    account_equity,
     latest_closes,
     recent_runs,
     strategies_with_accounts,
@@ -213,14 +212,14 @@ def test_dashboard_queries_do_not_grow_with_strategies_positions_and_runs(staff_
     assert few == many == 8
 
 
-def test_account_figures_match_the_per_strategy_selectors(book):
-    """The batch selectors use the arithmetic of ``strategy_cash`` / ``strategy_equity``; keep them in step."""
+def test_prefetched_accounts_give_the_same_figures_without_queries(book, django_assert_num_queries):
+    """strategy_cash / strategy_equity read a strategy's positions, or use the batch prefetch without a query."""
     prices = {i: mark.close for i, mark in latest_closes().items()}
-    for strategy in strategies_with_accounts():
-        assert account_cash(strategy) == strategy_cash(strategy)
-        assert account_equity(strategy, prices) == strategy_equity(strategy, prices)
-    for strategy in StrategyFactory._meta.model.objects.all():  # not prefetched: read on demand
-        assert account_cash(strategy) == strategy_cash(strategy)
+    one_by_one = {s.pk: (strategy_cash(s), strategy_equity(s, prices)) for s in Strategy.objects.all()}
+    batch = list(strategies_with_accounts())
+    with django_assert_num_queries(0):
+        prefetched = {s.pk: (strategy_cash(s), strategy_equity(s, prices)) for s in batch}
+    assert prefetched == one_by_one and len(one_by_one) >= 2
 
 
 def test_latest_closes_reads_the_newest_daily_close_in_one_query(book, django_assert_num_queries):
