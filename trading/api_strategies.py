@@ -4,7 +4,6 @@ them; disable one instead)."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
@@ -12,8 +11,7 @@ from rest_framework import mixins, serializers, viewsets
 
 from instruments.models import Instrument
 from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
-from trading.engine.criteria import CriteriaError, criteria_parse
-from trading.models import Strategy
+from trading.models import Strategy, criteria_validate
 from trading.selectors import strategy_cash
 from trading.selectors_dashboard import account_open_positions_count, strategies_with_accounts
 
@@ -28,7 +26,8 @@ class StrategySerializer(serializers.ModelSerializer):
     ``cash`` (quote currency, decimal string) and ``open_positions`` (count) are read-only."""
 
     criteria = serializers.JSONField(
-        help_text="Trade criteria, format version 1; each problem is reported with its path."
+        help_text="Trade criteria, format version 1; each problem is reported with its path.",
+        validators=[criteria_validate],  # the model's own validator: one message per problem, with its path
     )
     instruments = serializers.SlugRelatedField(
         many=True,
@@ -60,16 +59,6 @@ class StrategySerializer(serializers.ModelSerializer):
             "open_positions",
         ]
         read_only_fields = ["created_at", "updated_at"]
-
-    def validate_criteria(self, value: Any) -> Any:
-        """Refuse an invalid criteria document with one message per problem, each with its path."""
-        try:
-            criteria_parse(value)
-        except CriteriaError as exc:
-            raise serializers.ValidationError(
-                [f"{path}: {message}" if path else message for path, message in exc.errors]
-            ) from exc
-        return value
 
     def validate_starting_cash(self, value: Decimal) -> Decimal:
         """Refuse a starting cash of zero or less (the account needs money to trade with)."""
