@@ -472,3 +472,18 @@ def test_no_look_ahead_a_later_candle_changes_no_earlier_decision():
         (t.entry_index, t.exit_index, t.exit_reason) for t in cut.trades
     ]
     assert all(math.isfinite(v) for v in whole.equity_curve)
+
+
+def test_an_integer_too_large_for_the_indicator_library_is_a_validation_error():
+    document = {
+        "version": 1,
+        "side": "long",
+        "entry": {"left": {"indicator": "sma", "period": 10**20}, "op": ">", "right": {"value": 1}},
+    }
+
+    with pytest.raises(CriteriaError) as raised:
+        criteria_parse(document)
+
+    assert raised.value.errors == [
+        ("entry.left.period", "must be an integer <= 1,000,000, was 100000000000000000000")
+    ]

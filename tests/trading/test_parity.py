@@ -11,7 +11,6 @@ import math
 from datetime import UTC, date, datetime
 
 import pytest
-from django.core.management import call_command
 
 from instruments.models import Instrument
 from positions.models import Position
@@ -119,15 +118,6 @@ STRATEGIES = {
         },
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def shipped_history(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
-    with django_db_blocker.unblock():
-        call_command("load_shipped_history", verbosity=0)
-    yield
-    with django_db_blocker.unblock():
-        call_command("flush", "--noinput", verbosity=0)
 
 
 def backtest_of(name: str):  # type: ignore[no-untyped-def]

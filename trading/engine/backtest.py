@@ -4,21 +4,27 @@ Boundary ``b`` is the open of the candle starting at ``b`` (the live cycle's ``a
 ``t = b - candle_seconds`` has closed, and its signals act at the open of ``b``. A backtest from ``start`` to
 ``end`` runs every boundary ``start <= b <= end``, exactly as the cycle replayed day by day over those days.
 Indicators use every candle given, including those before ``start``.
+
+The loop over the boundaries runs in compiled code (:func:`trading.engine.kernel.run_boundaries`), which calls at
+each boundary the very open and close rules that the live cycle reaches through :mod:`trading.engine.step`.
+What this module does in numpy is the preparation (signals, the market of each instrument at each boundary) and
+the curves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from trading.engine import kernel
 from trading.engine.conditions import Signals, signals_compute
 from trading.engine.criteria import Criteria
-from trading.engine.exits import END_OF_DATA, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP
-from trading.engine.step import InstrumentAtBoundary, OpenTrade, step_entries, step_exits, trade_close_at
-from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
+from trading.engine.step import InstrumentAtBoundary, criteria_rules
+from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade, TradeLog
 
 
 @dataclass
@@ -26,7 +32,7 @@ class BacktestResult:
     """What a backtest made.
 
     Attributes:
-        trades: every trade, closed and open, in entry order (then symbol).
+        trade_log: every trade, closed and open, in entry order (then symbol), as columns.
         times: shape (n,), int64, seconds since epoch: the open time of each candle of the curves.
         equity_curve: shape (n,), float64, quote currency: cash plus open positions at each candle's close.
         buy_and_hold_curve: shape (n,), float64: the starting cash split equally across the instruments,
@@ -35,27 +41,48 @@ class BacktestResult:
         statistics: :func:`trading.engine.statistics.backtest_statistics` of the above.
     """
 
-    trades: list[Trade]
+    trade_log: TradeLog
     times: np.ndarray
     equity_curve: np.ndarray
     buy_and_hold_curve: np.ndarray
     exposure: np.ndarray
     statistics: dict[str, Any] = field(default_factory=dict)
 
+    @cached_property
+    def trades(self) -> list[Trade]:
+        """The trades as :class:`Trade` values (made on first use: a year of minutes can hold 10,000)."""
+        return self.trade_log.to_trades()
 
-RISK_REASONS = (STOP_LOSS, TAKE_PROFIT, TRAILING_STOP)
 
+def _index_at(open_time: np.ndarray, moments: np.ndarray, step: int | None = None) -> np.ndarray:
+    """Index of the candle opening exactly at each moment, or -1.
 
-def _index_at(open_time: np.ndarray, moments: np.ndarray) -> np.ndarray:
-    """Index of the candle opening exactly at each moment, or -1."""
+    Args:
+        open_time: shape (m,), int64, strictly increasing.
+        moments: shape (n,), int64.
+        step: the candle length in seconds, when known: candles without gaps are then found by arithmetic.
+    """
+    m = open_time.shape[0]
+    if m == 0:
+        return np.full(moments.shape[0], -1, dtype=np.int64)
+    if step and int(open_time[-1]) - int(open_time[0]) == (m - 1) * step:
+        offset = moments - open_time[0]
+        found = (offset % step == 0) & (offset >= 0) & (offset < m * step)
+        return np.where(found, offset // step, -1)
     positions = np.searchsorted(open_time, moments)
-    clipped = np.minimum(positions, max(open_time.shape[0] - 1, 0))
-    found = (
-        (positions < open_time.shape[0]) & (open_time[clipped] == moments)
-        if open_time.shape[0]
-        else positions < 0
-    )
-    return np.where(found, clipped, -1)
+    clipped = np.minimum(positions, m - 1)
+    return np.where((positions < m) & (open_time[clipped] == moments), clipped, -1)
+
+
+def _index_on(open_time: np.ndarray, moments: np.ndarray, step: int | None = None) -> np.ndarray:
+    """Index of the last candle opening at or before each moment, or -1 (arguments as :func:`_index_at`)."""
+    m = open_time.shape[0]
+    if m == 0:
+        return np.full(moments.shape[0], -1, dtype=np.int64)
+    if step and int(open_time[-1]) - int(open_time[0]) == (m - 1) * step:
+        offset = moments - open_time[0]
+        return np.where(offset >= 0, np.minimum(offset // step, m - 1), -1)
+    return np.searchsorted(open_time, moments, side="right") - 1
 
 
 def market_at(
@@ -104,6 +131,10 @@ def backtest(
 ) -> BacktestResult:
     """Run ``criteria`` over the candles of one or several instruments that share one cash balance.
 
+    The boundaries run inside compiled code (:func:`trading.engine.kernel.run_boundaries`), which calls at each
+    one the same open and close rules as the live cycle's :func:`~trading.engine.step.step_entries` and
+    :func:`~trading.engine.step.step_exits`.
+
     Args:
         criteria: parsed criteria.
         instruments: each instrument's candles (all of them: indicators warm up before ``start_time``);
@@ -125,124 +156,163 @@ def backtest(
     symbols = [c.symbol for c in instruments]
     if len(set(symbols)) != len(symbols):
         raise ValueError(f"instrument symbols must be unique, got {symbols}")
+    ordered = sorted(instruments, key=lambda c: c.symbol)
     boundaries = np.arange(start_time, end_time + 1, candle_seconds, dtype=np.int64)
-    signals = {c.symbol: signals_compute(criteria, c) for c in instruments}
-    last_index = {c.symbol: _index_at(c.open_time, boundaries - candle_seconds) for c in instruments}
-    next_index = {c.symbol: _index_at(c.open_time, boundaries) for c in instruments}
+    columns = [_market_columns(criteria, c, boundaries, candle_seconds) for c in ordered]
+    # The close each instrument shows at each boundary's candle: what the equity curve marks positions at.
+    closes = [_closes_on(c, boundaries, candle_seconds) for c in ordered]
 
-    cash = float(starting_cash)
-    open_trades: dict[str, OpenTrade] = {}
-    done: list[Trade] = []
-    for position, boundary in enumerate(boundaries):
-        market: dict[str, InstrumentAtBoundary] = {}
-        for candles in instruments:
-            symbol = candles.symbol
-            nxt = int(next_index[symbol][position])
-            market[symbol] = market_at(
-                candles,
-                signals[symbol],
-                t=int(last_index[symbol][position]),
-                next_index=nxt if nxt >= 0 else None,
-                next_time=int(boundary) if nxt >= 0 else None,
-                next_price=float(candles.open[nxt]) if nxt >= 0 else None,
-            )
-        entered, cash = step_entries(criteria=criteria, market=market, open_trades=open_trades, cash=cash)
-        for trade in entered:
-            open_trades[trade.symbol] = OpenTrade(trade=trade, trail_reference=trade.entry_price)
-        closed, open_trades = step_exits(criteria=criteria, market=market, open_trades=open_trades)
-        for trade in closed:
-            cash += trade.exit_price * trade.quantity - trade.exit_fee  # type: ignore[operator]
-        done.extend(closed)
+    def stacked(name: str) -> np.ndarray:
+        if len(columns) == 1:  # one instrument: a (n, 1) view, no copy
+            return np.ascontiguousarray(columns[0][name]).reshape(-1, 1)
+        return np.ascontiguousarray(np.column_stack([column[name] for column in columns]))
 
-    by_symbol = {c.symbol: c for c in instruments}
-    remaining = [o.trade for o in open_trades.values()]
+    capacity = int(sum(int(column["entry_signal"].sum()) for column in columns))
+    ints, floats, codes, still_open, _ = kernel.run_boundaries(
+        criteria_rules(criteria),
+        float(starting_cash),
+        has_t=stacked("has_t"),
+        t_index=stacked("t_index"),
+        t_open_time=stacked("t_open_time"),
+        t_open=stacked("t_open"),
+        t_high=stacked("t_high"),
+        t_low=stacked("t_low"),
+        t_close=stacked("t_close"),
+        entry_signal=stacked("entry_signal"),
+        exit_signal=stacked("exit_signal"),
+        has_next=stacked("has_next"),
+        next_index=stacked("next_index"),
+        next_time=stacked("next_time"),
+        next_price=stacked("next_price"),
+        capacity=capacity,
+    )
     if close_at_end:
-        closing: list[Trade] = []
-        for trade in remaining:
-            candles = by_symbol[trade.symbol]
+        for row in np.flatnonzero(still_open):
+            candles = ordered[int(ints[row, 0])]
             last = int(np.searchsorted(candles.open_time, end_time, side="right")) - 1
-            closing.append(
-                trade_close_at(
-                    trade,
-                    criteria,
-                    index=last,
-                    time=int(candles.open_time[last]) + candle_seconds,
-                    raw_price=float(candles.close[last]),
-                    reason=END_OF_DATA,
-                )
+            cost = floats[row, 0] * floats[row, 1] + floats[row, 2]
+            price, fee, pnl, pnl_ratio = kernel.close_fill(
+                float(candles.close[last]), floats[row, 1], cost, criteria.fee_rate, criteria.slippage_ratio
             )
-        remaining = closing
-    trades = sorted(done + remaining, key=lambda t: (t.entry_time, t.symbol))
-    times = boundaries
-    equity, exposure = _curves(trades, instruments, times, starting_cash)
-    buy_and_hold = _buy_and_hold(instruments, times, starting_cash)
+            ints[row, 3] = last
+            ints[row, 4] = int(candles.open_time[last]) + candle_seconds
+            floats[row, 6:10] = (price, fee, pnl, pnl_ratio)
+            codes[row] = kernel.END_OF_DATA_CODE
+    log = _trade_log(tuple(c.symbol for c in ordered), ints, floats, codes)
+    closed = log.closed
+    equity, exposure = kernel.curves_from_trades(
+        boundaries,
+        np.ascontiguousarray(np.column_stack([np.nan_to_num(c) for c in closes])),
+        log.slot,
+        log.entry_time,
+        log.entry_price * log.quantity + log.entry_fee,
+        log.quantity,
+        log.exit_time,
+        np.where(closed, log.exit_price * log.quantity - log.exit_fee, 0.0),
+        log.exit_code,
+        float(starting_cash),
+    )
+    buy_and_hold = _buy_and_hold([column["next_index"] for column in columns], ordered, closes, starting_cash)
     from trading.engine.statistics import backtest_statistics
 
     statistics = backtest_statistics(
         equity_curve=equity,
         buy_and_hold_curve=buy_and_hold,
         exposure=exposure,
-        trades=trades,
+        trades=log,
         candle_seconds=candle_seconds,
         starting_cash=starting_cash,
     )
-    return BacktestResult(trades, times, equity, buy_and_hold, exposure, statistics)
+    return BacktestResult(log, boundaries, equity, buy_and_hold, exposure, statistics)
 
 
-def _closes_on(candles: CandleArrays, times: np.ndarray) -> np.ndarray:
+def _market_columns(
+    criteria: Criteria, candles: CandleArrays, boundaries: np.ndarray, candle_seconds: int
+) -> dict[str, np.ndarray]:
+    """One instrument's market at every boundary (shape (n,) each; see :mod:`trading.engine.kernel`)."""
+    signals = signals_compute(criteria, candles)
+    t = _index_at(candles.open_time, boundaries - candle_seconds, candle_seconds)
+    nxt = _index_at(candles.open_time, boundaries, candle_seconds)
+    has_t, has_next = t >= 0, nxt >= 0
+    at_t, at_next = np.maximum(t, 0), np.maximum(nxt, 0)
+    empty = len(candles) == 0
+
+    def gather(values: np.ndarray, where: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if empty:
+            return np.full(boundaries.shape[0], np.nan)
+        gathered = values[where]
+        gathered[~mask] = np.nan
+        return gathered
+
+    return {
+        "has_t": has_t,
+        "t_index": t,
+        "t_open_time": boundaries - candle_seconds,
+        "t_open": gather(candles.open, at_t, has_t),
+        "t_high": gather(candles.high, at_t, has_t),
+        "t_low": gather(candles.low, at_t, has_t),
+        "t_close": gather(candles.close, at_t, has_t),
+        "entry_signal": has_t & (signals.entry[at_t] if not empty else False),
+        "exit_signal": has_t & (signals.exit[at_t] if not empty else False),
+        "has_next": has_next,
+        "next_index": nxt,
+        "next_time": boundaries,
+        "next_price": gather(candles.open, at_next, has_next),
+    }
+
+
+def _trade_log(symbols: tuple[str, ...], ints: np.ndarray, floats: np.ndarray, codes: np.ndarray) -> TradeLog:
+    """The kernel's trade log (see :func:`trading.engine.kernel.run_boundaries`) as a :class:`TradeLog`."""
+
+    def column(array: np.ndarray, i: int) -> np.ndarray:
+        return np.ascontiguousarray(array[:, i])
+
+    return TradeLog(
+        symbols=symbols,
+        slot=column(ints, 0),
+        entry_index=column(ints, 1),
+        entry_time=column(ints, 2),
+        exit_index=column(ints, 3),
+        exit_time=column(ints, 4),
+        exit_code=np.ascontiguousarray(codes),
+        entry_price=column(floats, 0),
+        quantity=column(floats, 1),
+        entry_fee=column(floats, 2),
+        stop_loss_price=column(floats, 3),
+        take_profit_price=column(floats, 4),
+        trailing_stop_price=column(floats, 5),
+        exit_price=column(floats, 6),
+        exit_fee=column(floats, 7),
+        pnl=column(floats, 8),
+        pnl_ratio=column(floats, 9),
+    )
+
+
+def _closes_on(candles: CandleArrays, times: np.ndarray, step: int | None = None) -> np.ndarray:
     """The close of the last candle opened at or before each time (NaN before the first candle)."""
-    idx = np.searchsorted(candles.open_time, times, side="right") - 1
-    closes = np.where(idx >= 0, candles.close[np.maximum(idx, 0)], np.nan)
+    idx = _index_on(candles.open_time, times, step)
+    closes = np.where(idx >= 0, candles.close[np.maximum(idx, 0)] if len(candles) else np.nan, np.nan)
     return np.asarray(closes, dtype=np.float64)
 
 
-def _curves(
-    trades: list[Trade], instruments: Sequence[CandleArrays], times: np.ndarray, starting_cash: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Equity at each candle's close, and exposure, rebuilt from the trades (see :class:`BacktestResult`).
-
-    A trade entered at the open of candle ``s`` and exited at candle ``k`` is held at the closes of
-    ``s .. k-1``; its cost leaves the cash at ``s`` and its proceeds arrive at ``k``. ``k`` is the candle of a
-    risk exit (which happens inside it, so the candle counts as exposed), the candle at whose open a signal or
-    max-holding exit fills, or the last candle for ``end_of_data``.
-    """
-    n = times.shape[0]
-    cash_delta = np.zeros(n)
-    held_value = np.zeros(n)
-    exposure = np.zeros(n, dtype=bool)
-    closes = {c.symbol: _closes_on(c, times) for c in instruments}
-    for trade in trades:
-        start = int(np.searchsorted(times, trade.entry_time))
-        if start >= n:
-            continue
-        cash_delta[start] -= trade.cost
-        if trade.exit_time is None or trade.exit_price is None or trade.exit_fee is None:
-            end, exposed_until = n, n
-        else:
-            end = (
-                n - 1
-                if trade.exit_reason == END_OF_DATA
-                else min(int(np.searchsorted(times, trade.exit_time)), n - 1)
-            )
-            cash_delta[end] += trade.exit_price * trade.quantity - trade.exit_fee
-            exposed_until = end + 1 if trade.exit_reason in (*RISK_REASONS, END_OF_DATA) else end
-        held_value[start:end] += trade.quantity * np.nan_to_num(closes[trade.symbol][start:end])
-        exposure[start:exposed_until] = True
-    return starting_cash + np.cumsum(cash_delta) + held_value, exposure
-
-
-def _buy_and_hold(instruments: Sequence[CandleArrays], times: np.ndarray, starting_cash: float) -> np.ndarray:
+def _buy_and_hold(
+    next_index: list[np.ndarray],
+    instruments: Sequence[CandleArrays],
+    closes: list[np.ndarray],
+    starting_cash: float,
+) -> np.ndarray:
+    """Buy and hold, equal shares (see :class:`BacktestResult`): ``next_index[i]`` is the candle of instrument
+    ``i`` opening at each time (-1 for none), ``closes[i]`` its close at each time (:func:`_closes_on`)."""
     share = starting_cash / max(len(instruments), 1)
-    total = np.zeros(times.shape[0])
-    for candles in instruments:
-        first = _index_at(candles.open_time, times)
+    total = np.zeros(closes[0].shape[0] if closes else 0)
+    for first, candles, close in zip(next_index, instruments, closes, strict=True):
         available = np.flatnonzero(first >= 0)
         if available.size == 0:
             total += share
             continue
         bought_at = int(available[0])
         quantity = share / float(candles.open[first[bought_at]])
-        value = quantity * _closes_on(candles, times)
+        value = quantity * close
         value[:bought_at] = share
         total += value
     return total

@@ -15,6 +15,9 @@ VERSION = 1
 COMPARISONS = (">", ">=", "<", "<=", "crosses_above", "crosses_below")
 PRICE_FIELDS = ("open", "high", "low", "close", "volume")
 SIZING_METHODS = ("equity_fraction", "fixed_quote")
+#: The largest period, shift or holding time accepted: a year of one-minute candles is 527,040; beyond this
+#: the indicator library cannot take the number at all.
+MAX_INTEGER = 1_000_000
 
 #: Parameters of each indicator: name -> (kind, default). ``None`` as default means required.
 INDICATOR_PARAMS: dict[str, dict[str, tuple[str, Any]]] = {
@@ -218,6 +221,9 @@ class _Checker:
             self.fail(
                 path, f"must be an integer >= {low}{' or null' if nullable else ''}, was {_show(value)}"
             )
+            return None
+        if value > MAX_INTEGER:
+            self.fail(path, f"must be an integer <= {MAX_INTEGER:,}, was {_show(value)}")
             return None
         return value
 

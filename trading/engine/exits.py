@@ -4,11 +4,17 @@ Levels are active from the entry candle on and checked against each candle's hig
 has already gapped through fills at the open. When a stop and the take-profit are both inside one candle, the
 stop is taken (the pessimistic choice). The trailing level during candle k is
 ``(1 - trailing_stop_ratio) * max(entry_price, highest high of the candles before k since entry)``.
+
+The rules are the compiled functions of :mod:`trading.engine.kernel`; this module gives them ``None`` for an
+absent level and names for exit reasons.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from trading.engine import kernel
 
 STOP_LOSS = "stop_loss"
 TAKE_PROFIT = "take_profit"
@@ -19,14 +25,24 @@ END_OF_DATA = "end_of_data"
 MANUAL = "manual"
 
 
+def nan_if_none(value: float | None) -> float:
+    """``value`` as a float, NaN for None (how compiled code spells "absent")."""
+    return math.nan if value is None else float(value)
+
+
+def none_if_nan(value: float) -> float | None:
+    """``value`` as a float, None for NaN."""
+    return None if math.isnan(value) else float(value)
+
+
 def stop_loss_level(entry_price: float, ratio: float | None) -> float | None:
     """``entry_price * (1 - ratio)``, or None without a stop-loss."""
-    return None if ratio is None else entry_price * (1 - ratio)
+    return None if ratio is None else float(kernel.stop_loss_level(float(entry_price), float(ratio)))
 
 
 def take_profit_level(entry_price: float, ratio: float | None) -> float | None:
     """``entry_price * (1 + ratio)``, or None without a take-profit."""
-    return None if ratio is None else entry_price * (1 + ratio)
+    return None if ratio is None else float(kernel.take_profit_level(float(entry_price), float(ratio)))
 
 
 def trailing_stop_level(reference_high: float, ratio: float | None) -> float | None:
@@ -36,7 +52,7 @@ def trailing_stop_level(reference_high: float, ratio: float | None) -> float | N
         reference_high: ``max(entry_price, highest high of the candles before this one since entry)``
             (:func:`trailing_reference`).
     """
-    return None if ratio is None else (1 - ratio) * reference_high
+    return None if ratio is None else float(kernel.trailing_stop_level(float(reference_high), float(ratio)))
 
 
 def trailing_reference(entry_price: float, highs_before: list[float] | tuple[float, ...]) -> float:
@@ -69,20 +85,19 @@ def risk_exit(
 
     Returns:
         The exit: at the open when the open is already through a level, else at the level. The higher of the
-        stop-loss and the trailing stop is the one hit first; a stop beats the take-profit in the same candle.
+        stop-loss and the trailing stop is the one hit first; a stop beats the take-profit in the same candle
+        (:func:`trading.engine.kernel.risk_exit_code`).
     """
-    stops = [
-        (level, reason)
-        for level, reason in ((stop_loss, STOP_LOSS), (trailing_stop, TRAILING_STOP))
-        if level is not None
-    ]
-    stop = max(stops, key=lambda s: s[0]) if stops else None
-    if stop is not None and open_ <= stop[0]:
-        return RiskExit(open_, stop[1])
-    if take_profit is not None and open_ >= take_profit:
-        return RiskExit(open_, TAKE_PROFIT)
-    if stop is not None and low <= stop[0]:
-        return RiskExit(stop[0], stop[1])
-    if take_profit is not None and high >= take_profit:
-        return RiskExit(take_profit, TAKE_PROFIT)
-    return None
+    code, price = kernel.risk_exit_code(
+        float(open_),
+        float(high),
+        float(low),
+        nan_if_none(stop_loss),
+        nan_if_none(take_profit),
+        nan_if_none(trailing_stop),
+    )
+    if code == kernel.NO_EXIT:
+        return None
+    reason = kernel.EXIT_REASONS[code]
+    assert reason is not None  # noqa: S101  # every code but NO_EXIT has a name
+    return RiskExit(float(price), reason)

@@ -1,12 +1,17 @@
-"""Position sizing (CRITERIA.md "Sizing")."""
+"""Position sizing (CRITERIA.md "Sizing"): the compiled rule of :mod:`trading.engine.kernel`, with typed input."""
 
 from __future__ import annotations
 
+from trading.engine import kernel
 from trading.engine.criteria import Sizing
+from trading.engine.kernel import MIN_SPEND_RATIO
 
-#: Entries that would spend less than this fraction of equity are skipped: what is left after spending "all"
-#: the cash is rounding dust (float in the backtest, Decimal live), not money to open a position with.
-MIN_SPEND_RATIO = 1e-6
+__all__ = ["MIN_SPEND_RATIO", "entry_quantity", "sizing_code"]
+
+
+def sizing_code(sizing: Sizing) -> int:
+    """Return the kernel's code of a sizing method (``SIZING_EQUITY_FRACTION`` or ``SIZING_FIXED_QUOTE``)."""
+    return kernel.SIZING_EQUITY_FRACTION if sizing.method == "equity_fraction" else kernel.SIZING_FIXED_QUOTE
 
 
 def entry_quantity(
@@ -16,7 +21,7 @@ def entry_quantity(
 
     ``equity_fraction`` spends ``value * equity``, ``fixed_quote`` spends ``value``; never more than ``cash``,
     fee included: ``quantity = spend / (fill_price * (1 + fee_rate))``. A spend below ``MIN_SPEND_RATIO`` of
-    equity is dust and buys nothing.
+    equity is dust and buys nothing (:func:`trading.engine.kernel.entry_quantity`).
 
     Args:
         sizing: the criteria's sizing.
@@ -28,8 +33,13 @@ def entry_quantity(
     Returns:
         Base units, >= 0.
     """
-    wanted = sizing.value * equity if sizing.method == "equity_fraction" else sizing.value
-    spend = min(wanted, cash)
-    if spend <= MIN_SPEND_RATIO * equity or fill_price <= 0:
-        return 0.0
-    return spend / (fill_price * (1 + fee_rate))
+    return float(
+        kernel.entry_quantity(
+            sizing_code(sizing),
+            float(sizing.value),
+            float(equity),
+            float(cash),
+            float(fill_price),
+            float(fee_rate),
+        )
+    )

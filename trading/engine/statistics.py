@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from trading.engine.types import SECONDS_PER_DAY, Trade
+from trading.engine.types import SECONDS_PER_DAY, Trade, TradeLog
 
 #: Seconds in the 365-day year used for every annualisation here.
 SECONDS_PER_YEAR = 365 * SECONDS_PER_DAY
@@ -112,7 +112,7 @@ def backtest_statistics(
     equity_curve: np.ndarray,
     buy_and_hold_curve: np.ndarray,
     exposure: np.ndarray,
-    trades: Sequence[Trade],
+    trades: Sequence[Trade] | TradeLog,
     candle_seconds: int,
     starting_cash: float,
 ) -> dict[str, float | int | None]:
@@ -177,8 +177,8 @@ def backtest_statistics(
             the instruments (equal weights) at the first candle's open, at each candle's close; only its last
             value is used.
         exposure: shape (n,), bool, True where a position was open at some point of that candle.
-        trades: the run's trades, open and closed; a closed trade must have ``exit_time``, ``exit_fee``,
-            ``pnl`` and ``pnl_ratio`` set.
+        trades: the run's trades, open and closed, as :class:`Trade` values or a :class:`TradeLog`; a closed
+            trade must have ``exit_time``, ``exit_fee``, ``pnl`` and ``pnl_ratio`` set.
         candle_seconds: length of one candle in seconds, > 0 (86_400 for daily, 60 for one-minute).
         starting_cash: the cash at the first candle's open, quote currency, > 0.
 
@@ -282,28 +282,15 @@ def _max_drawdown_candles(anchored: np.ndarray) -> int:
     return max(longest, last - int(peaks[-1]))
 
 
-def _trade_statistics(trades: Sequence[Trade]) -> dict[str, float | int | None]:
+def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | int | None]:
     """The trade figures of :func:`backtest_statistics` (closed trades; fees of all trades)."""
-    closed = [trade for trade in trades if not trade.is_open]
-    pnl_list: list[float] = []
-    pnl_ratio_list: list[float] = []
-    duration_list: list[float] = []
-    exit_fees: list[float] = []
-    for trade in closed:
-        if trade.pnl is None or trade.pnl_ratio is None or trade.exit_time is None or trade.exit_fee is None:
-            raise ValueError(
-                f"closed trade {trade.symbol} entered at index {trade.entry_index} must have exit_time, exit_fee, "
-                f"pnl and pnl_ratio set; was exit_time={trade.exit_time}, exit_fee={trade.exit_fee}, "
-                f"pnl={trade.pnl}, pnl_ratio={trade.pnl_ratio}"
-            )
-        pnl_list.append(trade.pnl)
-        pnl_ratio_list.append(trade.pnl_ratio)
-        duration_list.append(trade.exit_time - trade.entry_time)
-        exit_fees.append(trade.exit_fee)
+    log = trades if isinstance(trades, TradeLog) else TradeLog.from_trades(trades)
+    closed = log.closed
+    n_closed = int(np.count_nonzero(closed))
     total_fees = _finite_or_none(
-        np.sum([trade.entry_fee for trade in trades], dtype=np.float64) + np.sum(exit_fees, dtype=np.float64)
+        np.sum(log.entry_fee, dtype=np.float64) + np.sum(log.exit_fee[closed], dtype=np.float64)
     )
-    if not closed:
+    if not n_closed:
         return {
             "n_trades": 0,
             "win_rate_ratio": None,
@@ -314,14 +301,14 @@ def _trade_statistics(trades: Sequence[Trade]) -> dict[str, float | int | None]:
             "worst_trade_ratio": None,
             "total_fees": total_fees,
         }
-    pnl = np.array(pnl_list, dtype=np.float64)
-    pnl_ratio = np.array(pnl_ratio_list, dtype=np.float64)
-    duration_seconds = np.array(duration_list, dtype=np.float64)
+    pnl = log.pnl[closed]
+    pnl_ratio = log.pnl_ratio[closed]
+    duration_seconds = (log.exit_time[closed] - log.entry_time[closed]).astype(np.float64)
     gross_loss = -pnl[pnl < 0].sum()
     gross_profit = pnl[pnl > 0].sum()
     return {
-        "n_trades": len(closed),
-        "win_rate_ratio": float(np.count_nonzero(pnl > 0)) / len(closed),
+        "n_trades": n_closed,
+        "win_rate_ratio": float(np.count_nonzero(pnl > 0)) / n_closed,
         "profit_factor": _finite_or_none(gross_profit / gross_loss) if gross_loss > 0 else None,
         "expectancy_ratio": _finite_or_none(pnl_ratio.mean()),
         "avg_trade_duration_days": _finite_or_none(duration_seconds.mean() / SECONDS_PER_DAY),

@@ -9,25 +9,27 @@ the same, in that order, at every boundary; this is what makes a replayed cycle 
    trailing stop; at the level or the gapped open, timed at t's open), else an exit signal on t, else the
    maximum holding time, both at the first price after t.
 
+The rules themselves are the compiled functions of :mod:`trading.engine.kernel`
+(:func:`~trading.engine.kernel.entries_at_boundary`, :func:`~trading.engine.kernel.exits_at_boundary`), which
+the backtest loop calls at every boundary too; the functions here carry one boundary of the live cycle into
+them and back.
+
 Consequences of that order: cash freed by exits at a boundary is spent from the next boundary on, and an
 instrument that exits at a boundary can be entered again from the next one.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+import numpy as np
+
+from trading.engine import kernel
 from trading.engine.criteria import Criteria
-from trading.engine.exits import (
-    MAX_HOLDING,
-    SIGNAL,
-    risk_exit,
-    stop_loss_level,
-    take_profit_level,
-    trailing_stop_level,
-)
-from trading.engine.fills import buy_fill_price, fill_fee, sell_fill_price
-from trading.engine.sizing import entry_quantity
+from trading.engine.exits import nan_if_none, none_if_nan
+from trading.engine.sizing import sizing_code
 from trading.engine.types import SECONDS_PER_DAY, Trade
 
 
@@ -69,22 +71,102 @@ class OpenTrade:
     trail_reference: float
 
 
-def equity_at_boundary(
-    cash: float, open_trades: dict[str, OpenTrade], market: dict[str, InstrumentAtBoundary]
-) -> float:
-    """Return cash plus open trades at this boundary's prices (the next price, else candle t's close)."""
-    total = cash
-    for symbol, open_trade in open_trades.items():
-        here = market.get(symbol)
-        price = None
-        if here is not None:
-            price = (
-                here.next_price
-                if here.next_price is not None
-                else (here.close if here.index is not None else None)
-            )
-        total += open_trade.trade.quantity * (price if price is not None else open_trade.trade.entry_price)
-    return total
+def criteria_rules(criteria: Criteria) -> np.ndarray:
+    """Return the strategy's parameters as the kernel's ``rules`` vector (shape (RULES_SIZE,), float64, NaN
+    for an absent level or limit)."""
+    rules = np.empty(kernel.RULES_SIZE)
+    rules[kernel.RULE_STOP_LOSS_RATIO] = nan_if_none(criteria.stop_loss_ratio)
+    rules[kernel.RULE_TAKE_PROFIT_RATIO] = nan_if_none(criteria.take_profit_ratio)
+    rules[kernel.RULE_TRAILING_STOP_RATIO] = nan_if_none(criteria.trailing_stop_ratio)
+    rules[kernel.RULE_MAX_HOLDING_SECONDS] = (
+        math.nan if criteria.max_holding_days is None else criteria.max_holding_days * SECONDS_PER_DAY
+    )
+    rules[kernel.RULE_SIZING_METHOD] = sizing_code(criteria.sizing)
+    rules[kernel.RULE_SIZING_VALUE] = criteria.sizing.value
+    rules[kernel.RULE_FEE_RATE] = criteria.fee_rate
+    rules[kernel.RULE_SLIPPAGE_RATIO] = criteria.slippage_ratio
+    return rules
+
+
+_MARKET = (
+    "has_t",
+    "t_index",
+    "t_open_time",
+    "t_open",
+    "t_high",
+    "t_low",
+    "t_close",
+    "entry_signal",
+    "exit_signal",
+    "has_next",
+    "next_index",
+    "next_time",
+    "next_price",
+)
+
+
+class _Boundary:
+    """One boundary of the live cycle as the kernel's arrays: market and state, one slot per symbol (sorted)."""
+
+    def __init__(
+        self,
+        symbols: Iterable[str],
+        market: dict[str, InstrumentAtBoundary],
+        open_trades: dict[str, OpenTrade],
+    ) -> None:
+        self.symbols = sorted(symbols)
+        k = len(self.symbols)
+        here = [market.get(symbol) for symbol in self.symbols]
+        held = [open_trades.get(symbol) for symbol in self.symbols]
+        has = [h is not None and h.index is not None for h in here]
+        nxt = [h is not None and h.next_price is not None and h.next_time is not None for h in here]
+        self.has_t = np.array(has, dtype=bool)
+        self.t_index = np.array(
+            [h.index if ok and h else -1 for h, ok in zip(here, has, strict=True)], np.int64
+        )
+        self.t_open_time = np.array(
+            [h.open_time if ok and h else 0 for h, ok in zip(here, has, strict=True)], np.int64
+        )
+        self.t_open = np.array([h.open if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
+        self.t_high = np.array([h.high if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
+        self.t_low = np.array([h.low if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
+        self.t_close = np.array([h.close if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
+        self.entry_signal = np.array(
+            [ok and h is not None and h.entry_signal for h, ok in zip(here, has, strict=True)], bool
+        )
+        self.exit_signal = np.array(
+            [ok and h is not None and h.exit_signal for h, ok in zip(here, has, strict=True)], bool
+        )
+        self.has_next = np.array(nxt, dtype=bool)
+        self.next_index = np.array(
+            [
+                h.next_index if ok and h and h.next_index is not None else -1
+                for h, ok in zip(here, nxt, strict=True)
+            ],
+            np.int64,
+        )
+        self.next_time = np.array(
+            [h.next_time if ok and h else 0 for h, ok in zip(here, nxt, strict=True)], np.int64
+        )
+        self.next_price = np.array(
+            [h.next_price if ok and h else math.nan for h, ok in zip(here, nxt, strict=True)]
+        )
+        for name in _MARKET:  # the kernel takes the market as rows of boundaries: this is row 0
+            setattr(self, name, getattr(self, name).reshape(1, k))
+        self.held = held
+        self.is_open = np.array([o is not None for o in held], dtype=bool)
+        self.quantity = np.array([o.trade.quantity if o else 0.0 for o in held])
+        self.entry_price = np.array([o.trade.entry_price if o else 0.0 for o in held])
+        self.entry_fee = np.array([o.trade.entry_fee if o else 0.0 for o in held])
+        self.entry_time = np.array([o.trade.entry_time if o else 0 for o in held], np.int64)
+        self.entry_index = np.array([o.trade.entry_index if o else -1 for o in held], np.int64)
+        self.stop_loss = np.array([nan_if_none(o.trade.stop_loss_price) if o else math.nan for o in held])
+        self.take_profit = np.array([nan_if_none(o.trade.take_profit_price) if o else math.nan for o in held])
+        self.trail_reference = np.array([o.trail_reference if o else 0.0 for o in held])
+        self.trail_level = np.array(
+            [nan_if_none(o.trade.trailing_stop_price) if o else math.nan for o in held]
+        )
+        self.k = k
 
 
 def step_entries(
@@ -96,6 +178,10 @@ def step_entries(
 ) -> tuple[list[Trade], float]:
     """Decide and fill the entries of one boundary (the **open** step).
 
+    Each instrument (in symbol order) without an open trade whose entry signal holds on candle t enters at the
+    first price after t, sized on the equity at this boundary (cash plus the open trades at the next price,
+    else t's close, else their entry price), while cash lasts (:func:`trading.engine.kernel.entries_at_boundary`).
+
     Args:
         criteria: the strategy's criteria.
         market: every instrument of the strategy at this boundary, by symbol.
@@ -105,40 +191,48 @@ def step_entries(
     Returns:
         ``(new trades, cash after them)``; the new trades are open, in symbol order.
     """
-    equity = equity_at_boundary(cash, open_trades, market)
-    entered: list[Trade] = []
-    for symbol in sorted(market):
-        here = market[symbol]
-        if (
-            symbol in open_trades
-            or not here.entry_signal
-            or here.next_price is None
-            or here.next_time is None
-        ):
-            continue
-        price = buy_fill_price(here.next_price, criteria.slippage_ratio)
-        quantity = entry_quantity(
-            sizing=criteria.sizing, equity=equity, cash=cash, fill_price=price, fee_rate=criteria.fee_rate
+    b = _Boundary(set(market) | set(open_trades), market, open_trades)
+    entered = np.zeros(b.k, dtype=bool)
+    cash_left = kernel.entries_at_boundary(
+        criteria_rules(criteria),
+        0,
+        float(cash),
+        b.has_t,
+        b.t_close,
+        b.entry_signal,
+        b.has_next,
+        b.next_index,
+        b.next_time,
+        b.next_price,
+        b.is_open,
+        b.quantity,
+        b.entry_price,
+        b.entry_fee,
+        b.entry_time,
+        b.entry_index,
+        b.stop_loss,
+        b.take_profit,
+        b.trail_reference,
+        b.trail_level,
+        entered,
+    )
+    trades = [
+        Trade(
+            symbol=symbol,
+            side="long",
+            entry_index=int(b.entry_index[i]),
+            entry_time=int(b.entry_time[i]),
+            entry_price=float(b.entry_price[i]),
+            quantity=float(b.quantity[i]),
+            entry_fee=float(b.entry_fee[i]),
+            stop_loss_price=none_if_nan(b.stop_loss[i]),
+            take_profit_price=none_if_nan(b.take_profit[i]),
+            trailing_stop_price=none_if_nan(b.trail_level[i]),
         )
-        if quantity <= 0:
-            continue
-        fee = fill_fee(price, quantity, criteria.fee_rate)
-        cash -= price * quantity + fee
-        entered.append(
-            Trade(
-                symbol=symbol,
-                side="long",
-                entry_index=here.next_index if here.next_index is not None else -1,
-                entry_time=here.next_time,
-                entry_price=price,
-                quantity=quantity,
-                entry_fee=fee,
-                stop_loss_price=stop_loss_level(price, criteria.stop_loss_ratio),
-                take_profit_price=take_profit_level(price, criteria.take_profit_ratio),
-                trailing_stop_price=trailing_stop_level(price, criteria.trailing_stop_ratio),
-            )
-        )
-    return entered, max(cash, 0.0)
+        for i, symbol in enumerate(b.symbols)
+        if entered[i]
+    ]
+    return trades, float(cash_left)
 
 
 def step_exits(
@@ -150,7 +244,7 @@ def step_exits(
     """Decide and fill the exits of one boundary (the **close** step).
 
     Only trades that were open during candle t are considered (entered at or before t's open); the others,
-    and instruments without a candle t, are carried unchanged.
+    and instruments without a candle t, are carried unchanged (:func:`trading.engine.kernel.exits_at_boundary`).
 
     Args:
         criteria: the strategy's criteria.
@@ -161,82 +255,87 @@ def step_exits(
         ``(closed trades, still-open trades)``: closed ones are copies with the exit fields and P&L set; the
         still-open ones carry the trailing reference and level updated with candle t's high.
     """
+    b = _Boundary(open_trades, market, open_trades)
+    exit_code = np.zeros(b.k, dtype=np.int64)
+    exit_index = np.zeros(b.k, dtype=np.int64)
+    exit_time = np.zeros(b.k, dtype=np.int64)
+    exit_price, exit_fee, pnl, pnl_ratio = (np.zeros(b.k) for _ in range(4))
+    kernel.exits_at_boundary(
+        criteria_rules(criteria),
+        0,
+        b.has_t,
+        b.t_index,
+        b.t_open_time,
+        b.t_open,
+        b.t_high,
+        b.t_low,
+        b.exit_signal,
+        b.has_next,
+        b.next_index,
+        b.next_time,
+        b.next_price,
+        b.is_open,
+        b.quantity,
+        b.entry_price,
+        b.entry_fee,
+        b.entry_time,
+        b.stop_loss,
+        b.take_profit,
+        b.trail_reference,
+        b.trail_level,
+        exit_code,
+        exit_index,
+        exit_time,
+        exit_price,
+        exit_fee,
+        pnl,
+        pnl_ratio,
+    )
     closed: list[Trade] = []
     still_open: dict[str, OpenTrade] = {}
-    for symbol in sorted(open_trades):
+    for i, symbol in enumerate(b.symbols):
         open_trade = open_trades[symbol]
-        trade = open_trade.trade
-        here = market.get(symbol)
-        if here is None or here.index is None or trade.entry_time > here.open_time:
-            still_open[symbol] = open_trade
-            continue
-        trailing = trailing_stop_level(open_trade.trail_reference, criteria.trailing_stop_ratio)
-        hit = risk_exit(
-            open_=here.open,
-            high=here.high,
-            low=here.low,
-            stop_loss=trade.stop_loss_price,
-            take_profit=trade.take_profit_price,
-            trailing_stop=trailing,
-        )
-        if hit is not None:
+        trailing = none_if_nan(b.trail_level[i])
+        if exit_code[i] != kernel.NO_EXIT:
             closed.append(
-                _close(trade, criteria, here.index, here.open_time, hit.price, hit.reason, trailing)
+                replace(
+                    open_trade.trade,
+                    trailing_stop_price=trailing,
+                    exit_index=int(exit_index[i]),
+                    exit_time=int(exit_time[i]),
+                    exit_price=float(exit_price[i]),
+                    exit_fee=float(exit_fee[i]),
+                    exit_reason=kernel.EXIT_REASONS[int(exit_code[i])],
+                    pnl=float(pnl[i]),
+                    pnl_ratio=float(pnl_ratio[i]),
+                )
             )
             continue
-        if here.next_price is not None and here.next_time is not None:
-            held_seconds = here.next_time - trade.entry_time
-            reason = None
-            if here.exit_signal:
-                reason = SIGNAL
-            elif (
-                criteria.max_holding_days is not None
-                and held_seconds >= criteria.max_holding_days * SECONDS_PER_DAY
-            ):
-                reason = MAX_HOLDING
-            if reason is not None:
-                next_index = here.next_index if here.next_index is not None else -1
-                closed.append(
-                    _close(trade, criteria, next_index, here.next_time, here.next_price, reason, trailing)
-                )
-                continue
-        reference = max(open_trade.trail_reference, here.high)
-        still_open[symbol] = OpenTrade(
-            trade=replace(
-                trade, trailing_stop_price=trailing_stop_level(reference, criteria.trailing_stop_ratio)
-            ),
-            trail_reference=reference,
-        )
+        reference = float(b.trail_reference[i])
+        if reference == open_trade.trail_reference and trailing == open_trade.trade.trailing_stop_price:
+            still_open[symbol] = open_trade
+        else:
+            still_open[symbol] = OpenTrade(
+                trade=replace(open_trade.trade, trailing_stop_price=trailing), trail_reference=reference
+            )
     return closed, still_open
-
-
-def _close(
-    trade: Trade,
-    criteria: Criteria,
-    index: int,
-    time: int,
-    raw_price: float,
-    reason: str,
-    trailing: float | None,
-) -> Trade:
-    price = sell_fill_price(raw_price, criteria.slippage_ratio)
-    fee = fill_fee(price, trade.quantity, criteria.fee_rate)
-    pnl = price * trade.quantity - fee - trade.cost
-    return replace(
-        trade,
-        trailing_stop_price=trailing,
-        exit_index=index,
-        exit_time=time,
-        exit_price=price,
-        exit_fee=fee,
-        exit_reason=reason,
-        pnl=pnl,
-        pnl_ratio=pnl / trade.cost,
-    )
 
 
 def trade_close_at(
     trade: Trade, criteria: Criteria, *, index: int, time: int, raw_price: float, reason: str
 ) -> Trade:
-    """Close ``trade`` at ``raw_price`` (slippage and fee applied) for ``reason``: end of data, or manual."""
-    return _close(trade, criteria, index, time, raw_price, reason, trade.trailing_stop_price)
+    """Close ``trade`` at ``raw_price`` (slippage and fee applied, :func:`trading.engine.kernel.close_fill`) for
+    ``reason``: end of data, or manual."""
+    price, fee, pnl, pnl_ratio = kernel.close_fill(
+        float(raw_price), trade.quantity, trade.cost, criteria.fee_rate, criteria.slippage_ratio
+    )
+    return replace(
+        trade,
+        exit_index=index,
+        exit_time=time,
+        exit_price=float(price),
+        exit_fee=float(fee),
+        exit_reason=reason,
+        pnl=float(pnl),
+        pnl_ratio=float(pnl_ratio),
+    )

@@ -3,6 +3,7 @@ path converts them to ``Decimal`` once, on the way out (style guide rule 5)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,3 +81,177 @@ class Trade:
     def cost(self) -> float:
         """What the entry cost: notional plus fee, quote currency."""
         return self.entry_price * self.quantity + self.entry_fee
+
+
+@dataclass(frozen=True)
+class TradeLog:
+    """The trades of a run as columns (the compiled backtest's output), m trades in entry order (then symbol).
+
+    Attributes:
+        symbols: the instruments' symbols; ``slot`` indexes them.
+        slot, entry_index, entry_time: shape (m,), int64 (times in seconds since epoch, UTC).
+        exit_index, exit_time: shape (m,), int64; -1 while the trade is open.
+        exit_code: shape (m,), int64: :data:`trading.engine.kernel.EXIT_REASONS` index, 0 while open.
+        entry_price, quantity, entry_fee, stop_loss_price, take_profit_price, trailing_stop_price: shape (m,),
+            float64 (quote currency; quantity in base units); NaN for an absent level.
+        exit_price, exit_fee, pnl, pnl_ratio: shape (m,), float64; NaN while open.
+
+    The same fields as :class:`Trade`, with the same meanings; :meth:`to_trades` and :meth:`from_trades`
+    convert between the two.
+    """
+
+    symbols: tuple[str, ...]
+    slot: np.ndarray
+    entry_index: np.ndarray
+    entry_time: np.ndarray
+    exit_index: np.ndarray
+    exit_time: np.ndarray
+    exit_code: np.ndarray
+    entry_price: np.ndarray
+    quantity: np.ndarray
+    entry_fee: np.ndarray
+    stop_loss_price: np.ndarray
+    take_profit_price: np.ndarray
+    trailing_stop_price: np.ndarray
+    exit_price: np.ndarray
+    exit_fee: np.ndarray
+    pnl: np.ndarray
+    pnl_ratio: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.slot.shape[0])
+
+    @property
+    def closed(self) -> np.ndarray:
+        """shape (m,), bool: the trades that have exited."""
+        return np.asarray(self.exit_code != 0)
+
+    def to_trades(self) -> list[Trade]:
+        """Return the trades as :class:`Trade` values (None for NaN levels and for the exit of an open trade)."""
+        from trading.engine.kernel import EXIT_REASONS
+
+        def optional(values: np.ndarray) -> list[float | None]:
+            return [None if v != v else v for v in values.tolist()]  # v != v: NaN
+
+        columns = zip(
+            self.slot.tolist(),
+            self.entry_index.tolist(),
+            self.entry_time.tolist(),
+            self.entry_price.tolist(),
+            self.quantity.tolist(),
+            self.entry_fee.tolist(),
+            optional(self.stop_loss_price),
+            optional(self.take_profit_price),
+            optional(self.trailing_stop_price),
+            self.exit_code.tolist(),
+            self.exit_index.tolist(),
+            self.exit_time.tolist(),
+            self.exit_price.tolist(),
+            self.exit_fee.tolist(),
+            self.pnl.tolist(),
+            self.pnl_ratio.tolist(),
+            strict=True,
+        )
+        trades = []
+        for (
+            slot,
+            entry_index,
+            entry_time,
+            entry_price,
+            quantity,
+            entry_fee,
+            stop_loss,
+            take_profit,
+            trailing,
+            code,
+            exit_index,
+            exit_time,
+            exit_price,
+            exit_fee,
+            pnl,
+            pnl_ratio,
+        ) in columns:
+            closed = code != 0
+            trades.append(
+                Trade(
+                    symbol=self.symbols[slot],
+                    side="long",
+                    entry_index=entry_index,
+                    entry_time=entry_time,
+                    entry_price=entry_price,
+                    quantity=quantity,
+                    entry_fee=entry_fee,
+                    stop_loss_price=stop_loss,
+                    take_profit_price=take_profit,
+                    trailing_stop_price=trailing,
+                    exit_index=exit_index if closed else None,
+                    exit_time=exit_time if closed else None,
+                    exit_price=exit_price if closed else None,
+                    exit_fee=exit_fee if closed else None,
+                    exit_reason=EXIT_REASONS[code],
+                    pnl=pnl if closed else None,
+                    pnl_ratio=pnl_ratio if closed else None,
+                )
+            )
+        return trades
+
+    @classmethod
+    def from_trades(cls, trades: Sequence[Trade]) -> TradeLog:
+        """Return the columns of ``trades``.
+
+        Raises:
+            ValueError: a closed trade (``exit_index`` set) lacks ``exit_time``, ``exit_fee``, ``pnl`` or
+                ``pnl_ratio``, or its ``exit_reason`` is not one of the engine's reasons.
+        """
+        from trading.engine.kernel import EXIT_CODES
+
+        symbols = tuple(sorted({trade.symbol for trade in trades}))
+        slot_of = {symbol: i for i, symbol in enumerate(symbols)}
+        codes = []
+        for trade in trades:
+            if trade.is_open:
+                codes.append(0)
+                continue
+            if (
+                trade.pnl is None
+                or trade.pnl_ratio is None
+                or trade.exit_time is None
+                or trade.exit_fee is None
+            ):
+                raise ValueError(
+                    f"closed trade {trade.symbol} entered at index {trade.entry_index} must have exit_time, "
+                    f"exit_fee, pnl and pnl_ratio set; was exit_time={trade.exit_time}, "
+                    f"exit_fee={trade.exit_fee}, pnl={trade.pnl}, pnl_ratio={trade.pnl_ratio}"
+                )
+            if trade.exit_reason not in EXIT_CODES:
+                raise ValueError(
+                    f"closed trade {trade.symbol} entered at index {trade.entry_index} has exit_reason "
+                    f"{trade.exit_reason!r}; expected one of {', '.join(EXIT_CODES)}"
+                )
+            codes.append(EXIT_CODES[trade.exit_reason])
+
+        def ints(values: list[int | None]) -> np.ndarray:
+            return np.array([-1 if v is None else v for v in values], dtype=np.int64)
+
+        def floats(values: list[float | None]) -> np.ndarray:
+            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+        return cls(
+            symbols=symbols,
+            slot=ints([slot_of[t.symbol] for t in trades]),
+            entry_index=ints([t.entry_index for t in trades]),
+            entry_time=ints([t.entry_time for t in trades]),
+            exit_index=ints([t.exit_index for t in trades]),
+            exit_time=ints([t.exit_time for t in trades]),
+            exit_code=np.array(codes, dtype=np.int64),
+            entry_price=floats([t.entry_price for t in trades]),
+            quantity=floats([t.quantity for t in trades]),
+            entry_fee=floats([t.entry_fee for t in trades]),
+            stop_loss_price=floats([t.stop_loss_price for t in trades]),
+            take_profit_price=floats([t.take_profit_price for t in trades]),
+            trailing_stop_price=floats([t.trailing_stop_price for t in trades]),
+            exit_price=floats([t.exit_price for t in trades]),
+            exit_fee=floats([t.exit_fee for t in trades]),
+            pnl=floats([t.pnl for t in trades]),
+            pnl_ratio=floats([t.pnl_ratio for t in trades]),
+        )
