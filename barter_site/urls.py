@@ -4,7 +4,11 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from barter_site.health import HEALTHZ_PATH, healthz
+
 urlpatterns = [
+    # Normally answered by HealthCheckMiddleware before routing; routed too so that the URL resolves.
+    path(HEALTHZ_PATH.lstrip("/"), healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -12,5 +16,7 @@ urlpatterns = [
     path("api/", include("positions.urls")),
     path("api/", include("trading.urls")),
     path("api/", include("trading.api_urls")),
+    path("api/", include("simulator.api_urls")),
+    path("simulator/", include("simulator.page_urls")),
     path("", include("trading.page_urls")),
 ]

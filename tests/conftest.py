@@ -70,3 +70,16 @@ def fake_coingecko(settings, retry_sleeps):  # type: ignore[no-untyped-def]
     with FakeCoinGecko() as fake:
         settings.COINGECKO_BASE_URL = fake.base_url
         yield fake
+
+
+@pytest.fixture(scope="module")
+def shipped_history(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """The shipped real daily history (``load_shipped_history``: BTC, ETH, LTC), loaded once for a module and
+    flushed after it."""
+    from django.core.management import call_command
+
+    with django_db_blocker.unblock():
+        call_command("load_shipped_history", verbosity=0)
+    yield
+    with django_db_blocker.unblock():
+        call_command("flush", "--noinput", verbosity=0)

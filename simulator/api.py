@@ -1,0 +1,130 @@
+"""REST API of the simulator: ``/api/simulations/`` (create, list, read) and each run's CSV files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from instruments.api import StrictSerializer
+from simulator.models import STARTING_CASH_DEFAULT, Simulation
+from simulator.services import (
+    SimulationInputError,
+    simulation_equity_csv,
+    simulation_request_check,
+    simulation_start,
+    simulation_trades_csv,
+)
+
+
+class SimulationRequestSerializer(StrictSerializer):
+    """``POST /api/simulations/``: what to simulate. Ratios inside ``criteria`` are fractions (0.02 = 2 %)."""
+
+    instruments = serializers.ListField(
+        child=serializers.CharField(max_length=100), allow_empty=False, help_text="CoinGecko ids."
+    )
+    start = serializers.DateField(help_text="First UTC day on which trades may happen.")
+    end = serializers.DateField(help_text="Last UTC day (inclusive); what is open at its close is closed.")
+    starting_cash = serializers.DecimalField(
+        max_digits=38, decimal_places=18, default=STARTING_CASH_DEFAULT, help_text="Quote currency."
+    )
+    criteria = serializers.JSONField(help_text="Trade criteria, format version 1 (CRITERIA.md).")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        try:
+            attrs["request"] = simulation_request_check(
+                instruments=attrs["instruments"],
+                start=attrs["start"],
+                end=attrs["end"],
+                starting_cash=attrs["starting_cash"],
+                criteria=attrs["criteria"],
+            )
+        except SimulationInputError as exc:
+            raise serializers.ValidationError(exc.errors) from exc
+        return attrs
+
+
+class SimulationSummarySerializer(serializers.ModelSerializer):
+    """A simulation without its trades and curves (the list)."""
+
+    instruments: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="coingecko_id"
+    )
+
+    class Meta:
+        model = Simulation
+        fields = [
+            "id",
+            "name",
+            "status",
+            "progress_ratio",
+            "error",
+            "instruments",
+            "start",
+            "end",
+            "starting_cash",
+            "statistics",
+            "created_at",
+            "duration_seconds",
+        ]
+        read_only_fields = fields
+
+
+class SimulationSerializer(SimulationSummarySerializer):
+    """A simulation with its criteria, trades and equity curve (see :class:`simulator.models.Simulation`)."""
+
+    class Meta(SimulationSummarySerializer.Meta):
+        fields = [*SimulationSummarySerializer.Meta.fields, "criteria", "trades", "equity_curve"]
+        read_only_fields = fields
+
+
+def csv_response(text: str, filename: str) -> HttpResponse:
+    """A CSV download."""
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class SimulationViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """``/api/simulations/``: run a simulation (POST), list and read the saved ones, download their CSVs."""
+
+    queryset = Simulation.objects.none()  # typed for the schema; get_queryset gives the user's runs
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return Simulation.objects.for_user(self.request.user).listed().prefetch_related("instruments")
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        if self.action == "list":
+            return SimulationSummarySerializer
+        return SimulationSerializer
+
+    @extend_schema(request=SimulationRequestSerializer, responses={201: SimulationSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Run the criteria over the stored daily candles; 201 with statistics, trades and equity curve (status
+        ``done``), or with status ``pending`` for a run large enough to go to a worker (poll the run)."""
+        body = SimulationRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        simulation = simulation_start(
+            request=body.validated_data["request"], created_by=request.user, name=body.validated_data["name"]
+        )
+        simulation.refresh_from_db()
+        return Response(SimulationSerializer(simulation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    def trades_csv(self, request: Request, pk: str | None = None) -> HttpResponse:
+        """The run's trades as CSV."""
+        simulation = self.get_object()
+        return csv_response(simulation_trades_csv(simulation), f"simulation-{simulation.pk}-trades.csv")
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    def equity_csv(self, request: Request, pk: str | None = None) -> HttpResponse:
+        """The run's equity curve, buy and hold and drawdown as CSV."""
+        simulation = self.get_object()
+        return csv_response(simulation_equity_csv(simulation), f"simulation-{simulation.pk}-equity.csv")

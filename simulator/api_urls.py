@@ -1,0 +1,24 @@
+"""API routes of the simulator (``/api/simulations/``), included under ``api/`` by ``barter_site/urls.py``."""
+
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from simulator.api import SimulationViewSet
+
+router = SimpleRouter()
+router.register("simulations", SimulationViewSet, basename="simulation")
+
+urlpatterns = [
+    # The CSVs end in ".csv" (no trailing slash), so they are routed here rather than as router actions.
+    path(
+        "simulations/<int:pk>/trades.csv",
+        SimulationViewSet.as_view({"get": "trades_csv"}),
+        name="simulation-trades-csv",
+    ),
+    path(
+        "simulations/<int:pk>/equity.csv",
+        SimulationViewSet.as_view({"get": "equity_csv"}),
+        name="simulation-equity-csv",
+    ),
+    path("", include(router.urls)),
+]

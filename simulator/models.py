@@ -1,0 +1,166 @@
+"""Saved simulator runs and parameter sweeps.
+
+A :class:`Simulation` keeps what was asked (instruments, dates, starting cash, criteria) and what the engine
+answered (statistics, trades, equity curve), so a run can be shown, compared, downloaded and turned into a
+strategy later without running it again. A :class:`Sweep` is a grid of criteria values; each grid point's
+statistics are a :class:`SweepPoint`, and a point becomes a full :class:`Simulation` when someone opens it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from instruments.models import Instrument
+from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from trading.models import Strategy, criteria_validate
+
+
+class RunStatus(models.TextChoices):
+    """Where a simulation or sweep is: waiting for a worker, running, finished, or failed."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SimulationQuerySet(models.QuerySet["Simulation"]):
+    """Filters over simulations."""
+
+    def for_user(self, user: object) -> SimulationQuerySet:
+        """The simulations ``user`` made (every simulation for a superuser)."""
+        if getattr(user, "is_superuser", False):
+            return self
+        return self.filter(created_by=user)
+
+    def listed(self) -> SimulationQuerySet:
+        """Simulations made from the form, the API or the command line (not sweep points), newest first."""
+        return self.filter(sweep__isnull=True).order_by("-created_at", "-id")
+
+
+class Simulation(models.Model):
+    """One simulator run: inputs and results.
+
+    Results are JSON, in the engine's units: ``statistics`` has the keys of
+    :data:`trading.engine.statistics.STATISTICS_KEYS` (ratios are fractions); ``trades`` is a list of dicts
+    (``instrument``, ``entry_at``, ``entry_price``, ``exit_at``, ``exit_price``, ``quantity``, ``entry_fee``,
+    ``exit_fee``, ``pnl``, ``pnl_ratio``, ``exit_reason``; times ISO 8601 UTC, amounts decimal strings in the
+    quote currency); ``equity_curve`` is ``{"time": [seconds], "equity": [...], "buy_and_hold": [...],
+    "drawdown_ratio": [...]}`` at each candle's close.
+    """
+
+    name = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="simulations"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    instruments = models.ManyToManyField(Instrument, related_name="simulations")
+    start = models.DateField(help_text="First UTC day on which trades may happen.")
+    end = models.DateField(help_text="Last UTC day of the run (inclusive).")
+    starting_cash = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    criteria = models.JSONField(validators=[criteria_validate], help_text="Trade criteria, format version 1.")
+    source_strategy = models.ForeignKey(
+        Strategy, null=True, blank=True, on_delete=models.SET_NULL, related_name="simulations"
+    )
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    progress_ratio = models.FloatField(default=0.0, help_text="0..1, for the progress bar of a queued run.")
+    error = models.TextField(blank=True)
+    statistics = models.JSONField(default=dict, blank=True)
+    trades = models.JSONField(default=list, blank=True)
+    equity_curve = models.JSONField(default=dict, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True, help_text="Engine and saving, seconds.")
+    sweep = models.ForeignKey(
+        "Sweep", null=True, blank=True, on_delete=models.CASCADE, related_name="simulations"
+    )
+
+    objects = SimulationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A run needs money to trade with, and a range that does not run backwards.
+            models.CheckConstraint(
+                condition=Q(starting_cash__gt=0), name="simulation_starting_cash_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(end__gte=models.F("start")), name="simulation_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(progress_ratio__gte=0) & Q(progress_ratio__lte=1),
+                name="simulation_progress_ratio",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"simulation {self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the run is done or failed."""
+        return self.status in (RunStatus.DONE, RunStatus.FAILED)
+
+
+class Sweep(models.Model):
+    """A grid of criteria values, each run over the same instruments, dates and cash.
+
+    ``axes`` is ``[{"path": "entry.all[0].left.period", "values": [5, 10, ...]}, ...]`` (one or two axes);
+    every combination is one :class:`SweepPoint`. ``statistic`` is the figure the heatmap shows.
+    """
+
+    name = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="sweeps"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    instruments = models.ManyToManyField(Instrument, related_name="sweeps")
+    start = models.DateField()
+    end = models.DateField()
+    starting_cash = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    criteria = models.JSONField(validators=[criteria_validate], help_text="The base criteria.")
+    axes = models.JSONField()
+    statistic = models.CharField(max_length=40, default="total_return_ratio")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    total = models.PositiveIntegerField(default=0, help_text="Number of grid points.")
+    error = models.TextField(blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(starting_cash__gt=0), name="sweep_starting_cash_positive"),
+            models.CheckConstraint(condition=Q(end__gte=models.F("start")), name="sweep_end_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"sweep {self.pk}"
+
+
+class SweepPoint(models.Model):
+    """The statistics of one grid point of a sweep; ``values`` maps each axis path to its value here."""
+
+    sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="points")
+    index = models.PositiveIntegerField(help_text="Position in the grid, row-major over the axes.")
+    values = models.JSONField()
+    statistics = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    simulation = models.OneToOneField(
+        Simulation, null=True, blank=True, on_delete=models.SET_NULL, related_name="sweep_point"
+    )
+
+    class Meta:
+        ordering = ["sweep", "index"]
+        constraints = [
+            # A chunk that runs twice (a retried task) writes nothing new.
+            models.UniqueConstraint(fields=["sweep", "index"], name="sweep_point_unique_index"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sweep} #{self.index}"
+
+
+#: The money type of starting cash, for forms and serializers.
+STARTING_CASH_DEFAULT = Decimal("10000")

@@ -1,0 +1,331 @@
+/*
+ * Barter simulator pages: the criteria builder's small behaviours, sortable tables and the charts.
+ *
+ * No library besides the vendored htmx and TradingView lightweight-charts v5 (the global LightweightCharts of
+ * its standalone build). Chart data comes from <script type="application/json"> blocks written by Django's
+ * json_script; text from the data is only ever set with textContent.
+ */
+(function () {
+  "use strict";
+
+  // The criteria builder -----------------------------------------------------------------------------------
+
+  function builderChanged() {
+    var builder = document.getElementById("criteria-builder");
+    if (builder) builder.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  // Show only the inputs the chosen indicator takes (the option's data-params), and the shift.
+  function showParams(select) {
+    var option = select.options[select.selectedIndex];
+    var wanted = ((option && option.getAttribute("data-params")) || "").split(" ");
+    var operand = select.closest("[data-operand]");
+    if (!operand) return;
+    operand.querySelectorAll("[data-param]").forEach(function (label) {
+      var name = label.getAttribute("data-param");
+      label.hidden = !(name === "shift" || wanted.indexOf(name) >= 0);
+    });
+  }
+
+  function toggleAdvanced(box) {
+    var panel = document.getElementById("advanced-box");
+    if (panel) panel.hidden = !box.checked;
+    var area = document.getElementById("id_criteria_json");
+    var fill = document.getElementById("fill-json");
+    // Fill the box from the builder unless the user has typed or pasted in it.
+    if (box.checked && fill && area && area.getAttribute("data-edited") !== "1" && window.htmx) {
+      window.htmx.trigger(fill, "click");
+    }
+  }
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (!(target instanceof Element)) return;
+    if (target.matches("[data-indicator-select]")) showParams(target);
+    if (target.matches("[data-advanced-toggle]")) toggleAdvanced(target);
+  });
+
+  document.addEventListener("input", function (event) {
+    if (event.target instanceof Element && event.target.id === "id_criteria_json") {
+      event.target.setAttribute("data-edited", "1");
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    if (!(event.target instanceof Element)) return;
+    var remove = event.target.closest("[data-remove-row]");
+    if (remove) {
+      var row = remove.closest(".condition");
+      if (row) row.remove();
+      builderChanged();
+      return;
+    }
+    var heading = event.target.closest("table[data-sortable] th[data-sort]");
+    if (heading) sortBy(heading);
+  });
+
+  // A row added by htmx changes the criteria too (the sweep's field list follows).
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.classList && target.classList.contains("rows")) builderChanged();
+  });
+
+  // Sortable tables: cells carry data-sort, the value they sort by ---------------------------------------
+
+  function sortBy(heading) {
+    var table = heading.closest("table");
+    var body = table.tBodies[0];
+    if (!body) return;
+    var column = Array.prototype.indexOf.call(heading.parentNode.children, heading);
+    var numeric = heading.getAttribute("data-sort") === "num";
+    var ascending = heading.getAttribute("aria-sort") !== "ascending";
+    var rows = Array.prototype.slice.call(body.rows);
+    function key(row) {
+      var cell = row.cells[column];
+      var raw = cell ? cell.getAttribute("data-sort") || cell.textContent.trim() : "";
+      if (!numeric) return raw.toLowerCase();
+      var number = parseFloat(raw);
+      return isNaN(number) ? -Infinity : number;
+    }
+    rows.sort(function (a, b) {
+      var x = key(a);
+      var y = key(b);
+      var order = x < y ? -1 : x > y ? 1 : 0;
+      return ascending ? order : -order;
+    });
+    heading.parentNode.querySelectorAll("th").forEach(function (th) {
+      th.removeAttribute("aria-sort");
+    });
+    heading.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+    rows.forEach(function (row) {
+      body.appendChild(row);
+    });
+  }
+
+  // Charts -------------------------------------------------------------------------------------------------
+
+  var COLORS = {
+    ink: "#1f2933",
+    line: "#e4e7eb",
+    accent: "#2f6f9f",
+    hold: "#9aa5b1",
+    gain: "#1b7f3b",
+    loss: "#b42318",
+  };
+  var PALETTE = ["#2f6f9f", "#b42318", "#1b7f3b", "#9a6700", "#6b3fa0", "#0f7c86", "#c2410c", "#475569"];
+
+  function readJson(id) {
+    var element = document.getElementById(id);
+    return element ? JSON.parse(element.textContent) : null;
+  }
+
+  function newChart(container, extra) {
+    var options = {
+      autoSize: true,
+      layout: { background: { color: "#ffffff" }, textColor: COLORS.ink, attributionLogo: true },
+      grid: { vertLines: { color: COLORS.line }, horzLines: { color: COLORS.line } },
+      timeScale: { borderColor: COLORS.line },
+      rightPriceScale: { borderColor: COLORS.line },
+    };
+    Object.keys(extra || {}).forEach(function (key) {
+      options[key] = extra[key];
+    });
+    return LightweightCharts.createChart(container, options);
+  }
+
+  function points(times, values) {
+    var out = new Array(times.length);
+    for (var i = 0; i < times.length; i++) out[i] = { time: times[i], value: values[i] };
+    return out;
+  }
+
+  function dayText(seconds) {
+    return new Date(seconds * 1000).toISOString().slice(0, 10);
+  }
+
+  function number(value) {
+    return Math.abs(value) >= 1
+      ? value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })
+      : value.toPrecision(6);
+  }
+
+  // A tooltip inside the chart's container: the day's candle and what the run did that day.
+  function attachTooltip(chart, container, series, notes) {
+    var tip = document.createElement("div");
+    tip.className = "chart-tooltip";
+    tip.hidden = true;
+    container.appendChild(tip);
+    chart.subscribeCrosshairMove(function (param) {
+      if (!param || param.time === undefined || !param.point || param.point.x < 0 || param.point.y < 0) {
+        tip.hidden = true;
+        return;
+      }
+      var candle = param.seriesData && param.seriesData.get(series);
+      var lines = [dayText(param.time)];
+      if (candle && candle.open !== undefined) {
+        lines.push(
+          "O " + number(candle.open) + "  H " + number(candle.high) + "  L " + number(candle.low) +
+            "  C " + number(candle.close)
+        );
+      }
+      (notes[String(param.time)] || []).forEach(function (line) {
+        lines.push(line);
+      });
+      tip.textContent = "";
+      lines.forEach(function (line, index) {
+        var row = document.createElement("div");
+        if (index >= 2) row.className = "chart-tooltip-trade";
+        row.textContent = line;
+        tip.appendChild(row);
+      });
+      tip.hidden = false;
+      var left = Math.min(param.point.x + 14, container.clientWidth - tip.offsetWidth - 4);
+      tip.style.left = Math.max(0, left) + "px";
+      tip.style.top = "8px";
+    });
+  }
+
+  function drawCandles(container, data) {
+    var symbol = container.getAttribute("data-symbol");
+    var chart = newChart(container);
+    var series = chart.addSeries(LightweightCharts.CandlestickSeries, {
+      upColor: COLORS.gain,
+      downColor: COLORS.loss,
+      wickUpColor: COLORS.gain,
+      wickDownColor: COLORS.loss,
+      borderVisible: false,
+    });
+    series.setData(data.candles[symbol] || []);
+    LightweightCharts.createSeriesMarkers(series, data.markers[symbol] || []);
+    attachTooltip(chart, container, series, data.notes[symbol] || {});
+    chart.timeScale().fitContent();
+    return chart;
+  }
+
+  function drawEquity(container, data) {
+    var chart = newChart(container);
+    var curve = data.equity;
+    var hold = chart.addSeries(LightweightCharts.LineSeries, {
+      color: COLORS.hold,
+      lineWidth: 2,
+      title: "buy and hold",
+    });
+    hold.setData(points(curve.time, curve.buy_and_hold));
+    var equity = chart.addSeries(LightweightCharts.LineSeries, {
+      color: COLORS.accent,
+      lineWidth: 2,
+      title: "strategy",
+    });
+    equity.setData(points(curve.time, curve.equity));
+    chart.timeScale().fitContent();
+    return chart;
+  }
+
+  function drawDrawdown(container, data) {
+    var chart = newChart(container);
+    var series = chart.addSeries(LightweightCharts.HistogramSeries, {
+      color: COLORS.loss,
+      priceFormat: {
+        type: "custom",
+        formatter: function (value) {
+          return value.toFixed(2) + " %";
+        },
+      },
+    });
+    series.setData(points(data.equity.time, data.equity.drawdown_pct));
+    chart.timeScale().fitContent();
+    return chart;
+  }
+
+  // Keep two charts over the same candles scrolled and zoomed together.
+  function linkTimeScales(a, b) {
+    var busy = false;
+    function follow(from, to) {
+      from.timeScale().subscribeVisibleLogicalRangeChange(function (range) {
+        if (busy || !range) return;
+        busy = true;
+        to.timeScale().setVisibleLogicalRange(range);
+        busy = false;
+      });
+    }
+    follow(a, b);
+    follow(b, a);
+  }
+
+  function drawCompare(container, lines) {
+    var chart = newChart(container);
+    var legend = document.getElementById("compare-legend");
+    lines.forEach(function (line, index) {
+      var color = PALETTE[index % PALETTE.length];
+      var series = chart.addSeries(LightweightCharts.LineSeries, {
+        color: color,
+        lineWidth: 2,
+        title: "#" + line.id,
+        priceFormat: {
+          type: "custom",
+          formatter: function (value) {
+            return value.toFixed(2) + " %";
+          },
+        },
+      });
+      series.setData(points(line.time, line.return_pct));
+      if (legend) {
+        var swatch = document.createElement("span");
+        swatch.className = "swatch";
+        swatch.style.background = color;
+        var label = document.createElement("span");
+        label.textContent = " " + line.name + "  ";
+        legend.appendChild(swatch);
+        legend.appendChild(label);
+      }
+    });
+    chart.timeScale().fitContent();
+  }
+
+  function guarded(container, draw) {
+    try {
+      var chart = draw();
+      container.setAttribute("data-drawn", "true");
+      return chart;
+    } catch (error) {
+      container.setAttribute("data-drawn", "false");
+      container.textContent = "The chart could not be drawn: " + error.message;
+      return null;
+    }
+  }
+
+  function drawCharts() {
+    if (typeof LightweightCharts === "undefined") return;
+    var data = readJson("chart-data");
+    if (data) {
+      document.querySelectorAll("[data-chart=candles]").forEach(function (container) {
+        guarded(container, function () {
+          return drawCandles(container, data);
+        });
+      });
+      var equityBox = document.getElementById("chart-equity");
+      var drawdownBox = document.getElementById("chart-drawdown");
+      var equity = equityBox && guarded(equityBox, function () {
+        return drawEquity(equityBox, data);
+      });
+      var drawdown = drawdownBox && guarded(drawdownBox, function () {
+        return drawDrawdown(drawdownBox, data);
+      });
+      if (equity && drawdown) linkTimeScales(equity, drawdown);
+    }
+    var compare = readJson("compare-data");
+    var compareBox = document.getElementById("chart-compare");
+    if (compare && compareBox) {
+      guarded(compareBox, function () {
+        drawCompare(compareBox, compare);
+        return true;
+      });
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", drawCharts);
+  } else {
+    drawCharts();
+  }
+})();
