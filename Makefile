@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format lock worker clean
+.PHONY: run test lint format lock worker beat bench clean
 
 $(VENV)/.created:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Barter needs Python >= 3.11; found " + sys.version' \
@@ -56,6 +56,25 @@ format: $(VENV)/.dev
 worker: $(VENV)/.runtime
 	$(VENV)/bin/celery -A barter_site worker --loglevel=INFO
 
+## beat: Celery beat: starts trading.daily_cycle at 00:40 UTC (BARTER_DAILY_CYCLE_CRON); needs REDIS_URL and a worker
+BEAT_SCHEDULE ?= /tmp/barter-celerybeat-schedule
+beat: $(VENV)/.runtime
+	$(VENV)/bin/celery -A barter_site beat --loglevel=INFO --schedule $(BEAT_SCHEDULE)
+
+## bench: the speed figures of benchmarks/README.md (needs PostgreSQL and Redis: BENCH_DATABASE_URL,
+## BENCH_REDIS_URL; and the one-minute candles, MINUTES). Fresh processes run in .venv-runtime, which holds the
+## runtime dependencies only, as deployed.
+MINUTES ?= ../shared/data/minute/binance_btcusdt_1m_2024
+.venv-runtime/.created: requirements.lock
+	$(PYTHON) -m venv .venv-runtime
+	.venv-runtime/bin/pip install --quiet --require-hashes -r requirements.lock
+	@touch $@
+
+bench: $(VENV)/.dev .venv-runtime/.created
+	$(PY) benchmarks/engine_minutes.py $(MINUTES) --python .venv-runtime/bin/python
+	$(PY) benchmarks/simulator_request.py
+	$(PY) benchmarks/simulator_sweep.py
+
 ## lock: re-pin requirements*.lock from pyproject.toml (needs the package registry)
 lock: $(VENV)/.created
 	$(VENV)/bin/pip install --quiet uv
@@ -64,4 +83,4 @@ lock: $(VENV)/.created
 		-o requirements-dev.lock
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-runtime db.sqlite3 staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -1,12 +1,21 @@
-"""Celery tasks of the trading cycle: thin wrappers over the services, with primitive arguments."""
+"""Celery tasks of the trading cycle: thin wrappers over the services, with primitive arguments.
+
+``trading.daily_cycle`` is what Celery beat starts every day (``CELERY_BEAT_SCHEDULE``): the self-hosted
+alternative to the GitHub Action that calls the three sync endpoints.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
 
-from celery import shared_task
+from celery import chain, group, shared_task
+from celery.canvas import Signature
+from django.utils import timezone
 
+from instruments.models import Instrument
+from instruments.sync import as_of_validate
+from instruments.tasks import sync_instrument_task
 from trading.services import sync_close_positions, sync_new_trades
 
 
@@ -22,3 +31,53 @@ def sync_close_positions_task(
 ) -> dict[str, Any]:
     """The close step (:func:`trading.services.sync_close_positions`); ``as_of`` as for the open step."""
     return sync_close_positions(as_of=date.fromisoformat(as_of) if as_of else None, instruments=instruments)
+
+
+@shared_task(name="trading.daily_cycle")
+def daily_cycle_task(as_of: str | None = None) -> str:
+    """Start the daily cycle for ``as_of``: the chain built by :func:`daily_cycle_signature`.
+
+    The day is fixed here, once, so a chain that runs past midnight still trades the day it started for.
+
+    Args:
+        as_of: ISO date (``YYYY-MM-DD``) or None for today UTC.
+
+    Returns:
+        The chain's id: the id of its last task (the close step), whose result is the close step's summary.
+
+    Raises:
+        ApplicationError: ``as_of`` lies in the future (nothing is started).
+    """
+    now = timezone.now()
+    day = as_of_validate(date.fromisoformat(as_of) if as_of else now.date(), now=now)
+    return str(daily_cycle_signature(as_of=day).apply_async().id)
+
+
+def daily_cycle_signature(*, as_of: date) -> Signature:
+    """Return the daily cycle as a Celery canvas: collect, then open, then close, for ``as_of``.
+
+    Collect fans out as a group of ``instruments.sync_instrument`` tasks, one per active instrument, which
+    workers run in parallel (CoinGecko's calls per minute are shared through the client's rate limiter); each
+    records its own collect run in ``History``. The open step (``trading.sync_new_trades``) starts when every
+    one of them has finished, and the close step (``trading.sync_close_positions``) after it: Celery makes the
+    chain a chord whose header is the collect group and whose body is the chain open -> close (its join is
+    counted in the Redis result backend). Collect tasks never raise, so an instrument that could not be
+    collected is an error in its run's summary and the open and close steps still run. Running the chain twice
+    for a day is harmless: candles are upserted, and a strategy's open or close step runs once per day (the
+    second run reports ``skipped``).
+
+    Args:
+        as_of: the run's day (UTC).
+
+    Returns:
+        The chain, not yet started (``.apply_async()`` starts it; eager without a broker).
+    """
+    day = as_of.isoformat()
+    coingecko_ids = list(
+        Instrument.objects.active().order_by("coingecko_id").values_list("coingecko_id", flat=True)
+    )
+    steps: list[Signature] = [sync_new_trades_task.si(day), sync_close_positions_task.si(day)]
+    if coingecko_ids:
+        # Without instruments there is nothing to collect, and an empty group would make an empty chord.
+        steps.insert(0, group(sync_instrument_task.si(day, coingecko_id) for coingecko_id in coingecko_ids))
+    return chain(*steps)

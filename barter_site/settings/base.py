@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import environ
+from celery.schedules import ParseException, crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -25,6 +27,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_guid",
     "instruments",
     "positions",
     "trading",
@@ -32,7 +35,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The request id first (it only reads a header), then /healthz, answered before SecurityMiddleware's HTTPS
+    # redirect and before anything checks ALLOWED_HOSTS: fly's checks use plain HTTP and the machine's address.
+    "django_guid.middleware.guid_middleware",
+    "barter_site.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from gunicorn, compressed and cached forever when their names carry a hash.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -59,8 +68,13 @@ TEMPLATES = [
     },
 ]
 
-# DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/barter; the embedded default is a SQLite file.
-DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/barter; unset or empty means the embedded SQLite file
+# (production settings refuse to start without it).
+DATABASES = {
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+    )
+}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Wait for a concurrent writer instead of failing at once with "database is locked".
@@ -81,6 +95,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise indexes STATIC_ROOT once at start, which the image's collectstatic fills. Where it was never filled
+# (tests, a fresh checkout) it looks files up per request instead of warning "No directory at" on every start.
+WHITENOISE_AUTOREFRESH = not STATIC_ROOT.is_dir()
+
+# The request id of every request (django-guid): fly's proxy sends one in Fly-Request-Id (not a UUID, so it is
+# taken as it is); without it one is generated. It is returned in the same response header, and production's
+# JSON logs carry it as `request_id` (django-guid's log filter, settings/production.py).
+DJANGO_GUID = {"GUID_HEADER_NAME": "Fly-Request-Id", "VALIDATE_GUID": False}
 
 LOGIN_URL = "admin:login"
 
@@ -102,6 +124,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "positions.models.RunStatus",
         "PositionStatusEnum": "positions.models.Position.Status",
+        "SimulationStatusEnum": "simulator.models.RunStatus",
     },
     "TITLE": "Barter API",
     "DESCRIPTION": "Daily crypto trading cycle: candles, history, and the sync endpoints.",
@@ -122,6 +145,43 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TIMEZONE = "UTC"
+# One task at a time per worker process: the collect fan-out's tasks are long (HTTP) and should spread out.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The queue workers consume and tasks go to; give deployments that share one Redis different names.
+CELERY_TASK_DEFAULT_QUEUE = env.str("BARTER_CELERY_QUEUE", default="celery")
+
+
+def _cron_schedule(name: str, default: str) -> crontab:
+    """Return the 5-field cron expression of environment variable ``name`` as a Celery crontab (UTC)."""
+    value = env.str(name, default=default)
+    fields = value.split()
+    try:
+        if len(fields) != 5:
+            raise ValueError(f"found {len(fields)} field(s)")
+        minute, hour, day_of_month, month_of_year, day_of_week = fields
+        return crontab(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month_of_year,
+            day_of_week=day_of_week,
+        )
+    except (ValueError, ParseException) as exc:
+        raise ImproperlyConfigured(
+            f"{name} must be a cron expression of 5 fields 'minute hour day-of-month month day-of-week' in UTC, "
+            f"e.g. {default!r}; was {value!r} ({str(exc).rstrip('.')})"
+        ) from exc
+
+
+# Celery beat (`make beat`), the self-hosted alternative to the GitHub Action: the daily cycle after 00:35 UTC,
+# when CoinGecko has the completed day. trading.daily_cycle chains collect (one task per instrument), open, close.
+CELERY_BEAT_SCHEDULE = {
+    "daily-cycle": {
+        "task": "trading.daily_cycle",
+        "schedule": _cron_schedule("BARTER_DAILY_CYCLE_CRON", "40 0 * * *"),
+    },
+}
 
 # CoinGecko: the plan picks the host and the header the key travels in (never a query parameter).
 COINGECKO_API_KEY = env.str("COINGECKO_API_KEY", default="")
@@ -130,6 +190,10 @@ COINGECKO_BASE_URL = env.str("COINGECKO_BASE_URL", default="")
 COINGECKO_TIMEOUT_SECONDS = env.float("COINGECKO_TIMEOUT_SECONDS", default=20.0)
 COINGECKO_MAX_RETRIES = env.int("COINGECKO_MAX_RETRIES", default=4)
 COINGECKO_RETRY_AFTER_MAX_SECONDS = env.float("COINGECKO_RETRY_AFTER_MAX_SECONDS", default=65.0)
+# Calls per minute shared by every process (through Redis when REDIS_URL is set); 30 is the Demo plan's limit.
+# 0 turns the limiter off. A call waits at most COINGECKO_RATE_LIMIT_MAX_WAIT_SECONDS for a free slot.
+COINGECKO_RATE_LIMIT_PER_MINUTE = env.int("COINGECKO_RATE_LIMIT_PER_MINUTE", default=30)
+COINGECKO_RATE_LIMIT_MAX_WAIT_SECONDS = env.float("COINGECKO_RATE_LIMIT_MAX_WAIT_SECONDS", default=120.0)
 BARTER_QUOTE_CURRENCY = env.str("BARTER_QUOTE_CURRENCY", default="usd").lower()
 # How far back the collect step fills missing days; the Demo plan reaches back 365 days.
 BARTER_BACKFILL_DAYS = env.int("BARTER_BACKFILL_DAYS", default=365)
@@ -141,5 +205,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # urllib3 logs every retry with the full URL; keys never travel in URLs, but keep it quiet anyway.
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    # django_guid logs at INFO on every request whether the header came or not.
+    "loggers": {"urllib3": {"level": "WARNING"}, "django_guid": {"level": "WARNING"}},
 }
+
+# Simulator: runs that read more daily candles than this go to a Celery task with a progress bar (in-process
+# without a broker); sweeps are split into about four chunks per worker.
+BARTER_SIMULATOR_INLINE_CANDLES = env.int("BARTER_SIMULATOR_INLINE_CANDLES", default=200_000)
+BARTER_SIMULATOR_SWEEP_WORKERS = env.int("BARTER_SIMULATOR_SWEEP_WORKERS", default=2)

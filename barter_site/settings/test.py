@@ -9,4 +9,6 @@ COINGECKO_API_KEY = "test-demo-key-not-real"
 COINGECKO_API_PLAN = "demo"
 COINGECKO_RETRY_AFTER_MAX_SECONDS = 2.0
 COINGECKO_TIMEOUT_SECONDS = 5.0
+# The suite makes far more than 30 calls a minute to fakes; tests of the limiter turn it on themselves.
+COINGECKO_RATE_LIMIT_PER_MINUTE = 0
 CELERY_TASK_ALWAYS_EAGER = True

