@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format lock worker beat bench clean
+.PHONY: run test lint format audit lock worker beat bench clean
 
 $(VENV)/.created:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Barter needs Python >= 3.11; found " + sys.version' \
@@ -47,6 +47,11 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+
+## audit: pip-audit of every locked dependency (runtime and dev) against PyPI's vulnerability data; fails on a
+## known vulnerability and (--strict) on a package it could not check
+audit: $(VENV)/.dev
+	$(VENV)/bin/pip-audit --strict --require-hashes --disable-pip --progress-spinner off -r requirements-dev.lock
 
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .

