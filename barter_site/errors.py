@@ -7,6 +7,7 @@ same call may succeed later.
 
 from typing import Any
 
+from django.db import InterfaceError, OperationalError, connection
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -19,30 +20,91 @@ class ApplicationError(Exception):
     Args:
         message: one sentence for a person: what was wrong and how to fix it.
         extra: JSON-serialisable details for machines (ids, field names, received values).
+
+    Attributes:
+        http_status: the API's status for it.
+        retryable: whether the same call may succeed later.
+        retry_after_seconds: when set, the API sends it as ``Retry-After`` (seconds).
     """
 
     http_status: int = status.HTTP_400_BAD_REQUEST
     retryable: bool = False
+    retry_after_seconds: int | None = None
 
     def __init__(self, message: str, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.extra = extra or {}
 
+    @property
+    def code(self) -> str:
+        """The ``error`` field of the JSON form: the class name unless a subclass says otherwise."""
+        return type(self).__name__
+
     def as_dict(self) -> dict[str, Any]:
-        """Return ``{"error": type name, "message": ..., **extra}`` for JSON responses and ``History``."""
-        return {"error": type(self).__name__, "message": self.message, **self.extra}
+        """Return ``{"error": code, "message": ..., **extra}`` for JSON responses and ``History``."""
+        return {"error": self.code, "message": self.message, **self.extra}
+
+
+class DatabaseUnavailableError(ApplicationError):
+    """The database is unreachable or dropped the connection; rendered as 503 ``DatabaseUnavailable``."""
+
+    http_status = status.HTTP_503_SERVICE_UNAVAILABLE
+    retryable = True
+    retry_after_seconds = 30
+
+    @property
+    def code(self) -> str:
+        return "DatabaseUnavailable"
+
+
+def database_unavailable(exc: Exception, *, during: str = "") -> DatabaseUnavailableError:
+    """Return the :class:`DatabaseUnavailableError` for a driver's connection error, naming the database.
+
+    The message names the engine, host, port and database (never the user or password) and quotes the first
+    line of the driver's message with the password, if any, masked.
+
+    Args:
+        exc: the ``OperationalError`` or ``InterfaceError`` raised.
+        during: what was being done, e.g. ``"the collect run for 2024-12-03"``.
+    """
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        where = f"SQLite database {db.get('NAME')}"
+    else:
+        where = (
+            f"{connection.vendor} database {db.get('NAME')!r} at {db.get('HOST') or 'localhost'}:"
+            f"{db.get('PORT') or 'default port'}"
+        )
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if db.get("PASSWORD"):
+        detail = detail.replace(str(db["PASSWORD"]), "***")
+    during_text = f" during {during}" if during else ""
+    return DatabaseUnavailableError(
+        f"the {where} is unavailable or dropped the connection{during_text} ({type(exc).__name__}: "
+        f"{detail}); what was committed before is kept: retry when the database is back, and the next run "
+        "completes the work",
+        extra={"retryable": True},
+    )
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Render :class:`ApplicationError` as JSON with its 4xx status; defer everything else to DRF.
+    """Render :class:`ApplicationError` as JSON with its status; defer everything else to DRF.
 
-    DRF's own errors keep its shapes: field errors as ``{"field": ["message"]}``, others as ``{"detail": ...}``.
+    A database that is unreachable or drops the connection (``OperationalError``, ``InterfaceError``) answers
+    503 ``{"error": "DatabaseUnavailable", "message": ...}`` instead of a 500. An error with
+    ``retry_after_seconds`` (409 ``RunInProgressError``, 503) carries a ``Retry-After`` header. DRF's own
+    errors keep its shapes: field errors as ``{"field": ["message"]}``, others as ``{"detail": ...}``.
     """
+    if isinstance(exc, OperationalError | InterfaceError):
+        exc = database_unavailable(exc, during="this request")
     if isinstance(exc, ApplicationError):
         if exc.extra.get("field"):
             # Field-level problems use DRF's field-error shape so clients handle one format.
             exc = ValidationError({exc.extra["field"]: [exc.message]})
         else:
-            return Response(exc.as_dict(), status=exc.http_status)
+            response = Response(exc.as_dict(), status=exc.http_status)
+            if exc.retry_after_seconds is not None:
+                response["Retry-After"] = str(exc.retry_after_seconds)
+            return response
     return exception_handler(exc, context)

@@ -12,6 +12,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import Error as DatabaseDriverError
+from django.db import connection
 from django.utils import timezone
 
 from barter_site.errors import ApplicationError
@@ -20,7 +22,8 @@ from instruments.services import candles_upsert
 from instruments.sources.coingecko import coingecko_client_from_settings
 from instruments.sources.coingecko.client import CoinGeckoClient
 from instruments.sources.coingecko.daily import fetch_daily_candles
-from positions.history import RunRecorder, run_start, run_status
+from positions.history import RunRecorder, run_locked, run_status
+from positions.locks import run_scope
 from positions.models import HistoryKind, Step
 
 logger = logging.getLogger(__name__)
@@ -112,6 +115,11 @@ def sync_data(
     ``candles_synced`` event per instrument that got candles, an ``error`` event per failure (and per day
     CoinGecko could not supply), and ``run_finished`` with the summary returned here.
 
+    The run holds the run lock of (collect, ``as_of``, scope) throughout (:func:`positions.history.run_locked`);
+    the scope is ``all`` without ``instruments``, else the sorted CoinGecko ids. A run of the same lock that
+    never finished (killed, or its database went away) is marked ``interrupted`` by this one, whose own
+    upserts then add the days it left missing.
+
     Args:
         as_of: the run's day (UTC date); days before it are collected. Default: today UTC.
         instruments: CoinGecko ids to sync; default: every active instrument.
@@ -123,23 +131,43 @@ def sync_data(
 
     Raises:
         ApplicationError: ``as_of`` in the future or unknown instruments (nothing is recorded then).
+        RunInProgressError: (409) another collect run of the same day and scope holds the lock; nothing is
+            recorded, and its ``extra["run_id"]`` names that run.
+        DatabaseUnavailableError: (503) the database dropped the connection mid-run; the instruments
+            committed before are kept, and the next run marks this one ``interrupted``.
     """
     now = timezone.now()
     as_of = as_of_validate(as_of or now.date(), now=now)
     targets = instruments_resolve(instruments)
     client = client or coingecko_client_from_settings()
-    recorder = run_start(
+    with run_locked(
         step=Step.COLLECT,
+        as_of=as_of,
+        scope=run_scope(instruments=None if instruments is None else [i.coingecko_id for i in targets]),
         params={"as_of": as_of.isoformat(), "instruments": [i.coingecko_id for i in targets]},
-    )
-    results = [_sync_instrument(recorder, client, instrument, as_of=as_of) for instrument in targets]
-    status = run_status(
-        errors=sum(1 for r in results if r.error),
-        succeeded=sum(1 for r in results if not r.error or r.candles_added or r.candles_updated),
-    )
-    return recorder.finish(
-        status=status, summary={"as_of": as_of.isoformat(), "results": [asdict(r) for r in results]}
-    )
+    ) as recorder:
+        results = [_sync_instrument(recorder, client, instrument, as_of=as_of) for instrument in targets]
+        status = run_status(
+            errors=sum(1 for r in results if r.error),
+            succeeded=sum(1 for r in results if not r.error or r.candles_added or r.candles_updated),
+        )
+        return recorder.finish(
+            status=status, summary={"as_of": as_of.isoformat(), "results": [asdict(r) for r in results]}
+        )
+
+
+def database_gone(exc: BaseException) -> bool:
+    """True when ``exc`` is a database error that lost the connection (dropped, terminated, server shut down).
+
+    Such an error ends the whole run: its session, and with it the run lock, is gone (Django may open a new
+    connection, but the run must not go on unlocked). Other database errors (a deadlock, a constraint) are one
+    item's failure. Lost means SQLSTATE class 08 (connection exception) or 57P (operator intervention), or a
+    connection that no longer answers.
+    """
+    if not isinstance(exc, DatabaseDriverError):
+        return False
+    sqlstate = str(getattr(exc.__cause__, "sqlstate", None) or "")
+    return sqlstate.startswith(("08", "57P")) or not connection.is_usable()
 
 
 def _sync_instrument(
@@ -161,6 +189,8 @@ def _sync_instrument(
             instrument=instrument, candles=fetched.candles, source=fetched.source, timeframe=Timeframe.D1
         )
     except Exception as exc:
+        if database_gone(exc):
+            raise  # run_locked turns it into DatabaseUnavailableError: nothing more can be recorded
         if isinstance(exc, ApplicationError):
             message, details = exc.message, exc.extra
         else:

@@ -24,11 +24,14 @@ class Step(models.TextChoices):
 
 
 class RunStatus(models.TextChoices):
-    """How a run ended: ``ok`` (no error), ``partial`` (some items failed), ``failed`` (nothing succeeded)."""
+    """How a run ended: ``ok`` (no error), ``partial`` (some items failed), ``failed`` (nothing succeeded), or
+    ``interrupted``: it never finished (killed, or its database went away), and a later run of the same lock
+    appended its ``run_finished`` row (see :func:`positions.history.runs_interrupted_finish`)."""
 
     OK = "ok"
     PARTIAL = "partial"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
 
 
 class HistoryKind(models.TextChoices):

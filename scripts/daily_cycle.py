@@ -7,9 +7,11 @@ way::
     BARTER_API_TOKEN=<key> python scripts/daily_cycle.py --url https://barter.example.com [--as-of 2024-12-03]
 
 It calls ``POST /api/sync_data``, ``POST /api/sync_new_trades`` and ``POST /api/sync_close_positions`` in that
-order with ``Authorization: Token <key>``, retries timeouts, connection errors, 429 and 5xx with exponential
-backoff, and prints every step's JSON summary. All three steps are called even when one fails: each step is
-idempotent, and the close step's exits must run even on a day the collect step failed. The exit status is
+order with ``Authorization: Token <key>``, retries timeouts, connection errors, 409, 429 and 5xx with exponential
+backoff (honouring ``Retry-After``), and prints every step's JSON summary. A 409 means another run of that step
+for that day is in progress (its run id is in the answer): the retry then finds the work done. All three steps
+are called even when one fails: each step is idempotent, and the close step's exits must run even on a day the
+collect step failed. The exit status is
 0 when every step answered a summary with ``status`` ``ok`` and no ``errors``, 1 otherwise (after a report of
 one line per problem), and 2 for a usage error.
 
@@ -38,7 +40,7 @@ from typing import Any, TextIO
 STEPS = ("sync_data", "sync_new_trades", "sync_close_positions")
 URL_ENV = "BARTER_URL"
 TOKEN_ENV = "BARTER_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
-#: The longest wait a ``Retry-After`` header (429 or 503) can impose, seconds.
+#: The longest wait a ``Retry-After`` header (409, 429 or 503) can impose, seconds.
 RETRY_AFTER_MAX_SECONDS = 120.0
 #: How much of an unexpected response body a problem line quotes, characters.
 BODY_EXCERPT_CHARS = 300
@@ -90,11 +92,11 @@ class _Attempt:
 
     @property
     def retryable(self) -> bool:
-        """True for a timeout or connection failure, 429 and 5xx."""
+        """True for a timeout or connection failure, 409 (another run in progress), 429 and 5xx."""
         if self.failure is not None:
             return True
         assert self.status is not None  # noqa: S101 - set whenever failure is None
-        return self.status == 429 or self.status >= 500
+        return self.status in (409, 429) or self.status >= 500
 
     def describe(self) -> str:
         """One line saying what went wrong."""
@@ -255,9 +257,11 @@ def call_step(
 ) -> StepOutcome:
     """POST one cycle endpoint, retrying what may pass on a second try, and check the summary it answers.
 
-    Timeouts, connection errors, 429 and 5xx are retried up to ``retries`` times; retry ``n`` (from 1) waits
-    ``retry_base_seconds * 2 ** (n - 1)`` seconds, or the server's ``Retry-After`` when longer (capped at
-    :data:`RETRY_AFTER_MAX_SECONDS`). Other statuses are not retried: a 4xx will not change by asking again.
+    Timeouts, connection errors, 409, 429 and 5xx are retried up to ``retries`` times; retry ``n`` (from 1)
+    waits ``retry_base_seconds * 2 ** (n - 1)`` seconds, or the server's ``Retry-After`` when longer (capped at
+    :data:`RETRY_AFTER_MAX_SECONDS`). A 409 is another run of the step for the day in progress: once it has
+    finished, the retry answers a summary (the work is done, nothing is doubled). Other statuses are not
+    retried: a 4xx will not change by asking again.
 
     Args:
         base_url: the site's root URL (``http`` or ``https``), without a trailing slash.
@@ -311,6 +315,8 @@ def _judge(step: str, attempt: _Attempt, *, attempts: int) -> tuple[dict[str, An
     if attempt.failure is not None:
         return None, [f"{step}: {attempt.failure}{tries}"]
     assert attempt.status is not None  # noqa: S101 - set whenever failure is None
+    if attempt.status == 409:
+        return None, [f"{step}: {_in_progress_line(attempt)}{tries}"]
     if not 200 <= attempt.status < 300:
         line = f"{step}: {attempt.describe()}{tries}"
         if 300 <= attempt.status < 400:
@@ -338,6 +344,22 @@ def _judge(step: str, attempt: _Attempt, *, attempts: int) -> tuple[dict[str, An
     elif errors is not None:
         problems.append(f"{step}: errors is not a list: {errors!r}")
     return summary, problems
+
+
+def _in_progress_line(attempt: _Attempt) -> str:
+    """Describe a 409: another run was in progress, with its run id when the server named it."""
+    try:
+        body = json.loads(attempt.body)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return f"{attempt.describe()}: {_excerpt(attempt.body)}"
+    run = body.get("run_id") or "not yet recorded"
+    message = body.get("message") or body.get("detail") or _excerpt(attempt.body)
+    return (
+        f"{attempt.describe()}: another run was in progress (run {run}); it was still running when the "
+        f"retries ran out: check its summary in History, or run this step again: {message}"
+    )
 
 
 def _error_line(error: Any) -> str:

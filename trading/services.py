@@ -3,8 +3,10 @@
 ``sync_new_trades`` (open) and ``sync_close_positions`` (close) ask the engine (:mod:`trading.engine.step`) what
 to do at the boundary ``as_of`` (candle ``as_of - 1 day`` has closed) and write what it decided. Each strategy is
 handled in its own transaction under a row lock, with a ``StrategyStep`` row keyed on (strategy, step, as_of), so
-a second call for the same day, even a concurrent one, opens and closes nothing more. Every step is a
-``History`` run with an event per signal, order, fill, position opened or closed, and error.
+a second call for the same day opens and closes nothing more. A whole run holds the run lock of (step, as_of,
+scope) (:func:`positions.history.run_locked`), so a concurrent second run is refused at once with
+``RunInProgressError`` (409) instead of waiting on the row locks. Every step is a ``History`` run with an event
+per signal, order, fill, position opened or closed, and error.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from django.utils import timezone
 
 from barter_site.errors import ApplicationError
 from instruments.models import Instrument
-from instruments.sync import as_of_validate, instruments_resolve
-from positions.history import run_start, run_status
-from positions.models import HistoryKind, Position, Step
+from instruments.sync import as_of_validate, database_gone, instruments_resolve
+from positions.history import RunRecorder, run_locked, run_start, run_status
+from positions.locks import run_scope
+from positions.models import History, HistoryKind, Position, Step
 from trading.brokers import ExecutionBackend, Quote, broker_for
 from trading.engine.backtest import market_at
 from trading.engine.conditions import Signals, signals_compute
@@ -76,6 +79,18 @@ class _Pending:
     def add(self, kind: HistoryKind, message: str, **details: Any) -> None:
         self.events.append({"kind": kind, "message": message, **details})
 
+    def record(self, recorder: RunRecorder, strategy: Strategy) -> None:
+        """Append the events, in order, to ``recorder``'s run as events of ``strategy``."""
+        for event in self.events:
+            recorder.event(
+                event["kind"],
+                strategy=strategy,
+                instrument=event.get("instrument"),
+                position=event.get("position"),
+                message=event["message"],
+                payload=event.get("payload", {}),
+            )
+
 
 def _boundary(as_of: date) -> datetime:
     return datetime.combine(as_of, time(0), tzinfo=UTC)
@@ -118,57 +133,81 @@ def _run(
     as_of = as_of_validate(as_of or now.date(), now=now)
     only = _targets(instruments)
     chosen = list(strategies) if strategies is not None else list(Strategy.objects.enabled().order_by("name"))
-    recorder = run_start(
+    with run_locked(
         step=step,
+        as_of=as_of,
+        scope=run_scope(
+            instruments=None if instruments is None else list(instruments),
+            strategy_ids=None if strategies is None else [s.pk for s in chosen],
+        ),
         params={
             "as_of": as_of.isoformat(),
             "instruments": instruments,
             "strategies": [s.name for s in chosen],
         },
-    )
-    results: list[StepResult] = []
-    brokers: dict[str, ExecutionBackend] = {}  # one per backend and run, so prices are asked for once
-    for strategy in chosen:
-        backend = broker or brokers.setdefault(
-            strategy.execution_backend, broker_for(strategy.execution_backend)
+        kept=_strategies_kept,
+    ) as recorder:
+        results: list[StepResult] = []
+        brokers: dict[str, ExecutionBackend] = {}  # one per backend and run, so prices are asked for once
+        for strategy in chosen:
+            backend = broker or brokers.setdefault(
+                strategy.execution_backend, broker_for(strategy.execution_backend)
+            )
+            pending = _Pending()
+            try:
+                handler = _open_strategy if step == Step.OPEN else _close_strategy
+                lines = handler(
+                    strategy, as_of=as_of, only=only, broker=backend, run_id=recorder.run_id, pending=pending
+                )
+            except Exception as exc:
+                if database_gone(exc):
+                    raise  # run_locked turns it into DatabaseUnavailableError: nothing more can be recorded
+                message = (
+                    exc.message
+                    if isinstance(exc, ApplicationError)
+                    else f"internal error {type(exc).__name__}: {exc}"
+                )
+                if not isinstance(exc, ApplicationError):
+                    logger.exception("%s step failed for strategy %s", step, strategy.name)
+                recorder.event(
+                    HistoryKind.ERROR,
+                    strategy=strategy,
+                    message=message,
+                    payload={"kept": "nothing of this strategy"},
+                )
+                results.append(
+                    StepResult(strategy=strategy.name, instrument=None, action="none", error=message)
+                )
+                continue
+            pending.record(recorder, strategy)
+            results.extend(lines)
+        errors = sum(1 for r in results if r.error)
+        status = run_status(errors=errors, succeeded=len(results) - errors)
+        return recorder.finish(
+            status=status, summary={"as_of": as_of.isoformat(), "results": [asdict(r) for r in results]}
         )
-        pending = _Pending()
-        try:
-            handler = _open_strategy if step == Step.OPEN else _close_strategy
-            lines = handler(
-                strategy, as_of=as_of, only=only, broker=backend, run_id=recorder.run_id, pending=pending
-            )
-        except Exception as exc:
-            message = (
-                exc.message
-                if isinstance(exc, ApplicationError)
-                else f"internal error {type(exc).__name__}: {exc}"
-            )
-            if not isinstance(exc, ApplicationError):
-                logger.exception("%s step failed for strategy %s", step, strategy.name)
-            recorder.event(
-                HistoryKind.ERROR,
-                strategy=strategy,
-                message=message,
-                payload={"kept": "nothing of this strategy"},
-            )
-            results.append(StepResult(strategy=strategy.name, instrument=None, action="none", error=message))
-            continue
-        for event in pending.events:
-            recorder.event(
-                event["kind"],
-                strategy=strategy,
-                instrument=event.get("instrument"),
-                position=event.get("position"),
-                message=event["message"],
-                payload=event.get("payload", {}),
-            )
-        results.extend(lines)
-    errors = sum(1 for r in results if r.error)
-    status = run_status(errors=errors, succeeded=len(results) - errors)
-    return recorder.finish(
-        status=status, summary={"as_of": as_of.isoformat(), "results": [asdict(r) for r in results]}
+
+
+def _strategies_kept(run_id: Any) -> dict[str, Any]:
+    """What an interrupted open or close run kept: the work of each strategy whose transaction committed."""
+    claims = StrategyStep.objects.filter(run_id=run_id).select_related("strategy").order_by("strategy__name")
+    committed = [claim.strategy.name for claim in claims]
+    recorded = list(
+        History.objects.filter(
+            run_id=run_id, kind__in=[HistoryKind.POSITION_OPENED, HistoryKind.POSITION_CLOSED]
+        )
+        .order_by("position_id")
+        .values_list("position_id", flat=True)
     )
+    return {
+        "kept": (
+            "the positions opened or closed by every strategy whose transaction had committed"
+            f" ({', '.join(committed) if committed else 'none'}); the strategy being handled was rolled back"
+            " (no position, no claim for the day), and the run that found it handles it"
+        ),
+        "strategies_committed": committed,
+        "positions_recorded": recorded,
+    }
 
 
 def sync_new_trades(
@@ -193,6 +232,11 @@ def sync_new_trades(
 
     Raises:
         ApplicationError: ``as_of`` in the future or unknown instruments (nothing is recorded then).
+        RunInProgressError: (409) another open run of the same day and scope holds the run lock; nothing is
+            recorded, and ``extra["run_id"]`` names that run. Once it has finished, a new call reports each
+            strategy ``skipped``.
+        DatabaseUnavailableError: (503) the database dropped the connection mid-run; strategies committed
+            before are kept, and the next run marks this one ``interrupted`` and handles the rest.
     """
     return _run(Step.OPEN, as_of=as_of, instruments=instruments, broker=broker, strategies=strategies)
 
@@ -210,7 +254,7 @@ def sync_close_positions(
     exit inside a candle fills at its level (or the gapped open); an exit signal or the maximum holding time
     fills at the next open, or, for the candle before ``as_of``, at the broker's price.
 
-    Args and return value: as :func:`sync_new_trades`.
+    Args, return value and errors: as :func:`sync_new_trades` (the lock is the close step's).
     """
     return _run(Step.CLOSE, as_of=as_of, instruments=instruments, broker=broker, strategies=strategies)
 
@@ -566,15 +610,7 @@ def position_close_manual(*, position: Position, price: Decimal | None = None) -
             reason=MANUAL,
         )
         _record_close(locked, closed, pending, strategy.execution_backend)
-    for event in pending.events:
-        recorder.event(
-            event["kind"],
-            strategy=strategy,
-            instrument=event.get("instrument"),
-            position=event.get("position"),
-            message=event["message"],
-            payload=event.get("payload", {}),
-        )
+    pending.record(recorder, strategy)
     recorder.finish(
         status=run_status(errors=0, succeeded=1), summary={"results": [{"position_id": locked.pk}]}
     )

@@ -9,28 +9,43 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from celery import chain, group, shared_task
+from celery import Task, chain, group, shared_task
 from celery.canvas import Signature
 from django.utils import timezone
 
 from instruments.models import Instrument
 from instruments.sync import as_of_validate
-from instruments.tasks import sync_instrument_task
+from instruments.tasks import retry_when_locked, sync_instrument_task
+from positions.locks import RunInProgressError
 from trading.services import sync_close_positions, sync_new_trades
 
 
-@shared_task(name="trading.sync_new_trades")
-def sync_new_trades_task(as_of: str | None = None, instruments: list[str] | None = None) -> dict[str, Any]:
-    """The open step (:func:`trading.services.sync_new_trades`); ``as_of`` is an ISO date or None for today."""
-    return sync_new_trades(as_of=date.fromisoformat(as_of) if as_of else None, instruments=instruments)
-
-
-@shared_task(name="trading.sync_close_positions")
-def sync_close_positions_task(
-    as_of: str | None = None, instruments: list[str] | None = None
+@shared_task(name="trading.sync_new_trades", bind=True)
+def sync_new_trades_task(
+    self: Task, as_of: str | None = None, instruments: list[str] | None = None
 ) -> dict[str, Any]:
-    """The close step (:func:`trading.services.sync_close_positions`); ``as_of`` as for the open step."""
-    return sync_close_positions(as_of=date.fromisoformat(as_of) if as_of else None, instruments=instruments)
+    """The open step (:func:`trading.services.sync_new_trades`); ``as_of`` is an ISO date or None for today.
+
+    Refused the run lock (another open run of the day is in progress), it retries later
+    (:func:`instruments.tasks.retry_when_locked`) and then reports each strategy ``skipped``.
+    """
+    try:
+        return sync_new_trades(as_of=date.fromisoformat(as_of) if as_of else None, instruments=instruments)
+    except RunInProgressError as exc:
+        raise retry_when_locked(self, exc) from exc
+
+
+@shared_task(name="trading.sync_close_positions", bind=True)
+def sync_close_positions_task(
+    self: Task, as_of: str | None = None, instruments: list[str] | None = None
+) -> dict[str, Any]:
+    """The close step (:func:`trading.services.sync_close_positions`); ``as_of`` and retries as for open."""
+    try:
+        return sync_close_positions(
+            as_of=date.fromisoformat(as_of) if as_of else None, instruments=instruments
+        )
+    except RunInProgressError as exc:
+        raise retry_when_locked(self, exc) from exc
 
 
 @shared_task(name="trading.daily_cycle")
@@ -63,8 +78,9 @@ def daily_cycle_signature(*, as_of: date) -> Signature:
     chain a chord whose header is the collect group and whose body is the chain open -> close (its join is
     counted in the Redis result backend). Collect tasks never raise, so an instrument that could not be
     collected is an error in its run's summary and the open and close steps still run. Running the chain twice
-    for a day is harmless: candles are upserted, and a strategy's open or close step runs once per day (the
-    second run reports ``skipped``).
+    for a day, even at once, is harmless: a step task refused its run lock (``RunInProgressError``) retries
+    later, candles are upserted, and a strategy's open or close step runs once per day (a later run reports
+    ``skipped``).
 
     Args:
         as_of: the run's day (UTC).

@@ -72,7 +72,14 @@ def test_sync_instrument_collects_that_instrument_in_a_run_of_its_own(fake_coing
     assert summary["results"][0]["candles_added"] == 28
     assert InstrumentOHLC.objects.filter(instrument=bitcoin).count() == InstrumentOHLC.objects.count() == 28
     started = History.objects.get(run_id=summary["run_id"], kind=HistoryKind.RUN_STARTED)
-    assert started.payload == {"as_of": "2024-12-02", "instruments": ["bitcoin"]}
+    assert (
+        started.payload
+        == {
+            "as_of": "2024-12-02",
+            "instruments": ["bitcoin"],
+            "lock": "collect:2024-12-02:bitcoin",  # one instrument's lock: the fan-out's tasks do not block each other
+        }
+    )
     assert not fake_coingecko.requests_to("/coins/ethereum/market_chart/range")
 
 

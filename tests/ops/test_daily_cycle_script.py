@@ -15,8 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -27,13 +25,13 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from instruments.models import InstrumentOHLC
 from positions.models import History, Position
 from tests.fakes.coingecko import RECORDINGS, json_reply, recorded
 from tests.instruments.factories import CandleFactory, InstrumentFactory
+from tests.servers import gunicorn_serving
 from tests.trading.factories import PositionFactory, StrategyFactory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -301,6 +299,48 @@ def test_retry_after_is_honoured_when_longer_than_the_backoff(barter):
     assert second - first >= 1.0
 
 
+RUN_IN_PROGRESS = {
+    "error": "RunInProgressError",
+    "message": "another open run for 2024-12-03 is in progress (run 11111111-2222-3333-4444-555555555555, "
+    "lock 'open:2024-12-03:all'): wait for it to finish (its summary will be in History) or retry in 10 s",
+    "step": "open",
+    "as_of": "2024-12-03",
+    "lock": "open:2024-12-03:all",
+    "run_id": "11111111-2222-3333-4444-555555555555",
+}
+
+
+def test_a_409_run_in_progress_is_retried_after_retry_after_and_then_ok(barter):
+    barter.add(
+        "sync_new_trades",
+        Reply(409, RUN_IN_PROGRESS, {"Retry-After": "1"}),
+        Reply(body=summary("sync_new_trades")),
+    )
+
+    run = run_script(*fast(barter.url))
+
+    assert run.returncode == 0, run.output
+    assert "sync_new_trades: attempt 1 of 4: HTTP 409 Conflict; retrying in 1 s" in run.stderr
+    first, second = [s.at for s in barter.seen if s.path == "/api/sync_new_trades"]
+    assert second - first >= 1.0  # Retry-After (1 s) beat the 0.01 s backoff
+    assert [s["step"] for s in printed_summaries(run.stdout)] == ["collect", "open", "close"]
+
+
+def test_a_run_still_in_progress_when_the_retries_run_out_is_reported_with_its_run_id(barter):
+    barter.add("sync_data", Reply(409, RUN_IN_PROGRESS, {"Retry-After": "0"}))
+
+    run = run_script(*fast(barter.url, "--retries", "2"))
+
+    assert run.returncode == 1
+    assert barter.steps_called() == ["sync_data"] * 3 + ["sync_new_trades", "sync_close_positions"]
+    (line,) = [line for line in run.stderr.splitlines() if line.startswith("  sync_data:")]
+    assert line.startswith(
+        "  sync_data: HTTP 409 Conflict: another run was in progress "
+        "(run 11111111-2222-3333-4444-555555555555); it was still running when the retries ran out"
+    )
+    assert line.endswith("or retry in 10 s after 3 attempts")
+
+
 def test_a_timeout_is_retried_then_reported(barter):
     barter.add("sync_new_trades", Reply(body=summary("sync_new_trades"), delay_seconds=1.5))
 
@@ -485,84 +525,17 @@ def test_usage_errors_exit_2_before_any_call(args, token, message):
 # --- the real thing: gunicorn over PostgreSQL ---------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def database_url() -> str:
-    """``DATABASE_URL`` of the test database this test process uses (pytest-django's ``test_<name>``)."""
-    db = connection.settings_dict
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return (
-        f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    )
-
-
 @pytest.fixture
 def gunicorn(transactional_db, fake_coingecko, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The app served by gunicorn (2 workers) on a free port, over the test database; yields its URL."""
-    port = free_port()
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "barter_site.settings.local",
-        "DATABASE_URL": database_url(),
-        "DJANGO_DEBUG": "False",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "COINGECKO_BASE_URL": fake_coingecko.base_url,
         "COINGECKO_API_KEY": "test-demo-key-not-real",
         "COINGECKO_API_PLAN": "demo",
         "COINGECKO_MAX_RETRIES": "0",
     }
-    env.pop("REDIS_URL", None)  # the steps run in the request, as the API does without a broker
-    log_path = tmp_path / "gunicorn.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(  # noqa: S603 - our own command line
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "barter_site.wsgi",
-                "--workers",
-                "2",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--timeout",
-                "120",
-                "--access-logfile",
-                "-",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"gunicorn exited with {server.returncode}:\n{log_path.read_text()}")
-            try:
-                urllib.request.urlopen(f"{url}/api/instruments/", timeout=2).close()  # noqa: S310
-                break
-            except urllib.error.HTTPError:
-                break  # 401 without a token: it answers
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not answer within 60 s:\n{log_path.read_text()}")
-                time.sleep(0.2)
+    with gunicorn_serving(env, tmp_path / "gunicorn.log", workers=2) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=20)
 
 
 def seed_a_trading_day() -> tuple[str, Position]:

@@ -16,6 +16,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from instruments.models import InstrumentOHLC
+from positions.locks import RunInProgressError
 from positions.models import History, Position
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory
@@ -246,14 +247,19 @@ def test_commands_and_run_cycle(bitcoin, price_105, capsys, settings):
 @pytest.mark.postgres
 @time_machine.travel(NOW, tick=False)
 def test_concurrent_open_steps_open_one_position(bitcoin, price_105):
+    # 8 runs at once: one opens; a run that meets the first one's run lock is refused (409), and one that starts
+    # after it has finished reports skipped. Nobody waits, nothing is doubled.
     strategy_on(bitcoin)
     barrier = threading.Barrier(8)
-    summaries = []
+    summaries: list[dict] = []
+    refused: list[RunInProgressError] = []
 
     def call() -> None:
         try:
             barrier.wait()
             summaries.append(sync_new_trades(as_of=AS_OF))
+        except RunInProgressError as exc:
+            refused.append(exc)
         finally:
             connections.close_all()
 
@@ -261,10 +267,70 @@ def test_concurrent_open_steps_open_one_position(bitcoin, price_105):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
     assert Position.objects.count() == 1
+    assert len(summaries) + len(refused) == 8
     actions = sorted(s["results"][0]["action"] for s in summaries)
-    assert actions == ["opened"] + ["skipped"] * 7
+    assert actions == ["opened"] + ["skipped"] * (len(summaries) - 1)
+    winner = next(s["run_id"] for s in summaries if s["results"][0]["action"] == "opened")
+    for exc in refused:
+        assert exc.http_status == 409 and exc.extra["lock"] == "open:2024-01-11:all"
+        assert exc.extra["run_id"] in (winner, None)
+    assert History.objects.filter(kind="run_started").count() == len(
+        summaries
+    )  # a refused run records nothing
+    assert StrategyStep.objects.filter(step="open", as_of=AS_OF).count() == 1
+
+
+@pytest.mark.postgres
+@time_machine.travel(NOW, tick=False)
+def test_a_run_refused_by_the_lock_names_the_run_in_progress_then_a_later_run_is_skipped(
+    bitcoin, price_105, monkeypatch
+):
+    from trading import services
+
+    strategy_on(bitcoin)
+    inside, release = threading.Event(), threading.Event()
+    real_open = services._open_strategy
+
+    def held_open(*args, **kwargs):  # type: ignore[no-untyped-def]
+        inside.set()  # the run has its lock and its run_started row; hold it until the test has asked
+        assert release.wait(timeout=30)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_open_strategy", held_open)
+    first: list[dict] = []
+
+    def run_first() -> None:
+        try:
+            first.append(sync_new_trades(as_of=AS_OF))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    try:
+        assert inside.wait(timeout=30)
+        running = History.objects.get(kind="run_started", step="open")
+        with pytest.raises(RunInProgressError) as refused:
+            sync_new_trades(as_of=AS_OF)
+    finally:
+        release.set()
+        thread.join(timeout=60)
+    assert refused.value.extra == {
+        "step": "open",
+        "as_of": "2024-01-11",
+        "lock": "open:2024-01-11:all",
+        "run_id": str(running.run_id),
+    }
+    assert f"run {running.run_id}" in refused.value.message and "retry in 10 s" in refused.value.message
+    assert first[0]["run_id"] == str(running.run_id) and first[0]["results"][0]["action"] == "opened"
+    # Once the first run has finished, the lock is free: a later run for the day is skipped and opens nothing.
+    monkeypatch.setattr(services, "_open_strategy", real_open)
+    again = sync_new_trades(as_of=AS_OF)
+    assert again["results"][0]["action"] == "skipped" and Position.objects.count() == 1
+    assert History.objects.filter(kind="run_started").count() == 2
 
 
 @time_machine.travel(NOW, tick=False)
