@@ -4,7 +4,7 @@
 significant digits alike; PostgreSQL stores it exactly, SQLite as text through Django's converter.
 """
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 PRICE_MAX_DIGITS = 38
 PRICE_DECIMAL_PLACES = 18
@@ -12,8 +12,11 @@ VOLUME_MAX_DIGITS = 38
 VOLUME_DECIMAL_PLACES = 18
 
 _PRICE_QUANTUM = Decimal(1).scaleb(-PRICE_DECIMAL_PLACES)
+# Room for every digit of the column: the default context's 28 digits made quantize raise InvalidOperation
+# for prices of 1e10 and more (20 integer digits fit the column).
+_PRICE_CONTEXT = Context(prec=PRICE_MAX_DIGITS)
 
 
 def price_quantize(value: Decimal) -> Decimal:
     """Round a price or volume to the stored precision, half to even (IEEE 754's default)."""
-    return value.quantize(_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return value.quantize(_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN, context=_PRICE_CONTEXT)

@@ -25,7 +25,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import kombu.exceptions
 import numpy as np
+import redis.exceptions
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min
@@ -62,6 +64,55 @@ class SimulationInputError(ApplicationError):
             "; ".join(f"{field}: {message}" for field, messages in errors.items() for message in messages),
             {"errors": errors},
         )
+
+
+class TaskQueueUnavailableError(ApplicationError):
+    """The task queue (Celery's broker and result store, Redis at ``REDIS_URL``) did not answer, so the work
+    was not queued. Nothing ran; try again once Redis is back (``/healthz`` says whether it answers)."""
+
+    http_status = 503
+    retryable = True
+
+
+#: What Celery raises when Redis cannot be reached while sending: kombu's OperationalError (broker), redis-py's
+#: errors, socket errors, and the RuntimeError the Redis result consumer raises once its reconnects are spent.
+QUEUE_ERRORS: tuple[type[BaseException], ...] = (
+    kombu.exceptions.OperationalError,
+    redis.exceptions.RedisError,
+    OSError,
+    RuntimeError,
+)
+
+
+def task_send(send: Callable[[], object], *, what: str) -> None:
+    """Call ``send`` (which enqueues Celery work) and turn a queue that does not answer into a clear error.
+
+    Without a broker (``CELERY_TASK_ALWAYS_EAGER``) the work runs in-process inside ``send`` and its own errors
+    propagate unchanged; only a real broker's connection failures are translated.
+
+    Args:
+        send: enqueues, e.g. ``lambda: task.delay(pk)``.
+        what: the work, for the message (``"simulation 12"``).
+
+    Raises:
+        TaskQueueUnavailableError: (HTTP 503) sending failed on a connection error, after Celery's own retries
+            (``CELERY_TASK_PUBLISH_RETRY_POLICY``, ``CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS``).
+    """
+    from celery import current_app
+
+    if current_app.conf.task_always_eager:
+        send()
+        return
+    try:
+        send()
+    except QUEUE_ERRORS as exc:
+        cause = exc.__cause__ or exc.__context__ or exc
+        reason = " ".join(str(cause).split()) or type(cause).__name__
+        raise TaskQueueUnavailableError(
+            f"the task queue (Redis at REDIS_URL) did not answer, so {what} was not started ({reason}); "
+            "try again when Redis is back",
+            extra={"queue": "redis", "retryable": True},
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -344,7 +395,12 @@ def simulation_start(
 ) -> Simulation:
     """Save a simulation and run it: in this request when it reads at most ``BARTER_SIMULATOR_INLINE_CANDLES``
     candles (about a second of work at most), else as the Celery task ``simulator.run_simulation`` (in-process
-    when no broker is configured), whose progress the result page polls."""
+    when no broker is configured), whose progress the result page polls.
+
+    Raises:
+        TaskQueueUnavailableError: the run had to be queued and the broker did not answer (once the current
+            transaction commits; at once outside one); the saved run is then ``failed`` with that message.
+    """
     simulation = simulation_create(
         request=request, created_by=created_by, name=name, source_strategy=source_strategy
     )
@@ -352,7 +408,17 @@ def simulation_start(
         return simulation_run(simulation=simulation)
     from simulator.tasks import run_simulation_task
 
-    transaction.on_commit(lambda: run_simulation_task.delay(simulation.pk))
+    def send() -> None:
+        try:
+            task_send(lambda: run_simulation_task.delay(simulation.pk), what=f"simulation {simulation.pk}")
+        except TaskQueueUnavailableError as exc:
+            # The run was saved but will never be picked up: say so on it, rather than leave it pending.
+            Simulation.objects.filter(pk=simulation.pk, status=RunStatus.PENDING).update(
+                status=RunStatus.FAILED, error=exc.message, progress_ratio=1.0
+            )
+            raise
+
+    transaction.on_commit(send)
     return simulation
 
 
@@ -598,7 +664,12 @@ def sweep_chunks(total: int, workers: int) -> list[tuple[int, int]]:
 
 def sweep_start(*, sweep: Sweep) -> None:
     """Fan the sweep's grid out as a Celery group of chunks over the workers (in-process without a broker),
-    then mark it done (``simulator.sweep_finish``)."""
+    then mark it done (``simulator.sweep_finish``).
+
+    Raises:
+        TaskQueueUnavailableError: the broker did not answer (once the current transaction commits; at once
+            outside one); the sweep is then ``failed`` with that message.
+    """
     from celery import chord
 
     from simulator.tasks import sweep_chunk_task, sweep_finish_task
@@ -606,7 +677,17 @@ def sweep_start(*, sweep: Sweep) -> None:
     Sweep.objects.filter(pk=sweep.pk).update(status=RunStatus.RUNNING)
     chunks = sweep_chunks(sweep.total, settings.BARTER_SIMULATOR_SWEEP_WORKERS)
     header = [sweep_chunk_task.si(sweep.pk, first, stop) for first, stop in chunks]
-    transaction.on_commit(lambda: chord(header)(sweep_finish_task.si(sweep.pk)))
+
+    def send() -> None:
+        try:
+            task_send(lambda: chord(header)(sweep_finish_task.si(sweep.pk)), what=f"sweep {sweep.pk}")
+        except TaskQueueUnavailableError as exc:
+            Sweep.objects.filter(pk=sweep.pk, status=RunStatus.RUNNING).update(
+                status=RunStatus.FAILED, error=exc.message
+            )
+            raise
+
+    transaction.on_commit(send)
 
 
 def sweep_chunk_run(*, sweep_id: int, first: int, stop: int) -> int:

@@ -62,6 +62,7 @@ from simulator.selectors import (
 )
 from simulator.services import (
     SimulationInputError,
+    TaskQueueUnavailableError,
     simulation_equity_csv,
     simulation_start,
     simulation_to_strategy,
@@ -248,18 +249,35 @@ def simulator_form(request: HttpRequest) -> HttpResponse:
             except SimulationInputError as exc:
                 form.sweep_errors(exc.errors)
             else:
-                sweep_start(sweep=sweep)
+                try:
+                    sweep_start(sweep=sweep)
+                except TaskQueueUnavailableError as exc:
+                    return _queue_unavailable(request, form, exc)
                 return _redirect(request, reverse("simulator:sweep", args=[sweep.pk]))
         else:
-            simulation = simulation_start(
-                request=form.simulation_request,
-                created_by=request.user,
-                name=form.cleaned_data.get("name") or "",
-                source_strategy=strategy,
-            )
+            try:
+                simulation = simulation_start(
+                    request=form.simulation_request,
+                    created_by=request.user,
+                    name=form.cleaned_data.get("name") or "",
+                    source_strategy=strategy,
+                )
+            except TaskQueueUnavailableError as exc:
+                return _queue_unavailable(request, form, exc)
             return _redirect(request, reverse("simulator:run", args=[simulation.pk]))
     template = "simulator/_form.html" if _is_htmx(request) else "simulator/form.html"
     return render(request, template, _form_context(request, form))
+
+
+def _queue_unavailable(
+    request: HttpRequest, form: SimulatorForm, exc: TaskQueueUnavailableError
+) -> HttpResponse:
+    """The form again, with the queue's error above it: 503 for a plain POST; 200 for htmx, which swaps no
+    error response (the message is what the user must see)."""
+    form.add_error(None, exc.message)
+    if _is_htmx(request):
+        return render(request, "simulator/_form.html", _form_context(request, form))
+    return render(request, "simulator/form.html", _form_context(request, form), status=503)
 
 
 @require_safe

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,10 @@ class CoinGeckoUnavailableError(CoinGeckoError):
     """No response at all: connection refused or reset, DNS failure, or a timeout. Try again later."""
 
     retryable = True
+
+
+class CoinGeckoBodyCutError(CoinGeckoUnavailableError):
+    """The status and headers came, then the connection closed before the whole body. Try again later."""
 
 
 class CoinGeckoRequestError(CoinGeckoError):
@@ -214,14 +219,32 @@ class CoinGeckoClient:
     def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``url`` and return its JSON body with numbers as ``Decimal``.
 
+        Status and connection failures are retried by the session's :class:`CappedRetry`. A 2xx whose body is
+        cut off or is not JSON (a proxy's HTML page, a truncated body) is sent again here, at most
+        ``min(max_retries, 2)`` more times, after ``backoff_factor * 2 ** n`` seconds (n = 0, 1); each try
+        takes a call slot from the limiter.
+
         Raises:
             CoinGeckoRateLimitedError, CoinGeckoServerError: 429 or 5xx after every retry.
-            CoinGeckoUnavailableError: no response (connection error or timeout) after every retry.
+            CoinGeckoUnavailableError: no response (connection refused or reset, timeout) after every retry, or
+                a body cut off on every try.
             CoinGeckoRequestError: any other 4xx.
-            CoinGeckoBadResponseError: a 2xx whose body is not JSON.
+            CoinGeckoBadResponseError: a 2xx whose body is not JSON on every try.
             CoinGeckoRateLimitWaitError: the limiter had no call slot within its wait bound (nothing sent).
         """
         endpoint = url.removeprefix(self.config.root_url.rstrip("/"))
+        body_retries = min(self.config.max_retries, 2)
+        for attempt in range(body_retries + 1):
+            try:
+                return self._get_once(url, params, endpoint, tries=attempt + 1)
+            except (CoinGeckoBadResponseError, CoinGeckoBodyCutError) as exc:
+                if attempt == body_retries:
+                    raise
+                logger.warning("CoinGecko %s: %s; trying again", endpoint, exc.message)
+                time.sleep(self.config.backoff_factor * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover  # the loop returns or raises
+
+    def _get_once(self, url: str, params: dict[str, Any] | None, endpoint: str, *, tries: int) -> Any:
         if self.limiter is not None:
             self.limiter.acquire()
         try:
@@ -231,18 +254,69 @@ class CoinGeckoClient:
                 f"CoinGecko {endpoint}: still failing after {self.config.max_retries} retries ({exc})",
                 url=endpoint,
             ) from exc
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            # The status and headers came, then the connection closed before the whole body (requests reads
+            # it after urllib3's retries are over, so those do not cover it).
+            raise CoinGeckoBodyCutError(
+                f"CoinGecko {endpoint}: the response body was cut off on {tries} tr{'y' if tries == 1 else 'ies'} "
+                f"({_no_response_reason(exc)}); try later",
+                url=endpoint,
+            ) from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             raise CoinGeckoUnavailableError(
                 f"CoinGecko {endpoint}: no response after {min(self.config.max_retries, 2)} retries "
-                f"({type(exc).__name__}); check the network or try later",
+                f"({_no_response_reason(exc, timeout_seconds=self.config.timeout_seconds)}); "
+                "check the network or try later",
                 url=endpoint,
             ) from exc
-        return _parse(response, endpoint)
+        return _parse(response, endpoint, secret=self.config.api_key)
 
 
-def _parse(response: requests.Response, endpoint: str) -> Any:
+def _no_response_reason(exc: BaseException, *, timeout_seconds: float | None = None) -> str:
+    """Name what went wrong under a requests error: a timeout, a reset, a refusal, a close, a cut body.
+
+    requests wraps urllib3's ``MaxRetryError`` (whose ``reason`` is the last failure) in a bare
+    ``ConnectionError``, and a read timeout after every retry arrives that way too; the type alone says nothing.
+    """
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 20:
+        current = todo.pop(0)
+        seen.append(current)
+        todo += [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        for linked in (getattr(current, "reason", None), current.__cause__, current.__context__):
+            if isinstance(linked, BaseException):
+                todo.append(linked)
+    names = {type(e).__name__ for e in seen}
+    text = " ".join(str(e) for e in seen)
+    after = f" after {timeout_seconds:g} s" if timeout_seconds is not None else ""
+    if names & {"ReadTimeoutError", "ReadTimeout", "TimeoutError", "timeout"} or "timed out" in text:
+        kind = "connect" if names & {"ConnectTimeoutError", "ConnectTimeout"} else "read"
+        return f"{kind} timed out{after}"
+    if "IncompleteRead" in text:
+        match = re.search(r"IncompleteRead\((\d+) bytes read, (\d+) more expected\)", text)
+        if match:
+            read, more = int(match.group(1)), int(match.group(2))
+            return f"connection closed after {read} of {read + more} bytes"
+        return "connection closed before the whole body"
+    if "ConnectionResetError" in names or "reset by peer" in text:
+        return "connection reset by the server"
+    if "ConnectionRefusedError" in names or "refused" in text:
+        return "connection refused"
+    if "RemoteDisconnected" in names:
+        return "connection closed without a response"
+    if names & {"NameResolutionError", "gaierror"}:
+        return "host name not resolved"
+    return type(exc).__name__
+
+
+def _parse(response: requests.Response, endpoint: str, *, secret: str = "") -> Any:
     status = response.status_code
     text = response.content.decode("utf-8", errors="replace")
+    if secret:
+        # An error body may echo the key back ("Invalid API Key: CG-..."); messages built from it reach logs,
+        # History and API responses, so the key is cut out first.
+        text = text.replace(secret, "[redacted]")
     if 200 <= status < 300:
         try:
             return json.loads(text, parse_float=Decimal, parse_int=Decimal)

@@ -44,7 +44,8 @@ class DailyFetch:
         candles: complete daily candles for the requested days, in time order.
         source: how they were built (stored on each candle).
         unavailable: requested days CoinGecko gave no complete data for, although it had data before them
-            (days before the coin's first data point are not listed: they cannot ever exist).
+            (days before the coin's first data point are not listed: they cannot ever exist), or every
+            requested day when CoinGecko gave no data at all.
         requests: how many HTTP calls were made.
     """
 
@@ -86,11 +87,15 @@ def fetch_daily_candles(
 def _result(
     candles: list[Candle], wanted: list[date], source: str, requests: int, data_from: datetime | None
 ) -> DailyFetch:
-    """Keep the wanted days; a wanted day missing although the coin had data from its start is unavailable."""
+    """Keep the wanted days; a wanted day missing although the coin had data from its start is unavailable.
+
+    ``data_from`` None means the payloads held no data at all: every wanted day is then unavailable (reported),
+    not silently skipped as if it preceded the coin's listing.
+    """
     wanted_set = set(wanted)
     kept = [c for c in candles if c.open_time.date() in wanted_set]
     got = {c.open_time.date() for c in kept}
-    unavailable = [d for d in wanted if d not in got and data_from is not None and day_start(d) >= data_from]
+    unavailable = [d for d in wanted if d not in got and (data_from is None or day_start(d) >= data_from)]
     return DailyFetch(candles=kept, source=source, unavailable=unavailable, requests=requests)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from barter_site.errors import ApplicationError
 from instruments.candles import Candle, CandleInvalidError, price_point
+from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
 
 
 class CoinGeckoPayloadError(ApplicationError):
@@ -43,10 +44,26 @@ def ohlc_candle_length(days: int | str) -> timedelta:
     return timedelta(days=4)
 
 
+#: Timestamps before 1970 or from 2100 on are garbage, not market data (and far ones overflow ``datetime``).
+_LAST_MS = 4_102_444_800_000
+#: The largest price the candle columns hold (``numeric(38, 18)``: 20 digits before the point), and the
+#: smallest one that does not round to zero there.
+PRICE_MAX = Decimal(10) ** (PRICE_MAX_DIGITS - PRICE_DECIMAL_PLACES)
+PRICE_MIN = Decimal(1).scaleb(-PRICE_DECIMAL_PLACES)
+
+
 def ms_to_datetime(value: Any, *, where: str) -> datetime:
-    """Convert a CoinGecko millisecond timestamp (``Decimal`` or int) to an aware UTC datetime."""
+    """Convert a CoinGecko millisecond timestamp (``Decimal`` or int) to an aware UTC datetime.
+
+    Raises:
+        CoinGeckoPayloadError: not a number, or outside 1970-01-01 .. 2100-01-01 UTC.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or not Decimal(value).is_finite():
         raise CoinGeckoPayloadError(f"{where}: timestamp must be a number of milliseconds, was {value!r}")
+    if not 0 <= value < _LAST_MS:
+        raise CoinGeckoPayloadError(
+            f"{where}: timestamp {value} ms lies outside 1970-01-01 .. 2100-01-01 UTC; is it in milliseconds?"
+        )
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(value))
 
 
@@ -56,6 +73,10 @@ def _price(value: Any, *, where: str) -> Decimal:
     price = Decimal(value)
     if not price.is_finite() or price <= 0:
         raise CoinGeckoPayloadError(f"{where}: price must be > 0, was {value}")
+    if not PRICE_MIN <= price < PRICE_MAX:
+        raise CoinGeckoPayloadError(
+            f"{where}: price {value} cannot be stored (candle prices lie in [{PRICE_MIN}, {PRICE_MAX:.0E}))"
+        )
     return price
 
 
@@ -75,7 +96,9 @@ def ohlc_candles(payload: Any, *, candle_length: timedelta, endpoint: str) -> li
         CoinGeckoPayloadError: the payload is not a list of 5-number rows, or a candle is invalid.
     """
     if not isinstance(payload, list):
-        raise CoinGeckoPayloadError(f"{endpoint}: expected a list of candles, got {type(payload).__name__}")
+        raise CoinGeckoPayloadError(
+            f"{endpoint}: expected a list of candles, got {type(payload).__name__} {payload!r:.120}"
+        )
     candles: dict[datetime, Candle] = {}
     for index, row in enumerate(payload):
         where = f"{endpoint} candle [{index}]"
