@@ -2,16 +2,22 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
+from barter_site.api_docs import SwaggerView
 from barter_site.health import HEALTHZ_PATH, healthz
+from barter_site.login_throttle import login_throttled
 
 urlpatterns = [
     # Normally answered by HealthCheckMiddleware before routing; routed too so that the URL resolves.
     path(HEALTHZ_PATH.lstrip("/"), healthz, name="healthz"),
+    # The admin's own login view (still reversed as admin:login), behind the failed-login throttle.
+    path("admin/login/", login_throttled(admin.site.login), name="login-throttled"),
     path("admin/", admin.site.urls),
+    # Both need a token or a session (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]); Swagger UI is a page for
+    # people, so it sends an anonymous visitor to the login page instead of answering 401.
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("instruments.urls")),
     path("api/", include("positions.urls")),
     path("api/", include("trading.urls")),

@@ -161,7 +161,7 @@ class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
         responses={200: CandleSerializer(many=True)},
     )
     @action(detail=True, methods=["get"])
-    def candles(self, request: Request, pk: str | None = None) -> Response:
+    def candles(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
         """The instrument's candles, oldest first, paginated; ``start``/``end`` are inclusive UTC days."""
         instrument = self.get_object()
         query = CandleQuerySerializer(data=request.query_params.dict())

@@ -14,10 +14,10 @@ from positions.models import History, Position, Step
 
 
 class HistorySerializer(serializers.ModelSerializer):
-    """One history row."""
+    """One history row; ``instrument`` is null for rows about a whole run."""
 
     instrument: serializers.SlugRelatedField[Instrument] = serializers.SlugRelatedField(
-        slug_field="coingecko_id", read_only=True
+        slug_field="coingecko_id", read_only=True, allow_null=True
     )
 
     class Meta:

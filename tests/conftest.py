@@ -46,6 +46,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"\n{len(_postgres_passed)} PostgreSQL-backed tests passed")
 
 
+@pytest.fixture(autouse=True)
+def _throttle_counts_cleared() -> None:
+    """Empty Django's cache (test settings: local memory) before every test: the API and login throttles'
+    counts of one test never refuse another's requests."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def on_postgres() -> bool:
     """True when the tests run on PostgreSQL."""

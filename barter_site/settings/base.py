@@ -115,10 +115,47 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 500,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "barter_site.errors.api_exception_handler",
+    # barter_site.throttling counts failed authentications, then barter_site.errors renders every error.
+    "EXCEPTION_HANDLER": "barter_site.throttling.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "COERCE_DECIMAL_TO_STRING": True,
+    # Requests per user (token or session) and per anonymous client address; a 429 carries Retry-After. The
+    # counts live in Django's cache (CACHES below: Redis when REDIS_URL is set, so every gunicorn worker shares
+    # them). Rates are "<n>/<sec|min|hour|day>".
+    # DRF's UserRateThrottle and AnonRateThrottle, letting requests through while Redis is down.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "barter_site.throttling.UserRateThrottle",
+        "barter_site.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("BARTER_API_THROTTLE_USER", default="600/min"),
+        "anon": env.str("BARTER_API_THROTTLE_ANON", default="30/min"),
+    },
+    # How many proxies in front of Django append to X-Forwarded-For: 0 takes the client address from the
+    # socket (REMOTE_ADDR) and ignores the header, which a client could otherwise forge to dodge the throttle.
+    "NUM_PROXIES": env.int("BARTER_NUM_PROXIES", default=0),
 }
+
+# Django's cache: the API throttle's and the login throttle's counters. With REDIS_URL they are shared by every
+# process (gunicorn workers, machines); without it each process counts on its own.
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env.str("REDIS_URL", default=""),
+            "KEY_PREFIX": "barter",
+            # Seconds: a Redis that does not answer must not hold up requests (the throttles then let them by).
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
+        }
+        if env.str("REDIS_URL", default="")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "barter"}
+    )
+}
+
+# The admin login (the only login page) refuses a username and client address after this many failed logins
+# within the window, until the window has passed (barter_site.login_throttle).
+BARTER_LOGIN_FAILURES_MAX = env.int("BARTER_LOGIN_FAILURES_MAX", default=5)
+BARTER_LOGIN_FAILURES_WINDOW_SECONDS = env.int("BARTER_LOGIN_FAILURES_WINDOW_SECONDS", default=900)
 
 SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
@@ -130,6 +167,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Daily crypto trading cycle: candles, history, and the sync endpoints.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/schema/ needs a token or a session like the rest of the API; /api/docs/ sends anonymous visitors to
+    # the login page (barter_site/urls.py). The schema still lists every operation (SERVE_PUBLIC).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Swagger UI's files come from drf-spectacular-sidecar, so /api/docs/ works without the internet.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -148,6 +188,15 @@ CELERY_TIMEZONE = "UTC"
 # One task at a time per worker process: the collect fan-out's tasks are long (HTTP) and should spread out.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis down must not hang a web request that enqueues (a queued simulation, a sweep): sending gives up after
+# three tries within a few seconds, for the broker and for the result store alike (Celery's defaults retry the
+# result store's connection 20 times a second apart), and the caller reports the queue as unavailable.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2.0}
+_SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+CELERY_TASK_PUBLISH_RETRY_POLICY = _SEND_RETRY_POLICY
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2.0
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": _SEND_RETRY_POLICY}
 # The queue workers consume and tasks go to; give deployments that share one Redis different names.
 CELERY_TASK_DEFAULT_QUEUE = env.str("BARTER_CELERY_QUEUE", default="celery")
 

@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from barter_site.log_format import JSON_FORMATTER
 from barter_site.settings.base import *  # noqa: F403
-from barter_site.settings.base import DATABASES, LOGGING, env
+from barter_site.settings.base import DATABASES, LOGGING, REST_FRAMEWORK, env
 
 
 def required_env(name: str, *, how_to_set: str = "") -> str:
@@ -54,6 +54,9 @@ required_env(
 # Keep connections open between requests (seconds; 0 closes them after each request), checked before reuse.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE_SECONDS", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# fly's proxy appends the client's address to X-Forwarded-For: the API and login throttles count that address.
+REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": env.int("BARTER_NUM_PROXIES", default=1)}
 
 # HTTPS: fly's proxy ends TLS and sets X-Forwarded-Proto on every request it forwards to the machine.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

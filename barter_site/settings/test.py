@@ -12,3 +12,12 @@ COINGECKO_TIMEOUT_SECONDS = 5.0
 # The suite makes far more than 30 calls a minute to fakes; tests of the limiter turn it on themselves.
 COINGECKO_RATE_LIMIT_PER_MINUTE = 0
 CELERY_TASK_ALWAYS_EAGER = True
+# One cache per test process, emptied before every test (tests/conftest.py): the throttles' counters never leak
+# from one test into another, and clearing it can never touch the Redis the Celery tests use as their broker.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "barter-test"}}
+# High enough for the suite's bursts (schemathesis, concurrent gunicorn calls); throttle tests lower them.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "DEFAULT_THROTTLE_RATES": {"user": "100000/min", "anon": "100000/min"},
+}
+BARTER_LOGIN_FAILURES_MAX = 5

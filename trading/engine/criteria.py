@@ -204,6 +204,10 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
             self.fail(path, f"must be a number{' or null' if nullable else ''}, was {_show(value)}")
             return None
+        if isinstance(value, int) and abs(value) > 2**1023:  # JSON integers have no bound; floats do
+            digits = len(str(abs(value)))
+            self.fail(path, f"must be a number between -1e308 and 1e308, was an integer of {digits} digits")
+            return None
         ok = (value > low if low_open else value >= low) and (
             high is None or (value < high if high_open else value <= high)
         )
@@ -373,7 +377,7 @@ def _operand(check: _Checker, data: Any, path: str) -> Operand | None:
             return None
         return Operand(indicator="value", value=value, shift=shift)
     name = data.get("indicator")
-    if name not in INDICATOR_PARAMS:
+    if not isinstance(name, str) or name not in INDICATOR_PARAMS:  # a list or object is not a name either
         check.fail(
             f"{path}.indicator", f"must be one of value, {', '.join(INDICATOR_PARAMS)}, was {_show(name)}"
         )

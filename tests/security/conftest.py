@@ -1,0 +1,70 @@
+"""Fixtures of the security tests: a user with an API token, and one saved object of every kind the API
+and the pages show, so that every URL with an id can be called with a real one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+
+from positions.history import run_start
+from positions.models import History, Step
+from simulator.models import RunStatus, Simulation
+from tests.instruments.factories import CandleFactory, InstrumentFactory
+from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
+
+PASSWORD = "correct horse battery staple 42"
+
+
+@dataclass
+class Seeded:
+    """The saved objects, by the first segment of their URLs."""
+
+    user: User
+    token: str
+    ids: dict[str, int]
+
+
+@pytest.fixture
+def seeded(db) -> Seeded:  # type: ignore[no-untyped-def]
+    """A superuser with a token, an instrument with 30 candles, a strategy with an open position, a history
+    run and a finished simulation owned by the user."""
+    user = User.objects.create_superuser("alice", "alice@example.com", PASSWORD)
+    token = Token.objects.create(user=user).key
+    instrument = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    CandleFactory.create_batch(30, instrument=instrument)
+    strategy = StrategyFactory(name="sma", instruments=[instrument])
+    position = PositionFactory(strategy=strategy, instrument=instrument)
+    run_start(step=Step.COLLECT, params={})
+    simulation = Simulation.objects.create(
+        created_by=user,
+        start=date(2024, 1, 1),
+        end=date(2024, 1, 30),
+        starting_cash=Decimal(10000),
+        criteria=sma_cross_criteria(),
+        status=RunStatus.DONE,
+        equity_curve={
+            "time": [int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())],
+            "equity": [10000.0],
+            "buy_and_hold": [10000.0],
+            "drawdown_ratio": [0.0],
+        },
+    )
+    simulation.instruments.add(instrument)
+    return Seeded(
+        user=user,
+        token=token,
+        ids={
+            "instruments": instrument.pk,
+            "strategies": strategy.pk,
+            "positions": position.pk,
+            "history": History.objects.order_by("id").values_list("id", flat=True).first() or 0,
+            "simulations": simulation.pk,
+            "runs": simulation.pk,
+            "sweeps": 1,  # no sweep is saved: its pages are only walked anonymously
+        },
+    )

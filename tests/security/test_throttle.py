@@ -1,0 +1,203 @@
+"""Throttling: the API (per user, and per address for requests that fail authentication) and the admin login
+(per username and address). Rates are set low here on purpose; time is frozen and moved by hand."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.core.cache.backends.redis import RedisCache
+from django.test import Client
+from rest_framework import throttling
+from rest_framework.test import APIRequestFactory
+from rest_framework.throttling import SimpleRateThrottle
+
+from barter_site.settings.base import BASE_DIR
+from barter_site.throttling import AnonRateThrottle, UserRateThrottle
+from tests.security.conftest import PASSWORD, Seeded
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def low_rates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """3 requests a minute per user, 2 per anonymous address (DRF reads the rates once, at import)."""
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "2/min"})
+
+
+def test_the_configured_rates_and_classes():
+    assert settings.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] == [
+        "barter_site.throttling.UserRateThrottle",
+        "barter_site.throttling.AnonRateThrottle",
+    ]
+    assert issubclass(UserRateThrottle, throttling.UserRateThrottle)
+    assert issubclass(AnonRateThrottle, throttling.AnonRateThrottle)
+    assert settings.REST_FRAMEWORK["NUM_PROXIES"] == 0  # the socket's address, not a forgeable header
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, ("django.core.cache.backends.locmem.LocMemCache", "600/min", "30/min")),
+        (
+            {"REDIS_URL": "redis://127.0.0.1:6379/3", "BARTER_API_THROTTLE_USER": "5/sec"},
+            ("django.core.cache.backends.redis.RedisCache", "5/sec", "30/min"),
+        ),
+    ],
+)
+def test_base_settings_read_the_rates_and_the_cache_from_the_environment(environment, expected):
+    # A fresh interpreter, so that base.py reads this environment (REDIS_URL set -> the shared Redis cache).
+    code = (
+        "from barter_site.settings import base as s; r = s.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'];"
+        "print(s.CACHES['default']['BACKEND'], r['user'], r['anon'])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "BARTER_API_THROTTLE"))}
+    env.update({"DJANGO_SETTINGS_MODULE": "barter_site.settings.base", **environment})
+    out = subprocess.run(  # noqa: S603 - the test's own interpreter and code
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True
+    )
+    assert tuple(out.stdout.split()) == expected
+
+
+def test_a_user_past_the_rate_gets_429_with_retry_after_then_is_let_in_again(seeded: Seeded, low_rates):
+    client = Client(HTTP_AUTHORIZATION=f"Token {seeded.token}")
+    with time_machine.travel(T0, tick=False) as clock:
+        assert [client.get("/api/instruments/").status_code for _ in range(3)] == [200, 200, 200]
+        refused = client.get("/api/instruments/")
+        assert refused.status_code == 429
+        assert refused["Retry-After"] == "60"  # the oldest of the 3 leaves the 60 s window in 60 s
+        assert "throttled" in refused.json()["detail"]
+        # Every endpoint shares the user's count, the writes too.
+        assert client.post("/api/sync_data", {}, content_type="application/json").status_code == 429
+        clock.shift(timedelta(seconds=30))
+        assert client.get("/api/instruments/")["Retry-After"] == "30"
+        clock.shift(timedelta(seconds=31))
+        assert client.get("/api/instruments/").status_code == 200
+
+
+def test_users_are_counted_apart(seeded: Seeded, low_rates, django_user_model):
+    from rest_framework.authtoken.models import Token
+
+    bob = Token.objects.create(user=django_user_model.objects.create_user("bob", password="x")).key
+    alice, bob_client = (Client(HTTP_AUTHORIZATION=f"Token {t}") for t in (seeded.token, bob))
+    with time_machine.travel(T0, tick=False):
+        assert [alice.get("/api/instruments/").status_code for _ in range(4)] == [200, 200, 200, 429]
+        assert bob_client.get("/api/instruments/").status_code == 200
+
+
+def test_failed_authentication_is_throttled_per_address(seeded: Seeded, low_rates):
+    guesser = Client(HTTP_AUTHORIZATION="Token " + "0" * 40, REMOTE_ADDR="203.0.113.7")
+    anonymous = Client(REMOTE_ADDR="203.0.113.7")
+    elsewhere = Client(REMOTE_ADDR="198.51.100.2")
+    with time_machine.travel(T0, tick=False) as clock:
+        assert guesser.get("/api/instruments/").status_code == 401
+        assert anonymous.get("/api/history/").status_code == 401
+        refused = guesser.get("/api/instruments/")
+        assert refused.status_code == 429 and refused["Retry-After"] == "60"
+        # A forged X-Forwarded-For does not make a new address (NUM_PROXIES = 0).
+        assert anonymous.get("/api/", HTTP_X_FORWARDED_FOR="192.0.2.99").status_code == 429
+        assert elsewhere.get("/api/instruments/").status_code == 401
+        # The valid token is not affected by its address's failures.
+        token = Client(HTTP_AUTHORIZATION=f"Token {seeded.token}", REMOTE_ADDR="203.0.113.7")
+        assert token.get("/api/instruments/").status_code == 200
+        clock.shift(timedelta(seconds=61))
+        assert guesser.get("/api/instruments/").status_code == 401
+
+
+@pytest.mark.redis
+def test_the_redis_cache_shares_the_count_between_workers(monkeypatch: pytest.MonkeyPatch):
+    # Two cache clients stand for two gunicorn workers: each throttle sees the other's requests.
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/min"})
+    prefix = f"throttle-test-{uuid.uuid4().hex}"
+    workers = [RedisCache(settings.REDIS_URL, {"KEY_PREFIX": prefix}) for _ in range(2)]
+    request = APIRequestFactory().get("/api/instruments/")
+
+    class User:
+        pk = 42
+        is_authenticated = True
+
+    request.user = User()
+    allowed = []
+    try:
+        for n in range(5):
+            throttle = UserRateThrottle()
+            throttle.cache = workers[n % 2]
+            allowed.append(throttle.allow_request(request, None))
+    finally:
+        workers[0].delete("throttle_user_42")
+    assert allowed == [True, True, True, False, False]
+
+
+def test_a_cache_that_cannot_be_reached_lets_requests_through(monkeypatch: pytest.MonkeyPatch, caplog):
+    # Redis down (a closed local port): the API keeps answering; the throttle says why it is not counting.
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "1/min", "anon": "1/min"})
+    down = RedisCache("redis://127.0.0.1:1/0", {"OPTIONS": {"socket_connect_timeout": 0.2}})
+    request = APIRequestFactory().get("/api/instruments/")
+    request.user = type("User", (), {"pk": 7, "is_authenticated": True})()
+    allowed = []
+    for _ in range(3):
+        throttle = UserRateThrottle()
+        throttle.cache = down
+        allowed.append(throttle.allow_request(request, None))
+    assert allowed == [True, True, True]
+    assert "API throttle skipped: the cache (Redis) cannot be reached (ConnectionError)" in caplog.text
+
+
+def _login(client: Client, password: str, username: str = "alice"):  # type: ignore[no-untyped-def]
+    return client.post("/admin/login/?next=/admin/", {"username": username, "password": password})
+
+
+def test_five_failed_logins_lock_that_username_and_address_for_15_minutes(seeded: Seeded):
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    with time_machine.travel(T0, tick=False) as clock:
+        statuses = [_login(client, f"wrong-{n}").status_code for n in range(5)]
+        assert statuses == [200, 200, 200, 200, 429]  # the 5th failure is answered with the wait
+        blocked = _login(client, PASSWORD)  # even the right password is not checked now
+        assert blocked.status_code == 429
+        assert blocked["Retry-After"] == "900"
+        assert b"Too many failed logins" in blocked.content and b"Wait 15 minutes" in blocked.content
+        assert "_auth_user_id" not in client.session
+        # Another username from this address, and this username from another address, may still log in.
+        assert _login(client, "nope", username="bob").status_code == 200
+        assert _login(Client(REMOTE_ADDR="198.51.100.2"), PASSWORD).status_code == 302
+        clock.shift(timedelta(minutes=14))
+        again = _login(client, PASSWORD)
+        assert (
+            again.status_code == 429
+            and again["Retry-After"] == "60"
+            and b"Wait 1 minute and try again" in again.content
+        )
+        clock.shift(timedelta(seconds=61))
+        assert _login(client, PASSWORD).status_code == 302
+        assert client.session["_auth_user_id"] == str(seeded.user.pk)
+
+
+def test_a_successful_login_forgets_the_failures(seeded: Seeded):
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    with time_machine.travel(T0, tick=False):
+        assert [_login(client, "wrong").status_code for _ in range(4)] == [200] * 4
+        assert _login(client, PASSWORD).status_code == 302
+        client.logout()
+        assert [_login(client, "wrong").status_code for _ in range(4)] == [200] * 4  # counted from 0 again
+
+
+def test_the_username_is_matched_without_case(seeded: Seeded):
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    with time_machine.travel(T0, tick=False):
+        for name in ("alice", "ALICE", "Alice", "aLiCe", "alicE"):
+            _login(client, "wrong", username=name)
+        assert _login(client, PASSWORD).status_code == 429
+
+
+def test_the_login_page_itself_is_never_refused(seeded: Seeded):
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    with time_machine.travel(T0, tick=False):
+        for _ in range(5):
+            _login(client, "wrong")
+        assert client.get("/admin/login/").status_code == 200
