@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from tests.security.conftest import Seeded
 
-#: Examples per operation and generation mode; 17 operations x 2 modes x 30 = 1,020 requests at most.
+#: Examples per operation and generation mode; 19 operations x 2 modes x 30 = 1,140 requests at most.
 EXAMPLES = 30
 MINIMUM_REQUESTS = 1_000
 by_operation: defaultdict[str, Counter[int]] = defaultdict(Counter)
