@@ -23,11 +23,14 @@ class InstrumentAdmin(admin.ModelAdmin):
         "name",
         "quote_currency",
         "is_active",
+        "candle_source",
+        "exchange_id",
+        "market_symbol",
         "candle_count",
         "last_candle",
     ]
-    list_filter = ["is_active", "quote_currency"]
-    search_fields = ["coingecko_id", "symbol", "name"]
+    list_filter = ["is_active", "quote_currency", "candle_source", "exchange_id"]
+    search_fields = ["coingecko_id", "symbol", "name", "market_symbol"]
     actions = ["sync_now"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Instrument]:

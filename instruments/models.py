@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Least
@@ -13,6 +16,12 @@ from instruments.precision import (
     VOLUME_DECIMAL_PLACES,
     VOLUME_MAX_DIGITS,
 )
+from instruments.sources.exchange.validation import (
+    SUPPORTED_EXCHANGE_IDS,
+    ExchangeConfigError,
+    exchange_id_validate,
+    market_symbol_validate,
+)
 
 
 class InstrumentQuerySet(models.QuerySet["Instrument"]):
@@ -23,8 +32,37 @@ class InstrumentQuerySet(models.QuerySet["Instrument"]):
         return self.filter(is_active=True)
 
 
+def validate_exchange_id(value: str) -> None:
+    """Field validator: ``value`` is empty or a supported ccxt exchange id (the message lists them)."""
+    _validate(exchange_id_validate, value)
+
+
+def validate_market_symbol(value: str) -> None:
+    """Field validator: ``value`` is empty or a ccxt spot symbol ``BASE/QUOTE`` such as ``BTC/USDT``."""
+    _validate(market_symbol_validate, value)
+
+
+def _validate(check: Callable[[str], str], value: str) -> None:
+    if not value:
+        return  # whether the field must be set is the check constraint's and clean()'s business
+    try:
+        check(value)
+    except ExchangeConfigError as exc:
+        raise ValidationError(exc.message) from None
+
+
 class Instrument(models.Model):
-    """A coin priced in a quote currency, keyed by its CoinGecko id (symbols are not unique on CoinGecko)."""
+    """A coin priced in a quote currency, keyed by its CoinGecko id (symbols are not unique on CoinGecko).
+
+    Its daily candles come from ``candle_source``: CoinGecko (by ``coingecko_id``), or an exchange through ccxt
+    (``exchange_id`` and ``market_symbol``, which live order execution uses too).
+    """
+
+    class CandleSource(models.TextChoices):
+        """Where the collect step and ``backfill`` take the instrument's daily candles from."""
+
+        COINGECKO = "coingecko", "CoinGecko"
+        EXCHANGE = "exchange", "Exchange (ccxt)"
 
     coingecko_id = models.CharField(
         max_length=100, unique=True, help_text="CoinGecko coin id, e.g. 'bitcoin'."
@@ -35,6 +73,26 @@ class Instrument(models.Model):
         max_length=10, default="usd", help_text="CoinGecko vs_currency, e.g. 'usd'."
     )
     is_active = models.BooleanField(default=True, help_text="Synced and traded by the daily cycle.")
+    candle_source = models.CharField(
+        max_length=16,
+        choices=CandleSource.choices,
+        default=CandleSource.COINGECKO,
+        help_text="Where daily candles come from; 'exchange' needs the exchange id and the market symbol.",
+    )
+    exchange_id = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        validators=[validate_exchange_id],
+        help_text=f"ccxt exchange id, one of {', '.join(SUPPORTED_EXCHANGE_IDS)}; only with source 'exchange'.",
+    )
+    market_symbol = models.CharField(
+        max_length=41,
+        blank=True,
+        default="",
+        validators=[validate_market_symbol],
+        help_text="ccxt unified spot symbol BASE/QUOTE, e.g. 'BTC/USDT'; only with source 'exchange'.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -42,9 +100,46 @@ class Instrument(models.Model):
 
     class Meta:
         ordering = ["symbol", "coingecko_id"]
+        constraints = [
+            # The exchange fields are set exactly when candles come from an exchange, and name a supported
+            # exchange: a symbol beside source 'coingecko' would be silently ignored by the collect step, and an
+            # exchange source without a market would fail every day.
+            models.CheckConstraint(
+                condition=(
+                    Q(candle_source="exchange", exchange_id__in=SUPPORTED_EXCHANGE_IDS) & ~Q(market_symbol="")
+                )
+                | Q(candle_source="coingecko", exchange_id="", market_symbol=""),
+                name="instrument_exchange_fields_iff_exchange_source",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.symbol} ({self.coingecko_id})"
+
+    def clean(self) -> None:
+        """Check that the exchange fields are set exactly when ``candle_source`` is ``exchange``.
+
+        Raises:
+            ValidationError: naming the field to fill in or to empty.
+        """
+        super().clean()
+        if self.candle_source == self.CandleSource.EXCHANGE:
+            errors = {
+                name: f"set {name} when candle source is 'exchange' ({example})"
+                for name, example in (
+                    ("exchange_id", f"one of {', '.join(SUPPORTED_EXCHANGE_IDS)}"),
+                    ("market_symbol", "e.g. 'BTC/USDT'"),
+                )
+                if not getattr(self, name)
+            }
+        else:
+            errors = {
+                name: "leave empty unless candle source is 'exchange'"
+                for name in ("exchange_id", "market_symbol")
+                if getattr(self, name)
+            }
+        if errors:
+            raise ValidationError(errors)
 
 
 class Timeframe(models.TextChoices):

@@ -21,7 +21,9 @@ from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.services import candles_upsert
 from instruments.sources.coingecko import coingecko_client_from_settings
 from instruments.sources.coingecko.client import CoinGeckoClient
-from instruments.sources.coingecko.daily import fetch_daily_candles
+from instruments.sources.coingecko.daily import DailyFetch, fetch_daily_candles
+from instruments.sources.exchange import daily as exchange_daily
+from instruments.sources.exchange.client import exchange_client
 from positions.history import RunRecorder, run_locked, run_status
 from positions.locks import run_scope
 from positions.models import HistoryKind, Step
@@ -113,7 +115,11 @@ def sync_data(
     (:func:`~instruments.services.candles_upsert`), so one failure neither stops the others nor leaves half a
     day written; running it twice adds nothing. Every run is recorded in ``History``: ``run_started``, one
     ``candles_synced`` event per instrument that got candles, an ``error`` event per failure (and per day
-    CoinGecko could not supply), and ``run_finished`` with the summary returned here.
+    the source could not supply), and ``run_finished`` with the summary returned here.
+
+    Each instrument's candles come from its ``candle_source``: CoinGecko, or its exchange through ccxt
+    (:mod:`instruments.sources.exchange`: ``exchange_id`` and ``market_symbol``, source ``exchange:<id>``), for
+    the same window of missing days.
 
     The run holds the run lock of (collect, ``as_of``, scope) throughout (:func:`positions.history.run_locked`);
     the scope is ``all`` without ``instruments``, else the sorted CoinGecko ids. A run of the same lock that
@@ -123,7 +129,8 @@ def sync_data(
     Args:
         as_of: the run's day (UTC date); days before it are collected. Default: today UTC.
         instruments: CoinGecko ids to sync; default: every active instrument.
-        client: the CoinGecko client; default: one made from settings.
+        client: the CoinGecko client; default: one made from settings. Exchanges use
+            :func:`~instruments.sources.exchange.client.exchange_client`.
 
     Returns:
         ``{"run_id", "step": "collect", "status", "started_at", "finished_at", "as_of", "results": [
@@ -170,21 +177,62 @@ def database_gone(exc: BaseException) -> bool:
     return sqlstate.startswith(("08", "57P")) or not connection.is_usable()
 
 
+def fetch_instrument_days(
+    instrument: Instrument, *, days: list[date], client: CoinGeckoClient | None, page_limit: int | None = None
+) -> DailyFetch:
+    """Fetch the completed daily candles of ``days`` from the instrument's ``candle_source``.
+
+    Args:
+        instrument: the instrument; ``candle_source`` ``exchange`` uses its ``exchange_id`` and ``market_symbol``.
+        days: UTC days wanted, oldest first.
+        client: the CoinGecko client (ignored for exchanges; made from settings when None and needed).
+        page_limit: candles per exchange request (default: the exchange's maximum).
+
+    Raises:
+        ApplicationError: the source's error (``CoinGeckoError``, ``ExchangeApiError``), with ``retryable``.
+    """
+    now = timezone.now()
+    if instrument.candle_source == Instrument.CandleSource.EXCHANGE:
+        stored = InstrumentOHLC.objects.for_instrument(instrument, Timeframe.D1)
+        first = stored.order_by("open_time").values_list("open_time", flat=True).first()
+        return exchange_daily.fetch_daily_candles(
+            exchange_client(instrument.exchange_id),
+            market_symbol=instrument.market_symbol,
+            days=days,
+            now=now,
+            limit=page_limit,
+            known_from=first.date() if first else None,
+        )
+    return fetch_daily_candles(
+        client or coingecko_client_from_settings(),
+        coin_id=instrument.coingecko_id,
+        vs_currency=instrument.quote_currency,
+        days=days,
+        now=now,
+    )
+
+
+def _source_name(instrument: Instrument) -> str:
+    if instrument.candle_source == Instrument.CandleSource.EXCHANGE:
+        return f"{instrument.exchange_id} ({instrument.market_symbol})"
+    return "CoinGecko"
+
+
 def _sync_instrument(
-    recorder: RunRecorder, client: CoinGeckoClient, instrument: Instrument, *, as_of: date
+    recorder: RunRecorder,
+    client: CoinGeckoClient | None,
+    instrument: Instrument,
+    *,
+    as_of: date,
+    days: list[date] | None = None,
+    page_limit: int | None = None,
 ) -> InstrumentSyncResult:
     result = InstrumentSyncResult(instrument=instrument.coingecko_id)
-    missing = days_missing(instrument, as_of=as_of)
+    missing = days_missing(instrument, as_of=as_of) if days is None else days
     if not missing:
         return result
     try:
-        fetched = fetch_daily_candles(
-            client,
-            coin_id=instrument.coingecko_id,
-            vs_currency=instrument.quote_currency,
-            days=missing,
-            now=timezone.now(),
-        )
+        fetched = fetch_instrument_days(instrument, days=missing, client=client, page_limit=page_limit)
         upserted = candles_upsert(
             instrument=instrument, candles=fetched.candles, source=fetched.source, timeframe=Timeframe.D1
         )
@@ -228,11 +276,11 @@ def _sync_instrument(
         )
     if fetched.unavailable:
         result.days_missing = len(fetched.unavailable)
-        days = ", ".join(d.isoformat() for d in fetched.unavailable[:10])
+        listed = ", ".join(d.isoformat() for d in fetched.unavailable[:10])
         more = f" and {len(fetched.unavailable) - 10} more" if len(fetched.unavailable) > 10 else ""
         result.error = (
-            f"CoinGecko had no complete data for {len(fetched.unavailable)} day(s): {days}{more}; "
-            "the next run tries them again"
+            f"{_source_name(instrument)} had no complete data for {len(fetched.unavailable)} day(s): "
+            f"{listed}{more}; the next run tries them again"
         )
         recorder.event(
             HistoryKind.ERROR,
