@@ -46,6 +46,10 @@ class HistoryKind(models.TextChoices):
     FILL = "fill"
     POSITION_OPENED = "position_opened"
     POSITION_CLOSED = "position_closed"
+    ORDER_CANCELED = "order_canceled"
+    ORDER_REJECTED = "order_rejected"
+    ENTRY_REFUSED = "entry_refused"
+    RECONCILED = "reconciled"
     ERROR = "error"
 
 
@@ -130,6 +134,13 @@ class Position(models.Model):
         OPEN = "open"
         CLOSED = "closed"
 
+    class Protection(models.TextChoices):
+        """Whether a stop-loss order guards the position on the exchange between daily runs."""
+
+        PROTECTED = "protected", "protected (stop-loss order on the exchange)"
+        UNPROTECTED = "unprotected", "unprotected (the exchange holds no stop for it)"
+        NOT_APPLICABLE = "not_applicable", "not applicable (paper, or no stop in the criteria)"
+
     class ExitReason(models.TextChoices):
         SIGNAL = "signal"
         STOP_LOSS = "stop_loss"
@@ -170,6 +181,13 @@ class Position(models.Model):
     )
     exits_checked_through = models.DateTimeField(
         null=True, blank=True, help_text="Open time of the last candle the exit rules were checked against."
+    )
+    # db_default too: rows written without the ORM (older code, SQL by hand) are "not applicable", never NULL.
+    protection = models.CharField(
+        max_length=16,
+        choices=Protection.choices,
+        default=Protection.NOT_APPLICABLE,
+        db_default=Protection.NOT_APPLICABLE,
     )
     pnl = models.DecimalField(
         max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True

@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from barter_site.errors import ApplicationError
 from instruments.admin import ReadOnlyAdmin
 from positions.models import Position
-from trading.models import Strategy
+from trading.models import Order, Strategy
 from trading.selectors import strategy_cash
 from trading.selectors_dashboard import account_open_positions_count, strategies_with_accounts
 from trading.services import position_close_manual, strategies_set_enabled
@@ -94,6 +94,8 @@ class StrategyAdminForm(forms.ModelForm):
             "is_enabled",
             "starting_cash",
             "execution_backend",
+            "exchange_id",
+            "trading_enabled",
         ]
 
 
@@ -115,7 +117,7 @@ class StrategyAdmin(admin.ModelAdmin):
         "open_positions",
         "updated_at",
     ]
-    list_filter = ["is_enabled", "execution_backend"]
+    list_filter = ["is_enabled", "execution_backend", "trading_enabled"]
     search_fields = ["name", "description"]
     filter_horizontal = ["instruments"]
     readonly_fields = ["cash", "open_positions", "created_at", "updated_at"]
@@ -155,6 +157,37 @@ class StrategyAdmin(admin.ModelAdmin):
         )
 
 
+class PositionOrderInline(admin.TabularInline):
+    """The exchange orders of a position (entry, stops, exit), read-only."""
+
+    model = Order
+    fk_name = "position"
+    extra = 0
+    can_delete = False
+    fields = (
+        "created_at",
+        "purpose",
+        "side",
+        "type",
+        "quantity",
+        "price",
+        "status",
+        "filled_quantity",
+        "average_price",
+        "fee",
+        "fee_currency",
+        "client_order_id",
+    )
+    readonly_fields = fields
+    ordering = ["created_at", "id"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Position)
 class PositionAdmin(ReadOnlyAdmin):
     """Positions, read-only (the cycle writes them), with a "Close now" action for open ones."""
@@ -173,11 +206,13 @@ class PositionAdmin(ReadOnlyAdmin):
         "exit_reason",
         "pnl",
         "pnl_pct",
+        "protection",
     ]
-    list_filter = ["status", "strategy", "instrument", "exit_reason"]
+    list_filter = ["status", "protection", "strategy", "instrument", "exit_reason"]
     list_select_related = ["strategy", "instrument"]
     date_hierarchy = "entry_at"
     actions = ["close_now"]
+    inlines = [PositionOrderInline]
 
     @admin.display(description="pnl %", ordering="pnl_ratio")
     def pnl_pct(self, obj: Position) -> str:
@@ -202,3 +237,29 @@ class PositionAdmin(ReadOnlyAdmin):
                 f"({(closed.pnl_ratio or Decimal(0)) * 100:.2f} %)",
                 messages.SUCCESS,
             )
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    """Exchange orders, read-only (the cycle writes them): state, fills and the exchange's raw answer."""
+
+    list_display = [
+        "created_at",
+        "strategy",
+        "instrument",
+        "purpose",
+        "side",
+        "type",
+        "quantity",
+        "price",
+        "status",
+        "filled_quantity",
+        "average_price",
+        "fee",
+        "exchange_id",
+        "client_order_id",
+    ]
+    list_filter = ["status", "purpose", "type", "exchange_id", "strategy"]
+    list_select_related = ["strategy", "instrument"]
+    search_fields = ["=client_order_id", "=exchange_order_id"]
+    date_hierarchy = "created_at"

@@ -2,7 +2,8 @@
 
 Every backend answers :meth:`ExecutionBackend.quotes`; fills of paper backends are computed by the engine
 (:mod:`trading.engine.fills`: slippage and the strategy's fee rate), so paper trading and the simulator fill
-identically. A live exchange backend (ccxt) will place real orders behind the same interface.
+identically. The exchange backend (:class:`trading.execution.ExchangeBroker`, ccxt) places real orders; its
+fills are the exchange's.
 """
 
 from __future__ import annotations
@@ -111,7 +112,16 @@ class ReplayBroker(ExecutionBackend):
         return {instrument_id: Quote(price, opening, "replay:open") for instrument_id, price in rows}
 
 
-def broker_for(backend: str) -> ExecutionBackend:
-    """Return the execution backend named by a strategy's ``execution_backend``."""
+def broker_for(backend: str, *, exchange_id: str = "") -> ExecutionBackend:
+    """Return the execution backend named by a strategy's ``execution_backend``.
+
+    Args:
+        backend: ``paper``, ``replay`` or ``exchange``.
+        exchange_id: for ``exchange``: the strategy's exchange account (ccxt id).
+    """
+    if backend == "exchange":
+        from trading.execution import ExchangeBroker  # here: trading.execution imports this module
+
+        return ExchangeBroker(exchange_id)
     backends: dict[str, type[ExecutionBackend]] = {"paper": PaperBroker, "replay": ReplayBroker}
     return backends[backend]()

@@ -1,4 +1,5 @@
-"""Strategies: trade criteria (CRITERIA.md) applied to instruments with a paper (or, later, live) account."""
+"""Strategies: trade criteria (CRITERIA.md) applied to instruments with a paper or exchange account; the orders
+an exchange strategy sends."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.db.models import Q
 
 from instruments.models import Instrument
 from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from instruments.sources.exchange.validation import SUPPORTED_EXCHANGE_IDS
 from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
 
 
@@ -41,6 +43,7 @@ class Strategy(models.Model):
 
     class ExecutionBackend(models.TextChoices):
         PAPER = "paper", "paper trading"
+        EXCHANGE = "exchange", "exchange (real orders through ccxt)"
 
     name = models.CharField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -53,6 +56,19 @@ class Strategy(models.Model):
     execution_backend = models.CharField(
         max_length=16, choices=ExecutionBackend.choices, default=ExecutionBackend.PAPER
     )
+    exchange_id = models.CharField(
+        max_length=32,
+        blank=True,
+        choices=[(exchange_id, exchange_id) for exchange_id in SUPPORTED_EXCHANGE_IDS],
+        help_text="The exchange account an 'exchange' strategy trades on (keys from BARTER_EXCHANGE_<ID>_KEY).",
+    )
+    trading_enabled = models.BooleanField(
+        default=True,
+        help_text=(
+            "Kill switch of this strategy: off, an exchange strategy opens nothing new; exits, stops and "
+            "reconciliation still run (BARTER_TRADING_ENABLED=false does the same for every strategy)."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,6 +80,11 @@ class Strategy(models.Model):
         constraints = [
             # A paper account needs money to trade with; zero or less would make every ratio meaningless.
             models.CheckConstraint(condition=Q(starting_cash__gt=0), name="strategy_starting_cash_positive"),
+            # An exchange strategy must name its exchange account, or its orders would have nowhere to go.
+            models.CheckConstraint(
+                condition=~Q(execution_backend="exchange") | ~Q(exchange_id=""),
+                name="strategy_exchange_backend_names_exchange",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -103,3 +124,126 @@ class StrategyStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} {self.step} {self.as_of}"
+
+
+class OrderQuerySet(models.QuerySet["Order"]):
+    """Filters over orders."""
+
+    def live(self) -> OrderQuerySet:
+        """Orders the exchange may still fill: ``new`` (not confirmed yet), ``open``, ``partially_filled``."""
+        return self.filter(status__in=Order.LIVE_STATUSES)
+
+    def for_strategy(self, strategy: Strategy) -> OrderQuerySet:
+        """Orders of one strategy."""
+        return self.filter(strategy=strategy)
+
+
+class Order(models.Model):
+    """One order an exchange strategy sent (or is about to send) to its exchange.
+
+    Written before the order is sent (status ``new``) under its ``client_order_id``, which is derived from the
+    strategy, instrument, day and purpose (:func:`trading.execution.client_order_id`): a retry, or the next run
+    after a crash, asks the exchange for that id instead of placing a second order. Quantities are base units,
+    prices and fees quote currency unless ``fee_currency`` says otherwise; ``raw`` is the exchange's last answer
+    about the order (as ccxt's ``info``; it never contains a key).
+    """
+
+    class Side(models.TextChoices):
+        BUY = "buy"
+        SELL = "sell"
+
+    class Type(models.TextChoices):
+        MARKET = "market"
+        STOP_LOSS = "stop_loss", "stop-loss (market when triggered)"
+
+    class Purpose(models.TextChoices):
+        ENTRY = "entry"
+        EXIT = "exit"
+        PROTECTION = "protection", "protection (stop-loss on the exchange)"
+
+    class Status(models.TextChoices):
+        NEW = "new", "new (not confirmed by the exchange)"
+        OPEN = "open"
+        PARTIALLY_FILLED = "partially_filled"
+        FILLED = "filled"
+        CANCELED = "canceled"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+
+    LIVE_STATUSES = (Status.NEW, Status.OPEN, Status.PARTIALLY_FILLED)
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="orders")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="orders")
+    position = models.ForeignKey(
+        "positions.Position", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    as_of = models.DateField(help_text="The day of the run that decided the order.")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.MARKET)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    quantity = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    price = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS,
+        decimal_places=PRICE_DECIMAL_PLACES,
+        null=True,
+        blank=True,
+        help_text="Trigger price of a stop-loss; for a market order the price it was sized at.",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    exchange_id = models.CharField(max_length=32)
+    market_symbol = models.CharField(max_length=41, help_text="ccxt unified symbol, e.g. BTC/USDT.")
+    exchange_order_id = models.CharField(max_length=64, blank=True)
+    client_order_id = models.CharField(max_length=36, unique=True)
+    filled_quantity = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, default=Decimal(0)
+    )
+    average_price = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+    )
+    fee = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, default=Decimal(0)
+    )
+    fee_currency = models.CharField(max_length=16, blank=True)
+    filled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last fill happened (aware UTC)."
+    )
+    exit_reason = models.CharField(
+        max_length=16, blank=True, help_text="Of an exit order: the engine's exit reason it executes."
+    )
+    error = models.TextField(blank=True, help_text="Why the exchange rejected it, or why it was given up.")
+    raw = models.JSONField(default=dict, blank=True, help_text="The exchange's last answer (no secrets).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["strategy", "status"], name="order_strategy_status")]
+        constraints = [
+            # An order of nothing cannot be sent; a fill can never exceed what was ordered.
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(filled_quantity__gte=0) & Q(filled_quantity__lte=models.F("quantity")),
+                name="order_filled_within_quantity",
+            ),
+            # A stop-loss without its trigger price would be a market order in disguise.
+            models.CheckConstraint(
+                condition=~Q(type="stop_loss") | Q(price__isnull=False), name="order_stop_loss_has_price"
+            ),
+            # At most one live stop-loss per position: replacing one cancels the old one first, so the exchange
+            # can never hold two stops that would sell the position twice.
+            models.UniqueConstraint(
+                fields=["position"],
+                condition=Q(purpose="protection", status__in=["new", "open", "partially_filled"]),
+                name="order_one_live_protection_per_position",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.side} {self.quantity} {self.market_symbol} {self.status}"
+
+    @property
+    def is_live(self) -> bool:
+        """Whether the exchange may still fill it."""
+        return self.status in self.LIVE_STATUSES

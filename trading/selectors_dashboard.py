@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce, RowNumber
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from positions.models import History, Position, Step
-from trading.models import Strategy
+from trading.models import Order, Strategy
 from trading.selectors import ACCOUNT_FIELDS, ACCOUNT_POSITIONS_ATTR, strategy_cash, strategy_equity
 
 #: The steps of the daily cycle the dashboard shows the last runs of, in cycle order.
@@ -188,13 +188,16 @@ class Dashboard:
 
     Attributes:
         strategies: one line per strategy, by name.
-        open_positions: every open position, by strategy name then instrument symbol.
+        open_positions: every open position, by strategy name then instrument symbol (each shows whether a
+            stop-loss order protects it on the exchange: ``position.protection``).
         runs: ``(step, newest runs first)`` for each step of :data:`DASHBOARD_STEPS`.
+        open_orders: the orders the exchange may still fill (new, open, partially filled), by strategy name.
     """
 
     strategies: list[StrategyLine]
     open_positions: list[OpenPositionLine]
     runs: list[tuple[str, list[RunLine]]]
+    open_orders: list[Order] = field(default_factory=list)
 
 
 def _run_line(row: History) -> RunLine:
@@ -261,7 +264,8 @@ def dashboard_read() -> Dashboard:
     """Read the dashboard: strategies' equity and return, open positions' unrealized P&L, the last runs.
 
     Queries: strategies, their instruments, their positions, the open positions with strategy and instrument,
-    the newest closes, the runs: six, whatever the number of strategies, positions and runs.
+    the newest closes, the runs: six, whatever the number of strategies, positions and runs; plus one for the
+    live orders when some strategy trades on an exchange (only those have orders).
     """
     strategies = list(strategies_with_accounts().order_by("name"))
     open_rows = list(
@@ -287,4 +291,11 @@ def dashboard_read() -> Dashboard:
         strategies=lines,
         open_positions=[_open_position_line(p, marks.get(p.instrument_id)) for p in open_rows],
         runs=recent_runs(),
+        open_orders=list(
+            Order.objects.live()
+            .select_related("strategy", "instrument")
+            .order_by("strategy__name", "created_at", "id")
+        )
+        if any(s.execution_backend == Strategy.ExecutionBackend.EXCHANGE for s in strategies)
+        else [],
     )

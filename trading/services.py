@@ -7,6 +7,23 @@ a second call for the same day opens and closes nothing more. A whole run holds 
 scope) (:func:`positions.history.run_locked`), so a concurrent second run is refused at once with
 ``RunInProgressError`` (409) instead of waiting on the row locks. Every step is a ``History`` run with an event
 per signal, order, fill, position opened or closed, and error.
+
+Exchange strategies (``execution_backend="exchange"``, :mod:`trading.execution`) decide exactly as paper ones (the
+same engine calls, in the same transaction), but execute for real, in three phases so that no HTTP call is made
+while the strategy's rows are locked:
+
+1. before the transaction: **reconciliation** (every order Barter knows as live is looked up on the exchange by
+   its client order id and updated; a stop that filled closes its position as ``stop_loss``, an entry that
+   filled after a timeout opens its position), then markets, prices and the free balance;
+2. the transaction: the claim of the day, the engine's decisions, and one ``Order`` row (status ``new``) per
+   entry or exit to send, with its deterministic client order id;
+3. after the commit: each order is sent (looked up first, so never twice), and its position is opened or closed
+   from the exchange's fill in a short transaction; then stop-losses are placed, replaced or cancelled.
+
+A crash between "order accepted" and "position saved" leaves the ``Order`` row ``new`` or ``open``: the next run's
+reconciliation finds the order by its client id and takes the fill up. The kill switch
+(``BARTER_TRADING_ENABLED`` and ``Strategy.trading_enabled``) stops new entries of exchange strategies only;
+paper and replay strategies are not real money and keep trading as the backtest does.
 """
 
 from __future__ import annotations
@@ -19,12 +36,14 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from barter_site.errors import ApplicationError
 from instruments.models import Instrument
+from instruments.precision import price_quantize
 from instruments.sync import as_of_validate, database_gone, instruments_resolve
 from positions.history import RunRecorder, run_locked, run_start, run_status
 from positions.locks import run_scope
@@ -33,10 +52,17 @@ from trading.brokers import ExecutionBackend, Quote, broker_for
 from trading.engine.backtest import market_at
 from trading.engine.conditions import Signals, signals_compute
 from trading.engine.criteria import Criteria
-from trading.engine.exits import MANUAL
+from trading.engine.exits import MANUAL, stop_loss_level, take_profit_level, trailing_stop_level
 from trading.engine.step import InstrumentAtBoundary, OpenTrade, step_entries, step_exits, trade_close_at
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
-from trading.models import Strategy, StrategyStep
+from trading.execution import (
+    ExchangeBroker,
+    ExchangeRejectedError,
+    OrderState,
+    client_order_id,
+    order_apply,
+)
+from trading.models import Order, Strategy, StrategyStep
 from trading.selectors import (
     candles_before,
     from_seconds,
@@ -150,9 +176,10 @@ def _run(
         results: list[StepResult] = []
         brokers: dict[str, ExecutionBackend] = {}  # one per backend and run, so prices are asked for once
         for strategy in chosen:
-            backend = broker or brokers.setdefault(
-                strategy.execution_backend, broker_for(strategy.execution_backend)
-            )
+            key = f"{strategy.execution_backend}:{strategy.exchange_id}"
+            if broker is None and key not in brokers:
+                brokers[key] = broker_for(strategy.execution_backend, exchange_id=strategy.exchange_id)
+            backend = broker or brokers[key]
             pending = _Pending()
             try:
                 handler = _open_strategy if step == Step.OPEN else _close_strategy
@@ -284,7 +311,10 @@ def _open_strategy(
     run_id: Any,
     pending: _Pending,
 ) -> list[StepResult]:
+    exchange = broker if isinstance(broker, ExchangeBroker) else None
     criteria = strategy.parsed_criteria()
+    if exchange is not None:
+        _reconcile(strategy, exchange, criteria=criteria, as_of=as_of, pending=pending)
     instruments = [i for i in strategy.instruments.order_by("symbol") if only is None or i.pk in only]
     prepared: dict[str, tuple[Instrument, CandleArrays, Signals, int | None]] = {}
     for instrument in instruments:
@@ -298,7 +328,11 @@ def _open_strategy(
     )
     # Prices are needed only when something may be entered (they also mark the open positions for sizing).
     quotes = broker.quotes(instruments, as_of=as_of) if wanted else {}
+    blocked = _trading_blocked(strategy) if exchange is not None else None
+    if exchange is not None and wanted and blocked is None:
+        exchange.prepare(instruments)
     lines: list[StepResult] = []
+    intents: list[tuple[int, Order]] = []
     with transaction.atomic():
         refused = _claim(strategy, StrategyStep.Step.OPEN, as_of, run_id)
         if refused:
@@ -339,6 +373,14 @@ def _open_strategy(
                 )
                 continue
             quote = quotes[instrument.pk]
+            if exchange is not None:
+                line, order = _entry_intent(
+                    strategy, instrument, trade, quote, criteria, exchange, as_of, blocked, pending
+                )
+                if order is not None:
+                    intents.append((len(lines), order))
+                lines.append(line)
+                continue
             position = Position.objects.create(
                 strategy=strategy,
                 instrument=instrument,
@@ -379,6 +421,9 @@ def _open_strategy(
                     quantity=str(position.quantity),
                 )
             )
+    for index, order in intents:
+        assert exchange is not None  # noqa: S101
+        lines[index] = _entry_execute(strategy, order, criteria, exchange, as_of, pending)
     return lines
 
 
@@ -403,11 +448,16 @@ def _close_strategy(
     run_id: Any,
     pending: _Pending,
 ) -> list[StepResult]:
+    exchange = broker if isinstance(broker, ExchangeBroker) else None
     criteria = strategy.parsed_criteria()
+    if exchange is not None:
+        _reconcile(strategy, exchange, criteria=criteria, as_of=as_of, pending=pending)
     boundary = _boundary(as_of)
     positions = [p for p in open_positions(strategy) if only is None or p.instrument_id in only]
     quotes = broker.quotes([p.instrument for p in positions], as_of=as_of) if positions else {}
     lines: list[StepResult] = []
+    exits: list[tuple[int, Order]] = []
+    moved: list[Position] = []
     with transaction.atomic():
         refused = _claim(strategy, StrategyStep.Step.CLOSE, as_of, run_id)
         if refused:
@@ -420,8 +470,11 @@ def _close_strategy(
             if position.status != Position.Status.OPEN:
                 continue
             candles = candles_before(position.instrument, boundary)
+            level_before = position.trailing_stop_price
             closed = _check_position(position, criteria, candles, quotes.get(position.instrument_id), as_of)
             if closed is None:
+                if exchange is not None and position.trailing_stop_price != level_before:
+                    moved.append(position)
                 lines.append(
                     StepResult(
                         strategy=strategy.name,
@@ -431,6 +484,15 @@ def _close_strategy(
                         position_id=position.pk,
                     )
                 )
+                continue
+            if exchange is not None:
+                exits.append(
+                    (
+                        len(lines),
+                        _exit_intent(position, closed.exit_reason or MANUAL, exchange, as_of, pending),
+                    )
+                )
+                lines.append(StepResult(strategy=strategy.name, instrument=None, action="none"))
                 continue
             _record_close(position, closed, pending, broker.name)
             lines.append(
@@ -444,6 +506,12 @@ def _close_strategy(
                     quantity=str(position.quantity),
                 )
             )
+    for index, order in exits:
+        assert exchange is not None  # noqa: S101
+        lines[index] = _exit_execute(strategy, order, criteria, exchange, as_of, pending)
+    for position in moved:
+        assert exchange is not None  # noqa: S101
+        _protection_replace(position, criteria, exchange, as_of, pending)
     return lines
 
 
@@ -583,6 +651,8 @@ def position_close_manual(*, position: Position, price: Decimal | None = None) -
         raise PositionNotOpenError(f"position {position.pk} is already closed ({reason})")
     recorder = run_start(step=Step.CLOSE, params={"position": position.pk, "manual": True})
     pending = _Pending()
+    if position.strategy.execution_backend == Strategy.ExecutionBackend.EXCHANGE:
+        return _position_close_manual_exchange(position, recorder, pending)
     with transaction.atomic():
         locked = (
             Position.objects.select_for_update().select_related("instrument", "strategy").get(pk=position.pk)
@@ -633,3 +703,671 @@ def strategies_set_enabled(*, strategies: QuerySet[Strategy], is_enabled: bool) 
 def day_range(start: date, end: date) -> list[date]:
     """Every day from ``start`` to ``end`` inclusive."""
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+# -- exchange strategies: orders, fills, protection and reconciliation (see the module docstring) ------------------
+
+
+def _position_id(order: Order) -> int:
+    """The id of the position an exit or stop order belongs to (always set for those purposes)."""
+    assert order.position_id is not None  # noqa: S101
+    return int(order.position_id)
+
+
+def _trading_blocked(strategy: Strategy) -> str | None:
+    """Why the kill switch refuses new entries of ``strategy`` now, or None when it may enter."""
+    if not settings.BARTER_TRADING_ENABLED:
+        return "trading is switched off for every strategy (BARTER_TRADING_ENABLED=false); exits still run"
+    if not strategy.trading_enabled:
+        return f"trading is switched off for strategy {strategy.name} (trading_enabled); exits still run"
+    return None
+
+
+def _order_payload(order: Order) -> dict[str, Any]:
+    """What History keeps of an order: never a key (ccxt's ``info`` is the exchange's order, which has none)."""
+    return {
+        "order_id": order.pk,
+        "client_order_id": order.client_order_id,
+        "exchange_order_id": order.exchange_order_id,
+        "exchange_id": order.exchange_id,
+        "market_symbol": order.market_symbol,
+        "purpose": order.purpose,
+        "side": order.side,
+        "type": order.type,
+        "quantity": str(order.quantity),
+        "price": None if order.price is None else str(order.price),
+        "status": order.status,
+        "filled_quantity": str(order.filled_quantity),
+        "average_price": None if order.average_price is None else str(order.average_price),
+        "fee": str(order.fee),
+        "fee_currency": order.fee_currency,
+        "backend": "exchange",
+    }
+
+
+def _entry_intent(
+    strategy: Strategy,
+    instrument: Instrument,
+    trade: Trade,
+    quote: Quote,
+    criteria: Criteria,
+    exchange: ExchangeBroker,
+    as_of: date,
+    blocked: str | None,
+    pending: _Pending,
+) -> tuple[StepResult, Order | None]:
+    """Inside the open step's transaction: check an entry the engine decided and write its ``new`` order."""
+    line = StepResult(strategy=strategy.name, instrument=instrument.coingecko_id, action="none")
+    if blocked is not None:
+        pending.add(
+            HistoryKind.ENTRY_REFUSED,
+            f"entry on {instrument.symbol} not sent: {blocked}",
+            instrument=instrument,
+            payload={"reason": blocked, "quantity": to_decimal(trade.quantity), "price": str(quote.price)},
+        )
+        line.reason = blocked
+        return line, None
+    fee_rate = Decimal(repr(criteria.fee_rate))
+    try:
+        amount = exchange.entry_amount(
+            instrument=instrument, quantity=to_decimal(trade.quantity), price=quote.price, fee_rate=fee_rate
+        )
+    except ApplicationError as exc:
+        pending.add(HistoryKind.ERROR, exc.message, instrument=instrument, payload=exc.as_dict())
+        line.reason, line.error = "refused before sending", exc.message
+        return line, None
+    _base, quote_currency = exchange.base_and_quote(instrument)
+    exchange.reserve(quote_currency, amount * quote.price * (1 + fee_rate))
+    order = Order.objects.create(
+        strategy=strategy,
+        instrument=instrument,
+        as_of=as_of,
+        side=Order.Side.BUY,
+        type=Order.Type.MARKET,
+        purpose=Order.Purpose.ENTRY,
+        quantity=amount,
+        price=quote.price,
+        exchange_id=exchange.exchange_id,
+        market_symbol=exchange.market_symbol(instrument),
+        client_order_id=client_order_id(
+            strategy_id=strategy.pk, instrument_id=instrument.pk, as_of=as_of, purpose=Order.Purpose.ENTRY
+        ),
+    )
+    return line, order
+
+
+def _send(
+    order: Order, exchange: ExchangeBroker, pending: _Pending, *, cancel_rest: bool
+) -> tuple[OrderState | None, str | None]:
+    """Send ``order`` (idempotently) and, for a market order not wholly filled, cancel the rest.
+
+    Returns:
+        ``(state, None)``, or ``(None, message)`` when it was rejected (the row is marked so) or the exchange
+        could not answer (the row stays ``new``; the next run's reconciliation looks it up by its client id).
+    """
+    instrument = order.instrument
+    pending.add(
+        HistoryKind.ORDER,
+        f"{order.side} {order.quantity} {order.market_symbol} on {order.exchange_id} ({order.purpose}, "
+        f"{order.client_order_id})",
+        instrument=instrument,
+        position=order.position,
+        payload=_order_payload(order),
+    )
+    try:
+        state = exchange.order_send(order)
+        if cancel_rest and state.status in (Order.Status.OPEN, Order.Status.PARTIALLY_FILLED):
+            state = exchange.order_cancel(order) or state
+    except ExchangeRejectedError as exc:
+        order.status, order.error = Order.Status.REJECTED, exc.message
+        order.save(update_fields=["status", "error", "updated_at"])
+        pending.add(
+            HistoryKind.ORDER_REJECTED,
+            f"{order.exchange_id} rejected {order.purpose} order {order.client_order_id}: {exc.message}",
+            instrument=instrument,
+            position=order.position,
+            payload={**_order_payload(order), "error": exc.message},
+        )
+        return None, exc.message
+    except ApplicationError as exc:
+        order.error = exc.message
+        order.save(update_fields=["error", "updated_at"])
+        return None, (
+            f"{exc.message}; order {order.client_order_id} may exist on {order.exchange_id}: the next run looks it "
+            "up by its client order id"
+        )
+    return state, None
+
+
+def _entry_execute(
+    strategy: Strategy,
+    order: Order,
+    criteria: Criteria,
+    exchange: ExchangeBroker,
+    as_of: date,
+    pending: _Pending,
+) -> StepResult:
+    """After the open step's commit: send an entry and open its position from the fill."""
+    line = StepResult(strategy=strategy.name, instrument=order.instrument.coingecko_id, action="none")
+    state, error = _send(order, exchange, pending, cancel_rest=True)
+    if state is None:
+        pending.add(
+            HistoryKind.ERROR, error or "", instrument=order.instrument, payload=_order_payload(order)
+        )
+        line.reason, line.error = "entry order failed", error
+        return line
+    return _entry_take_up(order, state, criteria, exchange, as_of, pending, line)
+
+
+def _entry_take_up(
+    order: Order,
+    state: OrderState,
+    criteria: Criteria,
+    exchange: ExchangeBroker,
+    as_of: date,
+    pending: _Pending,
+    line: StepResult,
+) -> StepResult:
+    """Write an entry's state; once it is done filling, open the position from the real fill and protect it."""
+    with transaction.atomic():
+        locked = (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("instrument", "strategy")
+            .get(pk=order.pk)
+        )
+        order_apply(locked, state)
+        position: Position | None = None
+        if locked.position_id is None and not locked.is_live and locked.filled_quantity > 0:
+            position = _position_from_fill(locked, criteria, exchange)
+            locked.position = position
+        locked.save()
+    instrument = locked.instrument
+    if position is None:
+        if not locked.is_live and locked.filled_quantity == 0:
+            pending.add(
+                HistoryKind.ORDER_CANCELED,
+                f"entry order {locked.client_order_id} ended {locked.status} with nothing filled: no position",
+                instrument=instrument,
+                payload=_order_payload(locked),
+            )
+            line.reason = f"the exchange filled nothing ({locked.status})"
+        else:
+            line.reason = f"entry order {locked.status}"
+        return line
+    pending.add(
+        HistoryKind.FILL,
+        f"bought {locked.filled_quantity} {instrument.symbol} at {locked.average_price} on {locked.exchange_id}",
+        instrument=instrument,
+        position=position,
+        payload={
+            **_order_payload(locked),
+            "price": str(position.entry_price),
+            "fee": str(position.entry_fee),
+        },
+    )
+    pending.add(
+        HistoryKind.POSITION_OPENED,
+        f"opened {instrument.symbol} at {position.entry_price} ({locked.filled_quantity} of {locked.quantity} "
+        f"filled on {locked.exchange_id})",
+        instrument=instrument,
+        position=position,
+        payload={
+            "quantity": str(position.quantity),
+            "entry_price": str(position.entry_price),
+            "entry_at": position.entry_at.isoformat(),
+        },
+    )
+    _protect(position, criteria, exchange, as_of, pending)
+    line.action, line.reason, line.position_id = "opened", "entry signal", position.pk
+    line.price, line.quantity = str(position.entry_price), str(position.quantity)
+    return line
+
+
+def _fee_in_quote(order: Order, base: str, price: Decimal) -> Decimal:
+    """The order's fee in quote currency: a fee in base units is worth ``fee * price``; a fee in a third currency
+    (binance's BNB discount) cannot be priced here and counts 0 (it stays on the ``Order``)."""
+    if order.fee_currency == base:
+        return price_quantize(order.fee * price)
+    if order.fee_currency in ("", order.market_symbol.split("/")[-1]):
+        return order.fee
+    return Decimal(0)
+
+
+def _position_from_fill(order: Order, criteria: Criteria, exchange: ExchangeBroker) -> Position:
+    """A position holding what the entry really bought: the filled quantity (less a fee paid in the base
+    currency), at the average fill price, with the exchange's fee; levels from the engine's formulas at that
+    price."""
+    assert order.average_price is not None  # noqa: S101 (set with any fill)
+    base, _quote = exchange.base_and_quote(order.instrument)
+    price = order.average_price
+    quantity = order.filled_quantity - (order.fee if order.fee_currency == base else Decimal(0))
+    entry = float(price)
+    stop = stop_loss_level(entry, criteria.stop_loss_ratio)
+    take = take_profit_level(entry, criteria.take_profit_ratio)
+    trail = trailing_stop_level(entry, criteria.trailing_stop_ratio)
+    return Position.objects.create(
+        strategy=order.strategy,
+        instrument=order.instrument,
+        side=Position.Side.LONG,
+        quantity=price_quantize(quantity),
+        entry_price=price,
+        entry_at=order.filled_at or timezone.now(),
+        entry_fee=_fee_in_quote(order, base, price),
+        stop_loss_price=None if stop is None else to_decimal(stop),
+        take_profit_price=None if take is None else to_decimal(take),
+        trailing_stop_price=None if trail is None else to_decimal(trail),
+        protection=(
+            Position.Protection.NOT_APPLICABLE
+            if stop is None and trail is None
+            else Position.Protection.UNPROTECTED
+        ),
+    )
+
+
+def _stop_level(position: Position) -> Decimal | None:
+    """The stop the exchange should hold: the higher of the stop-loss and the trailing level (a long's nearest)."""
+    levels = [lvl for lvl in (position.stop_loss_price, position.trailing_stop_price) if lvl is not None]
+    return max(levels) if levels else None
+
+
+def _protect(
+    position: Position, criteria: Criteria, exchange: ExchangeBroker, as_of: date, pending: _Pending
+) -> None:
+    """Place a stop-loss order on the exchange at the engine's level; mark the position protected or not."""
+    level = _stop_level(position)
+    if level is None:
+        return
+    instrument = position.instrument
+    symbol = exchange.market_symbol(instrument)
+    if not exchange.supports_stop_loss(symbol):
+        position.protection = Position.Protection.UNPROTECTED
+        position.save(update_fields=["protection", "updated_at"])
+        pending.add(
+            HistoryKind.ORDER_REJECTED,
+            f"no stop-loss order for {instrument.symbol}: {exchange.exchange_id} takes no stop-loss order on "
+            f"{symbol}; the position is unprotected between runs (the close step still applies the stop)",
+            instrument=instrument,
+            position=position,
+            payload={"exchange_id": exchange.exchange_id, "market_symbol": symbol, "stop_price": str(level)},
+        )
+        return
+    sequence = Order.objects.filter(position=position, purpose=Order.Purpose.PROTECTION, as_of=as_of).count()
+    order = Order.objects.create(
+        strategy=position.strategy,
+        instrument=instrument,
+        position=position,
+        as_of=as_of,
+        side=Order.Side.SELL,
+        type=Order.Type.STOP_LOSS,
+        purpose=Order.Purpose.PROTECTION,
+        quantity=exchange.amount_precise(symbol, position.quantity),
+        price=exchange.price_precise(symbol, level),
+        exchange_id=exchange.exchange_id,
+        market_symbol=symbol,
+        client_order_id=client_order_id(
+            strategy_id=position.strategy_id,
+            instrument_id=instrument.pk,
+            as_of=as_of,
+            purpose=Order.Purpose.PROTECTION,
+            position_id=position.pk,
+            sequence=sequence,
+        ),
+    )
+    state, error = _send(order, exchange, pending, cancel_rest=False)
+    if state is None:
+        position.protection = Position.Protection.UNPROTECTED
+        position.save(update_fields=["protection", "updated_at"])
+        pending.add(
+            HistoryKind.ERROR,
+            f"stop-loss of {instrument.symbol} not placed: {error}",
+            instrument=instrument,
+            position=position,
+            payload=_order_payload(order),
+        )
+        return
+    _protection_update(order, state, exchange, pending)
+
+
+def _protection_update(order: Order, state: OrderState, exchange: ExchangeBroker, pending: _Pending) -> None:
+    """Write a stop's state; a stop that filled closes its position as ``stop_loss``; one that ended otherwise
+    leaves the position unprotected."""
+    with transaction.atomic():
+        locked = (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("instrument", "position")
+            .get(pk=order.pk)
+        )
+        changed = order_apply(locked, state)
+        locked.save()
+        position = (
+            Position.objects.select_for_update()
+            .select_related("instrument", "strategy")
+            .get(pk=_position_id(locked))
+        )
+        closed = False
+        if position.status == Position.Status.OPEN:
+            if locked.is_live:
+                position.protection = Position.Protection.PROTECTED
+            elif locked.filled_quantity > 0:
+                _close_from_fill(position, locked, Position.ExitReason.STOP_LOSS, exchange, pending)
+                closed = True
+            else:
+                position.protection = Position.Protection.UNPROTECTED
+            if not closed:
+                position.save(update_fields=["protection", "updated_at"])
+    if changed and not locked.is_live and locked.filled_quantity == 0:
+        pending.add(
+            HistoryKind.ORDER_CANCELED,
+            f"stop-loss {locked.client_order_id} of {locked.instrument.symbol} ended {locked.status}",
+            instrument=locked.instrument,
+            position=position,
+            payload=_order_payload(locked),
+        )
+
+
+def _close_from_fill(
+    position: Position, order: Order, reason: str, exchange: ExchangeBroker, pending: _Pending
+) -> None:
+    """Close ``position`` (locked, in a transaction) at the sell's real fill.
+
+    When the order filled less than it asked for, the position is split: the sold part closes, the rest stays
+    open as a new position with the same entry (its share of the entry fee), so the account keeps what the
+    exchange still holds. ``pnl = exit_price * sold - exit_fee - (entry_price * sold + entry_fee_share)``.
+    """
+    assert order.average_price is not None  # noqa: S101
+    base, _quote = exchange.base_and_quote(position.instrument)
+    sold = min(order.filled_quantity, position.quantity)
+    if order.filled_quantity >= order.quantity:
+        sold = position.quantity  # wholly filled: what precision truncated off the order is dust
+    remainder = position.quantity - sold
+    fee_share = price_quantize(position.entry_fee * sold / position.quantity)
+    price = order.average_price
+    exit_fee = _fee_in_quote(order, base, price)
+    cost = position.entry_price * sold + fee_share
+    pnl = price_quantize(price * sold - exit_fee - cost)
+    open_fields = {
+        "strategy": position.strategy,
+        "instrument": position.instrument,
+        "side": position.side,
+        "entry_price": position.entry_price,
+        "entry_at": position.entry_at,
+        "stop_loss_price": position.stop_loss_price,
+        "take_profit_price": position.take_profit_price,
+        "trailing_stop_price": position.trailing_stop_price,
+        "exits_checked_through": position.exits_checked_through,
+    }
+    remainder_fee = position.entry_fee - fee_share
+    position.quantity, position.entry_fee = sold, fee_share
+    position.status = Position.Status.CLOSED
+    position.exit_price, position.exit_fee = price, exit_fee
+    position.exit_at = order.filled_at or timezone.now()
+    position.exit_reason = reason
+    position.pnl, position.pnl_ratio = pnl, price_quantize(pnl / cost)
+    position.protection = Position.Protection.NOT_APPLICABLE
+    position.save()
+    if order.position_id != position.pk:
+        order.position = position
+        order.save(update_fields=["position", "updated_at"])
+    instrument = position.instrument
+    pending.add(
+        HistoryKind.SIGNAL,
+        f"exit ({reason}) on {instrument.symbol}",
+        instrument=instrument,
+        position=position,
+        payload={"reason": reason, "side": "exit"},
+    )
+    pending.add(
+        HistoryKind.FILL,
+        f"sold {order.filled_quantity} {instrument.symbol} at {price} on {order.exchange_id}",
+        instrument=instrument,
+        position=position,
+        payload={**_order_payload(order), "price": str(price), "fee": str(exit_fee)},
+    )
+    pending.add(
+        HistoryKind.POSITION_CLOSED,
+        f"closed {instrument.symbol} ({reason}), pnl {position.pnl}",
+        instrument=instrument,
+        position=position,
+        payload={
+            "quantity": str(sold),
+            "exit_reason": reason,
+            "exit_price": str(price),
+            "pnl": str(position.pnl),
+            "pnl_ratio": str(position.pnl_ratio),
+            "exit_at": position.exit_at.isoformat(),
+        },
+    )
+    if remainder > 0:
+        rest = Position.objects.create(
+            **open_fields,
+            quantity=remainder,
+            entry_fee=remainder_fee,
+            protection=Position.Protection.UNPROTECTED,
+        )
+        pending.add(
+            HistoryKind.POSITION_OPENED,
+            f"kept {remainder} {instrument.symbol} the exit did not sell as position {rest.pk}",
+            instrument=instrument,
+            position=rest,
+            payload={"quantity": str(remainder), "split_from": position.pk},
+        )
+
+
+def _protection_cancel(position: Position, exchange: ExchangeBroker, pending: _Pending) -> bool:
+    """Cancel the position's live stop before another exit; True when it had filled meanwhile (and closed the
+    position as ``stop_loss``)."""
+    for stop in Order.objects.live().filter(position=position, purpose=Order.Purpose.PROTECTION):
+        state = exchange.order_cancel(stop)
+        if state is None:
+            stop.status, stop.error = Order.Status.EXPIRED, "not found on the exchange by its client order id"
+            stop.save(update_fields=["status", "error", "updated_at"])
+            continue
+        _protection_update(stop, state, exchange, pending)
+        stop.refresh_from_db()
+        if stop.filled_quantity > 0:
+            return True
+    return False
+
+
+def _protection_replace(
+    position: Position, criteria: Criteria, exchange: ExchangeBroker, as_of: date, pending: _Pending
+) -> None:
+    """The trailing level moved: cancel the stop on the exchange and place one at the new level."""
+    position.refresh_from_db()
+    level = _stop_level(position)
+    if position.status != Position.Status.OPEN or level is None:
+        return
+    live = Order.objects.live().filter(position=position, purpose=Order.Purpose.PROTECTION).first()
+    symbol = exchange.market_symbol(position.instrument)
+    if live is not None and live.price == exchange.price_precise(symbol, level):
+        return
+    if _protection_cancel(position, exchange, pending):
+        return
+    position.refresh_from_db()
+    _protect(position, criteria, exchange, as_of, pending)
+
+
+def _exit_intent(
+    position: Position, reason: str, exchange: ExchangeBroker, as_of: date, pending: _Pending
+) -> Order:
+    """Inside the close step's transaction: the ``new`` market sell of an exit the engine decided."""
+    symbol = exchange.market_symbol(position.instrument)
+    return Order.objects.create(
+        strategy=position.strategy,
+        instrument=position.instrument,
+        position=position,
+        as_of=as_of,
+        side=Order.Side.SELL,
+        type=Order.Type.MARKET,
+        purpose=Order.Purpose.EXIT,
+        quantity=exchange.amount_precise(symbol, position.quantity),
+        exchange_id=exchange.exchange_id,
+        market_symbol=symbol,
+        exit_reason=reason,
+        client_order_id=client_order_id(
+            strategy_id=position.strategy_id,
+            instrument_id=position.instrument_id,
+            as_of=as_of,
+            purpose=Order.Purpose.EXIT,
+            position_id=position.pk,
+        ),
+    )
+
+
+def _exit_execute(
+    strategy: Strategy,
+    order: Order,
+    criteria: Criteria,
+    exchange: ExchangeBroker,
+    as_of: date,
+    pending: _Pending,
+) -> StepResult:
+    """After the close step's commit: cancel the stop, sell, and close the position from the real fill."""
+    position = Position.objects.select_related("instrument", "strategy").get(pk=_position_id(order))
+    line = StepResult(
+        strategy=strategy.name,
+        instrument=position.instrument.coingecko_id,
+        action="none",
+        position_id=position.pk,
+    )
+    if _protection_cancel(position, exchange, pending):
+        order.status, order.error = Order.Status.CANCELED, "not sent: the stop-loss filled first"
+        order.save(update_fields=["status", "error", "updated_at"])
+        position.refresh_from_db()
+        line.action, line.reason, line.price = "closed", position.exit_reason, str(position.exit_price)
+        return line
+    state, error = _send(order, exchange, pending, cancel_rest=True)
+    if state is None:
+        pending.add(
+            HistoryKind.ERROR, error or "", instrument=position.instrument, payload=_order_payload(order)
+        )
+        position.refresh_from_db()
+        _protect(
+            position, criteria, exchange, as_of, pending
+        )  # the stop was cancelled for a sell that failed
+        line.reason, line.error = "exit order failed", error
+        return line
+    return _exit_take_up(order, state, criteria, exchange, as_of, pending, line)
+
+
+def _exit_take_up(
+    order: Order,
+    state: OrderState,
+    criteria: Criteria,
+    exchange: ExchangeBroker,
+    as_of: date,
+    pending: _Pending,
+    line: StepResult,
+) -> StepResult:
+    """Write an exit's state; once it is done filling, close the position from the real fill."""
+    with transaction.atomic():
+        locked = Order.objects.select_for_update(of=("self",)).select_related("instrument").get(pk=order.pk)
+        order_apply(locked, state)
+        locked.save()
+        position = (
+            Position.objects.select_for_update()
+            .select_related("instrument", "strategy")
+            .get(pk=_position_id(locked))
+        )
+        closed = False
+        if position.status == Position.Status.OPEN and not locked.is_live and locked.filled_quantity > 0:
+            _close_from_fill(position, locked, locked.exit_reason or MANUAL, exchange, pending)
+            closed = True
+    if not closed:
+        line.reason = f"exit order {locked.status} with {locked.filled_quantity} filled"
+        if not locked.is_live:
+            line.error = f"exit order {locked.client_order_id} of {position.instrument.symbol} filled nothing"
+            pending.add(
+                HistoryKind.ERROR, line.error, instrument=position.instrument, payload=_order_payload(locked)
+            )
+        return line
+    line.action, line.reason = "closed", position.exit_reason
+    line.price, line.quantity = str(position.exit_price), str(position.quantity)
+    return line
+
+
+def _reconcile(
+    strategy: Strategy, exchange: ExchangeBroker, *, criteria: Criteria, as_of: date, pending: _Pending
+) -> None:
+    """Bring every order Barter knows as live up to date from the exchange (the exchange is the truth).
+
+    Each is looked up by its client order id: an entry that filled (after a timeout or a crash) opens its
+    position; a stop that filled closes its position as ``stop_loss`` at the fill's price and time; an exit
+    that filled closes its position with the engine's reason; a market order still open is cancelled for the
+    rest; an order the exchange does not know (it never arrived) is marked ``expired``.
+
+    Raises:
+        ExchangeApiError: the exchange could not answer (nothing more of the strategy runs then).
+    """
+    live = list(
+        Order.objects.for_strategy(strategy).live().select_related("instrument", "position").order_by("id")
+    )
+    for order in live:
+        state = exchange.order_find(order)
+        if (
+            state is not None
+            and order.type == Order.Type.MARKET
+            and state.status
+            in (
+                Order.Status.OPEN,
+                Order.Status.PARTIALLY_FILLED,
+            )
+        ):
+            state = exchange.order_cancel(order) or state
+        before = order.status
+        if state is None:
+            order.status, order.error = (
+                Order.Status.EXPIRED,
+                "never reached the exchange (unknown client order id)",
+            )
+            order.save(update_fields=["status", "error", "updated_at"])
+            if order.position_id is not None and order.purpose == Order.Purpose.PROTECTION:
+                Position.objects.filter(pk=order.position_id, status=Position.Status.OPEN).update(
+                    protection=Position.Protection.UNPROTECTED
+                )
+        elif order.purpose == Order.Purpose.ENTRY:
+            line = StepResult(strategy=strategy.name, instrument=order.instrument.coingecko_id, action="none")
+            _entry_take_up(order, state, criteria, exchange, as_of, pending, line)
+        elif order.purpose == Order.Purpose.PROTECTION:
+            _protection_update(order, state, exchange, pending)
+        else:
+            line = StepResult(strategy=strategy.name, instrument=order.instrument.coingecko_id, action="none")
+            _exit_take_up(order, state, criteria, exchange, as_of, pending, line)
+        order.refresh_from_db()
+        pending.add(
+            HistoryKind.RECONCILED,
+            f"reconciled {order.purpose} order {order.client_order_id}: {before} -> {order.status}",
+            instrument=order.instrument,
+            position=order.position,
+            payload={**_order_payload(order), "status_before": before},
+        )
+
+
+def _position_close_manual_exchange(position: Position, recorder: RunRecorder, pending: _Pending) -> Position:
+    """``position_close_manual`` of an exchange strategy: a market sell now (the stop cancelled first)."""
+    strategy: Strategy = position.strategy
+    exchange = broker_for(strategy.execution_backend, exchange_id=strategy.exchange_id)
+    assert isinstance(exchange, ExchangeBroker)  # noqa: S101
+    today = timezone.now().date()
+    try:
+        with transaction.atomic():
+            locked = (
+                Position.objects.select_for_update()
+                .select_related("instrument", "strategy")
+                .get(pk=position.pk)
+            )
+            if locked.status != Position.Status.OPEN:
+                raise PositionNotOpenError(f"position {locked.pk} is already closed ({locked.exit_reason})")
+            order = _exit_intent(locked, MANUAL, exchange, today, pending)
+        line = _exit_execute(strategy, order, strategy.parsed_criteria(), exchange, today, pending)
+    finally:
+        pending.record(recorder, strategy)
+    errors = 1 if line.error else 0
+    recorder.finish(
+        status=run_status(errors=errors, succeeded=1 - errors),
+        summary={"results": [{"position_id": position.pk, "error": line.error}]},
+    )
+    if line.error:
+        raise ApplicationError(line.error, extra={"position_id": position.pk})
+    position.refresh_from_db()
+    return position
