@@ -80,6 +80,29 @@ class SyncSummarySerializer(RunSummarySerializer):
     results = SyncResultSerializer(many=True)
 
 
+class RunInProgressSerializer(serializers.Serializer):
+    """409: another run of this step for this day (and scope) holds the run lock; ``Retry-After`` says when to
+    ask again. ``run_id`` is null in the instant before that run wrote its ``run_started`` row."""
+
+    error = serializers.CharField(help_text="RunInProgressError")
+    message = serializers.CharField()
+    step = serializers.CharField()
+    as_of = serializers.DateField()
+    lock = serializers.CharField(help_text="The run lock's key, e.g. open:2024-12-03:all.")
+    run_id = serializers.UUIDField(allow_null=True)
+
+
+class ServiceUnavailableSerializer(serializers.Serializer):
+    """503: the database is unreachable or dropped the connection; what was committed is kept (``Retry-After``)."""
+
+    error = serializers.CharField(help_text="DatabaseUnavailable")
+    message = serializers.CharField()
+
+
+#: The answers every cycle step endpoint may give besides its summary.
+STEP_ERROR_RESPONSES = {409: RunInProgressSerializer, 503: ServiceUnavailableSerializer}
+
+
 class StepView(APIView):
     """A cycle step endpoint: parse the optional body ``{"as_of", "instruments"}``, call ``service``, answer
     its summary. Subclasses set ``service`` and document ``post`` for the schema."""
@@ -100,7 +123,9 @@ class SyncDataView(StepView):
 
     service = staticmethod(sync_data)
 
-    @extend_schema(request=SyncRequestSerializer, responses={200: SyncSummarySerializer})
+    @extend_schema(
+        request=SyncRequestSerializer, responses={200: SyncSummarySerializer, **STEP_ERROR_RESPONSES}
+    )
     def post(self, request: Request) -> Response:
         """Add the missing completed daily candles of the active (or named) instruments up to ``as_of``."""
         return super().post(request)

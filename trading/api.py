@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from instruments.api import RunSummarySerializer, StepView, SyncRequestSerializer
+from instruments.api import STEP_ERROR_RESPONSES, RunSummarySerializer, StepView, SyncRequestSerializer
 from trading.services import sync_close_positions, sync_new_trades
 
 
@@ -35,7 +35,9 @@ class SyncNewTradesView(StepView):
 
     service = staticmethod(sync_new_trades)
 
-    @extend_schema(request=SyncRequestSerializer, responses={200: StepSummarySerializer})
+    @extend_schema(
+        request=SyncRequestSerializer, responses={200: StepSummarySerializer, **STEP_ERROR_RESPONSES}
+    )
     def post(self, request: Request) -> Response:
         """Open positions where enabled strategies' entry criteria held on the candle before ``as_of``."""
         return super().post(request)
@@ -46,7 +48,9 @@ class SyncClosePositionsView(StepView):
 
     service = staticmethod(sync_close_positions)
 
-    @extend_schema(request=SyncRequestSerializer, responses={200: StepSummarySerializer})
+    @extend_schema(
+        request=SyncRequestSerializer, responses={200: StepSummarySerializer, **STEP_ERROR_RESPONSES}
+    )
     def post(self, request: Request) -> Response:
         """Close positions whose exit rules fired through the candle before ``as_of``."""
         return super().post(request)

@@ -4,6 +4,7 @@ them; disable one instead)."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
@@ -21,6 +22,17 @@ _MONEY = serializers.DecimalField(
 )
 
 
+class _InstrumentIdField(serializers.SlugRelatedField):
+    """An instrument by CoinGecko id; text PostgreSQL cannot hold (a NUL character) is refused before the query."""
+
+    def to_internal_value(self, data: Any) -> Instrument:
+        if isinstance(data, str) and "\x00" in data:
+            raise serializers.ValidationError(
+                f"unknown instrument {data!r}: a CoinGecko id has no NUL character"
+            )
+        return super().to_internal_value(data)
+
+
 class StrategySerializer(serializers.ModelSerializer):
     """A strategy. ``criteria`` is a criteria document (format version 1); ``instruments`` are CoinGecko ids;
     ``cash`` (quote currency, decimal string) and ``open_positions`` (count) are read-only."""
@@ -29,7 +41,7 @@ class StrategySerializer(serializers.ModelSerializer):
         help_text="Trade criteria, format version 1; each problem is reported with its path.",
         validators=[criteria_validate],  # the model's own validator: one message per problem, with its path
     )
-    instruments = serializers.SlugRelatedField(
+    instruments = _InstrumentIdField(
         many=True,
         slug_field="coingecko_id",
         queryset=Instrument.objects.all(),
@@ -64,6 +76,15 @@ class StrategySerializer(serializers.ModelSerializer):
         """Refuse a starting cash of zero or less (the account needs money to trade with)."""
         if value <= 0:
             raise serializers.ValidationError(f"must be > 0, was {value.normalize():f}")
+        return value
+
+    def validate_execution_backend(self, value: str) -> str:
+        """Refuse ``exchange`` for a strategy without an exchange account (set it up in the admin)."""
+        exchange_id = getattr(self.instance, "exchange_id", "")
+        if value == Strategy.ExecutionBackend.EXCHANGE and not exchange_id:
+            raise serializers.ValidationError(
+                "'exchange' needs the strategy's exchange_id (its exchange account): set it in the admin; was unset"
+            )
         return value
 
     @extend_schema_field(_MONEY)

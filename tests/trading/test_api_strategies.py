@@ -259,6 +259,19 @@ def test_unknown_instrument_is_400(api):
     assert not Strategy.objects.exists()
 
 
+def test_an_instrument_id_with_a_nul_character_is_400_not_a_database_error(api):
+    # PostgreSQL text cannot hold NUL: the lookup itself would raise DataError (found by schemathesis)
+    body = {"name": "trend", "criteria": sma_cross_criteria(), "instruments": ["bit\x00coin"]}
+
+    response = api.post("/api/strategies/", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "instruments": ["unknown instrument 'bit\\x00coin': a CoinGecko id has no NUL character"]
+    }
+    assert not Strategy.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
