@@ -247,6 +247,25 @@ BARTER_QUOTE_CURRENCY = env.str("BARTER_QUOTE_CURRENCY", default="usd").lower()
 # How far back the collect step fills missing days; the Demo plan reaches back 365 days.
 BARTER_BACKFILL_DAYS = env.int("BARTER_BACKFILL_DAYS", default=365)
 
+# Exchanges through ccxt (instruments.sources.exchange.client.exchange_client): candles, and orders where a
+# strategy trades for real. Keys have no defaults and are only needed by authenticated clients; they are never
+# logged or stored. BARTER_EXCHANGE_<ID>_SANDBOX=true uses the exchange's testnet (bitget: demo trading).
+# The ids of instruments.sources.exchange.validation.SUPPORTED_EXCHANGE_IDS (settings import no app code).
+_EXCHANGE_IDS = ("binance", "bybit", "bitget")
+BARTER_EXCHANGE_TIMEOUT_SECONDS = env.float("BARTER_EXCHANGE_TIMEOUT_SECONDS", default=10.0)
+BARTER_EXCHANGES = {
+    exchange_id: {
+        "api_key": env.str(f"BARTER_EXCHANGE_{exchange_id.upper()}_KEY", default=""),
+        "secret": env.str(f"BARTER_EXCHANGE_{exchange_id.upper()}_SECRET", default=""),
+        "password": env.str(f"BARTER_EXCHANGE_{exchange_id.upper()}_PASSWORD", default=""),
+        "sandbox": env.bool(f"BARTER_EXCHANGE_{exchange_id.upper()}_SANDBOX", default=False),
+    }
+    for exchange_id in _EXCHANGE_IDS
+}
+# Kill switch of exchange strategies (trading.services): false opens nothing new; exits, stops and reconciliation
+# still run. Each strategy has its own switch too (Strategy.trading_enabled).
+BARTER_TRADING_ENABLED = env.bool("BARTER_TRADING_ENABLED", default=True)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -255,7 +274,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # urllib3 logs every retry with the full URL; keys never travel in URLs, but keep it quiet anyway.
     # django_guid logs at INFO on every request whether the header came or not.
-    "loggers": {"urllib3": {"level": "WARNING"}, "django_guid": {"level": "WARNING"}},
+    # ccxt logs every request's headers (API keys among them) and response at DEBUG: never let those through.
+    "loggers": {
+        "urllib3": {"level": "WARNING"},
+        "django_guid": {"level": "WARNING"},
+        "ccxt": {"level": "WARNING"},
+    },
 }
 
 # Simulator: runs that read more daily candles than this go to a Celery task with a progress bar (in-process
