@@ -400,6 +400,29 @@ def test_the_client_is_configured_from_settings_and_shared(exchange_settings):
         exchange_client("kraken")
 
 
+@pytest.mark.parametrize(
+    ("exchange_id", "live", "testnet"),
+    [
+        ("binance", "https://api.binance.com/api/v3", "https://testnet.binance.vision/api/v3"),
+        ("bybit", "https://api.{hostname}", "https://api-testnet.{hostname}"),
+    ],
+)
+def test_sandbox_is_per_exchange_account(exchange_settings, exchange_id, live, testnet):
+    # BARTER_EXCHANGE_<ID>_SANDBOX switches that account to the exchange's testnet, and no other account
+    other, other_live = (
+        ("bybit", "https://api.{hostname}")
+        if exchange_id == "binance"
+        else ("binance", "https://api.binance.com/api/v3")
+    )
+    exchange_settings.BARTER_EXCHANGES[exchange_id]["sandbox"] = True
+
+    assert exchange_client(exchange_id).urls["api"]["public"] == testnet
+    assert exchange_client(other).urls["api"]["public"] == other_live
+    exchange_settings.BARTER_EXCHANGES[exchange_id]["sandbox"] = False
+    exchange_clients_reset()
+    assert exchange_client(exchange_id).urls["api"]["public"] == live
+
+
 def test_an_authenticated_client_needs_every_credential(exchange_settings):
     with pytest.raises(
         ExchangeConfigError,

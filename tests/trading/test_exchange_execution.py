@@ -358,7 +358,7 @@ def test_a_signal_exit_cancels_the_stop_before_selling(exchange_id, fake):
     assert Order.objects.get(purpose="protection").status == Order.Status.CANCELED
 
 
-def test_a_market_without_stop_orders_leaves_the_position_unprotected(mock):
+def test_a_market_without_stop_orders_leaves_the_position_unprotected(mock, client, django_user_model):
     fake = FakeBinance(mock, stop_loss=False)
     strategy = strategy_on("binance")
 
@@ -368,6 +368,9 @@ def test_a_market_without_stop_orders_leaves_the_position_unprotected(mock):
     assert position.protection == Position.Protection.UNPROTECTED
     assert not fake.placed(type_="STOP_LOSS")
     assert History.objects.filter(kind=HistoryKind.ORDER_REJECTED, message__contains="unprotected").exists()
+    client.force_login(django_user_model.objects.create_superuser("boss", password="unused-password-123"))
+    dashboard = client.get("/").content.decode()
+    assert 'data-field="protection"><span class="badge failed">unprotected</span>' in dashboard
 
 
 # -- ids, keys, pages -----------------------------------------------------------------------------------------
