@@ -7,6 +7,7 @@ same call may succeed later.
 
 from typing import Any
 
+from django.db import Error as DatabaseDriverError
 from django.db import InterfaceError, OperationalError, connection
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -86,6 +87,20 @@ def database_unavailable(exc: Exception, *, during: str = "") -> DatabaseUnavail
         "completes the work",
         extra={"retryable": True},
     )
+
+
+def database_gone(exc: BaseException) -> bool:
+    """True when ``exc`` is a database error that lost the connection (dropped, terminated, server shut down).
+
+    Such an error ends the whole run: its session, and with it the run lock, is gone (Django may open a new
+    connection, but the run must not go on unlocked). Other database errors (a deadlock, a constraint) are one
+    item's failure. Lost means SQLSTATE class 08 (connection exception) or 57P (operator intervention), or a
+    connection that no longer answers.
+    """
+    if not isinstance(exc, DatabaseDriverError):
+        return False
+    sqlstate = str(getattr(exc.__cause__, "sqlstate", None) or "")
+    return sqlstate.startswith(("08", "57P")) or not connection.is_usable()
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -12,11 +12,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import Error as DatabaseDriverError
-from django.db import connection
 from django.utils import timezone
 
-from barter_site.errors import ApplicationError
+from barter_site.errors import ApplicationError, database_gone
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.services import candles_upsert
 from instruments.sources.coingecko import coingecko_client_from_settings
@@ -161,20 +159,6 @@ def sync_data(
         return recorder.finish(
             status=status, summary={"as_of": as_of.isoformat(), "results": [asdict(r) for r in results]}
         )
-
-
-def database_gone(exc: BaseException) -> bool:
-    """True when ``exc`` is a database error that lost the connection (dropped, terminated, server shut down).
-
-    Such an error ends the whole run: its session, and with it the run lock, is gone (Django may open a new
-    connection, but the run must not go on unlocked). Other database errors (a deadlock, a constraint) are one
-    item's failure. Lost means SQLSTATE class 08 (connection exception) or 57P (operator intervention), or a
-    connection that no longer answers.
-    """
-    if not isinstance(exc, DatabaseDriverError):
-        return False
-    sqlstate = str(getattr(exc.__cause__, "sqlstate", None) or "")
-    return sqlstate.startswith(("08", "57P")) or not connection.is_usable()
 
 
 def fetch_instrument_days(

@@ -41,10 +41,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from barter_site.errors import ApplicationError
+from barter_site.errors import ApplicationError, database_gone
 from instruments.models import Instrument
 from instruments.precision import price_quantize
-from instruments.sync import as_of_validate, database_gone, instruments_resolve
+from instruments.sync import as_of_validate, instruments_resolve
 from positions.history import RunRecorder, run_locked, run_start, run_status
 from positions.locks import run_scope
 from positions.models import History, HistoryKind, Position, Step
