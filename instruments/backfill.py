@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from barter_site.errors import ApplicationError
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from instruments.sync import _sync_instrument, instruments_resolve
+from instruments.sync import instrument_sync, instruments_resolve
 from positions.history import run_locked, run_status
 from positions.locks import run_scope
 from positions.models import Step
@@ -94,9 +94,7 @@ def candles_backfill(
             "backfill": {"since": since.isoformat(), "source": source},
         },
     ) as recorder:
-        result = _sync_instrument(
-            recorder, None, instrument, as_of=today, days=missing, page_limit=page_limit
-        )
+        result = instrument_sync(recorder, None, instrument, as_of=today, days=missing, page_limit=page_limit)
         status = run_status(
             errors=1 if result.error else 0,
             succeeded=1 if not result.error or result.candles_added or result.candles_updated else 0,

@@ -151,7 +151,7 @@ def sync_data(
         scope=run_scope(instruments=None if instruments is None else [i.coingecko_id for i in targets]),
         params={"as_of": as_of.isoformat(), "instruments": [i.coingecko_id for i in targets]},
     ) as recorder:
-        results = [_sync_instrument(recorder, client, instrument, as_of=as_of) for instrument in targets]
+        results = [instrument_sync(recorder, client, instrument, as_of=as_of) for instrument in targets]
         status = run_status(
             errors=sum(1 for r in results if r.error),
             succeeded=sum(1 for r in results if not r.error or r.candles_added or r.candles_updated),
@@ -202,7 +202,7 @@ def _source_name(instrument: Instrument) -> str:
     return "CoinGecko"
 
 
-def _sync_instrument(
+def instrument_sync(
     recorder: RunRecorder,
     client: CoinGeckoClient | None,
     instrument: Instrument,
@@ -211,6 +211,22 @@ def _sync_instrument(
     days: list[date] | None = None,
     page_limit: int | None = None,
 ) -> InstrumentSyncResult:
+    """Collect one instrument within a run: fetch its missing days from its source and upsert them.
+
+    A failure of the source or the data is recorded as an ``error`` event of ``recorder``'s run and returned in
+    the result; nothing of the instrument is written then. Used by :func:`sync_data` and by the backfill.
+
+    Args:
+        recorder: the collect run (held under its run lock).
+        client: the CoinGecko client, or None to make one from settings when the source needs it.
+        instrument: what to collect.
+        as_of: the run's day (UTC).
+        days: the UTC days wanted; default: the days missing from the window before ``as_of``.
+        page_limit: candles per exchange request (default: the exchange's maximum).
+
+    Raises:
+        DatabaseDriverError: the database connection was lost (the run cannot go on; see ``database_gone``).
+    """
     result = InstrumentSyncResult(instrument=instrument.coingecko_id)
     missing = days_missing(instrument, as_of=as_of) if days is None else days
     if not missing:
