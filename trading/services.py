@@ -923,12 +923,12 @@ def _entry_take_up(
     return line
 
 
-def _fee_in_quote(order: Order, base: str, price: Decimal) -> Decimal:
+def _fee_in_quote(order: Order, base: str, quote: str, price: Decimal) -> Decimal:
     """The order's fee in quote currency: a fee in base units is worth ``fee * price``; a fee in a third currency
     (binance's BNB discount) cannot be priced here and counts 0 (it stays on the ``Order``)."""
     if order.fee_currency == base:
         return price_quantize(order.fee * price)
-    if order.fee_currency in ("", order.market_symbol.split("/")[-1]):
+    if order.fee_currency in ("", quote):
         return order.fee
     return Decimal(0)
 
@@ -938,7 +938,7 @@ def _position_from_fill(order: Order, criteria: Criteria, exchange: ExchangeBrok
     currency), at the average fill price, with the exchange's fee; levels from the engine's formulas at that
     price."""
     assert order.average_price is not None  # noqa: S101 (set with any fill)
-    base, _quote = exchange.base_and_quote(order.instrument)
+    base, quote = exchange.base_and_quote(order.instrument)
     price = order.average_price
     quantity = order.filled_quantity - (order.fee if order.fee_currency == base else Decimal(0))
     entry = float(price)
@@ -952,7 +952,7 @@ def _position_from_fill(order: Order, criteria: Criteria, exchange: ExchangeBrok
         quantity=price_quantize(quantity),
         entry_price=price,
         entry_at=order.filled_at or timezone.now(),
-        entry_fee=_fee_in_quote(order, base, price),
+        entry_fee=_fee_in_quote(order, base, quote, price),
         stop_loss_price=None if stop is None else to_decimal(stop),
         take_profit_price=None if take is None else to_decimal(take),
         trailing_stop_price=None if trail is None else to_decimal(trail),
@@ -1075,14 +1075,14 @@ def _close_from_fill(
     exchange still holds. ``pnl = exit_price * sold - exit_fee - (entry_price * sold + entry_fee_share)``.
     """
     assert order.average_price is not None  # noqa: S101
-    base, _quote = exchange.base_and_quote(position.instrument)
+    base, quote = exchange.base_and_quote(position.instrument)
     sold = min(order.filled_quantity, position.quantity)
     if order.filled_quantity >= order.quantity:
         sold = position.quantity  # wholly filled: what precision truncated off the order is dust
     remainder = position.quantity - sold
     fee_share = price_quantize(position.entry_fee * sold / position.quantity)
     price = order.average_price
-    exit_fee = _fee_in_quote(order, base, price)
+    exit_fee = _fee_in_quote(order, base, quote, price)
     cost = position.entry_price * sold + fee_share
     pnl = price_quantize(price * sold - exit_fee - cost)
     open_fields = {
