@@ -29,9 +29,8 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ccxt
 from django.utils import timezone
 
 from barter_site.errors import ApplicationError
@@ -45,6 +44,11 @@ from instruments.sources.exchange.client import (
 )
 from trading.brokers import ExecutionBackend, Quote
 from trading.models import Order
+
+if TYPE_CHECKING:
+    import ccxt
+else:
+    from instruments.sources.exchange import ccxt  # loaded on first use
 
 logger = logging.getLogger(__name__)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -398,6 +400,27 @@ def test_the_client_is_configured_from_settings_and_shared(exchange_settings):
         ExchangeConfigError, match="supported ccxt exchange ids binance, bybit, bitget; was 'kraken'"
     ):
         exchange_client("kraken")
+
+
+def test_starting_the_app_does_not_load_ccxt_until_an_exchange_is_used():
+    # ccxt costs ~75 MB per process: web and worker processes that trade no exchange never load it
+    script = (
+        "import sys, django; django.setup(); from django.urls import resolve; resolve('/api/sync_data'); "
+        "import trading.services, trading.tasks, instruments.tasks, trading.admin; "
+        "print('ccxt.base.exchange' in sys.modules); "
+        "from instruments.sources.exchange.client import exchange_client; exchange_client('binance'); "
+        "print('ccxt.base.exchange' in sys.modules)"
+    )
+    done = subprocess.run(  # noqa: S603 - our own command line
+        [sys.executable, "-c", script],
+        env={"DJANGO_SETTINGS_MODULE": "barter_site.settings.test", "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+    assert done.stdout.split() == ["False", "True"]
 
 
 @pytest.mark.parametrize(

@@ -20,11 +20,11 @@ demo trading (header ``PAPTRADING: 1``); bitget's API key needs its passphrase a
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ccxt
 from django.conf import settings
 
 from barter_site.errors import ApplicationError
@@ -33,6 +33,11 @@ from instruments.sources.exchange.validation import (
     ExchangeConfigError,
     exchange_id_validate,
 )
+
+if TYPE_CHECKING:
+    import ccxt
+else:
+    from instruments.sources.exchange import ccxt  # loaded on first use
 
 __all__ = [
     "ExchangeApiError",
@@ -192,50 +197,53 @@ def _detail(exc: BaseException) -> str:
     return text[:300] + ("..." if len(text) > 300 else "")
 
 
-#: ccxt exception classes, most specific first, with our class and the advice that follows the detail.
-_MAPPING: tuple[tuple[type[BaseException], type[ExchangeApiError], str], ...] = (
-    (
-        ccxt.DDoSProtection,  # 418 (IP banned for a while) and some 429s
-        ExchangeRateLimitedError,
-        "the exchange throttled this address (418/429): wait a few minutes and run again; what was stored "
-        "before is kept",
-    ),
-    (
-        ccxt.RateLimitExceeded,
-        ExchangeRateLimitedError,
-        "the exchange's rate limit was exceeded (429): wait a minute and run again; what was stored before "
-        "is kept",
-    ),
-    (
-        ccxt.RequestTimeout,
-        ExchangeUnavailableError,
-        "the exchange did not answer within BARTER_EXCHANGE_TIMEOUT_SECONDS: run again later (or raise it)",
-    ),
-    (
-        ccxt.ExchangeNotAvailable,
-        ExchangeUnavailableError,
-        "the exchange is unavailable or in maintenance: run again later",
-    ),
-    (ccxt.NetworkError, ExchangeUnavailableError, "the exchange could not be reached: run again later"),
-    (
-        ccxt.BadResponse,
-        ExchangeBadResponseError,
-        "the exchange's answer could not be read: run again later",
-    ),
-    (
-        ccxt.BadSymbol,
-        ExchangeSymbolError,
-        "the exchange lists no spot market of that symbol: set the instrument's market_symbol to a ccxt "
-        "unified spot symbol the exchange lists, e.g. 'BTC/USDT'",
-    ),
-    (
-        ccxt.AuthenticationError,  # PermissionDenied, AccountSuspended and AccountNotEnabled derive from it
-        ExchangeAuthError,
-        "the exchange refused the API credentials: check BARTER_EXCHANGE_<ID>_KEY, _SECRET (and bitget's "
-        "_PASSWORD), the key's permissions and IP whitelist, and _SANDBOX (testnet keys differ)",
-    ),
-    (ccxt.ExchangeError, ExchangeRejectedError, "the exchange refused the request; it is not retried"),
-)
+@functools.cache
+def _mapping() -> tuple[tuple[type[BaseException], type[ExchangeApiError], str], ...]:
+    """ccxt exception classes, most specific first, with our class and the advice that follows the detail (built
+    on first use, so that importing this module does not load ccxt)."""
+    return (
+        (
+            ccxt.DDoSProtection,  # 418 (IP banned for a while) and some 429s
+            ExchangeRateLimitedError,
+            "the exchange throttled this address (418/429): wait a few minutes and run again; what was stored "
+            "before is kept",
+        ),
+        (
+            ccxt.RateLimitExceeded,
+            ExchangeRateLimitedError,
+            "the exchange's rate limit was exceeded (429): wait a minute and run again; what was stored before "
+            "is kept",
+        ),
+        (
+            ccxt.RequestTimeout,
+            ExchangeUnavailableError,
+            "the exchange did not answer within BARTER_EXCHANGE_TIMEOUT_SECONDS: run again later (or raise it)",
+        ),
+        (
+            ccxt.ExchangeNotAvailable,
+            ExchangeUnavailableError,
+            "the exchange is unavailable or in maintenance: run again later",
+        ),
+        (ccxt.NetworkError, ExchangeUnavailableError, "the exchange could not be reached: run again later"),
+        (
+            ccxt.BadResponse,
+            ExchangeBadResponseError,
+            "the exchange's answer could not be read: run again later",
+        ),
+        (
+            ccxt.BadSymbol,
+            ExchangeSymbolError,
+            "the exchange lists no spot market of that symbol: set the instrument's market_symbol to a ccxt "
+            "unified spot symbol the exchange lists, e.g. 'BTC/USDT'",
+        ),
+        (
+            ccxt.AuthenticationError,  # PermissionDenied, AccountSuspended and AccountNotEnabled derive from it
+            ExchangeAuthError,
+            "the exchange refused the API credentials: check BARTER_EXCHANGE_<ID>_KEY, _SECRET (and bitget's "
+            "_PASSWORD), the key's permissions and IP whitelist, and _SANDBOX (testnet keys differ)",
+        ),
+        (ccxt.ExchangeError, ExchangeRejectedError, "the exchange refused the request; it is not retried"),
+    )
 
 
 def exchange_error(exc: BaseException, *, what: str, exchange_id: str = "") -> ApplicationError:
@@ -260,7 +268,7 @@ def exchange_error(exc: BaseException, *, what: str, exchange_id: str = "") -> A
         return exc
     where = f"{exchange_id} " if exchange_id else "the exchange "
     error_class, advice = next(
-        ((error, advice) for ccxt_class, error, advice in _MAPPING if isinstance(exc, ccxt_class)),
+        ((error, advice) for ccxt_class, error, advice in _mapping() if isinstance(exc, ccxt_class)),
         (ExchangeApiError, "unexpected error; it is not retried"),
     )
     return error_class(
