@@ -77,6 +77,14 @@ class Strategy(models.Model):
     class Meta:
         verbose_name_plural = "strategies"
         ordering = ["name"]
+        permissions = [
+            # Who may start the daily steps: the three sync endpoints, their Celery tasks and commands. The token
+            # of the GitHub Action belongs to a user holding this permission only (manage.py create_cycle_token).
+            ("run_steps", "Can run the daily steps (collect, open, close)"),
+            # Real money: create, enable, edit or close by hand anything of an exchange strategy, or switch a
+            # strategy's backend to the exchange. Needed on top of the model permission of the change.
+            ("trade_live", "Can trade real money (exchange strategies)"),
+        ]
         constraints = [
             # A paper account needs money to trade with; zero or less would make every ratio meaningless.
             models.CheckConstraint(condition=Q(starting_cash__gt=0), name="strategy_starting_cash_positive"),
