@@ -40,9 +40,17 @@ class Quote:
 
 
 class ExecutionBackend(ABC):
-    """Where a strategy's orders go."""
+    """Where a strategy's orders go.
+
+    Attributes:
+        name: the backend's name in History (``paper``, ``replay``, ``exchange``).
+        live: True when the backend fills at the price of now (CoinGecko's, an exchange's): the open and close
+            steps then act only for today's boundary (``as_of`` today, UTC), since a past day's signals would
+            fill at today's price. False for the replay, which fills at the stored open of ``as_of``.
+    """
 
     name = "abstract"
+    live = True
 
     @abstractmethod
     def quotes(self, instruments: list[Instrument], *, as_of: date) -> dict[int, Quote]:
@@ -103,6 +111,7 @@ class ReplayBroker(ExecutionBackend):
     candle of ``as_of``, at its open time."""
 
     name = "replay"
+    live = False
 
     def quotes(self, instruments: list[Instrument], *, as_of: date) -> dict[int, Quote]:
         opening = datetime.combine(as_of, time(0), tzinfo=UTC)

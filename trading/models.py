@@ -108,10 +108,23 @@ class Strategy(models.Model):
 
 
 class StrategyStep(models.Model):
-    """That a cycle step has run for a strategy and a day: the idempotency key of the open and close steps.
+    """That a cycle step has handled one instrument of a strategy for a day: the open and close steps' claim.
 
-    Written in the same transaction as the positions the step opened or closed, under a unique constraint, so a
-    second call of a step for the same ``as_of`` (even a concurrent one) changes nothing.
+    One row per (strategy, step, as_of, instrument), written in the same transaction as the positions the step
+    opened or closed for that instrument, under a unique constraint, so a second call of a step for the same
+    ``as_of`` (even a concurrent one) changes nothing for an instrument already handled, while an instrument not
+    handled yet (a run scoped to other instruments, an instrument without the day's candle, a strategy rolled
+    back by a crash) is still handled by the next call.
+
+    ``position`` is what the step did to the instrument, when it did something: the position the open step
+    opened (paper; an exchange entry's position comes from its ``Order``), or the position the close step exited
+    (paper: closed in the same transaction; exchange: its exit order was written in it). The open step reads the
+    close step's ones when the close step of its day ran first, to decide as if it had run before it (the
+    order the backtest uses): those positions count as still held, and their proceeds as not yet in cash.
+
+    Rows from before per-instrument claims (migration ``0004_strategystep_instrument``) meant "every instrument
+    of the strategy was handled that day"; the migration expanded each into one row per instrument the strategy
+    had when it ran (a strategy without instruments had nothing to handle, and its rows were dropped).
     """
 
     class Step(models.TextChoices):
@@ -121,17 +134,25 @@ class StrategyStep(models.Model):
     strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="steps")
     step = models.CharField(max_length=8, choices=Step.choices)
     as_of = models.DateField()
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="strategy_steps")
+    position = models.ForeignKey(
+        "positions.Position", null=True, blank=True, on_delete=models.SET_NULL, related_name="step_claims"
+    )
     run_id = models.UUIDField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            # One run of each step per strategy and day: the guard against doubled entries and exits.
-            models.UniqueConstraint(fields=["strategy", "step", "as_of"], name="strategy_step_once_per_day"),
+            # One run of each step per strategy, day and instrument: the guard against doubled entries and exits
+            # (two concurrent runs that both passed the check cannot both commit their claim).
+            models.UniqueConstraint(
+                fields=["strategy", "step", "as_of", "instrument"],
+                name="strategy_step_once_per_day_instrument",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.strategy} {self.step} {self.as_of}"
+        return f"{self.strategy} {self.step} {self.as_of} {self.instrument_id}"
 
 
 class OrderQuerySet(models.QuerySet["Order"]):

@@ -28,9 +28,10 @@ paper and replay strategies are not real money and keep trading as the backtest 
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -47,7 +48,7 @@ from instruments.precision import price_quantize
 from instruments.sync import as_of_validate, instruments_resolve
 from positions.history import RunRecorder, run_locked, run_start, run_status
 from positions.locks import run_scope
-from positions.models import History, HistoryKind, Position, Step
+from positions.models import History, HistoryKind, Position, RunStatus, Step
 from trading.brokers import ExecutionBackend, Quote, broker_for
 from trading.engine.backtest import market_at
 from trading.engine.conditions import Signals, signals_compute
@@ -82,12 +83,46 @@ class PositionNotOpenError(ApplicationError):
     http_status = 409
 
 
+class StepDayError(ApplicationError):
+    """A live open or close step was asked for a day other than today (UTC): field ``as_of``, 400."""
+
+
+def step_day_validate(*, step: Step | str, as_of: date, today: date, live: bool) -> None:
+    """Refuse a live open or close step for any day but today.
+
+    A live step (the strategies' own backends: paper at CoinGecko's price of now, or an exchange) fills at the
+    price of now, so it may only act for the boundary that just passed: ``as_of`` today (UTC). A past ``as_of``
+    would trade that day's signals at today's price, stamped now. Past days are for ``manage.py replay``, whose
+    broker fills at the stored open of each day. The close step still catches up the risk exits of days it
+    missed (at their levels, from the stored candles), so nothing is lost by this rule.
+
+    Args:
+        step: ``open`` or ``close``.
+        as_of: the day asked for (UTC).
+        today: today (UTC).
+        live: whether the step fills through a live backend (False only for the replay broker).
+
+    Raises:
+        StepDayError: (field ``as_of``) ``live`` and ``as_of`` is not ``today``.
+    """
+    if not live or as_of == today:
+        return
+    raise StepDayError(
+        f"the live {step} step acts only for today ({today.isoformat()} UTC), the boundary that just passed; was "
+        f"{as_of.isoformat()}: a live step fills at the price of now, so a past day's signals would trade at "
+        "today's price. Leave as_of out (or give today); to see what the strategies would have done on past "
+        f"days, replay them over the stored candles: manage.py replay --start {as_of.isoformat()} --end "
+        f"{today.isoformat()} [--strategy NAME]",
+        extra={"field": "as_of", "as_of": as_of.isoformat(), "today": today.isoformat()},
+    )
+
+
 @dataclass
 class StepResult:
     """One line of an open or close step's summary: what happened to one strategy and instrument."""
 
     strategy: str
-    instrument: str | None
+    instrument: str | None  # the instrument's CoinGecko id (unique; tickers are not)
     action: str  # "opened", "closed", "none", "skipped"
     reason: str = ""
     position_id: int | None = None
@@ -157,6 +192,7 @@ def _run(
 ) -> dict[str, Any]:
     now = timezone.now()
     as_of = as_of_validate(as_of or now.date(), now=now)
+    step_day_validate(step=step, as_of=as_of, today=now.date(), live=broker is None or broker.live)
     only = _targets(instruments)
     chosen = list(strategies) if strategies is not None else list(Strategy.objects.enabled().order_by("name"))
     with run_locked(
@@ -217,8 +253,12 @@ def _run(
 
 def _strategies_kept(run_id: Any) -> dict[str, Any]:
     """What an interrupted open or close run kept: the work of each strategy whose transaction committed."""
-    claims = StrategyStep.objects.filter(run_id=run_id).select_related("strategy").order_by("strategy__name")
-    committed = [claim.strategy.name for claim in claims]
+    committed = list(
+        StrategyStep.objects.filter(run_id=run_id)
+        .order_by("strategy__name")
+        .values_list("strategy__name", flat=True)
+        .distinct()
+    )
     recorded = list(
         History.objects.filter(
             run_id=run_id, kind__in=[HistoryKind.POSITION_OPENED, HistoryKind.POSITION_CLOSED]
@@ -286,20 +326,104 @@ def sync_close_positions(
     return _run(Step.CLOSE, as_of=as_of, instruments=instruments, broker=broker, strategies=strategies)
 
 
-def _claim(strategy: Strategy, step: str, as_of: date, run_id: Any) -> str | None:
-    """Lock the strategy and claim (step, as_of); return why the step must not run, or None."""
-    Strategy.objects.select_for_update().only("pk").get(pk=strategy.pk)
-    done = set(StrategyStep.objects.filter(strategy=strategy, as_of=as_of).values_list("step", flat=True))
-    if step in done:
-        return f"the {step} step already ran for {as_of.isoformat()}"
-    if step == StrategyStep.Step.OPEN and StrategyStep.Step.CLOSE in done:
-        return f"the close step already ran for {as_of.isoformat()}; entries must come before exits"
+def _key(instrument: Instrument) -> str:
+    """The engine's key of an instrument: its ticker, then its id.
+
+    The engine enters in key order, which must be ticker order as in the backtest; tickers are not unique (two
+    "BTC" instruments), so the id makes the key unique. ``\\x00`` sorts before any character of a ticker, so the
+    keys sort as the tickers do, and instruments sharing a ticker by id.
+    """
+    return f"{instrument.symbol}\x00{instrument.pk:012d}"
+
+
+def _claimed(strategy: Strategy, step: str, as_of: date) -> set[int]:
+    """Ids of the instruments ``step`` has already handled for ``strategy`` and ``as_of`` (their claims)."""
+    return set(
+        StrategyStep.objects.filter(strategy=strategy, step=step, as_of=as_of).values_list(
+            "instrument_id", flat=True
+        )
+    )
+
+
+def _claim(
+    strategy: Strategy, step: str, as_of: date, run_id: Any, instruments: Sequence[Instrument]
+) -> dict[int, StrategyStep] | None:
+    """Inside the strategy's transaction: claim (step, as_of) for each of ``instruments``.
+
+    Returns:
+        The claims by instrument id, or None when another run claimed one of them first (nothing is claimed
+        then; the caller reports the strategy skipped). The unique constraint on (strategy, step, as_of,
+        instrument) is what makes two racing runs unable to both claim one instrument.
+    """
     try:
         with transaction.atomic():
-            StrategyStep.objects.create(strategy=strategy, step=step, as_of=as_of, run_id=run_id)
+            claims = [
+                StrategyStep.objects.create(
+                    strategy=strategy, step=step, as_of=as_of, instrument=instrument, run_id=run_id
+                )
+                for instrument in instruments
+            ]
     except IntegrityError:
-        return f"the {step} step already ran for {as_of.isoformat()}"
-    return None
+        return None
+    return {claim.instrument_id: claim for claim in claims}
+
+
+def _skipped(
+    strategy: Strategy, step: str, as_of: date, instrument: Instrument | None, why: str = ""
+) -> StepResult:
+    return StepResult(
+        strategy=strategy.name,
+        instrument=None if instrument is None else instrument.coingecko_id,
+        action="skipped",
+        reason=why or f"the {step} step already ran for {as_of.isoformat()}",
+    )
+
+
+def _exited_by_close(strategy: Strategy, as_of: date) -> dict[int, Position]:
+    """The positions the close step of ``as_of`` exited for ``strategy`` (closed since), by instrument id.
+
+    When the close step of a day ran before its open step, the open step decides as if it had run first (the
+    backtest's order at every boundary: entries, then exits): these positions were still held then, and what
+    their exits returned was not in cash yet. When an exchange exit filled only in part, the part kept open is
+    an open position of its own; the two are added back together by the caller.
+    """
+    claims = (
+        StrategyStep.objects.filter(
+            strategy=strategy,
+            step=StrategyStep.Step.CLOSE,
+            as_of=as_of,
+            position__status=Position.Status.CLOSED,
+        )
+        .select_related("position__instrument")
+        .order_by("instrument_id")
+    )
+    return {claim.instrument_id: claim.position for claim in claims if claim.position is not None}
+
+
+def _proceeds(position: Position) -> Decimal:
+    """What a closed position's exit returned to cash: ``exit_price * quantity - exit_fee``, quote currency."""
+    assert position.exit_price is not None  # noqa: S101 (closed positions have their exit)
+    return position.exit_price * position.quantity - (position.exit_fee or Decimal(0))
+
+
+def _held_before_close(held: dict[int, Position], exited: dict[int, Position]) -> dict[int, Position]:
+    """The positions held before the day's close step ran: those open now, and those it exited.
+
+    A position the close step exited in part (an exchange sell not wholly filled) is held again as one position:
+    the exited part with the quantity and entry fee of the part still open added (in memory only).
+    """
+    before = dict(held)
+    for instrument_id, position in exited.items():
+        rest = held.get(instrument_id)
+        if rest is None:
+            before[instrument_id] = position
+            continue
+        whole = copy.copy(position)
+        whole.quantity = position.quantity + rest.quantity
+        whole.entry_fee = position.entry_fee + rest.entry_fee
+        whole.status = Position.Status.OPEN
+        before[instrument_id] = whole
+    return before
 
 
 def _open_strategy(
@@ -311,48 +435,78 @@ def _open_strategy(
     run_id: Any,
     pending: _Pending,
 ) -> list[StepResult]:
+    """The open step of one strategy: enter the instruments in scope not yet handled for ``as_of``.
+
+    Instruments are keyed by id throughout (tickers are not unique). An instrument whose open claim for
+    ``as_of`` exists is reported ``skipped``; one without the candle before ``as_of`` is reported and left
+    unclaimed, so a run after the collect handles it. When the close step of ``as_of`` ran first, its exits
+    count as not yet made (:func:`_exited_by_close`): what it exited is not re-entered today, and the cash its
+    exits returned is not spent today, exactly as if this step had run before it. Sizing sees every position
+    of the strategy, in scope or not.
+    """
     exchange = broker if isinstance(broker, ExchangeBroker) else None
     criteria = strategy.parsed_criteria()
     if exchange is not None:
         _reconcile(strategy, exchange, criteria=criteria, as_of=as_of, pending=pending)
-    instruments = [i for i in strategy.instruments.order_by("symbol") if only is None or i.pk in only]
-    prepared: dict[str, tuple[Instrument, CandleArrays, Signals, int | None]] = {}
-    for instrument in instruments:
+    in_scope = [i for i in strategy.instruments.order_by("symbol", "pk") if only is None or i.pk in only]
+    done = _claimed(strategy, StrategyStep.Step.OPEN, as_of)
+    if not in_scope or all(i.pk in done for i in in_scope):
+        return [_skipped(strategy, StrategyStep.Step.OPEN, as_of, i) for i in in_scope]
+    held_now = _held_before_close(
+        {p.instrument_id: p for p in open_positions(strategy)}, _exited_by_close(strategy, as_of)
+    )
+    universe: dict[int, Instrument] = {i.pk: i for i in in_scope}
+    for position in held_now.values():
+        universe.setdefault(position.instrument_id, position.instrument)
+    prepared: dict[int, tuple[Instrument, CandleArrays, Signals, int | None]] = {}
+    for instrument_id, instrument in universe.items():
         candles = candles_before(instrument, _boundary(as_of))
         t, signals = _signals_at(criteria, candles, as_of)
-        prepared[instrument.symbol] = (instrument, candles, signals, t)
-    held_before = set(open_positions(strategy).values_list("instrument__symbol", flat=True))
+        prepared[instrument_id] = (instrument, candles, signals, t)
     wanted = any(
-        t is not None and signals.entry[t] and symbol not in held_before
-        for symbol, (_, _, signals, t) in prepared.items()
+        t is not None and signals.entry[t] and i.pk not in held_now and i.pk not in done
+        for i in in_scope
+        for (_, _, signals, t) in [prepared[i.pk]]
     )
-    # Prices are needed only when something may be entered (they also mark the open positions for sizing).
-    quotes = broker.quotes(instruments, as_of=as_of) if wanted else {}
+    # Prices are needed only when something may be entered (they also mark the held positions for sizing).
+    quotes = broker.quotes(list(universe.values()), as_of=as_of) if wanted else {}
     blocked = _trading_blocked(strategy) if exchange is not None else None
     if exchange is not None and wanted and blocked is None:
-        exchange.prepare(instruments)
+        exchange.prepare(in_scope)
     lines: list[StepResult] = []
     intents: list[tuple[int, Order]] = []
     with transaction.atomic():
-        refused = _claim(strategy, StrategyStep.Step.OPEN, as_of, run_id)
-        if refused:
-            return [StepResult(strategy=strategy.name, instrument=None, action="skipped", reason=refused)]
-        held = {p.instrument.symbol: p for p in open_positions(strategy)}
+        Strategy.objects.select_for_update().only("pk").get(pk=strategy.pk)
+        done = _claimed(strategy, StrategyStep.Step.OPEN, as_of)  # again, under the strategy's lock
+        todo = [i for i in in_scope if i.pk not in done]
+        deciding = [i for i in todo if prepared[i.pk][3] is not None]
+        claims = _claim(strategy, StrategyStep.Step.OPEN, as_of, run_id, deciding)
+        if claims is None:
+            return [_skipped(strategy, StrategyStep.Step.OPEN, as_of, i) for i in in_scope]
+        exited = _exited_by_close(strategy, as_of)
+        held = _held_before_close({p.instrument_id: p for p in open_positions(strategy)}, exited)
+        cash = strategy_cash(strategy) - sum((_proceeds(p) for p in exited.values()), Decimal(0))
         market = {
-            symbol: _market_entry(candles, signals, t, quotes.get(instrument.pk))
-            for symbol, (instrument, candles, signals, t) in prepared.items()
+            _key(instrument): _entry_allowed(
+                _market_entry(candles, signals, t, quotes.get(instrument_id)), instrument_id in claims
+            )
+            for instrument_id, (instrument, candles, signals, t) in prepared.items()
         }
         open_trades = {
-            symbol: position_trade(p, prepared[symbol][1], next_check=len(prepared[symbol][1]))
-            for symbol, p in held.items()
-            if symbol in prepared
+            _key(p.instrument): position_trade(
+                p, prepared[instrument_id][1], next_check=len(prepared[instrument_id][1])
+            )
+            for instrument_id, p in held.items()
+            if instrument_id in prepared
         }
-        entered, _ = step_entries(
-            criteria=criteria, market=market, open_trades=open_trades, cash=float(strategy_cash(strategy))
-        )
-        by_symbol = {trade.symbol: trade for trade in entered}
-        for symbol, (instrument, _candles, _signals, t) in prepared.items():
-            here = market[symbol]
+        entered, _ = step_entries(criteria=criteria, market=market, open_trades=open_trades, cash=float(cash))
+        by_key = {trade.symbol: trade for trade in entered}
+        for instrument in in_scope:
+            if instrument.pk in done:
+                lines.append(_skipped(strategy, StrategyStep.Step.OPEN, as_of, instrument))
+                continue
+            _, _candles, _signals, t = prepared[instrument.pk]
+            here = market[_key(instrument)]
             if here.entry_signal:
                 pending.add(
                     HistoryKind.SIGNAL,
@@ -360,9 +514,15 @@ def _open_strategy(
                     instrument=instrument,
                     payload={"candle": from_seconds(here.open_time).isoformat(), "side": "entry"},
                 )
-            trade = by_symbol.get(symbol)
+            trade = by_key.get(_key(instrument))
             if trade is None:
-                reason = _why_not_entered(here, symbol in held, t, quotes.get(instrument.pk))
+                reason = _why_not_entered(
+                    here,
+                    "exited" if instrument.pk in exited else "held" if instrument.pk in held else "",
+                    t,
+                    quotes.get(instrument.pk),
+                    as_of,
+                )
                 lines.append(
                     StepResult(
                         strategy=strategy.name,
@@ -397,6 +557,9 @@ def _open_strategy(
                 if trade.trailing_stop_price is None
                 else to_decimal(trade.trailing_stop_price),
             )
+            claim = claims[instrument.pk]
+            claim.position = position
+            claim.save(update_fields=["position"])
             _trade_events(
                 pending,
                 position,
@@ -427,9 +590,22 @@ def _open_strategy(
     return lines
 
 
-def _why_not_entered(here: InstrumentAtBoundary, held: bool, t: int | None, quote: Quote | None) -> str:
+def _entry_allowed(here: InstrumentAtBoundary, allowed: bool) -> InstrumentAtBoundary:
+    """``here`` as it is for an instrument this run may enter; without its entry signal for one it may not (out
+    of scope, or claimed already): such an instrument is in the market only to mark a held position."""
+    return here if allowed or not here.entry_signal else replace(here, entry_signal=False)
+
+
+def _why_not_entered(
+    here: InstrumentAtBoundary, held: str, t: int | None, quote: Quote | None, as_of: date
+) -> str:
     if t is None:
         return "no candle for the day before as_of (collect first)"
+    if held == "exited":
+        return (
+            f"exited by the close step of {as_of.isoformat()}, which ran first: entries come before exits, so it "
+            "may be entered again from the next day"
+        )
     if held:
         return "a position is already open"
     if not here.entry_signal:
@@ -453,19 +629,41 @@ def _close_strategy(
     if exchange is not None:
         _reconcile(strategy, exchange, criteria=criteria, as_of=as_of, pending=pending)
     boundary = _boundary(as_of)
-    positions = [p for p in open_positions(strategy) if only is None or p.instrument_id in only]
+    done = _claimed(strategy, StrategyStep.Step.CLOSE, as_of)
+    positions = [
+        p
+        for p in open_positions(strategy)
+        if (only is None or p.instrument_id in only) and p.instrument_id not in done
+    ]
     quotes = broker.quotes([p.instrument for p in positions], as_of=as_of) if positions else {}
     lines: list[StepResult] = []
     exits: list[tuple[int, Order]] = []
     moved: list[Position] = []
     with transaction.atomic():
-        refused = _claim(strategy, StrategyStep.Step.CLOSE, as_of, run_id)
-        if refused:
-            return [StepResult(strategy=strategy.name, instrument=None, action="skipped", reason=refused)]
+        Strategy.objects.select_for_update().only("pk").get(pk=strategy.pk)
+        done = _claimed(strategy, StrategyStep.Step.CLOSE, as_of)  # again, under the strategy's lock
+        in_scope: dict[int, Instrument] = {
+            i.pk: i for i in strategy.instruments.order_by("symbol", "pk") if only is None or i.pk in only
+        }
+        for position in positions:
+            in_scope.setdefault(position.instrument_id, position.instrument)
+        claims = _claim(
+            strategy,
+            StrategyStep.Step.CLOSE,
+            as_of,
+            run_id,
+            [i for i in in_scope.values() if i.pk not in done],
+        )
+        if claims is None or (in_scope and not claims):
+            return [_skipped(strategy, StrategyStep.Step.CLOSE, as_of, i) for i in in_scope.values()]
+        lines.extend(
+            _skipped(strategy, StrategyStep.Step.CLOSE, as_of, i) for i in in_scope.values() if i.pk in done
+        )
         for position in (
             Position.objects.select_for_update()
-            .filter(pk__in=[p.pk for p in positions])
+            .filter(pk__in=[p.pk for p in positions if p.instrument_id in claims])
             .select_related("instrument")
+            .order_by("instrument__symbol", "instrument_id")
         ):
             if position.status != Position.Status.OPEN:
                 continue
@@ -485,6 +683,11 @@ def _close_strategy(
                     )
                 )
                 continue
+            claim = claims[position.instrument_id]
+            claim.position = (
+                position  # what the close step of as_of exited (read by a later open step of as_of)
+            )
+            claim.save(update_fields=["position"])
             if exchange is not None:
                 exits.append(
                     (
@@ -636,11 +839,19 @@ def _trade_events(
 def position_close_manual(*, position: Position, price: Decimal | None = None) -> Position:
     """Close an open position now, at ``price`` or the broker's current price, with exit reason ``manual``.
 
-    Fees and slippage are the strategy's, through the engine. Recorded as a ``close`` run in ``History``.
+    Fees and slippage are the strategy's, through the engine. Recorded as a ``close`` run in ``History``. The
+    price is asked for (CoinGecko, or the exchange's sell) before the position's row is locked, never while it
+    is held; the position is then locked and checked to be still open before it is closed. Whatever ends the
+    close after its run started (no price, the position closed meanwhile, an exchange error) finishes that run
+    as ``failed`` with the error before it is raised: no run is left unfinished.
+
+    Args:
+        position: the position to close.
+        price: the raw price to close at (before slippage), quote currency; default the broker's price now.
 
     Raises:
-        PositionNotOpenError: the position is already closed.
-        ApplicationError: there is no price to close at.
+        PositionNotOpenError: the position is already closed (before the run starts, or meanwhile).
+        ApplicationError: there is no price to close at, or the exchange's sell failed.
     """
     closed_for = (
         Position.objects.filter(pk=position.pk)
@@ -649,41 +860,78 @@ def position_close_manual(*, position: Position, price: Decimal | None = None) -
     )
     for reason in closed_for:  # checked before the run starts, so a refusal leaves no unfinished run behind
         raise PositionNotOpenError(f"position {position.pk} is already closed ({reason})")
+    strategy: Strategy = position.strategy
     recorder = run_start(step=Step.CLOSE, params={"position": position.pk, "manual": True})
     pending = _Pending()
-    if position.strategy.execution_backend == Strategy.ExecutionBackend.EXCHANGE:
-        return _position_close_manual_exchange(position, recorder, pending)
+    failed_sell: ApplicationError | None = None  # its error event is among the pending ones already
+    try:
+        if strategy.execution_backend == Strategy.ExecutionBackend.EXCHANGE:
+            line = _position_close_manual_exchange(position, pending)
+            if line.error:
+                failed_sell = ApplicationError(line.error, extra={"position_id": position.pk})
+                raise failed_sell
+            closed = position
+        else:
+            closed = _position_close_manual_paper(position, strategy, price, pending)
+    except Exception as exc:
+        pending.record(recorder, strategy)
+        message = (
+            exc.message
+            if isinstance(exc, ApplicationError)
+            else f"internal error {type(exc).__name__}: {exc}"
+        )
+        if exc is not failed_sell:
+            if not isinstance(exc, ApplicationError):
+                logger.exception("manual close of position %s failed", position.pk)
+            recorder.event(
+                HistoryKind.ERROR,
+                strategy=strategy,
+                instrument=position.instrument,
+                position=position,
+                message=message,
+                payload={"error": exc.code if isinstance(exc, ApplicationError) else type(exc).__name__},
+            )
+        recorder.finish(
+            status=RunStatus.FAILED, summary={"results": [{"position_id": position.pk, "error": message}]}
+        )
+        raise
+    pending.record(recorder, strategy)
+    recorder.finish(
+        status=run_status(errors=0, succeeded=1),
+        summary={"results": [{"position_id": position.pk, "error": None}]},
+    )
+    closed.refresh_from_db()
+    return closed
+
+
+def _position_close_manual_paper(
+    position: Position, strategy: Strategy, price: Decimal | None, pending: _Pending
+) -> Position:
+    """``position_close_manual`` of a paper strategy: the price first, then the row lock, the check, the close."""
+    now = timezone.now()
+    if price is None:
+        instrument = position.instrument
+        quote = broker_for(strategy.execution_backend).quotes([instrument], as_of=now.date())
+        if instrument.pk not in quote:
+            raise ApplicationError(f"no price for {instrument.symbol} to close position {position.pk} at")
+        price = quote[instrument.pk].price
     with transaction.atomic():
         locked = (
             Position.objects.select_for_update().select_related("instrument", "strategy").get(pk=position.pk)
         )
         if locked.status != Position.Status.OPEN:
             raise PositionNotOpenError(f"position {locked.pk} is already closed ({locked.exit_reason})")
-        strategy: Strategy = locked.strategy
-        if price is None:
-            quote = broker_for(strategy.execution_backend).quotes(
-                [locked.instrument], as_of=timezone.now().date()
-            )
-            if locked.instrument_id not in quote:
-                raise ApplicationError(
-                    f"no price for {locked.instrument.symbol} to close position {locked.pk} at"
-                )
-            price = quote[locked.instrument_id].price
-        candles = candles_before(locked.instrument, timezone.now())
+        candles = candles_before(locked.instrument, now)
         trade = position_trade(locked, candles, next_check=len(candles)).trade
         closed = trade_close_at(
             trade,
             strategy.parsed_criteria(),
             index=-1,
-            time=to_seconds(timezone.now()),
+            time=to_seconds(now),
             raw_price=float(price),
             reason=MANUAL,
         )
         _record_close(locked, closed, pending, strategy.execution_backend)
-    pending.record(recorder, strategy)
-    recorder.finish(
-        status=run_status(errors=0, succeeded=1), summary={"results": [{"position_id": locked.pk}]}
-    )
     return locked
 
 
@@ -1343,31 +1591,21 @@ def _reconcile(
         )
 
 
-def _position_close_manual_exchange(position: Position, recorder: RunRecorder, pending: _Pending) -> Position:
-    """``position_close_manual`` of an exchange strategy: a market sell now (the stop cancelled first)."""
+def _position_close_manual_exchange(position: Position, pending: _Pending) -> StepResult:
+    """``position_close_manual`` of an exchange strategy: a market sell now (the stop cancelled first).
+
+    The row lock is held only to check the position and write the sell's ``new`` order; the exchange is called
+    after the commit. Returns the result line (``error`` set when the sell failed).
+    """
     strategy: Strategy = position.strategy
     exchange = broker_for(strategy.execution_backend, exchange_id=strategy.exchange_id)
     assert isinstance(exchange, ExchangeBroker)  # noqa: S101
     today = timezone.now().date()
-    try:
-        with transaction.atomic():
-            locked = (
-                Position.objects.select_for_update()
-                .select_related("instrument", "strategy")
-                .get(pk=position.pk)
-            )
-            if locked.status != Position.Status.OPEN:
-                raise PositionNotOpenError(f"position {locked.pk} is already closed ({locked.exit_reason})")
-            order = _exit_intent(locked, MANUAL, exchange, today, pending)
-        line = _exit_execute(strategy, order, strategy.parsed_criteria(), exchange, today, pending)
-    finally:
-        pending.record(recorder, strategy)
-    errors = 1 if line.error else 0
-    recorder.finish(
-        status=run_status(errors=errors, succeeded=1 - errors),
-        summary={"results": [{"position_id": position.pk, "error": line.error}]},
-    )
-    if line.error:
-        raise ApplicationError(line.error, extra={"position_id": position.pk})
-    position.refresh_from_db()
-    return position
+    with transaction.atomic():
+        locked = (
+            Position.objects.select_for_update().select_related("instrument", "strategy").get(pk=position.pk)
+        )
+        if locked.status != Position.Status.OPEN:
+            raise PositionNotOpenError(f"position {locked.pk} is already closed ({locked.exit_reason})")
+        order = _exit_intent(locked, MANUAL, exchange, today, pending)
+    return _exit_execute(strategy, order, strategy.parsed_criteria(), exchange, today, pending)
