@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from django.utils import timezone
+
 from instruments.sync import sync_data
-from trading.services import sync_close_positions, sync_new_trades
+from trading.services import step_day_validate, sync_close_positions, sync_new_trades
 
 
 def run_cycle(*, as_of: date | None = None) -> list[dict[str, Any]]:
@@ -14,7 +16,13 @@ def run_cycle(*, as_of: date | None = None) -> list[dict[str, Any]]:
 
     A step's failure is inside its summary (status and errors); the next step runs regardless, on whatever
     candles are stored.
+
+    Raises:
+        StepDayError: ``as_of`` is not today: the live open and close steps act only for today, so nothing is
+            run (not even the collect); past days are for ``manage.py replay``.
     """
+    today = timezone.now().date()
+    step_day_validate(step="open", as_of=as_of or today, today=today, live=True)
     return [
         sync_data(as_of=as_of),
         sync_new_trades(as_of=as_of),

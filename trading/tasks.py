@@ -16,8 +16,25 @@ from django.utils import timezone
 from instruments.models import Instrument
 from instruments.sync import as_of_validate
 from instruments.tasks import retry_when_locked, sync_instrument_task
+from positions.history import run_start
 from positions.locks import RunInProgressError
-from trading.services import sync_close_positions, sync_new_trades
+from positions.models import HistoryKind, RunStatus, Step
+from trading.services import StepDayError, sync_close_positions, sync_new_trades
+
+
+def step_day_refused(*, step: Step, as_of: str | None, error: StepDayError) -> dict[str, Any]:
+    """Record a step task refused its day (:class:`~trading.services.StepDayError`) as a failed run in History.
+
+    A task has nobody to answer a 400 to, so the refusal is a ``run_started`` row, an ``error`` event saying
+    the rule and pointing at ``manage.py replay``, and a ``run_finished`` row of status ``failed``; nothing
+    is traded. The chain goes on (the close step after a refused open step is refused and recorded alike).
+
+    Returns:
+        The failed run's summary (the shape of a step's summary, with no results).
+    """
+    recorder = run_start(step=step, params={"as_of": as_of, "refused": "as_of"})
+    recorder.event(HistoryKind.ERROR, message=error.message, payload=error.as_dict())
+    return recorder.finish(status=RunStatus.FAILED, summary={"as_of": as_of, "results": []})
 
 
 @shared_task(name="trading.sync_new_trades", bind=True)
@@ -27,25 +44,31 @@ def sync_new_trades_task(
     """The open step (:func:`trading.services.sync_new_trades`); ``as_of`` is an ISO date or None for today.
 
     Refused the run lock (another open run of the day is in progress), it retries later
-    (:func:`instruments.tasks.retry_when_locked`) and then reports each strategy ``skipped``.
+    (:func:`instruments.tasks.retry_when_locked`) and then reports each strategy ``skipped``. A day other than
+    today is refused for the live strategies and recorded as a failed run (:func:`step_day_refused`).
     """
     try:
         return sync_new_trades(as_of=date.fromisoformat(as_of) if as_of else None, instruments=instruments)
     except RunInProgressError as exc:
         raise retry_when_locked(self, exc) from exc
+    except StepDayError as exc:
+        return step_day_refused(step=Step.OPEN, as_of=as_of, error=exc)
 
 
 @shared_task(name="trading.sync_close_positions", bind=True)
 def sync_close_positions_task(
     self: Task, as_of: str | None = None, instruments: list[str] | None = None
 ) -> dict[str, Any]:
-    """The close step (:func:`trading.services.sync_close_positions`); ``as_of`` and retries as for open."""
+    """The close step (:func:`trading.services.sync_close_positions`); ``as_of``, retries and a refused day as
+    for open."""
     try:
         return sync_close_positions(
             as_of=date.fromisoformat(as_of) if as_of else None, instruments=instruments
         )
     except RunInProgressError as exc:
         raise retry_when_locked(self, exc) from exc
+    except StepDayError as exc:
+        return step_day_refused(step=Step.CLOSE, as_of=as_of, error=exc)
 
 
 @shared_task(name="trading.daily_cycle")
