@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from tests.fakes.clock import clock_command
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -39,7 +41,7 @@ def database_url() -> str:
 
 @contextmanager
 def gunicorn_serving(
-    env: dict[str, str], log_path: Path, *, workers: int = 2, threads: int = 1
+    env: dict[str, str], log_path: Path, *, workers: int = 2, threads: int = 1, now: str | None = None
 ) -> Iterator[str]:
     """Run ``gunicorn barter_site.wsgi`` with ``env`` over the test database until the block ends; yield its URL.
 
@@ -49,6 +51,8 @@ def gunicorn_serving(
         log_path: where gunicorn's output (access log included) goes; shown when it fails to start.
         workers: gunicorn worker processes.
         threads: threads per worker.
+        now: ISO 8601 moment the server's clock starts at (``tests/fakes/clock.py``); default the real clock. The
+            live open and close steps act only for the server's today.
     """
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
@@ -62,6 +66,8 @@ def gunicorn_serving(
         }
     )
     command = [sys.executable, "-m", "gunicorn", "barter_site.wsgi", "--workers", str(workers)]
+    if now is not None:
+        command = clock_command(now, *command[1:])
     command += ["--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--timeout", "120"]
     command += ["--access-logfile", "-"]
     with log_path.open("w") as log:

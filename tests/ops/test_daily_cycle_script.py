@@ -534,7 +534,8 @@ def gunicorn(transactional_db, fake_coingecko, tmp_path) -> Iterator[str]:  # ty
         "COINGECKO_API_PLAN": "demo",
         "COINGECKO_MAX_RETRIES": "0",
     }
-    with gunicorn_serving(env, tmp_path / "gunicorn.log", workers=2) as url:
+    # The live open and close steps act only for today: the server's clock starts on the day the test runs for.
+    with gunicorn_serving(env, tmp_path / "gunicorn.log", workers=2, now="2024-12-03T00:40:00+00:00") as url:
         yield url
 
 

@@ -24,10 +24,12 @@ from typing import Any
 
 import psycopg
 import pytest
+import time_machine
 
 from instruments.models import Instrument, InstrumentOHLC
 from instruments.sync import sync_data
 from positions.models import History, HistoryKind, Position
+from tests.fakes.clock import clock_command
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.ops.test_celery_cycle import MARKET_CHART
@@ -53,8 +55,9 @@ def blocker() -> Iterator[psycopg.Connection[Any]]:
         conn.rollback()
 
 
-def command(fake_base_url: str, *args: str) -> subprocess.Popen[str]:
-    """Start ``manage.py <args>`` over the test database and the fake CoinGecko, as production would."""
+def command(fake_base_url: str, *args: str, now: str | None = None) -> subprocess.Popen[str]:
+    """Start ``manage.py <args>`` over the test database and the fake CoinGecko, as production would; with its
+    clock starting at ``now`` (ISO 8601) when given."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "barter_site.settings.local",
@@ -68,7 +71,7 @@ def command(fake_base_url: str, *args: str) -> subprocess.Popen[str]:
     }
     env.pop("REDIS_URL", None)
     return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [sys.executable, "manage.py", *args],
+        clock_command(now, "manage.py", *args) if now else [sys.executable, "manage.py", *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -259,7 +262,10 @@ def test_an_open_step_killed_mid_strategy_leaves_no_position_and_no_claim(fake_c
         "VALUES (%s, %s, 'long', 'open', 1, 1, now(), 0, '', now(), now())",
         [b.pk, bitcoin.pk],
     )
-    process = command(fake_coingecko.base_url, "sync_new_trades", "--as-of", "2024-12-01")
+    # The live open step acts only for today: the command's clock, and this test's, are on 2024-12-01.
+    process = command(
+        fake_coingecko.base_url, "sync_new_trades", "--as-of", "2024-12-01", now="2024-12-01T00:40:00+00:00"
+    )
     pid = backend_waiting_on_a_lock(process)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=WAIT_SECONDS)
@@ -271,7 +277,8 @@ def test_an_open_step_killed_mid_strategy_leaves_no_position_and_no_claim(fake_c
     assert list(StrategyStep.objects.values_list("strategy__name", flat=True)) == ["a"]
     broken = the_broken_run()
 
-    summary = sync_new_trades(as_of=date(2024, 12, 1))
+    with time_machine.travel(datetime(2024, 12, 1, 0, 41, tzinfo=UTC), tick=False):
+        summary = sync_new_trades(as_of=date(2024, 12, 1))
     assert [(r["strategy"], r["action"]) for r in summary["results"]] == [("a", "skipped"), ("b", "opened")]
     assert Position.objects.filter(strategy=b).count() == Position.objects.filter(strategy=a).count() == 1
     assert StrategyStep.objects.filter(strategy=b, step="open", run_id=summary["run_id"]).count() == 1

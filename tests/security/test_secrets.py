@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.test import Client
 
@@ -86,6 +87,7 @@ def _assert_clean(where: str, text: str, *secrets: str) -> None:
         )
 
 
+@time_machine.travel(datetime.combine(AS_OF, time(0, 40), tzinfo=UTC), tick=True)  # live steps: today only
 def test_failed_collect_and_open_runs_leak_no_key_nor_token(
     seeded: Seeded, instruments, leaky_coingecko, caplog, capfd
 ):
