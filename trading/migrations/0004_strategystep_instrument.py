@@ -30,6 +30,14 @@ def expand_claims(apps, schema_editor):  # type: ignore[no-untyped-def]
             ]
         )
         claim.delete()
+    _checks_now(schema_editor)
+
+
+def _checks_now(schema_editor):  # type: ignore[no-untyped-def]
+    # PostgreSQL defers foreign-key checks to the commit; the ALTER TABLE that follows in this transaction is
+    # refused while they are pending ("pending trigger events"), so run them now.
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def collapse_claims(apps, schema_editor):  # type: ignore[no-untyped-def]
@@ -45,6 +53,7 @@ def collapse_claims(apps, schema_editor):  # type: ignore[no-untyped-def]
         claim.instrument_id = None
         claim.position_id = None
         claim.save(update_fields=["instrument", "position"])
+    _checks_now(schema_editor)
 
 
 class Migration(migrations.Migration):
