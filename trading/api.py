@@ -39,7 +39,10 @@ class SyncNewTradesView(StepView):
         request=SyncRequestSerializer, responses={200: StepSummarySerializer, **STEP_ERROR_RESPONSES}
     )
     def post(self, request: Request) -> Response:
-        """Open positions where enabled strategies' entry criteria held on the candle before ``as_of``."""
+        """Open positions where enabled strategies' entry criteria held on the candle before ``as_of``.
+
+        ``as_of`` must be today (UTC), the default; any other day is a 400 on ``as_of`` (past days are
+        ``manage.py replay``'s). Instruments already handled today are reported ``skipped``."""
         return super().post(request)
 
 
@@ -52,5 +55,7 @@ class SyncClosePositionsView(StepView):
         request=SyncRequestSerializer, responses={200: StepSummarySerializer, **STEP_ERROR_RESPONSES}
     )
     def post(self, request: Request) -> Response:
-        """Close positions whose exit rules fired through the candle before ``as_of``."""
+        """Close positions whose exit rules fired through the candle before ``as_of``.
+
+        ``as_of`` must be today (UTC), the default; risk exits of missed days are caught up at their levels."""
         return super().post(request)

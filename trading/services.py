@@ -1,12 +1,15 @@
 """The open and close steps of the daily cycle, and closing a position by hand.
 
 ``sync_new_trades`` (open) and ``sync_close_positions`` (close) ask the engine (:mod:`trading.engine.step`) what
-to do at the boundary ``as_of`` (candle ``as_of - 1 day`` has closed) and write what it decided. Each strategy is
-handled in its own transaction under a row lock, with a ``StrategyStep`` row keyed on (strategy, step, as_of), so
-a second call for the same day opens and closes nothing more. A whole run holds the run lock of (step, as_of,
-scope) (:func:`positions.history.run_locked`), so a concurrent second run is refused at once with
-``RunInProgressError`` (409) instead of waiting on the row locks. Every step is a ``History`` run with an event
-per signal, order, fill, position opened or closed, and error.
+to do at the boundary ``as_of`` (candle ``as_of - 1 day`` has closed) and write what it decided. The live steps
+(the strategies' own backends) act only for today (:func:`step_day_validate`); past days are the replay's. Each
+strategy is handled in its own transaction under a row lock, with one ``StrategyStep`` claim per (strategy, step,
+as_of, instrument), so a second call for the same day skips what was handled and handles the rest (a scoped run, a
+run after the close step, a run after a crash). When the close step of a day ran first, the open step decides as
+if it had run before it (:func:`_exited_by_close`). Instruments are keyed by id, never by ticker. A whole run
+holds the run lock of (step, as_of, scope) (:func:`positions.history.run_locked`), so a concurrent second run is
+refused at once with ``RunInProgressError`` (409) instead of waiting on the row locks. Every step is a ``History``
+run with an event per signal, order, fill, position opened or closed, and error.
 
 Exchange strategies (``execution_backend="exchange"``, :mod:`trading.execution`) decide exactly as paper ones (the
 same engine calls, in the same transaction), but execute for real, in three phases so that no HTTP call is made
@@ -15,7 +18,7 @@ while the strategy's rows are locked:
 1. before the transaction: **reconciliation** (every order Barter knows as live is looked up on the exchange by
    its client order id and updated; a stop that filled closes its position as ``stop_loss``, an entry that
    filled after a timeout opens its position), then markets, prices and the free balance;
-2. the transaction: the claim of the day, the engine's decisions, and one ``Order`` row (status ``new``) per
+2. the transaction: the claims of the day, the engine's decisions, and one ``Order`` row (status ``new``) per
    entry or exit to send, with its deterministic client order id;
 3. after the commit: each order is sent (looked up first, so never twice), and its position is opened or closed
    from the exchange's fill in a short transaction; then stop-losses are placed, replaced or cancelled.
@@ -287,7 +290,8 @@ def sync_new_trades(
     """The open step: enter where an enabled strategy's entry criteria held on the candle before ``as_of``.
 
     Args:
-        as_of: the run's day (UTC); default today. Signals are read on candle ``as_of - 1 day``.
+        as_of: the run's day (UTC); default today, and with the strategies' own (live) backends it must be today.
+            Signals are read on candle ``as_of - 1 day``.
         instruments: CoinGecko ids to consider; default every instrument of each strategy.
         broker: the execution backend; default each strategy's own (``paper``).
         strategies: which strategies; default every enabled one (``replay`` passes its own).
@@ -299,9 +303,10 @@ def sync_new_trades(
 
     Raises:
         ApplicationError: ``as_of`` in the future or unknown instruments (nothing is recorded then).
+        StepDayError: (field ``as_of``) a live run for a day other than today (nothing is recorded then).
         RunInProgressError: (409) another open run of the same day and scope holds the run lock; nothing is
             recorded, and ``extra["run_id"]`` names that run. Once it has finished, a new call reports each
-            strategy ``skipped``.
+            instrument it handled ``skipped``.
         DatabaseUnavailableError: (503) the database dropped the connection mid-run; strategies committed
             before are kept, and the next run marks this one ``interrupted`` and handles the rest.
     """

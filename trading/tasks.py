@@ -102,8 +102,9 @@ def daily_cycle_signature(*, as_of: date) -> Signature:
     counted in the Redis result backend). Collect tasks never raise, so an instrument that could not be
     collected is an error in its run's summary and the open and close steps still run. Running the chain twice
     for a day, even at once, is harmless: a step task refused its run lock (``RunInProgressError``) retries
-    later, candles are upserted, and a strategy's open or close step runs once per day (a later run reports
-    ``skipped``).
+    later, candles are upserted, and a strategy's open or close step handles each instrument once per day (a
+    later run reports it ``skipped``). A day other than today is collected (backfill) but refused by the open and
+    close tasks, which record the refusal as a failed run.
 
     Args:
         as_of: the run's day (UTC).
