@@ -452,7 +452,9 @@ def _open_strategy(
     exchange = broker if isinstance(broker, ExchangeBroker) else None
     criteria = strategy.parsed_criteria()
     if exchange is not None:
-        _reconcile(strategy, exchange, criteria=criteria, as_of=as_of, pending=pending)
+        _reconcile(
+            strategy, exchange, criteria=criteria, as_of=as_of, pending=pending, send_todays_entries=True
+        )
     in_scope = [i for i in strategy.instruments.order_by("symbol", "pk") if only is None or i.pk in only]
     done = _claimed(strategy, StrategyStep.Step.OPEN, as_of)
     if not in_scope or all(i.pk in done for i in in_scope):
@@ -1540,14 +1542,23 @@ def _exit_take_up(
 
 
 def _reconcile(
-    strategy: Strategy, exchange: ExchangeBroker, *, criteria: Criteria, as_of: date, pending: _Pending
+    strategy: Strategy,
+    exchange: ExchangeBroker,
+    *,
+    criteria: Criteria,
+    as_of: date,
+    pending: _Pending,
+    send_todays_entries: bool = False,
 ) -> None:
     """Bring every order Barter knows as live up to date from the exchange (the exchange is the truth).
 
     Each is looked up by its client order id: an entry that filled (after a timeout or a crash) opens its
     position; a stop that filled closes its position as ``stop_loss`` at the fill's price and time; an exit
     that filled closes its position with the engine's reason; a market order still open is cancelled for the
-    rest; an order the exchange does not know (it never arrived) is marked ``expired``.
+    rest; an order the exchange does not know (it never arrived) is marked ``expired``, except an entry of
+    ``as_of`` itself: the run that decided it was killed between its commit (the order and the instrument's claim)
+    and the send, so the open step (``send_todays_entries``) sends it now (unless the kill switch is on: then it
+    expires), and the close step leaves it ``new`` for the open step. The day's entry is neither lost nor doubled.
 
     Raises:
         ExchangeApiError: the exchange could not answer (nothing more of the strategy runs then).
@@ -1568,7 +1579,16 @@ def _reconcile(
         ):
             state = exchange.order_cancel(order) or state
         before = order.status
-        if state is None:
+        if state is None and order.purpose == Order.Purpose.ENTRY and order.as_of == as_of:
+            blocked = _trading_blocked(strategy)
+            if not send_todays_entries:
+                continue  # the open step of the day sends it
+            if blocked is None:
+                _entry_execute(strategy, order, criteria, exchange, as_of, pending)
+            else:
+                order.status, order.error = Order.Status.EXPIRED, f"never sent: {blocked}"
+                order.save(update_fields=["status", "error", "updated_at"])
+        elif state is None:
             order.status, order.error = (
                 Order.Status.EXPIRED,
                 "never reached the exchange (unknown client order id)",

@@ -447,3 +447,68 @@ def test_closing_by_hand_cancels_the_stop_and_sells_on_the_exchange(mock):
     assert stop.status == "CANCELED" and sell.executed == sell.quantity
     assert (closed.status, closed.exit_reason, closed.exit_price) == ("closed", "manual", Decimal("110"))
     assert closed.pnl is not None and closed.pnl > 0
+
+
+class Killed(BaseException):
+    """Stands for the process being killed: not an ``Exception``, so no handler of the step records it."""
+
+
+def test_an_entry_written_but_not_sent_before_a_crash_is_sent_by_the_retried_open_after_the_close(
+    mock, monkeypatch
+):
+    # Issue 11, item 2: the open step committed its order and the day's claim, then died before sending; the close
+    # step ran (it must leave the order for the open step), then the retried open sends it: one buy, not zero.
+    fake = FakeBinance(mock)
+    strategy = strategy_on("binance")
+    from trading import services
+
+    real_execute = services._entry_execute
+
+    def killed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise Killed
+
+    monkeypatch.setattr(services, "_entry_execute", killed)
+    with time_machine.travel(NOW, tick=False), pytest.raises(Killed):
+        sync_new_trades(as_of=AS_OF)
+    monkeypatch.setattr(services, "_entry_execute", real_execute)
+    order = Order.objects.get(purpose="entry")
+    assert order.status == "new" and not fake.placed(side="BUY")
+
+    with time_machine.travel(NOW + timedelta(minutes=5), tick=False):
+        sync_close_positions(as_of=AS_OF)
+    order.refresh_from_db()
+    assert order.status == "new"  # not expired: it is the day's entry, the open step sends it
+
+    with time_machine.travel(NOW + timedelta(minutes=10), tick=False):
+        retried = sync_new_trades(as_of=AS_OF)
+        again = sync_new_trades(as_of=AS_OF)
+
+    assert len(fake.placed(side="BUY")) == 1
+    position = Position.objects.get(strategy=strategy)
+    assert position.status == "open" and position.entry_price == Decimal("105")
+    assert Order.objects.get(purpose="entry").position == position
+    assert [line["action"] for line in retried["results"] + again["results"]] == ["skipped", "skipped"]
+    assert History.objects.filter(kind=HistoryKind.POSITION_OPENED, position=position).count() == 1
+
+
+def test_an_entry_not_sent_before_a_crash_expires_when_the_kill_switch_is_on(mock, monkeypatch, settings):
+    fake = FakeBinance(mock)
+    strategy_on("binance")
+    from trading import services
+
+    def killed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise Killed
+
+    real_execute = services._entry_execute
+    monkeypatch.setattr(services, "_entry_execute", killed)
+    with time_machine.travel(NOW, tick=False), pytest.raises(Killed):
+        sync_new_trades(as_of=AS_OF)
+    monkeypatch.setattr(services, "_entry_execute", real_execute)
+    settings.BARTER_TRADING_ENABLED = False
+
+    with time_machine.travel(NOW + timedelta(minutes=10), tick=False):
+        sync_new_trades(as_of=AS_OF)
+
+    order = Order.objects.get(purpose="entry")
+    assert order.status == "expired" and "BARTER_TRADING_ENABLED=false" in order.error
+    assert not fake.placed(side="BUY") and not Position.objects.exists()
