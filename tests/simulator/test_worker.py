@@ -6,50 +6,25 @@ from __future__ import annotations
 import os
 import signal
 import time
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import date
 from typing import Any
 
 import psycopg
 import pytest
 
-from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from simulator.models import RunStatus, Simulation, Sweep
 from simulator.reaper import simulations_reap
 from simulator.services import simulation_create, simulation_request_check, sweep_create, sweep_start
 from simulator.tasks import run_simulation_task
-from tests.instruments.factories import InstrumentFactory
 from tests.ops.test_celery_cycle import pool_children, wait_for, worker_running
 from tests.servers import database_url
+from tests.simulator.candles import bitcoin_days
 from tests.trading.factories import sma_cross_criteria
 from trading.tasks import sync_close_positions_task
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 START, END = date(2018, 1, 1), date(2019, 12, 31)
-
-
-def bitcoin_days(days: int = 1000) -> Instrument:
-    """Bitcoin with ``days`` daily candles from 2017-06-01: a gentle zigzag, so SMA crosses happen."""
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
-    candles = []
-    for n in range(days):
-        price = Decimal(10_000 + 500 * ((n // 20) % 2) + 10 * (n % 20))
-        candles.append(
-            InstrumentOHLC(
-                instrument=bitcoin,
-                timeframe=Timeframe.D1,
-                open_time=datetime(2017, 6, 1, tzinfo=UTC) + timedelta(days=n),
-                open=price,
-                high=price + 50,
-                low=price - 50,
-                close=price + 5,
-                volume=Decimal(1),
-                source="test",
-            )
-        )
-    InstrumentOHLC.objects.bulk_create(candles)
-    return bitcoin
 
 
 def request_of() -> Any:
