@@ -145,3 +145,32 @@ def test_running_work_that_beats_is_left_alone(shipped_history, trader):
     assert simulations_reap() == {"simulations": [], "sweeps": []}
     simulation.refresh_from_db()
     assert simulation.status == RunStatus.RUNNING
+
+
+def test_without_a_broker_the_first_request_reaps_and_later_ones_wait_for_the_interval(
+    shipped_history, logged_in, trader, settings, monkeypatch
+):
+    from barter_site import heartbeat
+    from positions.history import run_start
+    from positions.models import History, HistoryKind, RunHeartbeat, Step
+
+    settings.BARTER_REAPER_ON_REQUEST = True  # the test settings turn it off for the query-count tests
+    monkeypatch.setattr(heartbeat, "_last_run", {})  # as in a process that just started
+    simulation = simulation_create(request=request_of(), created_by=trader)
+    Simulation.objects.filter(pk=simulation.pk).update(status=RunStatus.RUNNING, heartbeat_at=_stale())
+    run = run_start(step=Step.IMPORT, params={})
+    run.heartbeat_stop()
+    RunHeartbeat.objects.update(beat_at=_stale())
+
+    logged_in.get("/simulator/runs/")  # the first request after start-up
+
+    simulation.refresh_from_db()
+    assert simulation.status == RunStatus.FAILED and simulation.error.startswith("worker lost: ")
+    finished = History.objects.get(run_id=run.run_id, kind=HistoryKind.RUN_FINISHED)
+    assert finished.status == "interrupted" and finished.payload["found_by"] == "reaper"
+
+    later = simulation_create(request=request_of(), created_by=trader)
+    Simulation.objects.filter(pk=later.pk).update(status=RunStatus.RUNNING, heartbeat_at=_stale())
+    logged_in.get("/simulator/runs/")  # within BARTER_REAPER_INTERVAL_SECONDS: not again
+    later.refresh_from_db()
+    assert later.status == RunStatus.RUNNING
