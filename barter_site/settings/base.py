@@ -227,10 +227,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     **CELERY_BROKER_TRANSPORT_OPTIONS,
     "visibility_timeout": BARTER_CELERY_VISIBILITY_TIMEOUT_SECONDS,
 }
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
-    **CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS,
-    "visibility_timeout": BARTER_CELERY_VISIBILITY_TIMEOUT_SECONDS,
-}
 # One instrument's collect task is killed past this many seconds (Celery's hard time limit; keep it below the
 # visibility timeout): the daily chain then records that collect as lost and still runs open and close.
 BARTER_COLLECT_TIME_LIMIT_SECONDS = env.int("BARTER_COLLECT_TIME_LIMIT_SECONDS", default=1200)

@@ -467,6 +467,13 @@ def test_the_chain_fans_out_over_active_instruments_with_the_day_fixed():
         (AS_OF,),
         True,
     )
+    # When the chord fails (a collect lost for good), its error callback records it and runs open and close.
+    (rescue,) = canvas.body.options["link_error"]
+    assert (rescue["task"], tuple(rescue["args"]), rescue["immutable"]) == (
+        "trading.daily_cycle_rescue",
+        (AS_OF,),
+        True,
+    )
 
 
 # --- a lost task (issue 11, item 6) ------------------------------------------------------------------------------
