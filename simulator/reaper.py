@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 def simulations_reap(*, stale_seconds: float | None = None) -> dict[str, list[int]]:
-    """Fail every running simulation and sweep whose heartbeat is stale (or that never beat since it started).
+    """Fail every running simulation and sweep whose heartbeat is stale (or that never beat since it started),
+    and every one waiting in the embedded mode's background pool whose process stopped beating for it.
 
     The simulation's error reads ``"worker lost: no heartbeat since <time> (the run was at 5 %)"``; the sweep's
     ``"worker lost: no heartbeat since <time>; 1,750 of 2,000 grid points done"``. Each row is updated only if
@@ -35,28 +36,30 @@ def simulations_reap(*, stale_seconds: float | None = None) -> dict[str, list[in
     """
     stale = settings.BARTER_HEARTBEAT_STALE_SECONDS if stale_seconds is None else stale_seconds
     cutoff = datetime.now(tz=UTC) - timedelta(seconds=stale)
-    dead = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    # Running work beats; so does work waiting in the embedded mode's background pool (pending, with a beat).
+    # Pending work without any beat waits in the broker's queue, which outlives a worker: it is left alone.
+    dead = Q(status=RunStatus.RUNNING) & (
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    ) | Q(status=RunStatus.PENDING, heartbeat_at__lt=cutoff)
     reaped: dict[str, list[int]] = {"simulations": [], "sweeps": []}
-    for simulation in Simulation.objects.filter(dead, status=RunStatus.RUNNING).only(
-        "id", "heartbeat_at", "progress_ratio"
-    ):
+    for simulation in Simulation.objects.filter(dead).only("id", "status", "heartbeat_at", "progress_ratio"):
         since = _since(simulation.heartbeat_at)
         message = f"worker lost: no heartbeat since {since} (the run was at {simulation.progress_ratio:.0%})"
         changed = Simulation.objects.filter(
-            pk=simulation.pk, status=RunStatus.RUNNING, heartbeat_at=simulation.heartbeat_at
+            pk=simulation.pk, status=simulation.status, heartbeat_at=simulation.heartbeat_at
         ).update(status=RunStatus.FAILED, error=message, progress_ratio=1.0)
         if changed:
             reaped["simulations"].append(simulation.pk)
     for sweep in (
-        Sweep.objects.filter(dead, status=RunStatus.RUNNING)
+        Sweep.objects.filter(dead)
         .annotate(done=Count("points"))
-        .only("id", "heartbeat_at", "total")
+        .only("id", "status", "heartbeat_at", "total")
     ):
         since = _since(sweep.heartbeat_at)
         done: int = sweep.done
         message = f"worker lost: no heartbeat since {since}; {done:,} of {sweep.total:,} grid points done"
         changed = Sweep.objects.filter(
-            pk=sweep.pk, status=RunStatus.RUNNING, heartbeat_at=sweep.heartbeat_at
+            pk=sweep.pk, status=sweep.status, heartbeat_at=sweep.heartbeat_at
         ).update(status=RunStatus.FAILED, error=message)
         if changed:
             reaped["sweeps"].append(sweep.pk)

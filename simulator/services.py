@@ -451,7 +451,11 @@ def simulation_start(
         # No broker: a background thread of this process, never this request (simulator.background).
         transaction.on_commit(
             lambda: background_submit(
-                lambda: simulation_run_queued(simulation_id=simulation.pk), what=f"simulation {simulation.pk}"
+                lambda: simulation_run_queued(simulation_id=simulation.pk),
+                what=f"simulation {simulation.pk}",
+                beat=lambda: Simulation.objects.filter(pk=simulation.pk).update(
+                    heartbeat_at=datetime.now(tz=UTC)
+                ),
             )
         )
         return simulation
@@ -729,7 +733,9 @@ def sweep_start(*, sweep: Sweep) -> None:
     if embedded():
         transaction.on_commit(
             lambda: background_submit(
-                lambda: sweep_run_in_process(sweep_id=sweep.pk, chunks=chunks), what=f"sweep {sweep.pk}"
+                lambda: sweep_run_in_process(sweep_id=sweep.pk, chunks=chunks),
+                what=f"sweep {sweep.pk}",
+                beat=lambda: Sweep.objects.filter(pk=sweep.pk).update(heartbeat_at=datetime.now(tz=UTC)),
             )
         )
         return

@@ -174,3 +174,43 @@ def test_without_a_broker_the_first_request_reaps_and_later_ones_wait_for_the_in
     logged_in.get("/simulator/runs/")  # within BARTER_REAPER_INTERVAL_SECONDS: not again
     later.refresh_from_db()
     assert later.status == RunStatus.RUNNING
+
+
+def test_work_waiting_in_a_dead_servers_background_pool_is_failed_but_work_queued_on_a_broker_is_not(
+    shipped_history, trader
+):
+    waiting = simulation_create(request=request_of(), created_by=trader)
+    queued = simulation_create(request=request_of(), created_by=trader)
+    last = _stale()
+    # Waiting in the embedded pool: the server's process beat for it (background_submit), then died.
+    Simulation.objects.filter(pk=waiting.pk).update(heartbeat_at=last)
+    # Queued on a broker: no beat until a worker starts it, and the queue outlives any worker.
+    Simulation.objects.filter(pk=queued.pk).update(created_at=last)
+
+    assert simulations_reap() == {"simulations": [waiting.pk], "sweeps": []}
+
+    waiting.refresh_from_db()
+    queued.refresh_from_db()
+    assert waiting.status == RunStatus.FAILED
+    assert waiting.error == f"worker lost: no heartbeat since {last.isoformat()} (the run was at 0%)"
+    assert queued.status == RunStatus.PENDING
+
+
+def test_the_background_pool_beats_for_its_work_until_it_ends(shipped_history, trader, settings):
+    from simulator.background import background_submit
+
+    settings.BARTER_SIMULATOR_BACKGROUND_THREADS = (
+        0  # in the caller, to see the beat before and the end after
+    )
+    simulation = simulation_create(request=request_of(), created_by=trader)
+    seen: list[Any] = []
+
+    def work() -> None:
+        seen.append(Simulation.objects.get(pk=simulation.pk).heartbeat_at)
+
+    background_submit(
+        work,
+        what="test",
+        beat=lambda: Simulation.objects.filter(pk=simulation.pk).update(heartbeat_at=datetime.now(tz=UTC)),
+    )
+    assert seen and seen[0] is not None  # it beat before the work began
