@@ -57,7 +57,8 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## worker: a Celery worker (needs REDIS_URL)
+## worker: a Celery worker (needs REDIS_URL) consuming both queues: the trading steps' ($BARTER_CELERY_QUEUE) and the
+## simulator's ($BARTER_CELERY_QUEUE-simulator); -Q one of them makes a dedicated worker (README)
 worker: $(VENV)/.runtime
 	$(VENV)/bin/celery -A barter_site worker --loglevel=INFO
 

@@ -13,6 +13,11 @@ from celery import Celery
 from barter_site.settings import select_settings_module
 
 app = Celery("barter")
+# The project's app is Celery's default in every thread, not only in the thread that imported it: otherwise the
+# first Celery call in another thread (a request thread of runserver or of gunicorn's threaded workers) makes
+# Celery's fallback app, which has no settings (no eager mode, no result backend), and sending fails there
+# ("Starting chords requires a result backend").
+app.set_default()
 
 
 @app.on_configure.connect

@@ -8,13 +8,14 @@ from datetime import date
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from barter_site.errors import ApplicationError
 from instruments.models import Instrument
 from instruments.sync import sync_data
-from positions.history import run_start
-from positions.locks import RunInProgressError
-from positions.models import HistoryKind, RunStatus, Step
+from positions.history import run_locked, run_start
+from positions.locks import RunInProgressError, run_lock_key, run_scope
+from positions.models import History, HistoryKind, RunStatus, Step
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,15 @@ RUN_LOCK_MAX_RETRIES = 12
 #: The first retry's wait and the longest one, seconds (the wait doubles each retry, with jitter).
 RUN_LOCK_RETRY_BASE_SECONDS = 1.0
 RUN_LOCK_RETRY_MAX_SECONDS = 60.0
+#: How many times one instrument's collect for a day may lose its worker (its run left ``interrupted`` or
+#: unfinished) before the next delivery gives up on it for the day, so that a task that kills its worker every
+#: time (out of memory, say) cannot hold the daily chain back for ever.
+COLLECT_LOST_MAX = 3
+
+#: Options of the idempotent step tasks: acknowledged when finished, and put back in the queue when the worker
+#: process running them dies, so another process runs them again (settings: CELERY_TASK_ACKS_LATE,
+#: BARTER_CELERY_VISIBILITY_TIMEOUT_SECONDS).
+REDELIVERED_WHEN_LOST: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
 
 
 def run_lock_countdown_seconds(retries: int) -> float:
@@ -54,7 +64,7 @@ def retry_when_locked(task: Task, exc: RunInProgressError) -> Exception:
     return task.retry(exc=exc, countdown=countdown, max_retries=RUN_LOCK_MAX_RETRIES)
 
 
-@shared_task(name="instruments.sync_data", bind=True)
+@shared_task(name="instruments.sync_data", bind=True, **REDELIVERED_WHEN_LOST)
 def sync_data_task(
     self: Task, as_of: str | None = None, instruments: list[str] | None = None
 ) -> dict[str, Any]:
@@ -72,7 +82,12 @@ def sync_data_task(
         raise retry_when_locked(self, exc) from exc
 
 
-@shared_task(name="instruments.sync_instrument", bind=True)
+@shared_task(
+    name="instruments.sync_instrument",
+    bind=True,
+    time_limit=settings.BARTER_COLLECT_TIME_LIMIT_SECONDS,
+    **REDELIVERED_WHEN_LOST,
+)
 def sync_instrument_task(self: Task, as_of: str, coingecko_id: str) -> dict[str, Any]:
     """Run the collect step for one instrument: one task of the daily cycle's fan-out (``trading.daily_cycle``).
 
@@ -84,6 +99,13 @@ def sync_instrument_task(self: Task, as_of: str, coingecko_id: str) -> dict[str,
     task is retried later (Celery's ``Retry``, which does not fail the chord), and only when the retries run
     out is it recorded as failed.
 
+    When the worker process running it dies (SIGKILL, out of memory), the task is put back in the queue and run
+    again (``reject_on_worker_lost``); the new run marks the lost one ``interrupted`` in ``History``. After
+    :data:`COLLECT_LOST_MAX` lost runs of this instrument and day it is not tried again: a failed collect run
+    says so, and the chain goes on to open and close. A run that outlives ``BARTER_COLLECT_TIME_LIMIT_SECONDS``
+    is killed; the chord then fails and :func:`trading.tasks.daily_cycle_rescue_task` records the lost collect
+    and runs open and close.
+
     Args:
         as_of: ISO date (``YYYY-MM-DD``) of the run; the days before it are collected.
         coingecko_id: the instrument's CoinGecko coin id.
@@ -92,6 +114,13 @@ def sync_instrument_task(self: Task, as_of: str, coingecko_id: str) -> dict[str,
         The collect summary of :func:`instruments.sync.sync_data`, with ``results`` holding this instrument only.
     """
     try:
+        lost = collect_runs_lost(as_of=date.fromisoformat(as_of), coingecko_id=coingecko_id)
+        if lost >= COLLECT_LOST_MAX:
+            return collect_lost_record(
+                as_of=date.fromisoformat(as_of),
+                coingecko_id=coingecko_id,
+                why=f"its worker was lost {lost} times (killed mid-run); it is not tried again for this day",
+            )
         return sync_data(as_of=date.fromisoformat(as_of), instruments=[coingecko_id])
     except RunInProgressError as exc:
         if self.request.retries < RUN_LOCK_MAX_RETRIES:
@@ -139,3 +168,78 @@ def _failed_collect(*, as_of: str, coingecko_id: str, message: str, error: Excep
             **summary,
             "errors": [{"instrument": coingecko_id, "message": message}],
         }
+
+
+def _collect_runs(*, as_of: date, coingecko_id: str) -> tuple[set[Any], dict[Any, str]]:
+    """The run ids of the one-instrument collect runs of ``coingecko_id`` for ``as_of``, and the status of each
+    finished one."""
+    key = run_lock_key(step=Step.COLLECT, as_of=as_of, scope=run_scope(instruments=[coingecko_id]))
+    started = set(
+        History.objects.filter(kind=HistoryKind.RUN_STARTED, payload__lock=key).values_list(
+            "run_id", flat=True
+        )
+    )
+    finished = dict(
+        History.objects.filter(kind=HistoryKind.RUN_FINISHED, run_id__in=started).values_list(
+            "run_id", "status"
+        )
+    )
+    return started, finished
+
+
+def collect_runs_lost(*, as_of: date, coingecko_id: str) -> int:
+    """How many collect runs of one instrument and day never finished or were finished as ``interrupted``."""
+    started, finished = _collect_runs(as_of=as_of, coingecko_id=coingecko_id)
+    return sum(
+        1 for run_id in started if finished.get(run_id, RunStatus.INTERRUPTED) == RunStatus.INTERRUPTED
+    )
+
+
+def collect_finished(*, as_of: date, coingecko_id: str) -> bool:
+    """True when a one-instrument collect run of ``coingecko_id`` for ``as_of`` finished (ok, partial, failed)."""
+    _, finished = _collect_runs(as_of=as_of, coingecko_id=coingecko_id)
+    return any(status != RunStatus.INTERRUPTED for status in finished.values())
+
+
+def collect_lost_record(*, as_of: date, coingecko_id: str, why: str) -> dict[str, Any]:
+    """Record, as a failed collect run of one instrument and day, that its collect was lost; return the summary.
+
+    The run takes the instrument's run lock, so the lost runs before it are finished as ``interrupted``.
+
+    Args:
+        as_of: the run's day.
+        coingecko_id: the instrument whose collect was lost.
+        why: what happened, for the message (``"its task failed: TimeLimitExceeded"``).
+
+    Raises:
+        RunInProgressError: a collect of that instrument and day is running now (it is not lost).
+    """
+    message = (
+        f"the collect of {coingecko_id} for {as_of.isoformat()} was lost: {why}; open and close run on the "
+        "stored candles, and the next collect fills the missing days"
+    )
+    with run_locked(
+        step=Step.COLLECT,
+        as_of=as_of,
+        scope=run_scope(instruments=[coingecko_id]),
+        params={"as_of": as_of.isoformat(), "instruments": [coingecko_id]},
+    ) as recorder:
+        recorder.event(
+            HistoryKind.ERROR,
+            instrument=Instrument.objects.filter(coingecko_id=coingecko_id).first(),
+            message=message,
+            payload={"error": "CollectLost", "retryable": True, "why": why},
+        )
+        summary: dict[str, Any] = {
+            "as_of": as_of.isoformat(),
+            "results": [
+                {
+                    "instrument": coingecko_id,
+                    "candles_added": 0,
+                    "candles_updated": 0,
+                    "days_missing": 0,
+                    "error": message,
+                }
+            ],
+        }
+        return recorder.finish(status=RunStatus.FAILED, summary=summary)

@@ -106,6 +106,21 @@ def run_lock(*, step: Step | str, as_of: date, scope: str = "all") -> Iterator[s
         release()
 
 
+@contextmanager
+def run_lock_try(key: str) -> Iterator[bool]:
+    """Try the run lock ``key`` (as stored in ``run_started``) without waiting; yield whether it was taken.
+
+    Taken, it is held for the ``with`` block: no run of that key can start meanwhile. Not taken, a live run holds
+    it. The reaper uses it to tell a dead run (its lock free) from a live one whose beats are late.
+    """
+    release = _acquire_postgres(key) if connection.vendor == "postgresql" else _acquire_file(key)
+    try:
+        yield release is not None
+    finally:
+        if release is not None:
+            release()
+
+
 def _in_progress(*, step: str, as_of: date, key: str) -> RunInProgressError:
     try:
         running = runs_unfinished(key=key)

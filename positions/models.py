@@ -103,6 +103,27 @@ class History(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.step} {self.kind} {self.status}".rstrip()
 
 
+class RunHeartbeat(models.Model):
+    """The pulse of a run in progress: written at its ``run_started``, beaten while it works, deleted when its
+    ``run_finished`` row is appended. ``History`` is append-only, so the beats live here.
+
+    A row whose ``beat_at`` is older than ``BARTER_HEARTBEAT_STALE_SECONDS`` belongs to a run whose process died
+    (its beats come from a thread of that process); the reaper (:func:`positions.history.runs_reap`) appends that
+    run's ``run_finished`` row with status ``interrupted`` and deletes this one.
+    """
+
+    run_id = models.UUIDField(unique=True, help_text="The run (History.run_id).")
+    step = models.CharField(max_length=16, choices=Step.choices)
+    lock = models.CharField(max_length=300, blank=True, help_text="The run lock key, when the run holds one.")
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(db_index=True, help_text="The last beat (aware UTC).")
+    pid = models.PositiveIntegerField(help_text="The process running it.")
+    host = models.CharField(max_length=255, blank=True, help_text="The machine running it.")
+
+    def __str__(self) -> str:
+        return f"{self.step} run {self.run_id} beat {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+
 class PositionQuerySet(models.QuerySet["Position"]):
     """Filters over positions."""
 

@@ -73,6 +73,12 @@ class Simulation(models.Model):
     trades = models.JSONField(default=list, blank=True)
     equity_curve = models.JSONField(default=dict, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True, help_text="Engine and saving, seconds.")
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The last beat of the process running it; a running run without one for "
+        "BARTER_HEARTBEAT_STALE_SECONDS lost its worker and is failed by the reaper.",
+    )
     sweep = models.ForeignKey(
         "Sweep", null=True, blank=True, on_delete=models.CASCADE, related_name="simulations"
     )
@@ -104,6 +110,10 @@ class Simulation(models.Model):
         return self.status in (RunStatus.DONE, RunStatus.FAILED)
 
 
+#: The statuses in which a simulation or sweep is over: its page stops polling.
+FINISHED_STATUSES = (RunStatus.DONE, RunStatus.FAILED)
+
+
 class Sweep(models.Model):
     """A grid of criteria values, each run over the same instruments, dates and cash.
 
@@ -127,6 +137,11 @@ class Sweep(models.Model):
     total = models.PositiveIntegerField(default=0, help_text="Number of grid points.")
     error = models.TextField(blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The last beat of a process running one of its chunks (see Simulation.heartbeat_at).",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -137,6 +152,11 @@ class Sweep(models.Model):
 
     def __str__(self) -> str:
         return self.name or f"sweep {self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the sweep is done or failed."""
+        return self.status in FINISHED_STATUSES
 
 
 class SweepPoint(models.Model):

@@ -16,6 +16,7 @@ import copy
 import csv
 import io
 import itertools
+import logging
 import math
 import re
 import time
@@ -33,6 +34,7 @@ from django.db import transaction
 from django.db.models import Max, Min
 
 from barter_site.errors import ApplicationError
+from barter_site.heartbeat import Heartbeat
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from trading.engine.backtest import BacktestResult, backtest
@@ -41,6 +43,8 @@ from trading.engine.statistics import STATISTICS_KEYS, drawdown_curve
 from trading.engine.types import CandleArrays
 from trading.models import Strategy
 from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
+
+logger = logging.getLogger(__name__)
 
 #: At most this many instruments in one run.
 MAX_INSTRUMENTS = 20
@@ -343,7 +347,40 @@ def simulation_run(*, simulation: Simulation, progress: Callable[[float], None] 
         return simulation
     report = progress or (lambda ratio: None)
     began = time.perf_counter()
-    Simulation.objects.filter(pk=simulation.pk).update(status=RunStatus.RUNNING, progress_ratio=0.05)
+    Simulation.objects.filter(pk=simulation.pk).update(
+        status=RunStatus.RUNNING, progress_ratio=0.05, heartbeat_at=datetime.now(tz=UTC)
+    )
+    beats = Heartbeat(
+        lambda: Simulation.objects.filter(pk=simulation.pk).update(heartbeat_at=datetime.now(tz=UTC)),
+        name=f"simulation {simulation.pk}",
+    )
+    try:
+        with beats:
+            _simulation_compute(simulation, report)
+    except Exception as exc:
+        # Anything else (a bug, the database for a moment): the run is failed with the error, never left running.
+        logger.exception("simulation %s failed", simulation.pk)
+        simulation.status = RunStatus.FAILED
+        simulation.error = f"internal error {type(exc).__name__}: {exc}"
+    simulation.progress_ratio = 1.0
+    simulation.duration_seconds = time.perf_counter() - began
+    simulation.save(
+        update_fields=[
+            "statistics",
+            "trades",
+            "equity_curve",
+            "status",
+            "error",
+            "progress_ratio",
+            "duration_seconds",
+        ]
+    )
+    report(1.0)
+    return simulation
+
+
+def _simulation_compute(simulation: Simulation, report: Callable[[float], None]) -> None:
+    """Run the engine for ``simulation`` and set its results (status ``done``) or its input error (``failed``)."""
     try:
         instruments = list(simulation.instruments.order_by("symbol", "pk"))
         candles = _load_candles(instruments, simulation.end)
@@ -360,21 +397,21 @@ def simulation_run(*, simulation: Simulation, progress: Callable[[float], None] 
     except (ValueError, OverflowError, CriteriaError) as exc:
         simulation.status = RunStatus.FAILED
         simulation.error = f"{type(exc).__name__}: {exc}"
-    simulation.progress_ratio = 1.0
-    simulation.duration_seconds = time.perf_counter() - began
-    simulation.save(
-        update_fields=[
-            "statistics",
-            "trades",
-            "equity_curve",
-            "status",
-            "error",
-            "progress_ratio",
-            "duration_seconds",
-        ]
-    )
-    report(1.0)
-    return simulation
+
+
+def simulation_run_queued(*, simulation_id: int) -> str:
+    """Run a queued simulation by id, storing its progress as it goes; return its final status.
+
+    What the Celery task ``simulator.run_simulation`` and the embedded background thread both call.
+    """
+    simulation = Simulation.objects.get(pk=simulation_id)
+
+    def progress(ratio: float) -> None:
+        Simulation.objects.filter(pk=simulation_id).update(
+            progress_ratio=min(max(ratio, 0.0), 1.0), heartbeat_at=datetime.now(tz=UTC)
+        )
+
+    return str(simulation_run(simulation=simulation, progress=progress).status)
 
 
 def simulation_candle_count(request: SimulationRequest) -> int:
@@ -394,8 +431,9 @@ def simulation_start(
     source_strategy: Strategy | None = None,
 ) -> Simulation:
     """Save a simulation and run it: in this request when it reads at most ``BARTER_SIMULATOR_INLINE_CANDLES``
-    candles (about a second of work at most), else as the Celery task ``simulator.run_simulation`` (in-process
-    when no broker is configured), whose progress the result page polls.
+    candles (about a second of work at most), else as the Celery task ``simulator.run_simulation`` on the
+    simulator's queue, or without a broker in a background thread of this process (:mod:`simulator.background`);
+    the result page polls its progress either way.
 
     Raises:
         TaskQueueUnavailableError: the run had to be queued and the broker did not answer (once the current
@@ -406,7 +444,21 @@ def simulation_start(
     )
     if simulation_candle_count(request) <= settings.BARTER_SIMULATOR_INLINE_CANDLES:
         return simulation_run(simulation=simulation)
+    from simulator.background import background_submit, embedded
     from simulator.tasks import run_simulation_task
+
+    if embedded():
+        # No broker: a background thread of this process, never this request (simulator.background).
+        transaction.on_commit(
+            lambda: background_submit(
+                lambda: simulation_run_queued(simulation_id=simulation.pk),
+                what=f"simulation {simulation.pk}",
+                beat=lambda: Simulation.objects.filter(pk=simulation.pk).update(
+                    heartbeat_at=datetime.now(tz=UTC)
+                ),
+            )
+        )
+        return simulation
 
     def send() -> None:
         try:
@@ -663,8 +715,10 @@ def sweep_chunks(total: int, workers: int) -> list[tuple[int, int]]:
 
 
 def sweep_start(*, sweep: Sweep) -> None:
-    """Fan the sweep's grid out as a Celery group of chunks over the workers (in-process without a broker),
-    then mark it done (``simulator.sweep_finish``).
+    """Start a saved sweep once the current transaction commits: its grid fanned out as a Celery chord of chunks
+    on the simulator's queue (``simulator.sweep_chunk``, then ``simulator.sweep_finish``); without a broker,
+    every chunk in turn in a background thread of this process (:mod:`simulator.background`), never in the
+    request. The sweep stays ``pending`` until a chunk starts (then ``running``, with a heartbeat).
 
     Raises:
         TaskQueueUnavailableError: the broker did not answer (once the current transaction commits; at once
@@ -672,17 +726,26 @@ def sweep_start(*, sweep: Sweep) -> None:
     """
     from celery import chord
 
+    from simulator.background import background_submit, embedded
     from simulator.tasks import sweep_chunk_task, sweep_finish_task
 
-    Sweep.objects.filter(pk=sweep.pk).update(status=RunStatus.RUNNING)
     chunks = sweep_chunks(sweep.total, settings.BARTER_SIMULATOR_SWEEP_WORKERS)
+    if embedded():
+        transaction.on_commit(
+            lambda: background_submit(
+                lambda: sweep_run_in_process(sweep_id=sweep.pk, chunks=chunks),
+                what=f"sweep {sweep.pk}",
+                beat=lambda: Sweep.objects.filter(pk=sweep.pk).update(heartbeat_at=datetime.now(tz=UTC)),
+            )
+        )
+        return
     header = [sweep_chunk_task.si(sweep.pk, first, stop) for first, stop in chunks]
 
     def send() -> None:
         try:
             task_send(lambda: chord(header)(sweep_finish_task.si(sweep.pk)), what=f"sweep {sweep.pk}")
         except TaskQueueUnavailableError as exc:
-            Sweep.objects.filter(pk=sweep.pk, status=RunStatus.RUNNING).update(
+            Sweep.objects.filter(pk=sweep.pk, status__in=[RunStatus.PENDING, RunStatus.RUNNING]).update(
                 status=RunStatus.FAILED, error=exc.message
             )
             raise
@@ -690,11 +753,53 @@ def sweep_start(*, sweep: Sweep) -> None:
     transaction.on_commit(send)
 
 
+def sweep_run_in_process(*, sweep_id: int, chunks: Sequence[tuple[int, int]]) -> Sweep:
+    """Run every chunk of a sweep in turn in this thread, then finish it (the embedded mode's sweep).
+
+    Each chunk goes through :func:`sweep_chunk_run_guarded`, so an unexpected error fails the sweep with its
+    message instead of leaving it running.
+    """
+    began = time.perf_counter()
+    for first, stop in chunks:
+        sweep_chunk_run_guarded(sweep_id=sweep_id, first=first, stop=stop)
+    return sweep_finish(sweep_id=sweep_id, duration_seconds=time.perf_counter() - began)
+
+
+def sweep_chunk_run_guarded(*, sweep_id: int, first: int, stop: int) -> int:
+    """:func:`sweep_chunk_run`, with the sweep marked ``failed`` (with the error) when it raises anything.
+
+    Returns:
+        How many points were new (0 when it failed).
+    """
+    try:
+        return sweep_chunk_run(sweep_id=sweep_id, first=first, stop=stop)
+    except Exception as exc:
+        logger.exception("sweep %s chunk %s..%s failed", sweep_id, first, stop)
+        # The first error is kept (chunks run in parallel); sweep_finish adds how many points are missing.
+        Sweep.objects.filter(pk=sweep_id).exclude(status__in=[RunStatus.DONE, RunStatus.FAILED]).update(
+            status=RunStatus.FAILED,
+            error=f"grid points {first}..{stop - 1} failed: internal error {type(exc).__name__}: {exc}",
+        )
+        return 0
+
+
 def sweep_chunk_run(*, sweep_id: int, first: int, stop: int) -> int:
     """Run grid points ``first`` .. ``stop - 1`` of a sweep and save their statistics; return how many were new.
 
-    The candles are read once for the chunk. Points already saved (a retried chunk) are skipped.
+    The candles are read once for the chunk. Points already saved (a retried chunk) are skipped. The sweep is
+    ``running`` from its first chunk on, and beats (``heartbeat_at``) while a chunk runs.
     """
+    now = datetime.now(tz=UTC)
+    Sweep.objects.filter(pk=sweep_id, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
+    Sweep.objects.filter(pk=sweep_id).update(heartbeat_at=now)
+    with Heartbeat(
+        lambda: Sweep.objects.filter(pk=sweep_id).update(heartbeat_at=datetime.now(tz=UTC)),
+        name=f"sweep {sweep_id} chunk {first}..{stop - 1}",
+    ):
+        return _sweep_chunk_compute(sweep_id=sweep_id, first=first, stop=stop)
+
+
+def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
     sweep = Sweep.objects.get(pk=sweep_id)
     done = set(
         SweepPoint.objects.filter(sweep=sweep, index__gte=first, index__lt=stop).values_list(
@@ -729,13 +834,18 @@ def sweep_chunk_run(*, sweep_id: int, first: int, stop: int) -> int:
 
 
 def sweep_finish(*, sweep_id: int, duration_seconds: float | None = None) -> Sweep:
-    """Mark a sweep done once all its points are saved (failed when some are missing)."""
+    """Mark a sweep done once all its points are saved (failed when some are missing). A sweep already failed
+    (a chunk's error, the reaper) keeps its error, with the missing points added."""
     sweep = Sweep.objects.get(pk=sweep_id)
     saved = sweep.points.count()
-    sweep.status = RunStatus.DONE if saved == sweep.total else RunStatus.FAILED
-    sweep.error = (
+    missing = (
         "" if saved == sweep.total else f"{sweep.total - saved} of {sweep.total} grid points are missing"
     )
+    if sweep.status == RunStatus.FAILED and sweep.error:
+        sweep.error = f"{sweep.error}; {missing}" if missing and missing not in sweep.error else sweep.error
+    else:
+        sweep.status = RunStatus.DONE if not missing else RunStatus.FAILED
+        sweep.error = missing
     if duration_seconds is not None:
         sweep.duration_seconds = duration_seconds
     elif sweep.created_at:

@@ -1,31 +1,42 @@
-"""Celery tasks of the simulator: thin wrappers over :mod:`simulator.services`, with primitive arguments."""
+"""Celery tasks of the simulator: thin wrappers over :mod:`simulator.services`, with primitive arguments.
+
+``simulator.run_simulation``, ``simulator.sweep_chunk`` and ``simulator.sweep_finish`` go to the simulator's
+own queue (``CELERY_TASK_ROUTES``), so trading steps never wait behind them. They are acknowledged late but not
+redelivered when their worker dies (a run that killed its worker, out of memory say, would kill the next one
+too): the reaper (``simulator.reap``, on the default queue) fails them instead, from their stopped heartbeat.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from simulator.models import Simulation
-from simulator.services import simulation_run, sweep_chunk_run, sweep_finish
+from simulator.reaper import simulations_reap
+from simulator.services import simulation_run_queued, sweep_chunk_run_guarded, sweep_finish
 
 
 @shared_task(name="simulator.run_simulation")
 def run_simulation_task(simulation_id: int) -> str:
-    """Run a saved simulation (:func:`simulator.services.simulation_run`); store its progress as it goes."""
-    simulation = Simulation.objects.get(pk=simulation_id)
+    """Run a saved simulation (:func:`simulator.services.simulation_run_queued`); store its progress as it goes.
 
-    def progress(ratio: float) -> None:
-        Simulation.objects.filter(pk=simulation_id).update(progress_ratio=min(max(ratio, 0.0), 1.0))
-
-    return str(simulation_run(simulation=simulation, progress=progress).status)
+    Every error is caught and stored on the simulation (status ``failed``), so the task itself succeeds.
+    """
+    return simulation_run_queued(simulation_id=simulation_id)
 
 
 @shared_task(name="simulator.sweep_chunk")
 def sweep_chunk_task(sweep_id: int, first: int, stop: int) -> int:
-    """Run grid points ``first`` .. ``stop - 1`` of a sweep (:func:`simulator.services.sweep_chunk_run`)."""
-    return sweep_chunk_run(sweep_id=sweep_id, first=first, stop=stop)
+    """Run grid points ``first`` .. ``stop - 1`` of a sweep (:func:`simulator.services.sweep_chunk_run_guarded`:
+    an unexpected error fails the sweep with its message and the chord still reaches ``sweep_finish``)."""
+    return sweep_chunk_run_guarded(sweep_id=sweep_id, first=first, stop=stop)
 
 
 @shared_task(name="simulator.sweep_finish")
 def sweep_finish_task(sweep_id: int) -> str:
     """Mark a sweep done once its chunks have run (:func:`simulator.services.sweep_finish`)."""
     return str(sweep_finish(sweep_id=sweep_id).status)
+
+
+@shared_task(name="simulator.reap")
+def reap_task() -> dict[str, list[int]]:
+    """Fail the simulations and sweeps whose worker died (:func:`simulator.reaper.simulations_reap`)."""
+    return simulations_reap()

@@ -462,7 +462,7 @@ def _sweep(request: HttpRequest, pk: int) -> Sweep:
 
 
 def _sweep_page_context(sweep: Sweep) -> dict[str, Any]:
-    finished = sweep.status in (RunStatus.DONE, RunStatus.FAILED)
+    finished = sweep.is_finished
     return {
         "sweep": sweep,
         "done": sweep.points.count(),
@@ -489,7 +489,7 @@ def sweep_progress(request: HttpRequest, pk: int) -> HttpResponse:
     sweep = get_object_or_404(sweeps_for(request.user), pk=pk)
     context = {"sweep": sweep, "done": sweep.points.count()}
     response = render(request, "simulator/_sweep_progress.html", context)
-    if sweep.status in (RunStatus.DONE, RunStatus.FAILED):
+    if sweep.is_finished:
         response["HX-Refresh"] = "true"
     return response
 

@@ -200,6 +200,50 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": _SEND_RETRY_POLICY}
 # The queue workers consume and tasks go to; give deployments that share one Redis different names.
 CELERY_TASK_DEFAULT_QUEUE = env.str("BARTER_CELERY_QUEUE", default="celery")
 
+# --- Lost tasks, heartbeats and the simulator's own queue (issue 11: "the chain survives a lost task", "nothing
+# hangs"). The trading steps stay on CELERY_TASK_DEFAULT_QUEUE; the simulator's work (queued simulations, sweep
+# chunks) goes to "<queue>-simulator", routed here and nowhere else, so a close step never waits behind a sweep.
+# A worker started without -Q (`make worker`) consumes both queues; `-Q <queue>` makes a trading-only worker and
+# `-Q <queue>-simulator` a simulator-only one (README, "Self-hosted with Celery beat").
+BARTER_CELERY_SIMULATOR_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-simulator"
+CELERY_TASK_QUEUES = {
+    name: {"exchange": name, "routing_key": name}
+    for name in (CELERY_TASK_DEFAULT_QUEUE, BARTER_CELERY_SIMULATOR_QUEUE)
+}
+CELERY_TASK_ROUTES = {
+    name: {"queue": BARTER_CELERY_SIMULATOR_QUEUE}
+    for name in ("simulator.run_simulation", "simulator.sweep_chunk", "simulator.sweep_finish")
+}
+# A task is acknowledged when it has finished (CELERY_TASK_ACKS_LATE above), and the idempotent trading tasks set
+# reject_on_worker_lost: when the worker process running one dies (SIGKILL, out of memory), the message goes back
+# to the queue and another process runs it again. Redis holds a message a worker took but never acknowledged (the
+# whole worker gone, not only a child) for the visibility timeout, then gives it to another worker: 30 minutes is
+# longer than any task runs (a collect that waits on CoinGecko's rate limit takes minutes; retry countdowns are at
+# most a minute), so a slow task is not run twice at once, and a lost machine's work still comes back the same day.
+# With prefetch 1 (CELERY_WORKER_PREFETCH_MULTIPLIER) a worker holds at most one unstarted message per process, so
+# little waits on a worker that dies.
+BARTER_CELERY_VISIBILITY_TIMEOUT_SECONDS = env.int("BARTER_CELERY_VISIBILITY_TIMEOUT_SECONDS", default=1800)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,
+    "visibility_timeout": BARTER_CELERY_VISIBILITY_TIMEOUT_SECONDS,
+}
+# One instrument's collect task is killed past this many seconds (Celery's hard time limit; keep it below the
+# visibility timeout): the daily chain then records that collect as lost and still runs open and close.
+BARTER_COLLECT_TIME_LIMIT_SECONDS = env.int("BARTER_COLLECT_TIME_LIMIT_SECONDS", default=1200)
+# Every run (History), simulation and sweep beats while it works, every BARTER_HEARTBEAT_SECONDS; the reaper marks
+# one whose last beat is older than BARTER_HEARTBEAT_STALE_SECONDS as interrupted (runs) or failed (simulations,
+# sweeps): its worker died. Beat runs the reaper every BARTER_REAPER_INTERVAL_SECONDS; without a broker (the
+# embedded mode) a request runs it at most that often (the first request after start-up does).
+BARTER_HEARTBEAT_SECONDS = env.float("BARTER_HEARTBEAT_SECONDS", default=30.0)
+BARTER_HEARTBEAT_STALE_SECONDS = env.float("BARTER_HEARTBEAT_STALE_SECONDS", default=300.0)
+BARTER_REAPER_INTERVAL_SECONDS = env.float("BARTER_REAPER_INTERVAL_SECONDS", default=120.0)
+# The embedded mode's request-time reaper (barter_site.heartbeat.reap_on_request_when_due); the tests turn it off
+# where they count queries.
+BARTER_REAPER_ON_REQUEST = True
+# Without a broker, sweeps and simulations too large to answer inline run in this many background threads of the
+# server process (never in the request); 0 runs them in the caller (the test settings do, to stay synchronous).
+BARTER_SIMULATOR_BACKGROUND_THREADS = env.int("BARTER_SIMULATOR_BACKGROUND_THREADS", default=2)
+
 
 def _cron_schedule(name: str, default: str) -> crontab:
     """Return the 5-field cron expression of environment variable ``name`` as a Celery crontab (UTC)."""
@@ -230,6 +274,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "trading.daily_cycle",
         "schedule": _cron_schedule("BARTER_DAILY_CYCLE_CRON", "40 0 * * *"),
     },
+    # The reapers (issue 11, "nothing hangs"): runs, simulations and sweeps whose worker died are finished.
+    "reap-runs": {"task": "positions.reap_runs", "schedule": BARTER_REAPER_INTERVAL_SECONDS},
+    "reap-simulations": {"task": "simulator.reap", "schedule": BARTER_REAPER_INTERVAL_SECONDS},
 }
 
 # CoinGecko: the plan picks the host and the header the key travels in (never a query parameter).

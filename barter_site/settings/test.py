@@ -21,3 +21,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"user": "100000/min", "anon": "100000/min"},
 }
 BARTER_LOGIN_FAILURES_MAX = 5
+# Simulator work that would go to a background thread without a broker runs in the caller, so a test sees it done
+# (tests/simulator/test_background.py runs a real server with the threads).
+BARTER_SIMULATOR_BACKGROUND_THREADS = 0
+# The reaper that runs on a request without a broker would add queries to tests that count them.
+BARTER_REAPER_ON_REQUEST = False

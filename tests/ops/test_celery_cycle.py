@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -39,7 +40,7 @@ from instruments import tasks as instrument_tasks
 from instruments.models import Instrument, InstrumentOHLC
 from positions.models import History, HistoryKind, Position
 from tests.fakes.clock import clock_command
-from tests.fakes.coingecko import RECORDINGS, json_reply
+from tests.fakes.coingecko import RECORDINGS, Reply, json_reply
 from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy
 from trading.tasks import daily_cycle_signature, daily_cycle_task
@@ -230,20 +231,34 @@ class Worker:
             pytest.fail(f"task {task_id} did not finish within {CHAIN_TIMEOUT_SECONDS} s:\n{self.tail()}")
 
 
-@pytest.fixture
-def worker(fake_coingecko, transactional_db, settings, tmp_path) -> Iterator[Worker]:
-    """``celery -A barter_site worker --concurrency 2`` on the test database, Redis and fake CoinGecko.
+@contextmanager
+def worker_running(
+    *,
+    fake_base_url: str,
+    redis_url: str,
+    log: Path,
+    concurrency: int = 2,
+    queues: str = "",
+    env: dict[str, str] | None = None,
+) -> Iterator[Worker]:
+    """``celery -A barter_site worker`` on the test database, Redis and fake CoinGecko, until the block ends.
 
-    Depends on ``transactional_db`` so that it is stopped before the tables are flushed.
+    Args:
+        fake_base_url: the fake CoinGecko's base URL.
+        redis_url: the test's Redis.
+        log: where the worker's output goes.
+        concurrency: pool processes.
+        queues: ``-Q`` (the test's own queue when empty; ``"{queue}"`` in it is replaced by that name).
+        env: variables added to the worker's environment.
     """
     queue = f"barter-test-{uuid.uuid4().hex[:12]}"
-    env = {
+    environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "barter_site.settings.local",
         "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_URL": redis_url,
         "BARTER_CELERY_QUEUE": queue,
-        "COINGECKO_BASE_URL": fake_coingecko.base_url,
+        "COINGECKO_BASE_URL": fake_base_url,
         "COINGECKO_API_KEY": "test-demo-key-not-real",
         "COINGECKO_API_PLAN": "demo",
         "COINGECKO_TIMEOUT_SECONDS": "5",
@@ -252,17 +267,26 @@ def worker(fake_coingecko, transactional_db, settings, tmp_path) -> Iterator[Wor
         "BARTER_BACKFILL_DAYS": "30",
         "DJANGO_DEBUG": "False",
         "PYTHONPATH": str(REPO),
+        **(env or {}),
     }
-    log = tmp_path / "worker.log"
+    # The worker's clock is on the recorded day: live steps act only for today (trading.services.step_day_validate).
     command = clock_command(AS_OF_NOW, "-m", "celery", "-A", "barter_site", "worker", "--loglevel=INFO")
-    command += ["--concurrency=2", "-Q", queue, "-n", f"{queue}@%h"]
-    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    command += [f"--concurrency={concurrency}", "-Q", (queues or "{queue}").format(queue=queue)]
+    command += ["-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
-            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=REPO, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     running = Worker(process=process, queue=queue, log=log)
-    app.conf.update(broker_url=settings.REDIS_URL, result_backend=settings.REDIS_URL, task_always_eager=False)
+    app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
+    # Sends from the test go where the worker's own settings route them.
+    app.conf.update(
+        task_default_queue=queue,
+        task_routes={
+            name: {"queue": f"{queue}-simulator"}
+            for name in ("simulator.run_simulation", "simulator.sweep_chunk", "simulator.sweep_finish")
+        },
+    )
     try:
         running.wait_ready()
         yield running
@@ -275,9 +299,42 @@ def worker(fake_coingecko, transactional_db, settings, tmp_path) -> Iterator[Wor
             os.killpg(process.pid, signal.SIGKILL)  # the worker and its pool children (its own session)
             process.wait(timeout=10)
         # The queue's list and kombu's binding tables for it (names unique to this test).
-        broker = redis.Redis.from_url(settings.REDIS_URL)
+        broker = redis.Redis.from_url(redis_url)
         for key in list(broker.scan_iter(match=f"*{queue}*")):
             broker.delete(key)
+
+
+@pytest.fixture
+def worker(fake_coingecko, transactional_db, settings, tmp_path) -> Iterator[Worker]:
+    """``celery -A barter_site worker --concurrency 2`` on the test database, Redis and fake CoinGecko.
+
+    Depends on ``transactional_db`` so that it is stopped before the tables are flushed.
+    """
+    with worker_running(
+        fake_base_url=fake_coingecko.base_url, redis_url=settings.REDIS_URL, log=tmp_path / "worker.log"
+    ) as running:
+        yield running
+
+
+def pool_children(parent: int) -> list[int]:
+    """The pids of the processes whose parent is ``parent`` (the worker's pool processes)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == parent:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def wait_for(predicate: Any, what: str, worker: Worker, seconds: float = CHAIN_TIMEOUT_SECONDS) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {seconds} s:\n{worker.tail()}")
+        threading.Event().wait(0.05)  # not time.sleep: the fake_coingecko fixture stubs it
 
 
 @pytest.mark.redis
@@ -425,3 +482,153 @@ def test_the_chain_fans_out_over_active_instruments_with_the_day_fixed():
         (AS_OF,),
         True,
     )
+    # When the chord fails (a collect lost for good), its error callback records it and runs open and close.
+    (rescue,) = canvas.body.options["link_error"]
+    assert (rescue["task"], tuple(rescue["args"]), rescue["immutable"]) == (
+        "trading.daily_cycle_rescue",
+        (AS_OF,),
+        True,
+    )
+
+
+# --- a lost task (issue 11, item 6) ------------------------------------------------------------------------------
+
+ETHEREUM = "/coins/ethereum/market_chart/range"
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_sigkill_of_the_worker_child_mid_collect_redelivers_it_and_open_and_close_still_run(
+    fake_coingecko, transactional_db, settings, tmp_path
+):
+    w = world(fake_coingecko)
+    # Ethereum's first request is held for 4 s (under the client's 5 s timeout): the collect is then in the
+    # middle of its run, with its run_started written and its run lock held, when the test kills its process.
+    fake_coingecko.add(
+        ETHEREUM, Reply(body=json.dumps(MARKET_CHART).encode(), delay_seconds=4), json_reply(MARKET_CHART)
+    )
+    with worker_running(
+        fake_base_url=fake_coingecko.base_url,
+        redis_url=settings.REDIS_URL,
+        log=tmp_path / "worker.log",
+        concurrency=1,
+    ) as worker:
+        (child,) = pool_children(worker.process.pid)
+        started = daily_cycle_task.apply_async(args=[AS_OF], queue=worker.queue)
+        chain_id = worker.result(started.id)
+        wait_for(lambda: fake_coingecko.requests_to(ETHEREUM), "ethereum's collect", worker)
+        os.kill(child, signal.SIGKILL)
+        close_summary = worker.result(chain_id)  # the chain completes: the collect was run again
+
+    assert close_summary["step"] == "close" and close_summary["as_of"] == AS_OF
+    assert "WorkerLostError" in worker.log.read_text()  # the child really died mid-task
+    assert len(fake_coingecko.requests_to(ETHEREUM)) == 2
+    lost, again = _ethereum_runs()
+    # The redelivered run found the killed one unfinished, with its lock free, and finished it as interrupted.
+    assert lost.status == "interrupted" and lost.payload["found_by"] == again.payload["run_id"]
+    assert "was interrupted (it never finished and its lock was free)" in lost.message
+    assert again.status == "ok" and again.payload["results"][0]["candles_added"] == CANDLES_PER_COIN
+    assert InstrumentOHLC.objects.filter(instrument__coingecko_id="ethereum").count() == CANDLES_PER_COIN
+    (opened,) = runs("open")
+    (closed,) = runs("close")
+    assert run_started_at(opened["run_id"]) > run_finished_at(again.payload["run_id"])
+    assert lines_of(opened, "buyer") == [("bitcoin", "opened"), ("litecoin", "none")]
+    assert lines_of(closed, "seller") == [("bitcoin", "closed")]
+    w.held.refresh_from_db()
+    assert w.held.status == "closed"
+    print("\nSIGKILL of the worker child mid-collect: 1 fault; the collect ran again, open and close ran")
+
+
+def _ethereum_runs() -> tuple[History, History]:
+    """Ethereum's killed collect run and the run that redid it (run_finished rows)."""
+    rows = [
+        row
+        for row in History.objects.filter(step="collect", kind=HistoryKind.RUN_FINISHED).order_by(
+            "created_at"
+        )
+        if (row.payload.get("lock") or "").endswith(":ethereum")
+        or (row.payload.get("results") and row.payload["results"][0]["instrument"] == "ethereum")
+    ]
+    by_status = {row.status: row for row in rows}
+    assert len(rows) == 2, [(r.status, r.message) for r in rows]
+    return by_status["interrupted"], by_status["ok"]
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_collect_killed_past_its_time_limit_fails_the_chord_and_the_rescue_runs_open_and_close(
+    fake_coingecko, transactional_db, settings, tmp_path
+):
+    w = world(fake_coingecko)
+    # Ethereum's CoinGecko never answers within the collect's time limit (2 s), on any try.
+    fake_coingecko.add(ETHEREUM, Reply(body=json.dumps(MARKET_CHART).encode(), delay_seconds=20))
+    with worker_running(
+        fake_base_url=fake_coingecko.base_url,
+        redis_url=settings.REDIS_URL,
+        log=tmp_path / "worker.log",
+        concurrency=2,
+        env={"BARTER_COLLECT_TIME_LIMIT_SECONDS": "2", "COINGECKO_TIMEOUT_SECONDS": "30"},
+    ) as worker:
+        daily_cycle_task.apply_async(args=[AS_OF], queue=worker.queue)
+        wait_for(lambda: len(runs("close")) == 1, "the close step", worker)
+
+    lost = [
+        row
+        for row in History.objects.filter(kind=HistoryKind.ERROR)
+        if row.payload.get("error") == "CollectLost"
+    ]
+    assert len(lost) == 1 and lost[0].instrument.coingecko_id == "ethereum"
+    assert lost[0].message.startswith(f"the collect of ethereum for {AS_OF} was lost: ")
+    (opened,) = runs("open")
+    (closed,) = runs("close")
+    assert lines_of(opened, "buyer") == [("bitcoin", "opened"), ("litecoin", "none")]
+    assert lines_of(closed, "seller") == [("bitcoin", "closed")]
+    w.held.refresh_from_db()
+    assert w.held.status == "closed"
+    assert "its task failed (killed past its time limit, or its worker lost)" in lost[0].message
+    print(f"\ncollect past its time limit: {worker.log.read_text().count('TimeLimitExceeded')} time limit(s)")
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_a_collect_that_kills_its_worker_every_time_is_given_up_after_three_and_the_chain_goes_on(
+    fake_coingecko, transactional_db, settings, tmp_path
+):
+    w = world(fake_coingecko)
+    fake_coingecko.add(ETHEREUM, Reply(body=json.dumps(MARKET_CHART).encode(), delay_seconds=4))
+    with worker_running(
+        fake_base_url=fake_coingecko.base_url,
+        redis_url=settings.REDIS_URL,
+        log=tmp_path / "worker.log",
+        concurrency=1,
+    ) as worker:
+        started = daily_cycle_task.apply_async(args=[AS_OF], queue=worker.queue)
+        chain_id = worker.result(started.id)
+        for kill in range(1, 4):  # each delivery of ethereum's collect dies mid-request
+            wait_for(
+                lambda n=kill: len(fake_coingecko.requests_to(ETHEREUM)) == n, f"delivery {kill}", worker
+            )
+            (child,) = pool_children(worker.process.pid)
+            os.kill(child, signal.SIGKILL)
+        close_summary = worker.result(chain_id)
+
+    assert close_summary["step"] == "close"
+    assert len(fake_coingecko.requests_to(ETHEREUM)) == 3  # the fourth delivery did not try again
+    rows = [
+        row
+        for row in History.objects.filter(step="collect", kind=HistoryKind.RUN_FINISHED).order_by(
+            "created_at"
+        )
+        if (row.payload.get("lock") or "").endswith(":ethereum")
+        or (row.payload.get("results") and row.payload["results"][0]["instrument"] == "ethereum")
+    ]
+    assert [row.status for row in rows] == ["interrupted", "interrupted", "interrupted", "failed"]
+    assert (
+        "its worker was lost 3 times (killed mid-run); it is not tried again for this day"
+        in rows[-1].payload["results"][0]["error"]
+    )
+    (opened,) = runs("open")
+    assert lines_of(opened, "buyer") == [("bitcoin", "opened"), ("litecoin", "none")]
+    assert len(runs("close")) == 1
+    w.held.refresh_from_db()
+    assert w.held.status == "closed"

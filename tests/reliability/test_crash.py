@@ -28,10 +28,12 @@ import time_machine
 
 from instruments.models import Instrument, InstrumentOHLC
 from instruments.sync import sync_data
-from positions.models import History, HistoryKind, Position
+from positions.history import runs_reap
+from positions.models import History, HistoryKind, Position, RunHeartbeat
 from tests.fakes.clock import clock_command
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
+from tests.instruments.test_import_ohlc import DAILY_2020
 from tests.ops.test_celery_cycle import MARKET_CHART
 from tests.reliability.test_concurrency import api_token, gunicorn_server, post
 from tests.servers import database_url
@@ -284,3 +286,37 @@ def test_an_open_step_killed_mid_strategy_leaves_no_position_and_no_claim(fake_c
     assert StrategyStep.objects.filter(strategy=b, step="open", run_id=summary["run_id"]).count() == 1
     assert_marked_interrupted(broken, summary["run_id"], strategies_committed=["a"])
     print("\nSIGKILL open step: 1 fault, 2 strategies checked, b opened exactly once by the next run")
+
+
+def test_an_import_killed_mid_file_is_finished_as_interrupted_by_the_reaper(blocker, tmp_path):
+    # import_ohlc holds no run lock, so no next run closes it: the reaper does, from its stopped heartbeat.
+    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    blocker.execute(
+        "INSERT INTO instruments_instrumentohlc (instrument_id, timeframe, open_time, open, high, low, close, "
+        "source, created_at, updated_at) VALUES (%s, '1d', %s, 1, 1, 1, 1, 'test-blocker', now(), now())",
+        [bitcoin.pk, datetime(2020, 1, 1, tzinfo=UTC)],
+    )
+    process = command("http://127.0.0.1:9", "import_ohlc", str(DAILY_2020), "--instrument", "bitcoin")
+    pid = backend_waiting_on_a_lock(process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=WAIT_SECONDS)
+    blocker.rollback()
+    wait_backend_gone(pid)
+
+    broken = the_broken_run()
+    assert broken.step == "import"
+    beat = RunHeartbeat.objects.get(run_id=broken.run_id)
+    assert runs_reap() == []  # its last beat is recent: it could still be working
+    (summary,) = runs_reap(stale_seconds=0)
+
+    finished = History.objects.get(run_id=broken.run_id, kind=HistoryKind.RUN_FINISHED)
+    assert finished.status == "interrupted" and finished.payload == summary
+    assert summary["found_by"] == "reaper"
+    assert summary["reason"] == (
+        f"worker lost: no heartbeat since {beat.beat_at.isoformat()} (pid {beat.pid} on {beat.host})"
+    )
+    assert f"was interrupted (worker lost: no heartbeat since {beat.beat_at.isoformat()}" in finished.message
+    assert not RunHeartbeat.objects.exists()
+    assert runs_reap(stale_seconds=0) == []  # reaped once
+    assert not InstrumentOHLC.objects.filter(instrument=bitcoin).exists()
+    print("\nSIGKILL import_ohlc: 1 fault; the reaper finished the run as interrupted")
