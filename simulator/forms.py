@@ -36,6 +36,7 @@ from trading.engine.criteria import (
     TOP_LEVEL_DEFAULTS,
     VERSION,
 )
+from trading.engine.limits import MAX_DEPTH, json_depth
 from trading.engine.statistics import STATISTICS_KEYS
 
 GROUPS = ("entry", "exit")
@@ -618,19 +619,8 @@ def numeric_paths(document: Any) -> list[tuple[str, str]]:
 
 # The form --------------------------------------------------------------------------------------------------
 
-#: The deepest nesting of objects and lists a pasted criteria document may have (CRITERIA.md's needs about 6).
-MAX_JSON_DEPTH = 64
-
-
-def _depth(document: Any) -> int:
-    """How deeply objects and lists nest in ``document`` (without recursion, so any depth is safe)."""
-    deepest, stack = 0, [(document, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
+#: The deepest nesting of objects and lists a pasted criteria document may have: the engine's one limit.
+MAX_JSON_DEPTH = MAX_DEPTH
 
 
 def read_json(text: str) -> tuple[Any, str]:
@@ -646,7 +636,7 @@ def read_json(text: str) -> tuple[Any, str]:
         return None, f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
     except RecursionError:
         return None, f"nested more than {MAX_JSON_DEPTH} levels deep; simplify the criteria"
-    if _depth(document) > MAX_JSON_DEPTH:
+    if json_depth(document, stop_after=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         return None, f"nested more than {MAX_JSON_DEPTH} levels deep; simplify the criteria"
     return document, ""
 

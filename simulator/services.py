@@ -30,22 +30,27 @@ import numpy as np
 import redis.exceptions
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Min
+from django.db.models import Count, Max, Min
 
 from barter_site.errors import ApplicationError
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import CriteriaError, criteria_parse
+from trading.engine.limits import (
+    EARLIEST_DAY,
+    MAX_INSTRUMENTS,
+    MAX_SWEEP_CONDITION_POINTS,
+    MAX_SWEEP_POINTS,
+    condition_count,
+    periods_check,
+)
 from trading.engine.statistics import STATISTICS_KEYS, drawdown_curve
 from trading.engine.types import CandleArrays
 from trading.models import Strategy
 from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
 
-#: At most this many instruments in one run.
-MAX_INSTRUMENTS = 20
-#: At most this many grid points in one sweep.
-MAX_SWEEP_POINTS = 10_000
+# MAX_INSTRUMENTS and MAX_SWEEP_POINTS live with the other limits in trading.engine.limits.
 #: The largest starting cash accepted, quote currency (beyond it, float64 sums lose cents).
 MAX_STARTING_CASH = Decimal("1e12")
 
@@ -156,7 +161,10 @@ def simulation_request_check(
     Raises:
         SimulationInputError: with ``errors`` naming each bad field, e.g. ``{"end": ["must be on or after
             start (2024-01-31), was 2024-01-01"]}``; stored candles that do not cover the range are an error of
-            ``start`` or ``end`` that says which days are stored.
+            ``start`` or ``end`` that says which days are stored. Dates outside 2009-01-03 .. today (UTC) are an
+            error of their field; criteria beyond :mod:`trading.engine.limits`, or with a look-back period longer
+            than the daily candles an instrument has stored up to ``end``, an error of ``criteria`` that starts
+            with the path of the bad field.
     """
     errors: dict[str, list[str]] = {}
 
@@ -185,11 +193,17 @@ def simulation_request_check(
         if repeated:
             problem("instruments", f"two instruments share the symbol {', '.join(repeated)}; choose one")
 
-    if start is None:
-        problem("start", "required")
-    if end is None:
-        problem("end", "required")
-    if start is not None and end is not None and end < start:
+    today = datetime.now(tz=UTC).date()
+    for name, day in (("start", start), ("end", end)):
+        if day is None:
+            problem(name, "required")
+        elif not EARLIEST_DAY <= day <= today:
+            problem(
+                name,
+                f"must be between {EARLIEST_DAY.isoformat()} (the first Bitcoin block) and today "
+                f"({today.isoformat()}, UTC); was {day.isoformat()}",
+            )
+    if start is not None and end is not None and end < start and not ({"start", "end"} & errors.keys()):
         problem("end", f"must be on or after start ({start.isoformat()}); was {end.isoformat()}")
 
     cash: Decimal | None = None
@@ -202,14 +216,19 @@ def simulation_request_check(
     elif cash is not None and not (cash.is_finite() and Decimal(0) < cash <= MAX_STARTING_CASH):
         problem("starting_cash", f"must be > 0 and at most {MAX_STARTING_CASH:,.0f}; was {starting_cash}")
 
+    criteria_valid = True
     try:
         criteria_parse(criteria)
     except CriteriaError as exc:
+        criteria_valid = False
         for path, message in exc.errors:
             problem("criteria", f"{path}: {message}" if path else message)
 
-    if found and start is not None and end is not None and end >= start and "instruments" not in errors:
+    dates_valid = not ({"start", "end"} & errors.keys())
+    if found and start is not None and end is not None and dates_valid and "instruments" not in errors:
         _check_coverage(found, start, end, problem)
+        if criteria_valid and not errors:
+            _check_periods(found, end, criteria, problem)
     if errors:
         raise SimulationInputError(errors)
     assert start is not None and end is not None and cash is not None  # noqa: S101  # no errors above
@@ -240,6 +259,26 @@ def _check_coverage(
             )
         elif end < first:
             problem("end", f"{instrument.coingecko_id} has candles from {first.isoformat()} only; end later")
+
+
+def _check_periods(
+    instruments: list[Instrument], end: date, criteria: Any, problem: Callable[[str, str], None]
+) -> None:
+    """No look-back period may be longer than the daily candles an instrument has stored up to ``end``."""
+    counts = {
+        row["instrument"]: row["n"]
+        for row in InstrumentOHLC.objects.filter(
+            instrument__in=instruments,
+            timeframe=Timeframe.D1,
+            open_time__lt=_day_start(end) + timedelta(days=1),
+        )
+        .values("instrument")
+        .annotate(n=Count("id"))
+    }
+    fewest = min(instruments, key=lambda i: (counts.get(i.pk, 0), i.symbol))
+    where = f"{fewest.coingecko_id} up to {end.isoformat()}"
+    for path, message in periods_check(criteria, available=counts.get(fewest.pk, 0), where=where):
+        problem("criteria", f"{path}: {message}")
 
 
 def simulation_create(
@@ -567,6 +606,17 @@ def sweep_axes_check(criteria: dict[str, Any], axes: Any) -> list[dict[str, Any]
     total = math.prod(len(a["values"]) for a in checked)
     if total > MAX_SWEEP_POINTS:
         raise SimulationInputError({"axes": [f"at most {MAX_SWEEP_POINTS:,} grid points; was {total:,}"]})
+    comparisons = max(1, condition_count(criteria))
+    if total * comparisons > MAX_SWEEP_CONDITION_POINTS:
+        raise SimulationInputError(
+            {
+                "axes": [
+                    f"{total:,} grid points of criteria with {comparisons:,} comparisons are "
+                    f"{total * comparisons:,} evaluations; at most {MAX_SWEEP_CONDITION_POINTS:,}: sweep fewer "
+                    "values or simplify the criteria"
+                ]
+            }
+        )
     problems: list[str] = []
     for point in sweep_grid(checked):
         try:
