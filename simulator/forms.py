@@ -36,7 +36,7 @@ from trading.engine.criteria import (
     TOP_LEVEL_DEFAULTS,
     VERSION,
 )
-from trading.engine.limits import MAX_DEPTH, json_depth
+from trading.engine.limits import MAX_DEPTH, criteria_limits_check, json_depth
 from trading.engine.statistics import STATISTICS_KEYS
 
 GROUPS = ("entry", "exit")
@@ -153,7 +153,9 @@ def number_from_text(text: str | None) -> int | float | str | None:
     number = _decimal(text)
     if number is None:
         return text.strip()
-    return int(number) if number == number.to_integral_value() else float(number)
+    if number == number.to_integral_value() and ("e" not in text.lower() or abs(number) < 2**53):
+        return int(number)
+    return float(number)  # "1e308" stays a float: as an int of 309 digits the engine's message would puzzle
 
 
 def ratio_from_percent(text: str | None) -> float | str | None:
@@ -802,7 +804,8 @@ class SimulatorForm(forms.Form):
         if self.uses_json:
             document, problem = read_json(str(self._value("criteria_json")))
             if not problem:
-                return document
+                # A document over the limits is refused: listing its numbers would be megabytes of options.
+                return {} if criteria_limits_check(document) else document
         return self.builder.to_criteria()
 
 
