@@ -67,7 +67,7 @@ class JSONParser(parsers.JSONParser):
     ) -> Any:
         """Read at most ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes of ``stream`` and decode them as JSON."""
         context = dict(parser_context or {})
-        encoding = parsers.get_encoding(context)
+        encoding = parsers.get_encoding(context)  # type: ignore[attr-defined]  # DRF 3.16, not in its stubs
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         request = context.get("request")
         if request is not None and limit is not None:

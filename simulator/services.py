@@ -18,8 +18,10 @@ import io
 import itertools
 import math
 import re
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -118,6 +120,47 @@ def task_send(send: Callable[[], object], *, what: str) -> None:
             "try again when Redis is back",
             extra={"queue": "redis", "retryable": True},
         ) from exc
+
+
+class SimulatorBusyError(ApplicationError):
+    """Every inline simulation slot of this process is taken (``BARTER_SIMULATOR_INLINE_CONCURRENCY``): nothing
+    was run or saved; try again in a few seconds."""
+
+    http_status = 503
+    retryable = True
+    retry_after_seconds = 5
+
+
+_slots_guard = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+@contextmanager
+def inline_slot() -> Iterator[None]:
+    """Hold one of the ``BARTER_SIMULATOR_INLINE_CONCURRENCY`` slots of this process while a simulation runs
+    inside a web request, or refuse at once.
+
+    A gunicorn worker has a few threads (``gunicorn.conf.py``); were all of them simulating, ``/healthz`` and
+    every page would wait behind the simulations (fly's check gives up after 5 s), and each simulation adds its
+    memory to the worker's. The slots keep threads free and the worker's peak memory bounded; a request beyond
+    them gets a 503 with ``Retry-After`` instead of a wait.
+
+    Raises:
+        SimulatorBusyError: no slot is free.
+    """
+    size = max(1, int(settings.BARTER_SIMULATOR_INLINE_CONCURRENCY))
+    with _slots_guard:
+        slots = _slots.setdefault(size, threading.BoundedSemaphore(size))
+    if not slots.acquire(blocking=False):
+        raise SimulatorBusyError(
+            f"the simulator is running {size} simulation(s) in this process already, its limit "
+            "(BARTER_SIMULATOR_INLINE_CONCURRENCY); nothing was run: try again in a few seconds",
+            extra={"retryable": True},
+        )
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 @dataclass(frozen=True)
@@ -439,12 +482,18 @@ def simulation_start(
     Raises:
         TaskQueueUnavailableError: the run had to be queued and the broker did not answer (once the current
             transaction commits; at once outside one); the saved run is then ``failed`` with that message.
+        SimulatorBusyError: (HTTP 503, ``Retry-After``) every inline slot of this process is taken; nothing is
+            saved.
     """
+    if simulation_candle_count(request) <= settings.BARTER_SIMULATOR_INLINE_CANDLES:
+        with inline_slot():  # SimulatorBusyError before anything is saved
+            simulation = simulation_create(
+                request=request, created_by=created_by, name=name, source_strategy=source_strategy
+            )
+            return simulation_run(simulation=simulation)
     simulation = simulation_create(
         request=request, created_by=created_by, name=name, source_strategy=source_strategy
     )
-    if simulation_candle_count(request) <= settings.BARTER_SIMULATOR_INLINE_CANDLES:
-        return simulation_run(simulation=simulation)
     from simulator.tasks import run_simulation_task
 
     def send() -> None:

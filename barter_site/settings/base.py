@@ -299,3 +299,6 @@ LOGGING = {
 # without a broker); sweeps are split into about four chunks per worker.
 BARTER_SIMULATOR_INLINE_CANDLES = env.int("BARTER_SIMULATOR_INLINE_CANDLES", default=200_000)
 BARTER_SIMULATOR_SWEEP_WORKERS = env.int("BARTER_SIMULATOR_SWEEP_WORKERS", default=2)
+# Simulations run inside web requests at once per process (gunicorn worker); beyond, 503 with Retry-After, so
+# that threads stay free for /healthz and the pages, and a worker's memory stays bounded (docs/reliability.md).
+BARTER_SIMULATOR_INLINE_CONCURRENCY = env.int("BARTER_SIMULATOR_INLINE_CONCURRENCY", default=2)

@@ -22,7 +22,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from simulator.models import RunStatus, Simulation, Sweep
-from simulator.services import SimulationInputError, simulation_request_check, sweep_create
+from simulator.services import SimulationInputError, inline_slot, simulation_request_check, sweep_create
 from tests.simulator.test_views import errors_for, form_data
 from tests.trading.factories import sma_cross_criteria
 from tests.trading.test_limits import many_conditions, nested
@@ -425,3 +425,25 @@ def test_no_run_is_left_running_by_any_refused_request(shipped_history, api, log
 
     assert not Simulation.objects.filter(status__in=[RunStatus.RUNNING, RunStatus.PENDING]).exists()
     assert_nothing_saved()
+
+
+# Inline slots: simulations inside web requests are bounded per process --------------------------------------
+
+
+def test_a_simulation_beyond_the_inline_slots_is_503_with_retry_after_and_saves_nothing(
+    shipped_history, api, logged_in, settings
+):
+    settings.BARTER_SIMULATOR_INLINE_CONCURRENCY = 1
+
+    with inline_slot():  # another request of this process is simulating
+        response = api.post("/api/simulations/", BODY, format="json")
+        page = logged_in.post("/simulator/", form_data(), HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["error"] == "SimulatorBusyError"
+    assert "BARTER_SIMULATOR_INLINE_CONCURRENCY" in response.json()["message"]
+    assert page.status_code == 200
+    assert errors_for(page.content.decode(), "form")[0].startswith("the simulator is running 1 simulation(s)")
+    assert_nothing_saved()
+    assert api.post("/api/simulations/", BODY, format="json").status_code == 201  # the slot is free again
