@@ -8,7 +8,7 @@ same call may succeed later.
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.db import Error as DatabaseDriverError
 from django.db import InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -171,21 +171,30 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """``handler400``: a request Django refused before the view (``SuspiciousOperation``).
 
     A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is 413, anything else 400; JSON ``{"detail": ...}`` under
-    ``/api/``, an HTML page elsewhere (the simulator's script shows its text next to the form).
+    ``/api/``, an HTML page elsewhere whose first paragraph says what was wrong (the simulator's script shows it
+    next to the form).
     """
     too_large = isinstance(exception, RequestDataTooBig)
     code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if too_large else status.HTTP_400_BAD_REQUEST
-    message = (
-        request_too_large_message(exception)
-        if too_large
-        else f"the request was refused: {exception or 'it is malformed'}"
-    )
+    if too_large:
+        message = request_too_large_message(exception)
+    elif isinstance(exception, TooManyFieldsSent):
+        message = (
+            f"the form has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} fields "
+            "(DATA_UPLOAD_MAX_NUMBER_FIELDS): send fewer"
+        )
+    else:
+        message = f"the request was refused: {exception or 'it is malformed'}"
     if is_api_request(request):
         return JsonResponse({"detail": message}, status=code)
+    title = "Request too large" if too_large else "Bad request"
+    hint = ""
     if too_large:
-        html = render_to_string("413.html", {"message": message}, request=request)
-        return HttpResponse(html, status=code)
-    return defaults.bad_request(request, exception)
+        hint = "If this was the simulator form, its criteria are far larger than any simulation accepts."
+    elif isinstance(exception, TooManyFieldsSent):
+        hint = "If this was the simulator form, it has too many condition rows: use the JSON box instead."
+    context = {"title": title, "status": code, "message": message, "hint": hint}
+    return HttpResponse(render_to_string("request_refused.html", context, request=request), status=code)
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:

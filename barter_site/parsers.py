@@ -1,13 +1,13 @@
-"""The API's JSON parser: DRF's, bounded in size and nesting, so that no body can reach a 500.
+"""The API's parsers: DRF's, bounded in size (and JSON in nesting), so that no body can reach a 500.
 
 DRF's own parser reads the request stream directly, which skips Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` check on
 a server (Django checks it only for ``request.body`` and form data), and decodes any nesting: 931 levels of
-``{"not": ...}`` reached a ``RecursionError`` in the criteria checks (a 500 as an HTML page). This parser:
+``{"not": ...}`` reached a ``RecursionError`` in the criteria checks (a 500 as an HTML page). These parsers:
 
-- refuses a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes with Django's ``RequestDataTooBig`` (by its
-  ``Content-Length`` before reading, or while reading a body sent without one), which
+- refuse a body (JSON, form or multipart) over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes with Django's
+  ``RequestDataTooBig`` (by its ``Content-Length`` before reading, or while reading a body sent without one), which
   :func:`barter_site.errors.api_exception_handler` answers as a JSON 413;
-- refuses JSON nested deeper than :data:`MAX_BODY_DEPTH` (or too deep for Python's decoder) with a 400
+- refuse JSON nested deeper than :data:`MAX_BODY_DEPTH` (or too deep for Python's decoder) with a 400
   ``ParseError``. 200 is well above the criteria's own limit (``trading.engine.limits.MAX_DEPTH``, 32), so a
   criteria document between the two gets the criteria's field error with its path, and well below what
   recursive code (DRF's ``JSONField``, the JSON encoder, about 1,000 frames) can take.
@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.http import QueryDict
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils import json as drf_json
@@ -50,6 +51,36 @@ def body_too_big(size: int | None = None) -> RequestDataTooBig:
     )
 
 
+def _declared_size_check(context: Mapping[str, Any]) -> None:
+    """Refuse a body whose ``Content-Length`` is over ``DATA_UPLOAD_MAX_MEMORY_SIZE``, before reading it."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    request = context.get("request")
+    if request is None or limit is None:
+        return
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except (TypeError, ValueError):
+        declared = 0
+    if declared > limit:
+        raise body_too_big(declared)
+
+
+def _bounded_read(stream: IO[bytes] | None, context: Mapping[str, Any]) -> bytes:
+    """Read the body, at most ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes (a body sent without a length included).
+
+    Raises:
+        RequestDataTooBig: the body is longer.
+    """
+    _declared_size_check(context)
+    if stream is None:
+        return b""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    raw = stream.read() if limit is None else stream.read(limit + 1)
+    if limit is not None and len(raw) > limit:
+        raise body_too_big()
+    return raw
+
+
 class JSONParser(parsers.JSONParser):
     """DRF's JSON parser with a size limit (``DATA_UPLOAD_MAX_MEMORY_SIZE``) and a nesting limit
     (:data:`MAX_BODY_DEPTH`).
@@ -68,20 +99,7 @@ class JSONParser(parsers.JSONParser):
         """Read at most ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes of ``stream`` and decode them as JSON."""
         context = dict(parser_context or {})
         encoding = parsers.get_encoding(context)  # type: ignore[attr-defined]  # DRF 3.16, not in its stubs
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        request = context.get("request")
-        if request is not None and limit is not None:
-            try:
-                declared = int(request.META.get("CONTENT_LENGTH") or 0)
-            except (TypeError, ValueError):
-                declared = 0
-            if declared > limit:
-                raise body_too_big(declared)
-        if stream is None:
-            raise ParseError("JSON parse error - the body is empty")
-        raw = stream.read() if limit is None else stream.read(limit + 1)
-        if limit is not None and len(raw) > limit:
-            raise body_too_big()
+        raw = _bounded_read(stream, context)
         try:
             text = raw.decode(encoding)
             data = drf_json.loads(text, parse_constant=drf_json.strict_constant if self.strict else None)
@@ -96,3 +114,41 @@ class JSONParser(parsers.JSONParser):
                 f"JSON parse error - nested more than {MAX_BODY_DEPTH} levels deep; simplify the body"
             )
         return data
+
+
+class FormParser(parsers.FormParser):
+    """DRF's form parser, reading at most ``DATA_UPLOAD_MAX_MEMORY_SIZE`` bytes (DRF's reads any length).
+
+    Raises:
+        RequestDataTooBig: the body is over the size limit (rendered as 413 JSON).
+    """
+
+    def parse(
+        self,
+        stream: IO[bytes] | None,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """The form fields of a bounded body as a ``QueryDict``."""
+        context = dict(parser_context or {})
+        encoding = parsers.get_encoding(context)  # type: ignore[attr-defined]  # DRF 3.16, not in its stubs
+        return QueryDict(_bounded_read(stream, context), encoding=encoding)
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """DRF's multipart parser, refusing a ``Content-Length`` over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` first: no API
+    operation takes files, and Django bounds only a multipart body's fields, not its files.
+
+    Raises:
+        RequestDataTooBig: the body is over the size limit (rendered as 413 JSON).
+    """
+
+    def parse(
+        self,
+        stream: IO[bytes] | None,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """DRF's multipart parsing of a body within the limit."""
+        _declared_size_check(dict(parser_context or {}))
+        return super().parse(stream, media_type, parser_context)  # type: ignore[arg-type]  # DRF passes None for no body

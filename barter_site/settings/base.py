@@ -145,8 +145,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1_000
 REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
     "barter_site.parsers.JSONParser",
-    "rest_framework.parsers.FormParser",
-    "rest_framework.parsers.MultiPartParser",
+    "barter_site.parsers.FormParser",
+    "barter_site.parsers.MultiPartParser",
 ]
 
 # Django's cache: the API throttle's and the login throttle's counters. With REDIS_URL they are shared by every

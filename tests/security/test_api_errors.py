@@ -181,3 +181,45 @@ def test_503_queue_unavailable(api, monkeypatch):
     )
 
     assert_json_error(api.post("/api/simulations/", GOOD_BODY, format="json"), 503)
+
+
+@pytest.mark.parametrize("parser_name", ["JSONParser", "FormParser", "MultiPartParser"])
+def test_every_api_parser_refuses_a_declared_length_over_the_limit_before_reading(rf, settings, parser_name):
+    from django.core.exceptions import RequestDataTooBig
+
+    import barter_site.parsers
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    request = rf.post(
+        "/api/simulations/", data=b"a=" + b"x" * 200, content_type="application/x-www-form-urlencoded"
+    )
+    parser = getattr(barter_site.parsers, parser_name)()
+
+    with pytest.raises(RequestDataTooBig):
+        parser.parse(request, "multipart/form-data; boundary=x", {"request": request})
+
+
+def test_a_form_encoded_api_body_sent_without_a_length_is_bounded_while_read(rf, settings):
+    from django.core.exceptions import RequestDataTooBig
+
+    from barter_site.parsers import FormParser
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    request = rf.post(
+        "/api/simulations/", data=b"a=" + b"x" * 200, content_type="application/x-www-form-urlencoded"
+    )
+    del request.META["CONTENT_LENGTH"]
+
+    with pytest.raises(RequestDataTooBig):
+        FormParser().parse(request, parser_context={"request": request})
+
+
+def test_a_page_form_with_too_many_fields_is_a_400_page_that_says_so(client: Client, user: User, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    client.force_login(user)
+
+    response = client.post("/simulator/", {f"entry-{n}-op": ">" for n in range(20)})
+
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+    assert "the form has more than 10 fields (DATA_UPLOAD_MAX_NUMBER_FIELDS)" in response.content.decode()
