@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import csv
 import ctypes
-import gc
 import io
 import itertools
 import math
@@ -169,8 +168,8 @@ def inline_slot() -> Iterator[None]:
 def _memory_return() -> None:
     """Give the heap a simulation freed back to the operating system (glibc's ``malloc_trim``), so a worker's
     resident memory falls back between simulations instead of staying at its peak (about 40 MB a large run,
-    measured by ``benchmarks/abuse.py``); does nothing where the C library has no ``malloc_trim``."""
-    gc.collect()
+    measured by ``benchmarks/abuse.py``); does nothing where the C library has no ``malloc_trim``. No
+    ``gc.collect()``: reference counting has freed the run's arrays, and a full collection costs tens of ms."""
     try:
         libc = ctypes.CDLL(None)
         trim = libc.malloc_trim
