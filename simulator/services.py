@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import csv
 import ctypes
+import gc
 import io
 import itertools
 import math
@@ -136,15 +137,26 @@ _slots_guard = threading.Lock()
 _slots: dict[int, threading.BoundedSemaphore] = {}
 
 
+#: After an inline simulation that read more daily candles than this, a full garbage collection runs before the
+#: heap is returned: the engine's arrays of a large run sit in reference cycles until one (measured by
+#: benchmarks/abuse.py: 405-409 MB peak per worker without it, 355-367 MB with it). It costs 0.1-0.3 s, small
+#: beside such a run's seconds and too much for the small runs' 25 ms.
+COLLECT_AFTER_CANDLES = 20_000
+
+
 @contextmanager
-def inline_slot() -> Iterator[None]:
+def inline_slot(*, candles: int = 0) -> Iterator[None]:
     """Hold one of the ``BARTER_SIMULATOR_INLINE_CONCURRENCY`` slots of this process while a simulation runs
-    inside a web request, or refuse at once.
+    inside a web request, or refuse at once; afterwards give the freed memory back.
 
     A gunicorn worker has a few threads (``gunicorn.conf.py``); were all of them simulating, ``/healthz`` and
     every page would wait behind the simulations (fly's check gives up after 5 s), and each simulation adds its
     memory to the worker's. The slots keep threads free and the worker's peak memory bounded; a request beyond
     them gets a 503 with ``Retry-After`` instead of a wait.
+
+    Args:
+        candles: how many daily candles the simulation reads (above :data:`COLLECT_AFTER_CANDLES`, a full
+            garbage collection follows it).
 
     Raises:
         SimulatorBusyError: no slot is free.
@@ -162,14 +174,19 @@ def inline_slot() -> Iterator[None]:
         yield
     finally:
         slots.release()
-        _memory_return()
+        _memory_return(collect=candles > COLLECT_AFTER_CANDLES)
 
 
-def _memory_return() -> None:
+def _memory_return(*, collect: bool) -> None:
     """Give the heap a simulation freed back to the operating system (glibc's ``malloc_trim``), so a worker's
-    resident memory falls back between simulations instead of staying at its peak (about 40 MB a large run,
-    measured by ``benchmarks/abuse.py``); does nothing where the C library has no ``malloc_trim``. No
-    ``gc.collect()``: reference counting has freed the run's arrays, and a full collection costs tens of ms."""
+    resident memory falls back between simulations instead of staying at its peak (threads' malloc arenas keep
+    it otherwise); does nothing where the C library has no ``malloc_trim``.
+
+    Args:
+        collect: run a full garbage collection first (see :data:`COLLECT_AFTER_CANDLES`).
+    """
+    if collect:
+        gc.collect()
     try:
         libc = ctypes.CDLL(None)
         trim = libc.malloc_trim
@@ -500,8 +517,9 @@ def simulation_start(
         SimulatorBusyError: (HTTP 503, ``Retry-After``) every inline slot of this process is taken; nothing is
             saved.
     """
-    if simulation_candle_count(request) <= settings.BARTER_SIMULATOR_INLINE_CANDLES:
-        with inline_slot():  # SimulatorBusyError before anything is saved
+    candles = simulation_candle_count(request)
+    if candles <= settings.BARTER_SIMULATOR_INLINE_CANDLES:
+        with inline_slot(candles=candles):  # SimulatorBusyError before anything is saved
             simulation = simulation_create(
                 request=request, created_by=created_by, name=name, source_strategy=source_strategy
             )
