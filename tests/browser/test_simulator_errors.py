@@ -23,6 +23,11 @@ def test_a_form_over_the_upload_limit_shows_a_message_and_keeps_the_input(
     result = live_browser.run(
         [
             {"do": "waitFor", "selector": "#simulator-form"},
+            # Marked as typed in, so ticking the toggle does not refill the box from the builder meanwhile.
+            {
+                "do": "evaluate",
+                "expression": "document.getElementById('id_criteria_json').setAttribute('data-edited', '1')",
+            },
             {"do": "check", "selector": "[data-advanced-toggle]"},
             {"do": "fill", "selector": "#id_criteria_json", "value": pasted},
             {"do": "click", "selector": "#run-button"},
