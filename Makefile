@@ -80,6 +80,7 @@ bench: $(VENV)/.dev .venv-runtime/.created
 	$(PY) benchmarks/engine_minutes.py $(MINUTES) --python .venv-runtime/bin/python
 	$(PY) benchmarks/simulator_request.py
 	$(PY) benchmarks/simulator_sweep.py
+	$(PY) benchmarks/abuse.py --database postgres
 
 ## lock: re-pin requirements*.lock from pyproject.toml (needs the package registry)
 lock: $(VENV)/.created

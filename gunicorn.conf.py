@@ -16,6 +16,14 @@ from barter_site.log_format import JSON_FORMATTER
 threads = 4
 timeout = 120
 graceful_timeout = 30
+# Bounded cost (docs/reliability.md): a worker is replaced after about 1,000 requests (the jitter spreads the
+# restarts of the workers so they never restart together), so memory a request leaves behind (numpy's and
+# TA-Lib's arenas after a large simulation, fragmentation) cannot build up over days. A restart costs about 1 s
+# of one worker; the other keeps serving. /healthz stays fast under simulator load because simulations inside
+# a request hold at most BARTER_SIMULATOR_INLINE_CONCURRENCY (2) of the 4 threads of a worker: the others serve
+# /healthz and the pages, and a third simulation is answered 503 with Retry-After at once.
+max_requests = 1000
+max_requests_jitter = 100
 # No gunicornc control socket: nothing uses it, and the image's app user has no home directory to put it in.
 control_socket_disable = True
 # The access line's message; AccessLogFields adds the same facts as separate JSON fields.

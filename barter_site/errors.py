@@ -7,8 +7,13 @@ same call may succeed later.
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.db import Error as DatabaseDriverError
 from django.db import InterfaceError, OperationalError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from django.views import defaults
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -106,13 +111,27 @@ def database_gone(exc: BaseException) -> bool:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render :class:`ApplicationError` as JSON with its status; defer everything else to DRF.
 
-    A database that is unreachable or drops the connection (``OperationalError``, ``InterfaceError``) answers
-    503 ``{"error": "DatabaseUnavailable", "message": ...}`` instead of a 500. An error with
+    A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``RequestDataTooBig``) answers 413 ``{"detail": ...}``, another
+    ``SuspiciousOperation`` (too many fields) or a ``RecursionError`` 400. A database that is unreachable or drops
+    the connection (``OperationalError``, ``InterfaceError``) answers 503 ``{"error": "DatabaseUnavailable",
+    "message": ...}`` instead of a 500. An error with
     ``retry_after_seconds`` (409 ``RunInProgressError``, 503) carries a ``Retry-After`` header. DRF's own
     errors keep its shapes: field errors as ``{"field": ["message"]}``, others as ``{"detail": ...}``.
     """
     if isinstance(exc, OperationalError | InterfaceError):
         exc = database_unavailable(exc, during="this request")
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            {"detail": request_too_large_message(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        )
+    if isinstance(exc, SuspiciousOperation):  # too many fields, a malformed multipart body, ...
+        return Response({"detail": str(exc) or type(exc).__name__}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(
+        exc, RecursionError
+    ):  # nothing should recurse this deep (limits are checked first): never a 500
+        return Response(
+            {"detail": "the request nests too deeply; simplify it"}, status=status.HTTP_400_BAD_REQUEST
+        )
     if isinstance(exc, ApplicationError):
         if exc.extra.get("field"):
             # Field-level problems use DRF's field-error shape so clients handle one format.
@@ -123,3 +142,87 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
                 response["Retry-After"] = str(exc.retry_after_seconds)
             return response
     return exception_handler(exc, context)
+
+
+# Error pages: JSON under /api/, HTML elsewhere --------------------------------------------------------------
+
+#: Paths answered with JSON errors: the API. Its Swagger page (/api/docs/) is a page for people.
+API_PREFIX = "/api/"
+API_PAGES = ("/api/docs/",)
+
+
+def is_api_request(request: HttpRequest) -> bool:
+    """True when ``request`` is for the API (``/api/...``, except the Swagger page), whose errors are JSON."""
+    return request.path.startswith(API_PREFIX) and not request.path.startswith(API_PAGES)
+
+
+def request_too_large_message(exc: BaseException | None = None) -> str:
+    """The message of a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (the parser's, when it has one)."""
+    text = str(exc or "")
+    if text.startswith("the request body"):
+        return text
+    return (
+        f"the request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes accepted "
+        "(DATA_UPLOAD_MAX_MEMORY_SIZE): send a smaller body"
+    )
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler400``: a request Django refused before the view (``SuspiciousOperation``).
+
+    A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is 413, anything else 400; JSON ``{"detail": ...}`` under
+    ``/api/``, an HTML page elsewhere whose first paragraph says what was wrong (the simulator's script shows it
+    next to the form).
+    """
+    too_large = isinstance(exception, RequestDataTooBig)
+    code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if too_large else status.HTTP_400_BAD_REQUEST
+    if too_large:
+        message = request_too_large_message(exception)
+    elif isinstance(exception, TooManyFieldsSent):
+        message = (
+            f"the form has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} fields "
+            "(DATA_UPLOAD_MAX_NUMBER_FIELDS): send fewer"
+        )
+    else:
+        message = f"the request was refused: {exception or 'it is malformed'}"
+    if is_api_request(request):
+        return JsonResponse({"detail": message}, status=code)
+    title = "Request too large" if too_large else "Bad request"
+    hint = ""
+    if too_large:
+        hint = "If this was the simulator form, its criteria are far larger than any simulation accepts."
+    elif isinstance(exception, TooManyFieldsSent):
+        hint = "If this was the simulator form, it has too many condition rows: use the JSON box instead."
+    context = {"title": title, "status": code, "message": message, "hint": hint}
+    return HttpResponse(render_to_string("request_refused.html", context, request=request), status=code)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler403``: JSON ``{"detail": ...}`` under ``/api/``, Django's page elsewhere."""
+    if is_api_request(request):
+        return JsonResponse(
+            {"detail": str(exception) or "You do not have permission to perform this action."},
+            status=status.HTTP_403_FORBIDDEN,
+        )
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler404``: JSON ``{"detail": ...}`` naming the path under ``/api/``, Django's page elsewhere."""
+    if is_api_request(request):
+        return JsonResponse(
+            {"detail": f"there is no API operation at {request.path}; /api/docs/ lists them"},
+            status=status.HTTP_404_NOT_FOUND,
+        )
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: JSON under ``/api/`` (the request id, in the ``Fly-Request-Id`` header, finds the log
+    line), Django's page elsewhere."""
+    if is_api_request(request):
+        return JsonResponse(
+            {"detail": "internal error; it is logged with this response's request id (Fly-Request-Id)"},
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    return defaults.server_error(request)

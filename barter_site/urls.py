@@ -26,3 +26,10 @@ urlpatterns = [
     path("simulator/", include("simulator.page_urls")),
     path("", include("trading.page_urls")),
 ]
+
+# Errors Django answers itself (an unknown URL, a body over DATA_UPLOAD_MAX_MEMORY_SIZE, ...): JSON under /api/,
+# HTML pages elsewhere; a body over the limit is 413 (barter_site.errors).
+handler400 = "barter_site.errors.bad_request"
+handler403 = "barter_site.errors.permission_denied"
+handler404 = "barter_site.errors.page_not_found"
+handler500 = "barter_site.errors.server_error"

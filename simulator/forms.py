@@ -36,6 +36,7 @@ from trading.engine.criteria import (
     TOP_LEVEL_DEFAULTS,
     VERSION,
 )
+from trading.engine.limits import MAX_DEPTH, criteria_limits_check, json_depth
 from trading.engine.statistics import STATISTICS_KEYS
 
 GROUPS = ("entry", "exit")
@@ -152,7 +153,9 @@ def number_from_text(text: str | None) -> int | float | str | None:
     number = _decimal(text)
     if number is None:
         return text.strip()
-    return int(number) if number == number.to_integral_value() else float(number)
+    if number == number.to_integral_value() and ("e" not in text.lower() or abs(number) < 2**53):
+        return int(number)
+    return float(number)  # "1e308" stays a float: as an int of 309 digits the engine's message would puzzle
 
 
 def ratio_from_percent(text: str | None) -> float | str | None:
@@ -618,19 +621,8 @@ def numeric_paths(document: Any) -> list[tuple[str, str]]:
 
 # The form --------------------------------------------------------------------------------------------------
 
-#: The deepest nesting of objects and lists a pasted criteria document may have (CRITERIA.md's needs about 6).
-MAX_JSON_DEPTH = 64
-
-
-def _depth(document: Any) -> int:
-    """How deeply objects and lists nest in ``document`` (without recursion, so any depth is safe)."""
-    deepest, stack = 0, [(document, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
+#: The deepest nesting of objects and lists a pasted criteria document may have: the engine's one limit.
+MAX_JSON_DEPTH = MAX_DEPTH
 
 
 def read_json(text: str) -> tuple[Any, str]:
@@ -646,7 +638,7 @@ def read_json(text: str) -> tuple[Any, str]:
         return None, f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
     except RecursionError:
         return None, f"nested more than {MAX_JSON_DEPTH} levels deep; simplify the criteria"
-    if _depth(document) > MAX_JSON_DEPTH:
+    if json_depth(document, stop_after=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         return None, f"nested more than {MAX_JSON_DEPTH} levels deep; simplify the criteria"
     return document, ""
 
@@ -812,7 +804,8 @@ class SimulatorForm(forms.Form):
         if self.uses_json:
             document, problem = read_json(str(self._value("criteria_json")))
             if not problem:
-                return document
+                # A document over the limits is refused: listing its numbers would be megabytes of options.
+                return {} if criteria_limits_check(document) else document
         return self.builder.to_criteria()
 
 

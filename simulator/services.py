@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import copy
 import csv
+import ctypes
+import gc
 import io
 import itertools
 import logging
 import math
 import re
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -31,7 +35,7 @@ import numpy as np
 import redis.exceptions
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Min
+from django.db.models import Count, Max, Min
 
 from barter_site.errors import ApplicationError
 from barter_site.heartbeat import Heartbeat
@@ -39,6 +43,14 @@ from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import CriteriaError, criteria_parse
+from trading.engine.limits import (
+    EARLIEST_DAY,
+    MAX_INSTRUMENTS,
+    MAX_SWEEP_CONDITION_POINTS,
+    MAX_SWEEP_POINTS,
+    condition_count,
+    periods_check,
+)
 from trading.engine.statistics import STATISTICS_KEYS, drawdown_curve
 from trading.engine.types import CandleArrays
 from trading.models import Strategy
@@ -46,10 +58,7 @@ from trading.selectors import candles_before, from_seconds, to_decimal, to_secon
 
 logger = logging.getLogger(__name__)
 
-#: At most this many instruments in one run.
-MAX_INSTRUMENTS = 20
-#: At most this many grid points in one sweep.
-MAX_SWEEP_POINTS = 10_000
+# MAX_INSTRUMENTS and MAX_SWEEP_POINTS live with the other limits in trading.engine.limits.
 #: The largest starting cash accepted, quote currency (beyond it, float64 sums lose cents).
 MAX_STARTING_CASH = Decimal("1e12")
 
@@ -119,6 +128,77 @@ def task_send(send: Callable[[], object], *, what: str) -> None:
         ) from exc
 
 
+class SimulatorBusyError(ApplicationError):
+    """Every inline simulation slot of this process is taken (``BARTER_SIMULATOR_INLINE_CONCURRENCY``): nothing
+    was run or saved; try again in a few seconds."""
+
+    http_status = 503
+    retryable = True
+    retry_after_seconds = 5
+
+
+_slots_guard = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+#: After an inline simulation that read more daily candles than this, a full garbage collection runs before the
+#: heap is returned: the engine's arrays of a large run sit in reference cycles until one (measured by
+#: benchmarks/abuse.py: 405-409 MB peak per worker without it, 355-367 MB with it). It costs 0.1-0.3 s, small
+#: beside such a run's seconds and too much for the small runs' 25 ms.
+COLLECT_AFTER_CANDLES = 20_000
+
+
+@contextmanager
+def inline_slot(*, candles: int = 0) -> Iterator[None]:
+    """Hold one of the ``BARTER_SIMULATOR_INLINE_CONCURRENCY`` slots of this process while a simulation runs
+    inside a web request, or refuse at once; afterwards give the freed memory back.
+
+    A gunicorn worker has a few threads (``gunicorn.conf.py``); were all of them simulating, ``/healthz`` and
+    every page would wait behind the simulations (fly's check gives up after 5 s), and each simulation adds its
+    memory to the worker's. The slots keep threads free and the worker's peak memory bounded; a request beyond
+    them gets a 503 with ``Retry-After`` instead of a wait.
+
+    Args:
+        candles: how many daily candles the simulation reads (above :data:`COLLECT_AFTER_CANDLES`, a full
+            garbage collection follows it).
+
+    Raises:
+        SimulatorBusyError: no slot is free.
+    """
+    size = max(1, int(settings.BARTER_SIMULATOR_INLINE_CONCURRENCY))
+    with _slots_guard:
+        slots = _slots.setdefault(size, threading.BoundedSemaphore(size))
+    if not slots.acquire(blocking=False):
+        raise SimulatorBusyError(
+            f"the simulator is running {size} simulation(s) in this process already, its limit "
+            "(BARTER_SIMULATOR_INLINE_CONCURRENCY); nothing was run: try again in a few seconds",
+            extra={"retryable": True},
+        )
+    try:
+        yield
+    finally:
+        slots.release()
+        _memory_return(collect=candles > COLLECT_AFTER_CANDLES)
+
+
+def _memory_return(*, collect: bool) -> None:
+    """Give the heap a simulation freed back to the operating system (glibc's ``malloc_trim``), so a worker's
+    resident memory falls back between simulations instead of staying at its peak (threads' malloc arenas keep
+    it otherwise); does nothing where the C library has no ``malloc_trim``.
+
+    Args:
+        collect: run a full garbage collection first (see :data:`COLLECT_AFTER_CANDLES`).
+    """
+    if collect:
+        gc.collect()
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
 @dataclass(frozen=True)
 class SimulationRequest:
     """A checked request: what :func:`simulation_run` needs.
@@ -160,7 +240,10 @@ def simulation_request_check(
     Raises:
         SimulationInputError: with ``errors`` naming each bad field, e.g. ``{"end": ["must be on or after
             start (2024-01-31), was 2024-01-01"]}``; stored candles that do not cover the range are an error of
-            ``start`` or ``end`` that says which days are stored.
+            ``start`` or ``end`` that says which days are stored. Dates outside 2009-01-03 .. today (UTC) are an
+            error of their field; criteria beyond :mod:`trading.engine.limits`, or with a look-back period longer
+            than the daily candles an instrument has stored up to ``end``, an error of ``criteria`` that starts
+            with the path of the bad field.
     """
     errors: dict[str, list[str]] = {}
 
@@ -189,11 +272,17 @@ def simulation_request_check(
         if repeated:
             problem("instruments", f"two instruments share the symbol {', '.join(repeated)}; choose one")
 
-    if start is None:
-        problem("start", "required")
-    if end is None:
-        problem("end", "required")
-    if start is not None and end is not None and end < start:
+    today = datetime.now(tz=UTC).date()
+    for name, day in (("start", start), ("end", end)):
+        if day is None:
+            problem(name, "required")
+        elif not EARLIEST_DAY <= day <= today:
+            problem(
+                name,
+                f"must be between {EARLIEST_DAY.isoformat()} (the first Bitcoin block) and today "
+                f"({today.isoformat()}, UTC); was {day.isoformat()}",
+            )
+    if start is not None and end is not None and end < start and not ({"start", "end"} & errors.keys()):
         problem("end", f"must be on or after start ({start.isoformat()}); was {end.isoformat()}")
 
     cash: Decimal | None = None
@@ -206,14 +295,19 @@ def simulation_request_check(
     elif cash is not None and not (cash.is_finite() and Decimal(0) < cash <= MAX_STARTING_CASH):
         problem("starting_cash", f"must be > 0 and at most {MAX_STARTING_CASH:,.0f}; was {starting_cash}")
 
+    criteria_valid = True
     try:
         criteria_parse(criteria)
     except CriteriaError as exc:
+        criteria_valid = False
         for path, message in exc.errors:
             problem("criteria", f"{path}: {message}" if path else message)
 
-    if found and start is not None and end is not None and end >= start and "instruments" not in errors:
+    dates_valid = not ({"start", "end"} & errors.keys())
+    if found and start is not None and end is not None and dates_valid and "instruments" not in errors:
         _check_coverage(found, start, end, problem)
+        if criteria_valid and not errors:
+            _check_periods(found, end, criteria, problem)
     if errors:
         raise SimulationInputError(errors)
     assert start is not None and end is not None and cash is not None  # noqa: S101  # no errors above
@@ -244,6 +338,26 @@ def _check_coverage(
             )
         elif end < first:
             problem("end", f"{instrument.coingecko_id} has candles from {first.isoformat()} only; end later")
+
+
+def _check_periods(
+    instruments: list[Instrument], end: date, criteria: Any, problem: Callable[[str, str], None]
+) -> None:
+    """No look-back period may be longer than the daily candles an instrument has stored up to ``end``."""
+    counts = {
+        row["instrument"]: row["n"]
+        for row in InstrumentOHLC.objects.filter(
+            instrument__in=instruments,
+            timeframe=Timeframe.D1,
+            open_time__lt=_day_start(end) + timedelta(days=1),
+        )
+        .values("instrument")
+        .annotate(n=Count("id"))
+    }
+    fewest = min(instruments, key=lambda i: (counts.get(i.pk, 0), i.symbol))
+    where = f"{fewest.coingecko_id} up to {end.isoformat()}"
+    for path, message in periods_check(criteria, available=counts.get(fewest.pk, 0), where=where):
+        problem("criteria", f"{path}: {message}")
 
 
 def simulation_create(
@@ -438,12 +552,19 @@ def simulation_start(
     Raises:
         TaskQueueUnavailableError: the run had to be queued and the broker did not answer (once the current
             transaction commits; at once outside one); the saved run is then ``failed`` with that message.
+        SimulatorBusyError: (HTTP 503, ``Retry-After``) every inline slot of this process is taken; nothing is
+            saved.
     """
+    candles = simulation_candle_count(request)
+    if candles <= settings.BARTER_SIMULATOR_INLINE_CANDLES:
+        with inline_slot(candles=candles):  # SimulatorBusyError before anything is saved
+            simulation = simulation_create(
+                request=request, created_by=created_by, name=name, source_strategy=source_strategy
+            )
+            return simulation_run(simulation=simulation)
     simulation = simulation_create(
         request=request, created_by=created_by, name=name, source_strategy=source_strategy
     )
-    if simulation_candle_count(request) <= settings.BARTER_SIMULATOR_INLINE_CANDLES:
-        return simulation_run(simulation=simulation)
     from simulator.background import background_submit, embedded
     from simulator.tasks import run_simulation_task
 
@@ -619,6 +740,17 @@ def sweep_axes_check(criteria: dict[str, Any], axes: Any) -> list[dict[str, Any]
     total = math.prod(len(a["values"]) for a in checked)
     if total > MAX_SWEEP_POINTS:
         raise SimulationInputError({"axes": [f"at most {MAX_SWEEP_POINTS:,} grid points; was {total:,}"]})
+    comparisons = max(1, condition_count(criteria))
+    if total * comparisons > MAX_SWEEP_CONDITION_POINTS:
+        raise SimulationInputError(
+            {
+                "axes": [
+                    f"{total:,} grid points of criteria with {comparisons:,} comparisons are "
+                    f"{total * comparisons:,} evaluations; at most {MAX_SWEEP_CONDITION_POINTS:,}: sweep fewer "
+                    "values or simplify the criteria"
+                ]
+            }
+        )
     problems: list[str] = []
     for point in sweep_grid(checked):
         try:

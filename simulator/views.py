@@ -62,6 +62,7 @@ from simulator.selectors import (
 )
 from simulator.services import (
     SimulationInputError,
+    SimulatorBusyError,
     TaskQueueUnavailableError,
     simulation_equity_csv,
     simulation_start,
@@ -262,7 +263,7 @@ def simulator_form(request: HttpRequest) -> HttpResponse:
                     name=form.cleaned_data.get("name") or "",
                     source_strategy=strategy,
                 )
-            except TaskQueueUnavailableError as exc:
+            except (TaskQueueUnavailableError, SimulatorBusyError) as exc:
                 return _queue_unavailable(request, form, exc)
             return _redirect(request, reverse("simulator:run", args=[simulation.pk]))
     template = "simulator/_form.html" if _is_htmx(request) else "simulator/form.html"
@@ -270,7 +271,7 @@ def simulator_form(request: HttpRequest) -> HttpResponse:
 
 
 def _queue_unavailable(
-    request: HttpRequest, form: SimulatorForm, exc: TaskQueueUnavailableError
+    request: HttpRequest, form: SimulatorForm, exc: TaskQueueUnavailableError | SimulatorBusyError
 ) -> HttpResponse:
     """The form again, with the queue's error above it: 503 for a plain POST; 200 for htmx, which swaps no
     error response (the message is what the user must see)."""

@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from barter_site.errors import ApplicationError
 from instruments.admin import ReadOnlyAdmin
 from positions.models import Position
+from trading.engine.limits import MAX_DEPTH, json_depth
 from trading.models import Order, Strategy
 from trading.selectors import strategy_cash
 from trading.selectors_dashboard import account_open_positions_count, strategies_with_accounts
@@ -60,14 +61,30 @@ class CriteriaJSONField(forms.JSONField):
     def to_python(self, value: Any) -> Any:
         if isinstance(value, str) and value.strip():
             try:
-                json.loads(value, cls=self.decoder)
+                document = json.loads(value, cls=self.decoder)
             except json.JSONDecodeError as exc:
                 raise ValidationError(
                     "invalid JSON at line %(line)s, column %(column)s: %(reason)s",
                     code="invalid",
                     params={"line": exc.lineno, "column": exc.colno, "reason": exc.msg},
                 ) from exc
+            except RecursionError:  # deeper than Python's decoder goes: far beyond the limit
+                document = None
+            # Checked here, before Django's JSONField and the validator walk it recursively (trading.engine.limits).
+            if document is None or json_depth(document, stop_after=MAX_DEPTH) > MAX_DEPTH:
+                raise ValidationError(
+                    "nested more than %(depth)s levels deep (objects and lists); simplify the criteria",
+                    code="invalid",
+                    params={"depth": MAX_DEPTH},
+                )
         return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """The posted text as typed when it is too deep to decode (Django's own would raise RecursionError)."""
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
 
 
 class StrategyAdminForm(forms.ModelForm):

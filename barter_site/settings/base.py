@@ -136,6 +136,19 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env.int("BARTER_NUM_PROXIES", default=0),
 }
 
+# Bounded requests (docs/reliability.md, "Bounded cost"). Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+# (form fields and request.body; the API's JSON parser, barter_site.parsers, applies it too) with 413, JSON under
+# /api/ (barter_site.errors). 2.5 MiB, Django's default, stated here: the largest criteria document accepted is
+# 64 KiB (trading.engine.limits), so a body this large is refused whole or by the criteria's own limits, with
+# field errors. The JSON parser also refuses bodies nested deeper than 200 levels.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1_000
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
+    "barter_site.parsers.JSONParser",
+    "barter_site.parsers.FormParser",
+    "barter_site.parsers.MultiPartParser",
+]
+
 # Django's cache: the API throttle's and the login throttle's counters. With REDIS_URL they are shared by every
 # process (gunicorn workers, machines); without it each process counts on its own.
 CACHES = {
@@ -333,3 +346,6 @@ LOGGING = {
 # without a broker); sweeps are split into about four chunks per worker.
 BARTER_SIMULATOR_INLINE_CANDLES = env.int("BARTER_SIMULATOR_INLINE_CANDLES", default=200_000)
 BARTER_SIMULATOR_SWEEP_WORKERS = env.int("BARTER_SIMULATOR_SWEEP_WORKERS", default=2)
+# Simulations run inside web requests at once per process (gunicorn worker); beyond, 503 with Retry-After, so
+# that threads stay free for /healthz and the pages, and a worker's memory stays bounded (docs/reliability.md).
+BARTER_SIMULATOR_INLINE_CONCURRENCY = env.int("BARTER_SIMULATOR_INLINE_CONCURRENCY", default=2)

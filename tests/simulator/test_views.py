@@ -307,10 +307,10 @@ def negated(condition: dict[str, Any], times: int) -> dict[str, Any]:
     ("pasted", "message"),
     [
         ("[1, 2]", "criteria must be a JSON object, was list"),
-        ("[" * 5000 + "]" * 5000, "nested more than 64 levels deep; simplify the criteria"),
+        ("[" * 5000 + "]" * 5000, "nested more than 32 levels deep; simplify the criteria"),
         (
             json.dumps({**RSI, "entry": negated(RSI["entry"], times=70)}),
-            "nested more than 64 levels deep; simplify the criteria",
+            "nested more than 32 levels deep; simplify the criteria",
         ),
     ],
 )
@@ -659,12 +659,12 @@ def test_a_failed_run_shows_its_error(shipped_history, logged_in, trader):
 def test_a_period_too_large_for_the_indicators_is_an_error_beside_its_field_and_saves_no_run(
     shipped_history, logged_in
 ):
-    # TA-Lib takes a C int: the validator caps periods at 1,000,000 (a year of minutes is 527,040)
+    # TA-Lib takes periods up to 100,000 (trading.engine.limits.MAX_PERIOD)
     response = logged_in.post("/simulator/", form_data(**{"entry-0-left_period": "99999999999999999999"}))
 
     assert response.status_code == 200
     assert errors_for(response.content.decode(), "entry-0-left_period") == [
-        "must be an integer &lt;= 1,000,000, was 99999999999999999999"
+        "must be an integer &lt;= 100,000, was 99999999999999999999"
     ]
     assert not Simulation.objects.exists()
 

@@ -485,5 +485,5 @@ def test_an_integer_too_large_for_the_indicator_library_is_a_validation_error():
         criteria_parse(document)
 
     assert raised.value.errors == [
-        ("entry.left.period", "must be an integer <= 1,000,000, was 100000000000000000000")
+        ("entry.left.period", "must be an integer <= 100,000, was 100000000000000000000")
     ]

@@ -8,16 +8,19 @@ listing every problem with the path of the bad field, e.g. ``entry.all[1].right.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from trading.engine.limits import MAX_PERIOD, MAX_STDDEV, criteria_limits_check
 
 VERSION = 1
 COMPARISONS = (">", ">=", "<", "<=", "crosses_above", "crosses_below")
 PRICE_FIELDS = ("open", "high", "low", "close", "volume")
 SIZING_METHODS = ("equity_fraction", "fixed_quote")
-#: The largest period, shift or holding time accepted: a year of one-minute candles is 527,040; beyond this
-#: the indicator library cannot take the number at all.
-MAX_INTEGER = 1_000_000
+#: The largest period, shift or holding time accepted: TA-Lib's own bound for every period
+#: (:data:`trading.engine.limits.MAX_PERIOD`).
+MAX_INTEGER = MAX_PERIOD
 
 #: Parameters of each indicator: name -> (kind, default). ``None`` as default means required.
 INDICATOR_PARAMS: dict[str, dict[str, tuple[str, Any]]] = {
@@ -26,11 +29,12 @@ INDICATOR_PARAMS: dict[str, dict[str, tuple[str, Any]]] = {
     "ema": {"period": ("period", None), "source": ("source", "close")},
     "rsi": {"period": ("period2", None)},
     "roc": {"period": ("period", None)},
-    "highest": {"period": ("period", None), "source": ("source_hlc", "high")},
-    "lowest": {"period": ("period", None), "source": ("source_hlc", "low")},
+    # TA-Lib's MAX and MIN take periods from 2 (1 failed with TA_BAD_PARAM).
+    "highest": {"period": ("period2", None), "source": ("source_hlc", "high")},
+    "lowest": {"period": ("period2", None), "source": ("source_hlc", "low")},
     "atr": {"period": ("period", None)},
     **{
-        name: {"period": ("period2", None), "stddev": ("positive", 2.0)}
+        name: {"period": ("period2", None), "stddev": ("stddev", 2.0)}
         for name in ("bb_upper", "bb_middle", "bb_lower")
     },
     **{
@@ -204,6 +208,10 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
             self.fail(path, f"must be a number{' or null' if nullable else ''}, was {_show(value)}")
             return None
+        # JSON has no infinity, but Python's reader takes Infinity and -Infinity.
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(path, f"must be a finite number, was {_show(value)}")
+            return None
         if isinstance(value, int) and abs(value) > 2**1023:  # JSON integers have no bound; floats do
             digits = len(str(abs(value)))
             self.fail(path, f"must be a number between -1e308 and 1e308, was an integer of {digits} digits")
@@ -256,11 +264,15 @@ def criteria_parse(document: Any) -> Criteria:
         :class:`Criteria`.
 
     Raises:
-        CriteriaError: listing every problem with its path; nothing is returned for a half-valid document.
+        CriteriaError: listing every problem with its path; nothing is returned for a half-valid document. A
+            document beyond :mod:`trading.engine.limits` (size, comparisons, nesting) is refused with that alone.
     """
     check = _Checker()
     if not isinstance(document, dict):
         raise CriteriaError([("", f"criteria must be a JSON object, was {_show(document)}")])
+    too_large = criteria_limits_check(document)  # before any recursive walk of the document
+    if too_large:
+        raise CriteriaError(too_large)
     data = {**TOP_LEVEL_DEFAULTS, **document}
     check.keys(data, "", {"version", "side", "entry", *TOP_LEVEL_DEFAULTS})
     if data.get("version") != VERSION:
@@ -395,8 +407,8 @@ def _operand(check: _Checker, data: Any, path: str) -> Operand | None:
             params[param] = check.integer(raw, where, low=1)
         elif kind == "period2":
             params[param] = check.integer(raw, where, low=2)
-        elif kind == "positive":
-            params[param] = check.number(raw, where, low=0, low_open=True)
+        elif kind == "stddev":
+            params[param] = check.number(raw, where, low=0, low_open=True, high=MAX_STDDEV, high_open=False)
         elif kind == "source":
             if raw not in PRICE_FIELDS:
                 check.fail(where, f"must be one of {', '.join(PRICE_FIELDS)}, was {_show(raw)}")

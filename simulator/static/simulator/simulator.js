@@ -70,6 +70,65 @@
     if (target && target.classList && target.classList.contains("rows")) builderChanged();
   });
 
+  // Errors instead of the form ------------------------------------------------------------------------------
+  // htmx swaps only 2xx answers: a body over the server's size limit (413), a server error (5xx) or a lost
+  // connection would otherwise show nothing. The message goes into the form's [data-request-error] slot, as
+  // text only; the form keeps what the user typed.
+
+  function requestErrorSlot(element) {
+    var form = element && element.closest ? element.closest("form") : null;
+    return form ? form.querySelector("[data-request-error]") : document.querySelector("[data-request-error]");
+  }
+
+  function showRequestError(element, text) {
+    var slot = requestErrorSlot(element);
+    if (!slot) return;
+    slot.textContent = text;
+    slot.hidden = false;
+  }
+
+  // The server's own words: {"detail": ...} from the API, the first paragraph of an HTML error page.
+  function responseMessage(xhr) {
+    var body = xhr.responseText || "";
+    var type = xhr.getResponseHeader("Content-Type") || "";
+    var said = "";
+    try {
+      if (type.indexOf("application/json") === 0) {
+        said = JSON.parse(body).detail || "";
+      } else if (type.indexOf("text/html") === 0 && body.length < 100000) {
+        var page = new DOMParser().parseFromString(body, "text/html");
+        var paragraph = page.querySelector("p");
+        said = paragraph ? paragraph.textContent.trim() : "";
+      }
+    } catch (error) {
+      said = "";
+    }
+    return said;
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var said = responseMessage(xhr);
+    var text;
+    if (xhr.status === 413) {
+      text = "The form is too large to send: " + (said || "the server refused it") + ". Shorten the criteria.";
+    } else {
+      text = "The server answered " + xhr.status + " " + (xhr.statusText || "") + (said ? ": " + said : "") +
+        ". Nothing was run; try again.";
+    }
+    showRequestError(event.detail.elt, text);
+  });
+
+  document.addEventListener("htmx:sendError", function (event) {
+    showRequestError(event.detail.elt, "The server could not be reached (or closed the connection: a form " +
+      "too large to send?). Nothing was run; check the connection and try again.");
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var slot = requestErrorSlot(event.detail.elt);
+    if (slot) slot.hidden = true;
+  });
+
   // Sortable tables: cells carry data-sort, the value they sort by ---------------------------------------
 
   function sortBy(heading) {

@@ -1,0 +1,152 @@
+"""The one set of limits on what a criteria document, a simulation and a sweep may ask for.
+
+The API, the admin (a strategy's criteria), the simulator form, ``manage.py simulate`` and the live cycle all check
+criteria through :func:`trading.engine.criteria.criteria_parse`, which applies the criteria limits below first;
+the simulator's request check (``simulator.services.simulation_request_check``) applies the date, candle and sweep
+limits. Each limit is far above what a reasonable strategy uses and far below what costs a server real memory or
+minutes (``docs/reliability.md``, "Bounded cost", has the measured figures):
+
+- :data:`MAX_CRITERIA_BYTES` 64 KiB: CRITERIA.md's longest example is under 1 KiB, and a strategy of
+  :data:`MAX_CONDITIONS` comparisons with every parameter written out is about 30 KiB.
+- :data:`MAX_CONDITIONS` 200 comparisons (entry and exit together): the example strategies have 1 to 3; a
+  simulation's cost grows with the count (the issue's 14,000 took one worker to 1.9 GB).
+- :data:`MAX_DEPTH` 32 levels of JSON objects and lists: a flat group is 5 deep, every nested ``all``/``any``
+  adds 2 and ``not`` adds 1; 32 is about a dozen nested groups. It also keeps every recursive walk (parsing,
+  evaluation, JSON encoding) far from Python's recursion limit (the issue's 931 levels raised RecursionError).
+- :data:`MAX_PERIOD` 100,000: TA-Lib's own bound for every ``timeperiod`` (``optInTimePeriod`` 2..100000, or
+  1..100000; https://ta-lib.org/functions/); 100,001 made TA-Lib fail with ``TA_BAD_PARAM``. It bounds shifts and
+  ``max_holding_days`` too: more than 270 years of daily candles.
+- :data:`MAX_STDDEV` 100 standard deviations for Bollinger bands: TA-Lib accepts up to 3e37 (``1e308`` failed
+  with ``TA_BAD_PARAM``), but prices never stray 100 deviations from their mean, so a wider band is never touched.
+- :data:`EARLIEST_DAY` 2009-01-03, Bitcoin's genesis block: no crypto candle is older; the last day is today (UTC).
+- :data:`MAX_INSTRUMENTS` 20 per run, :data:`MAX_SWEEP_POINTS` 10,000 grid points, and
+  :data:`MAX_SWEEP_CONDITION_POINTS` 200,000 (grid points times comparisons: 10,000 points of a 20-comparison
+  strategy, or 1,000 points of the largest), so a sweep's work is bounded and not just its grid.
+
+This module is pure (standard library only), like the rest of the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+MAX_CRITERIA_BYTES = 65_536
+MAX_CONDITIONS = 200
+MAX_DEPTH = 32
+MAX_PERIOD = 100_000
+MAX_STDDEV = 100.0
+EARLIEST_DAY = date(2009, 1, 3)
+MAX_INSTRUMENTS = 20
+MAX_SWEEP_POINTS = 10_000
+MAX_SWEEP_CONDITION_POINTS = 200_000
+#: The integer parameters that are a number of candles an indicator looks back over.
+PERIOD_PARAMS = ("period", "fast", "slow", "signal")
+
+
+def json_depth(document: Any, *, stop_after: int | None = None) -> int:
+    """Return how deeply JSON objects and lists nest in ``document``, without recursion (any depth is safe).
+
+    Args:
+        document: decoded JSON (``dict``, ``list``, scalars).
+        stop_after: when given, stop walking as soon as this depth is exceeded and return ``stop_after + 1``.
+
+    Returns:
+        0 for a scalar, 1 for a flat object or list, and so on.
+    """
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if stop_after is not None and deepest > stop_after:
+                return stop_after + 1
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def condition_count(document: Any) -> int:
+    """Return how many comparisons (objects with ``op``, ``left`` or ``right``) ``document`` holds, iteratively."""
+    count, stack = 0, [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "op" in node or "left" in node or "right" in node:
+                count += 1
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
+
+
+def criteria_size_bytes(document: Any) -> int:
+    """Return the size of ``document`` as compact UTF-8 JSON, in bytes (call it once the depth is bounded)."""
+    return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+def criteria_limits_check(document: Any) -> list[tuple[str, str]]:
+    """Check a decoded criteria document against the size limits before anything walks it recursively.
+
+    Args:
+        document: the decoded JSON of a criteria document (any shape).
+
+    Returns:
+        ``[(path, message), ...]``: empty when the document is within :data:`MAX_DEPTH`,
+        :data:`MAX_CRITERIA_BYTES` and :data:`MAX_CONDITIONS`; the path is ``""`` (the whole document).
+    """
+    depth = json_depth(document, stop_after=MAX_DEPTH)
+    if depth > MAX_DEPTH:
+        return [("", f"nested more than {MAX_DEPTH} levels deep (objects and lists); simplify the criteria")]
+    problems = []
+    size = criteria_size_bytes(document)
+    if size > MAX_CRITERIA_BYTES:
+        problems.append(
+            ("", f"the criteria are {size:,} bytes as compact JSON; at most {MAX_CRITERIA_BYTES:,}")
+        )
+    conditions = condition_count(document)
+    if conditions > MAX_CONDITIONS:
+        problems.append(
+            ("", f"the criteria have {conditions:,} comparisons (entry and exit); at most {MAX_CONDITIONS:,}")
+        )
+    return problems
+
+
+def criteria_periods(document: Any) -> list[tuple[str, int]]:
+    """Every look-back parameter (:data:`PERIOD_PARAMS`) of a valid criteria document, with its path.
+
+    Args:
+        document: a criteria document that :func:`trading.engine.criteria.criteria_parse` accepts.
+
+    Returns:
+        ``[(path, value), ...]`` in document order, paths in the engine's syntax (``entry.all[0].left.period``).
+    """
+    found: list[tuple[str, int]] = []
+    stack: list[tuple[Any, str, str]] = [(document, "", "")]
+    while stack:  # depth first, children pushed in reverse: popped in document order
+        node, path, key = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k), str(k)) for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]", "") for i, v in reversed(list(enumerate(node))))
+        elif key in PERIOD_PARAMS and isinstance(node, int) and not isinstance(node, bool):
+            found.append((path, node))
+    return found
+
+
+def periods_check(document: Any, *, available: int, where: str) -> list[tuple[str, str]]:
+    """Refuse look-back periods longer than the candles a run has.
+
+    Args:
+        document: a valid criteria document.
+        available: the fewest daily candles any instrument of the run has stored up to its last day.
+        where: who has that few, for the message (``"bitcoin up to 2024-12-31"``).
+
+    Returns:
+        ``[(path, message), ...]``, one per period above ``available``.
+    """
+    return [
+        (path, f"must be at most the {available:,} daily candles stored for {where}; was {value:,}")
+        for path, value in criteria_periods(document)
+        if value > available
+    ]
