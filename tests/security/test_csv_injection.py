@@ -87,10 +87,10 @@ def test_the_equity_csv_keeps_negative_numbers(seeded: Seeded, hostile_simulatio
         "time": [1704153600],
         "equity": [-12.5],
         "buy_and_hold": [9000.0],
-        "drawdown_ratio": [-0.0],
+        "drawdown_ratio": [0.25],
     }
     hostile_simulation.save(update_fields=["equity_curve"])
     client = Client()
     assert client.login(username="alice", password=PASSWORD)
     text = client.get(f"{prefix}/{hostile_simulation.pk}/equity.csv").content.decode()
-    assert text.splitlines()[1] == "2024-01-02T00:00:00Z,-12.5,9000.0,-0.0"
+    assert text.splitlines()[1] == "2024-01-02T00:00:00Z,-12.5,9000.0,0.25"
