@@ -136,6 +136,10 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": env.int("BARTER_NUM_PROXIES", default=0),
 }
 
+# Where the API throttles count (barter_site.throttling, the `limits` library's atomic moving window): Redis
+# when REDIS_URL is set, so every gunicorn worker and machine shares one count; else this process's memory.
+BARTER_THROTTLE_STORAGE_URI = env.str("REDIS_URL", default="") or "memory://"
+
 # Django's cache: the API throttle's and the login throttle's counters. With REDIS_URL they are shared by every
 # process (gunicorn workers, machines); without it each process counts on its own.
 CACHES = {

@@ -21,3 +21,6 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"user": "100000/min", "anon": "100000/min"},
 }
 BARTER_LOGIN_FAILURES_MAX = 5
+# The API throttles count in this process's memory, emptied before every test (tests/conftest.py), like CACHES;
+# the Redis tests of the throttles point them at Redis themselves.
+BARTER_THROTTLE_STORAGE_URI = "memory://"
