@@ -1,5 +1,6 @@
 """Settings shared by every environment. Every variable is listed, with its default, in ``.env.example``."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -28,6 +29,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_guid",
+    # Failed-login lockout (barter_site/login_lockout.py); its settings are the AXES_* block below.
+    "axes",
     "instruments",
     "positions",
     "trading",
@@ -48,6 +51,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429 page (barter_site.login_lockout).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "barter_site.urls"
@@ -156,10 +161,34 @@ CACHES = {
     )
 }
 
-# The admin login (the only login page) refuses a username and client address after this many failed logins
-# within the window, until the window has passed (barter_site.login_throttle).
+# Failed-login lockout by django-axes (barter_site/login_lockout.py): the admin login (the only login page)
+# refuses a username and client address after BARTER_LOGIN_FAILURES_MAX failed logins, for
+# BARTER_LOGIN_FAILURES_WINDOW_SECONDS from the failure that locked them (429, "wait N minutes").
 BARTER_LOGIN_FAILURES_MAX = env.int("BARTER_LOGIN_FAILURES_MAX", default=5)
 BARTER_LOGIN_FAILURES_WINDOW_SECONDS = env.int("BARTER_LOGIN_FAILURES_WINDOW_SECONDS", default=900)
+AUTHENTICATION_BACKENDS = [
+    "barter_site.login_lockout.LoginLockoutBackend",  # axes' check first: a locked-out login goes no further
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = BARTER_LOGIN_FAILURES_MAX
+AXES_COOLOFF_TIME = timedelta(seconds=BARTER_LOGIN_FAILURES_WINDOW_SECONDS)
+# One username from one address: other usernames and addresses are not locked out with them.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Trying again while locked out does not push the end of the lockout further.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The database handler: counts shared by every process and machine on SQLite and PostgreSQL alike, and whether
+# Redis is up or not (the cache handler would count per process without REDIS_URL).
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# The client address of the API throttles (BARTER_NUM_PROXIES): one proxy-trust setting for both.
+AXES_CLIENT_IP_CALLABLE = "barter_site.login_lockout.client_address"
+AXES_USERNAME_CALLABLE = "barter_site.login_lockout.username_key"
+AXES_LOCKOUT_CALLABLE = "barter_site.login_lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# axes' own admin pages allow deleting and editing; barter_site/lockout_admin.py lists the rows read-only.
+AXES_ENABLE_ADMIN = False
+# Failed logins are logged by axes; successful ones are not kept in a table.
+AXES_DISABLE_ACCESS_LOG = True
 
 SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
