@@ -110,6 +110,9 @@ WHITENOISE_AUTOREFRESH = not STATIC_ROOT.is_dir()
 DJANGO_GUID = {"GUID_HEADER_NAME": "Fly-Request-Id", "VALIDATE_GUID": False}
 
 LOGIN_URL = "admin:login"
+# Where a login lands when its ?next= is missing or unsafe (another host, //evil, javascript:): the dashboard,
+# never Django's default /accounts/profile/ (a 404 here).
+LOGIN_REDIRECT_URL = "dashboard"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
