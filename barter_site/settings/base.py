@@ -51,6 +51,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The Content-Security-Policy header of every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes requires: turns a locked-out login into its 429 page (barter_site.login_lockout).
     "axes.middleware.AxesMiddleware",
 ]
@@ -99,10 +101,37 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# The project's own static files beside the apps' (static/barter/: the layout of templates/base.html).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise indexes STATIC_ROOT once at start, which the image's collectstatic fills. Where it was never filled
 # (tests, a fresh checkout) it looks files up per request instead of warning "No directory at" on every start.
 WHITENOISE_AUTOREFRESH = not STATIC_ROOT.is_dir()
+
+# Content-Security-Policy (django-csp 4): scripts, styles, fonts, images and connections from this site only, no
+# inline script anywhere (every page's JavaScript is a static file, Swagger UI included: barter_site/api_docs.py),
+# no plugins, no framing, forms post here only. Style: <style> elements and stylesheets from this site only (and
+# lightweight-charts' one constant <style>, by hash); inline
+# style *attributes* are allowed (style-src-attr): the sweep heat map colours its cells with them, the admin's
+# widgets and Swagger UI write some, and an attribute can neither run script nor load anything (img-src and
+# font-src stay 'self'). data: images are Swagger UI's and the admin's icons.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # + the one <style> element lightweight-charts 5 writes (its attribution logo), allowed by its hash:
+        # tools/vendor/update.sh pins the version; tests/browser/test_csp.py fails if an update changes it.
+        "style-src": ["'self'", "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # The request id of every request (django-guid): fly's proxy sends one in Fly-Request-Id (not a UUID, so it is
 # taken as it is); without it one is generated. It is returned in the same response header, and production's
