@@ -4,15 +4,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from barter_site import lockout_admin  # noqa: F401 - registers django-axes' tables, read-only, in the admin
 from barter_site.api_docs import SwaggerView
 from barter_site.health import HEALTHZ_PATH, healthz
-from barter_site.login_throttle import login_throttled
 
 urlpatterns = [
     # Normally answered by HealthCheckMiddleware before routing; routed too so that the URL resolves.
     path(HEALTHZ_PATH.lstrip("/"), healthz, name="healthz"),
-    # The admin's own login view (still reversed as admin:login), behind the failed-login throttle.
-    path("admin/login/", login_throttled(admin.site.login), name="login-throttled"),
     path("admin/", admin.site.urls),
     # Both need a token or a session (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]); Swagger UI is a page for
     # people, so it sends an anonymous visitor to the login page instead of answering 401.

@@ -13,10 +13,8 @@ there (exit reason ``end_of_data``, as freqtrade's backtests do), so every trade
 from __future__ import annotations
 
 import copy
-import csv
 import ctypes
 import gc
-import io
 import itertools
 import logging
 import math
@@ -37,6 +35,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max, Min
 
+from barter_site.csv_export import csv_text
 from barter_site.errors import ApplicationError
 from barter_site.heartbeat import Heartbeat
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
@@ -635,31 +634,27 @@ TRADE_CSV_COLUMNS = (
 
 
 def simulation_trades_csv(simulation: Simulation) -> str:
-    """The simulation's trades as CSV text, one row a trade, with the columns of :data:`TRADE_CSV_COLUMNS`."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(TRADE_CSV_COLUMNS)
-    for trade in simulation.trades:
-        writer.writerow(["" if trade.get(c) is None else trade.get(c) for c in TRADE_CSV_COLUMNS])
-    return out.getvalue()
+    """The simulation's trades as CSV text, one row a trade, with the columns of :data:`TRADE_CSV_COLUMNS`; text
+    that could start a spreadsheet formula is neutralised (:func:`barter_site.csv_export.csv_text`)."""
+    return csv_text(
+        TRADE_CSV_COLUMNS, ([trade.get(c) for c in TRADE_CSV_COLUMNS] for trade in simulation.trades)
+    )
 
 
 def simulation_equity_csv(simulation: Simulation) -> str:
     """The equity curve as CSV text: ``time`` (ISO UTC of each candle's open; values are at its close),
     ``equity``, ``buy_and_hold``, ``drawdown_ratio``."""
     curve = simulation.equity_curve or {}
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["time", "equity", "buy_and_hold", "drawdown_ratio"])
-    for row in zip(
+    rows = zip(
         curve.get("time", []),
         curve.get("equity", []),
         curve.get("buy_and_hold", []),
         curve.get("drawdown_ratio", []),
         strict=True,
-    ):
-        writer.writerow([_iso(row[0]), *row[1:]])
-    return out.getvalue()
+    )
+    return csv_text(
+        ["time", "equity", "buy_and_hold", "drawdown_ratio"], ([_iso(r[0]), *r[1:]] for r in rows)
+    )
 
 
 # Sweeps -----------------------------------------------------------------------------------------------------

@@ -52,7 +52,10 @@ def _throttle_counts_cleared() -> None:
     counts of one test never refuse another's requests."""
     from django.core.cache import cache
 
+    from barter_site.throttling import throttle_storage_reset
+
     cache.clear()
+    throttle_storage_reset()
 
 
 @pytest.fixture

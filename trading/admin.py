@@ -193,6 +193,7 @@ class PositionOrderInline(admin.TabularInline):
         "average_price",
         "fee",
         "fee_currency",
+        "other_fees",
         "client_order_id",
     )
     readonly_fields = fields

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any
@@ -156,8 +156,12 @@ class OrderState:
         exchange_order_id: the exchange's id.
         filled_quantity: base units filled, >= 0.
         average_price: quote currency, None before a fill.
-        fee: the fees in ``fee_currency`` (0 without).
-        fee_currency: code of the fee's currency ("" without a fee).
+        fee: the fees paid in ``fee_currency``, the market's quote or base currency (0 without), the fee that
+            changes what the order cost or bought.
+        fee_currency: that currency's code ("" without such a fee).
+        other_fees: fees paid in any third currency (binance's BNB discount), by currency code, e.g.
+            ``{"BNB": Decimal("0.00031")}``: recorded as they are, never added to ``fee`` nor taken from a
+            quantity, since they are not priced here.
         filled_at: time of the last fill (aware UTC), or None.
         raw: the exchange's payload (``info``), JSON-ready, without keys.
     """
@@ -170,31 +174,64 @@ class OrderState:
     fee_currency: str
     filled_at: datetime | None
     raw: dict[str, Any]
+    other_fees: dict[str, Decimal] = field(default_factory=dict)
 
 
-def order_state(data: dict[str, Any], *, trades: list[dict[str, Any]] | None = None) -> OrderState:
+def _fees_by_currency(data: dict[str, Any], trades: list[dict[str, Any]] | None) -> dict[str, Decimal]:
+    """Every non-zero fee of an order, summed per currency code (ccxt ``fees``, else ``fee``, else the trades')."""
+    fees: list[dict[str, Any]] = [f for f in (data.get("fees") or []) if f and f.get("cost") is not None]
+    if not fees and data.get("fee") and data["fee"].get("cost") is not None:
+        fees = [data["fee"]]
+    if not fees and trades:
+        fees = [t["fee"] for t in trades if t.get("fee") and t["fee"].get("cost") is not None]
+    by_currency: dict[str, Decimal] = {}
+    for item in fees:
+        cost = _decimal(item["cost"]) or Decimal(0)
+        if cost:
+            currency = str(item.get("currency") or "")
+            by_currency[currency] = by_currency.get(currency, Decimal(0)) + cost
+    return by_currency
+
+
+def order_state(
+    data: dict[str, Any],
+    *,
+    trades: list[dict[str, Any]] | None = None,
+    base: str = "",
+    quote: str = "",
+) -> OrderState:
     """Parse ccxt's unified order structure (and optionally its trades, for the fees) into :class:`OrderState`.
+
+    Fees are kept per currency: the one in the market's quote currency (else the base currency) is ``fee``;
+    fees in any other currency are ``other_fees`` and never added to it. A fee without a currency is taken as
+    the quote currency's. When ``base`` and ``quote`` are not given and the fees come in one currency, that is
+    ``fee_currency``.
 
     Args:
         data: as ccxt's ``create_order``/``fetch_order``/``cancel_order`` return it.
         trades: ccxt trades of the order (``fetch_my_trades``) when the order itself carries no fee.
+        base: the market's base currency code (``"BTC"``), "" when unknown.
+        quote: the market's quote currency code (``"USDT"``), "" when unknown.
     """
     filled = _decimal(data.get("filled")) or Decimal(0)
     raw_status = data.get("status")
     status = _STATUS.get(str(raw_status), Order.Status.NEW if raw_status is None else Order.Status.OPEN)
     if status == Order.Status.OPEN and filled > 0:
         status = Order.Status.PARTIALLY_FILLED
-    fees: list[dict[str, Any]] = [f for f in (data.get("fees") or []) if f and f.get("cost") is not None]
-    if not fees and data.get("fee") and data["fee"].get("cost") is not None:
-        fees = [data["fee"]]
-    if not fees and trades:
-        fees = [t["fee"] for t in trades if t.get("fee") and t["fee"].get("cost") is not None]
-    fee = sum((_decimal(f["cost"]) or Decimal(0) for f in fees), Decimal(0))
-    currencies = {str(f.get("currency") or "") for f in fees if (_decimal(f["cost"]) or 0) != 0}
-    fee_currency = currencies.pop() if len(currencies) == 1 else ""
+    fees = _fees_by_currency(data, trades)
+    if "" in fees and quote:
+        fees[quote] = fees.get(quote, Decimal(0)) + fees.pop("")
+    if quote or base:
+        fee_currency = next((c for c in (quote, base) if c and c in fees), "")
+    elif len(fees) == 1:
+        fee_currency = next(iter(fees))
+    else:  # several currencies and no market to tell which is which: none of them is counted as the quote's
+        fee_currency = ""
+    fee = fees.pop(fee_currency, Decimal(0))
     timestamp = data.get("lastTradeTimestamp") or data.get("lastUpdateTimestamp") or data.get("timestamp")
     if trades:
-        timestamp = max(int(t["timestamp"]) for t in trades if t.get("timestamp")) or timestamp
+        # Fills without a timestamp leave the order's own time in place (max() of nothing would raise).
+        timestamp = max((int(t["timestamp"]) for t in trades if t.get("timestamp")), default=0) or timestamp
     info = data.get("info")
     return OrderState(
         status=status,
@@ -205,6 +242,7 @@ def order_state(data: dict[str, Any], *, trades: list[dict[str, Any]] | None = N
         fee_currency=fee_currency,
         filled_at=datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC) if timestamp and filled > 0 else None,
         raw=info if isinstance(info, dict) else {},
+        other_fees=fees,
     )
 
 
@@ -226,6 +264,7 @@ def order_apply(order: Order, state: OrderState) -> bool:
         order.average_price = price_quantize(state.average_price)
     order.fee = price_quantize(state.fee)
     order.fee_currency = state.fee_currency
+    order.other_fees = {currency: format(cost, "f") for currency, cost in state.other_fees.items()}
     if state.filled_at is not None:
         order.filled_at = state.filled_at
     if state.raw:
@@ -455,9 +494,17 @@ class ExchangeBroker(ExecutionBackend):
         return self._state(data)
 
     def _state(self, data: dict[str, Any]) -> OrderState:
-        """The order's state; its fees from ``fetch_my_trades`` when the order payload has none (binance)."""
-        state = order_state(data)
-        if state.filled_quantity > 0 and state.fee == 0 and self.client.has.get("fetchMyTrades"):
+        """The order's state; its fees from ``fetch_my_trades`` when the order payload has none (binance), each
+        in its currency (the market's base and quote tell a third currency's fee apart)."""
+        market = self.market(str(data["symbol"])) if data.get("symbol") else {}
+        base, quote = str(market.get("base") or ""), str(market.get("quote") or "")
+        state = order_state(data, base=base, quote=quote)
+        if (
+            state.filled_quantity > 0
+            and state.fee == 0
+            and not state.other_fees
+            and self.client.has.get("fetchMyTrades")
+        ):
             trades = self._call(
                 f"fetching the fills of order {data.get('id')}",
                 "fetch_my_trades",
@@ -468,7 +515,7 @@ class ExchangeBroker(ExecutionBackend):
             )
             mine = [t for t in trades if str(t.get("order")) == str(data.get("id"))]
             if mine:
-                state = order_state(data, trades=mine)
+                state = order_state(data, trades=mine, base=base, quote=quote)
         return state
 
     def order_send(self, order: Order) -> OrderState:

@@ -173,7 +173,8 @@ class Order(models.Model):
     Written before the order is sent (status ``new``) under its ``client_order_id``, which is derived from the
     strategy, instrument, day and purpose (:func:`trading.execution.client_order_id`): a retry, or the next run
     after a crash, asks the exchange for that id instead of placing a second order. Quantities are base units,
-    prices and fees quote currency unless ``fee_currency`` says otherwise; ``raw`` is the exchange's last answer
+    prices and fees quote currency unless ``fee_currency`` says otherwise (fees in a third currency are kept apart
+    in ``other_fees``); ``raw`` is the exchange's last answer
     about the order (as ccxt's ``info``; it never contains a key).
     """
 
@@ -233,6 +234,13 @@ class Order(models.Model):
         max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, default=Decimal(0)
     )
     fee_currency = models.CharField(max_length=16, blank=True)
+    # Fees in a currency that is neither the market's base nor its quote (binance's BNB discount), by currency
+    # code, as decimal text: {"BNB": "0.00031"}. Never part of ``fee``, a position's fees or its pnl.
+    other_fees = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Fees paid in a third currency (e.g. BNB), by currency: not in fee, entry/exit fees or pnl.",
+    )
     filled_at = models.DateTimeField(
         null=True, blank=True, help_text="When the last fill happened (aware UTC)."
     )

@@ -996,6 +996,7 @@ def _order_payload(order: Order) -> dict[str, Any]:
         "average_price": None if order.average_price is None else str(order.average_price),
         "fee": str(order.fee),
         "fee_currency": order.fee_currency,
+        "other_fees": order.other_fees,
         "backend": "exchange",
     }
 
@@ -1179,8 +1180,9 @@ def _entry_take_up(
 
 
 def _fee_in_quote(order: Order, base: str, quote: str, price: Decimal) -> Decimal:
-    """The order's fee in quote currency: a fee in base units is worth ``fee * price``; a fee in a third currency
-    (binance's BNB discount) cannot be priced here and counts 0 (it stays on the ``Order``)."""
+    """The order's fee in quote currency: a fee in base units is worth ``fee * price``; fees in a third currency
+    (binance's BNB discount) cannot be priced here and count 0 (they stay on the ``Order``'s ``other_fees`` and
+    in History)."""
     if order.fee_currency == base:
         return price_quantize(order.fee * price)
     if order.fee_currency in ("", quote):

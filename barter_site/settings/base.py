@@ -1,5 +1,6 @@
 """Settings shared by every environment. Every variable is listed, with its default, in ``.env.example``."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -28,6 +29,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_guid",
+    # Failed-login lockout (barter_site/login_lockout.py); its settings are the AXES_* block below.
+    "axes",
     "instruments",
     "positions",
     "trading",
@@ -48,6 +51,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The Content-Security-Policy header of every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429 page (barter_site.login_lockout).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "barter_site.urls"
@@ -94,10 +101,37 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# The project's own static files beside the apps' (static/barter/: the layout of templates/base.html).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise indexes STATIC_ROOT once at start, which the image's collectstatic fills. Where it was never filled
 # (tests, a fresh checkout) it looks files up per request instead of warning "No directory at" on every start.
 WHITENOISE_AUTOREFRESH = not STATIC_ROOT.is_dir()
+
+# Content-Security-Policy (django-csp 4): scripts, styles, fonts, images and connections from this site only, no
+# inline script anywhere (every page's JavaScript is a static file, Swagger UI included: barter_site/api_docs.py),
+# no plugins, no framing, forms post here only. Style: <style> elements and stylesheets from this site only (and
+# lightweight-charts' one constant <style>, by hash); inline
+# style *attributes* are allowed (style-src-attr): the sweep heat map colours its cells with them, the admin's
+# widgets and Swagger UI write some, and an attribute can neither run script nor load anything (img-src and
+# font-src stay 'self'). data: images are Swagger UI's and the admin's icons.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # + the one <style> element lightweight-charts 5 writes (its attribution logo), allowed by its hash:
+        # tools/vendor/update.sh pins the version; tests/browser/test_csp.py fails if an update changes it.
+        "style-src": ["'self'", "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # The request id of every request (django-guid): fly's proxy sends one in Fly-Request-Id (not a UUID, so it is
 # taken as it is); without it one is generated. It is returned in the same response header, and production's
@@ -105,6 +139,9 @@ WHITENOISE_AUTOREFRESH = not STATIC_ROOT.is_dir()
 DJANGO_GUID = {"GUID_HEADER_NAME": "Fly-Request-Id", "VALIDATE_GUID": False}
 
 LOGIN_URL = "admin:login"
+# Where a login lands when its ?next= is missing or unsafe (another host, //evil, javascript:): the dashboard,
+# never Django's default /accounts/profile/ (a 404 here).
+LOGIN_REDIRECT_URL = "dashboard"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -148,6 +185,9 @@ REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
     "barter_site.parsers.FormParser",
     "barter_site.parsers.MultiPartParser",
 ]
+# Where the API throttles count (barter_site.throttling, the `limits` library's atomic moving window): Redis
+# when REDIS_URL is set, so every gunicorn worker and machine shares one count; else this process's memory.
+BARTER_THROTTLE_STORAGE_URI = env.str("REDIS_URL", default="") or "memory://"
 
 # Django's cache: the API throttle's and the login throttle's counters. With REDIS_URL they are shared by every
 # process (gunicorn workers, machines); without it each process counts on its own.
@@ -165,10 +205,34 @@ CACHES = {
     )
 }
 
-# The admin login (the only login page) refuses a username and client address after this many failed logins
-# within the window, until the window has passed (barter_site.login_throttle).
+# Failed-login lockout by django-axes (barter_site/login_lockout.py): the admin login (the only login page)
+# refuses a username and client address after BARTER_LOGIN_FAILURES_MAX failed logins, for
+# BARTER_LOGIN_FAILURES_WINDOW_SECONDS from the failure that locked them (429, "wait N minutes").
 BARTER_LOGIN_FAILURES_MAX = env.int("BARTER_LOGIN_FAILURES_MAX", default=5)
 BARTER_LOGIN_FAILURES_WINDOW_SECONDS = env.int("BARTER_LOGIN_FAILURES_WINDOW_SECONDS", default=900)
+AUTHENTICATION_BACKENDS = [
+    "barter_site.login_lockout.LoginLockoutBackend",  # axes' check first: a locked-out login goes no further
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = BARTER_LOGIN_FAILURES_MAX
+AXES_COOLOFF_TIME = timedelta(seconds=BARTER_LOGIN_FAILURES_WINDOW_SECONDS)
+# One username from one address: other usernames and addresses are not locked out with them.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Trying again while locked out does not push the end of the lockout further.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The database handler: counts shared by every process and machine on SQLite and PostgreSQL alike, and whether
+# Redis is up or not (the cache handler would count per process without REDIS_URL).
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# The client address of the API throttles (BARTER_NUM_PROXIES): one proxy-trust setting for both.
+AXES_CLIENT_IP_CALLABLE = "barter_site.login_lockout.client_address"
+AXES_USERNAME_CALLABLE = "barter_site.login_lockout.username_key"
+AXES_LOCKOUT_CALLABLE = "barter_site.login_lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# axes' own admin pages allow deleting and editing; barter_site/lockout_admin.py lists the rows read-only.
+AXES_ENABLE_ADMIN = False
+# Failed logins are logged by axes; successful ones are not kept in a table.
+AXES_DISABLE_ACCESS_LOG = True
 
 SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {

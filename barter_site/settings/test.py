@@ -26,3 +26,6 @@ BARTER_LOGIN_FAILURES_MAX = 5
 BARTER_SIMULATOR_BACKGROUND_THREADS = 0
 # The reaper that runs on a request without a broker would add queries to tests that count them.
 BARTER_REAPER_ON_REQUEST = False
+# The API throttles count in this process's memory, emptied before every test (tests/conftest.py), like CACHES;
+# the Redis tests of the throttles point them at Redis themselves.
+BARTER_THROTTLE_STORAGE_URI = "memory://"

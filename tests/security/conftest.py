@@ -36,6 +36,9 @@ def seeded(db) -> Seeded:  # type: ignore[no-untyped-def]
     user = User.objects.create_superuser("alice", "alice@example.com", PASSWORD)
     token = Token.objects.create(user=user).key
     instrument = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    # From 2024-01-01 whatever ran before: the factory's day counter is global, and after ~790 candles made by
+    # earlier tests these would reach test_secrets' as_of (2026-03-01), leaving it nothing to collect.
+    CandleFactory.reset_sequence(0)
     CandleFactory.create_batch(30, instrument=instrument)
     strategy = StrategyFactory(name="sma", instruments=[instrument])
     position = PositionFactory(strategy=strategy, instrument=instrument)

@@ -6,20 +6,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 import time_machine
 from django.conf import settings
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache import caches
 from django.test import Client
+from limits.storage import storage_from_string
 from rest_framework import throttling
 from rest_framework.test import APIRequestFactory
 from rest_framework.throttling import SimpleRateThrottle
 
 from barter_site.settings.base import BASE_DIR
-from barter_site.throttling import AnonRateThrottle, UserRateThrottle
+from barter_site.throttling import NAMESPACE, AnonRateThrottle, UserRateThrottle, throttle_storage
 from tests.security.conftest import PASSWORD, Seeded
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -110,41 +115,87 @@ def test_failed_authentication_is_throttled_per_address(seeded: Seeded, low_rate
         assert guesser.get("/api/instruments/").status_code == 401
 
 
-@pytest.mark.redis
-def test_the_redis_cache_shares_the_count_between_workers(monkeypatch: pytest.MonkeyPatch):
-    # Two cache clients stand for two gunicorn workers: each throttle sees the other's requests.
-    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/min"})
-    prefix = f"throttle-test-{uuid.uuid4().hex}"
-    workers = [RedisCache(settings.REDIS_URL, {"KEY_PREFIX": prefix}) for _ in range(2)]
+class _User:
+    is_authenticated = True
+
+    def __init__(self, pk: int) -> None:
+        self.pk = pk
+
+
+def _user_request(pk: int):  # type: ignore[no-untyped-def]
     request = APIRequestFactory().get("/api/instruments/")
+    request.user = _User(pk)
+    return request
 
-    class User:
-        pk = 42
-        is_authenticated = True
 
-    request.user = User()
+@pytest.fixture
+def redis_throttles(settings) -> Iterator[int]:  # type: ignore[no-untyped-def]
+    """The throttles count in the test Redis; yields a user id no other run uses, whose counts are removed."""
+    settings.BARTER_THROTTLE_STORAGE_URI = settings.REDIS_URL
+    throttle_storage.cache_clear()
+    user_pk = uuid.uuid4().int % 10**12
+    yield user_pk
+    redis.Redis.from_url(settings.REDIS_URL).delete(
+        *redis.Redis.from_url(settings.REDIS_URL).keys(f"LIMITS:{NAMESPACE}/*throttle_user_{user_pk}")
+        or ["-"]
+    )
+    throttle_storage.cache_clear()
+
+
+@pytest.mark.redis
+def test_the_redis_count_is_shared_between_workers(redis_throttles, monkeypatch: pytest.MonkeyPatch):
+    # Each request gets a fresh Redis client, as each gunicorn worker (or machine) has its own.
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/min"})
     allowed = []
-    try:
-        for n in range(5):
-            throttle = UserRateThrottle()
-            throttle.cache = workers[n % 2]
-            allowed.append(throttle.allow_request(request, None))
-    finally:
-        workers[0].delete("throttle_user_42")
+    for _ in range(5):
+        throttle_storage.cache_clear()
+        allowed.append(UserRateThrottle().allow_request(_user_request(redis_throttles), None))
     assert allowed == [True, True, True, False, False]
 
 
-def test_a_cache_that_cannot_be_reached_lets_requests_through(monkeypatch: pytest.MonkeyPatch, caplog):
+@pytest.mark.redis
+def test_concurrent_requests_past_the_rate_pass_exactly_the_limit(redis_throttles, settings, monkeypatch):
+    # 1,500 requests of one user from 24 threads (each with its own Redis client, like 24 workers) against
+    # 600/min: exactly 600 pass. DRF's read-append-write list let 1,204 through (settings.CACHES on Redis too,
+    # so the old counting ran on the same Redis).
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": settings.REDIS_URL}
+    }
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "600/min"})
+    request = _user_request(redis_throttles)
+    start = threading.Barrier(24)
+    clients = threading.local()
+
+    def thread_storage(uri: str):  # type: ignore[no-untyped-def]
+        if not hasattr(clients, "storage"):
+            clients.storage = storage_from_string(uri, wrap_exceptions=True)
+        return clients.storage
+
+    monkeypatch.setattr("barter_site.throttling.throttle_storage", thread_storage)
+
+    def worker(n_requests: int) -> int:
+        start.wait()
+        return sum(UserRateThrottle().allow_request(request, None) for _ in range(n_requests))
+
+    try:
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            passed = sum(pool.map(worker, [63] * 12 + [62] * 12))
+    finally:
+        caches["default"].delete(f"throttle_user_{redis_throttles}")
+    assert passed == 600
+
+
+def test_a_cache_that_cannot_be_reached_lets_requests_through(
+    settings, monkeypatch: pytest.MonkeyPatch, caplog
+):
     # Redis down (a closed local port): the API keeps answering; the throttle says why it is not counting.
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "1/min", "anon": "1/min"})
-    down = RedisCache("redis://127.0.0.1:1/0", {"OPTIONS": {"socket_connect_timeout": 0.2}})
-    request = APIRequestFactory().get("/api/instruments/")
-    request.user = type("User", (), {"pk": 7, "is_authenticated": True})()
-    allowed = []
-    for _ in range(3):
-        throttle = UserRateThrottle()
-        throttle.cache = down
-        allowed.append(throttle.allow_request(request, None))
+    settings.BARTER_THROTTLE_STORAGE_URI = "redis://127.0.0.1:1/0"
+    throttle_storage.cache_clear()
+    try:
+        allowed = [UserRateThrottle().allow_request(_user_request(7), None) for _ in range(3)]
+    finally:
+        throttle_storage.cache_clear()
     assert allowed == [True, True, True]
     assert "API throttle skipped: the cache (Redis) cannot be reached (ConnectionError)" in caplog.text
 
@@ -201,3 +252,76 @@ def test_the_login_page_itself_is_never_refused(seeded: Seeded):
         for _ in range(5):
             _login(client, "wrong")
         assert client.get("/admin/login/").status_code == 200
+
+
+# -- proxy trust (BARTER_NUM_PROXIES), both ways, for the API's anonymous throttle and the login lockout ----------
+
+
+@pytest.fixture
+def behind_one_proxy(settings) -> None:  # type: ignore[no-untyped-def]
+    """BARTER_NUM_PROXIES=1: the address our proxy appended to X-Forwarded-For is the client's."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+
+
+def _rotating(n: int) -> str:
+    return f"192.0.2.{n % 250 + 1}"
+
+
+def test_gunicorn_reached_directly_a_rotating_forwarded_for_does_not_escape_the_anonymous_throttle(
+    seeded: Seeded, low_rates
+):
+    # NUM_PROXIES = 0: the socket's address counts; each request forges another X-Forwarded-For.
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    with time_machine.travel(T0, tick=False):
+        statuses = [
+            client.get("/api/instruments/", HTTP_X_FORWARDED_FOR=_rotating(n)).status_code for n in range(5)
+        ]
+        assert statuses == [401, 401, 429, 429, 429]
+        assert Client(REMOTE_ADDR="198.51.100.2").get("/api/instruments/").status_code == 401
+
+
+def test_gunicorn_reached_directly_a_rotating_forwarded_for_does_not_escape_the_login_lockout(seeded: Seeded):
+    client = Client(REMOTE_ADDR="203.0.113.7")
+    with time_machine.travel(T0, tick=False):
+        statuses = [
+            client.post(
+                "/admin/login/", {"username": "alice", "password": "wrong"}, HTTP_X_FORWARDED_FOR=_rotating(n)
+            ).status_code
+            for n in range(5)
+        ]
+        assert statuses == [200, 200, 200, 200, 429]
+        blocked = client.post(
+            "/admin/login/", {"username": "alice", "password": PASSWORD}, HTTP_X_FORWARDED_FOR=_rotating(99)
+        )
+        assert blocked.status_code == 429 and "_auth_user_id" not in client.session
+
+
+def test_behind_one_proxy_the_appended_address_is_counted_and_clients_apart(
+    seeded: Seeded, low_rates, behind_one_proxy
+):
+    # The proxy (10.0.0.1) appends the real client's address; what the client sent before it is not believed.
+    proxy = Client(REMOTE_ADDR="10.0.0.1")
+    with time_machine.travel(T0, tick=False):
+        first = [
+            proxy.get("/api/instruments/", HTTP_X_FORWARDED_FOR=f"{_rotating(n)}, 203.0.113.7").status_code
+            for n in range(3)
+        ]
+        assert first == [401, 401, 429]
+        # Another real client through the same proxy has its own count.
+        assert proxy.get("/api/instruments/", HTTP_X_FORWARDED_FOR="198.51.100.2").status_code == 401
+        assert proxy.get("/api/instruments/", HTTP_X_FORWARDED_FOR="198.51.100.2").status_code == 401
+        assert proxy.get("/api/instruments/", HTTP_X_FORWARDED_FOR="198.51.100.2").status_code == 429
+
+
+def test_behind_one_proxy_the_login_lockout_counts_the_appended_address(seeded: Seeded, behind_one_proxy):
+    proxy = Client(REMOTE_ADDR="10.0.0.1")
+
+    def login(password: str, forwarded_for: str) -> int:
+        data = {"username": "alice", "password": password}
+        return proxy.post("/admin/login/", data, HTTP_X_FORWARDED_FOR=forwarded_for).status_code
+
+    with time_machine.travel(T0, tick=False):
+        assert [login("wrong", f"{_rotating(n)}, 203.0.113.7") for n in range(5)] == [200] * 4 + [429]
+        assert login(PASSWORD, "203.0.113.7") == 429
+        # The same username from another real client behind the proxy is not locked out.
+        assert login(PASSWORD, "198.51.100.2") == 302

@@ -23,7 +23,8 @@
 //   screenshot   path, fullPage (true), selector (only that element)  -> path
 //
 // stdout gets exactly one JSON object: {ok, browserVersion, steps: [{do, name, ...}], failedStep, error,
-// console: [{type, text}], pageErrors: [...], failedRequests: [{url, failure}]}. Exit status: 0 when every
+// console: [{type, text}], pageErrors: [...], failedRequests: [{url, failure}]}. A Content-Security-Policy
+// violation is logged to the console as an error starting "securitypolicyviolation". Exit status: 0 when every
 // step passed, 1 when a step failed, 2 when the scenario could not be read or the browser not started.
 //
 // Environment: BARTER_CHROMIUM, the browser to launch (default /usr/bin/chromium). Playwright downloads
@@ -171,6 +172,16 @@ async function run(scenario, result) {
       viewport: scenario.viewport || { width: 1280, height: 800 },
     });
     result.browserVersion = context.browser() ? context.browser().version() : null;
+    // Every Content-Security-Policy violation of every page is logged as a console error (result.console),
+    // "securitypolicyviolation <directive> <blocked URI> at <source>:<line>", for the tests to assert on.
+    await context.addInitScript(() => {
+      document.addEventListener("securitypolicyviolation", (event) => {
+        console.error(
+          `securitypolicyviolation ${event.violatedDirective} ${event.blockedURI || "inline"} at ` +
+            `${event.sourceFile || event.documentURI}:${event.lineNumber}`,
+        );
+      });
+    });
     const page = context.pages()[0] || (await context.newPage());
     page.on("console", (message) => result.console.push({ type: message.type(), text: message.text() }));
     page.on("pageerror", (error) => result.pageErrors.push(String(error)));
