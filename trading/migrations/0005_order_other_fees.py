@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trading', '0003_strategy_permissions'),
+        ('trading', '0004_strategystep_instrument'),
     ]
 
     operations = [
