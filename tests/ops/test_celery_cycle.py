@@ -240,6 +240,7 @@ def worker_running(
     concurrency: int = 2,
     queues: str = "",
     env: dict[str, str] | None = None,
+    now: str | None = AS_OF_NOW,
 ) -> Iterator[Worker]:
     """``celery -A barter_site worker`` on the test database, Redis and fake CoinGecko, until the block ends.
 
@@ -250,6 +251,7 @@ def worker_running(
         concurrency: pool processes.
         queues: ``-Q`` (the test's own queue when empty; ``"{queue}"`` in it is replaced by that name).
         env: variables added to the worker's environment.
+        now: the worker's clock (ISO time; live steps act only for today), or None for the real clock.
     """
     queue = f"barter-test-{uuid.uuid4().hex[:12]}"
     environment = {
@@ -270,7 +272,8 @@ def worker_running(
         **(env or {}),
     }
     # The worker's clock is on the recorded day: live steps act only for today (trading.services.step_day_validate).
-    command = clock_command(AS_OF_NOW, "-m", "celery", "-A", "barter_site", "worker", "--loglevel=INFO")
+    arguments = ("-m", "celery", "-A", "barter_site", "worker", "--loglevel=INFO")
+    command = clock_command(now, *arguments) if now is not None else [sys.executable, *arguments]
     command += [f"--concurrency={concurrency}", "-Q", (queues or "{queue}").format(queue=queue)]
     command += ["-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     with log.open("wb") as out:

@@ -51,6 +51,7 @@ def test_a_close_step_queued_behind_a_sweep_starts_at_once_on_the_trading_queue(
         redis_url=settings.REDIS_URL,
         log=tmp_path / "worker.log",
         concurrency=1,
+        now="2019-12-31T00:40:00+00:00",  # the close step's day is the worker's today
     ) as worker:
         sweep_start(sweep=sweep)  # sent at once: no transaction is open
         queued = time.monotonic()
@@ -77,6 +78,7 @@ def test_a_simulation_whose_worker_child_is_sigkilled_mid_run_is_failed_by_the_r
             log=tmp_path / "worker.log",
             concurrency=1,
             queues="{queue}-simulator",
+            now=None,  # heartbeats are compared with this process's real clock
         ) as worker,
         psycopg.connect(database_url()) as blocker,
     ):
