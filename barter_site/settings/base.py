@@ -1,5 +1,6 @@
 """Settings shared by every environment. Every variable is listed, with its default, in ``.env.example``."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -24,7 +25,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # API tokens, hashed at rest (django-rest-knox); replaces rest_framework.authtoken (barter_site migrates
+    # its keys, see barter_site/migrations/0001_knox_tokens_from_drf.py).
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_guid",
@@ -32,6 +35,8 @@ INSTALLED_APPS = [
     "positions",
     "trading",
     "simulator",
+    # The project package as an app: the token admin and the migration of the old DRF tokens to knox.
+    "barter_site",
 ]
 
 MIDDLEWARE = [
@@ -108,9 +113,11 @@ LOGIN_URL = "admin:login"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # The least any endpoint needs; each view names its own rule from barter_site.permissions (model permissions,
+    # run_steps, trade_live).
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 500,
@@ -134,6 +141,27 @@ REST_FRAMEWORK = {
     # How many proxies in front of Django append to X-Forwarded-For: 0 takes the client address from the
     # socket (REMOTE_ADDR) and ignores the header, which a client could otherwise forge to dodge the throttle.
     "NUM_PROXIES": env.int("BARTER_NUM_PROXIES", default=0),
+}
+
+# API tokens (django-rest-knox): only a SHA-512 digest is stored; the key is shown once, when it is made
+# (manage.py create_cycle_token, ensure_admin, the admin's "add token"); deleting a token in the admin revokes
+# it, and an expired one is refused (and deleted). Sent as "Authorization: Token <key>", as DRF's tokens were.
+# BARTER_API_TOKEN_EXPIRY_DAYS: lifetime of new tokens for people (0: never expire). The daily cycle's token has
+# its own default, BARTER_CYCLE_TOKEN_EXPIRY_DAYS (create_cycle_token --expiry-days overrides it; 0: never).
+BARTER_API_TOKEN_EXPIRY_DAYS = env.int("BARTER_API_TOKEN_EXPIRY_DAYS", default=30)
+BARTER_CYCLE_TOKEN_EXPIRY_DAYS = env.int("BARTER_CYCLE_TOKEN_EXPIRY_DAYS", default=365)
+for _name, _days in (
+    ("BARTER_API_TOKEN_EXPIRY_DAYS", BARTER_API_TOKEN_EXPIRY_DAYS),
+    ("BARTER_CYCLE_TOKEN_EXPIRY_DAYS", BARTER_CYCLE_TOKEN_EXPIRY_DAYS),
+):
+    if _days < 0:
+        raise ImproperlyConfigured(
+            f"{_name} must be a whole number of days >= 0 (0: never expire); was {_days}"
+        )
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_TTL": timedelta(days=BARTER_API_TOKEN_EXPIRY_DAYS) if BARTER_API_TOKEN_EXPIRY_DAYS > 0 else None,
+    "AUTO_REFRESH": False,
 }
 
 # Django's cache: the API throttle's and the login throttle's counters. With REDIS_URL they are shared by every
