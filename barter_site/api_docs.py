@@ -3,14 +3,26 @@ person, in a browser) is sent to the login page, which brings them back."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase, HttpResponseNotAllowed
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 
 
 class SwaggerView(SpectacularSwaggerView):
-    """drf-spectacular's Swagger UI; ``SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]`` requires a user."""
+    """drf-spectacular's Swagger UI; ``SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]`` requires a user.
+
+    GET and HEAD only: any other method is a plain 405 (the page's HTML renderer cannot render DRF's 405 and
+    OPTIONS answers, which were 500s).
+    """
+
+    http_method_names = ["get", "head"]
+
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
+        """405 with ``Allow: GET, HEAD``, as a plain Django response."""
+        return HttpResponseNotAllowed(["GET", "HEAD"])
 
     # DRF's stub says Response; dispatch() accepts any Django response here (finalize_response checks that).
     def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]

@@ -10,10 +10,11 @@ the admin) and the two custom permissions of ``trading.Strategy.Meta.permissions
   delete or close by hand anything of a strategy whose execution backend is ``exchange``, or to switch a
   strategy's backend to (or from) ``exchange``.
 
-Reads of the API need the matching ``view_<model>`` permission (strategies, positions, history, instruments,
-candles); writes need ``add_``/``change_``/``delete_`` (:class:`ModelPermissions`). Simulations are open to every
-authenticated user, each seeing only their own (the simulator's selectors filter by owner). A superuser holds
-every permission. This module imports no app: the rules name permissions and backends as strings.
+Reads of the API and the dashboard need the matching ``view_<model>`` permission, or ``change_<model>`` (the
+admin's rule: who may change may see), of strategies, positions, history, instruments, candles; writes need
+``add_``/``change_``/``delete_`` (:class:`ModelPermissions`). Simulations are open to every authenticated user,
+each seeing only their own (the simulator's selectors filter by owner). A superuser holds every permission.
+This module imports no app: the rules name permissions, models and backends as strings.
 """
 
 from __future__ import annotations
@@ -38,31 +39,48 @@ LIVE_BACKEND = "exchange"
 
 
 class ModelPermissions(permissions.DjangoModelPermissions):
-    """DRF's ``DjangoModelPermissions``, with reads needing ``view_<model>`` too (DRF asks nothing for them).
+    """DRF's ``DjangoModelPermissions``, with reads needing a permission too (DRF asks nothing for them).
 
-    ``GET``/``HEAD``/``OPTIONS`` need ``<app>.view_<model>``, ``POST`` ``add_``, ``PUT``/``PATCH`` ``change_``,
+    ``GET``/``HEAD``/``OPTIONS`` need ``<app>.view_<model>`` or ``<app>.change_<model>`` (as the admin's
+    ``has_view_permission``: who may change may see), ``POST`` ``add_``, ``PUT``/``PATCH`` ``change_``,
     ``DELETE`` ``delete_``. An unauthenticated request is 401, an authenticated one without the permission 403.
     """
-
-    perms_map = {
-        **permissions.DjangoModelPermissions.perms_map,
-        "GET": ["%(app_label)s.view_%(model_name)s"],
-        "HEAD": ["%(app_label)s.view_%(model_name)s"],
-        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
-    }
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         """The model permission of the method; a method the view does not answer is let through to its 405."""
         method = (request.method or "").lower()
         if method not in view.http_method_names or not hasattr(view, method):
             return True  # nothing will be done: the view answers 405 Method Not Allowed
-        return bool(super().has_permission(request, view))
+        if request.method not in permissions.SAFE_METHODS:
+            return bool(super().has_permission(request, view))
+        if not request.user or not request.user.is_authenticated:
+            return False
+        return all(may_view(request.user, model) for model in self.models_read(view))
+
+    def models_read(self, view: APIView) -> list[Any]:
+        """The models a read of ``view`` shows: the view's own (subclasses add more)."""
+        return [self._queryset(view).model]
 
     def _queryset(self, view: Any) -> Any:
         # The view's class-level ``queryset`` names the model; DRF would call ``get_queryset()``, which validates
         # the query string first and would answer a user without the permission 400 instead of 403.
         queryset = getattr(view, "queryset", None)
         return queryset if queryset is not None else super()._queryset(view)
+
+
+def may_view(user: User | AnonymousUser, model: Any) -> bool:
+    """Whether ``user`` may read rows of ``model``: ``view_<model>`` or ``change_<model>`` (the admin's rule).
+
+    Args:
+        user: the acting user.
+        model: a model class, or its label ``"app_label.ModelName"``.
+    """
+    if isinstance(model, str):
+        from django.apps import apps
+
+        model = apps.get_model(model)
+    meta = model._meta
+    return any(user.has_perm(f"{meta.app_label}.{action}_{meta.model_name}") for action in ("view", "change"))
 
 
 class RunSteps(permissions.IsAuthenticated):
@@ -76,12 +94,13 @@ class RunSteps(permissions.IsAuthenticated):
 
 
 class CandlePermissions(ModelPermissions):
-    """An instrument's candles (``/api/instruments/{id}/candles/``): ``view_instrument`` and
-    ``view_instrumentohlc``."""
+    """An instrument's candles (``/api/instruments/{id}/candles/``): reads of instruments and of candles."""
 
-    def get_required_permissions(self, method: str, model_cls: Any) -> list[str]:
-        """The instrument's permissions for ``method``, and ``instruments.view_instrumentohlc``."""
-        return [*super().get_required_permissions(method, model_cls), "instruments.view_instrumentohlc"]
+    def models_read(self, view: APIView) -> list[Any]:
+        """The instrument, and its candles (``instruments.InstrumentOHLC``, named here: no app is imported)."""
+        from django.apps import apps
+
+        return [*super().models_read(view), apps.get_model("instruments", "InstrumentOHLC")]
 
 
 class TradeLiveObjects(permissions.BasePermission):
