@@ -374,7 +374,7 @@ def test_a_server_that_is_down_is_retried_then_reported():
     [
         (400, '{"as_of": ["as_of must be today'),
         (401, "check the BARTER_API_TOKEN secret"),
-        (403, "may not run the cycle"),
+        (403, "lacks the permission trading.run_steps"),
         (404, "must be the site's root URL"),
         (405, "must be the site's root URL"),
     ],
