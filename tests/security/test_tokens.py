@@ -65,6 +65,15 @@ def test_an_expired_token_is_refused_and_removed():
     assert not AuthToken.objects.exists()
 
 
+def test_a_key_that_is_not_utf8_is_a_401_not_a_500():
+    response = Client(raise_request_exception=False).get(
+        "/api/instruments/", HTTP_AUTHORIZATION="Token \xe9t\xe9"
+    )
+
+    assert response.status_code == 401
+    assert "invalid characters" in response.json()["detail"]
+
+
 def test_the_default_expiry_is_the_setting(settings):
     settings.BARTER_API_TOKEN_EXPIRY_DAYS = 7
     with time_machine.travel(T0, tick=False):
