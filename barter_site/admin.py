@@ -4,7 +4,7 @@ except once, on the page that answers the "add" that made it.
 knox stores a token's SHA-512 digest and its first 15 characters (``token_key``, the lookup index). knox's admin
 lists the digest and lets the ``token_key`` be searched and edited; this one shows the start of the digest only
 (enough to tell tokens apart), searches by user, and makes existing tokens read-only: a token is revoked by
-deleting it, and its expiry is set when it is made.
+deleting it, and its expiry is set when it is made. Only a superuser sees and makes tokens of other users.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -65,7 +66,16 @@ class AuthTokenAdmin(admin.ModelAdmin):
         return obj.expiry is not None and obj.expiry <= timezone.now()
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AuthToken]:
-        return super().get_queryset(request).defer("token_key")
+        """Every token for a superuser; a staff user with the token permissions sees (and revokes) their own."""
+        tokens = super().get_queryset(request).defer("token_key")
+        return tokens if request.user.is_superuser else tokens.filter(user_id=request.user.pk or 0)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        """A token for another user is the power of that user: only a superuser may make one; staff holding
+        ``knox.add_authtoken`` make their own."""
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk or 0)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:

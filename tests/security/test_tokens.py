@@ -230,3 +230,21 @@ def test_create_cycle_token_refuses_bad_input_with_how_to_fix_it(args, message):
 
     assert not AuthToken.objects.exists()
     assert permissions("trading.run_steps")[0].user_set.count() == 0
+
+
+def test_staff_with_the_token_permissions_makes_and_sees_only_their_own_tokens():
+    staff = user_with(
+        "staff", "knox.add_authtoken", "knox.view_authtoken", "knox.delete_authtoken", is_staff=True
+    )
+    boss = _superuser()
+    api_token(boss)
+    client = _admin(staff)
+
+    for_boss = client.post("/admin/knox/authtoken/add/", {"user": boss.pk, "expiry_days": "3"})
+    for_self = client.post("/admin/knox/authtoken/add/", {"user": staff.pk, "expiry_days": "3"})
+    listed = client.get("/admin/knox/authtoken/")
+
+    assert "user" in for_boss.context["adminform"].form.errors  # another user's token: not a choice
+    assert for_self.status_code == 200 and b'id="token-key"' in for_self.content
+    assert AuthToken.objects.filter(user=boss).count() == 1
+    assert listed.context["cl"].result_count == 1  # their own only
