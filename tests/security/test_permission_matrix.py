@@ -237,8 +237,11 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         ("GET", f"/admin/{model}/{page}"): admin_for(200)
         for model in ("auth/group", "auth/user", "knox/authtoken")
         for page in ("", "add/", "{object_id}/history/", "{object_id}/delete/", "{object_id}/change/")
+        if (model, page) != ("knox/authtoken", "{object_id}/history/")
     },
     ("GET", "/admin/auth/user/{id}/password/"): admin_for(200),
+    # Staff see only their own tokens: another's history page is "does not exist" (a redirect to the admin).
+    ("GET", "/admin/knox/authtoken/{object_id}/history/"): admin_for(200, **dict.fromkeys(ROLES[2:-1], 302)),
     # -- the admin: instruments (change_instrument may change them, hence see them) ------------------------------
     ("GET", "/admin/instruments/instrument/"): admin_for(200, *INSTRUMENT_READERS),
     ("GET", "/admin/instruments/instrument/add/"): admin_for(200),
