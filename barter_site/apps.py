@@ -8,3 +8,7 @@ class BarterSiteConfig(AppConfig):
 
     name = "barter_site"
     verbose_name = "Barter site"
+
+    def ready(self) -> None:
+        """Register the OpenAPI description of the token authentication (drf-spectacular's extension)."""
+        from barter_site import api_schema  # noqa: F401  # registers by being defined

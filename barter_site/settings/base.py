@@ -113,8 +113,8 @@ LOGIN_URL = "admin:login"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # knox's token authentication (barter_site/tokens.py), "Authorization: Token <key>".
-        "barter_site.tokens.TokenAuthentication",
+        # knox's token authentication (barter_site/authentication.py), "Authorization: Token <key>".
+        "barter_site.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # The least any endpoint needs; each view names its own rule from barter_site.permissions (model permissions,
