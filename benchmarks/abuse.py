@@ -147,16 +147,10 @@ def prepare_database(database_url: str, redis_url: str) -> tuple[str, list[str],
 
 
 def api_token(user: Any) -> str:
-    """A new API token of ``user``: django-rest-knox's when installed as the API's tokens, else DRF's."""
-    from django.conf import settings
+    """A new API token of ``user`` (django-rest-knox: only its digest is stored); returns the key."""
+    from barter_site.tokens import api_token_create
 
-    if "knox" in settings.INSTALLED_APPS:
-        from knox.models import AuthToken  # type: ignore[import-untyped]
-
-        return str(AuthToken.objects.create(user)[1])
-    from rest_framework.authtoken.models import Token
-
-    return str(Token.objects.get_or_create(user=user)[0].key)
+    return api_token_create(user=user)[1]
 
 
 def worker_pids(master: int) -> list[int]:

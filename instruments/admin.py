@@ -53,7 +53,8 @@ class InstrumentAdmin(admin.ModelAdmin):
         last: datetime | None = obj._last_candle
         return last.date().isoformat() if last else "-"
 
-    @admin.action(description="Sync now (collect missing daily candles)")
+    # The collect step changes instruments' candles: instruments.change_instrument (the action is hidden without).
+    @admin.action(description="Sync now (collect missing daily candles)", permissions=["change"])
     def sync_now(self, request: HttpRequest, queryset: QuerySet[Instrument]) -> None:
         summary = sync_data(instruments=list(queryset.values_list("coingecko_id", flat=True)))
         for result in summary["results"]:

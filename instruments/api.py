@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from barter_site.permissions import CandlePermissions, ModelPermissions, RunSteps
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.sync import sync_data
 from positions.models import RunStatus
@@ -108,6 +109,8 @@ class StepView(APIView):
     its summary. Subclasses set ``service`` and document ``post`` for the schema."""
 
     service: Callable[..., dict[str, Any]]
+    # The three daily steps: trading.run_steps (the cycle token's only permission), 403 without it.
+    permission_classes = [RunSteps]
 
     def post(self, request: Request) -> Response:
         body = SyncRequestSerializer(data=request.data if request.data else {})
@@ -176,6 +179,7 @@ class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Instrument.objects.order_by("coingecko_id")
     serializer_class = InstrumentSerializer
+    permission_classes = [ModelPermissions]  # instruments.view_instrument
 
     @extend_schema(
         parameters=[
@@ -185,7 +189,7 @@ class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
         ],
         responses={200: CandleSerializer(many=True)},
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], permission_classes=[CandlePermissions])
     def candles(self, request: Request, pk: str | None = None, format: str | None = None) -> Response:
         """The instrument's candles, oldest first, paginated; ``start``/``end`` are inclusive UTC days."""
         instrument = self.get_object()

@@ -8,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
+from barter_site.permissions import ModelPermissions
 from instruments.api import StrictSerializer
 from instruments.models import Instrument
 from positions.models import History, Position, Step
@@ -45,6 +46,8 @@ class HistoryViewSet(viewsets.ReadOnlyModelViewSet):
     """``GET /api/history/?run_id=&step=``: newest first, paginated."""
 
     serializer_class = HistorySerializer
+    queryset = History.objects.all()  # names the model for ModelPermissions; rows come from get_queryset()
+    permission_classes = [ModelPermissions]  # positions.view_history
 
     def get_queryset(self) -> QuerySet[History]:
         rows = History.objects.select_related("instrument").order_by("-created_at", "-id")
@@ -146,6 +149,9 @@ class PositionQuerySerializer(StrictSerializer):
 class PositionViewSet(viewsets.ReadOnlyModelViewSet):
     """``GET /api/positions/?status=&strategy=&instrument=``: newest entry first, paginated; and
     ``GET /api/positions/{id}/`` with the position's history."""
+
+    queryset = Position.objects.all()  # names the model for ModelPermissions; rows come from get_queryset()
+    permission_classes = [ModelPermissions]  # positions.view_position
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         return PositionDetailSerializer if self.action == "retrieve" else PositionSerializer

@@ -47,8 +47,10 @@ BODY_EXCERPT_CHARS = 300
 USER_AGENT = "barter-daily-cycle/1"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _HINTS = {
-    401: "check the BARTER_API_TOKEN secret (manage.py drf_create_token USER makes one)",
-    403: "the token's user may not run the cycle",
+    401: "check the BARTER_API_TOKEN secret: it may be wrong, revoked or expired (manage.py create_cycle_token "
+    "makes a new one)",
+    403: "the token's user lacks the permission trading.run_steps (manage.py create_cycle_token makes a user "
+    "holding it)",
     404: "BARTER_URL must be the site's root URL, e.g. https://barter.example.com",
     405: "BARTER_URL must be the site's root URL, and the endpoint must be reached with POST",
 }

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
@@ -401,9 +401,11 @@ def run_equity_csv(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @login_required
+@permission_required("trading.add_strategy", raise_exception=True)
 def run_save_strategy(request: HttpRequest, pk: int) -> HttpResponse:
     """``POST /simulator/runs/<id>/strategy/``: save the run's criteria as a new, disabled strategy; a taken
-    name is an error on the form."""
+    name is an error on the form. Needs ``trading.add_strategy`` (403 without; the run page then shows no form).
+    The strategy is a paper one, so ``trade_live`` is not needed."""
     simulation = _simulation(request, pk)
     form = SaveStrategyForm(request.POST)
     if form.is_valid():

@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from barter_site.errors import ApplicationError
+from barter_site.permissions import TRADE_LIVE, may_trade_live, trade_live_check
 from instruments.admin import ReadOnlyAdmin
 from positions.models import Position
 from trading.engine.limits import MAX_DEPTH, json_depth
@@ -115,6 +116,22 @@ class StrategyAdminForm(forms.ModelForm):
             "trading_enabled",
         ]
 
+    #: The user of the request (set by :meth:`StrategyAdmin.get_form`), for the ``trade_live`` check.
+    user: Any = None
+
+    def clean_execution_backend(self) -> str:
+        """Switching to or from ``exchange`` (or creating an exchange strategy) needs ``trading.trade_live``."""
+        value: str = self.cleaned_data["execution_backend"]
+        old = self.instance.execution_backend if self.instance.pk else ""
+        if self.user is not None and value != old and not may_trade_live(self.user, backends=[value, old]):
+            raise ValidationError(
+                "%(value)s: the 'exchange' backend trades real money; choosing it (or leaving it) needs the "
+                "permission %(perm)s",
+                code="trade_live",
+                params={"value": value, "perm": TRADE_LIVE},
+            )
+        return value
+
 
 def _money(value: Decimal) -> str:
     return f"{value:,.2f}"
@@ -143,6 +160,36 @@ class StrategyAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Strategy]:
         return strategies_with_accounts(super().get_queryset(request))
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """``change_strategy``, and ``trade_live`` too for an exchange strategy (without it: read-only)."""
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or may_trade_live(request.user, backends=[obj.execution_backend]))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """``delete_strategy``, and ``trade_live`` too for an exchange strategy."""
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or may_trade_live(request.user, backends=[obj.execution_backend]))
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """Django's list of what a delete takes, with ``trade_live`` named as missing when an exchange strategy
+        is among ``objs`` (the bulk "delete selected" checks only ``delete_strategy`` otherwise)."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if not may_trade_live(request.user, backends=[s.execution_backend for s in objs]):
+            perms_needed = {*perms_needed, f"exchange strategies ({TRADE_LIVE})"}
+        return deleted, model_count, perms_needed, protected
+
+    def save_model(self, request: HttpRequest, obj: Strategy, form: Any, change: bool) -> None:
+        """Save, refusing (403) what the form let through without ``trade_live`` (defence in depth)."""
+        stored = form.initial.get("execution_backend", "") if change else ""
+        trade_live_check(
+            request.user, backends=[obj.execution_backend, stored], what=f"saving strategy {obj.name!r}"
+        )
+        super().save_model(request, obj, form, change)
+
     @admin.display(description="instruments")
     def instrument_list(self, obj: Strategy) -> str:
         return ", ".join(i.symbol for i in obj.instruments.all()) or "-"
@@ -161,6 +208,7 @@ class StrategyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable (the daily cycle trades them)", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:
+        _trade_live_check_all(request, queryset, "enabling")
         changed = strategies_set_enabled(strategies=queryset, is_enabled=True)
         self.message_user(
             request, f"{changed} strateg{'y' if changed == 1 else 'ies'} enabled.", messages.SUCCESS
@@ -168,9 +216,22 @@ class StrategyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Disable", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Strategy]) -> None:
+        _trade_live_check_all(request, queryset, "disabling")
         changed = strategies_set_enabled(strategies=queryset, is_enabled=False)
         self.message_user(
             request, f"{changed} strateg{'y' if changed == 1 else 'ies'} disabled.", messages.SUCCESS
+        )
+
+
+def _trade_live_check_all(request: HttpRequest, strategies: QuerySet[Strategy], doing: str) -> None:
+    """Refuse (403) an action on ``strategies`` that include an exchange strategy, without ``trade_live``."""
+    exchange = strategies.filter(execution_backend=Strategy.ExecutionBackend.EXCHANGE)
+    live = sorted(exchange.values_list("name", flat=True))
+    if live:
+        trade_live_check(
+            request.user,
+            backends=[Strategy.ExecutionBackend.EXCHANGE],
+            what=f"{doing} {', '.join(map(repr, live))}",
         )
 
 
@@ -242,6 +303,12 @@ class PositionAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Close now (at the current price; exit reason manual)", permissions=["close"])
     def close_now(self, request: HttpRequest, queryset: QuerySet[Position]) -> None:
+        live = queryset.filter(strategy__execution_backend=Strategy.ExecutionBackend.EXCHANGE)
+        if live.exists():  # real money: trade_live too, or nothing is closed (403)
+            ids = ", ".join(str(pk) for pk in live.order_by("id").values_list("pk", flat=True))
+            trade_live_check(
+                request.user, backends=[Strategy.ExecutionBackend.EXCHANGE], what=f"closing position(s) {ids}"
+            )
         for position in queryset.select_related("strategy", "instrument").order_by("id"):
             label = f"position {position.pk} ({position.strategy.name}, {position.instrument.symbol})"
             try:

@@ -10,9 +10,10 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 
+from barter_site.permissions import ModelPermissions, TradeLiveObjects, trade_live_check
 from instruments.models import Instrument
 from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
-from trading.models import Strategy, criteria_validate
+from trading.models import Strategy, criteria_validate, strategy_backend_change_check
 from trading.selectors import strategy_cash
 from trading.selectors_dashboard import account_open_positions_count, strategies_with_accounts
 
@@ -79,7 +80,19 @@ class StrategySerializer(serializers.ModelSerializer):
         return value
 
     def validate_execution_backend(self, value: str) -> str:
-        """Refuse ``exchange`` for a strategy without an exchange account (set it up in the admin)."""
+        """Refuse a switch to or from ``exchange`` without ``trading.trade_live`` (403), ``exchange`` for a
+        strategy without an exchange account (set it up in the admin), and any switch while positions are open."""
+        request = self.context.get("request")
+        old = getattr(self.instance, "execution_backend", None)
+        if request is not None and value != old:
+            what = (
+                f"switching strategy {self.instance.name!r} to {value!r}"
+                if self.instance
+                else "creating a strategy"
+            )
+            trade_live_check(request.user, backends=[value, old or ""], what=what)
+        if self.instance is not None:
+            strategy_backend_change_check(strategy=self.instance, execution_backend=value)
         exchange_id = getattr(self.instance, "exchange_id", "")
         if value == Strategy.ExecutionBackend.EXCHANGE and not exchange_id:
             raise serializers.ValidationError(
@@ -106,6 +119,9 @@ class StrategyViewSet(
     """``GET``/``POST /api/strategies/`` and ``GET``/``PATCH /api/strategies/{id}/``, by name, paginated."""
 
     serializer_class = StrategySerializer
+    # view/add/change_strategy, and trading.trade_live on top for writes to an exchange strategy (or a switch to
+    # the exchange: StrategySerializer.validate_execution_backend).
+    permission_classes = [ModelPermissions, TradeLiveObjects]
     # PATCH only: a PUT would have to restate every field, and DELETE is refused (disable a strategy instead).
     http_method_names = ["get", "post", "patch", "head", "options"]
 

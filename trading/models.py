@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 
 from instruments.models import Instrument
@@ -98,6 +98,15 @@ class Strategy(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """Model validation, run by the admin's form: the backend switch rule of
+        :func:`strategy_backend_change_check`, reported on the ``execution_backend`` field."""
+        super().clean()
+        try:
+            strategy_backend_change_check(strategy=self, execution_backend=self.execution_backend)
+        except ValidationError as exc:
+            raise ValidationError({"execution_backend": exc.error_list}) from exc
+
     def parsed_criteria(self) -> Criteria:
         """Return the criteria as the engine's :class:`~trading.engine.criteria.Criteria`.
 
@@ -105,6 +114,44 @@ class Strategy(models.Model):
             CriteriaError: the stored document is invalid (it is validated on every save through forms and API).
         """
         return criteria_parse(self.criteria)
+
+
+def strategy_backend_change_check(*, strategy: Strategy, execution_backend: str) -> None:
+    """Refuse switching a saved strategy's execution backend (paper <-> exchange) while it has open positions.
+
+    The next close step would otherwise sell on the exchange what was bought on paper (or the reverse). The one
+    rule behind the admin form (:meth:`Strategy.clean`) and the API (``StrategySerializer``). The strategy's row
+    is locked (``select_for_update``) as the daily steps lock it before they open anything, so inside the
+    caller's transaction no step can open a position between this check and the save.
+
+    Args:
+        strategy: the strategy as it is being changed (unsaved: nothing to check).
+        execution_backend: the backend it is to have.
+
+    Raises:
+        ValidationError: a plain message (no field) naming the open positions and how to proceed.
+    """
+    if strategy.pk is None:
+        return
+    with transaction.atomic():
+        stored = (
+            Strategy.objects.select_for_update()
+            .filter(pk=strategy.pk)
+            .values_list("execution_backend", flat=True)
+            .first()
+        )
+        if stored is None or stored == execution_backend:
+            return
+        open_ids = sorted(strategy.positions.filter(status="open").values_list("pk", flat=True))
+    if open_ids:
+        shown = ", ".join(str(pk) for pk in open_ids[:10]) + (", ..." if len(open_ids) > 10 else "")
+        raise ValidationError(
+            f"cannot switch the execution backend from {stored!r} to {execution_backend!r} while "
+            f"{len(open_ids)} position(s) are open (ids {shown}): the next close step would sell on "
+            f"{execution_backend!r} what was bought on {stored!r}. Close them first (admin: Positions, "
+            '"Close now") or let the close step exit them, then switch.',
+            code="open_positions",
+        )
 
 
 class StrategyStep(models.Model):

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from barter_site.permissions import may_view
 from trading.selectors_dashboard import dashboard_read
+
+#: What the dashboard shows: strategies, their positions, and the last runs. It writes nothing.
+DASHBOARD_MODELS = ("trading.Strategy", "positions.Position", "positions.History")
 
 
 @require_safe
@@ -15,6 +20,12 @@ from trading.selectors_dashboard import dashboard_read
 def dashboard(request: HttpRequest) -> HttpResponse:
     """``GET /``: strategies' equity and return, open positions' unrealized P&L, the last runs of each step.
 
-    Anonymous visitors are sent to the admin login (``LOGIN_URL``), which brings them back here.
+    Anonymous visitors are sent to the admin login (``LOGIN_URL``), which brings them back here; a logged-in
+    user who may not read each of :data:`DASHBOARD_MODELS` (``view_`` or ``change_``, as the API's reads of the
+    same rows) gets 403.
     """
+    if not all(may_view(request.user, model) for model in DASHBOARD_MODELS):
+        raise PermissionDenied(
+            "the dashboard needs view (or change) permission on strategies, positions and history"
+        )
     return render(request, "dashboard.html", {"dashboard": dashboard_read()})

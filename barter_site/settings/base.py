@@ -25,7 +25,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    # API tokens, hashed at rest (django-rest-knox); replaces rest_framework.authtoken (barter_site migrates
+    # its keys, see barter_site/migrations/0001_knox_tokens_from_drf.py).
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_guid",
@@ -35,6 +37,8 @@ INSTALLED_APPS = [
     "positions",
     "trading",
     "simulator",
+    # The project package as an app: the token admin and the migration of the old DRF tokens to knox.
+    "barter_site",
 ]
 
 MIDDLEWARE = [
@@ -145,9 +149,12 @@ LOGIN_REDIRECT_URL = "dashboard"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # knox's token authentication (barter_site/authentication.py), "Authorization: Token <key>".
+        "barter_site.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # The least any endpoint needs; each view names its own rule from barter_site.permissions (model permissions,
+    # run_steps, trade_live).
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 500,
@@ -188,6 +195,26 @@ REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = [
 # Where the API throttles count (barter_site.throttling, the `limits` library's atomic moving window): Redis
 # when REDIS_URL is set, so every gunicorn worker and machine shares one count; else this process's memory.
 BARTER_THROTTLE_STORAGE_URI = env.str("REDIS_URL", default="") or "memory://"
+# API tokens (django-rest-knox): only a SHA-512 digest is stored; the key is shown once, when it is made
+# (manage.py create_cycle_token, ensure_admin, the admin's "add token"); deleting a token in the admin revokes
+# it, and an expired one is refused (and deleted). Sent as "Authorization: Token <key>", as DRF's tokens were.
+# BARTER_API_TOKEN_EXPIRY_DAYS: lifetime of new tokens for people (0: never expire). The daily cycle's token has
+# its own default, BARTER_CYCLE_TOKEN_EXPIRY_DAYS (create_cycle_token --expiry-days overrides it; 0: never).
+BARTER_API_TOKEN_EXPIRY_DAYS = env.int("BARTER_API_TOKEN_EXPIRY_DAYS", default=30)
+BARTER_CYCLE_TOKEN_EXPIRY_DAYS = env.int("BARTER_CYCLE_TOKEN_EXPIRY_DAYS", default=365)
+for _name, _days in (
+    ("BARTER_API_TOKEN_EXPIRY_DAYS", BARTER_API_TOKEN_EXPIRY_DAYS),
+    ("BARTER_CYCLE_TOKEN_EXPIRY_DAYS", BARTER_CYCLE_TOKEN_EXPIRY_DAYS),
+):
+    if _days < 0:
+        raise ImproperlyConfigured(
+            f"{_name} must be a whole number of days >= 0 (0: never expire); was {_days}"
+        )
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_TTL": timedelta(days=BARTER_API_TOKEN_EXPIRY_DAYS) if BARTER_API_TOKEN_EXPIRY_DAYS > 0 else None,
+    "AUTO_REFRESH": False,
+}
 
 # Django's cache: the API throttle's and the login throttle's counters. With REDIS_URL they are shared by every
 # process (gunicorn workers, machines); without it each process counts on its own.

@@ -42,6 +42,8 @@ from urllib.parse import quote
 import pytest
 from pytest_django.live_server_helper import LiveServer
 
+from tests.accounts import VIEW_ALL, user_with
+
 REPO = Path(__file__).resolve().parents[2]
 BROWSER_TOOLS = REPO / "tools" / "browser"
 RUNNER = BROWSER_TOOLS / "run.cjs"
@@ -283,7 +285,8 @@ def live_browser(
         pytest.fail("tests that use live_browser must be marked @pytest.mark.browser", pytrace=False)
     require_browser()
     password = secrets.token_urlsafe(16)
-    user = django_user_model.objects.create_user(username="browser", password=password, is_staff=True)
+    # Staff with the reads of the dashboard (strategies, positions, history); the simulator needs no permission.
+    user = user_with("browser", *VIEW_ALL, password=password, is_staff=True)
     artifacts = artifacts_root() / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     shutil.rmtree(artifacts, ignore_errors=True)  # this test's screenshots of an earlier run
     return LiveBrowser(

@@ -7,11 +7,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 import time_machine
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from positions.models import History
+from tests.accounts import RUN_STEPS, VIEW_ALL, api_token, user_with
 from tests.fakes.coingecko import RECORDINGS, json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 
@@ -20,8 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def token(db) -> str:
-    user = get_user_model().objects.create_user("robot", password="unused-password-123")
-    return Token.objects.create(user=user).key
+    # Reads of instruments, candles and history, and the collect step.
+    return api_token(user_with("robot", *VIEW_ALL, *RUN_STEPS))
 
 
 @pytest.fixture

@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
 from instruments.models import InstrumentOHLC
 from positions.models import History, Position
+from tests.accounts import RUN_STEPS, api_token, user_with
 from tests.fakes.coingecko import RECORDINGS, json_reply, recorded
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.servers import gunicorn_serving
@@ -375,7 +374,7 @@ def test_a_server_that_is_down_is_retried_then_reported():
     [
         (400, '{"as_of": ["as_of must be today'),
         (401, "check the BARTER_API_TOKEN secret"),
-        (403, "may not run the cycle"),
+        (403, "lacks the permission trading.run_steps"),
         (404, "must be the site's root URL"),
         (405, "must be the site's root URL"),
     ],
@@ -571,8 +570,8 @@ def seed_a_trading_day() -> tuple[str, Position]:
         entry_price=Decimal("92700"),
         entry_at=datetime(2024, 11, 28, tzinfo=UTC),
     )
-    user = get_user_model().objects.create_user("github-action", password="unused-password-123")
-    return Token.objects.create(user=user).key, held
+    # The GitHub Action's user holds only run_steps (manage.py create_cycle_token).
+    return api_token(user_with("github-action", *RUN_STEPS)), held
 
 
 @pytest.mark.postgres

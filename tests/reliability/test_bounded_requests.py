@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 
 from simulator.models import Simulation
+from tests.accounts import api_token
 from tests.servers import gunicorn_serving
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
@@ -34,7 +34,7 @@ def post(url: str, token: str, body: bytes, headers: dict[str, str] | None = Non
 
 
 def test_oversize_and_deep_bodies_on_gunicorn_are_json_4xx_and_save_nothing(tmp_path: Path):
-    token = Token.objects.create(user=User.objects.create_user("abuser")).key
+    token = api_token(User.objects.create_user("abuser"))
     with gunicorn_serving({}, tmp_path / "gunicorn.log") as url:
         big = json.dumps({"instruments": ["bitcoin"], "name": "x" * 3_000_000}).encode()
         deep = b'{"criteria": ' + b'{"not": ' * 931 + b"1" + b"}" * 932

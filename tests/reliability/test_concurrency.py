@@ -26,10 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import OperationalError, connections
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from barter_site.celery_app import app
 from instruments import api as instruments_api
@@ -37,6 +34,8 @@ from instruments.models import InstrumentOHLC
 from positions.history import run_locked
 from positions.locks import RunInProgressError, lock_file_path, run_lock
 from positions.models import History, HistoryKind, Position, Step
+from tests.accounts import RUN_STEPS, token_client, user_with
+from tests.accounts import api_token as token_of
 from tests.fakes.clock import clock_command
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory
@@ -128,9 +127,7 @@ def test_lock_files_are_per_database_and_key(on_postgres):
 
 def test_the_api_answers_409_with_the_run_id_and_retry_after_while_a_run_holds_the_lock():
     InstrumentFactory(coingecko_id="bitcoin")
-    user = get_user_model().objects.create_user("robot", password="unused-password-123")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client = token_client(user_with("robot", *RUN_STEPS))
     inside, release = threading.Event(), threading.Event()
 
     def hold() -> str:
@@ -163,9 +160,7 @@ def test_the_api_answers_409_with_the_run_id_and_retry_after_while_a_run_holds_t
 
 def test_a_database_error_in_an_api_call_is_a_503_without_secrets(monkeypatch, settings):
     settings.DATABASES["default"]["PASSWORD"] = "s3cret-db-password"
-    user = get_user_model().objects.create_user("robot", password="unused-password-123")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client = token_client(user_with("robot", *RUN_STEPS))
 
     def dropped(**kwargs: Any) -> dict[str, Any]:
         raise OperationalError(
@@ -233,8 +228,7 @@ def post(url: str, token: str, step: str, as_of: str, timeout: float = 120) -> A
 
 
 def api_token() -> str:
-    user = get_user_model().objects.create_user("github-action", password="unused-password-123")
-    return Token.objects.create(user=user).key
+    return token_of(user_with("github-action", *RUN_STEPS))
 
 
 def snapshot() -> dict[str, Any]:

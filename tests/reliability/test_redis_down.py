@@ -33,6 +33,7 @@ from instruments.models import Instrument, InstrumentOHLC
 from positions.models import History, HistoryKind
 from simulator.forms import builder_from_criteria
 from simulator.models import RunStatus, Simulation, Sweep
+from tests.accounts import RUN_STEPS, user_with
 from tests.fakes.coingecko import RECORDINGS, Reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.simulator.test_forms import as_post
@@ -93,7 +94,7 @@ def bitcoin(db) -> Instrument:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def trader(db) -> User:  # type: ignore[no-untyped-def]
-    return User.objects.create_user("trader")
+    return user_with("trader", *RUN_STEPS)  # runs the sync endpoints too
 
 
 def form_data(bitcoin: Instrument, **overrides: Any) -> dict[str, Any]:

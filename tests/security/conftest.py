@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 
 from positions.history import run_start
 from positions.models import History, Step
 from simulator.models import RunStatus, Simulation
+from tests.accounts import api_token
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
 
@@ -34,7 +34,7 @@ def seeded(db) -> Seeded:  # type: ignore[no-untyped-def]
     """A superuser with a token, an instrument with 30 candles, a strategy with an open position, a history
     run and a finished simulation owned by the user."""
     user = User.objects.create_superuser("alice", "alice@example.com", PASSWORD)
-    token = Token.objects.create(user=user).key
+    token = api_token(user)
     instrument = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
     # From 2024-01-01 whatever ran before: the factory's day counter is global, and after ~790 candles made by
     # earlier tests these would reach test_secrets' as_of (2026-03-01), leaving it nothing to collect.

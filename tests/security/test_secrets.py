@@ -190,5 +190,5 @@ def test_no_api_response_carries_a_setting_secret(seeded: Seeded, settings):
             texts.append(response.content.decode())
     assert len(texts) >= 20
     _assert_clean("API", "\n".join(texts), KEY, settings.SECRET_KEY)
-    # The token is in the authtoken table only; no read shows it (the admin lists tokens to superusers).
+    # Only the token's digest is stored (knox); no read shows the key.
     _assert_clean("API", "\n".join(texts), seeded.token)

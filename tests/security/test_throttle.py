@@ -87,9 +87,9 @@ def test_a_user_past_the_rate_gets_429_with_retry_after_then_is_let_in_again(see
 
 
 def test_users_are_counted_apart(seeded: Seeded, low_rates, django_user_model):
-    from rest_framework.authtoken.models import Token
+    from tests.accounts import VIEW_ALL, api_token, user_with
 
-    bob = Token.objects.create(user=django_user_model.objects.create_user("bob", password="x")).key
+    bob = api_token(user_with("bob", *VIEW_ALL))
     alice, bob_client = (Client(HTTP_AUTHORIZATION=f"Token {t}") for t in (seeded.token, bob))
     with time_machine.travel(T0, tick=False):
         assert [alice.get("/api/instruments/").status_code for _ in range(4)] == [200, 200, 200, 429]

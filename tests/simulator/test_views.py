@@ -26,6 +26,7 @@ from simulator.services import (
     simulation_start,
     sweep_create,
 )
+from tests.accounts import permissions
 from tests.simulator.test_forms import as_post
 from tests.trading.factories import sma_cross_criteria
 from trading.engine.statistics import STATISTICS_KEYS
@@ -151,6 +152,9 @@ def test_someone_elses_run_and_sweep_are_not_found(shipped_history, logged_in):
         f"/simulator/sweeps/{sweep.pk}/points/0/",
     ):
         assert logged_in.get(path).status_code == 404, path
+    # Without trading.add_strategy the save is refused before the run is looked up; with it, not found.
+    assert logged_in.post(f"/simulator/runs/{simulation.pk}/strategy/", {"name": "x"}).status_code == 403
+    User.objects.get(username="trader").user_permissions.add(*permissions("trading.add_strategy"))
     assert logged_in.post(f"/simulator/runs/{simulation.pk}/strategy/", {"name": "x"}).status_code == 404
 
 
@@ -544,8 +548,9 @@ def test_the_result_page_reads_in_a_constant_number_of_queries(
 ):
     simulation = run_of(trader, instruments=["bitcoin", "ethereum", "litecoin"])
 
-    # session, user, the run with its strategy, its instruments, then one query of candles per instrument
-    with django_assert_max_num_queries(7):
+    # session, user, the user's and its groups' permissions (may it "save as strategy"?), the run with its
+    # strategy, its instruments, then one query of candles per instrument
+    with django_assert_max_num_queries(9):
         assert logged_in.get(f"/simulator/runs/{simulation.pk}/").status_code == 200
 
 
@@ -566,6 +571,7 @@ def test_csv_downloads_hold_every_trade_and_every_candle(shipped_history, logged
 
 
 def test_save_as_strategy_makes_a_disabled_strategy_and_says_where(shipped_history, logged_in, trader):
+    trader.user_permissions.add(*permissions("trading.add_strategy"))
     simulation = run_of(trader)
 
     response = logged_in.post(
@@ -587,6 +593,7 @@ def test_save_as_strategy_makes_a_disabled_strategy_and_says_where(shipped_histo
 
 
 def test_save_as_strategy_refuses_a_taken_name_on_the_form(shipped_history, logged_in, trader):
+    trader.user_permissions.add(*permissions("trading.add_strategy"))
     simulation = run_of(trader)
     Strategy.objects.create(name="taken", criteria=RSI, starting_cash=Decimal(1))
 

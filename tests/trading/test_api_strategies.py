@@ -8,14 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from positions.history import run_start
 from positions.models import HistoryKind, Position, Step
+from tests.accounts import STRATEGY_EDITOR, token_client, user_with
 from tests.instruments.factories import InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
 from trading.models import Strategy
@@ -25,10 +24,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def api(db) -> APIClient:
-    user = get_user_model().objects.create_user("robot", password="unused-password-123")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return token_client(user_with("robot", *STRATEGY_EDITOR))
 
 
 def _queries(call: Any) -> int:
@@ -111,8 +107,9 @@ def test_strategy_list_queries_do_not_grow_with_strategies_and_positions(api):
     few = _queries(lambda: api.get("/api/strategies/"))
     build(5)
     many = _queries(lambda: api.get("/api/strategies/"))
-    # token with its user, count, page, the page's instruments, the page's positions
-    assert few == many == 5
+    # token with its user, the user's other tokens (knox drops expired ones), the user's and its groups'
+    # permissions, count, page, the page's instruments, the page's positions
+    assert few == many == 8
 
 
 def test_strategy_detail(api):
@@ -369,8 +366,8 @@ def test_position_list_queries_do_not_grow(api):
         PositionFactory(closed=True)
     many = _queries(lambda: api.get("/api/positions/?strategy=trend&status=open"))
     # token with its user, the strategy's id, count, page (strategy and instrument joined)
-    assert few == many == 4
-    assert _queries(lambda: api.get("/api/positions/")) == 3
+    assert few == many == 7  # 3 of them per request: knox's sweep of expired tokens, the user's permissions
+    assert _queries(lambda: api.get("/api/positions/")) == 6
 
 
 def test_position_detail_includes_its_history_oldest_first(api, django_assert_num_queries):
@@ -383,7 +380,9 @@ def test_position_detail_includes_its_history_oldest_first(api, django_assert_nu
     run.event(HistoryKind.POSITION_OPENED, instrument=bitcoin, position=position, message="opened BTC")
     run.event(HistoryKind.POSITION_OPENED, position=other, message="another position")
 
-    with django_assert_num_queries(3):  # token with its user, the position, its history
+    # token with its user, the user's other tokens, the user's and its groups' permissions, the position, its
+    # history
+    with django_assert_num_queries(6):
         response = api.get(f"/api/positions/{position.pk}/")
 
     assert response.status_code == 200

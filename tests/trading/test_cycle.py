@@ -9,15 +9,14 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connections
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from instruments.models import InstrumentOHLC
 from positions.locks import RunInProgressError
 from positions.models import History, Position
+from tests.accounts import RUN_STEPS, token_client, user_with
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy, StrategyStep
@@ -204,10 +203,7 @@ def test_close_now_by_hand(bitcoin, price_105):
 
 @pytest.fixture
 def api(db) -> APIClient:  # type: ignore[no-untyped-def]
-    user = get_user_model().objects.create_user("robot", password="unused-password-123")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return token_client(user_with("robot", *RUN_STEPS))
 
 
 @time_machine.travel(NOW, tick=False)

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
-from rest_framework.authtoken.models import Token
+
+from barter_site.tokens import api_token_create
 
 
 class Command(BaseCommand):
@@ -23,9 +24,11 @@ class Command(BaseCommand):
             return
         password = secrets.token_urlsafe(12)
         user = users.objects.create_superuser(options["username"], email="", password=password)
-        token = Token.objects.create(user=user)
+        token, key = api_token_create(user=user)
         self.stdout.write(
             self.style.SUCCESS(f"Created admin user {user.get_username()!r} with password: {password}")
         )
-        self.stdout.write(f"API token for it (Authorization: Token <key>): {token.key}")
+        self.stdout.write(f"API token for it (Authorization: Token <key>): {key}")
+        expiry = f"expires {token.expiry:%Y-%m-%d %H:%M} UTC" if token.expiry else "never expires"
+        self.stdout.write(f"The token {expiry} (BARTER_API_TOKEN_EXPIRY_DAYS); revoke it in the admin.")
         self.stdout.write("Both are shown only this once.")

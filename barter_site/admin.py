@@ -1,0 +1,123 @@
+"""Admin of API tokens (django-rest-knox), replacing knox's own: no key, nor any part of one, is ever shown,
+except once, on the page that answers the "add" that made it.
+
+knox stores a token's SHA-512 digest and its first 15 characters (``token_key``, the lookup index). knox's admin
+lists the digest and lets the ``token_key`` be searched and edited; this one shows the start of the digest only
+(enough to tell tokens apart), searches by user, and makes existing tokens read-only: a token is revoked by
+deleting it, and its expiry is set when it is made. Only a superuser sees and makes tokens of other users.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from knox.models import AuthToken, get_digest_token
+from knox.settings import CONSTANTS
+
+admin.site.unregister(AuthToken)
+
+
+class AuthTokenAddForm(forms.ModelForm):
+    """A new token: its user and lifetime; the key is generated on save and shown once."""
+
+    expiry_days = forms.IntegerField(
+        min_value=0,
+        max_value=36500,
+        label="Expires after (days)",
+        help_text="0: never expires. Default: BARTER_API_TOKEN_EXPIRY_DAYS.",
+    )
+
+    class Meta:
+        model = AuthToken
+        fields = ["user"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["expiry_days"].initial = settings.BARTER_API_TOKEN_EXPIRY_DAYS
+
+
+@admin.register(AuthToken)
+class AuthTokenAdmin(admin.ModelAdmin):
+    """API tokens by user, creation and expiry; add shows the new key once; delete revokes."""
+
+    list_display = ["digest_start", "user", "created", "expiry", "expired"]
+    list_filter = ["created", "expiry"]
+    list_select_related = ["user"]
+    search_fields = ["user__username"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["digest_start", "user", "created", "expiry"]
+
+    @admin.display(description="token (digest)")
+    def digest_start(self, obj: AuthToken) -> str:
+        """The first 8 hex digits of the SHA-512 digest: tells tokens apart, reveals nothing of the key."""
+        return f"{obj.digest[:8]}..." if obj.digest else "-"
+
+    @admin.display(description="expired", boolean=True)
+    def expired(self, obj: AuthToken) -> bool:
+        return obj.expiry is not None and obj.expiry <= timezone.now()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuthToken]:
+        """Every token for a superuser; a staff user with the token permissions sees (and revokes) their own."""
+        tokens = super().get_queryset(request).defer("token_key")
+        return tokens if request.user.is_superuser else tokens.filter(user_id=request.user.pk or 0)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        """A token for another user is the power of that user: only a superuser may make one; staff holding
+        ``knox.add_authtoken`` make their own."""
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk or 0)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = AuthTokenAddForm
+            kwargs["fields"] = ["user", "expiry_days"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["user", "expiry_days"] if obj is None else list(self.readonly_fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else list(self.readonly_fields)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Tokens never change (view them with ``view_authtoken``; revoke by deleting)."""
+        return False
+
+    def save_model(self, request: HttpRequest, obj: AuthToken, form: Any, change: bool) -> None:
+        """Generate the key of a new token, store only its digest, and keep the key for :meth:`response_add`."""
+        digest, key = get_digest_token()
+        obj.digest = digest
+        obj.token_key = key[: CONSTANTS.TOKEN_KEY_LENGTH]
+        days = form.cleaned_data["expiry_days"]
+        obj.expiry = timezone.now() + timedelta(days=days) if days else None
+        obj.save()
+        request._barter_new_token_key = key  # type: ignore[attr-defined]  # read by response_add
+
+    def response_add(
+        self, request: HttpRequest, obj: AuthToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """Show the new key on this one page (never in a message, a cookie or the list)."""
+        key = getattr(request, "_barter_new_token_key", None)
+        if key is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API token created",
+            "opts": self.opts,
+            "token_user": obj.user,
+            "key": key,
+            "expiry": obj.expiry,
+        }
+        response = TemplateResponse(request, "admin/barter_site/token_created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response

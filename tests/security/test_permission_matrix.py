@@ -1,0 +1,643 @@
+"""The permission matrix: every API operation, page, admin URL and admin action x every role, each with the
+status it must answer, in ONE table (:data:`MATRIX`).
+
+The entries are generated from the URL conf (Django's resolver walked, as ``tests/security/urlwalk.py`` does):
+an API route x each HTTP method its view answers; a page x GET and POST; an admin URL of a registered
+``ModelAdmin`` (or of the admin site) x GET; and every action of every registered ``ModelAdmin`` (POSTed to its
+change list). A URL or an action without an entry in :data:`MATRIX` fails :func:`test_every_url_and_action_has_an_entry`
+with the entry to add; an entry that no longer matches anything fails it too.
+
+Roles: ``anonymous``; ``plain`` (a user, not staff, no permission); ``staff`` (staff, no permission); one staff
+user per permission of issue 11 (``run_steps``, ``trade_live``, ``add_strategy``, ``change_strategy``,
+``delete_strategy``, ``view_strategy``, ``change_instrument``); ``viewer`` (staff with every read:
+``tests.accounts.VIEW_ALL``); ``superuser``. API calls send the role's token (``Authorization: Token``), pages
+and the admin its session; anonymous sends nothing.
+
+The three step services are stubbed (an allowed call answers 200 at once; the permission code in front of them
+is the real one), and so are the admin's "sync now" and "close now" services. Objects are real: the URLs take
+the ids of one saved object of each kind; the simulation belongs to ``plain`` (each user sees only their own
+runs; a superuser sees every run).
+
+Status codes of admin actions: Django answers an action the user may not run (it is not offered: the model
+permission of ``@admin.action(permissions=...)`` is missing) with a redirect and "No action selected."; the
+matrix records that as 403, to tell it from a 302 after an action that ran. An action that refuses on its own
+(``trade_live``) answers 403 itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from django.urls import URLPattern, get_resolver, include, path
+from knox.models import AuthToken
+
+from tests.accounts import VIEW_ALL, api_token, user_with
+from tests.security.urlwalk import _methods, _patterns
+
+pytestmark = pytest.mark.django_db
+
+#: The roles, in the order of every row of the table.
+ROLES = (
+    "anonymous",
+    "plain",
+    "staff",
+    "run_steps",
+    "trade_live",
+    "add_strategy",
+    "change_strategy",
+    "delete_strategy",
+    "view_strategy",
+    "change_instrument",
+    "viewer",
+    "superuser",
+)
+#: The permissions of each role (staff roles hold exactly these).
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "run_steps": ("trading.run_steps",),
+    "trade_live": ("trading.trade_live",),
+    "add_strategy": ("trading.add_strategy",),
+    "change_strategy": ("trading.change_strategy",),
+    "delete_strategy": ("trading.delete_strategy",),
+    "view_strategy": ("trading.view_strategy",),
+    "change_instrument": ("instruments.change_instrument",),
+    "viewer": VIEW_ALL,
+}
+
+
+def _row(anonymous: int, others: int, **allowed: int) -> dict[str, int]:
+    """One row of the table: ``anonymous``'s status, ``others`` for every role not named, and the named roles'
+    statuses (``superuser`` must be named when it differs from ``others``)."""
+    unknown = set(allowed) - set(ROLES)
+    assert not unknown, f"unknown roles {unknown}"
+    return {role: anonymous if role == "anonymous" else allowed.get(role, others) for role in ROLES}
+
+
+def api_any(status: int) -> dict[str, int]:
+    """An API operation for every authenticated user: 401 anonymous, ``status`` for the rest."""
+    return _row(401, status)
+
+
+def api_for(status: int, *roles: str, **other: int) -> dict[str, int]:
+    """An API operation for ``roles`` and the superuser (``status``); 401 anonymous, 403 the rest."""
+    return _row(401, 403, superuser=status, **dict.fromkeys(roles, status), **other)
+
+
+def page_any(status: int, **other: int) -> dict[str, int]:
+    """A page for every logged-in user: anonymous is sent to the login page (302)."""
+    return _row(302, status, **other)
+
+
+def page_for(status: int, *roles: str, **other: int) -> dict[str, int]:
+    """A page for ``roles`` and the superuser; anonymous to the login page (302), the rest 403."""
+    return _row(302, 403, superuser=status, **dict.fromkeys(roles, status), **other)
+
+
+def admin_for(status: int, *roles: str, **other: int) -> dict[str, int]:
+    """An admin URL or action: anonymous and ``plain`` (not staff) are sent to the login page (302); staff
+    without the permission get 403; ``roles`` and the superuser ``status``."""
+    return _row(302, 403, plain=302, superuser=status, **dict.fromkeys(roles, status), **other)
+
+
+def admin_staff(status: int) -> dict[str, int]:
+    """An admin URL of the site itself: ``status`` for every staff user; the others to the login page."""
+    return _row(302, status, plain=302)
+
+
+def own_run(status: int, anonymous: int = 302) -> dict[str, int]:
+    """A simulation or sweep of ``plain``'s: its owner and the superuser ``status``, any other user 404."""
+    return _row(anonymous, 404, plain=status, superuser=status)
+
+
+def same_for_all(status: int) -> dict[str, int]:
+    """The same answer whoever asks (public URLs, methods no view answers)."""
+    return _row(status, status)
+
+
+#: Roles that may read strategies (view or change), and the roles of the trading app in the admin.
+STRATEGY_READERS = ("change_strategy", "view_strategy", "viewer")
+TRADING_APP = ("add_strategy", "change_strategy", "delete_strategy", "view_strategy", "viewer")
+INSTRUMENT_READERS = ("change_instrument", "viewer")
+
+# fmt: off
+#: THE table: (method, URL pattern) -> the status of each role (:data:`ROLES`); admin actions are
+#: ("ACTION", "<app>.<model>:<action>"), POSTed to the model's change list with one row selected.
+MATRIX: dict[tuple[str, str], dict[str, int]] = {
+    # -- public -------------------------------------------------------------------------------------------------
+    ("GET", "/healthz"): same_for_all(200),
+    ("POST", "/healthz"): same_for_all(405),
+    ("GET", "/admin/login/"): _row(200, 302, plain=200),  # a logged-in staff user is sent on to the admin
+    # -- the API: the steps need trading.run_steps (OPTIONS too: it describes the POST) ----------------------------
+    ("POST", "/api/sync_data"): api_for(200, "run_steps"),
+    ("OPTIONS", "/api/sync_data"): api_for(200, "run_steps"),
+    ("POST", "/api/sync_new_trades"): api_for(200, "run_steps"),
+    ("OPTIONS", "/api/sync_new_trades"): api_for(200, "run_steps"),
+    ("POST", "/api/sync_close_positions"): api_for(200, "run_steps"),
+    ("OPTIONS", "/api/sync_close_positions"): api_for(200, "run_steps"),
+    # -- the API: reads need view_<model> or change_<model> ------------------------------------------------------
+    **{
+        (method, url): api_for(200, *INSTRUMENT_READERS)
+        for method in ("GET", "HEAD", "OPTIONS")
+        for url in ("/api/instruments/", "/api/instruments.{format}", "/api/instruments/{pk}/",
+                    "/api/instruments/{pk}.{format}")
+    },
+    **{  # candles: the instrument's read and the candles' (view_instrumentohlc): only the viewer holds both
+        (method, url): api_for(200, "viewer")
+        for method in ("GET", "HEAD", "OPTIONS")
+        for url in ("/api/instruments/{pk}/candles/", "/api/instruments/{pk}/candles.{format}")
+    },
+    **{
+        (method, url): api_for(200, "viewer")
+        for method in ("GET", "HEAD", "OPTIONS")
+        for url in ("/api/history/", "/api/history.{format}", "/api/history/{pk}/", "/api/history/{pk}.{format}",
+                    "/api/positions/", "/api/positions.{format}", "/api/positions/{pk}/",
+                    "/api/positions/{pk}.{format}")
+    },
+    **{
+        (method, url): api_for(200, *STRATEGY_READERS)
+        for method in ("GET", "HEAD", "OPTIONS")
+        for url in ("/api/strategies/", "/api/strategies/{pk}/")
+    },
+    # -- the API: strategy writes (the seeded strategy trades on paper; trade_live: tests/security/
+    #    test_permissions.py). POST {} is a 400 with field errors once allowed.
+    ("POST", "/api/strategies/"): api_for(400, "add_strategy"),
+    ("PATCH", "/api/strategies/{pk}/"): api_for(200, "change_strategy"),
+    # -- the API: the API root, the schema and Swagger UI: any user ----------------------------------------------
+    **{(method, url): api_any(200) for method in ("GET", "HEAD", "OPTIONS") for url in ("/api/", "/api/.{format}")},
+    **{(method, "/api/schema/"): api_any(200) for method in ("GET", "HEAD", "OPTIONS")},
+    ("GET", "/api/docs/"): page_any(200),
+    ("HEAD", "/api/docs/"): page_any(200),
+    ("POST", "/api/docs/"): page_any(405),
+    ("OPTIONS", "/api/docs/"): page_any(405),
+    # -- the API: simulations, any user, each their own (the superuser every one) -------------------------------
+    **{(method, "/api/simulations/"): api_any(200) for method in ("GET", "HEAD", "OPTIONS")},
+    ("POST", "/api/simulations/"): api_any(400),  # {}: field errors
+    **{
+        (method, url): own_run(200, anonymous=401)
+        for method in ("GET", "HEAD")
+        for url in ("/api/simulations/{pk}/", "/api/simulations/{pk}/trades.csv", "/api/simulations/{pk}/equity.csv")
+    },
+    **{  # OPTIONS describes the operation; it reads no row
+        ("OPTIONS", url): api_any(200)
+        for url in ("/api/simulations/{pk}/", "/api/simulations/{pk}/trades.csv", "/api/simulations/{pk}/equity.csv")
+    },
+    # -- pages: the simulator, any user, each their own runs ----------------------------------------------------
+    ("GET", "/simulator/"): page_any(200),
+    ("POST", "/simulator/"): page_any(200),  # the form with its errors
+    ("GET", "/simulator/rows/new/"): page_any(400),  # no group given
+    ("POST", "/simulator/rows/new/"): same_for_all(405),
+    ("GET", "/simulator/criteria/"): same_for_all(405),
+    ("POST", "/simulator/criteria/"): page_any(200),
+    ("GET", "/simulator/sweep-paths/"): same_for_all(405),
+    ("POST", "/simulator/sweep-paths/"): page_any(200),
+    ("GET", "/simulator/runs/"): page_any(200),
+    ("GET", "/simulator/compare/"): page_any(200),
+    ("GET", "/simulator/runs/{pk}/"): own_run(200),
+    ("GET", "/simulator/runs/{pk}/progress/"): own_run(200),
+    ("GET", "/simulator/runs/{pk}/trades.csv"): own_run(200),
+    ("GET", "/simulator/runs/{pk}/equity.csv"): own_run(200),
+    ("GET", "/simulator/sweeps/{pk}/"): own_run(200),
+    ("GET", "/simulator/sweeps/{pk}/progress/"): own_run(200),
+    ("GET", "/simulator/sweeps/{pk}/points/{index}/"): own_run(302),  # to the point's run
+    **{
+        ("POST", url): same_for_all(405)
+        for url in ("/simulator/runs/", "/simulator/compare/", "/simulator/runs/{pk}/",
+                    "/simulator/runs/{pk}/progress/", "/simulator/runs/{pk}/trades.csv",
+                    "/simulator/runs/{pk}/equity.csv", "/simulator/sweeps/{pk}/", "/simulator/sweeps/{pk}/progress/",
+                    "/simulator/sweeps/{pk}/points/{index}/")
+    },
+    # "Save as strategy": trading.add_strategy first (403), then the run must be one's own (404); the superuser's
+    # empty form is shown again with its error (200).
+    ("GET", "/simulator/runs/{pk}/strategy/"): same_for_all(405),
+    ("POST", "/simulator/runs/{pk}/strategy/"): _row(302, 403, add_strategy=404, superuser=200),
+    # -- pages: the dashboard reads strategies, positions and history ----------------------------------------------
+    ("GET", "/"): page_for(200, "viewer"),
+    ("POST", "/"): same_for_all(405),
+    # -- the admin site -------------------------------------------------------------------------------------------
+    ("GET", "/admin/"): admin_staff(200),
+    ("GET", "/admin/logout/"): admin_staff(405),  # POST only
+    ("GET", "/admin/password_change/"): admin_staff(200),
+    ("GET", "/admin/password_change/done/"): admin_staff(200),
+    ("GET", "/admin/jsi18n/"): admin_staff(200),
+    ("GET", "/admin/autocomplete/"): admin_staff(403),  # no model named
+    ("GET", "/admin/r/{content_type_id}/{object_id}/"): admin_staff(404),  # a strategy has no public page
+    ("GET", "/admin/{app_label}/"): _row(302, 404, plain=302, superuser=200, **dict.fromkeys(TRADING_APP, 200)),
+    ("GET", "/admin/{url}"): admin_staff(404),
+    # -- the admin: users, groups and API tokens: the superuser only (nobody else holds their permissions) -------
+    **{
+        ("GET", f"/admin/{model}/{page}"): admin_for(200)
+        for model in ("auth/group", "auth/user", "knox/authtoken")
+        for page in ("", "add/", "{object_id}/history/", "{object_id}/delete/", "{object_id}/change/")
+        if (model, page) != ("knox/authtoken", "{object_id}/history/")
+    },
+    ("GET", "/admin/auth/user/{id}/password/"): admin_for(200),
+    # Staff see only their own tokens: another's history page is "does not exist" (a redirect to the admin).
+    ("GET", "/admin/knox/authtoken/{object_id}/history/"): admin_for(200, **dict.fromkeys(ROLES[2:-1], 302)),
+    # -- the admin: instruments (change_instrument may change them, hence see them) ------------------------------
+    ("GET", "/admin/instruments/instrument/"): admin_for(200, *INSTRUMENT_READERS),
+    ("GET", "/admin/instruments/instrument/add/"): admin_for(200),
+    ("GET", "/admin/instruments/instrument/{object_id}/history/"): admin_for(200, *INSTRUMENT_READERS),
+    ("GET", "/admin/instruments/instrument/{object_id}/delete/"): admin_for(200),
+    ("GET", "/admin/instruments/instrument/{object_id}/change/"): admin_for(200, *INSTRUMENT_READERS),
+    # -- the admin: read-only rows (candles, history, positions, orders): no add or delete, not even the superuser
+    **{
+        ("GET", f"/admin/{model}/{page}"): admin_for(200, "viewer")
+        for model in ("instruments/instrumentohlc", "positions/history", "positions/position", "trading/order")
+        for page in ("", "{object_id}/history/", "{object_id}/change/")
+    },
+    **{
+        ("GET", f"/admin/{model}/{page}"): admin_for(403)
+        for model in ("instruments/instrumentohlc", "positions/history", "positions/position", "trading/order")
+        for page in ("add/", "{object_id}/delete/")
+    },
+    # -- the admin: strategies -----------------------------------------------------------------------------------
+    ("GET", "/admin/trading/strategy/"): admin_for(200, *STRATEGY_READERS),
+    ("GET", "/admin/trading/strategy/add/"): admin_for(200, "add_strategy"),
+    ("GET", "/admin/trading/strategy/{object_id}/history/"): admin_for(200, *STRATEGY_READERS),
+    ("GET", "/admin/trading/strategy/{object_id}/delete/"): admin_for(200, "delete_strategy"),
+    ("GET", "/admin/trading/strategy/{object_id}/change/"): admin_for(200, *STRATEGY_READERS),
+    # -- the admin: "<id>/" sends everyone on to ".../change/" (which then decides) -------------------------------
+    **{
+        ("GET", f"/admin/{model}/{{object_id}}/"): same_for_all(302)
+        for model in ("auth/group", "auth/user", "knox/authtoken", "instruments/instrument",
+                      "instruments/instrumentohlc", "positions/history", "positions/position", "trading/order",
+                      "trading/strategy")
+    },
+    # -- admin actions (302: it ran; 200: delete's confirmation page; 403: refused or not offered) -----------------
+    ("ACTION", "instruments.instrument:sync_now"): admin_for(302, "change_instrument"),
+    ("ACTION", "trading.strategy:enable"): admin_for(302, "change_strategy"),
+    ("ACTION", "trading.strategy:disable"): admin_for(302, "change_strategy"),
+    ("ACTION", "positions.position:close_now"): admin_for(302),  # positions.change_position: the superuser's
+    # delete_strategy alone cannot open the change list (no view or change permission), so only the superuser.
+    **{
+        ("ACTION", f"{model}:delete_selected"): admin_for(200)
+        for model in ("auth.group", "auth.user", "knox.authtoken", "instruments.instrument", "trading.strategy")
+    },
+    **{
+        ("ACTION", f"{model}:delete_selected"): admin_for(403)  # read-only rows: not offered to anybody
+        for model in ("instruments.instrumentohlc", "positions.history", "positions.position", "trading.order")
+    },
+}
+# fmt: on
+
+
+# -- the walk -------------------------------------------------------------------------------------------------
+
+_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>(?P<body>[^)]*)\)")
+_PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
+
+
+def _key(pattern: str) -> str:
+    """A URL pattern as the table writes it: ``/api/instruments/{pk}/``, ``/api/instruments.{format}``."""
+    text = _GROUP.sub(lambda m: "{" + m["name"] + "}", pattern)
+    text = _PARAM.sub(
+        lambda m: (".{" if m["converter"] == "drf_format_suffix" else "{") + m["name"] + "}", text
+    )
+    text = text.replace("^", "").replace("$", "").replace("\\.", ".").replace("/?", "")
+    return "/" + text
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One operation to call: the table's key, and how to call it."""
+
+    method: str
+    key: str
+    url: str
+    kind: str  # "api", "page", "admin" or "action"
+    action: str = ""
+    model_admin: Any = None
+
+
+def _fill(key: str, ids: dict[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        return ids[match[1]]
+
+    return re.sub(r"\{(\w+)\}", value, key)
+
+
+def _admin_of(pattern: str) -> Any:
+    for model, model_admin in admin.site._registry.items():
+        prefix = f"admin/{model._meta.app_label}/{model._meta.model_name}/"
+        if pattern.startswith(prefix):
+            return model, model_admin
+    return None, None
+
+
+def walk(objects: dict[str, Any]) -> Iterator[Entry]:
+    """Every operation of the URL conf, and every admin action, once (the first pattern claiming a key).
+
+    Args:
+        objects: the saved objects (``seeded``): ids for the URLs' parameters.
+    """
+    seen: set[tuple[str, str]] = set()
+    for pattern, url_pattern in _patterns(get_resolver().url_patterns):
+        assert isinstance(url_pattern, URLPattern)
+        key = _key(pattern)
+        model, _ = _admin_of(pattern)
+        ids = dict(objects["ids"])
+        if "{pk}" in key:
+            ids["pk"] = str(objects["pk"][_resource(key)])
+        if model is not None:
+            ids["object_id"] = str(objects["admin_ids"][model])
+        url = _fill(key, ids)
+        methods_text, is_drf = _methods(url_pattern.callback)
+        if key.startswith("/admin/"):
+            kind, methods = "admin", ["GET"]
+        elif key == "/api/docs/":
+            kind, methods = "page", ["GET", "HEAD", "POST", "OPTIONS"]  # Swagger UI: a page for people
+        elif is_drf:
+            kind, methods = "api", methods_text.split(",")
+        else:
+            kind, methods = "page", ["GET", "POST"]
+        for method in methods:
+            if (method, key) not in seen:
+                seen.add((method, key))
+                yield Entry(method, key, url, kind)
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        changelist = f"/admin/{opts.app_label}/{opts.model_name}/"
+        for name in sorted(_all_actions(model_admin)):
+            yield Entry(
+                "ACTION",
+                f"{opts.app_label}.{opts.model_name}:{name}",
+                changelist,
+                "action",
+                action=name,
+                model_admin=model_admin,
+            )
+
+
+def _all_actions(model_admin: Any) -> set[str]:
+    """Every action a ``ModelAdmin`` declares (the site's ``delete_selected`` included), before any permission
+    filters them out: ``_get_base_actions`` is what ``get_actions`` filters."""
+    return {name for _, name, _ in model_admin._get_base_actions()}
+
+
+# -- the world ------------------------------------------------------------------------------------------------
+
+
+def _resource(key: str) -> str:
+    parts = [p for p in key.split("/") if p]
+    if parts and parts[0] in ("api", "simulator") and len(parts) > 1:
+        return parts[1].split(".")[0]
+    return parts[0] if parts else ""
+
+
+class _Stub:
+    """A stubbed service: records its calls and answers at once."""
+
+    def __init__(self, answer: Any = None, raises: Exception | None = None) -> None:
+        self.calls = 0
+        self.answer = answer
+        self.raises = raises
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.raises is not None:
+            raise self.raises
+        return self.answer
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """One saved object of every kind, a user (with a token and a session) per role, and the stubs; set up once
+    for the module and flushed after it."""
+    from django.core.management import call_command
+
+    from barter_site.errors import ApplicationError
+    from instruments.api import SyncDataView
+    from instruments.models import Instrument, InstrumentOHLC
+    from positions.history import run_start
+    from positions.models import History, Position, Step
+    from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
+    from tests.instruments.factories import CandleFactory, InstrumentFactory
+    from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
+    from trading.api import SyncClosePositionsView, SyncNewTradesView
+    from trading.models import Order, Strategy
+
+    summary = {"run_id": None, "step": "stub", "status": "ok", "results": [], "errors": []}
+    stubs = {
+        "steps": _Stub(answer=summary),
+        "sync_now": _Stub(answer={"results": []}),
+        "close_now": _Stub(raises=ApplicationError("stubbed: not closed")),
+    }
+    patch = pytest.MonkeyPatch()
+    for view in (SyncDataView, SyncNewTradesView, SyncClosePositionsView):
+        patch.setattr(view, "service", staticmethod(stubs["steps"]))
+    patch.setattr("instruments.admin.sync_data", stubs["sync_now"])
+    patch.setattr("trading.admin.position_close_manual", stubs["close_now"])
+
+    with django_db_blocker.unblock():
+        users: dict[str, User] = {
+            "plain": user_with("plain"),
+            "staff": user_with("staff", is_staff=True),
+            "superuser": User.objects.create_superuser("root", password="unused-password-123"),
+        }
+        for role, perms in ROLE_PERMISSIONS.items():
+            users[role] = user_with(role, *perms, is_staff=True)
+        tokens = {role: api_token(user) for role, user in users.items()}
+        instrument = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+        CandleFactory.create_batch(30, instrument=instrument)
+        strategy = StrategyFactory(name="sma", instruments=[instrument])
+        position = PositionFactory(strategy=strategy, instrument=instrument)
+        run_start(step=Step.COLLECT, params={})
+        order = Order.objects.create(
+            strategy=strategy,
+            instrument=instrument,
+            as_of=date(2024, 3, 1),
+            side=Order.Side.BUY,
+            purpose=Order.Purpose.ENTRY,
+            quantity=Decimal(1),
+            exchange_id="binance",
+            market_symbol="BTC/USDT",
+            client_order_id="bt-matrix-1",
+        )
+        simulation = Simulation.objects.create(
+            created_by=users["plain"],
+            start=date(2024, 1, 1),
+            end=date(2024, 1, 30),
+            starting_cash=Decimal(10000),
+            criteria=sma_cross_criteria(),
+            status=RunStatus.DONE,
+            equity_curve={
+                "time": [int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())],
+                "equity": [10000.0],
+                "buy_and_hold": [10000.0],
+                "drawdown_ratio": [0.0],
+            },
+        )
+        simulation.instruments.add(instrument)
+        sweep = Sweep.objects.create(
+            created_by=users["plain"],
+            start=date(2024, 1, 1),
+            end=date(2024, 1, 30),
+            starting_cash=Decimal(10000),
+            criteria=sma_cross_criteria(),
+            axes=[{"path": "stop_loss_ratio", "values": [0.05]}],
+            status=RunStatus.DONE,
+            total=1,
+        )
+        sweep.instruments.add(instrument)
+        SweepPoint.objects.create(sweep=sweep, index=0, values=[0.05], simulation=simulation)
+        group = Group.objects.create(name="traders")
+        from django.contrib.contenttypes.models import ContentType
+
+        history = History.objects.order_by("id").first()
+        assert history is not None
+        objects = {
+            "users": users,
+            "tokens": tokens,
+            "pk": {
+                "instruments": instrument.pk,
+                "strategies": strategy.pk,
+                "positions": position.pk,
+                "history": history.pk,
+                "simulations": simulation.pk,
+                "runs": simulation.pk,
+                "sweeps": sweep.pk,
+            },
+            "ids": {
+                "format": "json",
+                "index": "0",
+                "url": "nowhere/",
+                "app_label": "trading",
+                "id": str(users["plain"].pk),
+                "content_type_id": str(ContentType.objects.get_for_model(Strategy).pk),
+                "object_id": str(strategy.pk),
+            },
+            "admin_ids": {
+                Instrument: instrument.pk,
+                InstrumentOHLC: InstrumentOHLC.objects.order_by("id").first().pk,  # type: ignore[union-attr]
+                History: history.pk,
+                Position: position.pk,
+                Strategy: strategy.pk,
+                Order: order.pk,
+                Group: group.pk,
+                User: users["plain"].pk,
+                AuthToken: AuthToken.objects.filter(user=users["superuser"]).get().digest,
+            },
+            # The rows the actions are applied to (the admin ids, but a plain user's token to delete).
+            "selected": {
+                Instrument: instrument.pk,
+                InstrumentOHLC: InstrumentOHLC.objects.order_by("id").first().pk,  # type: ignore[union-attr]
+                History: history.pk,
+                Position: position.pk,
+                Strategy: strategy.pk,
+                Order: order.pk,
+                Group: group.pk,
+                User: users["plain"].pk,
+                AuthToken: AuthToken.objects.filter(user=users["plain"]).get().digest,
+            },
+            "stubs": stubs,
+        }
+    yield objects
+    patch.undo()
+    with django_db_blocker.unblock():
+        call_command("flush", "--noinput", verbosity=0)
+
+
+def _entries(world: dict[str, Any]) -> list[Entry]:
+    return list(walk(world))
+
+
+def _client(world: dict[str, Any], role: str, kind: str) -> Client:
+    if role == "anonymous":
+        return Client()
+    if kind == "api":
+        return Client(HTTP_AUTHORIZATION=f"Token {world['tokens'][role]}")
+    client = Client()
+    client.force_login(world["users"][role])
+    return client
+
+
+def _status(client: Client, entry: Entry, world: dict[str, Any]) -> int:
+    if entry.kind == "action":
+        model = entry.model_admin.model
+        response = client.post(
+            entry.url, {"action": entry.action, "_selected_action": [world["selected"][model]], "index": 0}
+        )
+        # Messages of this request only (the cookie may still hold an earlier request's).
+        added = [str(m) for m in getattr(response.wsgi_request, "_messages", None)._queued_messages]
+        if response.status_code == 302 and "No action selected." in added:
+            return 403  # not offered to this user: the action's model permission is missing
+        confirming = "admin/delete_selected_confirmation.html" in [t.name for t in response.templates]
+        if response.status_code == 200 and not confirming:
+            return 403  # no action offered at all: Django showed the change list again, nothing ran
+        return response.status_code
+    if entry.kind == "api":
+        unsafe = entry.method in ("POST", "PUT", "PATCH", "DELETE")
+        response = client.generic(
+            entry.method, entry.url, data=b"{}" if unsafe else b"", content_type="application/json"
+        )
+    else:
+        response = client.generic(entry.method, entry.url)
+    return response.status_code
+
+
+# -- the tests ------------------------------------------------------------------------------------------------
+
+
+def _missing_and_stale(world: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    entries = {(e.method, e.key) for e in _entries(world)}
+    assert len(entries) >= 150  # a floor: the walk must not silently find nothing
+    return sorted(entries - set(MATRIX)), sorted(set(MATRIX) - entries)
+
+
+def test_every_url_and_action_has_an_entry(world):
+    missing, stale = _missing_and_stale(world)
+    assert not missing, "add to MATRIX in tests/security/test_permission_matrix.py:\n" + "\n".join(
+        f"    {key!r}: <the status of each role>," for key in missing
+    )
+    assert not stale, f"MATRIX entries that match no URL or action any more (remove them): {stale}"
+
+
+def _new_endpoint(request: Any) -> Any:
+    raise AssertionError("never called")
+
+
+#: The project's URL conf with one endpoint more, that the table does not know.
+urlpatterns = [path("api/new_endpoint", _new_endpoint), path("", include("barter_site.urls"))]
+
+
+@pytest.mark.urls(__name__)
+def test_a_new_url_without_an_entry_is_reported(world):
+    missing, _ = _missing_and_stale(world)
+
+    assert missing == [("GET", "/api/new_endpoint"), ("POST", "/api/new_endpoint")]
+
+
+def test_every_role_gets_the_status_of_the_table(world):
+    logging.getLogger("django.request").setLevel(logging.ERROR)  # thousands of 4xx: only a 500 is news
+    clients = {(role, kind): _client(world, role, kind) for role in ROLES for kind in ("api", "session")}
+    wrong = []
+    observed: dict[tuple[str, str], dict[str, int]] = {}
+    for entry in _entries(world):
+        for role in ROLES:
+            stubs_before = {name: stub.calls for name, stub in world["stubs"].items()}
+            client = clients[(role, "api" if entry.kind == "api" else "session")]
+            status = _status(client, entry, world)
+            observed.setdefault((entry.method, entry.key), {})[role] = status
+            expected = MATRIX.get((entry.method, entry.key), {}).get(role)
+            if status != expected:
+                wrong.append(f"{entry.method} {entry.key} as {role}: {status}, table says {expected}")
+            called = [n for n, stub in world["stubs"].items() if stub.calls != stubs_before[n]]
+            refused = status in (401, 403, 404, 405) or (status == 302 and entry.kind != "action")
+            if refused and called:
+                wrong.append(f"{entry.method} {entry.key} as {role}: {status}, yet {called} ran")
+            if entry.method == "POST" and entry.key.startswith("/api/sync_") and status == 200 and not called:
+                wrong.append(f"{entry.method} {entry.key} as {role}: 200 without calling the step")
+    logging.getLogger("django.request").setLevel(logging.NOTSET)
+    if wrong and __import__("os").environ.get("BARTER_MATRIX_PRINT"):
+        for key, row in observed.items():
+            print(repr(key), row)
+    assert not wrong, f"{len(wrong)} answers differ from the table:\n" + "\n".join(wrong)
