@@ -35,6 +35,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.models import Group, User
 from django.test import Client
@@ -272,6 +273,22 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
                       "instruments/instrumentohlc", "positions/history", "positions/position", "trading/order",
                       "trading/strategy")
     },
+    # -- the admin: django-axes' records of failed logins, read-only: nobody but the superuser holds their view
+    # permissions; no add, delete or bulk action, not even for the superuser ------------------------------------
+    **{
+        ("GET", f"/admin/axes/{model}/{page}"): admin_for(200)
+        for model in ("accessattempt", "accessfailurelog", "accesslog")
+        for page in ("", "{object_id}/history/", "{object_id}/change/")
+    },
+    **{
+        ("GET", f"/admin/axes/{model}/{page}"): admin_for(403)
+        for model in ("accessattempt", "accessfailurelog", "accesslog")
+        for page in ("add/", "{object_id}/delete/")
+    },
+    **{
+        ("GET", f"/admin/axes/{model}/{{object_id}}/"): same_for_all(302)
+        for model in ("accessattempt", "accessfailurelog", "accesslog")
+    },
     # -- admin actions (302: it ran; 200: delete's confirmation page; 403: refused or not offered) -----------------
     ("ACTION", "instruments.instrument:sync_now"): admin_for(302, "change_instrument"),
     ("ACTION", "trading.strategy:enable"): admin_for(302, "change_strategy"),
@@ -284,7 +301,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     },
     **{
         ("ACTION", f"{model}:delete_selected"): admin_for(403)  # read-only rows: not offered to anybody
-        for model in ("instruments.instrumentohlc", "positions.history", "positions.position", "trading.order")
+        for model in ("instruments.instrumentohlc", "positions.history", "positions.position", "trading.order",
+                      "axes.accessattempt", "axes.accessfailurelog", "axes.accesslog")
     },
 }
 # fmt: on
@@ -490,6 +508,12 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
         sweep.instruments.add(instrument)
         SweepPoint.objects.create(sweep=sweep, index=0, values=[0.05], simulation=simulation)
         group = Group.objects.create(name="traders")
+        # django-axes' records (written by axes only; read-only in the admin).
+        attempt = AccessAttempt.objects.create(
+            username="someone", ip_address="127.0.0.9", user_agent="test", failures_since_start=1
+        )
+        failure = AccessFailureLog.objects.create(username="someone", ip_address="127.0.0.9", user_agent="test")
+        access = AccessLog.objects.create(username="someone", ip_address="127.0.0.9", user_agent="test")
         from django.contrib.contenttypes.models import ContentType
 
         history = History.objects.order_by("id").first()
@@ -525,6 +549,9 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
                 Group: group.pk,
                 User: users["plain"].pk,
                 AuthToken: AuthToken.objects.filter(user=users["superuser"]).get().digest,
+                AccessAttempt: attempt.pk,
+                AccessFailureLog: failure.pk,
+                AccessLog: access.pk,
             },
             # The rows the actions are applied to (the admin ids, but a plain user's token to delete).
             "selected": {
@@ -537,6 +564,9 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
                 Group: group.pk,
                 User: users["plain"].pk,
                 AuthToken: AuthToken.objects.filter(user=users["plain"]).get().digest,
+                AccessAttempt: attempt.pk,
+                AccessFailureLog: failure.pk,
+                AccessLog: access.pk,
             },
             "stubs": stubs,
         }
