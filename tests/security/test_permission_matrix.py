@@ -512,7 +512,9 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
         attempt = AccessAttempt.objects.create(
             username="someone", ip_address="127.0.0.9", user_agent="test", failures_since_start=1
         )
-        failure = AccessFailureLog.objects.create(username="someone", ip_address="127.0.0.9", user_agent="test")
+        failure = AccessFailureLog.objects.create(
+            username="someone", ip_address="127.0.0.9", user_agent="test"
+        )
         access = AccessLog.objects.create(username="someone", ip_address="127.0.0.9", user_agent="test")
         from django.contrib.contenttypes.models import ContentType
 
