@@ -5,13 +5,14 @@ it; ``extra`` carries machine-readable details (never secrets). ``retryable`` te
 same call may succeed later.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.db import Error as DatabaseDriverError
 from django.db import InterfaceError, OperationalError, connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.template.loader import render_to_string
 from django.views import defaults
 from rest_framework import status
@@ -226,3 +227,28 @@ def server_error(request: HttpRequest) -> HttpResponse:
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     return defaults.server_error(request)
+
+
+class ApiErrorsAsJsonMiddleware:
+    """Keep every API error JSON when ``DEBUG`` is on (``make run``).
+
+    With ``DEBUG = True`` Django answers an unknown URL and an unhandled exception with its technical HTML pages
+    instead of ``handler404`` and ``handler500`` (``django.core.handlers.exception.response_for_exception``), so
+    an API client of the embedded mode would get HTML. Under ``/api/`` (not the Swagger page) such an HTML 404 or
+    500 is replaced with the JSON of :func:`page_not_found` or :func:`server_error`; the traceback stays in the
+    log. With ``DEBUG = False`` the handlers already answer JSON and this changes nothing.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        html = response.get("Content-Type", "").startswith("text/html")
+        if not (html and is_api_request(request)):
+            return response
+        if response.status_code == status.HTTP_404_NOT_FOUND:
+            return page_not_found(request, Http404())
+        if response.status_code == status.HTTP_500_INTERNAL_SERVER_ERROR:
+            return server_error(request)
+        return response

@@ -46,6 +46,8 @@ MIDDLEWARE = [
     # redirect and before anything checks ALLOWED_HOSTS: fly's checks use plain HTTP and the machine's address.
     "django_guid.middleware.guid_middleware",
     "barter_site.health.HealthCheckMiddleware",
+    # API errors stay JSON with DEBUG on too (Django's technical 404/500 pages are HTML): barter_site.errors.
+    "barter_site.errors.ApiErrorsAsJsonMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight from gunicorn, compressed and cached forever when their names carry a hash.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -260,6 +262,8 @@ AXES_HTTP_RESPONSE_CODE = 429
 AXES_ENABLE_ADMIN = False
 # Failed logins are logged by axes; successful ones are not kept in a table.
 AXES_DISABLE_ACCESS_LOG = True
+# Axes logs every start-up and every (empty) clean-up at INFO; failures and lockouts stay in its tables (admin).
+AXES_VERBOSE = False
 
 SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {

@@ -223,3 +223,23 @@ def test_a_page_form_with_too_many_fields_is_a_400_page_that_says_so(client: Cli
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/html")
     assert "the form has more than 10 fields (DATA_UPLOAD_MAX_NUMBER_FIELDS)" in response.content.decode()
+
+
+def test_with_debug_on_an_unknown_api_url_and_an_uncaught_error_are_still_json(api, settings, monkeypatch):
+    """``make run`` serves with DEBUG on, where Django answers 404 and 500 with its technical HTML pages."""
+    settings.DEBUG = True
+    client = APIClient(raise_request_exception=False)
+    client.force_authenticate(User.objects.get(username="trader"))
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise KeyError("a defect")
+
+    monkeypatch.setattr("simulator.api.SimulationViewSet.get_queryset", broken)
+
+    missing = assert_json_error(api.get("/api/nothing-here/"), 404)
+    failed = assert_json_error(client.get("/api/simulations/"), 500)
+    page = Client().get("/no-such-page/")
+
+    assert missing == {"detail": "there is no API operation at /api/nothing-here/; /api/docs/ lists them"}
+    assert "request id" in failed["detail"]
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")  # pages keep Django's
