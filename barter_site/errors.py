@@ -5,6 +5,7 @@ it; ``extra`` carries machine-readable details (never secrets). ``retryable`` te
 same call may succeed later.
 """
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -236,8 +237,12 @@ class ApiErrorsAsJsonMiddleware:
     instead of ``handler404`` and ``handler500`` (``django.core.handlers.exception.response_for_exception``), so
     an API client of the embedded mode would get HTML. Under ``/api/`` (not the Swagger page) such an HTML 404 or
     500 is replaced with the JSON of :func:`page_not_found` or :func:`server_error`; the traceback stays in the
-    log. With ``DEBUG = False`` the handlers already answer JSON and this changes nothing.
+    log. Since only ``DEBUG`` gets here, a 500 also names the exception (``"exception": "KeyError: 'x'"``), as
+    the technical page would, without the page's settings and headers. With ``DEBUG = False`` the handlers
+    already answer JSON and this changes nothing.
     """
+
+    EXCEPTION_ATTRIBUTE = "_barter_uncaught_exception"
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
@@ -250,5 +255,15 @@ class ApiErrorsAsJsonMiddleware:
         if response.status_code == status.HTTP_404_NOT_FOUND:
             return page_not_found(request, Http404())
         if response.status_code == status.HTTP_500_INTERNAL_SERVER_ERROR:
-            return server_error(request)
+            json_response = server_error(request)
+            exc = getattr(request, self.EXCEPTION_ATTRIBUTE, None)
+            if exc is not None:
+                body = json.loads(json_response.content)
+                body["exception"] = f"{type(exc).__name__}: {exc}"
+                json_response = JsonResponse(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+            return json_response
         return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        """Remember a view's uncaught exception for the JSON 500; Django still logs and handles it."""
+        setattr(request, self.EXCEPTION_ATTRIBUTE, exception)

@@ -242,4 +242,5 @@ def test_with_debug_on_an_unknown_api_url_and_an_uncaught_error_are_still_json(a
 
     assert missing == {"detail": "there is no API operation at /api/nothing-here/; /api/docs/ lists them"}
     assert "request id" in failed["detail"]
+    assert failed["exception"] == "KeyError: 'a defect'"  # DEBUG only: what the technical page would name
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")  # pages keep Django's
