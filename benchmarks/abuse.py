@@ -6,7 +6,10 @@ Starts gunicorn with the production settings (``barter_site.settings.production`
 (a) the peak RSS of each gunicorn worker (``VmHWM`` of ``/proc/<pid>/status``) while ``--simulations`` (8) clients
     each run the largest simulation the limits allow (20 instruments with a daily candle on every day from
     2009-01-03 to yesterday, criteria of 200 comparisons over 400 different indicators); a client answered 503
-    (every inline slot taken) waits the ``Retry-After`` and tries again, as the form's user would; goal < 400 MB;
+    (every inline slot taken) waits the ``Retry-After`` and tries again, as the form's user would; a run queued
+    (too heavy for a request: ``BARTER_SIMULATOR_INLINE_CANDLE_SERIES``) is polled until done, by the simulator
+    queue's Celery worker with ``--redis-url`` (its children's peaks are printed too), else by the background
+    threads of the gunicorn worker that took it (the embedded mode); goal < 400 MB;
 (b) the p50/p99/max of ``GET /healthz`` polled every 100 ms during that load; goal p99 < 1 s;
 (c) with ``--redis-url``: the wait of a close step (``trading.sync_close_positions``) sent while a 10,000-point
     sweep runs, with a Celery worker on the default queue and one on ``--simulator-queue``; goal < 5 s. When the
@@ -228,8 +231,9 @@ class Server:
 
 def call(
     url: str, *, token: str = "", body: bytes | None = None, timeout: float = 300
-) -> tuple[int, dict, float]:
-    """One HTTP request as fly's proxy forwards it (``X-Forwarded-Proto: https``); ``(status, headers, s)``."""
+) -> tuple[int, dict[str, str], float, bytes]:
+    """One HTTP request as fly's proxy forwards it (``X-Forwarded-Proto: https``);
+    ``(status, headers, seconds, body)``."""
     headers = {"X-Forwarded-Proto": "https"}
     if token:
         headers["Authorization"] = f"Token {token}"
@@ -239,18 +243,39 @@ def call(
     began = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
-            response.read()
-            return response.status, dict(response.headers), time.perf_counter() - began
+            content = response.read()
+            return response.status, dict(response.headers), time.perf_counter() - began, content
     except urllib.error.HTTPError as exc:
-        exc.read()
-        return exc.code, dict(exc.headers), time.perf_counter() - began
+        return exc.code, dict(exc.headers), time.perf_counter() - began, exc.read()
     except (urllib.error.URLError, OSError):
-        return 0, {}, time.perf_counter() - began
+        return 0, {}, time.perf_counter() - began, b""
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def simulation_outcome(server: Server, token: str, created: dict[str, Any], deadline: float) -> str:
+    """The final status of a created simulation: at once when it ran in the request, else polled every 0.5 s."""
+    simulation = created
+    while simulation["status"] in ("pending", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        code, _, _, content = call(f"{server.url}/api/simulations/{created['id']}/", token=token, timeout=10)
+        if code == 200:
+            simulation = json.loads(content)
+    inline = "inline" if created["status"] not in ("pending", "running") else "queued"
+    return f"{simulation['status']} ({inline})"
+
+
+def celery_worker_start(
+    env: dict[str, str], queue: str, concurrency: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """A Celery worker (prefork) consuming ``queue``, its output in ``log``."""
+    command = [sys.executable, "-m", "celery", "-A", "barter_site", "worker", "-Q", queue]
+    command += ["--concurrency", str(concurrency), "--loglevel", "WARNING", "-n", f"{queue}@%h"]
+    with log.open("w") as out:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
 
 
 def load_and_health(
@@ -266,7 +291,7 @@ def load_and_health(
 
     def poll_health() -> None:
         while not stop.is_set() and time.monotonic() < deadline:
-            status, _, seconds = call(f"{server.url}/healthz", timeout=10)
+            status, _, seconds, _ = call(f"{server.url}/healthz", timeout=10)
             health.append(seconds)
             if status != 200:
                 health_failures.append(status)
@@ -287,15 +312,19 @@ def load_and_health(
         tries, busy, began = 0, 0, time.perf_counter()
         while time.monotonic() < deadline:
             tries += 1
-            status, headers, _ = call(f"{server.url}/api/simulations/", token=token, body=body)
+            status, headers, _, content = call(f"{server.url}/api/simulations/", token=token, body=body)
             if status == 503:
                 busy += 1
                 time.sleep(
                     min(float(headers.get("Retry-After", "1")), 5.0) * (0.5 + secrets.randbelow(100) / 100)
                 )
                 continue
+            # 201: done in the request, or queued (too heavy for one) and waited for as its page does.
+            outcome = (
+                simulation_outcome(server, token, json.loads(content), deadline) if status == 201 else status
+            )
             outcomes.append(
-                {"status": status, "tries": tries, "busy": busy, "seconds": time.perf_counter() - began}
+                {"status": outcome, "tries": tries, "busy": busy, "seconds": time.perf_counter() - began}
             )
             return
         outcomes.append(
@@ -457,13 +486,22 @@ def main() -> None:
         {"instruments": ids, "start": FIRST_DAY.isoformat(), "end": last.isoformat(), "criteria": criteria}
     ).encode()
 
+    simulator_worker = None
+    simulator_peaks: dict[int, float] = {}
+    if args.redis_url:
+        # Runs too heavy for a request go to the simulator's queue (BARTER_SIMULATOR_INLINE_CANDLE_SERIES); this
+        # is the worker that runs them, as fly.toml's worker process group does.
+        simulator_queue = args.simulator_queue or f"{env.get('BARTER_CELERY_QUEUE', 'celery')}-simulator"
+        simulator_worker = celery_worker_start(env, simulator_queue, 2, work / "celery-simulator-load.log")
     server = Server(env, args.workers, args.threads, work / "gunicorn.log")
     try:
         server.wait_ready()
-        warm = call(f"{server.url}/api/simulations/", token=token, body=body)
+        began = time.perf_counter()
+        status, _, _, content = call(f"{server.url}/api/simulations/", token=token, body=body)
+        outcome = simulation_outcome(server, token, json.loads(content), time.monotonic() + args.max_seconds)
         print(
-            f"one largest-allowed simulation alone (first, compiles nothing: the engine's cache): "
-            f"HTTP {warm[0]} in {warm[2]:.2f} s; body {len(body):,} bytes, criteria "
+            f"one largest-allowed simulation alone: HTTP {status}, {outcome} after "
+            f"{time.perf_counter() - began:.2f} s; body {len(body):,} bytes, criteria "
             f"{len(json.dumps(criteria, separators=(',', ':'))):,} bytes"
         )
         # The workers' peaks so far are one simulation's; (a) wants the load's: restart for clean peaks.
@@ -471,8 +509,16 @@ def main() -> None:
         server = Server(env, args.workers, args.threads, work / "gunicorn-load.log")
         server.wait_ready()
         figures = load_and_health(server, token, body, args.simulations, args.max_seconds)
+        if simulator_worker is not None:
+            simulator_peaks = {pid: memory_mb(pid, "VmHWM") for pid in worker_pids(simulator_worker.pid)}
     finally:
         server.stop()
+        if simulator_worker is not None:
+            simulator_worker.send_signal(signal.SIGTERM)
+            try:
+                simulator_worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                simulator_worker.kill()
 
     statuses: dict[str, int] = {}
     for outcome in figures["outcomes"]:
@@ -493,6 +539,11 @@ def main() -> None:
         f"    gunicorn master and workers together: peak PSS {figures['total_pss_mb']:.0f} MB (sampled every "
         "0.1 s; what the machine needs for the web process)"
     )
+    for pid, peak in sorted(simulator_peaks.items()):
+        print(
+            f"    simulator Celery worker child {pid}: peak RSS {peak:.0f} MB (VmHWM; it ran the queued "
+            "simulations, the warm-up's included)"
+        )
     health = figures["health"]
     print(
         f"(b) /healthz during the load: {len(health)} calls, p50 {statistics.median(health) * 1000:.0f} ms, "

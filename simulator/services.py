@@ -536,6 +536,19 @@ def simulation_candle_count(request: SimulationRequest) -> int:
     ).count()
 
 
+#: The OHLC columns a run holds per candle besides its indicator series (open, high, low, close).
+OHLC_SERIES = 4
+
+
+def simulation_candle_series(request: SimulationRequest, *, candles: int) -> int:
+    """The work and memory of a run of ``request``: candles read x (the 4 OHLC series + one per distinct
+    indicator operand of its criteria). A run holds one float64 array per series over its candles, and each
+    indicator is computed over all of them, so this, not the candle count alone, is what a run costs (200
+    comparisons over 400 indicators make a run of few candles as heavy as one of many)."""
+    operands = set(criteria_parse(request.criteria).operands())
+    return candles * (OHLC_SERIES + len(operands))
+
+
 def simulation_start(
     *,
     request: SimulationRequest,
@@ -544,9 +557,10 @@ def simulation_start(
     source_strategy: Strategy | None = None,
 ) -> Simulation:
     """Save a simulation and run it: in this request when it reads at most ``BARTER_SIMULATOR_INLINE_CANDLES``
-    candles (about a second of work at most), else as the Celery task ``simulator.run_simulation`` on the
-    simulator's queue, or without a broker in a background thread of this process (:mod:`simulator.background`);
-    the result page polls its progress either way.
+    candles and at most ``BARTER_SIMULATOR_INLINE_CANDLE_SERIES`` candle series
+    (:func:`simulation_candle_series`; about a second of work and tens of MB at most), else as the Celery task
+    ``simulator.run_simulation`` on the simulator's queue, or without a broker in a background thread of this
+    process (:mod:`simulator.background`); the result page polls its progress either way.
 
     Raises:
         TaskQueueUnavailableError: the run had to be queued and the broker did not answer (once the current
@@ -555,7 +569,11 @@ def simulation_start(
             saved.
     """
     candles = simulation_candle_count(request)
-    if candles <= settings.BARTER_SIMULATOR_INLINE_CANDLES:
+    if (
+        candles <= settings.BARTER_SIMULATOR_INLINE_CANDLES
+        and simulation_candle_series(request, candles=candles)
+        <= settings.BARTER_SIMULATOR_INLINE_CANDLE_SERIES
+    ):
         with inline_slot(candles=candles):  # SimulatorBusyError before anything is saved
             simulation = simulation_create(
                 request=request, created_by=created_by, name=name, source_strategy=source_strategy

@@ -440,6 +440,10 @@ LOGGING = {
 # Simulator: runs that read more daily candles than this go to a Celery task with a progress bar (in-process
 # without a broker); sweeps are split into about four chunks per worker.
 BARTER_SIMULATOR_INLINE_CANDLES = env.int("BARTER_SIMULATOR_INLINE_CANDLES", default=200_000)
+# ... and so do runs of more candle series than this: candles x (4 OHLC + one per distinct indicator), what a run
+# costs in time and memory (simulator.services.simulation_candle_series). 2,000,000 float64 series values are
+# 16 MB: 3 instruments x 10 years with 20 indicators run inline; 20 instruments x 17 years with 400 do not.
+BARTER_SIMULATOR_INLINE_CANDLE_SERIES = env.int("BARTER_SIMULATOR_INLINE_CANDLE_SERIES", default=2_000_000)
 BARTER_SIMULATOR_SWEEP_WORKERS = env.int("BARTER_SIMULATOR_SWEEP_WORKERS", default=2)
 # Simulations run inside web requests at once per process (gunicorn worker); beyond, 503 with Retry-After, so
 # that threads stay free for /healthz and the pages, and a worker's memory stays bounded (docs/reliability.md).

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from instruments.models import Instrument
+from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from positions.models import Position
 from simulator.models import RunStatus, Simulation, SweepPoint
 from simulator.services import (
@@ -160,6 +160,35 @@ def test_a_large_run_goes_to_a_task_and_reports_progress(
     assert simulation.status == RunStatus.DONE
     assert simulation.progress_ratio == 1.0
     assert simulation.statistics["n_trades"] == len(simulation.trades) > 0
+
+
+def test_a_run_of_many_indicators_goes_to_a_task_even_over_few_candles(
+    shipped_history, settings, django_capture_on_commit_callbacks
+):
+    """What a run costs is candles x series (4 OHLC + each distinct indicator), not candles alone."""
+    request = request_for()
+    candles = InstrumentOHLC.objects.filter(
+        instrument__in=request.instruments,
+        timeframe=Timeframe.D1,
+        open_time__lt=datetime(2020, 1, 1, tzinfo=UTC),
+    ).count()
+    assert candles > 0
+    # TREND compares SMA(10) with SMA(20), entry and exit: 2 distinct indicator series, 6 series in all.
+    settings.BARTER_SIMULATOR_INLINE_CANDLE_SERIES = candles * 6
+    inline = simulation_start(request=request)
+    assert inline.status == RunStatus.DONE
+
+    heavier = sma_cross_criteria(
+        entry={
+            "all": [
+                *TREND["entry"]["all"],
+                {"left": {"indicator": "ema", "period": 30}, "op": ">", "right": {"value": 0}},
+            ]
+        }
+    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        queued = simulation_start(request=request_for(criteria=heavier))
+    assert queued.status == RunStatus.PENDING and len(callbacks) == 1
 
 
 def test_running_a_finished_simulation_again_changes_nothing(shipped_history):
