@@ -41,7 +41,7 @@ def run_locked(
         as_of: the run's day (UTC).
         scope: ``all`` or what the run is limited to (:func:`runs.locks.run_scope`).
         params: the run's inputs, stored in ``run_started`` with ``"lock"`` added.
-        kept: describes what an interrupted earlier run kept (:func:`runs_interrupted_finish`).
+        kept: describes what an interrupted earlier run kept (:func:`runs.reaper.runs_interrupted_finish`).
 
     Yields:
         The run's recorder; the body must end it with :meth:`RunRecorder.finish`.
