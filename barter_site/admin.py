@@ -1,5 +1,6 @@
-"""Admin of API tokens (django-rest-knox), replacing knox's own: no key, nor any part of one, is ever shown,
-except once, on the page that answers the "add" that made it.
+"""The admin's read-only base (:class:`ReadOnlyAdmin`), and the admin of API tokens (django-rest-knox),
+replacing knox's own: no key, nor any part of one, is ever shown, except once, on the page that answers the
+"add" that made it.
 
 knox stores a token's SHA-512 digest and its first 15 characters (``token_key``, the lookup index). knox's admin
 lists the digest and lets the ``token_key`` be searched and edited; this one shows the start of the digest only
@@ -10,7 +11,7 @@ deleting it, and its expiry is set when it is made. Only a superuser sees and ma
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
@@ -24,6 +25,25 @@ from knox.models import AuthToken, get_digest_token
 from knox.settings import CONSTANTS
 
 admin.site.unregister(AuthToken)
+
+
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Any]  # Any: a base for the admin of any model
+else:
+    _ModelAdmin = admin.ModelAdmin  # generic only in django-stubs: not subscriptable at run time
+
+
+class ReadOnlyAdmin(_ModelAdmin):
+    """An admin that shows rows and never adds, changes or deletes them (they are written by services)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class AuthTokenAddForm(forms.ModelForm):

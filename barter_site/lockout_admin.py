@@ -4,27 +4,17 @@ by axes. A lockout ends by itself after ``BARTER_LOGIN_FAILURES_WINDOW_SECONDS``
 
 from __future__ import annotations
 
-from typing import Any
-
 from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
-from django.http import HttpRequest
+
+from barter_site.admin import ReadOnlyAdmin
 
 
-class _ReadOnly(admin.ModelAdmin):
+class _ReadOnly(ReadOnlyAdmin):
     """Rows are shown, never added, changed or deleted; no bulk actions."""
 
     actions = None
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ReadOnlyAccessAttemptAdmin(_ReadOnly, AccessAttemptAdmin):

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("instruments.urls")),
+    path("api/", include("runs.urls")),
     path("api/", include("positions.urls")),
     path("api/", include("trading.urls")),
     path("api/", include("trading.api_urls")),

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
 
+from barter_site.admin import ReadOnlyAdmin
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.sync import sync_data
 
@@ -63,19 +64,6 @@ class InstrumentAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{text}; error: {result['error']}", messages.ERROR)
             else:
                 self.message_user(request, text, messages.SUCCESS)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """An admin that shows rows and never adds, changes or deletes them (they are written by services)."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(InstrumentOHLC)

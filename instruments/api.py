@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -12,42 +11,12 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from barter_site.permissions import CandlePermissions, ModelPermissions, RunSteps
+from barter_site.api import STEP_ERROR_RESPONSES, StepView, StrictSerializer, SyncRequestSerializer
+from barter_site.permissions import CandlePermissions, ModelPermissions
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.sync import sync_data
-from positions.models import RunStatus
-
-
-class StrictSerializer(serializers.Serializer):
-    """A serializer that refuses unknown keys, so a typo ("instrument") is a 400, not silently ignored."""
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(self.initial_data, dict):
-            unknown = sorted(set(self.initial_data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {
-                        key: [f"unknown field; expected one of {', '.join(sorted(self.fields))}"]
-                        for key in unknown
-                    }
-                )
-        return attrs
-
-
-class SyncRequestSerializer(StrictSerializer):
-    """Optional body of the sync endpoints: ``{"as_of": "YYYY-MM-DD", "instruments": ["bitcoin"]}``."""
-
-    as_of = serializers.DateField(
-        required=False, help_text="UTC date; days before it are processed. Default: today (UTC)."
-    )
-    instruments = serializers.ListField(
-        child=serializers.CharField(max_length=100),
-        required=False,
-        allow_empty=False,
-        help_text="CoinGecko coin ids. Default: every active instrument.",
-    )
+from runs.api import RunSummarySerializer
 
 
 class SyncResultSerializer(serializers.Serializer):
@@ -60,65 +29,10 @@ class SyncResultSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
 
 
-class RunSummarySerializer(serializers.Serializer):
-    """The summary every step endpoint returns, and ``History`` keeps in the run's ``run_finished`` row.
-
-    Subclasses declare ``results`` (what one line of this step says).
-    """
-
-    run_id = serializers.UUIDField()
-    step = serializers.CharField()
-    status = serializers.ChoiceField(choices=RunStatus.choices)
-    started_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
-    as_of = serializers.DateField()
-    errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]  # a field here
-
-
 class SyncSummarySerializer(RunSummarySerializer):
     """The summary of a collect run."""
 
     results = SyncResultSerializer(many=True)
-
-
-class RunInProgressSerializer(serializers.Serializer):
-    """409: another run of this step for this day (and scope) holds the run lock; ``Retry-After`` says when to
-    ask again. ``run_id`` is null in the instant before that run wrote its ``run_started`` row."""
-
-    error = serializers.CharField(help_text="RunInProgressError")
-    message = serializers.CharField()
-    step = serializers.CharField()
-    as_of = serializers.DateField()
-    lock = serializers.CharField(help_text="The run lock's key, e.g. open:2024-12-03:all.")
-    run_id = serializers.UUIDField(allow_null=True)
-
-
-class ServiceUnavailableSerializer(serializers.Serializer):
-    """503: the database is unreachable or dropped the connection; what was committed is kept (``Retry-After``)."""
-
-    error = serializers.CharField(help_text="DatabaseUnavailable")
-    message = serializers.CharField()
-
-
-#: The answers every cycle step endpoint may give besides its summary.
-STEP_ERROR_RESPONSES = {409: RunInProgressSerializer, 503: ServiceUnavailableSerializer}
-
-
-class StepView(APIView):
-    """A cycle step endpoint: parse the optional body ``{"as_of", "instruments"}``, call ``service``, answer
-    its summary. Subclasses set ``service`` and document ``post`` for the schema."""
-
-    service: Callable[..., dict[str, Any]]
-    # The three daily steps: trading.run_steps (the cycle token's only permission), 403 without it.
-    permission_classes = [RunSteps]
-
-    def post(self, request: Request) -> Response:
-        body = SyncRequestSerializer(data=request.data if request.data else {})
-        body.is_valid(raise_exception=True)
-        summary = type(self).service(
-            as_of=body.validated_data.get("as_of"), instruments=body.validated_data.get("instruments")
-        )
-        return Response(summary)
 
 
 class SyncDataView(StepView):

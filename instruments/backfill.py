@@ -17,9 +17,10 @@ from django.utils import timezone
 from barter_site.errors import ApplicationError
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.sync import instrument_sync, instruments_resolve
-from positions.history import run_locked, run_status
-from positions.locks import run_scope
-from positions.models import Step
+from runs.locked import run_locked
+from runs.locks import run_scope
+from runs.models import Step
+from runs.recorder import run_status
 
 SOURCES = ("exchange", "coingecko")
 

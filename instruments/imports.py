@@ -23,8 +23,8 @@ from instruments.candles import TIMEFRAMES, Candle, Rollup, candles_rollup
 from instruments.models import Instrument, InstrumentOHLC
 from instruments.services import UpsertResult, candles_upsert, instrument_get_or_create
 from instruments.sources.files import FORMATS, OHLCFileError, read_ohlc_file
-from positions.history import run_start, run_status
-from positions.models import HistoryKind, RunStatus, Step
+from runs.models import HistoryKind, RunStatus, Step
+from runs.recorder import run_start, run_status
 
 #: Longest uncovered stretch a rolled-up candle may have, as a fraction of its period: 0.25 lets a day miss
 #: up to 6 hours in one stretch (Binance's outages in the shipped hourly file are 1-5 hours on the days

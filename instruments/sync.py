@@ -8,12 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
+from barter_site.days import as_of_validate
 from barter_site.errors import ApplicationError, database_gone
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.services import candles_upsert
@@ -22,9 +23,10 @@ from instruments.sources.coingecko.client import CoinGeckoClient
 from instruments.sources.coingecko.daily import DailyFetch, fetch_daily_candles
 from instruments.sources.exchange import daily as exchange_daily
 from instruments.sources.exchange.client import exchange_client
-from positions.history import RunRecorder, run_locked, run_status
-from positions.locks import run_scope
-from positions.models import HistoryKind, Step
+from runs.locked import run_locked
+from runs.locks import run_scope
+from runs.models import HistoryKind, Step
+from runs.recorder import RunRecorder, run_status
 
 logger = logging.getLogger(__name__)
 
@@ -86,21 +88,6 @@ def instruments_resolve(coingecko_ids: Sequence[str] | None) -> list[Instrument]
     return [found[c] for c in sorted(set(coingecko_ids))]
 
 
-def as_of_validate(as_of: date, *, now: datetime) -> date:
-    """Return ``as_of`` if it is not after today (UTC).
-
-    Raises:
-        ApplicationError: (field ``as_of``) ``as_of`` lies in the future.
-    """
-    today = now.date()
-    if as_of > today:
-        raise ApplicationError(
-            f"as_of must be today ({today.isoformat()} UTC) or earlier; was {as_of.isoformat()}",
-            extra={"field": "as_of"},
-        )
-    return as_of
-
-
 def sync_data(
     *,
     as_of: date | None = None,
@@ -119,7 +106,7 @@ def sync_data(
     (:mod:`instruments.sources.exchange`: ``exchange_id`` and ``market_symbol``, source ``exchange:<id>``), for
     the same window of missing days.
 
-    The run holds the run lock of (collect, ``as_of``, scope) throughout (:func:`positions.history.run_locked`);
+    The run holds the run lock of (collect, ``as_of``, scope) throughout (:func:`runs.locked.run_locked`);
     the scope is ``all`` without ``instruments``, else the sorted CoinGecko ids. A run of the same lock that
     never finished (killed, or its database went away) is marked ``interrupted`` by this one, whose own
     upserts then add the days it left missing.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from datetime import date
 from typing import Any
 
@@ -11,57 +10,20 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from barter_site.errors import ApplicationError
+from barter_site.tasks import REDELIVERED_WHEN_LOST, RUN_LOCK_MAX_RETRIES, retry_when_locked
 from instruments.models import Instrument
 from instruments.sync import sync_data
-from positions.history import run_locked, run_start
-from positions.locks import RunInProgressError, run_lock_key, run_scope
-from positions.models import History, HistoryKind, RunStatus, Step
+from runs.locked import run_locked
+from runs.locks import RunInProgressError, run_lock_key, run_scope
+from runs.models import History, HistoryKind, RunStatus, Step
+from runs.recorder import run_start
 
 logger = logging.getLogger(__name__)
 
-#: How many times a step task refused the run lock (``RunInProgressError``) asks again before giving up.
-RUN_LOCK_MAX_RETRIES = 12
-#: The first retry's wait and the longest one, seconds (the wait doubles each retry, with jitter).
-RUN_LOCK_RETRY_BASE_SECONDS = 1.0
-RUN_LOCK_RETRY_MAX_SECONDS = 60.0
 #: How many times one instrument's collect for a day may lose its worker (its run left ``interrupted`` or
 #: unfinished) before the next delivery gives up on it for the day, so that a task that kills its worker every
 #: time (out of memory, say) cannot hold the daily chain back for ever.
 COLLECT_LOST_MAX = 3
-
-#: Options of the idempotent step tasks: acknowledged when finished, and put back in the queue when the worker
-#: process running them dies, so another process runs them again (settings: CELERY_TASK_ACKS_LATE,
-#: BARTER_CELERY_VISIBILITY_TIMEOUT_SECONDS).
-REDELIVERED_WHEN_LOST: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
-
-
-def run_lock_countdown_seconds(retries: int) -> float:
-    """Return how long a task refused the run lock waits before retry ``retries + 1``, seconds.
-
-    ``base * 2 ** retries`` capped at :data:`RUN_LOCK_RETRY_MAX_SECONDS`, times a random factor in [0.5, 1]
-    so that the losers of one race do not all come back at the same moment.
-
-    Args:
-        retries: the retries made so far (Celery's ``request.retries``, from 0).
-    """
-    ceiling = min(RUN_LOCK_RETRY_BASE_SECONDS * 2**retries, RUN_LOCK_RETRY_MAX_SECONDS)
-    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
-
-
-def retry_when_locked(task: Task, exc: RunInProgressError) -> Exception:
-    """Return the ``Retry`` to raise for a task refused the run lock (the run in progress does the work).
-
-    When it runs again the run in progress has finished, so it finds nothing left to do (candles stored,
-    strategies ``skipped``) and the chain goes on. After :data:`RUN_LOCK_MAX_RETRIES` the error itself is
-    raised.
-
-    Args:
-        task: the bound task.
-        exc: the refusal.
-    """
-    countdown = run_lock_countdown_seconds(task.request.retries)
-    logger.info("%s: %s; retrying in %.1f s", task.name, exc.message, countdown)
-    return task.retry(exc=exc, countdown=countdown, max_retries=RUN_LOCK_MAX_RETRIES)
 
 
 @shared_task(name="instruments.sync_data", bind=True, **REDELIVERED_WHEN_LOST)

@@ -1,127 +1,17 @@
-"""Positions (the trading cycle's issue) and ``History``, the append-only record of everything Barter does."""
+"""What is held and how it got there: positions, the open and close steps' claims (``StrategyStep``) and the
+orders an exchange strategy sends (``Order``). The tables of the last two keep their names from the trading app."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
+from decimal import Decimal
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 
 from instruments.models import Instrument
 from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
-
-
-class Step(models.TextChoices):
-    """The steps a run can be of."""
-
-    COLLECT = "collect", "collect (sync_data)"
-    OPEN = "open", "open (sync_new_trades)"
-    CLOSE = "close", "close (sync_close_positions)"
-    IMPORT = "import", "import (import_ohlc)"
-
-
-class RunStatus(models.TextChoices):
-    """How a run ended: ``ok`` (no error), ``partial`` (some items failed), ``failed`` (nothing succeeded), or
-    ``interrupted``: it never finished (killed, or its database went away), and a later run of the same lock
-    appended its ``run_finished`` row (see :func:`positions.history.runs_interrupted_finish`)."""
-
-    OK = "ok"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-
-
-class HistoryKind(models.TextChoices):
-    """What a ``History`` row records. A run is a ``run_started`` row, its events, and a ``run_finished`` row."""
-
-    RUN_STARTED = "run_started"
-    RUN_FINISHED = "run_finished"
-    CANDLES_SYNCED = "candles_synced"
-    CANDLES_IMPORTED = "candles_imported"
-    SIGNAL = "signal"
-    ORDER = "order"
-    FILL = "fill"
-    POSITION_OPENED = "position_opened"
-    POSITION_CLOSED = "position_closed"
-    ORDER_CANCELED = "order_canceled"
-    ORDER_REJECTED = "order_rejected"
-    ENTRY_REFUSED = "entry_refused"
-    RECONCILED = "reconciled"
-    ERROR = "error"
-
-
-class HistoryQuerySet(models.QuerySet["History"]):
-    """Filters over history rows."""
-
-    def for_run(self, run_id: uuid.UUID | str) -> HistoryQuerySet:
-        """Every row of one run, oldest first."""
-        return self.filter(run_id=run_id).order_by("created_at", "id")
-
-    def runs_finished(self) -> HistoryQuerySet:
-        """The ``run_finished`` rows: one per completed run, carrying its summary in ``payload``."""
-        return self.filter(kind=HistoryKind.RUN_FINISHED)
-
-
-class History(models.Model):
-    """One append-only record: the start or end of a run, or an event inside it.
-
-    Rows are never updated or deleted (a database trigger refuses UPDATE, and the admin is read-only).
-    ``payload`` is JSON: for ``run_finished`` the run's summary as the API returns it.
-    """
-
-    run_id = models.UUIDField(db_index=True, help_text="Groups the rows of one run of a step.")
-    step = models.CharField(max_length=16, choices=Step.choices)
-    kind = models.CharField(max_length=32, choices=HistoryKind.choices)
-    status = models.CharField(
-        max_length=16, choices=RunStatus.choices, blank=True, help_text="Set on run_finished."
-    )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    # PROTECT: an instrument with a history is deactivated, never deleted, so the record stays whole.
-    instrument = models.ForeignKey(
-        Instrument, null=True, blank=True, on_delete=models.PROTECT, related_name="history"
-    )
-    strategy = models.ForeignKey(
-        "trading.Strategy", null=True, blank=True, on_delete=models.PROTECT, related_name="history"
-    )
-    position = models.ForeignKey(
-        "Position", null=True, blank=True, on_delete=models.PROTECT, related_name="history"
-    )
-    message = models.TextField(blank=True)
-    payload = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
-
-    objects = HistoryQuerySet.as_manager()
-
-    class Meta:
-        verbose_name_plural = "history"
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["step", "kind", "-created_at"], name="history_step_kind_time")]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.step} {self.kind} {self.status}".rstrip()
-
-
-class RunHeartbeat(models.Model):
-    """The pulse of a run in progress: written at its ``run_started``, beaten while it works, deleted when its
-    ``run_finished`` row is appended. ``History`` is append-only, so the beats live here.
-
-    A row whose ``beat_at`` is older than ``BARTER_HEARTBEAT_STALE_SECONDS`` belongs to a run whose process died
-    (its beats come from a thread of that process); the reaper (:func:`positions.history.runs_reap`) appends that
-    run's ``run_finished`` row with status ``interrupted`` and deletes this one.
-    """
-
-    run_id = models.UUIDField(unique=True, help_text="The run (History.run_id).")
-    step = models.CharField(max_length=16, choices=Step.choices)
-    lock = models.CharField(max_length=300, blank=True, help_text="The run lock key, when the run holds one.")
-    started_at = models.DateTimeField()
-    beat_at = models.DateTimeField(db_index=True, help_text="The last beat (aware UTC).")
-    pid = models.PositiveIntegerField(help_text="The process running it.")
-    host = models.CharField(max_length=255, blank=True, help_text="The machine running it.")
-
-    def __str__(self) -> str:
-        return f"{self.step} run {self.run_id} beat {self.beat_at:%Y-%m-%d %H:%M:%S}"
+from runs.models import Step
+from trading.models import Strategy
 
 
 class PositionQuerySet(models.QuerySet["Position"]):
@@ -135,7 +25,7 @@ class PositionQuerySet(models.QuerySet["Position"]):
         """Closed positions."""
         return self.filter(status=Position.Status.CLOSED)
 
-    def for_strategy(self, strategy: Any) -> PositionQuerySet:
+    def for_strategy(self, strategy: Strategy) -> PositionQuerySet:
         """Positions of one strategy."""
         return self.filter(strategy=strategy)
 
@@ -171,7 +61,7 @@ class Position(models.Model):
         MANUAL = "manual"
         END_OF_DATA = "end_of_data"
 
-    strategy = models.ForeignKey("trading.Strategy", on_delete=models.PROTECT, related_name="positions")
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="positions")
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="positions")
     side = models.CharField(max_length=8, choices=Side.choices, default=Side.LONG)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
@@ -262,3 +152,180 @@ class Position(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} {self.instrument.symbol} {self.side} {self.status}"
+
+
+class StrategyStep(models.Model):
+    """That a cycle step has handled one instrument of a strategy for a day: the open and close steps' claim.
+
+    One row per (strategy, step, as_of, instrument), written in the same transaction as the positions the step
+    opened or closed for that instrument, under a unique constraint, so a second call of a step for the same
+    ``as_of`` (even a concurrent one) changes nothing for an instrument already handled, while an instrument not
+    handled yet (a run scoped to other instruments, an instrument without the day's candle, a strategy rolled
+    back by a crash) is still handled by the next call.
+
+    ``position`` is what the step did to the instrument, when it did something: the position the open step
+    opened (paper; an exchange entry's position comes from its ``Order``), or the position the close step exited
+    (paper: closed in the same transaction; exchange: its exit order was written in it). The open step reads the
+    close step's ones when the close step of its day ran first, to decide as if it had run before it (the
+    order the backtest uses): those positions count as still held, and their proceeds as not yet in cash.
+
+    Rows from before per-instrument claims (migration ``trading.0004_strategystep_instrument``) meant "every instrument
+    of the strategy was handled that day"; the migration expanded each into one row per instrument the strategy
+    had when it ran (a strategy without instruments had nothing to handle, and its rows were dropped).
+    """
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="steps")
+    step = models.CharField(max_length=8, choices=[(s.value, s.label) for s in (Step.OPEN, Step.CLOSE)])
+    as_of = models.DateField()
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="strategy_steps")
+    position = models.ForeignKey(
+        "Position", null=True, blank=True, on_delete=models.SET_NULL, related_name="step_claims"
+    )
+    run_id = models.UUIDField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "trading_strategystep"  # its name from the trading app
+        constraints = [
+            # One run of each step per strategy, day and instrument: the guard against doubled entries and exits
+            # (two concurrent runs that both passed the check cannot both commit their claim).
+            models.UniqueConstraint(
+                fields=["strategy", "step", "as_of", "instrument"],
+                name="strategy_step_once_per_day_instrument",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} {self.step} {self.as_of} {self.instrument_id}"
+
+
+class OrderQuerySet(models.QuerySet["Order"]):
+    """Filters over orders."""
+
+    def live(self) -> OrderQuerySet:
+        """Orders the exchange may still fill: ``new`` (not confirmed yet), ``open``, ``partially_filled``."""
+        return self.filter(status__in=Order.LIVE_STATUSES)
+
+    def for_strategy(self, strategy: Strategy) -> OrderQuerySet:
+        """Orders of one strategy."""
+        return self.filter(strategy=strategy)
+
+
+class Order(models.Model):
+    """One order an exchange strategy sent (or is about to send) to its exchange.
+
+    Written before the order is sent (status ``new``) under its ``client_order_id``, which is derived from the
+    strategy, instrument, day and purpose (:func:`trading.execution.client_order_id`): a retry, or the next run
+    after a crash, asks the exchange for that id instead of placing a second order. Quantities are base units,
+    prices and fees quote currency unless ``fee_currency`` says otherwise (fees in a third currency are kept apart
+    in ``other_fees``); ``raw`` is the exchange's last answer
+    about the order (as ccxt's ``info``; it never contains a key).
+    """
+
+    class Side(models.TextChoices):
+        BUY = "buy"
+        SELL = "sell"
+
+    class Type(models.TextChoices):
+        MARKET = "market"
+        STOP_LOSS = "stop_loss", "stop-loss (market when triggered)"
+
+    class Purpose(models.TextChoices):
+        ENTRY = "entry"
+        EXIT = "exit"
+        PROTECTION = "protection", "protection (stop-loss on the exchange)"
+
+    class Status(models.TextChoices):
+        NEW = "new", "new (not confirmed by the exchange)"
+        OPEN = "open"
+        PARTIALLY_FILLED = "partially_filled"
+        FILLED = "filled"
+        CANCELED = "canceled"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+
+    LIVE_STATUSES = (Status.NEW, Status.OPEN, Status.PARTIALLY_FILLED)
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="orders")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="orders")
+    position = models.ForeignKey(
+        "Position", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    as_of = models.DateField(help_text="The day of the run that decided the order.")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.MARKET)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    quantity = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    price = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS,
+        decimal_places=PRICE_DECIMAL_PLACES,
+        null=True,
+        blank=True,
+        help_text="Trigger price of a stop-loss; for a market order the price it was sized at.",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    exchange_id = models.CharField(max_length=32)
+    market_symbol = models.CharField(max_length=41, help_text="ccxt unified symbol, e.g. BTC/USDT.")
+    exchange_order_id = models.CharField(max_length=64, blank=True)
+    client_order_id = models.CharField(max_length=36, unique=True)
+    filled_quantity = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, default=Decimal(0)
+    )
+    average_price = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+    )
+    fee = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, default=Decimal(0)
+    )
+    fee_currency = models.CharField(max_length=16, blank=True)
+    # Fees in a currency that is neither the market's base nor its quote (binance's BNB discount), by currency
+    # code, as decimal text: {"BNB": "0.00031"}. Never part of ``fee``, a position's fees or its pnl.
+    other_fees = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Fees paid in a third currency (e.g. BNB), by currency: not in fee, entry/exit fees or pnl.",
+    )
+    filled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last fill happened (aware UTC)."
+    )
+    exit_reason = models.CharField(
+        max_length=16, blank=True, help_text="Of an exit order: the engine's exit reason it executes."
+    )
+    error = models.TextField(blank=True, help_text="Why the exchange rejected it, or why it was given up.")
+    raw = models.JSONField(default=dict, blank=True, help_text="The exchange's last answer (no secrets).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        db_table = "trading_order"  # its name from the trading app
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["strategy", "status"], name="order_strategy_status")]
+        constraints = [
+            # An order of nothing cannot be sent; a fill can never exceed what was ordered.
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(filled_quantity__gte=0) & Q(filled_quantity__lte=models.F("quantity")),
+                name="order_filled_within_quantity",
+            ),
+            # A stop-loss without its trigger price would be a market order in disguise.
+            models.CheckConstraint(
+                condition=~Q(type="stop_loss") | Q(price__isnull=False), name="order_stop_loss_has_price"
+            ),
+            # At most one live stop-loss per position: replacing one cancels the old one first, so the exchange
+            # can never hold two stops that would sell the position twice.
+            models.UniqueConstraint(
+                fields=["position"],
+                condition=Q(purpose="protection", status__in=["new", "open", "partially_filled"]),
+                name="order_one_live_protection_per_position",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.side} {self.quantity} {self.market_symbol} {self.status}"
+
+    @property
+    def is_live(self) -> bool:
+        """Whether the exchange may still fill it."""
+        return self.status in self.LIVE_STATUSES

@@ -3,10 +3,9 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from positions.api import HistoryViewSet, PositionViewSet
+from positions.api import PositionViewSet
 
 router = DefaultRouter()
-router.register("history", HistoryViewSet, basename="history")
 router.register("positions", PositionViewSet, basename="position")
 
 urlpatterns = [path("", include(router.urls))]

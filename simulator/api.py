@@ -11,7 +11,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from instruments.api import StrictSerializer
+from barter_site.api import StrictSerializer
 from simulator.models import STARTING_CASH_DEFAULT, Simulation
 from simulator.services import (
     SimulationInputError,

@@ -20,8 +20,8 @@ VIEW_ALL = (
     "instruments.view_instrument",
     "instruments.view_instrumentohlc",
     "positions.view_position",
-    "positions.view_history",
-    "trading.view_order",
+    "runs.view_history",
+    "positions.view_order",
     "trading.view_strategy",
 )
 #: The cycle token's only permission.

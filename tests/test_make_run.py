@@ -10,7 +10,8 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from instruments.models import Instrument, InstrumentOHLC
-from positions.models import History, HistoryKind, Position
+from positions.models import Position
+from runs.models import History, HistoryKind
 from trading.models import Strategy
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,12 +13,12 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from barter_site.admin import ReadOnlyAdmin
 from barter_site.errors import ApplicationError
 from barter_site.permissions import TRADE_LIVE, may_trade_live, trade_live_check
-from instruments.admin import ReadOnlyAdmin
-from positions.models import Position
+from positions.models import Order, Position
 from trading.engine.limits import MAX_DEPTH, json_depth
-from trading.models import Order, Strategy
+from trading.models import Strategy
 from trading.selectors import strategy_cash
 from trading.selectors_dashboard import account_open_positions_count, strategies_with_accounts
 from trading.services import position_close_manual, strategies_set_enabled

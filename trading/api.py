@@ -7,7 +7,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from instruments.api import STEP_ERROR_RESPONSES, RunSummarySerializer, StepView, SyncRequestSerializer
+from barter_site.api import STEP_ERROR_RESPONSES, StepView, SyncRequestSerializer
+from runs.api import RunSummarySerializer
 from trading.services import sync_close_positions, sync_new_trades
 
 

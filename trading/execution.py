@@ -42,8 +42,8 @@ from instruments.sources.exchange.client import (
     exchange_client,
     exchange_error,
 )
+from positions.models import Order
 from trading.brokers import ExecutionBackend, Quote
-from trading.models import Order
 
 if TYPE_CHECKING:
     import ccxt

@@ -18,8 +18,9 @@ from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, QuerySe
 from django.db.models.functions import Coalesce, RowNumber
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from positions.models import History, Position, Step
-from trading.models import Order, Strategy
+from positions.models import Order, Position
+from runs.models import History, Step
+from trading.models import Strategy
 from trading.selectors import ACCOUNT_FIELDS, ACCOUNT_POSITIONS_ATTR, strategy_cash, strategy_equity
 
 #: The steps of the daily cycle the dashboard shows the last runs of, in cycle order.

@@ -7,7 +7,7 @@ strategy is handled in its own transaction under a row lock, with one ``Strategy
 as_of, instrument), so a second call for the same day skips what was handled and handles the rest (a scoped run, a
 run after the close step, a run after a crash). When the close step of a day ran first, the open step decides as
 if it had run before it (:func:`_exited_by_close`). Instruments are keyed by id, never by ticker. A whole run
-holds the run lock of (step, as_of, scope) (:func:`positions.history.run_locked`), so a concurrent second run is
+holds the run lock of (step, as_of, scope) (:func:`runs.locked.run_locked`), so a concurrent second run is
 refused at once with ``RunInProgressError`` (409) instead of waiting on the row locks. Every step is a ``History``
 run with an event per signal, order, fill, position opened or closed, and error.
 
@@ -45,13 +45,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from barter_site.days import as_of_validate
 from barter_site.errors import ApplicationError, database_gone
 from instruments.models import Instrument
 from instruments.precision import price_quantize
-from instruments.sync import as_of_validate, instruments_resolve
-from positions.history import RunRecorder, run_locked, run_start, run_status
-from positions.locks import run_scope
-from positions.models import History, HistoryKind, Position, RunStatus, Step
+from instruments.sync import instruments_resolve
+from positions.models import Order, Position, StrategyStep
+from runs.locked import run_locked
+from runs.locks import run_scope
+from runs.models import History, HistoryKind, RunStatus, Step
+from runs.recorder import RunRecorder, run_start, run_status
 from trading.brokers import ExecutionBackend, Quote, broker_for
 from trading.engine.backtest import market_at
 from trading.engine.conditions import Signals, signals_compute
@@ -66,7 +69,7 @@ from trading.execution import (
     client_order_id,
     order_apply,
 )
-from trading.models import Order, Strategy, StrategyStep
+from trading.models import Strategy
 from trading.selectors import (
     candles_before,
     from_seconds,
@@ -395,7 +398,7 @@ def _exited_by_close(strategy: Strategy, as_of: date) -> dict[int, Position]:
     claims = (
         StrategyStep.objects.filter(
             strategy=strategy,
-            step=StrategyStep.Step.CLOSE,
+            step=Step.CLOSE,
             as_of=as_of,
             position__status=Position.Status.CLOSED,
         )
@@ -456,9 +459,9 @@ def _open_strategy(
             strategy, exchange, criteria=criteria, as_of=as_of, pending=pending, send_todays_entries=True
         )
     in_scope = [i for i in strategy.instruments.order_by("symbol", "pk") if only is None or i.pk in only]
-    done = _claimed(strategy, StrategyStep.Step.OPEN, as_of)
+    done = _claimed(strategy, Step.OPEN, as_of)
     if not in_scope or all(i.pk in done for i in in_scope):
-        return [_skipped(strategy, StrategyStep.Step.OPEN, as_of, i) for i in in_scope]
+        return [_skipped(strategy, Step.OPEN, as_of, i) for i in in_scope]
     held_now = _held_before_close(
         {p.instrument_id: p for p in open_positions(strategy)}, _exited_by_close(strategy, as_of)
     )
@@ -484,12 +487,12 @@ def _open_strategy(
     intents: list[tuple[int, Order]] = []
     with transaction.atomic():
         Strategy.objects.select_for_update().only("pk").get(pk=strategy.pk)
-        done = _claimed(strategy, StrategyStep.Step.OPEN, as_of)  # again, under the strategy's lock
+        done = _claimed(strategy, Step.OPEN, as_of)  # again, under the strategy's lock
         todo = [i for i in in_scope if i.pk not in done]
         deciding = [i for i in todo if prepared[i.pk][3] is not None]
-        claims = _claim(strategy, StrategyStep.Step.OPEN, as_of, run_id, deciding)
+        claims = _claim(strategy, Step.OPEN, as_of, run_id, deciding)
         if claims is None:
-            return [_skipped(strategy, StrategyStep.Step.OPEN, as_of, i) for i in in_scope]
+            return [_skipped(strategy, Step.OPEN, as_of, i) for i in in_scope]
         exited = _exited_by_close(strategy, as_of)
         held = _held_before_close({p.instrument_id: p for p in open_positions(strategy)}, exited)
         cash = strategy_cash(strategy) - sum((_proceeds(p) for p in exited.values()), Decimal(0))
@@ -510,7 +513,7 @@ def _open_strategy(
         by_key = {trade.symbol: trade for trade in entered}
         for instrument in in_scope:
             if instrument.pk in done:
-                lines.append(_skipped(strategy, StrategyStep.Step.OPEN, as_of, instrument))
+                lines.append(_skipped(strategy, Step.OPEN, as_of, instrument))
                 continue
             _, _candles, _signals, t = prepared[instrument.pk]
             here = market[_key(instrument)]
@@ -636,7 +639,7 @@ def _close_strategy(
     if exchange is not None:
         _reconcile(strategy, exchange, criteria=criteria, as_of=as_of, pending=pending)
     boundary = _boundary(as_of)
-    done = _claimed(strategy, StrategyStep.Step.CLOSE, as_of)
+    done = _claimed(strategy, Step.CLOSE, as_of)
     positions = [
         p
         for p in open_positions(strategy)
@@ -648,7 +651,7 @@ def _close_strategy(
     moved: list[Position] = []
     with transaction.atomic():
         Strategy.objects.select_for_update().only("pk").get(pk=strategy.pk)
-        done = _claimed(strategy, StrategyStep.Step.CLOSE, as_of)  # again, under the strategy's lock
+        done = _claimed(strategy, Step.CLOSE, as_of)  # again, under the strategy's lock
         in_scope: dict[int, Instrument] = {
             i.pk: i for i in strategy.instruments.order_by("symbol", "pk") if only is None or i.pk in only
         }
@@ -656,16 +659,14 @@ def _close_strategy(
             in_scope.setdefault(position.instrument_id, position.instrument)
         claims = _claim(
             strategy,
-            StrategyStep.Step.CLOSE,
+            Step.CLOSE,
             as_of,
             run_id,
             [i for i in in_scope.values() if i.pk not in done],
         )
         if claims is None or (in_scope and not claims):
-            return [_skipped(strategy, StrategyStep.Step.CLOSE, as_of, i) for i in in_scope.values()]
-        lines.extend(
-            _skipped(strategy, StrategyStep.Step.CLOSE, as_of, i) for i in in_scope.values() if i.pk in done
-        )
+            return [_skipped(strategy, Step.CLOSE, as_of, i) for i in in_scope.values()]
+        lines.extend(_skipped(strategy, Step.CLOSE, as_of, i) for i in in_scope.values() if i.pk in done)
         for position in (
             Position.objects.select_for_update()
             .filter(pk__in=[p.pk for p in positions if p.instrument_id in claims])

@@ -14,19 +14,14 @@ from celery import Task, chain, chord, group, shared_task
 from celery.canvas import Signature
 from django.utils import timezone
 
+from barter_site.days import as_of_validate
 from barter_site.errors import ApplicationError
+from barter_site.tasks import REDELIVERED_WHEN_LOST, retry_when_locked
 from instruments.models import Instrument
-from instruments.sync import as_of_validate
-from instruments.tasks import (
-    REDELIVERED_WHEN_LOST,
-    collect_finished,
-    collect_lost_record,
-    retry_when_locked,
-    sync_instrument_task,
-)
-from positions.history import run_start
-from positions.locks import RunInProgressError
-from positions.models import HistoryKind, RunStatus, Step
+from instruments.tasks import collect_finished, collect_lost_record, sync_instrument_task
+from runs.locks import RunInProgressError
+from runs.models import HistoryKind, RunStatus, Step
+from runs.recorder import run_start
 from trading.services import StepDayError, sync_close_positions, sync_new_trades
 
 
@@ -55,7 +50,7 @@ def sync_new_trades_task(
     """The open step (:func:`trading.services.sync_new_trades`); ``as_of`` is an ISO date or None for today.
 
     Refused the run lock (another open run of the day is in progress), it retries later
-    (:func:`instruments.tasks.retry_when_locked`) and then reports each strategy ``skipped``. A day other than
+    (:func:`barter_site.tasks.retry_when_locked`) and then reports each strategy ``skipped``. A day other than
     today is refused for the live strategies and recorded as a failed run (:func:`step_day_refused`).
     """
     try:

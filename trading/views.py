@@ -12,7 +12,7 @@ from barter_site.permissions import may_view
 from trading.selectors_dashboard import dashboard_read
 
 #: What the dashboard shows: strategies, their positions, and the last runs. It writes nothing.
-DASHBOARD_MODELS = ("trading.Strategy", "positions.Position", "positions.History")
+DASHBOARD_MODELS = ("trading.Strategy", "positions.Position", "runs.History")
 
 
 @require_safe

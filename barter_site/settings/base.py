@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django_guid",
     # Failed-login lockout (barter_site/login_lockout.py); its settings are the AXES_* block below.
     "axes",
+    "runs",
     "instruments",
     "positions",
     "trading",
@@ -267,7 +268,7 @@ AXES_VERBOSE = False
 
 SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
-        "RunStatusEnum": "positions.models.RunStatus",
+        "RunStatusEnum": "runs.models.RunStatus",
         "PositionStatusEnum": "positions.models.Position.Status",
         "SimulationStatusEnum": "simulator.models.RunStatus",
     },

@@ -1,4 +1,4 @@
-"""The admin pages: instruments (with counts and the "sync now" action), candles and history, read-only."""
+"""The admin pages: instruments (with counts and the "sync now" action) and candles, read-only."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from datetime import UTC, date, datetime
 import pytest
 import time_machine
 
-from positions.history import run_start
-from positions.models import History, Step
 from tests.fakes.coingecko import RECORDINGS, json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 
@@ -36,21 +34,13 @@ def test_instrument_list_shows_candle_count_and_last_day_in_constant_queries(
     assert html.count('<td class="field-last_candle">2024-01-0') == 3
 
 
-def test_candles_and_history_are_read_only(staff_client):
+def test_candles_are_read_only(staff_client):
     candle = CandleFactory()
-    run_start(step=Step.COLLECT, params={"as_of": "2024-01-01"})
-    history = History.objects.get()
 
     assert staff_client.get("/admin/instruments/instrumentohlc/").status_code == 200
-    assert staff_client.get("/admin/positions/history/").status_code == 200
     assert staff_client.get("/admin/instruments/instrumentohlc/add/").status_code == 403
-    assert staff_client.get("/admin/positions/history/add/").status_code == 403
     change = staff_client.post(f"/admin/instruments/instrumentohlc/{candle.pk}/change/", {"open": "1"})
     assert change.status_code == 403
-    assert (
-        staff_client.post(f"/admin/positions/history/{history.pk}/delete/", {"post": "yes"}).status_code
-        == 403
-    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -38,7 +38,7 @@ from instruments.sources.exchange.client import (
 )
 from instruments.sources.exchange.schemas import ExchangePayloadError, ohlcv_candles
 from instruments.sync import sync_data
-from positions.models import History, HistoryKind
+from runs.models import History, HistoryKind
 from tests.fakes.exchanges import DayKline, FakeBinance, FakeBybit, binance_days_2024
 from tests.instruments.factories import InstrumentFactory
 

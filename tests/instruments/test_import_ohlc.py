@@ -19,7 +19,7 @@ from instruments.candles import Candle
 from instruments.imports import ohlc_import, ohlc_rollup, shipped_history_load
 from instruments.models import Instrument, InstrumentOHLC
 from instruments.sources.files import read_ohlc_file
-from positions.models import History, HistoryKind, RunStatus, Step
+from runs.models import History, HistoryKind, RunStatus, Step
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.usefixtures("db")

@@ -13,8 +13,8 @@ from django.db.utils import DatabaseError
 from instruments.candles import Candle
 from instruments.models import InstrumentOHLC
 from instruments.services import candles_upsert
-from positions.history import run_start
-from positions.models import History, Step
+from runs.models import History, Step
+from runs.recorder import run_start
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

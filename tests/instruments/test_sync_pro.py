@@ -12,7 +12,7 @@ import time_machine
 
 from instruments.models import InstrumentOHLC
 from instruments.sync import sync_data
-from positions.models import History
+from runs.models import History
 from tests.conftest import FIXTURES
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory

@@ -12,7 +12,7 @@ import time_machine
 from barter_site.celery_app import app
 from instruments.models import InstrumentOHLC
 from instruments.tasks import sync_data_task, sync_instrument_task
-from positions.models import History, HistoryKind
+from runs.models import History, HistoryKind
 from tests.fakes.coingecko import RECORDINGS, json_reply
 from tests.instruments.factories import InstrumentFactory
 

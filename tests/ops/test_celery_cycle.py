@@ -38,7 +38,8 @@ from django.db import connection
 from barter_site.celery_app import app
 from instruments import tasks as instrument_tasks
 from instruments.models import Instrument, InstrumentOHLC
-from positions.models import History, HistoryKind, Position
+from positions.models import Position
+from runs.models import History, HistoryKind
 from tests.fakes.clock import clock_command
 from tests.fakes.coingecko import RECORDINGS, Reply, json_reply
 from tests.instruments.factories import InstrumentFactory

@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 
 from instruments.models import InstrumentOHLC
-from positions.models import History, Position
+from positions.models import Position
+from runs.models import History
 from tests.accounts import RUN_STEPS, api_token, user_with
 from tests.fakes.coingecko import RECORDINGS, json_reply, recorded
 from tests.instruments.factories import CandleFactory, InstrumentFactory

@@ -31,9 +31,10 @@ from django.db import OperationalError, connections
 from barter_site.celery_app import app
 from instruments import api as instruments_api
 from instruments.models import InstrumentOHLC
-from positions.history import run_locked
-from positions.locks import RunInProgressError, lock_file_path, run_lock
-from positions.models import History, HistoryKind, Position, Step
+from positions.models import Position, StrategyStep
+from runs.locked import run_locked
+from runs.locks import RunInProgressError, lock_file_path, run_lock
+from runs.models import History, HistoryKind, Step
 from tests.accounts import RUN_STEPS, token_client, user_with
 from tests.accounts import api_token as token_of
 from tests.fakes.clock import clock_command
@@ -41,7 +42,6 @@ from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory
 from tests.ops.test_celery_cycle import MARKET_CHART, World, world
 from tests.servers import database_url, gunicorn_serving
-from trading.models import StrategyStep
 from trading.tasks import daily_cycle_task
 
 pytestmark = pytest.mark.django_db(transaction=True)

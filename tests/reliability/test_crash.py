@@ -28,8 +28,9 @@ import time_machine
 
 from instruments.models import Instrument, InstrumentOHLC
 from instruments.sync import sync_data
-from positions.history import runs_reap
-from positions.models import History, HistoryKind, Position, RunHeartbeat
+from positions.models import Position, StrategyStep
+from runs.models import History, HistoryKind, RunHeartbeat
+from runs.reaper import runs_reap
 from tests.fakes.clock import clock_command
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
@@ -37,7 +38,7 @@ from tests.instruments.test_import_ohlc import DAILY_2020
 from tests.ops.test_celery_cycle import MARKET_CHART
 from tests.reliability.test_concurrency import api_token, gunicorn_server, post
 from tests.servers import database_url
-from trading.models import Strategy, StrategyStep
+from trading.models import Strategy
 from trading.services import sync_new_trades
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

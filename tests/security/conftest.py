@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import User
 
-from positions.history import run_start
-from positions.models import History, Step
+from runs.models import History, Step
+from runs.recorder import run_start
 from simulator.models import RunStatus, Simulation
 from tests.accounts import api_token
 from tests.instruments.factories import CandleFactory, InstrumentFactory

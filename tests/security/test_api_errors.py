@@ -16,7 +16,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
-from positions.locks import RunInProgressError
+from runs.locks import RunInProgressError
 from simulator.services import TaskQueueUnavailableError
 
 pytestmark = pytest.mark.django_db

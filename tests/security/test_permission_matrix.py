@@ -252,12 +252,12 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # -- the admin: read-only rows (candles, history, positions, orders): no add or delete, not even the superuser
     **{
         ("GET", f"/admin/{model}/{page}"): admin_for(200, "viewer")
-        for model in ("instruments/instrumentohlc", "positions/history", "positions/position", "trading/order")
+        for model in ("instruments/instrumentohlc", "runs/history", "positions/position", "positions/order")
         for page in ("", "{object_id}/history/", "{object_id}/change/")
     },
     **{
         ("GET", f"/admin/{model}/{page}"): admin_for(403)
-        for model in ("instruments/instrumentohlc", "positions/history", "positions/position", "trading/order")
+        for model in ("instruments/instrumentohlc", "runs/history", "positions/position", "positions/order")
         for page in ("add/", "{object_id}/delete/")
     },
     # -- the admin: strategies -----------------------------------------------------------------------------------
@@ -270,7 +270,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     **{
         ("GET", f"/admin/{model}/{{object_id}}/"): same_for_all(302)
         for model in ("auth/group", "auth/user", "knox/authtoken", "instruments/instrument",
-                      "instruments/instrumentohlc", "positions/history", "positions/position", "trading/order",
+                      "instruments/instrumentohlc", "runs/history", "positions/position", "positions/order",
                       "trading/strategy")
     },
     # -- the admin: django-axes' records of failed logins, read-only: nobody but the superuser holds their view
@@ -301,7 +301,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     },
     **{
         ("ACTION", f"{model}:delete_selected"): admin_for(403)  # read-only rows: not offered to anybody
-        for model in ("instruments.instrumentohlc", "positions.history", "positions.position", "trading.order",
+        for model in ("instruments.instrumentohlc", "runs.history", "positions.position", "positions.order",
                       "axes.accessattempt", "axes.accessfailurelog", "axes.accesslog")
     },
 }
@@ -435,13 +435,14 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     from barter_site.errors import ApplicationError
     from instruments.api import SyncDataView
     from instruments.models import Instrument, InstrumentOHLC
-    from positions.history import run_start
-    from positions.models import History, Position, Step
+    from positions.models import Order, Position
+    from runs.models import History, Step
+    from runs.recorder import run_start
     from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
     from tests.instruments.factories import CandleFactory, InstrumentFactory
     from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
     from trading.api import SyncClosePositionsView, SyncNewTradesView
-    from trading.models import Order, Strategy
+    from trading.models import Strategy
 
     summary = {"run_id": None, "step": "stub", "status": "ok", "results": [], "errors": []}
     stubs = {

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from positions.models import History, Position
+from positions.models import Position
+from runs.models import History
 from tests.accounts import VIEW_ALL, token_client, user_with
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from instruments.api import SyncDataView
-from positions.models import History
+from runs.models import History
 from tests.fakes.coingecko import Reply, json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.security.conftest import Seeded

@@ -151,8 +151,8 @@ def test_without_a_broker_the_first_request_reaps_and_later_ones_wait_for_the_in
     shipped_history, logged_in, trader, settings, monkeypatch
 ):
     from barter_site import heartbeat
-    from positions.history import run_start
-    from positions.models import History, HistoryKind, RunHeartbeat, Step
+    from runs.models import History, HistoryKind, RunHeartbeat, Step
+    from runs.recorder import run_start
 
     settings.BARTER_REAPER_ON_REQUEST = True  # the test settings turn it off for the query-count tests
     monkeypatch.setattr(heartbeat, "_last_run", {})  # as in a process that just started

@@ -10,7 +10,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from positions.models import History, HistoryKind, Position
+from positions.models import Position
+from runs.models import History, HistoryKind
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria

@@ -12,8 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from positions.history import run_start
-from positions.models import HistoryKind, Position, Step
+from positions.models import Position
+from runs.models import HistoryKind, Step
+from runs.recorder import run_start
 from tests.accounts import STRATEGY_EDITOR, token_client, user_with
 from tests.instruments.factories import InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria

@@ -13,11 +13,12 @@ import pytest
 import time_machine
 
 from instruments.models import Instrument, InstrumentOHLC
-from positions.models import History, Position
+from positions.models import Position, StrategyStep
+from runs.models import History
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory
 from trading import services
-from trading.models import Strategy, StrategyStep
+from trading.models import Strategy
 from trading.selectors import strategy_cash
 from trading.services import sync_close_positions, sync_new_trades
 

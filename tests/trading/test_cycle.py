@@ -14,12 +14,13 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from instruments.models import InstrumentOHLC
-from positions.locks import RunInProgressError
-from positions.models import History, Position
+from positions.models import Position, StrategyStep
+from runs.locks import RunInProgressError
+from runs.models import History
 from tests.accounts import RUN_STEPS, token_client, user_with
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory
-from trading.models import Strategy, StrategyStep
+from trading.models import Strategy
 from trading.services import position_close_manual, sync_close_positions, sync_new_trades
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,8 +12,8 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from positions.history import run_start
-from positions.models import HistoryKind, RunStatus, Step
+from runs.models import HistoryKind, RunStatus, Step
+from runs.recorder import run_start
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory
 from trading.models import Strategy

@@ -19,11 +19,12 @@ import time_machine
 
 from instruments.models import InstrumentOHLC
 from instruments.sources.exchange.client import exchange_clients_reset
-from positions.models import History, HistoryKind, Position
+from positions.models import Order, Position
+from runs.models import History, HistoryKind
 from tests.fakes.exchange_orders import DUMMY_KEY, DUMMY_SECRET, FakeBinance, FakeBybit
 from tests.instruments.factories import InstrumentFactory
 from trading.execution import CLIENT_ORDER_ID_MAX_LENGTH, client_order_id
-from trading.models import Order, Strategy
+from trading.models import Strategy
 from trading.services import position_close_manual, sync_close_positions, sync_new_trades
 
 pytestmark = pytest.mark.django_db
@@ -414,8 +415,8 @@ def test_keys_never_reach_logs_history_or_the_admin(mock, caplog, client, django
     stored += json.dumps(list(Order.objects.values("raw", "error")), default=str)
     client.force_login(django_user_model.objects.create_superuser("boss", password="unused-password-123"))
     pages = [
-        client.get("/admin/trading/order/").content.decode(),
-        client.get(f"/admin/trading/order/{Order.objects.first().pk}/change/").content.decode(),  # type: ignore[union-attr]
+        client.get("/admin/positions/order/").content.decode(),
+        client.get(f"/admin/positions/order/{Order.objects.first().pk}/change/").content.decode(),  # type: ignore[union-attr]
         client.get("/").content.decode(),
     ]
     for text in [caplog.text, stored, *pages]:

@@ -16,7 +16,8 @@ import time_machine
 from django.db import DatabaseError, connection, connections, transaction
 
 from instruments.models import Instrument, InstrumentOHLC
-from positions.models import History, Position
+from positions.models import Position
+from runs.models import History
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory
 from trading import services

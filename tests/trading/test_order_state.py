@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from positions.models import Order
 from trading.execution import order_apply, order_state
-from trading.models import Order
 from trading.services import _fee_in_quote
 
 # 2024-01-11T00:40:01.234Z

@@ -17,10 +17,11 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from instruments.models import InstrumentOHLC
-from positions.models import History, Position
+from positions.models import Position, StrategyStep
+from runs.models import History
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory
-from trading.models import Strategy, StrategyStep
+from trading.models import Strategy
 from trading.services import StepDayError, sync_close_positions, sync_new_trades
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,8 +8,10 @@ from datetime import date, timedelta
 import pytest
 from django.utils import timezone
 
-from positions.history import run_locked, run_start, runs_reap
-from positions.models import History, HistoryKind, RunHeartbeat, RunStatus, Step
+from runs.locked import run_locked
+from runs.models import History, HistoryKind, RunHeartbeat, RunStatus, Step
+from runs.reaper import runs_reap
+from runs.recorder import run_start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

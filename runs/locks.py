@@ -28,7 +28,7 @@ from django.db import Error as DatabaseDriverError
 from django.db import connection
 
 from barter_site.errors import ApplicationError
-from positions.models import History, HistoryKind, Step
+from runs.models import History, HistoryKind, Step
 
 logger = logging.getLogger(__name__)
 

@@ -1,12 +1,11 @@
-"""Admin for ``History``: read-only, as the record is append-only. (Positions are administered in
-``trading.admin``, beside the service that closes them.)"""
+"""Admin for ``History``: read-only, as the record is append-only."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
-from instruments.admin import ReadOnlyAdmin
-from positions.models import History
+from barter_site.admin import ReadOnlyAdmin
+from runs.models import History
 
 
 @admin.register(History)
