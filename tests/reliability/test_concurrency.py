@@ -34,6 +34,7 @@ from instruments.models import InstrumentOHLC
 from positions.history import run_locked
 from positions.locks import RunInProgressError, lock_file_path, run_lock
 from positions.models import History, HistoryKind, Position, Step
+from positions.tasks import daily_cycle_task
 from tests.accounts import RUN_STEPS, token_client, user_with
 from tests.accounts import api_token as token_of
 from tests.fakes.clock import clock_command
@@ -42,7 +43,6 @@ from tests.instruments.factories import InstrumentFactory
 from tests.ops.test_celery_cycle import MARKET_CHART, World, world
 from tests.servers import database_url, gunicorn_serving
 from trading.models import StrategyStep
-from trading.tasks import daily_cycle_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -28,6 +28,7 @@ import time_machine
 
 from instruments.models import Instrument, InstrumentOHLC
 from instruments.sync import sync_data
+from positions.cycle.open import sync_new_trades
 from positions.history import runs_reap
 from positions.models import History, HistoryKind, Position, RunHeartbeat
 from tests.fakes.clock import clock_command
@@ -38,7 +39,6 @@ from tests.ops.test_celery_cycle import MARKET_CHART
 from tests.reliability.test_concurrency import api_token, gunicorn_server, post
 from tests.servers import database_url
 from trading.models import Strategy, StrategyStep
-from trading.services import sync_new_trades
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -435,12 +435,12 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     from barter_site.errors import ApplicationError
     from instruments.api import SyncDataView
     from instruments.models import Instrument, InstrumentOHLC
+    from positions.api.steps import SyncClosePositionsView, SyncNewTradesView
     from positions.history import run_start
     from positions.models import History, Position, Step
     from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
     from tests.instruments.factories import CandleFactory, InstrumentFactory
     from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
-    from trading.api import SyncClosePositionsView, SyncNewTradesView
     from trading.models import Order, Strategy
 
     summary = {"run_id": None, "step": "stub", "status": "ok", "results": [], "errors": []}
