@@ -69,7 +69,7 @@ class ExchangeBroker(ExecutionBackend):
 
     One broker serves one run: markets, prices and the free balance are asked for once and cached, so the
     decisions of a run see one consistent account. HTTP calls happen outside database transactions (the
-    services call :meth:`prepare` before their transaction and send orders after it commits).
+    steps call :meth:`prepare` before their transaction and send orders after it commits).
 
     Args:
         exchange_id: ccxt id (``binance``, ``bybit``, ...).
