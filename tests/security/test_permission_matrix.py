@@ -453,7 +453,7 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     for view in (SyncDataView, SyncNewTradesView, SyncClosePositionsView):
         patch.setattr(view, "service", staticmethod(stubs["steps"]))
     patch.setattr("instruments.admin.sync_data", stubs["sync_now"])
-    patch.setattr("trading.admin.position_close_manual", stubs["close_now"])
+    patch.setattr("positions.admin.position_close_manual", stubs["close_now"])
 
     with django_db_blocker.unblock():
         users: dict[str, User] = {
