@@ -19,11 +19,10 @@ urlpatterns = [
     path("api/", include("instruments.urls")),
     path("api/", include("runs.urls")),
     path("api/", include("positions.urls")),
-    path("api/", include("trading.urls")),
     path("api/", include("trading.api_urls")),
     path("api/", include("simulator.api_urls")),
     path("simulator/", include("simulator.page_urls")),
-    path("", include("trading.page_urls")),
+    path("", include("positions.page_urls")),
 ]
 
 # Errors Django answers itself (an unknown URL, a body over DATA_UPLOAD_MAX_MEMORY_SIZE, ...): JSON under /api/,

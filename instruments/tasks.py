@@ -65,7 +65,7 @@ def sync_instrument_task(self: Task, as_of: str, coingecko_id: str) -> dict[str,
     again (``reject_on_worker_lost``); the new run marks the lost one ``interrupted`` in ``History``. After
     :data:`COLLECT_LOST_MAX` lost runs of this instrument and day it is not tried again: a failed collect run
     says so, and the chain goes on to open and close. A run that outlives ``BARTER_COLLECT_TIME_LIMIT_SECONDS``
-    is killed; the chord then fails and :func:`trading.tasks.daily_cycle_rescue_task` records the lost collect
+    is killed; the chord then fails and :func:`positions.tasks.daily_cycle_rescue_task` records the lost collect
     and runs open and close.
 
     Args:

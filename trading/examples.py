@@ -15,7 +15,7 @@ from django.db import transaction
 from instruments.models import Instrument
 from trading.engine.criteria import criteria_parse
 from trading.models import Strategy
-from trading.services import strategies_set_enabled
+from trading.strategies import strategies_set_enabled
 
 #: The instruments the examples trade, by CoinGecko id; those not stored yet are skipped.
 EXAMPLE_INSTRUMENTS = ("bitcoin", "ethereum", "litecoin")

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import numpy as np
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.precision import price_quantize
@@ -77,7 +78,7 @@ def candles_before(instrument: Instrument, before: datetime) -> CandleArrays:
     )
 
 
-#: Attribute :func:`trading.selectors_dashboard.strategies_with_accounts` prefetches a strategy's positions into.
+#: Attribute :func:`strategies_with_accounts` prefetches a strategy's positions into.
 ACCOUNT_POSITIONS_ATTR = "account_positions"
 #: The fields of a position that its strategy's cash and equity depend on.
 ACCOUNT_FIELDS = (
@@ -104,7 +105,7 @@ def strategy_cash(strategy: Strategy) -> Decimal:
     """Free cash of a strategy's account, quote currency: ``starting_cash - sum(entry_price * quantity +
     entry_fee) + sum over closed positions (exit_price * quantity - exit_fee)``.
 
-    Uses the positions prefetched by :func:`trading.selectors_dashboard.strategies_with_accounts` where present
+    Uses the positions prefetched by :func:`strategies_with_accounts` where present
     (no query), else reads them (one query).
     """
     cash = strategy.starting_cash
@@ -161,3 +162,44 @@ def position_trade(position: Position, candles: CandleArrays, *, next_check: int
         else float(position.trailing_stop_price),
     )
     return OpenTrade(trade=trade, trail_reference=trailing_reference(entry_price, highs))
+
+
+def strategies_with_accounts(strategies: QuerySet[Strategy] | None = None) -> QuerySet[Strategy]:
+    """Return strategies ready for ``strategy_cash`` and ``strategy_equity`` without a query per row.
+
+    Args:
+        strategies: the strategies to read; default all of them.
+
+    Returns:
+        The queryset with ``open_positions_count`` (int) annotated, ``instruments`` prefetched, and every
+        position's :data:`ACCOUNT_FIELDS` prefetched into ``account_positions``: two queries beyond the page's,
+        however many strategies and positions there are.
+    """
+    open_count = (
+        Position.objects.open()
+        .filter(strategy=OuterRef("pk"))
+        .order_by()
+        .values("strategy")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    queryset = strategies if strategies is not None else Strategy.objects.all()
+    return queryset.annotate(
+        # A subquery, not Count over a join: filters on other relations (instruments) cannot inflate it.
+        open_positions_count=Coalesce(Subquery(open_count, output_field=IntegerField()), Value(0)),
+    ).prefetch_related(
+        "instruments",
+        Prefetch(
+            "positions",
+            queryset=Position.objects.order_by("id").only(*ACCOUNT_FIELDS),
+            to_attr=ACCOUNT_POSITIONS_ATTR,
+        ),
+    )
+
+
+def account_open_positions_count(strategy: Strategy) -> int:
+    """Number of open positions: the ``open_positions_count`` annotation where present, else one query."""
+    annotated: int | None = getattr(strategy, "open_positions_count", None)
+    if annotated is not None:
+        return int(annotated)
+    return Position.objects.for_strategy(strategy).open().count()

@@ -418,8 +418,8 @@ BARTER_EXCHANGES = {
     }
     for exchange_id in _EXCHANGE_IDS
 }
-# Kill switch of exchange strategies (trading.services): false opens nothing new; exits, stops and reconciliation
-# still run. Each strategy has its own switch too (Strategy.trading_enabled).
+# Kill switch of exchange strategies (positions.execution.trades): false opens nothing new; exits, stops and
+# reconciliation still run. Each strategy has its own switch too (Strategy.trading_enabled).
 BARTER_TRADING_ENABLED = env.bool("BARTER_TRADING_ENABLED", default=True)
 
 LOGGING = {

@@ -39,12 +39,12 @@ from barter_site.celery_app import app
 from instruments import tasks as instrument_tasks
 from instruments.models import Instrument, InstrumentOHLC
 from positions.models import Position
+from positions.tasks import daily_cycle_signature, daily_cycle_task
 from runs.models import History, HistoryKind
 from tests.fakes.clock import clock_command
 from tests.fakes.coingecko import RECORDINGS, Reply, json_reply
 from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy
-from trading.tasks import daily_cycle_signature, daily_cycle_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -272,7 +272,7 @@ def worker_running(
         "PYTHONPATH": str(REPO),
         **(env or {}),
     }
-    # The worker's clock is on the recorded day: live steps act only for today (trading.services.step_day_validate).
+    # The worker's clock is on the recorded day: live steps act only for today (positions.cycle.run.step_day_validate).
     arguments = ("-m", "celery", "-A", "barter_site", "worker", "--loglevel=INFO")
     command = clock_command(now, *arguments) if now is not None else [sys.executable, *arguments]
     command += [f"--concurrency={concurrency}", "-Q", (queues or "{queue}").format(queue=queue)]

@@ -32,6 +32,7 @@ from barter_site.celery_app import app
 from instruments import api as instruments_api
 from instruments.models import InstrumentOHLC
 from positions.models import Position, StrategyStep
+from positions.tasks import daily_cycle_task
 from runs.locked import run_locked
 from runs.locks import RunInProgressError, lock_file_path, run_lock
 from runs.models import History, HistoryKind, Step
@@ -42,7 +43,6 @@ from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory
 from tests.ops.test_celery_cycle import MARKET_CHART, World, world
 from tests.servers import database_url, gunicorn_serving
-from trading.tasks import daily_cycle_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

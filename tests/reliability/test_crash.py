@@ -28,6 +28,7 @@ import time_machine
 
 from instruments.models import Instrument, InstrumentOHLC
 from instruments.sync import sync_data
+from positions.cycle.open import sync_new_trades
 from positions.models import Position, StrategyStep
 from runs.models import History, HistoryKind, RunHeartbeat
 from runs.reaper import runs_reap
@@ -39,7 +40,6 @@ from tests.ops.test_celery_cycle import MARKET_CHART
 from tests.reliability.test_concurrency import api_token, gunicorn_server, post
 from tests.servers import database_url
 from trading.models import Strategy
-from trading.services import sync_new_trades
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

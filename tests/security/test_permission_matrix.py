@@ -435,13 +435,13 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     from barter_site.errors import ApplicationError
     from instruments.api import SyncDataView
     from instruments.models import Instrument, InstrumentOHLC
+    from positions.api.steps import SyncClosePositionsView, SyncNewTradesView
     from positions.models import Order, Position
     from runs.models import History, Step
     from runs.recorder import run_start
     from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
     from tests.instruments.factories import CandleFactory, InstrumentFactory
     from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
-    from trading.api import SyncClosePositionsView, SyncNewTradesView
     from trading.models import Strategy
 
     summary = {"run_id": None, "step": "stub", "status": "ok", "results": [], "errors": []}
@@ -454,7 +454,7 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     for view in (SyncDataView, SyncNewTradesView, SyncClosePositionsView):
         patch.setattr(view, "service", staticmethod(stubs["steps"]))
     patch.setattr("instruments.admin.sync_data", stubs["sync_now"])
-    patch.setattr("trading.admin.position_close_manual", stubs["close_now"])
+    patch.setattr("positions.admin.position_close_manual", stubs["close_now"])
 
     with django_db_blocker.unblock():
         users: dict[str, User] = {

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
+from positions.cycle.replay import replay
 from positions.models import Position
 from simulator.models import RunStatus, Simulation, SweepPoint
 from simulator.services import (
@@ -30,7 +31,6 @@ from simulator.services import (
 )
 from tests.trading.factories import sma_cross_criteria
 from trading.models import Strategy
-from trading.replay import replay
 from trading.selectors import to_decimal
 
 pytestmark = pytest.mark.django_db

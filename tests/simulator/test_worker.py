@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from positions.tasks import sync_close_positions_task
 from simulator.models import RunStatus, Simulation, Sweep
 from simulator.reaper import simulations_reap
 from simulator.services import simulation_create, simulation_request_check, sweep_create, sweep_start
@@ -20,7 +21,6 @@ from tests.ops.test_celery_cycle import pool_children, wait_for, worker_running
 from tests.servers import database_url
 from tests.simulator.candles import bitcoin_days
 from tests.trading.factories import sma_cross_criteria
-from trading.tasks import sync_close_positions_task
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

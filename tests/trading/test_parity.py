@@ -13,11 +13,11 @@ from datetime import UTC, date, datetime
 import pytest
 
 from instruments.models import Instrument
+from positions.cycle.replay import replay
 from positions.models import Position
 from trading.engine.backtest import backtest
 from trading.engine.criteria import criteria_parse
 from trading.models import Strategy
-from trading.replay import replay
 from trading.selectors import candles_before, from_seconds, to_seconds
 
 START, END = date(2019, 1, 1), date(2019, 12, 31)

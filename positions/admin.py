@@ -1,0 +1,141 @@
+"""Admin of the positions app: positions, with the "Close
+now" action (:func:`positions.cycle.manual.position_close_manual`) and their exchange orders; the orders
+(read-only: the cycle writes them)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from barter_site.admin import ReadOnlyAdmin
+from barter_site.errors import ApplicationError
+from barter_site.permissions import trade_live_check
+from positions.cycle.manual import position_close_manual
+from positions.models import Order, Position
+from trading.models import Strategy
+
+if (
+    TYPE_CHECKING
+):  # the stubs make the inline generic (child and parent model); Django's class is not subscriptable
+    _OrderInline = admin.TabularInline[Order, Position]
+else:
+    _OrderInline = admin.TabularInline
+
+
+class PositionOrderInline(_OrderInline):
+    """The exchange orders of a position (entry, stops, exit), read-only."""
+
+    model = Order
+    fk_name = "position"
+    extra = 0
+    can_delete = False
+    fields = (
+        "created_at",
+        "purpose",
+        "side",
+        "type",
+        "quantity",
+        "price",
+        "status",
+        "filled_quantity",
+        "average_price",
+        "fee",
+        "fee_currency",
+        "other_fees",
+        "client_order_id",
+    )
+    readonly_fields = fields
+    ordering = ["created_at", "id"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Position)
+class PositionAdmin(ReadOnlyAdmin):
+    """Positions, read-only (the cycle writes them), with a "Close now" action for open ones."""
+
+    list_display = [
+        "id",
+        "strategy",
+        "instrument",
+        "side",
+        "status",
+        "quantity",
+        "entry_at",
+        "entry_price",
+        "exit_at",
+        "exit_price",
+        "exit_reason",
+        "pnl",
+        "pnl_pct",
+        "protection",
+    ]
+    list_filter = ["status", "protection", "strategy", "instrument", "exit_reason"]
+    list_select_related = ["strategy", "instrument"]
+    date_hierarchy = "entry_at"
+    actions = ["close_now"]
+    inlines = [PositionOrderInline]
+
+    @admin.display(description="pnl %", ordering="pnl_ratio")
+    def pnl_pct(self, obj: Position) -> str:
+        return "-" if obj.pnl_ratio is None else f"{obj.pnl_ratio * 100:.2f} %"
+
+    def has_close_permission(self, request: HttpRequest) -> bool:
+        """Closing a position changes it: only users who may change positions (superusers) may."""
+        return request.user.has_perm("positions.change_position")
+
+    @admin.action(description="Close now (at the current price; exit reason manual)", permissions=["close"])
+    def close_now(self, request: HttpRequest, queryset: QuerySet[Position]) -> None:
+        live = queryset.filter(strategy__execution_backend=Strategy.ExecutionBackend.EXCHANGE)
+        if live.exists():  # real money: trade_live too, or nothing is closed (403)
+            ids = ", ".join(str(pk) for pk in live.order_by("id").values_list("pk", flat=True))
+            trade_live_check(
+                request.user, backends=[Strategy.ExecutionBackend.EXCHANGE], what=f"closing position(s) {ids}"
+            )
+        for position in queryset.select_related("strategy", "instrument").order_by("id"):
+            label = f"position {position.pk} ({position.strategy.name}, {position.instrument.symbol})"
+            try:
+                closed = position_close_manual(position=position)
+            except ApplicationError as exc:
+                self.message_user(request, f"{label}: not closed: {exc.message}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"{label}: closed at {closed.exit_price:.2f}, pnl {closed.pnl:.2f} "
+                f"({(closed.pnl_ratio or Decimal(0)) * 100:.2f} %)",
+                messages.SUCCESS,
+            )
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    """Exchange orders, read-only (the cycle writes them): state, fills and the exchange's raw answer."""
+
+    list_display = [
+        "created_at",
+        "strategy",
+        "instrument",
+        "purpose",
+        "side",
+        "type",
+        "quantity",
+        "price",
+        "status",
+        "filled_quantity",
+        "average_price",
+        "fee",
+        "exchange_id",
+        "client_order_id",
+    ]
+    list_filter = ["status", "purpose", "type", "exchange_id", "strategy"]
+    list_select_related = ["strategy", "instrument"]
+    search_fields = ["=client_order_id", "=exchange_order_id"]
+    date_hierarchy = "created_at"

@@ -1,0 +1,222 @@
+"""The close step of the daily cycle: close the open positions whose exit rules fired, through candle ``as_of - 1
+day``.
+
+Every candle since a position was last checked is checked in order by the engine's exit step (so a missed day is
+caught up). Paper positions are closed in the strategy's transaction (:func:`positions.execution.paper.
+paper_position_close`); the exits of exchange strategies are written as ``new`` sell orders in it and sent after
+its commit, the stop-loss cancelled first (:func:`positions.execution.trades.exit_execute`); a trailing stop that
+moved is replaced on the exchange (:func:`positions.execution.protection.protection_replace`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+
+from instruments.models import Instrument
+from positions.cycle.run import (
+    Events,
+    StepResult,
+    boundary_at,
+    claimed_instruments,
+    claims_create,
+    skipped,
+)
+from positions.cycle.runner import step_run
+from positions.execution.base import ExecutionBackend, Quote
+from positions.execution.exchange import ExchangeBroker
+from positions.execution.paper import paper_position_close
+from positions.execution.protection import protection_replace
+from positions.execution.reconcile import reconcile
+from positions.execution.trades import exit_execute, exit_order_new
+from positions.models import Order, Position
+from runs.models import Step
+from trading.engine.backtest import market_at
+from trading.engine.conditions import signals_compute
+from trading.engine.criteria import Criteria
+from trading.engine.exits import MANUAL
+from trading.engine.step import OpenTrade, step_exits
+from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
+from trading.models import Strategy
+from trading.selectors import (
+    candles_before,
+    from_seconds,
+    open_positions,
+    position_trade,
+    to_decimal,
+    to_seconds,
+)
+
+
+def sync_close_positions(
+    *,
+    as_of: date | None = None,
+    instruments: Sequence[str] | None = None,
+    broker: ExecutionBackend | None = None,
+    strategies: Sequence[Strategy] | None = None,
+) -> dict[str, Any]:
+    """The close step: close the open positions whose exit rules fired, through candle ``as_of - 1 day``.
+
+    Every candle since a position was last checked is checked in order (so a missed day is caught up): a risk
+    exit inside a candle fills at its level (or the gapped open); an exit signal or the maximum holding time
+    fills at the next open, or, for the candle before ``as_of``, at the broker's price.
+
+    Args, return value and errors: as :func:`positions.cycle.open.sync_new_trades` (the lock is the close step's).
+    """
+    return step_run(
+        Step.CLOSE,
+        _close_strategy,
+        as_of=as_of,
+        instruments=instruments,
+        broker=broker,
+        strategies=strategies,
+    )
+
+
+def _close_strategy(
+    strategy: Strategy,
+    *,
+    as_of: date,
+    only: set[int] | None,
+    broker: ExecutionBackend,
+    run_id: Any,
+    pending: Events,
+) -> list[StepResult]:
+    exchange = broker if isinstance(broker, ExchangeBroker) else None
+    criteria = strategy.parsed_criteria()
+    if exchange is not None:
+        reconcile(strategy, exchange, criteria=criteria, as_of=as_of, pending=pending)
+    boundary = boundary_at(as_of)
+    done = claimed_instruments(strategy, Step.CLOSE, as_of)
+    positions = [
+        p
+        for p in open_positions(strategy)
+        if (only is None or p.instrument_id in only) and p.instrument_id not in done
+    ]
+    quotes = broker.quotes([p.instrument for p in positions], as_of=as_of) if positions else {}
+    lines: list[StepResult] = []
+    exits: list[tuple[int, Order]] = []
+    moved: list[Position] = []
+    with transaction.atomic():
+        Strategy.objects.select_for_update().only("pk").get(pk=strategy.pk)
+        done = claimed_instruments(strategy, Step.CLOSE, as_of)  # again, under the strategy's lock
+        in_scope: dict[int, Instrument] = {
+            i.pk: i for i in strategy.instruments.order_by("symbol", "pk") if only is None or i.pk in only
+        }
+        for position in positions:
+            in_scope.setdefault(position.instrument_id, position.instrument)
+        claims = claims_create(
+            strategy,
+            Step.CLOSE,
+            as_of,
+            run_id,
+            [i for i in in_scope.values() if i.pk not in done],
+        )
+        if claims is None or (in_scope and not claims):
+            return [skipped(strategy, Step.CLOSE, as_of, i) for i in in_scope.values()]
+        lines.extend(skipped(strategy, Step.CLOSE, as_of, i) for i in in_scope.values() if i.pk in done)
+        for position in (
+            Position.objects.select_for_update()
+            .filter(pk__in=[p.pk for p in positions if p.instrument_id in claims])
+            .select_related("instrument")
+            .order_by("instrument__symbol", "instrument_id")
+        ):
+            if position.status != Position.Status.OPEN:
+                continue
+            candles = candles_before(position.instrument, boundary)
+            level_before = position.trailing_stop_price
+            closed = _check_position(position, criteria, candles, quotes.get(position.instrument_id), as_of)
+            if closed is None:
+                if exchange is not None and position.trailing_stop_price != level_before:
+                    moved.append(position)
+                lines.append(
+                    StepResult(
+                        strategy=strategy.name,
+                        instrument=position.instrument.coingecko_id,
+                        action="none",
+                        reason="no exit rule fired",
+                        position_id=position.pk,
+                    )
+                )
+                continue
+            claim = claims[position.instrument_id]
+            claim.position = (
+                position  # what the close step of as_of exited (read by a later open step of as_of)
+            )
+            claim.save(update_fields=["position"])
+            if exchange is not None:
+                exits.append(
+                    (
+                        len(lines),
+                        exit_order_new(position, closed.exit_reason or MANUAL, exchange, as_of, pending),
+                    )
+                )
+                lines.append(StepResult(strategy=strategy.name, instrument=None, action="none"))
+                continue
+            paper_position_close(position, closed, pending, broker.name)
+            lines.append(
+                StepResult(
+                    strategy=strategy.name,
+                    instrument=position.instrument.coingecko_id,
+                    action="closed",
+                    reason=closed.exit_reason or "",
+                    position_id=position.pk,
+                    price=str(position.exit_price),
+                    quantity=str(position.quantity),
+                )
+            )
+    for index, order in exits:
+        assert exchange is not None  # noqa: S101
+        lines[index] = exit_execute(strategy, order, criteria, exchange, as_of, pending)
+    for position in moved:
+        assert exchange is not None  # noqa: S101
+        protection_replace(position, criteria, exchange, as_of, pending)
+    return lines
+
+
+def _check_position(
+    position: Position, criteria: Criteria, candles: CandleArrays, quote: Quote | None, as_of: date
+) -> Trade | None:
+    """Run the engine's exit step over every candle not yet checked; close the position (in memory) or advance it."""
+    if len(candles) == 0:
+        return None
+    signals = signals_compute(criteria, candles)
+    entry_day = to_seconds(position.entry_at) // SECONDS_PER_DAY * SECONDS_PER_DAY
+    first_unchecked = entry_day
+    if position.exits_checked_through is not None:
+        first_unchecked = max(entry_day, to_seconds(position.exits_checked_through) + SECONDS_PER_DAY)
+    k0 = int(np.searchsorted(candles.open_time, first_unchecked))
+    last = len(candles) - 1
+    open_trade: OpenTrade = position_trade(position, candles, next_check=k0)
+    symbol = candles.symbol
+    for k in range(k0, last + 1):
+        if k < last:
+            nxt_index, nxt_time, nxt_price = k + 1, int(candles.open_time[k + 1]), float(candles.open[k + 1])
+        elif (
+            int(candles.open_time[k]) + SECONDS_PER_DAY == to_seconds(boundary_at(as_of))
+            and quote is not None
+        ):
+            nxt_index, nxt_time, nxt_price = -1, to_seconds(quote.at), float(quote.price)
+        else:
+            nxt_index, nxt_time, nxt_price = None, None, None
+        here = market_at(
+            candles, signals, t=k, next_index=nxt_index, next_time=nxt_time, next_price=nxt_price
+        )
+        closed, still_open = step_exits(
+            criteria=criteria, market={symbol: here}, open_trades={symbol: open_trade}
+        )
+        if closed:
+            trade = closed[0]
+            if trade.exit_index == -1 and quote is not None:
+                trade.exit_time = to_seconds(quote.at)
+            return trade
+        open_trade = still_open[symbol]
+    position.exits_checked_through = from_seconds(int(candles.open_time[last]))
+    level = open_trade.trade.trailing_stop_price
+    position.trailing_stop_price = None if level is None else to_decimal(level)
+    position.save(update_fields=["exits_checked_through", "trailing_stop_price", "updated_at"])
+    return None

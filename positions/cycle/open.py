@@ -1,0 +1,336 @@
+"""The open step of the daily cycle: enter where an enabled strategy's entry criteria held on the candle before
+``as_of``.
+
+The step asks the engine (:mod:`trading.engine.step`) what to do at the boundary ``as_of`` (candle ``as_of - 1
+day`` has closed) and writes what it decided; the live steps (the strategies' own backends) act only for today
+(:func:`positions.cycle.run.step_day_validate`); past days are the replay's. Each strategy is handled in its own
+transaction under a row lock, with one claim per (strategy, step, as_of, instrument) (:mod:`positions.cycle.run`);
+the run itself holds the run lock (:mod:`positions.cycle.runner`). When the close step of a day ran first, the open
+step decides as if it had run before it (:func:`_exited_by_close`). Instruments are keyed by id, never by ticker.
+
+Exchange strategies (``execution_backend="exchange"``) decide exactly as paper ones (the same engine calls, in the
+same transaction), but execute for real, in three phases so that no HTTP call is made while the strategy's rows
+are locked:
+
+1. before the transaction: **reconciliation** (:mod:`positions.execution.reconcile`), then markets, prices and
+   the free balance;
+2. the transaction: the claims of the day, the engine's decisions, and one ``Order`` row (status ``new``) per
+   entry to send, with its deterministic client order id (:func:`positions.execution.trades.entry_order_new`);
+3. after the commit: each order is sent (looked up first, so never twice), its position opened from the
+   exchange's fill in a short transaction, and a stop-loss placed (:func:`positions.execution.trades.entry_execute`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+
+from instruments.models import Instrument
+from positions.cycle.run import (
+    Events,
+    StepResult,
+    boundary_at,
+    claimed_instruments,
+    claims_create,
+    skipped,
+)
+from positions.cycle.runner import step_run
+from positions.execution.base import ExecutionBackend, Quote
+from positions.execution.exchange import ExchangeBroker
+from positions.execution.paper import paper_position_open
+from positions.execution.reconcile import reconcile
+from positions.execution.trades import entry_execute, entry_order_new, trading_blocked
+from positions.models import Order, Position, StrategyStep
+from runs.models import HistoryKind, Step
+from trading.engine.backtest import market_at
+from trading.engine.conditions import Signals, signals_compute
+from trading.engine.criteria import Criteria
+from trading.engine.step import InstrumentAtBoundary, step_entries
+from trading.engine.types import SECONDS_PER_DAY, CandleArrays
+from trading.models import Strategy
+from trading.selectors import (
+    candles_before,
+    from_seconds,
+    open_positions,
+    position_trade,
+    strategy_cash,
+    to_seconds,
+)
+
+
+def sync_new_trades(
+    *,
+    as_of: date | None = None,
+    instruments: Sequence[str] | None = None,
+    broker: ExecutionBackend | None = None,
+    strategies: Sequence[Strategy] | None = None,
+) -> dict[str, Any]:
+    """The open step: enter where an enabled strategy's entry criteria held on the candle before ``as_of``.
+
+    Args:
+        as_of: the run's day (UTC); default today, and with the strategies' own (live) backends it must be today.
+            Signals are read on candle ``as_of - 1 day``.
+        instruments: CoinGecko ids to consider; default every instrument of each strategy.
+        broker: the execution backend; default each strategy's own (``paper``).
+        strategies: which strategies; default every enabled one (``replay`` passes its own).
+
+    Returns:
+        The run summary: ``run_id``, ``step``, ``status``, ``started_at``, ``finished_at``, ``as_of``,
+        ``results`` (per strategy and instrument: ``action``, ``reason``, ``position_id``, ``price``,
+        ``quantity``, ``error``) and ``errors``.
+
+    Raises:
+        ApplicationError: ``as_of`` in the future or unknown instruments (nothing is recorded then).
+        StepDayError: (field ``as_of``) a live run for a day other than today (nothing is recorded then).
+        RunInProgressError: (409) another open run of the same day and scope holds the run lock; nothing is
+            recorded, and ``extra["run_id"]`` names that run. Once it has finished, a new call reports each
+            instrument it handled ``skipped``.
+        DatabaseUnavailableError: (503) the database dropped the connection mid-run; strategies committed
+            before are kept, and the next run marks this one ``interrupted`` and handles the rest.
+    """
+    return step_run(
+        Step.OPEN, _open_strategy, as_of=as_of, instruments=instruments, broker=broker, strategies=strategies
+    )
+
+
+def _signals_at(criteria: Criteria, candles: CandleArrays, as_of: date) -> tuple[int | None, Signals]:
+    """Signals over ``candles`` and the index of candle ``as_of - 1 day`` (None when it is not stored)."""
+    signals = signals_compute(criteria, candles)
+    wanted = to_seconds(boundary_at(as_of)) - SECONDS_PER_DAY
+    t = len(candles) - 1
+    return (t if t >= 0 and int(candles.open_time[t]) == wanted else None), signals
+
+
+def _market_entry(
+    candles: CandleArrays, signals: Signals, t: int | None, quote: Quote | None
+) -> InstrumentAtBoundary:
+    return market_at(
+        candles,
+        signals,
+        t=-1 if t is None else t,
+        next_index=-1 if quote is not None else None,
+        next_time=to_seconds(quote.at) if quote is not None else None,
+        next_price=float(quote.price) if quote is not None else None,
+    )
+
+
+def _key(instrument: Instrument) -> str:
+    """The engine's key of an instrument: its ticker, then its id.
+
+    The engine enters in key order, which must be ticker order as in the backtest; tickers are not unique (two
+    "BTC" instruments), so the id makes the key unique. ``\\x00`` sorts before any character of a ticker, so the
+    keys sort as the tickers do, and instruments sharing a ticker by id.
+    """
+    return f"{instrument.symbol}\x00{instrument.pk:012d}"
+
+
+def _exited_by_close(strategy: Strategy, as_of: date) -> dict[int, Position]:
+    """The positions the close step of ``as_of`` exited for ``strategy`` (closed since), by instrument id.
+
+    When the close step of a day ran before its open step, the open step decides as if it had run first (the
+    backtest's order at every boundary: entries, then exits): these positions were still held then, and what
+    their exits returned was not in cash yet. When an exchange exit filled only in part, the part kept open is
+    an open position of its own; the two are added back together by the caller.
+    """
+    claims = (
+        StrategyStep.objects.filter(
+            strategy=strategy,
+            step=Step.CLOSE,
+            as_of=as_of,
+            position__status=Position.Status.CLOSED,
+        )
+        .select_related("position__instrument")
+        .order_by("instrument_id")
+    )
+    return {claim.instrument_id: claim.position for claim in claims if claim.position is not None}
+
+
+def _proceeds(position: Position) -> Decimal:
+    """What a closed position's exit returned to cash: ``exit_price * quantity - exit_fee``, quote currency."""
+    assert position.exit_price is not None  # noqa: S101 (closed positions have their exit)
+    return position.exit_price * position.quantity - (position.exit_fee or Decimal(0))
+
+
+def _held_before_close(held: dict[int, Position], exited: dict[int, Position]) -> dict[int, Position]:
+    """The positions held before the day's close step ran: those open now, and those it exited.
+
+    A position the close step exited in part (an exchange sell not wholly filled) is held again as one position:
+    the exited part with the quantity and entry fee of the part still open added (in memory only).
+    """
+    before = dict(held)
+    for instrument_id, position in exited.items():
+        rest = held.get(instrument_id)
+        if rest is None:
+            before[instrument_id] = position
+            continue
+        whole = copy.copy(position)
+        whole.quantity = position.quantity + rest.quantity
+        whole.entry_fee = position.entry_fee + rest.entry_fee
+        whole.status = Position.Status.OPEN
+        before[instrument_id] = whole
+    return before
+
+
+def _open_strategy(
+    strategy: Strategy,
+    *,
+    as_of: date,
+    only: set[int] | None,
+    broker: ExecutionBackend,
+    run_id: Any,
+    pending: Events,
+) -> list[StepResult]:
+    """The open step of one strategy: enter the instruments in scope not yet handled for ``as_of``.
+
+    Instruments are keyed by id throughout (tickers are not unique). An instrument whose open claim for
+    ``as_of`` exists is reported ``skipped``; one without the candle before ``as_of`` is reported and left
+    unclaimed, so a run after the collect handles it. When the close step of ``as_of`` ran first, its exits
+    count as not yet made (:func:`_exited_by_close`): what it exited is not re-entered today, and the cash its
+    exits returned is not spent today, exactly as if this step had run before it. Sizing sees every position
+    of the strategy, in scope or not.
+    """
+    exchange = broker if isinstance(broker, ExchangeBroker) else None
+    criteria = strategy.parsed_criteria()
+    if exchange is not None:
+        reconcile(
+            strategy, exchange, criteria=criteria, as_of=as_of, pending=pending, send_todays_entries=True
+        )
+    in_scope = [i for i in strategy.instruments.order_by("symbol", "pk") if only is None or i.pk in only]
+    done = claimed_instruments(strategy, Step.OPEN, as_of)
+    if not in_scope or all(i.pk in done for i in in_scope):
+        return [skipped(strategy, Step.OPEN, as_of, i) for i in in_scope]
+    held_now = _held_before_close(
+        {p.instrument_id: p for p in open_positions(strategy)}, _exited_by_close(strategy, as_of)
+    )
+    universe: dict[int, Instrument] = {i.pk: i for i in in_scope}
+    for position in held_now.values():
+        universe.setdefault(position.instrument_id, position.instrument)
+    prepared: dict[int, tuple[Instrument, CandleArrays, Signals, int | None]] = {}
+    for instrument_id, instrument in universe.items():
+        candles = candles_before(instrument, boundary_at(as_of))
+        t, signals = _signals_at(criteria, candles, as_of)
+        prepared[instrument_id] = (instrument, candles, signals, t)
+    wanted = any(
+        t is not None and signals.entry[t] and i.pk not in held_now and i.pk not in done
+        for i in in_scope
+        for (_, _, signals, t) in [prepared[i.pk]]
+    )
+    # Prices are needed only when something may be entered (they also mark the held positions for sizing).
+    quotes = broker.quotes(list(universe.values()), as_of=as_of) if wanted else {}
+    blocked = trading_blocked(strategy) if exchange is not None else None
+    if exchange is not None and wanted and blocked is None:
+        exchange.prepare(in_scope)
+    lines: list[StepResult] = []
+    intents: list[tuple[int, Order]] = []
+    with transaction.atomic():
+        Strategy.objects.select_for_update().only("pk").get(pk=strategy.pk)
+        done = claimed_instruments(strategy, Step.OPEN, as_of)  # again, under the strategy's lock
+        todo = [i for i in in_scope if i.pk not in done]
+        deciding = [i for i in todo if prepared[i.pk][3] is not None]
+        claims = claims_create(strategy, Step.OPEN, as_of, run_id, deciding)
+        if claims is None:
+            return [skipped(strategy, Step.OPEN, as_of, i) for i in in_scope]
+        exited = _exited_by_close(strategy, as_of)
+        held = _held_before_close({p.instrument_id: p for p in open_positions(strategy)}, exited)
+        cash = strategy_cash(strategy) - sum((_proceeds(p) for p in exited.values()), Decimal(0))
+        market = {
+            _key(instrument): _entry_allowed(
+                _market_entry(candles, signals, t, quotes.get(instrument_id)), instrument_id in claims
+            )
+            for instrument_id, (instrument, candles, signals, t) in prepared.items()
+        }
+        open_trades = {
+            _key(p.instrument): position_trade(
+                p, prepared[instrument_id][1], next_check=len(prepared[instrument_id][1])
+            )
+            for instrument_id, p in held.items()
+            if instrument_id in prepared
+        }
+        entered, _ = step_entries(criteria=criteria, market=market, open_trades=open_trades, cash=float(cash))
+        by_key = {trade.symbol: trade for trade in entered}
+        for instrument in in_scope:
+            if instrument.pk in done:
+                lines.append(skipped(strategy, Step.OPEN, as_of, instrument))
+                continue
+            _, _candles, _signals, t = prepared[instrument.pk]
+            here = market[_key(instrument)]
+            if here.entry_signal:
+                pending.add(
+                    HistoryKind.SIGNAL,
+                    f"entry signal on {instrument.symbol}",
+                    instrument=instrument,
+                    payload={"candle": from_seconds(here.open_time).isoformat(), "side": "entry"},
+                )
+            trade = by_key.get(_key(instrument))
+            if trade is None:
+                reason = _why_not_entered(
+                    here,
+                    "exited" if instrument.pk in exited else "held" if instrument.pk in held else "",
+                    t,
+                    quotes.get(instrument.pk),
+                    as_of,
+                )
+                lines.append(
+                    StepResult(
+                        strategy=strategy.name,
+                        instrument=instrument.coingecko_id,
+                        action="none",
+                        reason=reason,
+                    )
+                )
+                continue
+            quote = quotes[instrument.pk]
+            if exchange is not None:
+                line, order = entry_order_new(
+                    strategy, instrument, trade, quote, criteria, exchange, as_of, blocked, pending
+                )
+                if order is not None:
+                    intents.append((len(lines), order))
+                lines.append(line)
+                continue
+            lines.append(
+                paper_position_open(
+                    strategy=strategy,
+                    instrument=instrument,
+                    trade=trade,
+                    quote=quote,
+                    claim=claims[instrument.pk],
+                    backend=broker.name,
+                    pending=pending,
+                )
+            )
+    for index, order in intents:
+        assert exchange is not None  # noqa: S101
+        lines[index] = entry_execute(strategy, order, criteria, exchange, as_of, pending)
+    return lines
+
+
+def _entry_allowed(here: InstrumentAtBoundary, allowed: bool) -> InstrumentAtBoundary:
+    """``here`` as it is for an instrument this run may enter; without its entry signal for one it may not (out
+    of scope, or claimed already): such an instrument is in the market only to mark a held position."""
+    return here if allowed or not here.entry_signal else replace(here, entry_signal=False)
+
+
+def _why_not_entered(
+    here: InstrumentAtBoundary, held: str, t: int | None, quote: Quote | None, as_of: date
+) -> str:
+    if t is None:
+        return "no candle for the day before as_of (collect first)"
+    if held == "exited":
+        return (
+            f"exited by the close step of {as_of.isoformat()}, which ran first: entries come before exits, so it "
+            "may be entered again from the next day"
+        )
+    if held:
+        return "a position is already open"
+    if not here.entry_signal:
+        return "no entry signal"
+    if quote is None:
+        return "no price to fill at"
+    return "no cash left"
