@@ -42,11 +42,13 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## lint: ruff (style, security, Django rules) and mypy with django-stubs
+## lint: ruff (style, security, Django rules), mypy with django-stubs, and import-linter (the layers of README's
+## architecture, the pure engine, no import cycles: pyproject.toml [tool.importlinter])
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 ## audit: pip-audit of every locked dependency (runtime and dev) against PyPI's vulnerability data; fails on a
 ## known vulnerability and (--strict) on a package it could not check. tools/audit_gate.py (.ci/run) reruns it

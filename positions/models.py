@@ -215,11 +215,11 @@ class Order(models.Model):
     """One order an exchange strategy sent (or is about to send) to its exchange.
 
     Written before the order is sent (status ``new``) under its ``client_order_id``, which is derived from the
-    strategy, instrument, day and purpose (:func:`positions.execution.order_state.client_order_id`): a retry, or the next run
-    after a crash, asks the exchange for that id instead of placing a second order. Quantities are base units,
-    prices and fees quote currency unless ``fee_currency`` says otherwise (fees in a third currency are kept apart
-    in ``other_fees``); ``raw`` is the exchange's last answer
-    about the order (as ccxt's ``info``; it never contains a key).
+    strategy, instrument, day and purpose (:func:`positions.execution.order_state.client_order_id`): a retry, or
+    the next run after a crash, asks the exchange for that id instead of placing a second order. Quantities are
+    base units, prices and fees quote currency unless ``fee_currency`` says otherwise (fees in a third currency
+    are kept apart in ``other_fees``); ``raw`` is the exchange's last answer about the order (as ccxt's ``info``;
+    it never contains a key).
     """
 
     class Side(models.TextChoices):

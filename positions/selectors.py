@@ -1,8 +1,8 @@
 """Reads for the dashboard, each in a constant number of queries.
 
 A strategy's account (cash, equity, open positions) is computed for many strategies at once from one prefetch
-of their positions (:func:`trading.selectors.strategies_with_accounts`), which
-:func:`trading.selectors.strategy_cash` and :func:`~trading.selectors.strategy_equity` use when present.
+of their positions (:func:`positions.accounts.strategies_with_accounts`), which
+:func:`positions.accounts.strategy_cash` and :func:`~positions.accounts.strategy_equity` use when present.
 Open positions are marked at the newest stored daily close of their instrument.
 """
 
@@ -18,15 +18,15 @@ from django.db.models import F, OuterRef, Subquery, Window
 from django.db.models.functions import RowNumber
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from positions.models import Order, Position
-from runs.models import History, Step
-from trading.models import Strategy
-from trading.selectors import (
+from positions.accounts import (
     account_open_positions_count,
     strategies_with_accounts,
     strategy_cash,
     strategy_equity,
 )
+from positions.models import Order, Position
+from runs.models import History, Step
+from trading.models import Strategy
 
 #: The steps of the daily cycle the dashboard shows the last runs of, in cycle order.
 DASHBOARD_STEPS = (Step.COLLECT, Step.OPEN, Step.CLOSE)

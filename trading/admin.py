@@ -14,9 +14,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from barter_site.permissions import TRADE_LIVE, may_trade_live, trade_live_check
+from positions.accounts import account_open_positions_count, strategies_with_accounts, strategy_cash
 from trading.engine.limits import MAX_DEPTH, json_depth
 from trading.models import Strategy
-from trading.selectors import account_open_positions_count, strategies_with_accounts, strategy_cash
 from trading.strategies import strategies_set_enabled
 
 #: Keys in the order CRITERIA.md writes them; PostgreSQL's jsonb keeps its own order (shortest key first),

@@ -37,7 +37,7 @@ class Strategy(models.Model):
     """Trade criteria applied daily to a set of instruments, with its own paper account.
 
     The account's cash is derived, never stored: ``starting_cash`` minus what open and closed positions cost, plus
-    what closed positions returned (``trading.selectors.strategy_cash``).
+    what closed positions returned (``positions.accounts.strategy_cash``).
     """
 
     class ExecutionBackend(models.TextChoices):

@@ -18,15 +18,10 @@ import numpy as np
 from django.db import transaction
 
 from instruments.models import Instrument
-from positions.cycle.run import (
-    Events,
-    StepResult,
-    boundary_at,
-    claimed_instruments,
-    claims_create,
-    skipped,
-)
+from positions.accounts import open_positions, position_trade
+from positions.cycle.run import boundary_at, claimed_instruments, claims_create, skipped
 from positions.cycle.runner import step_run
+from positions.events import Events, StepResult
 from positions.execution.base import ExecutionBackend, Quote
 from positions.execution.exchange import ExchangeBroker
 from positions.execution.paper import paper_position_close
@@ -42,14 +37,7 @@ from trading.engine.exits import MANUAL
 from trading.engine.step import OpenTrade, step_exits
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
 from trading.models import Strategy
-from trading.selectors import (
-    candles_before,
-    from_seconds,
-    open_positions,
-    position_trade,
-    to_decimal,
-    to_seconds,
-)
+from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
 
 
 def sync_close_positions(

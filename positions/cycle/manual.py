@@ -10,7 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from barter_site.errors import ApplicationError
-from positions.cycle.run import Events, StepResult
+from positions.accounts import position_trade
+from positions.events import Events, StepResult
 from positions.execution.backends import broker_for
 from positions.execution.exchange import ExchangeBroker
 from positions.execution.paper import paper_position_close
@@ -21,7 +22,7 @@ from runs.recorder import run_start, run_status
 from trading.engine.exits import MANUAL
 from trading.engine.step import trade_close_at
 from trading.models import Strategy
-from trading.selectors import candles_before, position_trade, to_seconds
+from trading.selectors import candles_before, to_seconds
 
 logger = logging.getLogger(__name__)
 

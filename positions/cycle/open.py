@@ -32,15 +32,10 @@ from typing import Any
 from django.db import transaction
 
 from instruments.models import Instrument
-from positions.cycle.run import (
-    Events,
-    StepResult,
-    boundary_at,
-    claimed_instruments,
-    claims_create,
-    skipped,
-)
+from positions.accounts import open_positions, position_trade, strategy_cash
+from positions.cycle.run import boundary_at, claimed_instruments, claims_create, skipped
 from positions.cycle.runner import step_run
+from positions.events import Events, StepResult
 from positions.execution.base import ExecutionBackend, Quote
 from positions.execution.exchange import ExchangeBroker
 from positions.execution.paper import paper_position_open
@@ -54,14 +49,7 @@ from trading.engine.criteria import Criteria
 from trading.engine.step import InstrumentAtBoundary, step_entries
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays
 from trading.models import Strategy
-from trading.selectors import (
-    candles_before,
-    from_seconds,
-    open_positions,
-    position_trade,
-    strategy_cash,
-    to_seconds,
-)
+from trading.selectors import candles_before, from_seconds, to_seconds
 
 
 def sync_new_trades(

@@ -17,12 +17,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from barter_site.errors import ApplicationError
+from positions.accounts import strategy_cash
 from positions.cycle.close import sync_close_positions
 from positions.cycle.open import sync_new_trades
 from positions.execution.paper import ReplayBroker
 from positions.models import Position
 from trading.models import Strategy
-from trading.selectors import strategy_cash
 
 
 def day_range(start: date, end: date) -> list[date]:

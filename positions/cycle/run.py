@@ -3,14 +3,14 @@ History, the result line of each strategy and instrument, and the rule that live
 
 Each strategy is handled in its own transaction under a row lock, with one ``StrategyStep`` claim per (strategy,
 step, as_of, instrument) (:func:`claims_create`), so a second call for the same day skips what was handled and
-handles the rest (a scoped run, a run after the close step, a run after a crash). The events of a strategy are queued in
-:class:`Events` and written to History only once its transaction has committed (:mod:`positions.cycle.runner`).
+handles the rest (a scoped run, a run after the close step, a run after a crash). The events of a strategy are
+queued in :class:`positions.events.Events` and written to History only once its transaction has committed
+(:mod:`positions.cycle.runner`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -18,9 +18,9 @@ from django.db import IntegrityError, transaction
 
 from barter_site.errors import ApplicationError
 from instruments.models import Instrument
-from positions.models import Position, StrategyStep
-from runs.models import HistoryKind, Step
-from runs.recorder import RunRecorder
+from positions.events import StepResult
+from positions.models import StrategyStep
+from runs.models import Step
 from trading.models import Strategy
 
 
@@ -56,70 +56,6 @@ def step_day_validate(*, step: Step | str, as_of: date, today: date, live: bool)
         f"{today.isoformat()} [--strategy NAME]",
         extra={"field": "as_of", "as_of": as_of.isoformat(), "today": today.isoformat()},
     )
-
-
-@dataclass
-class StepResult:
-    """One line of an open or close step's summary: what happened to one strategy and instrument."""
-
-    strategy: str
-    instrument: str | None  # the instrument's CoinGecko id (unique; tickers are not)
-    action: str  # "opened", "closed", "none", "skipped"
-    reason: str = ""
-    position_id: int | None = None
-    price: str | None = None
-    quantity: str | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Event:
-    """One History event of a strategy, queued until its transaction has committed.
-
-    Attributes:
-        kind: the event's kind (signal, order, fill, position opened or closed, error, ...).
-        message: its one-line message.
-        instrument: the instrument it is about, if any.
-        position: the position it is about, if any.
-        payload: JSON-ready details (never a key).
-    """
-
-    kind: HistoryKind
-    message: str
-    instrument: Instrument | None = None
-    position: Position | None = None
-    payload: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Events:
-    """History events to write once the strategy's transaction has committed, in the order they were added."""
-
-    events: list[Event] = field(default_factory=list)
-
-    def add(
-        self,
-        kind: HistoryKind,
-        message: str,
-        *,
-        instrument: Instrument | None = None,
-        position: Position | None = None,
-        payload: dict[str, Any] | None = None,
-    ) -> None:
-        """Queue one event (see :class:`Event`)."""
-        self.events.append(Event(kind, message, instrument, position, {} if payload is None else payload))
-
-    def record(self, recorder: RunRecorder, strategy: Strategy) -> None:
-        """Append the events, in order, to ``recorder``'s run as events of ``strategy``."""
-        for event in self.events:
-            recorder.event(
-                event.kind,
-                strategy=strategy,
-                instrument=event.instrument,
-                position=event.position,
-                message=event.message,
-                payload=event.payload,
-            )
 
 
 def boundary_at(as_of: date) -> datetime:

@@ -19,7 +19,8 @@ from django.utils import timezone
 from barter_site.days import as_of_validate
 from barter_site.errors import ApplicationError, database_gone
 from instruments.sync import instruments_resolve
-from positions.cycle.run import Events, StepResult, step_day_validate
+from positions.cycle.run import step_day_validate
+from positions.events import Events, StepResult
 from positions.execution.backends import broker_for
 from positions.execution.base import ExecutionBackend
 from positions.models import StrategyStep

@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from instruments.precision import price_quantize
-from positions.cycle.run import Events
+from positions.events import Events
 from positions.execution.exchange import ExchangeBroker
 from positions.execution.order_state import order_payload
 from positions.models import Order, Position

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from barter_site.errors import ApplicationError
 from instruments.sources.exchange.client import ExchangeRejectedError
-from positions.cycle.run import Events
+from positions.events import Events
 from positions.execution.exchange import ExchangeBroker
 from positions.execution.fills import close_from_fill, position_from_fill
 from positions.execution.order_state import OrderState, order_apply, order_payload

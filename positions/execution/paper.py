@@ -17,7 +17,7 @@ from barter_site.errors import ApplicationError
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.sources.coingecko import coingecko_client_from_settings
 from instruments.sources.coingecko.schemas import simple_prices
-from positions.cycle.run import Events, StepResult
+from positions.events import Events, StepResult
 from positions.execution.base import ExecutionBackend, Quote
 from positions.models import Position, StrategyStep
 from runs.models import HistoryKind

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from positions.cycle.run import Events
+from positions.events import Events
 from positions.execution.exchange import ExchangeBroker
 from positions.execution.order_state import client_order_id, order_payload
 from positions.execution.orders import TakenUp, order_execute, order_take_up

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from positions.cycle.run import Events, StepResult
+from positions.events import Events, StepResult
 from positions.execution.exchange import ExchangeBroker
 from positions.execution.order_state import order_payload
 from positions.execution.orders import order_take_up

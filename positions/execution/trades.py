@@ -20,7 +20,7 @@ from django.conf import settings
 
 from barter_site.errors import ApplicationError
 from instruments.models import Instrument
-from positions.cycle.run import Events, StepResult
+from positions.events import Events, StepResult
 from positions.execution.base import Quote
 from positions.execution.exchange import ExchangeBroker
 from positions.execution.order_state import client_order_id, order_payload

@@ -12,13 +12,13 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from positions.accounts import strategies_with_accounts, strategy_cash, strategy_equity
 from positions.selectors import latest_closes, recent_runs
 from runs.models import HistoryKind, RunStatus, Step
 from runs.recorder import run_start
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory
 from trading.models import Strategy
-from trading.selectors import strategies_with_accounts, strategy_cash, strategy_equity
 
 pytestmark = pytest.mark.django_db
 

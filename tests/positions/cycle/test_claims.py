@@ -13,16 +13,16 @@ import pytest
 import time_machine
 
 from instruments.models import Instrument, InstrumentOHLC
+from positions.accounts import strategy_cash
 from positions.cycle import open as open_step
 from positions.cycle.close import sync_close_positions
 from positions.cycle.open import sync_new_trades
-from positions.cycle.run import StepResult
+from positions.events import StepResult
 from positions.models import Position, StrategyStep
 from runs.models import History
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy
-from trading.selectors import strategy_cash
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NOW = datetime(2024, 1, 11, 0, 40, tzinfo=UTC)
