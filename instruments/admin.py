@@ -9,8 +9,8 @@ from django.contrib import admin, messages
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
 
+from instruments.collect import sync_data
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from instruments.sync import sync_data
 
 
 @admin.register(Instrument)

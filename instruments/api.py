@@ -15,8 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from barter_site.permissions import CandlePermissions, ModelPermissions, RunSteps
+from instruments.collect import sync_data
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from instruments.sync import sync_data
 from positions.models import RunStatus
 
 

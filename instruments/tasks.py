@@ -11,8 +11,8 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from barter_site.errors import ApplicationError
+from instruments.collect import sync_data
 from instruments.models import Instrument
-from instruments.sync import sync_data
 from positions.history import run_locked, run_start
 from positions.locks import RunInProgressError, run_lock_key, run_scope
 from positions.models import History, HistoryKind, RunStatus, Step

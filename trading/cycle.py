@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from instruments.sync import sync_data
+from instruments.collect import sync_data
 from trading.services import step_day_validate, sync_close_positions, sync_new_trades
 
 

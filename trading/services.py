@@ -46,9 +46,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from barter_site.errors import ApplicationError, database_gone
+from instruments.collect import as_of_validate
 from instruments.models import Instrument
 from instruments.precision import price_quantize
-from instruments.sync import as_of_validate, instruments_resolve
+from instruments.selectors import instruments_resolve
 from positions.history import RunRecorder, run_locked, run_start, run_status
 from positions.locks import run_scope
 from positions.models import History, HistoryKind, Position, RunStatus, Step

@@ -15,8 +15,8 @@ from celery.canvas import Signature
 from django.utils import timezone
 
 from barter_site.errors import ApplicationError
+from instruments.collect import as_of_validate
 from instruments.models import Instrument
-from instruments.sync import as_of_validate
 from instruments.tasks import (
     REDELIVERED_WHEN_LOST,
     collect_finished,

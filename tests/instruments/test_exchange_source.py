@@ -23,8 +23,9 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 
+from instruments.collect import sync_data
 from instruments.models import Instrument, InstrumentOHLC
-from instruments.sources.coingecko.daily import DailyFetch
+from instruments.sources.base import DailyFetch
 from instruments.sources.exchange.client import (
     ExchangeAuthError,
     ExchangeConfigError,
@@ -37,7 +38,6 @@ from instruments.sources.exchange.client import (
     exchange_error,
 )
 from instruments.sources.exchange.schemas import ExchangePayloadError, ohlcv_candles
-from instruments.sync import sync_data
 from positions.models import History, HistoryKind
 from tests.fakes.exchanges import DayKline, FakeBinance, FakeBybit, binance_days_2024
 from tests.instruments.factories import InstrumentFactory
@@ -288,7 +288,7 @@ def test_the_collect_step_routes_by_candle_source(rsps, settings, monkeypatch):
         asked_coingecko.append((coin_id, list(days)))
         return DailyFetch(source="coingecko:market_chart_hourly")
 
-    monkeypatch.setattr("instruments.sync.fetch_daily_candles", coingecko_fetch)
+    monkeypatch.setattr("instruments.sources.coingecko.source.fetch_daily_candles", coingecko_fetch)
 
     summary = sync_data(as_of=date(2024, 12, 31))
 
@@ -330,7 +330,7 @@ def test_a_coingecko_backfill_says_the_demo_plan_reaches_back_365_days(monkeypat
     InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
     asked: list[list[date]] = []
     monkeypatch.setattr(
-        "instruments.sync.fetch_daily_candles",
+        "instruments.sources.coingecko.source.fetch_daily_candles",
         lambda client, *, days, **kw: (
             asked.append(list(days)) or DailyFetch(source="coingecko:market_chart_hourly")
         ),

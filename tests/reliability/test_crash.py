@@ -26,8 +26,8 @@ import psycopg
 import pytest
 import time_machine
 
+from instruments.collect import sync_data
 from instruments.models import Instrument, InstrumentOHLC
-from instruments.sync import sync_data
 from positions.history import runs_reap
 from positions.models import History, HistoryKind, Position, RunHeartbeat
 from tests.fakes.clock import clock_command
