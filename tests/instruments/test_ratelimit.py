@@ -19,12 +19,8 @@ from typing import Any
 import pytest
 
 from instruments.sources.coingecko import coingecko_client_from_settings
-from instruments.sources.coingecko.client import (
-    CoinGeckoClient,
-    CoinGeckoConfig,
-    CoinGeckoRateLimitedError,
-    CoinGeckoRateLimitWaitError,
-)
+from instruments.sources.coingecko.client import CoinGeckoClient, CoinGeckoConfig
+from instruments.sources.coingecko.errors import CoinGeckoRateLimitedError, CoinGeckoRateLimitWaitError
 from instruments.sources.coingecko.ratelimit import CoinGeckoRateLimiter
 from tests.fakes.coingecko import FakeCoinGecko, json_reply
 
