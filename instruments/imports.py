@@ -22,7 +22,8 @@ from barter_site.errors import ApplicationError
 from instruments.candles import TIMEFRAMES, Candle, Rollup, candles_rollup
 from instruments.models import Instrument, InstrumentOHLC
 from instruments.services import UpsertResult, candles_upsert, instrument_get_or_create
-from instruments.sources.files import FORMATS, OHLCFileError, read_ohlc_file
+from instruments.sources.files.common import OHLCFileError
+from instruments.sources.files.reader import FORMATS, read_ohlc_file
 from positions.history import run_start, run_status
 from positions.models import HistoryKind, RunStatus, Step
 

@@ -10,7 +10,8 @@ import pytest
 from django.conf import settings
 
 from instruments.candles import Candle
-from instruments.sources.files import OHLCFileError, detect_format, parse_time, read_ohlc_file
+from instruments.sources.files.common import OHLCFileError, parse_time
+from instruments.sources.files.reader import detect_format, read_ohlc_file
 from tests.conftest import FIXTURES
 
 OHLC = FIXTURES / "ohlc"

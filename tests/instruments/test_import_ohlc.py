@@ -18,7 +18,7 @@ from django.db.models import Count
 from instruments.candles import Candle
 from instruments.imports import ohlc_import, ohlc_rollup, shipped_history_load
 from instruments.models import Instrument, InstrumentOHLC
-from instruments.sources.files import read_ohlc_file
+from instruments.sources.files.reader import read_ohlc_file
 from positions.models import History, HistoryKind, RunStatus, Step
 from tests.conftest import FIXTURES
 
