@@ -68,7 +68,7 @@ def retry_when_locked(task: Task, exc: RunInProgressError) -> Exception:
 def sync_data_task(
     self: Task, as_of: str | None = None, instruments: list[str] | None = None
 ) -> dict[str, Any]:
-    """Run the collect step (:func:`instruments.sync.sync_data`) and return its summary.
+    """Run the collect step (:func:`instruments.collect.sync_data`) and return its summary.
 
     A run refused the run lock (another collect run of the day is in progress) is retried later.
 
@@ -111,7 +111,7 @@ def sync_instrument_task(self: Task, as_of: str, coingecko_id: str) -> dict[str,
         coingecko_id: the instrument's CoinGecko coin id.
 
     Returns:
-        The collect summary of :func:`instruments.sync.sync_data`, with ``results`` holding this instrument only.
+        The collect summary of :func:`instruments.collect.sync_data`, with ``results`` holding this instrument only.
     """
     try:
         lost = collect_runs_lost(as_of=date.fromisoformat(as_of), coingecko_id=coingecko_id)

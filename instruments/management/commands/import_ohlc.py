@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from barter_site.errors import ApplicationError
 from instruments.candles import TIMEFRAMES
-from instruments.imports import ohlc_import
+from instruments.sources.files.imports import ohlc_import
 from instruments.sources.files.reader import FORMATS
 
 
