@@ -33,7 +33,7 @@ from positions.models import History, HistoryKind, Position, RunHeartbeat
 from tests.fakes.clock import clock_command
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
-from tests.instruments.test_import_ohlc import DAILY_2020
+from tests.instruments.sources.files.test_imports import DAILY_2020
 from tests.ops.test_celery_cycle import MARKET_CHART
 from tests.reliability.test_concurrency import api_token, gunicorn_server, post
 from tests.servers import database_url

@@ -24,7 +24,7 @@ from instruments.sources.coingecko.errors import CoinGeckoRateLimitedError, Coin
 from instruments.sources.coingecko.ratelimit import CoinGeckoRateLimiter
 from tests.fakes.coingecko import FakeCoinGecko, json_reply
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 PRICE = {"bitcoin": {"usd": 97000}}
 # Requests travel a few milliseconds after their slot is taken, and not all equally fast: two calls a full
 # window apart may arrive a little closer. Windows this much shorter than the limiter's are checked.
