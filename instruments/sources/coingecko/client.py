@@ -122,7 +122,7 @@ class CoinGeckoConfig:
         return (self.base_url or default).rstrip("/") + "/"
 
 
-class _PyCoinGecko(CoinGeckoAPI):  # type: ignore[misc]  # pycoingecko has no type hints
+class _PyCoinGecko(CoinGeckoAPI):  # type: ignore[misc, unused-ignore]  # pycoingecko: untyped (Any) under --strict
     """pycoingecko with its one private request method replaced, so its URL building is reused and our
     session, error mapping and Decimal parsing are used (pycoingecko sends keys as query parameters and
     parses numbers as floats, both of which we must avoid)."""
