@@ -43,8 +43,8 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from instruments.imports import ohlc_import
     from instruments.models import Instrument, InstrumentOHLC
+    from instruments.sources.files.imports import ohlc_import
 
     call_command("migrate", "--noinput", verbosity=0)
     if args.database_url:

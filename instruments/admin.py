@@ -10,8 +10,8 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
 
 from barter_site.admin import ReadOnlyAdmin
+from instruments.collect import sync_data
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from instruments.sync import sync_data
 
 
 @admin.register(Instrument)

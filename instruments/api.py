@@ -14,8 +14,8 @@ from rest_framework.response import Response
 
 from barter_site.api import STEP_ERROR_RESPONSES, StepView, StrictSerializer, SyncRequestSerializer
 from barter_site.permissions import CandlePermissions, ModelPermissions
+from instruments.collect import sync_data
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from instruments.sync import sync_data
 from runs.api import RunSummarySerializer
 
 

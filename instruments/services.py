@@ -1,4 +1,4 @@
-"""Writes to instruments and candles. The collect step (``sync_data``) lives in ``instruments.sync``."""
+"""Writes to instruments and candles. The collect step (``sync_data``) lives in ``instruments.collect``."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from django.conf import settings
 
 from barter_site.errors import ApplicationError
 from barter_site.tasks import REDELIVERED_WHEN_LOST, RUN_LOCK_MAX_RETRIES, retry_when_locked
+from instruments.collect import sync_data
 from instruments.models import Instrument
-from instruments.sync import sync_data
 from runs.locked import run_locked
 from runs.locks import RunInProgressError, run_lock_key, run_scope
 from runs.models import History, HistoryKind, RunStatus, Step
@@ -30,7 +30,7 @@ COLLECT_LOST_MAX = 3
 def sync_data_task(
     self: Task, as_of: str | None = None, instruments: list[str] | None = None
 ) -> dict[str, Any]:
-    """Run the collect step (:func:`instruments.sync.sync_data`) and return its summary.
+    """Run the collect step (:func:`instruments.collect.sync_data`) and return its summary.
 
     A run refused the run lock (another collect run of the day is in progress) is retried later.
 
@@ -73,7 +73,7 @@ def sync_instrument_task(self: Task, as_of: str, coingecko_id: str) -> dict[str,
         coingecko_id: the instrument's CoinGecko coin id.
 
     Returns:
-        The collect summary of :func:`instruments.sync.sync_data`, with ``results`` holding this instrument only.
+        The collect summary of :func:`instruments.collect.sync_data`, with ``results`` holding this instrument only.
     """
     try:
         lost = collect_runs_lost(as_of=date.fromisoformat(as_of), coingecko_id=coingecko_id)

@@ -15,10 +15,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
-from django.db import connection
 from django.db.models import Max, Min, Prefetch, QuerySet
 
-from instruments.models import Instrument, InstrumentOHLC, Timeframe
+from instruments.models import Instrument, Timeframe
+from instruments.selectors import candles_float
 from simulator.forms import number_text, path_is_percent, percent_text
 from simulator.models import Simulation, SimulationQuerySet, Sweep
 from trading.engine.statistics import STATISTICS_KEYS, backtest_statistics
@@ -188,46 +188,34 @@ def default_selection(
     return [newest.instrument.pk], max(start + timedelta(days=1), newest.first), end
 
 
-_CANDLES_SQL = {
-    "postgresql": (
-        "SELECT CAST(EXTRACT(EPOCH FROM open_time) AS BIGINT), CAST(open AS DOUBLE PRECISION), "
-        "CAST(high AS DOUBLE PRECISION), CAST(low AS DOUBLE PRECISION), CAST(close AS DOUBLE PRECISION) "
-        "FROM {table} WHERE instrument_id = %s AND timeframe = %s AND open_time >= %s AND open_time < %s "
-        "ORDER BY open_time"
-    ),
-    "sqlite": (
-        "SELECT CAST(strftime('%%s', open_time) AS INTEGER), CAST(open AS REAL), CAST(high AS REAL), "
-        "CAST(low AS REAL), CAST(close AS REAL) FROM {table} "
-        "WHERE instrument_id = %s AND timeframe = %s AND open_time >= %s AND open_time < %s ORDER BY open_time"
-    ),
-}
-
-
 def simulation_candles(
     *, instruments: Sequence[Instrument], start: date, end: date
 ) -> dict[str, list[dict[str, float]]]:
     """The daily candles of each instrument from ``start`` to ``end`` (inclusive UTC days), for the charts.
 
-    One raw query per instrument, floats straight from the database (no ``Decimal`` or model per candle), as
-    :func:`trading.selectors.candles_before` reads them.
+    One query per instrument through :func:`instruments.selectors.candles_float`, the reader the live cycle
+    uses too (floats straight from the database, no ``Decimal`` or model per candle).
 
     Returns:
         symbol -> ``[{"time": seconds of the open, "open", "high", "low", "close"}, ...]`` oldest first (prices
         float, quote currency).
     """
-    sql = _CANDLES_SQL[connection.vendor].format(table=InstrumentOHLC._meta.db_table)
-    since = connection.ops.adapt_datetimefield_value(datetime.combine(start, datetime.min.time(), tzinfo=UTC))
-    until = connection.ops.adapt_datetimefield_value(
-        datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    )
+    since = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
+    until = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     found: dict[str, list[dict[str, float]]] = {}
-    with connection.cursor() as cursor:
-        for instrument in instruments:
-            cursor.execute(sql, [instrument.pk, Timeframe.D1.value, since, until])
-            found[instrument.symbol] = [
-                {"time": int(t), "open": o, "high": h, "low": lo, "close": c}
-                for t, o, h, lo, c in cursor.fetchall()
-            ]
+    for instrument in instruments:
+        columns = candles_float(instrument, since=since, before=until)
+        found[instrument.symbol] = [
+            {"time": t, "open": o, "high": h, "low": lo, "close": c}
+            for t, o, h, lo, c in zip(
+                columns.open_time.tolist(),
+                columns.open.tolist(),
+                columns.high.tolist(),
+                columns.low.tolist(),
+                columns.close.tolist(),
+                strict=True,
+            )
+        ]
     return found
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from django.utils import timezone
 
 from barter_site.errors import ApplicationError
+from instruments.collect import sync_data
 from instruments.models import Instrument
-from instruments.sync import sync_data
 from instruments.tasks import collect_finished, collect_lost_record
 from positions.cycle.close import sync_close_positions
 from positions.cycle.open import sync_new_trades

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from barter_site.days import as_of_validate
 from barter_site.errors import ApplicationError, database_gone
-from instruments.sync import instruments_resolve
+from instruments.selectors import instruments_resolve
 from positions.cycle.run import step_day_validate
 from positions.events import Events, StepResult
 from positions.execution.backends import broker_for

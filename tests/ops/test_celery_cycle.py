@@ -265,7 +265,8 @@ def worker_running(
         "COINGECKO_API_KEY": "test-demo-key-not-real",
         "COINGECKO_API_PLAN": "demo",
         "COINGECKO_TIMEOUT_SECONDS": "5",
-        # The limiter is on (in Redis) but roomy: its behaviour is tested in tests/instruments/test_ratelimit.py.
+        # The limiter is on (in Redis) but roomy: its behaviour is tested in
+        # tests/instruments/sources/coingecko/test_ratelimit.py.
         "COINGECKO_RATE_LIMIT_PER_MINUTE": "600",
         "BARTER_BACKFILL_DAYS": "30",
         "DJANGO_DEBUG": "False",

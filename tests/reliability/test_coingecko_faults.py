@@ -34,8 +34,8 @@ import pytest
 import time_machine
 from django.db import connection
 
+from instruments.collect import sync_data
 from instruments.models import InstrumentOHLC
-from instruments.sync import sync_data
 from runs.models import History, HistoryKind
 from tests.fakes.coingecko import RECORDINGS, Reply, json_reply, recorded
 from tests.instruments.factories import InstrumentFactory

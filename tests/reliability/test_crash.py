@@ -26,8 +26,8 @@ import psycopg
 import pytest
 import time_machine
 
+from instruments.collect import sync_data
 from instruments.models import Instrument, InstrumentOHLC
-from instruments.sync import sync_data
 from positions.cycle.open import sync_new_trades
 from positions.models import Position, StrategyStep
 from runs.models import History, HistoryKind, RunHeartbeat
@@ -35,7 +35,7 @@ from runs.reaper import runs_reap
 from tests.fakes.clock import clock_command
 from tests.fakes.coingecko import json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
-from tests.instruments.test_import_ohlc import DAILY_2020
+from tests.instruments.sources.files.test_imports import DAILY_2020
 from tests.ops.test_celery_cycle import MARKET_CHART
 from tests.reliability.test_concurrency import api_token, gunicorn_server, post
 from tests.servers import database_url

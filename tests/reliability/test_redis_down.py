@@ -9,7 +9,8 @@ closed), with Celery no longer eager, as in production with Redis gone. Chosen b
   ``failed`` with the message, never left pending or running forever. Nothing else is written.
 - the sync endpoints enqueue nothing (they call the services in the request), so with the broker down they
   still answer 200 with their summaries, and the collect step stores its candles (the CoinGecko rate limiter,
-  kept in Redis, lets calls through when Redis does not answer: ``tests/instruments/test_ratelimit.py``).
+  kept in Redis, lets calls through when Redis does not answer:
+  ``tests/instruments/sources/coingecko/test_ratelimit.py``).
 
 These tests run on SQLite and PostgreSQL alike and need no Redis (none may answer at the closed port).
 """

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from instruments.models import InstrumentOHLC
-from instruments.sources.files import read_ohlc_file
+from instruments.sources.files.reader import read_ohlc_file
 from trading.engine.criteria import COMPARISONS, INDICATOR_PARAMS, PRICE_FIELDS, CriteriaError, criteria_parse
 
 CRITERIA_EXAMPLES = 400

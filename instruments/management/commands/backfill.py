@@ -8,8 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from barter_site.errors import ApplicationError
-from instruments.backfill import SOURCES, candles_backfill
+from instruments.collect import candles_backfill
 from instruments.management.commands._arguments import parse_date
+from instruments.sources.registry import CANDLE_SOURCES
 
 
 class Command(BaseCommand):
@@ -27,7 +28,7 @@ class Command(BaseCommand):
             help="The instrument's CoinGecko id, e.g. bitcoin.",
         )
         parser.add_argument(
-            "--source", required=True, help=f"{' or '.join(SOURCES)}: the instrument's candle source."
+            "--source", required=True, help=f"{' or '.join(CANDLE_SOURCES)}: the instrument's candle source."
         )
         parser.add_argument("--since", required=True, help="First UTC day wanted, YYYY-MM-DD.")
         parser.add_argument(
@@ -38,8 +39,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["source"] not in SOURCES:
-            raise CommandError(f"--source must be one of {', '.join(SOURCES)}; was {options['source']!r}")
+        if options["source"] not in CANDLE_SOURCES:
+            raise CommandError(
+                f"--source must be one of {', '.join(CANDLE_SOURCES)}; was {options['source']!r}"
+            )
         since = parse_date(options["since"], option="--since")
         page_limit = options["page_limit"]
         if page_limit is not None and not 1 <= page_limit <= 1000:

@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from barter_site.errors import ApplicationError
 from instruments.candles import TIMEFRAMES
-from instruments.imports import ohlc_import
-from instruments.sources.files import FORMATS
+from instruments.sources.files.imports import ohlc_import
+from instruments.sources.files.reader import FORMATS
 
 
 class Command(BaseCommand):

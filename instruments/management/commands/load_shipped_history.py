@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from barter_site.errors import ApplicationError
-from instruments.imports import shipped_history_dir, shipped_history_load
+from instruments.sources.files.shipped import shipped_history_dir, shipped_history_load
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """``manage.py sync_data [--as-of DATE] [--instrument ID ...]``: the collect step."""
 
+from instruments.collect import sync_data
 from instruments.management.commands._arguments import StepCommand
-from instruments.sync import sync_data
 
 
 class Command(StepCommand):

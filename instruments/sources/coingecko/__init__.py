@@ -1,5 +1,6 @@
-"""CoinGecko: ``client`` (HTTP only), ``schemas`` (payloads to candles), ``daily`` (completed daily candles),
-``ratelimit`` (the calls-per-minute budget shared by every worker)."""
+"""CoinGecko: ``client`` (HTTP only), ``errors`` (its failures, each saying whether to retry), ``schemas``
+(payloads to candles), ``daily`` (completed daily candles), ``ratelimit`` (the calls-per-minute budget shared by
+every worker), ``source`` (CoinGecko as the collect step's candle source)."""
 
 from functools import lru_cache
 

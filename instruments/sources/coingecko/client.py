@@ -3,7 +3,8 @@
 One ``requests`` session per client, with a timeout on every call and a ``urllib3.Retry`` that retries 429 and
 5xx with exponential backoff and honours ``Retry-After`` (capped). The API key travels in the plan's header
 (``x-cg-demo-api-key`` or ``x-cg-pro-api-key``), never in the URL, so it cannot reach a log line or ``History``.
-Every failure becomes a :class:`CoinGeckoError` subclass whose ``retryable`` says whether a later try may work.
+Every failure becomes a :class:`~instruments.sources.coingecko.errors.CoinGeckoError` subclass whose
+``retryable`` says whether a later try may work.
 JSON numbers are parsed straight to ``Decimal`` (no float ever holds a price).
 
 Facts from CoinGecko's API documentation (v3) and the recorded responses in ``tests/fixtures/coingecko/``:
@@ -20,7 +21,7 @@ import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 from pycoingecko import CoinGeckoAPI
@@ -28,9 +29,15 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from barter_site.errors import ApplicationError
-
-if TYPE_CHECKING:
-    from instruments.sources.coingecko.ratelimit import CoinGeckoRateLimiter
+from instruments.sources.coingecko.errors import (
+    CoinGeckoBadResponseError,
+    CoinGeckoBodyCutError,
+    CoinGeckoRateLimitedError,
+    CoinGeckoRequestError,
+    CoinGeckoServerError,
+    CoinGeckoUnavailableError,
+)
+from instruments.sources.coingecko.ratelimit import CoinGeckoRateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -38,54 +45,6 @@ DEMO_BASE_URL = "https://api.coingecko.com/api/v3"
 PRO_BASE_URL = "https://pro-api.coingecko.com/api/v3"
 KEY_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-class CoinGeckoError(ApplicationError):
-    """CoinGecko could not give what was asked. ``status`` is the HTTP status, or None without a response."""
-
-    http_status = 502
-    retryable = False
-
-    def __init__(self, message: str, *, status: int | None = None, url: str = "") -> None:
-        super().__init__(message, extra={"status": status, "url": url})
-        self.status = status
-
-
-class CoinGeckoRateLimitedError(CoinGeckoError):
-    """429 after every retry: the plan's calls per minute are used up. Try again in a minute."""
-
-    retryable = True
-
-
-class CoinGeckoRateLimitWaitError(CoinGeckoRateLimitedError):
-    """Our own budget (:mod:`~instruments.sources.coingecko.ratelimit`) had no free call slot within the wait
-    bound, so no request was sent. Try again later."""
-
-
-class CoinGeckoServerError(CoinGeckoError):
-    """5xx after every retry: CoinGecko (or a proxy in front of it) is failing. Try again later."""
-
-    retryable = True
-
-
-class CoinGeckoUnavailableError(CoinGeckoError):
-    """No response at all: connection refused or reset, DNS failure, or a timeout. Try again later."""
-
-    retryable = True
-
-
-class CoinGeckoBodyCutError(CoinGeckoUnavailableError):
-    """The status and headers came, then the connection closed before the whole body. Try again later."""
-
-
-class CoinGeckoRequestError(CoinGeckoError):
-    """4xx other than 429: the request is wrong (unknown coin, bad parameter, key refused). Do not retry."""
-
-
-class CoinGeckoBadResponseError(CoinGeckoError):
-    """A 2xx whose body is not the JSON we expect (HTML, plain text, truncated JSON). Try again later."""
-
-    retryable = True
 
 
 class CappedRetry(Retry):
@@ -163,7 +122,7 @@ class CoinGeckoConfig:
         return (self.base_url or default).rstrip("/") + "/"
 
 
-class _PyCoinGecko(CoinGeckoAPI):
+class _PyCoinGecko(CoinGeckoAPI):  # type: ignore[misc, unused-ignore]  # pycoingecko: untyped (Any) under --strict
     """pycoingecko with its one private request method replaced, so its URL building is reused and our
     session, error mapping and Decimal parsing are used (pycoingecko sends keys as query parameters and
     parses numbers as floats, both of which we must avoid)."""

@@ -13,10 +13,10 @@ Paid plans: ``/coins/{id}/ohlc/range?interval=daily`` in windows of 180 days (so
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from instruments.candles import Candle, candles_rollup
+from instruments.sources.base import DailyFetch
 from instruments.sources.coingecko.client import CoinGeckoClient
 from instruments.sources.coingecko.schemas import market_chart_points, ohlc_candle_length, ohlc_candles
 
@@ -34,25 +34,6 @@ SOURCE_OHLC_DAILY = "coingecko:ohlc_daily"
 def day_start(day: date) -> datetime:
     """Return 00:00 UTC of ``day``."""
     return datetime.combine(day, time(0), tzinfo=UTC)
-
-
-@dataclass
-class DailyFetch:
-    """Daily candles fetched for one coin.
-
-    Attributes:
-        candles: complete daily candles for the requested days, in time order.
-        source: how they were built (stored on each candle).
-        unavailable: requested days CoinGecko gave no complete data for, although it had data before them
-            (days before the coin's first data point are not listed: they cannot ever exist), or every
-            requested day when CoinGecko gave no data at all.
-        requests: how many HTTP calls were made.
-    """
-
-    candles: list[Candle] = field(default_factory=list)
-    source: str = ""
-    unavailable: list[date] = field(default_factory=list)
-    requests: int = 0
 
 
 def fetch_daily_candles(

@@ -21,7 +21,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from instruments.sources.coingecko.client import CoinGeckoRateLimitWaitError
+from instruments.sources.coingecko.errors import CoinGeckoRateLimitWaitError
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 ``client`` is the one factory of ccxt exchange objects and the one mapping of ccxt errors to Barter's errors;
 ``schemas`` turns ccxt OHLCV rows into candles; ``daily`` fetches completed daily candles in pages;
-``validation`` checks exchange ids and market symbols without importing ccxt (the models use it).
+``source`` makes that the collect step's candle source; ``validation`` checks exchange ids and market symbols
+without importing ccxt (the models use it).
 
 :data:`ccxt` is the ccxt package, loaded on first use: importing it costs about 75 MB and 0.2 s, which every
 web and worker process would otherwise pay at start-up whether or not any instrument or strategy uses an

@@ -19,11 +19,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from instruments.candles import Candle
-from instruments.sources.coingecko.daily import DailyFetch
+from instruments.sources.base import DailyFetch
 from instruments.sources.exchange.client import exchange_error
 from instruments.sources.exchange.schemas import ExchangePayloadError, ohlcv_candles
-
-__all__ = ["PAGE_LIMITS", "DailyFetch", "exchange_source", "fetch_daily_candles"]
 
 DAY = timedelta(days=1)
 DAY_MS = 86_400_000
@@ -76,7 +74,7 @@ def fetch_daily_candles(
             page returned nothing.
 
     Returns:
-        :class:`~instruments.sources.coingecko.daily.DailyFetch` with the candles of the wanted days in time
+        :class:`~instruments.sources.base.DailyFetch` with the candles of the wanted days in time
         order, ``source`` ``exchange:<id>``, ``requests`` the pages fetched, and ``unavailable`` the wanted days
         the exchange did not return although it had candles before them (days before the market's first candle
         precede its listing and are not listed), or every wanted day when it returned no candle at all.

@@ -19,16 +19,12 @@ from typing import Any
 import pytest
 
 from instruments.sources.coingecko import coingecko_client_from_settings
-from instruments.sources.coingecko.client import (
-    CoinGeckoClient,
-    CoinGeckoConfig,
-    CoinGeckoRateLimitedError,
-    CoinGeckoRateLimitWaitError,
-)
+from instruments.sources.coingecko.client import CoinGeckoClient, CoinGeckoConfig
+from instruments.sources.coingecko.errors import CoinGeckoRateLimitedError, CoinGeckoRateLimitWaitError
 from instruments.sources.coingecko.ratelimit import CoinGeckoRateLimiter
 from tests.fakes.coingecko import FakeCoinGecko, json_reply
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 PRICE = {"bitcoin": {"usd": 97000}}
 # Requests travel a few milliseconds after their slot is taken, and not all equally fast: two calls a full
 # window apart may arrive a little closer. Windows this much shorter than the limiter's are checked.

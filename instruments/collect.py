@@ -1,6 +1,9 @@
-"""The collect step: ``sync_data`` adds the missing completed daily candles of every active instrument.
+"""The collect step: ``sync_data`` adds the missing completed daily candles of every active instrument, and
+``candles_backfill`` every missing day of one instrument since a start day.
 
-The API endpoint, the management command, the Celery task and the admin action all call :func:`sync_data`.
+The API endpoint, the management command, the Celery task and the admin action all call :func:`sync_data`;
+``manage.py backfill`` calls :func:`candles_backfill`. Both fetch each instrument from its candle source
+(:mod:`instruments.sources.registry`) in :func:`instrument_sync`.
 """
 
 from __future__ import annotations
@@ -11,18 +14,17 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 
 from barter_site.days import as_of_validate
 from barter_site.errors import ApplicationError, database_gone
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
+from instruments.selectors import days_missing, instruments_resolve
 from instruments.services import candles_upsert
+from instruments.sources.base import DailyFetch
 from instruments.sources.coingecko import coingecko_client_from_settings
 from instruments.sources.coingecko.client import CoinGeckoClient
-from instruments.sources.coingecko.daily import DailyFetch, fetch_daily_candles
-from instruments.sources.exchange import daily as exchange_daily
-from instruments.sources.exchange.client import exchange_client
+from instruments.sources.registry import CANDLE_SOURCES, candle_source_for
 from runs.locked import run_locked
 from runs.locks import run_scope
 from runs.models import HistoryKind, Step
@@ -42,52 +44,6 @@ class InstrumentSyncResult:
     error: str | None = None
 
 
-def sync_window(*, as_of: date, backfill_days: int) -> list[date]:
-    """Return the days the collect step keeps complete for ``as_of``: the ``backfill_days`` days before it.
-
-    Days are added up to the last one completed before ``as_of`` (``as_of`` itself is not included).
-    """
-    return [as_of - timedelta(days=n) for n in range(backfill_days, 0, -1)]
-
-
-def days_missing(instrument: Instrument, *, as_of: date) -> list[date]:
-    """Return the days of the window before ``as_of`` that have no daily candle, oldest first.
-
-    The window is the ``BARTER_BACKFILL_DAYS`` days before ``as_of``. Once an instrument has candles, days
-    before its first one are not asked for again: they precede the coin's data (a listing day is partial),
-    so asking every day would only spend the rate limit.
-    """
-    window = sync_window(as_of=as_of, backfill_days=settings.BARTER_BACKFILL_DAYS)
-    daily = InstrumentOHLC.objects.for_instrument(instrument, Timeframe.D1)
-    first = daily.order_by("open_time").values_list("open_time", flat=True).first()
-    stored = set(
-        daily.filter(open_time__date__gte=window[0], open_time__date__lte=window[-1]).values_list(
-            "open_time__date", flat=True
-        )
-    )
-    return [d for d in window if d not in stored and (first is None or d >= first.date())]
-
-
-def instruments_resolve(coingecko_ids: Sequence[str] | None) -> list[Instrument]:
-    """Return the instruments named by CoinGecko id, or every active instrument when ``coingecko_ids`` is None.
-
-    Raises:
-        ApplicationError: (field ``instruments``) some ids are unknown; the message lists them and the known ones.
-    """
-    if coingecko_ids is None:
-        return list(Instrument.objects.active().order_by("coingecko_id"))
-    found = {i.coingecko_id: i for i in Instrument.objects.filter(coingecko_id__in=coingecko_ids)}
-    unknown = [c for c in coingecko_ids if c not in found]
-    if unknown:
-        known = ", ".join(Instrument.objects.order_by("coingecko_id").values_list("coingecko_id", flat=True))
-        raise ApplicationError(
-            f"unknown instrument(s) {', '.join(map(repr, unknown))}: use CoinGecko coin ids of instruments "
-            f"in the database ({known or 'none yet: add one in the admin or with import_ohlc'})",
-            extra={"field": "instruments"},
-        )
-    return [found[c] for c in sorted(set(coingecko_ids))]
-
-
 def sync_data(
     *,
     as_of: date | None = None,
@@ -102,9 +58,9 @@ def sync_data(
     ``candles_synced`` event per instrument that got candles, an ``error`` event per failure (and per day
     the source could not supply), and ``run_finished`` with the summary returned here.
 
-    Each instrument's candles come from its ``candle_source``: CoinGecko, or its exchange through ccxt
-    (:mod:`instruments.sources.exchange`: ``exchange_id`` and ``market_symbol``, source ``exchange:<id>``), for
-    the same window of missing days.
+    Each instrument's candles come from its ``candle_source`` (:mod:`instruments.sources.registry`): CoinGecko,
+    or its exchange through ccxt (:mod:`instruments.sources.exchange`: ``exchange_id`` and ``market_symbol``,
+    source ``exchange:<id>``), for the same window of missing days.
 
     The run holds the run lock of (collect, ``as_of``, scope) throughout (:func:`runs.locked.run_locked`);
     the scope is ``all`` without ``instruments``, else the sorted CoinGecko ids. A run of the same lock that
@@ -154,39 +110,18 @@ def fetch_instrument_days(
     """Fetch the completed daily candles of ``days`` from the instrument's ``candle_source``.
 
     Args:
-        instrument: the instrument; ``candle_source`` ``exchange`` uses its ``exchange_id`` and ``market_symbol``.
+        instrument: the instrument; its source (:func:`~instruments.sources.registry.candle_source_for`)
+            reads the fields that name it there.
         days: UTC days wanted, oldest first.
-        client: the CoinGecko client (ignored for exchanges; made from settings when None and needed).
+        client: the CoinGecko client (ignored by other sources; made from settings when None and needed).
         page_limit: candles per exchange request (default: the exchange's maximum).
 
     Raises:
         ApplicationError: the source's error (``CoinGeckoError``, ``ExchangeApiError``), with ``retryable``.
     """
-    now = timezone.now()
-    if instrument.candle_source == Instrument.CandleSource.EXCHANGE:
-        stored = InstrumentOHLC.objects.for_instrument(instrument, Timeframe.D1)
-        first = stored.order_by("open_time").values_list("open_time", flat=True).first()
-        return exchange_daily.fetch_daily_candles(
-            exchange_client(instrument.exchange_id),
-            market_symbol=instrument.market_symbol,
-            days=days,
-            now=now,
-            limit=page_limit,
-            known_from=first.date() if first else None,
-        )
-    return fetch_daily_candles(
-        client or coingecko_client_from_settings(),
-        coin_id=instrument.coingecko_id,
-        vs_currency=instrument.quote_currency,
-        days=days,
-        now=now,
+    return candle_source_for(instrument).fetch(
+        instrument, days=days, now=timezone.now(), client=client, page_limit=page_limit
     )
-
-
-def _source_name(instrument: Instrument) -> str:
-    if instrument.candle_source == Instrument.CandleSource.EXCHANGE:
-        return f"{instrument.exchange_id} ({instrument.market_symbol})"
-    return "CoinGecko"
 
 
 def instrument_sync(
@@ -265,8 +200,9 @@ def instrument_sync(
         result.days_missing = len(fetched.unavailable)
         listed = ", ".join(d.isoformat() for d in fetched.unavailable[:10])
         more = f" and {len(fetched.unavailable) - 10} more" if len(fetched.unavailable) > 10 else ""
+        source_name = candle_source_for(instrument).describe(instrument)
         result.error = (
-            f"{_source_name(instrument)} had no complete data for {len(fetched.unavailable)} day(s): "
+            f"{source_name} had no complete data for {len(fetched.unavailable)} day(s): "
             f"{listed}{more}; the next run tries them again"
         )
         recorder.event(
@@ -279,3 +215,86 @@ def instrument_sync(
             },
         )
     return result
+
+
+def candles_backfill(
+    *, coingecko_id: str, source: str, since: date, page_limit: int | None = None
+) -> dict[str, Any]:
+    """Fetch and store every completed day from ``since`` to yesterday (UTC) that the instrument lacks.
+
+    Days already stored are not asked for. The exchange source pages through ccxt (``page_limit`` candles per
+    request); CoinGecko's Demo plan reaches back ``BARTER_BACKFILL_DAYS`` (365) days only, so older days are
+    left out and the summary's ``note`` says so (paid plans are asked for every day).
+
+    Args:
+        coingecko_id: the instrument's key (its CoinGecko id), as in ``sync_data --instrument``.
+        source: ``exchange`` or ``coingecko``; must be the instrument's ``candle_source``.
+        since: first UTC day wanted.
+        page_limit: candles per exchange request (default: the exchange's maximum).
+
+    Returns:
+        The collect run's summary (:func:`sync_data`'s shape) with ``since``, ``source``,
+        ``days_requested`` (days missing before the run) and ``note``.
+
+    Raises:
+        ApplicationError: unknown instrument, a source that is not the instrument's, ``since`` not before today
+            (fields ``instruments``, ``source``, ``since``); nothing is recorded then.
+        RunInProgressError: a collect run of this instrument holds the lock.
+    """
+    if source not in CANDLE_SOURCES:
+        raise ApplicationError(
+            f"source must be one of {', '.join(CANDLE_SOURCES)}; was {source!r}", extra={"field": "source"}
+        )
+    (instrument,) = instruments_resolve([coingecko_id])
+    if instrument.candle_source != source:
+        raise ApplicationError(
+            f"instrument {coingecko_id!r} takes its candles from {instrument.candle_source!r}, not {source!r}: "
+            f"use --source {instrument.candle_source}, or change its candle source in the admin (an exchange "
+            "source needs exchange_id and market_symbol)",
+            extra={"field": "source"},
+        )
+    today = timezone.now().date()
+    if since >= today:
+        raise ApplicationError(
+            f"since must be before today ({today.isoformat()} UTC): only completed days are stored; was "
+            f"{since.isoformat()}",
+            extra={"field": "since"},
+        )
+    note = ""
+    first_day = since
+    reach = CANDLE_SOURCES[source].reach(today)
+    if reach is not None and since < reach[0]:
+        first_day, note = reach
+    stored = set(
+        InstrumentOHLC.objects.for_instrument(instrument, Timeframe.D1)
+        .filter(open_time__date__gte=first_day)
+        .values_list("open_time__date", flat=True)
+    )
+    wanted = [first_day + timedelta(days=n) for n in range((today - first_day).days)]
+    missing = [d for d in wanted if d not in stored]
+    with run_locked(
+        step=Step.COLLECT,
+        as_of=today,
+        scope=run_scope(instruments=[coingecko_id]),
+        params={
+            "as_of": today.isoformat(),
+            "instruments": [coingecko_id],
+            "backfill": {"since": since.isoformat(), "source": source},
+        },
+    ) as recorder:
+        result = instrument_sync(recorder, None, instrument, as_of=today, days=missing, page_limit=page_limit)
+        status = run_status(
+            errors=1 if result.error else 0,
+            succeeded=1 if not result.error or result.candles_added or result.candles_updated else 0,
+        )
+        return recorder.finish(
+            status=status,
+            summary={
+                "as_of": today.isoformat(),
+                "since": since.isoformat(),
+                "source": CANDLE_SOURCES[source].label(instrument),
+                "days_requested": len(missing),
+                "note": note,
+                "results": [asdict(result)],
+            },
+        )

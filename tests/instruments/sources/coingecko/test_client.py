@@ -10,15 +10,13 @@ import pytest
 
 from instruments.candles import candles_rollup
 from instruments.sources.coingecko import coingecko_client_from_settings
-from instruments.sources.coingecko.client import (
+from instruments.sources.coingecko.client import CoinGeckoClient, CoinGeckoConfig, error_message
+from instruments.sources.coingecko.errors import (
     CoinGeckoBadResponseError,
-    CoinGeckoClient,
-    CoinGeckoConfig,
     CoinGeckoRateLimitedError,
     CoinGeckoRequestError,
     CoinGeckoServerError,
     CoinGeckoUnavailableError,
-    error_message,
 )
 from instruments.sources.coingecko.schemas import (
     CoinGeckoPayloadError,

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 import time_machine
 
+from instruments.collect import sync_data
 from instruments.models import InstrumentOHLC
-from instruments.sync import sync_data
 from runs.models import History
 from tests.conftest import FIXTURES
 from tests.fakes.coingecko import json_reply

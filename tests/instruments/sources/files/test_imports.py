@@ -16,9 +16,10 @@ from django.core.management.base import CommandError
 from django.db.models import Count
 
 from instruments.candles import Candle
-from instruments.imports import ohlc_import, ohlc_rollup, shipped_history_load
 from instruments.models import Instrument, InstrumentOHLC
-from instruments.sources.files import read_ohlc_file
+from instruments.sources.files.imports import ohlc_import, ohlc_rollup
+from instruments.sources.files.reader import read_ohlc_file
+from instruments.sources.files.shipped import shipped_history_load
 from runs.models import History, HistoryKind, RunStatus, Step
 from tests.conftest import FIXTURES
 
@@ -407,7 +408,7 @@ def test_an_unexpected_failure_is_recorded_and_raised(monkeypatch: pytest.Monkey
     def broken(**kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("instruments.imports.candles_upsert", broken)
+    monkeypatch.setattr("instruments.sources.files.imports.candles_upsert", broken)
 
     with pytest.raises(RuntimeError, match="disk full"):
         ohlc_import(paths=[DAILY_2020], coingecko_id="bitcoin")

@@ -1,7 +1,7 @@
-"""Importing candle files: ``import_ohlc`` (:func:`ohlc_import`) and ``load_shipped_history``
-(:func:`shipped_history_load`).
+"""Importing candle files: ``import_ohlc`` (:func:`ohlc_import`); ``load_shipped_history`` imports the shipped
+files through it (:mod:`instruments.sources.files.shipped`).
 
-Each file is read and validated whole (:func:`instruments.sources.files.read_ohlc_file`) before anything of it
+Each file is read and validated whole (:func:`instruments.sources.files.reader.read_ohlc_file`) before anything of it
 is written; then its candles go through :func:`instruments.services.candles_upsert`, one transaction per
 file, so a second import of the same file adds and changes nothing. Every call is one ``History`` run of
 ``Step.IMPORT``: a ``candles_imported`` event per imported file and an ``error`` event per refused one,
@@ -20,9 +20,10 @@ from django.conf import settings
 
 from barter_site.errors import ApplicationError
 from instruments.candles import TIMEFRAMES, Candle, Rollup, candles_rollup
-from instruments.models import Instrument, InstrumentOHLC
+from instruments.models import Instrument
 from instruments.services import UpsertResult, candles_upsert, instrument_get_or_create
-from instruments.sources.files import FORMATS, OHLCFileError, read_ohlc_file
+from instruments.sources.files.common import OHLCFileError
+from instruments.sources.files.reader import FORMATS, read_ohlc_file
 from runs.models import HistoryKind, RunStatus, Step
 from runs.recorder import run_start, run_status
 
@@ -186,7 +187,7 @@ def ohlc_import(
         symbol, name, quote_currency: used only when creating the instrument; the quote currency defaults to
             ``BARTER_QUOTE_CURRENCY``.
         timeframe: the timeframe of the files' candles: ``"1m"``, ``"1h"`` or ``"1d"``.
-        fmt: ``"auto"`` or a layout of :data:`instruments.sources.files.FORMATS`.
+        fmt: ``"auto"`` or a layout of :data:`instruments.sources.files.reader.FORMATS`.
         column_prefix: the instrument's column prefix in wide tables (``"BTC"``).
         to_timeframe: roll the candles up into this longer timeframe before storing (:func:`ohlc_rollup`,
             each file on its own, so a file must hold whole periods); ``None`` stores them as they are.
@@ -358,88 +359,3 @@ def _file_import(
         last_open_time=candles[-1].open_time if candles else None,
         messages=parsed.error_messages(SKIPPED_SHOWN) if parsed.errors else [],
     )
-
-
-@dataclass(frozen=True, slots=True)
-class ShippedFile:
-    """One import of the history the project ships in ``data/history/``.
-
-    Attributes:
-        coingecko_id, symbol, name: the instrument (created when missing; quote currency ``usd``).
-        filename: the file in ``data/history/``.
-        column_prefix: the instrument's prefix in a wide table.
-        timeframe: the file's timeframe.
-        to_timeframe: roll up into this timeframe, or ``None``.
-    """
-
-    coingecko_id: str
-    symbol: str
-    name: str
-    filename: str
-    column_prefix: str | None = None
-    timeframe: str = "1d"
-    to_timeframe: str | None = None
-
-
-#: What ``load_shipped_history`` imports, in order. Bitcoin comes from Bitstamp (2014-11-28 .. 2020-01-17),
-#: then from Binance BTC/USDT hourly rolled up to days, which replaces the overlapping Bitstamp days from
-#: 2017-08-17 on (``source`` tells which rows came from where); days Binance lacks keep Bitstamp's candle.
-SHIPPED_FILES: tuple[ShippedFile, ...] = (
-    ShippedFile("bitcoin", "BTC", "Bitcoin", "bitstamp_(BTC,ETH,LTC)USD_d.csv", column_prefix="BTC"),
-    ShippedFile("bitcoin", "BTC", "Bitcoin", "BTC_USDT-1h.feather", timeframe="1h", to_timeframe="1d"),
-    ShippedFile("ethereum", "ETH", "Ethereum", "bitstamp_(BTC,ETH,LTC)USD_d.csv", column_prefix="ETH"),
-    ShippedFile("litecoin", "LTC", "Litecoin", "bitstamp_(BTC,ETH,LTC)USD_d.csv", column_prefix="LTC"),
-)
-
-
-def shipped_history_dir() -> Path:
-    """Return ``data/history/`` in the repository root, where the shipped candle files live."""
-    return Path(settings.BASE_DIR) / "data" / "history"
-
-
-@dataclass(frozen=True, slots=True)
-class ShippedHistoryLoad:
-    """What :func:`shipped_history_load` did.
-
-    Attributes:
-        skipped: True when candles existed and nothing was imported.
-        candles_before: candles in the database before (all instruments and timeframes).
-        results: one result per :data:`SHIPPED_FILES` entry, in order; empty when skipped.
-    """
-
-    skipped: bool
-    candles_before: int
-    results: list[FileImportResult]
-
-
-def shipped_history_load(*, force: bool = False, directory: Path | None = None) -> ShippedHistoryLoad:
-    """Import the shipped daily history (bitcoin, ethereum, litecoin) when the database has no candles.
-
-    Args:
-        force: import even when candles exist (the upsert leaves identical candles alone and reports them
-            unchanged; candles that differ are overwritten with the shipped values).
-        directory: where the files are; defaults to :func:`shipped_history_dir`.
-
-    Returns:
-        :class:`ShippedHistoryLoad`; refused files, if any, carry ``error`` in their result.
-
-    Raises:
-        OHLCImportError: a shipped file is missing.
-    """
-    folder = directory or shipped_history_dir()
-    candles_before = InstrumentOHLC.objects.count()
-    if candles_before and not force:
-        return ShippedHistoryLoad(skipped=True, candles_before=candles_before, results=[])
-    results: list[FileImportResult] = []
-    for shipped in SHIPPED_FILES:
-        results += ohlc_import(
-            paths=[folder / shipped.filename],
-            coingecko_id=shipped.coingecko_id,
-            symbol=shipped.symbol,
-            name=shipped.name,
-            quote_currency="usd",
-            timeframe=shipped.timeframe,
-            column_prefix=shipped.column_prefix,
-            to_timeframe=shipped.to_timeframe,
-        )
-    return ShippedHistoryLoad(skipped=False, candles_before=candles_before, results=results)
