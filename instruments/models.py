@@ -10,17 +10,17 @@ from django.db.models import F, Q
 from django.db.models.functions import Least
 
 from instruments.candles import TIMEFRAMES
+from instruments.markets import (
+    SUPPORTED_EXCHANGE_IDS,
+    ExchangeConfigError,
+    exchange_id_validate,
+    market_symbol_validate,
+)
 from instruments.precision import (
     PRICE_DECIMAL_PLACES,
     PRICE_MAX_DIGITS,
     VOLUME_DECIMAL_PLACES,
     VOLUME_MAX_DIGITS,
-)
-from instruments.sources.exchange.validation import (
-    SUPPORTED_EXCHANGE_IDS,
-    ExchangeConfigError,
-    exchange_id_validate,
-    market_symbol_validate,
 )
 
 

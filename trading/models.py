@@ -9,9 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
 
+from instruments.markets import SUPPORTED_EXCHANGE_IDS
 from instruments.models import Instrument
 from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
-from instruments.sources.exchange.validation import SUPPORTED_EXCHANGE_IDS
 from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
 
 

@@ -406,7 +406,7 @@ BARTER_BACKFILL_DAYS = env.int("BARTER_BACKFILL_DAYS", default=365)
 # Exchanges through ccxt (instruments.sources.exchange.client.exchange_client): candles, and orders where a
 # strategy trades for real. Keys have no defaults and are only needed by authenticated clients; they are never
 # logged or stored. BARTER_EXCHANGE_<ID>_SANDBOX=true uses the exchange's testnet (bitget: demo trading).
-# The ids of instruments.sources.exchange.validation.SUPPORTED_EXCHANGE_IDS (settings import no app code).
+# The ids of instruments.markets.SUPPORTED_EXCHANGE_IDS (settings import no app code).
 _EXCHANGE_IDS = ("binance", "bybit", "bitget")
 BARTER_EXCHANGE_TIMEOUT_SECONDS = env.float("BARTER_EXCHANGE_TIMEOUT_SECONDS", default=10.0)
 BARTER_EXCHANGES = {

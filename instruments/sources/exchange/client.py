@@ -28,11 +28,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from barter_site.errors import ApplicationError
-from instruments.sources.exchange.validation import (
-    SUPPORTED_EXCHANGE_IDS,
-    ExchangeConfigError,
-    exchange_id_validate,
-)
+from instruments.markets import SUPPORTED_EXCHANGE_IDS, ExchangeConfigError, exchange_id_validate
 
 if TYPE_CHECKING:
     import ccxt
