@@ -22,6 +22,7 @@ from django.utils import timezone
 from runs.locks import run_lock_try, runs_unfinished
 from runs.models import History, HistoryKind, RunHeartbeat, RunStatus, Step
 from runs.recorder import RunRecorder, history_append
+from runs.signals import run_finished_send
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def _interrupted_append(
         created_at=found_at,
     )
     RunHeartbeat.objects.filter(run_id=started.run_id).delete()
+    run_finished_send(started.step, summary)
     return summary
 
 

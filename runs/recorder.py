@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from barter_site.heartbeat import Heartbeat
 from runs.models import History, HistoryKind, RunHeartbeat, RunStatus, Step
+from runs.signals import run_finished_send
 
 
 @dataclass
@@ -114,6 +115,7 @@ class RunRecorder:
         )
         self.heartbeat_stop()
         RunHeartbeat.objects.filter(run_id=self.run_id).delete()
+        run_finished_send(self.step, result)
         return result
 
 
