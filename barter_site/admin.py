@@ -28,9 +28,11 @@ admin.site.unregister(AuthToken)
 
 
 if TYPE_CHECKING:
-    _ModelAdmin = admin.ModelAdmin[Any]  # Any: a base for the admin of any model
+    _ModelAdmin = admin.ModelAdmin[Any]  # Any: a base for the admin of any model (and knox's untyped model)
+    _ModelForm = forms.ModelForm[Any]  # Any: knox's AuthToken has no type information
 else:
     _ModelAdmin = admin.ModelAdmin  # generic only in django-stubs: not subscriptable at run time
+    _ModelForm = forms.ModelForm
 
 
 class ReadOnlyAdmin(_ModelAdmin):
@@ -46,7 +48,7 @@ class ReadOnlyAdmin(_ModelAdmin):
         return False
 
 
-class AuthTokenAddForm(forms.ModelForm):
+class AuthTokenAddForm(_ModelForm):
     """A new token: its user and lifetime; the key is generated on save and shown once."""
 
     expiry_days = forms.IntegerField(
@@ -66,7 +68,7 @@ class AuthTokenAddForm(forms.ModelForm):
 
 
 @admin.register(AuthToken)
-class AuthTokenAdmin(admin.ModelAdmin):
+class AuthTokenAdmin(_ModelAdmin):
     """API tokens by user, creation and expiry; add shows the new key once; delete revokes."""
 
     list_display = ["digest_start", "user", "created", "expiry", "expired"]

@@ -11,7 +11,7 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from barter_site.authentication import SCHEME
 
 
-class TokenScheme(OpenApiAuthenticationExtension):
+class TokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]  # drf-spectacular's __init_subclass__ is untyped
     """``Authorization: Token <key>`` (knox tokens), under the name DRF's token authentication had."""
 
     target_class = "barter_site.authentication.TokenAuthentication"

@@ -39,7 +39,8 @@ class TokenAuthentication(BaseAuthentication):
                 ) from exc
         from knox.auth import TokenAuthentication as KnoxTokenAuthentication  # imports knox's model
 
-        return KnoxTokenAuthentication().authenticate(request)
+        user_and_token: tuple[Any, Any] | None = KnoxTokenAuthentication().authenticate(request)
+        return user_and_token
 
     def authenticate_header(self, request: Request) -> str:
         """``WWW-Authenticate: Token`` on a 401."""

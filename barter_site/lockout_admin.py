@@ -17,15 +17,15 @@ class _ReadOnly(ReadOnlyAdmin):
     actions = None
 
 
-class ReadOnlyAccessAttemptAdmin(_ReadOnly, AccessAttemptAdmin):
+class ReadOnlyAccessAttemptAdmin(_ReadOnly, AccessAttemptAdmin):  # type: ignore[misc]  # axes ships no type information
     """Failed logins counted per username and address (``failures_since_start``), read-only."""
 
 
-class ReadOnlyAccessLogAdmin(_ReadOnly, AccessLogAdmin):
+class ReadOnlyAccessLogAdmin(_ReadOnly, AccessLogAdmin):  # type: ignore[misc]  # axes ships no type information
     """Logins and logouts axes logged (none while ``AXES_DISABLE_ACCESS_LOG``), read-only."""
 
 
-class ReadOnlyAccessFailureLogAdmin(_ReadOnly, AccessFailureLogAdmin):
+class ReadOnlyAccessFailureLogAdmin(_ReadOnly, AccessFailureLogAdmin):  # type: ignore[misc]  # axes ships no type information
     """Every failed login with its address and whether it was locked out, read-only."""
 
 

@@ -100,7 +100,7 @@ def lockout_response(
     return response.render()
 
 
-class LoginLockoutBackend(AxesStandaloneBackend):
+class LoginLockoutBackend(AxesStandaloneBackend):  # type: ignore[misc]  # axes ships no type information
     """axes' lockout check for logins made for a request (the login form); other callers are not checked.
 
     ``AxesStandaloneBackend`` refuses an ``authenticate`` without a request; management commands and the test
@@ -117,4 +117,5 @@ class LoginLockoutBackend(AxesStandaloneBackend):
         """Raise ``AxesBackendPermissionDenied`` for a locked-out username and address; else let others decide."""
         if request is None:
             return None
-        return super().authenticate(request, username, password, **kwargs)
+        super().authenticate(request, username, password, **kwargs)  # raises when locked out, else None
+        return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from knox.models import AuthToken
@@ -29,4 +29,7 @@ def api_token_create(*, user: AbstractBaseUser, expiry_days: int | None = None) 
     days = settings.BARTER_API_TOKEN_EXPIRY_DAYS if expiry_days is None else expiry_days
     if days < 0:
         raise ValueError(f"expiry_days must be >= 0 (0: never expires); was {days}")
-    return AuthToken.objects.create(user=user, expiry=timedelta(days=days) if days else None)
+    created: tuple[Any, str] = AuthToken.objects.create(
+        user=user, expiry=timedelta(days=days) if days else None
+    )
+    return created

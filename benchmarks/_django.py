@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,9 +43,10 @@ def django_setup(database_url: str, redis_url: str = "") -> None:
     call_command("load_shipped_history", verbosity=0)
 
 
-def example_criteria() -> dict:
+def example_criteria() -> dict[str, Any]:
     """The shipped example "SMA 20/50 trend" (``trading/examples.py``): SMA 20/50 crossover, 8 % stop-loss."""
     from trading.examples import EXAMPLE_STRATEGIES
 
     (example,) = [e for e in EXAMPLE_STRATEGIES if e["name"] == "SMA 20/50 trend"]
-    return example["criteria"]
+    criteria: dict[str, Any] = example["criteria"]
+    return criteria

@@ -137,7 +137,8 @@ def fresh_process(npz: Path, python: str, cache_dir: str | None = None) -> dict[
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
     out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True, env=env)  # noqa: S603
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    figures: dict[str, float | int] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def main() -> None:

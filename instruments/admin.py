@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, Max, Q, QuerySet
@@ -13,9 +13,14 @@ from barter_site.admin import ReadOnlyAdmin
 from instruments.collect import sync_data
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 
+if TYPE_CHECKING:
+    _InstrumentAdminBase = admin.ModelAdmin[Instrument]
+else:
+    _InstrumentAdminBase = admin.ModelAdmin  # generic only in django-stubs: not subscriptable at run time
+
 
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
+class InstrumentAdmin(_InstrumentAdminBase):
     """Instruments with their daily candle count and last candle."""
 
     list_display = [
@@ -36,7 +41,7 @@ class InstrumentAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Instrument]:
         daily = {"candles__timeframe": Timeframe.D1}
-        return (
+        annotated: QuerySet[Instrument] = (
             super()
             .get_queryset(request)
             .annotate(
@@ -44,6 +49,7 @@ class InstrumentAdmin(admin.ModelAdmin):
                 _last_candle=Max("candles__open_time", filter=Q(**daily)),
             )
         )
+        return annotated
 
     @admin.display(description="daily candles", ordering="_candle_count")
     def candle_count(self, obj: Any) -> int:

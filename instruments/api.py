@@ -19,7 +19,7 @@ from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from runs.api import RunSummarySerializer
 
 
-class SyncResultSerializer(serializers.Serializer):
+class SyncResultSerializer(serializers.Serializer[dict[str, object]]):
     """One instrument's line in a sync summary."""
 
     instrument = serializers.CharField()
@@ -48,7 +48,7 @@ class SyncDataView(StepView):
         return super().post(request)
 
 
-class InstrumentSerializer(serializers.ModelSerializer):
+class InstrumentSerializer(serializers.ModelSerializer[Instrument]):
     """An instrument."""
 
     class Meta:
@@ -65,7 +65,7 @@ class InstrumentSerializer(serializers.ModelSerializer):
         ]
 
 
-class CandleSerializer(serializers.ModelSerializer):
+class CandleSerializer(serializers.ModelSerializer[InstrumentOHLC]):
     """A candle; prices are decimal strings in the quote currency."""
 
     class Meta:
@@ -88,7 +88,7 @@ class CandleQuerySerializer(StrictSerializer):
         return attrs
 
 
-class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
+class InstrumentViewSet(viewsets.ReadOnlyModelViewSet[Any]):  # Any: instruments, and candles in `candles`
     """``GET /api/instruments/``, ``/api/instruments/{id}/`` and ``/api/instruments/{id}/candles/``."""
 
     queryset = Instrument.objects.order_by("coingecko_id")

@@ -28,7 +28,7 @@ COLLECT_LOST_MAX = 3
 
 @shared_task(name="instruments.sync_data", bind=True, **REDELIVERED_WHEN_LOST)
 def sync_data_task(
-    self: Task, as_of: str | None = None, instruments: list[str] | None = None
+    self: Task[Any, Any], as_of: str | None = None, instruments: list[str] | None = None
 ) -> dict[str, Any]:
     """Run the collect step (:func:`instruments.collect.sync_data`) and return its summary.
 
@@ -50,7 +50,7 @@ def sync_data_task(
     time_limit=settings.BARTER_COLLECT_TIME_LIMIT_SECONDS,
     **REDELIVERED_WHEN_LOST,
 )
-def sync_instrument_task(self: Task, as_of: str, coingecko_id: str) -> dict[str, Any]:
+def sync_instrument_task(self: Task[Any, Any], as_of: str, coingecko_id: str) -> dict[str, Any]:
     """Run the collect step for one instrument: one task of the daily cycle's fan-out (``trading.daily_cycle``).
 
     The service already turns a CoinGecko or data failure into an error line of its summary. This task never

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -84,7 +84,15 @@ class CriteriaJSONField(forms.JSONField):
             return forms.fields.InvalidJSONInput(data)
 
 
-class StrategyAdminForm(forms.ModelForm):
+if TYPE_CHECKING:
+    _StrategyFormBase = forms.ModelForm[Strategy]
+    _StrategyAdminBase = admin.ModelAdmin[Strategy]
+else:  # generic only in django-stubs: not subscriptable at run time
+    _StrategyFormBase = forms.ModelForm
+    _StrategyAdminBase = admin.ModelAdmin
+
+
+class StrategyAdminForm(_StrategyFormBase):
     """The strategy form, with :class:`CriteriaJSONField` for ``criteria``."""
 
     criteria = CriteriaJSONField(
@@ -134,7 +142,7 @@ def _money(value: Decimal) -> str:
 
 
 @admin.register(Strategy)
-class StrategyAdmin(admin.ModelAdmin):
+class StrategyAdmin(_StrategyAdminBase):
     """Strategies with their cash and open positions (read in a constant number of queries)."""
 
     form = StrategyAdminForm

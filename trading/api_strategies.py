@@ -22,7 +22,7 @@ _MONEY = serializers.DecimalField(
 )
 
 
-class _InstrumentIdField(serializers.SlugRelatedField):
+class _InstrumentIdField(serializers.SlugRelatedField[Instrument]):
     """An instrument by CoinGecko id; text PostgreSQL cannot hold (a NUL character) is refused before the query."""
 
     def to_internal_value(self, data: Any) -> Instrument:
@@ -30,10 +30,11 @@ class _InstrumentIdField(serializers.SlugRelatedField):
             raise serializers.ValidationError(
                 f"unknown instrument {data!r}: a CoinGecko id has no NUL character"
             )
-        return super().to_internal_value(data)
+        instrument: Instrument = super().to_internal_value(data)
+        return instrument
 
 
-class StrategySerializer(serializers.ModelSerializer):
+class StrategySerializer(serializers.ModelSerializer[Strategy]):
     """A strategy. ``criteria`` is a criteria document (format version 1); ``instruments`` are CoinGecko ids;
     ``cash`` (quote currency, decimal string) and ``open_positions`` (count) are read-only."""
 
@@ -113,7 +114,7 @@ class StrategyViewSet(
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
+    viewsets.GenericViewSet[Strategy],
 ):
     """``GET``/``POST /api/strategies/`` and ``GET``/``PATCH /api/strategies/{id}/``, by name, paginated."""
 

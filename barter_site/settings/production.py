@@ -27,7 +27,7 @@ def required_env(name: str, *, how_to_set: str = "") -> str:
     Raises:
         ImproperlyConfigured: the variable is unset or blank; the message names it and says how to set it.
     """
-    value = env.str(name, default="").strip()
+    value: str = env.str(name, default="").strip()
     if not value:
         how_to_set = how_to_set or f"`fly secrets set {name}=...`"
         raise ImproperlyConfigured(f"{name} is not set: production needs it; set it with {how_to_set}")
