@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from instruments.models import Instrument
 from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from trading.engine.vocabulary import ExitReason
 
 
 class Step(models.TextChoices):
@@ -162,14 +163,8 @@ class Position(models.Model):
         UNPROTECTED = "unprotected", "unprotected (the exchange holds no stop for it)"
         NOT_APPLICABLE = "not_applicable", "not applicable (paper, or no stop in the criteria)"
 
-    class ExitReason(models.TextChoices):
-        SIGNAL = "signal"
-        STOP_LOSS = "stop_loss"
-        TAKE_PROFIT = "take_profit"
-        TRAILING_STOP = "trailing_stop"
-        MAX_HOLDING = "max_holding"
-        MANUAL = "manual"
-        END_OF_DATA = "end_of_data"
+    #: The one table of exit reasons (stored value, label, the engine's code).
+    ExitReason = ExitReason
 
     strategy = models.ForeignKey("trading.Strategy", on_delete=models.PROTECT, related_name="positions")
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="positions")
@@ -186,7 +181,7 @@ class Position(models.Model):
     exit_fee = models.DecimalField(
         max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
     )
-    exit_reason = models.CharField(max_length=16, choices=ExitReason.choices, blank=True)
+    exit_reason = models.CharField(max_length=16, choices=ExitReason.choices(), blank=True)
     stop_loss_price = models.DecimalField(
         max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
     )

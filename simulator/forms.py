@@ -37,7 +37,7 @@ from trading.engine.criteria import (
     VERSION,
 )
 from trading.engine.limits import MAX_DEPTH, criteria_limits_check, json_depth
-from trading.engine.statistics import STATISTICS_KEYS
+from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS
 
 GROUPS = ("entry", "exit")
 MODES = ("all", "any")
@@ -676,7 +676,7 @@ class SimulatorForm(forms.Form):
     sweep_stop_2 = forms.DecimalField(required=False)
     sweep_step_2 = forms.DecimalField(required=False)
     sweep_statistic = forms.ChoiceField(
-        choices=[(key, key) for key in STATISTICS_KEYS], required=False, initial="total_return_ratio"
+        choices=[(key, key) for key in STATISTICS_KEYS], required=False, initial=HEADLINE_STATISTIC
     )
 
     def __init__(self, data: Any = None, *, builder: Builder | None = None, **kwargs: Any) -> None:

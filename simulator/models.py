@@ -16,6 +16,7 @@ from django.db.models import Q
 
 from instruments.models import Instrument
 from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from trading.engine.vocabulary import HEADLINE_STATISTIC
 from trading.models import Strategy, criteria_validate
 
 
@@ -46,7 +47,7 @@ class Simulation(models.Model):
     """One simulator run: inputs and results.
 
     Results are JSON, in the engine's units: ``statistics`` has the keys of
-    :data:`trading.engine.statistics.STATISTICS_KEYS` (ratios are fractions); ``trades`` is a list of dicts
+    :data:`trading.engine.vocabulary.STATISTICS_KEYS` (ratios are fractions); ``trades`` is a list of dicts
     (``instrument``, ``entry_at``, ``entry_price``, ``exit_at``, ``exit_price``, ``quantity``, ``entry_fee``,
     ``exit_fee``, ``pnl``, ``pnl_ratio``, ``exit_reason``; times ISO 8601 UTC, amounts decimal strings in the
     quote currency); ``equity_curve`` is ``{"time": [seconds], "equity": [...], "buy_and_hold": [...],
@@ -132,7 +133,7 @@ class Sweep(models.Model):
     starting_cash = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
     criteria = models.JSONField(validators=[criteria_validate], help_text="The base criteria.")
     axes = models.JSONField()
-    statistic = models.CharField(max_length=40, default="total_return_ratio")
+    statistic = models.CharField(max_length=40, default=HEADLINE_STATISTIC)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
     total = models.PositiveIntegerField(default=0, help_text="Number of grid points.")
     error = models.TextField(blank=True)

@@ -21,62 +21,11 @@ from django.db.models import Max, Min, Prefetch, QuerySet
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from simulator.forms import number_text, path_is_percent, percent_text
 from simulator.models import Simulation, SimulationQuerySet, Sweep
-from trading.engine.statistics import STATISTICS_KEYS, backtest_statistics
+from trading.engine.statistics import backtest_statistics
 from trading.engine.types import SECONDS_PER_DAY
+from trading.engine.vocabulary import STATISTIC_BY_KEY, STATISTICS_KEYS, exit_reason_text
 from trading.selectors import to_seconds
 
-#: How a statistic is shown: its name for people and its unit.
-STATISTIC_LABELS: dict[str, str] = {
-    "total_return_ratio": "Total return",
-    "buy_and_hold_return_ratio": "Buy and hold return",
-    "cagr_ratio": "CAGR (365-day years)",
-    "sharpe_ratio": "Sharpe ratio",
-    "sortino_ratio": "Sortino ratio",
-    "max_drawdown_ratio": "Max drawdown",
-    "max_drawdown_duration_days": "Max drawdown duration",
-    "calmar_ratio": "Calmar ratio",
-    "n_trades": "Trades",
-    "win_rate_ratio": "Win rate",
-    "profit_factor": "Profit factor",
-    "expectancy_ratio": "Expectancy (mean P&L % per trade)",
-    "exposure_ratio": "Exposure",
-    "avg_trade_duration_days": "Average trade duration",
-    "best_trade_ratio": "Best trade",
-    "worst_trade_ratio": "Worst trade",
-    "total_fees": "Total fees",
-    "final_equity": "Final equity",
-}
-#: Ratios shown as plain numbers, not percent.
-PLAIN_STATISTICS = frozenset({"sharpe_ratio", "sortino_ratio", "calmar_ratio", "profit_factor"})
-DAY_STATISTICS = frozenset({"max_drawdown_duration_days", "avg_trade_duration_days"})
-MONEY_STATISTICS = frozenset({"total_fees", "final_equity"})
-#: Statistics whose sign says gain or loss (coloured so).
-SIGNED_STATISTICS = frozenset(
-    {
-        "total_return_ratio",
-        "buy_and_hold_return_ratio",
-        "cagr_ratio",
-        "expectancy_ratio",
-        "best_trade_ratio",
-        "worst_trade_ratio",
-    }
-)
-#: Statistics where less is better (the heatmap's colours turn round for them).
-LOWER_IS_BETTER = frozenset({"max_drawdown_ratio", "max_drawdown_duration_days", "total_fees"})
-#: Statistics that buy and hold has too (computed from its curve with the engine's own statistics).
-BUY_AND_HOLD_KEYS = frozenset(
-    {
-        "total_return_ratio",
-        "cagr_ratio",
-        "sharpe_ratio",
-        "sortino_ratio",
-        "max_drawdown_ratio",
-        "max_drawdown_duration_days",
-        "calmar_ratio",
-        "exposure_ratio",
-        "final_equity",
-    }
-)
 DASH = "\u2014"
 
 
@@ -94,21 +43,36 @@ def statistic_text(key: str, value: Any, currency: str = "") -> str:
     """
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return DASH
-    if key == "n_trades":
+    statistic = STATISTIC_BY_KEY.get(key)
+    unit = "ratio" if statistic is None else statistic.unit
+    if unit == "count":
         return f"{int(value):,}"
     number = float(value)
-    if key in PLAIN_STATISTICS:
+    if unit == "number":
         return f"{number:,.2f}"
-    if key in DAY_STATISTICS:
+    if unit == "days":
         return f"{number:,.1f} days"
-    if key in MONEY_STATISTICS:
+    if unit == "money":
         return f"{number:,.2f} {currency}".rstrip()
     return f"{number * 100:,.2f} %"
 
 
+def statistic_label(key: str) -> str:
+    """A statistic's name for people (:data:`trading.engine.vocabulary.STATISTICS`); the key when unknown."""
+    statistic = STATISTIC_BY_KEY.get(key)
+    return key if statistic is None else statistic.label
+
+
+def lower_is_better(key: str) -> bool:
+    """True for a statistic where less is better (a heatmap's colours turn round for it)."""
+    statistic = STATISTIC_BY_KEY.get(key)
+    return statistic is not None and not statistic.higher_is_better
+
+
 def statistic_class(key: str, value: Any) -> str:
     """``gain``/``loss`` for a signed statistic's sign, else ``""``."""
-    if key not in SIGNED_STATISTICS or value is None:
+    statistic = STATISTIC_BY_KEY.get(key)
+    if statistic is None or not statistic.signed or value is None:
         return ""
     return "gain" if value > 0 else "loss" if value < 0 else ""
 
@@ -298,11 +262,11 @@ def statistics_rows(simulation: Simulation, currency: str) -> list[StatisticRow]
     rows = []
     for key in STATISTICS_KEYS:
         value = simulation.statistics.get(key)
-        other = held.get(key) if key in BUY_AND_HOLD_KEYS else None
+        other = held.get(key) if STATISTIC_BY_KEY[key].buy_and_hold else None
         rows.append(
             StatisticRow(
                 key=key,
-                label=STATISTIC_LABELS.get(key, key),
+                label=statistic_label(key),
                 text=statistic_text(key, value, currency),
                 css=statistic_class(key, value),
                 buy_and_hold_text=statistic_text(key, other, currency) if key in held else "",
@@ -366,7 +330,7 @@ def trade_rows(simulation: Simulation) -> list[list[Cell]]:
                     "" if ratio is None else repr(ratio),
                     f"num {tone}",
                 ),
-                Cell((trade.get("exit_reason") or "open").replace("_", " "), trade.get("exit_reason") or ""),
+                Cell(exit_reason_text(trade.get("exit_reason")) or "open", trade.get("exit_reason") or ""),
             ]
         )
     return rows
@@ -413,7 +377,7 @@ def chart_data(*, simulation: Simulation, candles: dict[str, list[dict[str, floa
             pnl = trade.get("pnl")
             gained = pnl not in (None, "") and Decimal(str(pnl)) >= 0
             ratio = trade.get("pnl_ratio")
-            reason = (trade.get("exit_reason") or "").replace("_", " ")
+            reason = exit_reason_text(trade.get("exit_reason"))
             markers[symbol].append(
                 {
                     "time": day,
@@ -519,7 +483,7 @@ def compare_rows(simulations: Sequence[Simulation]) -> list[tuple[str, str, list
             value = (simulation.statistics or {}).get(key)
             currency = quote_currency(simulation.instruments.all())
             cells.append(Cell(statistic_text(key, value, currency), "", f"num {statistic_class(key, value)}"))
-        rows.append((key, STATISTIC_LABELS.get(key, key), cells))
+        rows.append((key, statistic_label(key), cells))
     return rows
 
 
@@ -618,7 +582,7 @@ def sweep_heatmap(sweep: Sweep) -> Heatmap:
         if value is None:
             return HeatCell(index, text, "background: #eceff1", shown, "")
         share = 0.5 if high == low else (value - low) / (high - low)
-        if key in LOWER_IS_BETTER:
+        if lower_is_better(key):
             share = 1 - share
         return HeatCell(index, text, f"background: hsl({share * 120:.0f}, 65%, 80%)", f"{shown}: {text}", "")
 
@@ -646,12 +610,12 @@ def sweep_heatmap(sweep: Sweep) -> Heatmap:
         ]
     best = None
     if values:
-        pick = min if key in LOWER_IS_BETTER else max
+        pick = min if lower_is_better(key) else max
         index = pick(values, key=lambda i: values[i])
         best = next(c for _, cells in rows for c in cells if c.index == index)
     return Heatmap(
         statistic=key,
-        label=STATISTIC_LABELS.get(key, key),
+        label=statistic_label(key),
         row_path=row_path,
         column_path=column_path,
         columns=columns,

@@ -50,8 +50,9 @@ from trading.engine.limits import (
     condition_count,
     periods_check,
 )
-from trading.engine.statistics import STATISTICS_KEYS, drawdown_curve
+from trading.engine.statistics import drawdown_curve
 from trading.engine.types import CandleArrays
+from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS
 from trading.models import Strategy
 from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
 
@@ -806,7 +807,7 @@ def sweep_create(
     *,
     request: SimulationRequest,
     axes: Any,
-    statistic: str = "total_return_ratio",
+    statistic: str = HEADLINE_STATISTIC,
     created_by: Any = None,
     name: str = "",
 ) -> Sweep:

@@ -39,7 +39,6 @@ from simulator.forms import (
 )
 from simulator.models import STARTING_CASH_DEFAULT, RunStatus, Simulation, Sweep, SweepPoint
 from simulator.selectors import (
-    STATISTIC_LABELS,
     TRADE_COLUMNS,
     Cell,
     InstrumentSpan,
@@ -55,6 +54,7 @@ from simulator.selectors import (
     simulations_compared,
     simulations_for,
     simulations_listed,
+    statistic_label,
     statistics_rows,
     sweep_heatmap,
     sweeps_for,
@@ -73,7 +73,7 @@ from simulator.services import (
     sweep_start,
 )
 from trading.engine.criteria import PRICE_FIELDS
-from trading.engine.statistics import STATISTICS_KEYS
+from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS
 from trading.models import Strategy
 
 #: Runs on one page of the list.
@@ -158,8 +158,8 @@ def _form_context(
         "strategies": Strategy.objects.order_by("name").only("id", "name"),
         "chosen_strategy": form["source_strategy"].value(),
         "sizing_options": SIZING_OPTIONS,
-        "statistics": [(key, STATISTIC_LABELS[key]) for key in STATISTICS_KEYS],
-        "sweep_statistic": form["sweep_statistic"].value() or "total_return_ratio",
+        "statistics": [(statistic.key, statistic.label) for statistic in STATISTICS],
+        "sweep_statistic": form["sweep_statistic"].value() or HEADLINE_STATISTIC,
         "json_text": form.json_text(),
         "notice": notice,
     }
@@ -243,7 +243,7 @@ def simulator_form(request: HttpRequest) -> HttpResponse:
                 sweep = sweep_create(
                     request=form.simulation_request,
                     axes=form.sweep_axes,
-                    statistic=form.cleaned_data.get("sweep_statistic") or "total_return_ratio",
+                    statistic=form.cleaned_data.get("sweep_statistic") or HEADLINE_STATISTIC,
                     created_by=request.user,
                     name=form.cleaned_data.get("name") or "",
                 )
@@ -472,7 +472,7 @@ def _sweep_page_context(sweep: Sweep) -> dict[str, Any]:
         "finished": finished,
         "heatmap": sweep_heatmap(sweep) if finished else None,
         "point_base": reverse("simulator:sweep_point", args=[sweep.pk, 0]).removesuffix("0/"),
-        "statistic_label": STATISTIC_LABELS.get(sweep.statistic, sweep.statistic),
+        "statistic_label": statistic_label(sweep.statistic),
     }
 
 

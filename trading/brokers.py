@@ -1,7 +1,7 @@
 """Execution backends: where the first price after a signal candle comes from, and who fills the order.
 
 Every backend answers :meth:`ExecutionBackend.quotes`; fills of paper backends are computed by the engine
-(:mod:`trading.engine.fills`: slippage and the strategy's fee rate), so paper trading and the simulator fill
+(:mod:`trading.engine.rules`: slippage and the strategy's fee rate), so paper trading and the simulator fill
 identically. The exchange backend (:class:`trading.execution.ExchangeBroker`, ccxt) places real orders; its
 fills are the exchange's.
 """

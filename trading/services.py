@@ -56,9 +56,10 @@ from trading.brokers import ExecutionBackend, Quote, broker_for
 from trading.engine.backtest import market_at
 from trading.engine.conditions import Signals, signals_compute
 from trading.engine.criteria import Criteria
-from trading.engine.exits import MANUAL, stop_loss_level, take_profit_level, trailing_stop_level
+from trading.engine.exits import stop_loss_level, take_profit_level, trailing_stop_level
 from trading.engine.step import InstrumentAtBoundary, OpenTrade, step_entries, step_exits, trade_close_at
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
+from trading.engine.vocabulary import ExitReason
 from trading.execution import (
     ExchangeBroker,
     ExchangeRejectedError,
@@ -699,7 +700,9 @@ def _close_strategy(
                 exits.append(
                     (
                         len(lines),
-                        _exit_intent(position, closed.exit_reason or MANUAL, exchange, as_of, pending),
+                        _exit_intent(
+                            position, closed.exit_reason or ExitReason.MANUAL, exchange, as_of, pending
+                        ),
                     )
                 )
                 lines.append(StepResult(strategy=strategy.name, instrument=None, action="none"))
@@ -774,7 +777,7 @@ def _record_close(position: Position, trade: Trade, pending: _Pending, backend: 
     position.exit_price = to_decimal(trade.exit_price)
     position.exit_fee = to_decimal(trade.exit_fee)
     position.exit_at = from_seconds(trade.exit_time)
-    position.exit_reason = trade.exit_reason or MANUAL
+    position.exit_reason = trade.exit_reason or ExitReason.MANUAL
     position.pnl = to_decimal(trade.pnl or 0.0)
     position.pnl_ratio = to_decimal(trade.pnl_ratio or 0.0)
     if trade.trailing_stop_price is not None:
@@ -936,7 +939,7 @@ def _position_close_manual_paper(
             index=-1,
             time=to_seconds(now),
             raw_price=float(price),
-            reason=MANUAL,
+            reason=ExitReason.MANUAL,
         )
         _record_close(locked, closed, pending, strategy.execution_backend)
     return locked
@@ -1528,7 +1531,7 @@ def _exit_take_up(
         )
         closed = False
         if position.status == Position.Status.OPEN and not locked.is_live and locked.filled_quantity > 0:
-            _close_from_fill(position, locked, locked.exit_reason or MANUAL, exchange, pending)
+            _close_from_fill(position, locked, locked.exit_reason or ExitReason.MANUAL, exchange, pending)
             closed = True
     if not closed:
         line.reason = f"exit order {locked.status} with {locked.filled_quantity} filled"
@@ -1634,5 +1637,5 @@ def _position_close_manual_exchange(position: Position, pending: _Pending) -> St
         )
         if locked.status != Position.Status.OPEN:
             raise PositionNotOpenError(f"position {locked.pk} is already closed ({locked.exit_reason})")
-        order = _exit_intent(locked, MANUAL, exchange, today, pending)
+        order = _exit_intent(locked, ExitReason.MANUAL, exchange, today, pending)
     return _exit_execute(strategy, order, strategy.parsed_criteria(), exchange, today, pending)

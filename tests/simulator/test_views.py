@@ -29,7 +29,7 @@ from simulator.services import (
 from tests.accounts import permissions
 from tests.simulator.test_forms import as_post
 from tests.trading.factories import sma_cross_criteria
-from trading.engine.statistics import STATISTICS_KEYS
+from trading.engine.vocabulary import STATISTICS_KEYS
 from trading.models import Strategy
 
 pytestmark = pytest.mark.django_db

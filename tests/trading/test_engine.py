@@ -17,7 +17,7 @@ from trading.engine.backtest import backtest
 from trading.engine.conditions import condition_mask
 from trading.engine.criteria import CriteriaError, criteria_parse
 from trading.engine.exits import risk_exit, trailing_reference, trailing_stop_level
-from trading.engine.fills import buy_fill_price, fill_fee, sell_fill_price
+from trading.engine.rules import buy_fill_price, fill_fee, sell_fill_price
 from trading.engine.sizing import entry_quantity
 from trading.engine.types import CandleArrays
 

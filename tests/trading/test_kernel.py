@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trading.engine import kernel
+from trading.engine import layout, rules
 from trading.engine.backtest import _index_at, _index_on, backtest
 from trading.engine.criteria import criteria_parse
 from trading.engine.types import CandleArrays, TradeLog
@@ -103,18 +103,18 @@ def test_from_trades_refuses_a_closed_trade_without_its_pnl() -> None:
     ("open_", "high", "low", "stop", "take", "trail", "expected"),
     [
         # gap through the stop: filled at the open
-        (90.0, 95.0, 85.0, 92.0, 120.0, np.nan, (kernel.STOP_LOSS_CODE, 90.0)),
+        (90.0, 95.0, 85.0, 92.0, 120.0, np.nan, (layout.STOP_LOSS_CODE, 90.0)),
         # trailing level above the stop-loss is hit first
-        (100.0, 101.0, 93.0, 90.0, np.nan, 95.0, (kernel.TRAILING_STOP_CODE, 95.0)),
+        (100.0, 101.0, 93.0, 90.0, np.nan, 95.0, (layout.TRAILING_STOP_CODE, 95.0)),
         # equal levels: the stop-loss is named
-        (100.0, 101.0, 93.0, 95.0, np.nan, 95.0, (kernel.STOP_LOSS_CODE, 95.0)),
+        (100.0, 101.0, 93.0, 95.0, np.nan, 95.0, (layout.STOP_LOSS_CODE, 95.0)),
         # stop and take-profit inside one candle: the stop (pessimistic)
-        (100.0, 111.0, 89.0, 90.0, 110.0, np.nan, (kernel.STOP_LOSS_CODE, 90.0)),
-        (100.0, 111.0, 95.0, 90.0, 110.0, np.nan, (kernel.TAKE_PROFIT_CODE, 110.0)),
+        (100.0, 111.0, 89.0, 90.0, 110.0, np.nan, (layout.STOP_LOSS_CODE, 90.0)),
+        (100.0, 111.0, 95.0, 90.0, 110.0, np.nan, (layout.TAKE_PROFIT_CODE, 110.0)),
     ],
 )
 def test_risk_exit_codes(
     open_: float, high: float, low: float, stop: float, take: float, trail: float, expected: tuple[int, float]
 ) -> None:
-    assert kernel.risk_exit_code(open_, high, low, stop, take, trail) == expected
-    assert kernel.risk_exit_code(100.0, 101.0, 99.0, np.nan, np.nan, np.nan)[0] == kernel.NO_EXIT
+    assert rules.risk_exit_code(open_, high, low, stop, take, trail) == expected
+    assert rules.risk_exit_code(100.0, 101.0, 99.0, np.nan, np.nan, np.nan)[0] == layout.NO_EXIT

@@ -5,7 +5,7 @@ Boundary ``b`` is the open of the candle starting at ``b`` (the live cycle's ``a
 ``end`` runs every boundary ``start <= b <= end``, exactly as the cycle replayed day by day over those days.
 Indicators use every candle given, including those before ``start``.
 
-The loop over the boundaries runs in compiled code (:func:`trading.engine.kernel.run_boundaries`), which calls at
+The loop over the boundaries runs in compiled code (:func:`trading.engine.loop.run_boundaries`), which calls at
 each boundary the very open and close rules that the live cycle reaches through :mod:`trading.engine.step`.
 What this module does in numpy is the preparation (signals, the market of each instrument at each boundary) and
 the curves.
@@ -20,9 +20,29 @@ from typing import Any
 
 import numpy as np
 
-from trading.engine import kernel
 from trading.engine.conditions import Signals, signals_compute
 from trading.engine.criteria import Criteria
+from trading.engine.curves import curves_from_trades
+from trading.engine.layout import (
+    END_OF_DATA_CODE,
+    FLOAT_ENTRY_FEE,
+    FLOAT_ENTRY_PRICE,
+    FLOAT_EXIT_FEE,
+    FLOAT_EXIT_PRICE,
+    FLOAT_PNL,
+    FLOAT_PNL_RATIO,
+    FLOAT_QUANTITY,
+    FLOAT_STOP_LOSS_PRICE,
+    FLOAT_TAKE_PROFIT_PRICE,
+    FLOAT_TRAILING_STOP_PRICE,
+    INT_ENTRY_INDEX,
+    INT_ENTRY_TIME_SECONDS,
+    INT_EXIT_INDEX,
+    INT_EXIT_TIME_SECONDS,
+    INT_SLOT,
+)
+from trading.engine.loop import run_boundaries
+from trading.engine.rules import close_fill
 from trading.engine.step import InstrumentAtBoundary, criteria_rules
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade, TradeLog
 
@@ -131,7 +151,7 @@ def backtest(
 ) -> BacktestResult:
     """Run ``criteria`` over the candles of one or several instruments that share one cash balance.
 
-    The boundaries run inside compiled code (:func:`trading.engine.kernel.run_boundaries`), which calls at each
+    The boundaries run inside compiled code (:func:`trading.engine.loop.run_boundaries`), which calls at each
     one the same open and close rules as the live cycle's :func:`~trading.engine.step.step_entries` and
     :func:`~trading.engine.step.step_exits`.
 
@@ -168,7 +188,7 @@ def backtest(
         return np.ascontiguousarray(np.column_stack([column[name] for column in columns]))
 
     capacity = int(sum(int(column["entry_signal"].sum()) for column in columns))
-    ints, floats, codes, still_open, _ = kernel.run_boundaries(
+    ints, floats, codes, still_open, _ = run_boundaries(
         criteria_rules(criteria),
         float(starting_cash),
         has_t=stacked("has_t"),
@@ -188,19 +208,23 @@ def backtest(
     )
     if close_at_end:
         for row in np.flatnonzero(still_open):
-            candles = ordered[int(ints[row, 0])]
+            candles = ordered[int(ints[row, INT_SLOT])]
             last = int(np.searchsorted(candles.open_time, end_time, side="right")) - 1
-            cost = floats[row, 0] * floats[row, 1] + floats[row, 2]
-            price, fee, pnl, pnl_ratio = kernel.close_fill(
-                float(candles.close[last]), floats[row, 1], cost, criteria.fee_rate, criteria.slippage_ratio
+            quantity = floats[row, FLOAT_QUANTITY]
+            cost = floats[row, FLOAT_ENTRY_PRICE] * quantity + floats[row, FLOAT_ENTRY_FEE]
+            price, fee, pnl, pnl_ratio = close_fill(
+                float(candles.close[last]), quantity, cost, criteria.fee_rate, criteria.slippage_ratio
             )
-            ints[row, 3] = last
-            ints[row, 4] = int(candles.open_time[last]) + candle_seconds
-            floats[row, 6:10] = (price, fee, pnl, pnl_ratio)
-            codes[row] = kernel.END_OF_DATA_CODE
+            ints[row, INT_EXIT_INDEX] = last
+            ints[row, INT_EXIT_TIME_SECONDS] = int(candles.open_time[last]) + candle_seconds
+            floats[row, FLOAT_EXIT_PRICE] = price
+            floats[row, FLOAT_EXIT_FEE] = fee
+            floats[row, FLOAT_PNL] = pnl
+            floats[row, FLOAT_PNL_RATIO] = pnl_ratio
+            codes[row] = END_OF_DATA_CODE
     log = _trade_log(tuple(c.symbol for c in ordered), ints, floats, codes)
     closed = log.closed
-    equity, exposure = kernel.curves_from_trades(
+    equity, exposure = curves_from_trades(
         boundaries,
         np.ascontiguousarray(np.column_stack([np.nan_to_num(c) for c in closes])),
         log.slot,
@@ -229,7 +253,7 @@ def backtest(
 def _market_columns(
     criteria: Criteria, candles: CandleArrays, boundaries: np.ndarray, candle_seconds: int
 ) -> dict[str, np.ndarray]:
-    """One instrument's market at every boundary (shape (n,) each; see :mod:`trading.engine.kernel`)."""
+    """One instrument's market at every boundary (shape (n,) each; see :mod:`trading.engine.boundary`)."""
     signals = signals_compute(criteria, candles)
     t = _index_at(candles.open_time, boundaries - candle_seconds, candle_seconds)
     nxt = _index_at(candles.open_time, boundaries, candle_seconds)
@@ -262,29 +286,29 @@ def _market_columns(
 
 
 def _trade_log(symbols: tuple[str, ...], ints: np.ndarray, floats: np.ndarray, codes: np.ndarray) -> TradeLog:
-    """The kernel's trade log (see :func:`trading.engine.kernel.run_boundaries`) as a :class:`TradeLog`."""
+    """The kernel's trade log (see :func:`trading.engine.loop.run_boundaries`) as a :class:`TradeLog`."""
 
     def column(array: np.ndarray, i: int) -> np.ndarray:
         return np.ascontiguousarray(array[:, i])
 
     return TradeLog(
         symbols=symbols,
-        slot=column(ints, 0),
-        entry_index=column(ints, 1),
-        entry_time=column(ints, 2),
-        exit_index=column(ints, 3),
-        exit_time=column(ints, 4),
+        slot=column(ints, INT_SLOT),
+        entry_index=column(ints, INT_ENTRY_INDEX),
+        entry_time=column(ints, INT_ENTRY_TIME_SECONDS),
+        exit_index=column(ints, INT_EXIT_INDEX),
+        exit_time=column(ints, INT_EXIT_TIME_SECONDS),
         exit_code=np.ascontiguousarray(codes),
-        entry_price=column(floats, 0),
-        quantity=column(floats, 1),
-        entry_fee=column(floats, 2),
-        stop_loss_price=column(floats, 3),
-        take_profit_price=column(floats, 4),
-        trailing_stop_price=column(floats, 5),
-        exit_price=column(floats, 6),
-        exit_fee=column(floats, 7),
-        pnl=column(floats, 8),
-        pnl_ratio=column(floats, 9),
+        entry_price=column(floats, FLOAT_ENTRY_PRICE),
+        quantity=column(floats, FLOAT_QUANTITY),
+        entry_fee=column(floats, FLOAT_ENTRY_FEE),
+        stop_loss_price=column(floats, FLOAT_STOP_LOSS_PRICE),
+        take_profit_price=column(floats, FLOAT_TAKE_PROFIT_PRICE),
+        trailing_stop_price=column(floats, FLOAT_TRAILING_STOP_PRICE),
+        exit_price=column(floats, FLOAT_EXIT_PRICE),
+        exit_fee=column(floats, FLOAT_EXIT_FEE),
+        pnl=column(floats, FLOAT_PNL),
+        pnl_ratio=column(floats, FLOAT_PNL_RATIO),
     )
 
 

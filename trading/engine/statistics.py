@@ -27,34 +27,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from trading.engine.types import SECONDS_PER_DAY, Trade, TradeLog
+from trading.engine.vocabulary import STATISTICS_KEYS
 
 #: Seconds in the 365-day year used for every annualisation here.
 SECONDS_PER_YEAR = 365 * SECONDS_PER_DAY
 
 #: Returns spread by no more than this times (1 + the largest |return|) count as all equal (a few float64 ulps).
 _RETURN_ROUNDING = 4 * float(np.finfo(np.float64).eps)
-
-#: The keys of :func:`backtest_statistics`, in report order.
-STATISTICS_KEYS = (
-    "total_return_ratio",
-    "buy_and_hold_return_ratio",
-    "cagr_ratio",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "max_drawdown_ratio",
-    "max_drawdown_duration_days",
-    "calmar_ratio",
-    "n_trades",
-    "win_rate_ratio",
-    "profit_factor",
-    "expectancy_ratio",
-    "exposure_ratio",
-    "avg_trade_duration_days",
-    "best_trade_ratio",
-    "worst_trade_ratio",
-    "total_fees",
-    "final_equity",
-)
 
 
 def drawdown_curve(equity_curve: np.ndarray, *, starting_equity: float | None = None) -> np.ndarray:
@@ -183,9 +162,9 @@ def backtest_statistics(
         starting_cash: the cash at the first candle's open, quote currency, > 0.
 
     Returns:
-        The keys of :data:`STATISTICS_KEYS`, in that order: ``n_trades`` an int, the others Python floats or
-        None (undefined). Ratios are fractions (0.05 = 5 %); ``total_fees`` and ``final_equity`` are quote
-        currency; ``*_days`` are days. No value is NaN or infinite.
+        The keys of :data:`~trading.engine.vocabulary.STATISTICS_KEYS`, in that order: ``n_trades`` an int, the
+        others Python floats or None (undefined). Ratios are fractions (0.05 = 5 %); ``total_fees`` and
+        ``final_equity`` are quote currency; ``*_days`` are days. No value is NaN or infinite.
 
     Raises:
         ValueError: an input has the wrong shape or an invalid value; the message says which and what was

@@ -9,8 +9,8 @@ the same, in that order, at every boundary; this is what makes a replayed cycle 
    trailing stop; at the level or the gapped open, timed at t's open), else an exit signal on t, else the
    maximum holding time, both at the first price after t.
 
-The rules themselves are the compiled functions of :mod:`trading.engine.kernel`
-(:func:`~trading.engine.kernel.entries_at_boundary`, :func:`~trading.engine.kernel.exits_at_boundary`), which
+The rules themselves are the compiled functions of :mod:`trading.engine.boundary`
+(:func:`~trading.engine.boundary.entries_at_boundary`, :func:`~trading.engine.boundary.exits_at_boundary`), which
 the backtest loop calls at every boundary too; the functions here carry one boundary of the live cycle into
 them and back.
 
@@ -26,11 +26,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from trading.engine import kernel
+from trading.engine import layout
+from trading.engine.boundary import entries_at_boundary, exits_at_boundary
 from trading.engine.criteria import Criteria
 from trading.engine.exits import nan_if_none, none_if_nan
+from trading.engine.rules import close_fill
 from trading.engine.sizing import sizing_code
 from trading.engine.types import SECONDS_PER_DAY, Trade
+from trading.engine.vocabulary import exit_reason_value
 
 
 @dataclass(frozen=True)
@@ -74,17 +77,17 @@ class OpenTrade:
 def criteria_rules(criteria: Criteria) -> np.ndarray:
     """Return the strategy's parameters as the kernel's ``rules`` vector (shape (RULES_SIZE,), float64, NaN
     for an absent level or limit)."""
-    rules = np.empty(kernel.RULES_SIZE)
-    rules[kernel.RULE_STOP_LOSS_RATIO] = nan_if_none(criteria.stop_loss_ratio)
-    rules[kernel.RULE_TAKE_PROFIT_RATIO] = nan_if_none(criteria.take_profit_ratio)
-    rules[kernel.RULE_TRAILING_STOP_RATIO] = nan_if_none(criteria.trailing_stop_ratio)
-    rules[kernel.RULE_MAX_HOLDING_SECONDS] = (
+    rules = np.empty(layout.RULES_SIZE)
+    rules[layout.RULE_STOP_LOSS_RATIO] = nan_if_none(criteria.stop_loss_ratio)
+    rules[layout.RULE_TAKE_PROFIT_RATIO] = nan_if_none(criteria.take_profit_ratio)
+    rules[layout.RULE_TRAILING_STOP_RATIO] = nan_if_none(criteria.trailing_stop_ratio)
+    rules[layout.RULE_MAX_HOLDING_SECONDS] = (
         math.nan if criteria.max_holding_days is None else criteria.max_holding_days * SECONDS_PER_DAY
     )
-    rules[kernel.RULE_SIZING_METHOD] = sizing_code(criteria.sizing)
-    rules[kernel.RULE_SIZING_VALUE] = criteria.sizing.value
-    rules[kernel.RULE_FEE_RATE] = criteria.fee_rate
-    rules[kernel.RULE_SLIPPAGE_RATIO] = criteria.slippage_ratio
+    rules[layout.RULE_SIZING_METHOD] = sizing_code(criteria.sizing)
+    rules[layout.RULE_SIZING_VALUE] = criteria.sizing.value
+    rules[layout.RULE_FEE_RATE] = criteria.fee_rate
+    rules[layout.RULE_SLIPPAGE_RATIO] = criteria.slippage_ratio
     return rules
 
 
@@ -180,7 +183,7 @@ def step_entries(
 
     Each instrument (in symbol order) without an open trade whose entry signal holds on candle t enters at the
     first price after t, sized on the equity at this boundary (cash plus the open trades at the next price,
-    else t's close, else their entry price), while cash lasts (:func:`trading.engine.kernel.entries_at_boundary`).
+    else t's close, else their entry price), while cash lasts (:func:`trading.engine.boundary.entries_at_boundary`).
 
     Args:
         criteria: the strategy's criteria.
@@ -193,7 +196,7 @@ def step_entries(
     """
     b = _Boundary(set(market) | set(open_trades), market, open_trades)
     entered = np.zeros(b.k, dtype=bool)
-    cash_left = kernel.entries_at_boundary(
+    cash_left = entries_at_boundary(
         criteria_rules(criteria),
         0,
         float(cash),
@@ -244,7 +247,7 @@ def step_exits(
     """Decide and fill the exits of one boundary (the **close** step).
 
     Only trades that were open during candle t are considered (entered at or before t's open); the others,
-    and instruments without a candle t, are carried unchanged (:func:`trading.engine.kernel.exits_at_boundary`).
+    and instruments without a candle t, are carried unchanged (:func:`trading.engine.boundary.exits_at_boundary`).
 
     Args:
         criteria: the strategy's criteria.
@@ -260,7 +263,7 @@ def step_exits(
     exit_index = np.zeros(b.k, dtype=np.int64)
     exit_time = np.zeros(b.k, dtype=np.int64)
     exit_price, exit_fee, pnl, pnl_ratio = (np.zeros(b.k) for _ in range(4))
-    kernel.exits_at_boundary(
+    exits_at_boundary(
         criteria_rules(criteria),
         0,
         b.has_t,
@@ -296,7 +299,7 @@ def step_exits(
     for i, symbol in enumerate(b.symbols):
         open_trade = open_trades[symbol]
         trailing = none_if_nan(b.trail_level[i])
-        if exit_code[i] != kernel.NO_EXIT:
+        if exit_code[i] != layout.NO_EXIT:
             closed.append(
                 replace(
                     open_trade.trade,
@@ -305,7 +308,7 @@ def step_exits(
                     exit_time=int(exit_time[i]),
                     exit_price=float(exit_price[i]),
                     exit_fee=float(exit_fee[i]),
-                    exit_reason=kernel.EXIT_REASONS[int(exit_code[i])],
+                    exit_reason=exit_reason_value(int(exit_code[i])),
                     pnl=float(pnl[i]),
                     pnl_ratio=float(pnl_ratio[i]),
                 )
@@ -324,9 +327,9 @@ def step_exits(
 def trade_close_at(
     trade: Trade, criteria: Criteria, *, index: int, time: int, raw_price: float, reason: str
 ) -> Trade:
-    """Close ``trade`` at ``raw_price`` (slippage and fee applied, :func:`trading.engine.kernel.close_fill`) for
+    """Close ``trade`` at ``raw_price`` (slippage and fee applied, :func:`trading.engine.rules.close_fill`) for
     ``reason``: end of data, or manual."""
-    price, fee, pnl, pnl_ratio = kernel.close_fill(
+    price, fee, pnl, pnl_ratio = close_fill(
         float(raw_price), trade.quantity, trade.cost, criteria.fee_rate, criteria.slippage_ratio
     )
     return replace(

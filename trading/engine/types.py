@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trading.engine.vocabulary import EXIT_CODES, exit_reason_value
+
 SECONDS_PER_DAY = 86_400
 
 
@@ -91,7 +93,7 @@ class TradeLog:
         symbols: the instruments' symbols; ``slot`` indexes them.
         slot, entry_index, entry_time: shape (m,), int64 (times in seconds since epoch, UTC).
         exit_index, exit_time: shape (m,), int64; -1 while the trade is open.
-        exit_code: shape (m,), int64: :data:`trading.engine.kernel.EXIT_REASONS` index, 0 while open.
+        exit_code: shape (m,), int64: the reason's code (:class:`trading.engine.vocabulary.ExitReason`), 0 while open.
         entry_price, quantity, entry_fee, stop_loss_price, take_profit_price, trailing_stop_price: shape (m,),
             float64 (quote currency; quantity in base units); NaN for an absent level.
         exit_price, exit_fee, pnl, pnl_ratio: shape (m,), float64; NaN while open.
@@ -128,7 +130,6 @@ class TradeLog:
 
     def to_trades(self) -> list[Trade]:
         """Return the trades as :class:`Trade` values (None for NaN levels and for the exit of an open trade)."""
-        from trading.engine.kernel import EXIT_REASONS
 
         def optional(values: np.ndarray) -> list[float | None]:
             return [None if v != v else v for v in values.tolist()]  # v != v: NaN
@@ -188,7 +189,7 @@ class TradeLog:
                     exit_time=exit_time if closed else None,
                     exit_price=exit_price if closed else None,
                     exit_fee=exit_fee if closed else None,
-                    exit_reason=EXIT_REASONS[code],
+                    exit_reason=exit_reason_value(code),
                     pnl=pnl if closed else None,
                     pnl_ratio=pnl_ratio if closed else None,
                 )
@@ -203,8 +204,6 @@ class TradeLog:
             ValueError: a closed trade (``exit_index`` set) lacks ``exit_time``, ``exit_fee``, ``pnl`` or
                 ``pnl_ratio``, or its ``exit_reason`` is not one of the engine's reasons.
         """
-        from trading.engine.kernel import EXIT_CODES
-
         symbols = tuple(sorted({trade.symbol for trade in trades}))
         slot_of = {symbol: i for i, symbol in enumerate(symbols)}
         codes = []

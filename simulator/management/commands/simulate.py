@@ -17,7 +17,7 @@ from simulator.services import (
     simulation_request_check,
     simulation_run,
 )
-from trading.engine.statistics import STATISTICS_KEYS
+from trading.engine.vocabulary import STATISTICS_KEYS
 
 
 class Command(BaseCommand):
