@@ -11,7 +11,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from instruments.models import Instrument
-from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from instruments.precision import (
+    AMOUNT_DECIMAL_PLACES,
+    AMOUNT_MAX_DIGITS,
+    PRICE_DECIMAL_PLACES,
+    PRICE_MAX_DIGITS,
+    QUANTITY_DECIMAL_PLACES,
+    QUANTITY_MAX_DIGITS,
+    RATIO_DECIMAL_PLACES,
+    RATIO_MAX_DIGITS,
+)
 from trading.engine.vocabulary import ExitReason
 
 
@@ -170,16 +179,16 @@ class Position(models.Model):
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="positions")
     side = models.CharField(max_length=8, choices=Side.choices, default=Side.LONG)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
-    quantity = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    quantity = models.DecimalField(max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES)
     entry_price = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
     entry_at = models.DateTimeField(help_text="When the entry filled (aware UTC).")
-    entry_fee = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    entry_fee = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
     exit_price = models.DecimalField(
         max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
     )
     exit_at = models.DateTimeField(null=True, blank=True)
     exit_fee = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, null=True, blank=True
     )
     exit_reason = models.CharField(max_length=16, choices=ExitReason.choices(), blank=True)
     stop_loss_price = models.DecimalField(
@@ -206,10 +215,10 @@ class Position(models.Model):
         db_default=Protection.NOT_APPLICABLE,
     )
     pnl = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, null=True, blank=True
     )
     pnl_ratio = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+        max_digits=RATIO_MAX_DIGITS, decimal_places=RATIO_DECIMAL_PLACES, null=True, blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

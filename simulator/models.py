@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 
 from instruments.models import Instrument
-from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from instruments.precision import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS
 from trading.engine.vocabulary import HEADLINE_STATISTIC
 from trading.models import Strategy, criteria_validate
 
@@ -62,7 +62,7 @@ class Simulation(models.Model):
     instruments = models.ManyToManyField(Instrument, related_name="simulations")
     start = models.DateField(help_text="First UTC day on which trades may happen.")
     end = models.DateField(help_text="Last UTC day of the run (inclusive).")
-    starting_cash = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    starting_cash = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
     criteria = models.JSONField(validators=[criteria_validate], help_text="Trade criteria, format version 1.")
     source_strategy = models.ForeignKey(
         Strategy, null=True, blank=True, on_delete=models.SET_NULL, related_name="simulations"
@@ -130,7 +130,7 @@ class Sweep(models.Model):
     instruments = models.ManyToManyField(Instrument, related_name="sweeps")
     start = models.DateField()
     end = models.DateField()
-    starting_cash = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    starting_cash = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
     criteria = models.JSONField(validators=[criteria_validate], help_text="The base criteria.")
     axes = models.JSONField()
     statistic = models.CharField(max_length=40, default=HEADLINE_STATISTIC)

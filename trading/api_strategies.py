@@ -12,14 +12,14 @@ from rest_framework import mixins, serializers, viewsets
 
 from barter_site.permissions import ModelPermissions, TradeLiveObjects, trade_live_check
 from instruments.models import Instrument
-from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from instruments.precision import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS
 from trading.models import Strategy, criteria_validate, strategy_backend_change_check
 from trading.selectors import strategy_cash
 from trading.selectors_dashboard import account_open_positions_count, strategies_with_accounts
 
 #: Renders read-only money like the model's money fields (a decimal string at the stored precision).
 _MONEY = serializers.DecimalField(
-    max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, read_only=True
+    max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, read_only=True
 )
 
 
