@@ -36,6 +36,7 @@ from trading.engine.criteria import (
     TOP_LEVEL_DEFAULTS,
     VERSION,
 )
+from trading.engine.examples import sma_cross_criteria
 from trading.engine.limits import MAX_DEPTH, criteria_limits_check, json_depth
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS
 
@@ -97,26 +98,7 @@ _QUOTED = re.compile(r"('(?:[^'\\]|\\.)*')")
 _NUMBER_IN_TEXT = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE]-?\d+)?")
 #: The builder of a fresh form: SMA(10) crossing SMA(20), the fees of CRITERIA.md's example, no stops.
 DEFAULT_CRITERIA: dict[str, Any] = {
-    "version": VERSION,
-    "side": "long",
-    "entry": {
-        "all": [
-            {
-                "left": {"indicator": "sma", "period": 10},
-                "op": "crosses_above",
-                "right": {"indicator": "sma", "period": 20},
-            }
-        ]
-    },
-    "exit": {
-        "any": [
-            {
-                "left": {"indicator": "sma", "period": 10},
-                "op": "crosses_below",
-                "right": {"indicator": "sma", "period": 20},
-            }
-        ]
-    },
+    **sma_cross_criteria(),
     **{key: value for key, value in TOP_LEVEL_DEFAULTS.items() if key != "exit"},
 }
 #: A row added with the "add condition" button: the close above its SMA(20).

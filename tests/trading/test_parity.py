@@ -16,22 +16,18 @@ from instruments.models import Instrument
 from positions.models import Position
 from trading.engine.backtest import backtest
 from trading.engine.criteria import criteria_parse
+from trading.engine.examples import sma_cross_criteria
 from trading.models import Strategy
 from trading.replay import replay
 from trading.selectors import candles_before, from_seconds, to_seconds
 
 START, END = date(2019, 1, 1), date(2019, 12, 31)
 
-SMA = {"indicator": "sma", "period": 20}
-SMA_SLOW = {"indicator": "sma", "period": 50}
 STRATEGIES = {
     "sma-cross-stop": (
         ["bitcoin", "ethereum"],
         {
-            "version": 1,
-            "side": "long",
-            "entry": {"all": [{"left": SMA, "op": "crosses_above", "right": SMA_SLOW}]},
-            "exit": {"any": [{"left": SMA, "op": "crosses_below", "right": SMA_SLOW}]},
+            **sma_cross_criteria(fast_period=20, slow_period=50),
             "stop_loss_ratio": 0.08,
             "fee_rate": 0.001,
             "slippage_ratio": 0.0005,
