@@ -396,8 +396,8 @@ def _run_engine(
     return backtest(
         criteria=criteria_parse(criteria),
         instruments=candles,
-        start_time=to_seconds(_day_start(start)),
-        end_time=to_seconds(_day_start(end)),
+        start_time_seconds=to_seconds(_day_start(start)),
+        end_time_seconds=to_seconds(_day_start(end)),
         starting_cash=float(starting_cash),
         close_at_end=True,
     )
@@ -422,9 +422,9 @@ def trades_as_json(result: BacktestResult, names: dict[str, str]) -> list[dict[s
             {
                 "instrument": names.get(trade.symbol, trade.symbol),
                 "symbol": trade.symbol,
-                "entry_at": _iso(trade.entry_time),
+                "entry_at": _iso(trade.entry_time_seconds),
                 "entry_price": _money(trade.entry_price),
-                "exit_at": _iso(trade.exit_time),
+                "exit_at": _iso(trade.exit_time_seconds),
                 "exit_price": _money(trade.exit_price),
                 "quantity": _money(trade.quantity),
                 "entry_fee": _money(trade.entry_fee),

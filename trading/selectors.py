@@ -68,7 +68,7 @@ def candles_before(instrument: Instrument, before: datetime) -> CandleArrays:
     table = np.array(rows, dtype=np.float64).reshape(-1, 6) if rows else np.empty((0, 6), dtype=np.float64)
     return CandleArrays(
         symbol=instrument.symbol,
-        open_time=table[:, 0].astype(np.int64),
+        open_time_seconds=table[:, 0].astype(np.int64),
         open=np.ascontiguousarray(table[:, 1]),
         high=np.ascontiguousarray(table[:, 2]),
         low=np.ascontiguousarray(table[:, 3]),
@@ -142,15 +142,15 @@ def position_trade(position: Position, candles: CandleArrays, *, next_check: int
     trailing reference is ``max(entry_price, highs of the candles from entry up to next_check)``, the value the
     backtest carries incrementally.
     """
-    entry_time = to_seconds(position.entry_at) // SECONDS_PER_DAY * SECONDS_PER_DAY
-    entry_index = int(np.searchsorted(candles.open_time, entry_time))
+    entry_time_seconds = to_seconds(position.entry_at) // SECONDS_PER_DAY * SECONDS_PER_DAY
+    entry_index = int(np.searchsorted(candles.open_time_seconds, entry_time_seconds))
     highs = candles.high[entry_index:next_check].tolist() if next_check > entry_index else []
     entry_price = float(position.entry_price)
     trade = Trade(
         symbol=position.instrument.symbol,
         side=position.side,
         entry_index=entry_index,
-        entry_time=entry_time,
+        entry_time_seconds=entry_time_seconds,
         entry_price=entry_price,
         quantity=float(position.quantity),
         entry_fee=float(position.entry_fee),

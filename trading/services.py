@@ -166,7 +166,7 @@ def _signals_at(criteria: Criteria, candles: CandleArrays, as_of: date) -> tuple
     signals = signals_compute(criteria, candles)
     wanted = to_seconds(_boundary(as_of)) - SECONDS_PER_DAY
     t = len(candles) - 1
-    return (t if t >= 0 and int(candles.open_time[t]) == wanted else None), signals
+    return (t if t >= 0 and int(candles.open_time_seconds[t]) == wanted else None), signals
 
 
 def _market_entry(
@@ -177,7 +177,7 @@ def _market_entry(
         signals,
         t=-1 if t is None else t,
         next_index=-1 if quote is not None else None,
-        next_time=to_seconds(quote.at) if quote is not None else None,
+        next_time_seconds=to_seconds(quote.at) if quote is not None else None,
         next_price=float(quote.price) if quote is not None else None,
     )
 
@@ -520,7 +520,7 @@ def _open_strategy(
                     HistoryKind.SIGNAL,
                     f"entry signal on {instrument.symbol}",
                     instrument=instrument,
-                    payload={"candle": from_seconds(here.open_time).isoformat(), "side": "entry"},
+                    payload={"candle": from_seconds(here.open_time_seconds).isoformat(), "side": "entry"},
                 )
             trade = by_key.get(_key(instrument))
             if trade is None:
@@ -739,21 +739,21 @@ def _check_position(
     first_unchecked = entry_day
     if position.exits_checked_through is not None:
         first_unchecked = max(entry_day, to_seconds(position.exits_checked_through) + SECONDS_PER_DAY)
-    k0 = int(np.searchsorted(candles.open_time, first_unchecked))
+    k0 = int(np.searchsorted(candles.open_time_seconds, first_unchecked))
     last = len(candles) - 1
     open_trade: OpenTrade = position_trade(position, candles, next_check=k0)
     symbol = candles.symbol
     for k in range(k0, last + 1):
         if k < last:
-            nxt_index, nxt_time, nxt_price = k + 1, int(candles.open_time[k + 1]), float(candles.open[k + 1])
+            nxt_index, nxt_time, nxt_price = k + 1, int(candles.open_time_seconds[k + 1]), float(candles.open[k + 1])
         elif (
-            int(candles.open_time[k]) + SECONDS_PER_DAY == to_seconds(_boundary(as_of)) and quote is not None
+            int(candles.open_time_seconds[k]) + SECONDS_PER_DAY == to_seconds(_boundary(as_of)) and quote is not None
         ):
             nxt_index, nxt_time, nxt_price = -1, to_seconds(quote.at), float(quote.price)
         else:
             nxt_index, nxt_time, nxt_price = None, None, None
         here = market_at(
-            candles, signals, t=k, next_index=nxt_index, next_time=nxt_time, next_price=nxt_price
+            candles, signals, t=k, next_index=nxt_index, next_time_seconds=nxt_time, next_price=nxt_price
         )
         closed, still_open = step_exits(
             criteria=criteria, market={symbol: here}, open_trades={symbol: open_trade}
@@ -761,10 +761,10 @@ def _check_position(
         if closed:
             trade = closed[0]
             if trade.exit_index == -1 and quote is not None:
-                trade.exit_time = to_seconds(quote.at)
+                trade.exit_time_seconds = to_seconds(quote.at)
             return trade
         open_trade = still_open[symbol]
-    position.exits_checked_through = from_seconds(int(candles.open_time[last]))
+    position.exits_checked_through = from_seconds(int(candles.open_time_seconds[last]))
     level = open_trade.trade.trailing_stop_price
     position.trailing_stop_price = None if level is None else to_decimal(level)
     position.save(update_fields=["exits_checked_through", "trailing_stop_price", "updated_at"])
@@ -772,11 +772,11 @@ def _check_position(
 
 
 def _record_close(position: Position, trade: Trade, pending: _Pending, backend: str) -> None:
-    assert trade.exit_price is not None and trade.exit_fee is not None and trade.exit_time is not None  # noqa: S101
+    assert trade.exit_price is not None and trade.exit_fee is not None and trade.exit_time_seconds is not None  # noqa: S101
     position.status = Position.Status.CLOSED
     position.exit_price = to_decimal(trade.exit_price)
     position.exit_fee = to_decimal(trade.exit_fee)
-    position.exit_at = from_seconds(trade.exit_time)
+    position.exit_at = from_seconds(trade.exit_time_seconds)
     position.exit_reason = trade.exit_reason or ExitReason.MANUAL
     position.pnl = to_decimal(trade.pnl or 0.0)
     position.pnl_ratio = to_decimal(trade.pnl_ratio or 0.0)

@@ -172,7 +172,7 @@ def _candles(n: int) -> CandleArrays:
     close = 100 + np.cumsum(rng.normal(0, 1, n))
     return CandleArrays(
         symbol="BTC",
-        open_time=np.arange(n, dtype=np.int64) * 86_400,
+        open_time_seconds=np.arange(n, dtype=np.int64) * 86_400,
         open=close,
         high=close + 1,
         low=close - 1,

@@ -74,35 +74,35 @@ class BacktestResult:
         return self.trade_log.to_trades()
 
 
-def _index_at(open_time: np.ndarray, moments: np.ndarray, step: int | None = None) -> np.ndarray:
+def _index_at(open_time_seconds: np.ndarray, moments: np.ndarray, step: int | None = None) -> np.ndarray:
     """Index of the candle opening exactly at each moment, or -1.
 
     Args:
-        open_time: shape (m,), int64, strictly increasing.
+        open_time_seconds: shape (m,), int64, strictly increasing.
         moments: shape (n,), int64.
         step: the candle length in seconds, when known: candles without gaps are then found by arithmetic.
     """
-    m = open_time.shape[0]
+    m = open_time_seconds.shape[0]
     if m == 0:
         return np.full(moments.shape[0], -1, dtype=np.int64)
-    if step and int(open_time[-1]) - int(open_time[0]) == (m - 1) * step:
-        offset = moments - open_time[0]
+    if step and int(open_time_seconds[-1]) - int(open_time_seconds[0]) == (m - 1) * step:
+        offset = moments - open_time_seconds[0]
         found = (offset % step == 0) & (offset >= 0) & (offset < m * step)
         return np.where(found, offset // step, -1)
-    positions = np.searchsorted(open_time, moments)
+    positions = np.searchsorted(open_time_seconds, moments)
     clipped = np.minimum(positions, m - 1)
-    return np.where((positions < m) & (open_time[clipped] == moments), clipped, -1)
+    return np.where((positions < m) & (open_time_seconds[clipped] == moments), clipped, -1)
 
 
-def _index_on(open_time: np.ndarray, moments: np.ndarray, step: int | None = None) -> np.ndarray:
+def _index_on(open_time_seconds: np.ndarray, moments: np.ndarray, step: int | None = None) -> np.ndarray:
     """Index of the last candle opening at or before each moment, or -1 (arguments as :func:`_index_at`)."""
-    m = open_time.shape[0]
+    m = open_time_seconds.shape[0]
     if m == 0:
         return np.full(moments.shape[0], -1, dtype=np.int64)
-    if step and int(open_time[-1]) - int(open_time[0]) == (m - 1) * step:
-        offset = moments - open_time[0]
+    if step and int(open_time_seconds[-1]) - int(open_time_seconds[0]) == (m - 1) * step:
+        offset = moments - open_time_seconds[0]
         return np.where(offset >= 0, np.minimum(offset // step, m - 1), -1)
-    return np.searchsorted(open_time, moments, side="right") - 1
+    return np.searchsorted(open_time_seconds, moments, side="right") - 1
 
 
 def market_at(
@@ -111,7 +111,7 @@ def market_at(
     *,
     t: int,
     next_index: int | None,
-    next_time: int | None,
+    next_time_seconds: int | None,
     next_price: float | None,
 ) -> InstrumentAtBoundary:
     """Return an instrument at a boundary, candle ``t`` being its last completed candle (or -1 for none)."""
@@ -120,13 +120,13 @@ def market_at(
             symbol=candles.symbol,
             index=None,
             next_index=next_index,
-            next_time=next_time,
+            next_time_seconds=next_time_seconds,
             next_price=next_price,
         )
     return InstrumentAtBoundary(
         symbol=candles.symbol,
         index=t,
-        open_time=int(candles.open_time[t]),
+        open_time_seconds=int(candles.open_time_seconds[t]),
         open=float(candles.open[t]),
         high=float(candles.high[t]),
         low=float(candles.low[t]),
@@ -134,7 +134,7 @@ def market_at(
         entry_signal=bool(signals.entry[t]),
         exit_signal=bool(signals.exit[t]),
         next_index=next_index,
-        next_time=next_time,
+        next_time_seconds=next_time_seconds,
         next_price=next_price,
     )
 
@@ -143,8 +143,8 @@ def backtest(
     *,
     criteria: Criteria,
     instruments: Sequence[CandleArrays],
-    start_time: int,
-    end_time: int,
+    start_time_seconds: int,
+    end_time_seconds: int,
     starting_cash: float,
     candle_seconds: int = SECONDS_PER_DAY,
     close_at_end: bool = False,
@@ -157,9 +157,10 @@ def backtest(
 
     Args:
         criteria: parsed criteria.
-        instruments: each instrument's candles (all of them: indicators warm up before ``start_time``);
-            symbols must be unique.
-        start_time, end_time: the first and last boundary, seconds since epoch, multiples of ``candle_seconds``.
+        instruments: each instrument's candles (all of them: indicators warm up before
+            ``start_time_seconds``); symbols must be unique.
+        start_time_seconds, end_time_seconds: the first and last boundary, seconds since epoch, multiples of
+            ``candle_seconds``.
         starting_cash: quote currency, > 0.
         candle_seconds: candle length (86,400 for daily candles).
         close_at_end: close what is still open at the last close in the range (exit reason ``end_of_data``)
@@ -169,15 +170,17 @@ def backtest(
         :class:`BacktestResult`.
 
     Raises:
-        ValueError: ``end_time < start_time``, or symbols repeat.
+        ValueError: ``end_time_seconds < start_time_seconds``, or symbols repeat.
     """
-    if end_time < start_time:
-        raise ValueError(f"end_time {end_time} is before start_time {start_time}")
+    if end_time_seconds < start_time_seconds:
+        raise ValueError(
+            f"end_time_seconds {end_time_seconds} is before start_time_seconds {start_time_seconds}"
+        )
     symbols = [c.symbol for c in instruments]
     if len(set(symbols)) != len(symbols):
         raise ValueError(f"instrument symbols must be unique, got {symbols}")
     ordered = sorted(instruments, key=lambda c: c.symbol)
-    boundaries = np.arange(start_time, end_time + 1, candle_seconds, dtype=np.int64)
+    boundaries = np.arange(start_time_seconds, end_time_seconds + 1, candle_seconds, dtype=np.int64)
     columns = [_market_columns(criteria, c, boundaries, candle_seconds) for c in ordered]
     # The close each instrument shows at each boundary's candle: what the equity curve marks positions at.
     closes = [_closes_on(c, boundaries, candle_seconds) for c in ordered]
@@ -193,7 +196,7 @@ def backtest(
         float(starting_cash),
         has_t=stacked("has_t"),
         t_index=stacked("t_index"),
-        t_open_time=stacked("t_open_time"),
+        t_open_time_seconds=stacked("t_open_time_seconds"),
         t_open=stacked("t_open"),
         t_high=stacked("t_high"),
         t_low=stacked("t_low"),
@@ -202,21 +205,21 @@ def backtest(
         exit_signal=stacked("exit_signal"),
         has_next=stacked("has_next"),
         next_index=stacked("next_index"),
-        next_time=stacked("next_time"),
+        next_time_seconds=stacked("next_time_seconds"),
         next_price=stacked("next_price"),
         capacity=capacity,
     )
     if close_at_end:
         for row in np.flatnonzero(still_open):
             candles = ordered[int(ints[row, INT_SLOT])]
-            last = int(np.searchsorted(candles.open_time, end_time, side="right")) - 1
+            last = int(np.searchsorted(candles.open_time_seconds, end_time_seconds, side="right")) - 1
             quantity = floats[row, FLOAT_QUANTITY]
             cost = floats[row, FLOAT_ENTRY_PRICE] * quantity + floats[row, FLOAT_ENTRY_FEE]
             price, fee, pnl, pnl_ratio = close_fill(
                 float(candles.close[last]), quantity, cost, criteria.fee_rate, criteria.slippage_ratio
             )
             ints[row, INT_EXIT_INDEX] = last
-            ints[row, INT_EXIT_TIME_SECONDS] = int(candles.open_time[last]) + candle_seconds
+            ints[row, INT_EXIT_TIME_SECONDS] = int(candles.open_time_seconds[last]) + candle_seconds
             floats[row, FLOAT_EXIT_PRICE] = price
             floats[row, FLOAT_EXIT_FEE] = fee
             floats[row, FLOAT_PNL] = pnl
@@ -228,10 +231,10 @@ def backtest(
         boundaries,
         np.ascontiguousarray(np.column_stack([np.nan_to_num(c) for c in closes])),
         log.slot,
-        log.entry_time,
+        log.entry_time_seconds,
         log.entry_price * log.quantity + log.entry_fee,
         log.quantity,
-        log.exit_time,
+        log.exit_time_seconds,
         np.where(closed, log.exit_price * log.quantity - log.exit_fee, 0.0),
         log.exit_code,
         float(starting_cash),
@@ -255,8 +258,8 @@ def _market_columns(
 ) -> dict[str, np.ndarray]:
     """One instrument's market at every boundary (shape (n,) each; see :mod:`trading.engine.boundary`)."""
     signals = signals_compute(criteria, candles)
-    t = _index_at(candles.open_time, boundaries - candle_seconds, candle_seconds)
-    nxt = _index_at(candles.open_time, boundaries, candle_seconds)
+    t = _index_at(candles.open_time_seconds, boundaries - candle_seconds, candle_seconds)
+    nxt = _index_at(candles.open_time_seconds, boundaries, candle_seconds)
     has_t, has_next = t >= 0, nxt >= 0
     at_t, at_next = np.maximum(t, 0), np.maximum(nxt, 0)
     empty = len(candles) == 0
@@ -271,7 +274,7 @@ def _market_columns(
     return {
         "has_t": has_t,
         "t_index": t,
-        "t_open_time": boundaries - candle_seconds,
+        "t_open_time_seconds": boundaries - candle_seconds,
         "t_open": gather(candles.open, at_t, has_t),
         "t_high": gather(candles.high, at_t, has_t),
         "t_low": gather(candles.low, at_t, has_t),
@@ -280,7 +283,7 @@ def _market_columns(
         "exit_signal": has_t & (signals.exit[at_t] if not empty else False),
         "has_next": has_next,
         "next_index": nxt,
-        "next_time": boundaries,
+        "next_time_seconds": boundaries,
         "next_price": gather(candles.open, at_next, has_next),
     }
 
@@ -295,9 +298,9 @@ def _trade_log(symbols: tuple[str, ...], ints: np.ndarray, floats: np.ndarray, c
         symbols=symbols,
         slot=column(ints, INT_SLOT),
         entry_index=column(ints, INT_ENTRY_INDEX),
-        entry_time=column(ints, INT_ENTRY_TIME_SECONDS),
+        entry_time_seconds=column(ints, INT_ENTRY_TIME_SECONDS),
         exit_index=column(ints, INT_EXIT_INDEX),
-        exit_time=column(ints, INT_EXIT_TIME_SECONDS),
+        exit_time_seconds=column(ints, INT_EXIT_TIME_SECONDS),
         exit_code=np.ascontiguousarray(codes),
         entry_price=column(floats, FLOAT_ENTRY_PRICE),
         quantity=column(floats, FLOAT_QUANTITY),
@@ -314,7 +317,7 @@ def _trade_log(symbols: tuple[str, ...], ints: np.ndarray, floats: np.ndarray, c
 
 def _closes_on(candles: CandleArrays, times: np.ndarray, step: int | None = None) -> np.ndarray:
     """The close of the last candle opened at or before each time (NaN before the first candle)."""
-    idx = _index_on(candles.open_time, times, step)
+    idx = _index_on(candles.open_time_seconds, times, step)
     closes = np.where(idx >= 0, candles.close[np.maximum(idx, 0)] if len(candles) else np.nan, np.nan)
     return np.asarray(closes, dtype=np.float64)
 

@@ -4,15 +4,15 @@ The backtest loop (:func:`trading.engine.loop.run_boundaries`) calls them at eve
 code; the live cycle calls them for one boundary through :mod:`trading.engine.step`: one set of rules.
 
 Instrument state (one slot per instrument of the strategy, in symbol order), arrays of shape (k,), updated in
-place: ``is_open`` (bool), ``quantity``, ``entry_price``, ``entry_fee``, ``entry_time`` (int64),
+place: ``is_open`` (bool), ``quantity``, ``entry_price``, ``entry_fee``, ``entry_time_seconds`` (int64),
 ``entry_index`` (int64), ``stop_loss`` and ``take_profit`` (the fixed levels set at entry, NaN without),
 ``trail_reference`` (max of the entry price and the highs seen since), ``trail_level`` (the trailing stop in
 force, NaN without).
 
 Market, arrays of shape (n, k), row ``j`` being boundary ``j`` (the live cycle passes one row): ``has_t`` (the
-instrument has candle t, the last closed one), ``t_index``, ``t_open_time`` (seconds), ``t_open``, ``t_high``,
+instrument has candle t, the last closed one), ``t_index``, ``t_open_time_seconds`` (seconds), ``t_open``, ``t_high``,
 ``t_low``, ``t_close``, ``entry_signal``, ``exit_signal`` (candle t's values), ``has_next`` (a first price after
-t exists), ``next_index`` (the candle whose open it is, -1 live), ``next_time`` (seconds), ``next_price`` (raw,
+t exists), ``next_index`` (the candle whose open it is, -1 live), ``next_time_seconds`` (seconds), ``next_price`` (raw,
 before slippage). Functions of one boundary take the row ``j`` with the arrays: indexing a row, rather than
 slicing it, keeps compiled code free of per-boundary reference counting.
 
@@ -90,13 +90,13 @@ def entries_at_boundary(
     entry_signal: np.ndarray,
     has_next: np.ndarray,
     next_index: np.ndarray,
-    next_time: np.ndarray,
+    next_time_seconds: np.ndarray,
     next_price: np.ndarray,
     is_open: np.ndarray,
     quantity: np.ndarray,
     entry_price: np.ndarray,
     entry_fee: np.ndarray,
-    entry_time: np.ndarray,
+    entry_time_seconds: np.ndarray,
     entry_index: np.ndarray,
     stop_loss: np.ndarray,
     take_profit: np.ndarray,
@@ -131,7 +131,7 @@ def entries_at_boundary(
         quantity[i] = units
         entry_price[i] = price
         entry_fee[i] = fee
-        entry_time[i] = next_time[j, i]
+        entry_time_seconds[i] = next_time_seconds[j, i]
         entry_index[i] = next_index[j, i]
         stop_loss[i] = stop_loss_level(price, rules[RULE_STOP_LOSS_RATIO])
         take_profit[i] = take_profit_level(price, rules[RULE_TAKE_PROFIT_RATIO])
@@ -146,27 +146,27 @@ def exits_at_boundary(
     j: int,
     has_t: np.ndarray,
     t_index: np.ndarray,
-    t_open_time: np.ndarray,
+    t_open_time_seconds: np.ndarray,
     t_open: np.ndarray,
     t_high: np.ndarray,
     t_low: np.ndarray,
     exit_signal: np.ndarray,
     has_next: np.ndarray,
     next_index: np.ndarray,
-    next_time: np.ndarray,
+    next_time_seconds: np.ndarray,
     next_price: np.ndarray,
     is_open: np.ndarray,
     quantity: np.ndarray,
     entry_price: np.ndarray,
     entry_fee: np.ndarray,
-    entry_time: np.ndarray,
+    entry_time_seconds: np.ndarray,
     stop_loss: np.ndarray,
     take_profit: np.ndarray,
     trail_reference: np.ndarray,
     trail_level: np.ndarray,
     exit_code: np.ndarray,
     exit_index: np.ndarray,
-    exit_time: np.ndarray,
+    exit_time_seconds: np.ndarray,
     exit_price: np.ndarray,
     exit_fee: np.ndarray,
     pnl: np.ndarray,
@@ -190,7 +190,7 @@ def exits_at_boundary(
     proceeds = 0.0
     for i in range(is_open.shape[0]):
         exit_code[i] = NO_EXIT
-        if not is_open[i] or not has_t[j, i] or entry_time[i] > t_open_time[j, i]:
+        if not is_open[i] or not has_t[j, i] or entry_time_seconds[i] > t_open_time_seconds[j, i]:
             continue
         trailing = trailing_stop_level(trail_reference[i], trailing_ratio)
         code, raw_price = risk_exit_code(
@@ -198,13 +198,16 @@ def exits_at_boundary(
         )
         where, when = -1, 0
         if code != NO_EXIT:
-            where, when = t_index[j, i], t_open_time[j, i]
+            where, when = t_index[j, i], t_open_time_seconds[j, i]
         elif has_next[j, i]:
             if exit_signal[j, i]:
                 code = SIGNAL_CODE
-            elif not np.isnan(max_holding_seconds) and next_time[j, i] - entry_time[i] >= max_holding_seconds:
+            elif (
+                not np.isnan(max_holding_seconds)
+                and next_time_seconds[j, i] - entry_time_seconds[i] >= max_holding_seconds
+            ):
                 code = MAX_HOLDING_CODE
-            where, when, raw_price = next_index[j, i], next_time[j, i], next_price[j, i]
+            where, when, raw_price = next_index[j, i], next_time_seconds[j, i], next_price[j, i]
         if code == NO_EXIT:
             trail_reference[i] = max(trail_reference[i], t_high[j, i])
             trail_level[i] = trailing_stop_level(trail_reference[i], trailing_ratio)
@@ -215,7 +218,7 @@ def exits_at_boundary(
         trail_level[i] = trailing
         exit_code[i] = code
         exit_index[i] = where
-        exit_time[i] = when
+        exit_time_seconds[i] = when
         exit_price[i] = price
         exit_fee[i] = fee
         pnl[i] = gain

@@ -24,10 +24,10 @@ def curves_from_trades(
     times: np.ndarray,
     closes: np.ndarray,
     slots: np.ndarray,
-    entry_time: np.ndarray,
+    entry_time_seconds: np.ndarray,
     cost: np.ndarray,
     quantity: np.ndarray,
-    exit_time: np.ndarray,
+    exit_time_seconds: np.ndarray,
     exit_proceeds: np.ndarray,
     exit_codes: np.ndarray,
     starting_cash: float,
@@ -42,7 +42,7 @@ def curves_from_trades(
     Args:
         times: shape (n,), int64: the open time of each candle of the curves.
         closes: shape (n, k), float64: each instrument's close at each time (0.0 before its first candle).
-        slots, entry_time, cost, quantity, exit_time, exit_proceeds, exit_codes: shape (m,), one value a
+        slots, entry_time_seconds, cost, quantity, exit_time_seconds, exit_proceeds, exit_codes: shape (m,), one value a
             trade; ``exit_codes`` is ``NO_EXIT`` for a trade still open; ``exit_proceeds`` is
             ``exit_price * quantity - exit_fee``.
         starting_cash: quote currency.
@@ -55,7 +55,7 @@ def curves_from_trades(
     held_value = np.zeros(n)
     exposure = np.zeros(n, dtype=np.bool_)
     for row in range(slots.shape[0]):
-        start = np.searchsorted(times, entry_time[row])
+        start = np.searchsorted(times, entry_time_seconds[row])
         if start >= n:
             continue
         cash_delta[start] -= cost[row]
@@ -65,7 +65,11 @@ def curves_from_trades(
             exposed_until = n
         else:
             last = n - 1
-            end = last if code == END_OF_DATA_CODE else min(np.searchsorted(times, exit_time[row]), last)
+            end = (
+                last
+                if code == END_OF_DATA_CODE
+                else min(np.searchsorted(times, exit_time_seconds[row]), last)
+            )
             cash_delta[end] += exit_proceeds[row]
             risk = code in (STOP_LOSS_CODE, TAKE_PROFIT_CODE, TRAILING_STOP_CODE, END_OF_DATA_CODE)
             exposed_until = end + 1 if risk else end

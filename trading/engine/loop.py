@@ -43,7 +43,7 @@ def run_boundaries(
     cash: float,
     has_t: np.ndarray,
     t_index: np.ndarray,
-    t_open_time: np.ndarray,
+    t_open_time_seconds: np.ndarray,
     t_open: np.ndarray,
     t_high: np.ndarray,
     t_low: np.ndarray,
@@ -52,7 +52,7 @@ def run_boundaries(
     exit_signal: np.ndarray,
     has_next: np.ndarray,
     next_index: np.ndarray,
-    next_time: np.ndarray,
+    next_time_seconds: np.ndarray,
     next_price: np.ndarray,
     capacity: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
@@ -79,7 +79,7 @@ def run_boundaries(
     quantity = np.zeros(k)
     entry_price = np.zeros(k)
     entry_fee = np.zeros(k)
-    entry_time = np.zeros(k, dtype=np.int64)
+    entry_time_seconds = np.zeros(k, dtype=np.int64)
     entry_index = np.zeros(k, dtype=np.int64)
     stop_loss = np.full(k, np.nan)
     take_profit = np.full(k, np.nan)
@@ -88,7 +88,7 @@ def run_boundaries(
     entered = np.zeros(k, dtype=np.bool_)
     exit_code = np.zeros(k, dtype=np.int64)
     exit_index = np.zeros(k, dtype=np.int64)
-    exit_time = np.zeros(k, dtype=np.int64)
+    exit_time_seconds = np.zeros(k, dtype=np.int64)
     exit_price = np.zeros(k)
     exit_fee = np.zeros(k)
     pnl = np.zeros(k)
@@ -105,13 +105,13 @@ def run_boundaries(
             entry_signal,
             has_next,
             next_index,
-            next_time,
+            next_time_seconds,
             next_price,
             is_open,
             quantity,
             entry_price,
             entry_fee,
-            entry_time,
+            entry_time_seconds,
             entry_index,
             stop_loss,
             take_profit,
@@ -123,7 +123,7 @@ def run_boundaries(
             if entered[i]:
                 ints[m, INT_SLOT] = i
                 ints[m, INT_ENTRY_INDEX] = entry_index[i]
-                ints[m, INT_ENTRY_TIME_SECONDS] = entry_time[i]
+                ints[m, INT_ENTRY_TIME_SECONDS] = entry_time_seconds[i]
                 floats[m, FLOAT_ENTRY_PRICE] = entry_price[i]
                 floats[m, FLOAT_QUANTITY] = quantity[i]
                 floats[m, FLOAT_ENTRY_FEE] = entry_fee[i]
@@ -136,27 +136,27 @@ def run_boundaries(
             j,
             has_t,
             t_index,
-            t_open_time,
+            t_open_time_seconds,
             t_open,
             t_high,
             t_low,
             exit_signal,
             has_next,
             next_index,
-            next_time,
+            next_time_seconds,
             next_price,
             is_open,
             quantity,
             entry_price,
             entry_fee,
-            entry_time,
+            entry_time_seconds,
             stop_loss,
             take_profit,
             trail_reference,
             trail_level,
             exit_code,
             exit_index,
-            exit_time,
+            exit_time_seconds,
             exit_price,
             exit_fee,
             pnl,
@@ -167,7 +167,7 @@ def run_boundaries(
                 row = slot_trade[i]
                 codes[row] = exit_code[i]
                 ints[row, INT_EXIT_INDEX] = exit_index[i]
-                ints[row, INT_EXIT_TIME_SECONDS] = exit_time[i]
+                ints[row, INT_EXIT_TIME_SECONDS] = exit_time_seconds[i]
                 floats[row, FLOAT_TRAILING_STOP_PRICE] = trail_level[i]
                 floats[row, FLOAT_EXIT_PRICE] = exit_price[i]
                 floats[row, FLOAT_EXIT_FEE] = exit_fee[i]

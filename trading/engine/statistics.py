@@ -143,7 +143,7 @@ def backtest_statistics(
       is no losing trade (no gross loss: the ratio would be infinite or 0/0); 0.0 when no trade wins.
     - ``expectancy_ratio = mean(pnl_ratio)`` (backtesting.py's "Expectancy"); ``best_trade_ratio`` and
       ``worst_trade_ratio`` are the max and min ``pnl_ratio``.
-    - ``avg_trade_duration_days = mean(exit_time - entry_time) / 86_400`` (backtesting.py's "Avg. Trade
+    - ``avg_trade_duration_days = mean(exit_time_seconds - entry_time_seconds) / 86_400`` (backtesting.py's "Avg. Trade
       Duration").
     - These are None when there is no closed trade; ``n_trades`` is then 0.
     - ``total_fees``: the entry fees of every trade, open or closed, plus the exit fees of the closed ones,
@@ -157,7 +157,7 @@ def backtest_statistics(
             value is used.
         exposure: shape (n,), bool, True where a position was open at some point of that candle.
         trades: the run's trades, open and closed, as :class:`Trade` values or a :class:`TradeLog`; a closed
-            trade must have ``exit_time``, ``exit_fee``, ``pnl`` and ``pnl_ratio`` set.
+            trade must have ``exit_time_seconds``, ``exit_fee``, ``pnl`` and ``pnl_ratio`` set.
         candle_seconds: length of one candle in seconds, > 0 (86_400 for daily, 60 for one-minute).
         starting_cash: the cash at the first candle's open, quote currency, > 0.
 
@@ -282,7 +282,7 @@ def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | i
         }
     pnl = log.pnl[closed]
     pnl_ratio = log.pnl_ratio[closed]
-    duration_seconds = (log.exit_time[closed] - log.entry_time[closed]).astype(np.float64)
+    duration_seconds = (log.exit_time_seconds[closed] - log.entry_time_seconds[closed]).astype(np.float64)
     gross_loss = -pnl[pnl < 0].sum()
     gross_profit = pnl[pnl > 0].sum()
     return {

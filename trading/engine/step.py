@@ -44,17 +44,17 @@ class InstrumentAtBoundary:
         symbol: the instrument's symbol.
         index: index of candle t (the last completed candle) in the instrument's candles, or None when the
             instrument has no candle t.
-        open_time: seconds since epoch of candle t's open (when ``index`` is set).
+        open_time_seconds: seconds since epoch of candle t's open (when ``index`` is set).
         open, high, low, close: candle t's prices (when ``index`` is set), quote currency.
         entry_signal, exit_signal: the signals on candle t.
         next_index: index of the candle whose open is the next price (replay), or -1 live / None at the end.
-        next_time: seconds since epoch of the next price (open of t+1, or now live); None at the end of data.
+        next_time_seconds: seconds since epoch of the next price (open of t+1, or now live); None at the end of data.
         next_price: the first price after t (raw, before slippage); None at the end of data.
     """
 
     symbol: str
     index: int | None
-    open_time: int = 0
+    open_time_seconds: int = 0
     open: float = 0.0
     high: float = 0.0
     low: float = 0.0
@@ -62,7 +62,7 @@ class InstrumentAtBoundary:
     entry_signal: bool = False
     exit_signal: bool = False
     next_index: int | None = None
-    next_time: int | None = None
+    next_time_seconds: int | None = None
     next_price: float | None = None
 
 
@@ -94,7 +94,7 @@ def criteria_rules(criteria: Criteria) -> np.ndarray:
 _MARKET = (
     "has_t",
     "t_index",
-    "t_open_time",
+    "t_open_time_seconds",
     "t_open",
     "t_high",
     "t_low",
@@ -103,7 +103,7 @@ _MARKET = (
     "exit_signal",
     "has_next",
     "next_index",
-    "next_time",
+    "next_time_seconds",
     "next_price",
 )
 
@@ -122,13 +122,13 @@ class _Boundary:
         here = [market.get(symbol) for symbol in self.symbols]
         held = [open_trades.get(symbol) for symbol in self.symbols]
         has = [h is not None and h.index is not None for h in here]
-        nxt = [h is not None and h.next_price is not None and h.next_time is not None for h in here]
+        nxt = [h is not None and h.next_price is not None and h.next_time_seconds is not None for h in here]
         self.has_t = np.array(has, dtype=bool)
         self.t_index = np.array(
             [h.index if ok and h else -1 for h, ok in zip(here, has, strict=True)], np.int64
         )
-        self.t_open_time = np.array(
-            [h.open_time if ok and h else 0 for h, ok in zip(here, has, strict=True)], np.int64
+        self.t_open_time_seconds = np.array(
+            [h.open_time_seconds if ok and h else 0 for h, ok in zip(here, has, strict=True)], np.int64
         )
         self.t_open = np.array([h.open if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
         self.t_high = np.array([h.high if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
@@ -148,8 +148,8 @@ class _Boundary:
             ],
             np.int64,
         )
-        self.next_time = np.array(
-            [h.next_time if ok and h else 0 for h, ok in zip(here, nxt, strict=True)], np.int64
+        self.next_time_seconds = np.array(
+            [h.next_time_seconds if ok and h else 0 for h, ok in zip(here, nxt, strict=True)], np.int64
         )
         self.next_price = np.array(
             [h.next_price if ok and h else math.nan for h, ok in zip(here, nxt, strict=True)]
@@ -161,7 +161,7 @@ class _Boundary:
         self.quantity = np.array([o.trade.quantity if o else 0.0 for o in held])
         self.entry_price = np.array([o.trade.entry_price if o else 0.0 for o in held])
         self.entry_fee = np.array([o.trade.entry_fee if o else 0.0 for o in held])
-        self.entry_time = np.array([o.trade.entry_time if o else 0 for o in held], np.int64)
+        self.entry_time_seconds = np.array([o.trade.entry_time_seconds if o else 0 for o in held], np.int64)
         self.entry_index = np.array([o.trade.entry_index if o else -1 for o in held], np.int64)
         self.stop_loss = np.array([nan_if_none(o.trade.stop_loss_price) if o else math.nan for o in held])
         self.take_profit = np.array([nan_if_none(o.trade.take_profit_price) if o else math.nan for o in held])
@@ -205,13 +205,13 @@ def step_entries(
         b.entry_signal,
         b.has_next,
         b.next_index,
-        b.next_time,
+        b.next_time_seconds,
         b.next_price,
         b.is_open,
         b.quantity,
         b.entry_price,
         b.entry_fee,
-        b.entry_time,
+        b.entry_time_seconds,
         b.entry_index,
         b.stop_loss,
         b.take_profit,
@@ -224,7 +224,7 @@ def step_entries(
             symbol=symbol,
             side="long",
             entry_index=int(b.entry_index[i]),
-            entry_time=int(b.entry_time[i]),
+            entry_time_seconds=int(b.entry_time_seconds[i]),
             entry_price=float(b.entry_price[i]),
             quantity=float(b.quantity[i]),
             entry_fee=float(b.entry_fee[i]),
@@ -261,34 +261,34 @@ def step_exits(
     b = _Boundary(open_trades, market, open_trades)
     exit_code = np.zeros(b.k, dtype=np.int64)
     exit_index = np.zeros(b.k, dtype=np.int64)
-    exit_time = np.zeros(b.k, dtype=np.int64)
+    exit_time_seconds = np.zeros(b.k, dtype=np.int64)
     exit_price, exit_fee, pnl, pnl_ratio = (np.zeros(b.k) for _ in range(4))
     exits_at_boundary(
         criteria_rules(criteria),
         0,
         b.has_t,
         b.t_index,
-        b.t_open_time,
+        b.t_open_time_seconds,
         b.t_open,
         b.t_high,
         b.t_low,
         b.exit_signal,
         b.has_next,
         b.next_index,
-        b.next_time,
+        b.next_time_seconds,
         b.next_price,
         b.is_open,
         b.quantity,
         b.entry_price,
         b.entry_fee,
-        b.entry_time,
+        b.entry_time_seconds,
         b.stop_loss,
         b.take_profit,
         b.trail_reference,
         b.trail_level,
         exit_code,
         exit_index,
-        exit_time,
+        exit_time_seconds,
         exit_price,
         exit_fee,
         pnl,
@@ -305,7 +305,7 @@ def step_exits(
                     open_trade.trade,
                     trailing_stop_price=trailing,
                     exit_index=int(exit_index[i]),
-                    exit_time=int(exit_time[i]),
+                    exit_time_seconds=int(exit_time_seconds[i]),
                     exit_price=float(exit_price[i]),
                     exit_fee=float(exit_fee[i]),
                     exit_reason=exit_reason_value(int(exit_code[i])),
@@ -335,7 +335,7 @@ def trade_close_at(
     return replace(
         trade,
         exit_index=index,
-        exit_time=time,
+        exit_time_seconds=time,
         exit_price=float(price),
         exit_fee=float(fee),
         exit_reason=reason,
