@@ -10,7 +10,7 @@ removed) of group ``entry`` or ``exit``:
 
 - ``entry_mode`` / ``exit_mode``: ``all`` or ``any``; ``entry_next`` / ``exit_next``: the key of the next new row;
 - ``entry-<key>-op``: one of :data:`trading.engine.criteria.COMPARISONS`;
-- ``entry-<key>-left_indicator``: ``value`` or an indicator of :data:`trading.engine.criteria.INDICATOR_PARAMS`,
+- ``entry-<key>-left_indicator``: ``value`` or an indicator of :data:`trading.engine.indicators.INDICATORS`,
   and ``entry-<key>-left_<field>`` for each of :data:`OPERAND_FIELDS` (``value``, the indicator parameters,
   ``shift``); the same with ``right_``;
 - the scalars of :data:`SCALAR_FIELDS` (``stop_loss_pct``, ``sizing_method``, ...).
@@ -29,14 +29,9 @@ from django import forms
 
 from simulator.models import STARTING_CASH_DEFAULT
 from simulator.services import SimulationInputError, SimulationRequest, simulation_request_check
-from trading.engine.criteria import (
-    COMPARISONS,
-    INDICATOR_PARAMS,
-    SIZING_METHODS,
-    TOP_LEVEL_DEFAULTS,
-    VERSION,
-)
+from trading.engine.criteria import COMPARISONS, SIZING_METHODS, TOP_LEVEL_DEFAULTS, VERSION
 from trading.engine.examples import sma_cross_criteria
+from trading.engine.indicators import INDICATOR_PARAMS
 from trading.engine.limits import MAX_DEPTH, criteria_limits_check, json_depth
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS
 

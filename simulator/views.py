@@ -72,7 +72,7 @@ from simulator.services import (
     sweep_point_simulation,
     sweep_start,
 )
-from trading.engine.criteria import PRICE_FIELDS
+from trading.engine.indicators import PRICE_FIELDS
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS
 from trading.models import Strategy
 

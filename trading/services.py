@@ -745,9 +745,14 @@ def _check_position(
     symbol = candles.symbol
     for k in range(k0, last + 1):
         if k < last:
-            nxt_index, nxt_time, nxt_price = k + 1, int(candles.open_time_seconds[k + 1]), float(candles.open[k + 1])
+            nxt_index, nxt_time, nxt_price = (
+                k + 1,
+                int(candles.open_time_seconds[k + 1]),
+                float(candles.open[k + 1]),
+            )
         elif (
-            int(candles.open_time_seconds[k]) + SECONDS_PER_DAY == to_seconds(_boundary(as_of)) and quote is not None
+            int(candles.open_time_seconds[k]) + SECONDS_PER_DAY == to_seconds(_boundary(as_of))
+            and quote is not None
         ):
             nxt_index, nxt_time, nxt_price = -1, to_seconds(quote.at), float(quote.price)
         else:

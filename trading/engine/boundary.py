@@ -24,7 +24,6 @@ instead of compiling again. Numba checks only this file's timestamp, so after ed
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from trading.engine.layout import (
     MAX_HOLDING_CODE,
@@ -38,7 +37,7 @@ from trading.engine.layout import (
     RULE_TAKE_PROFIT_RATIO,
     RULE_TRAILING_STOP_RATIO,
     SIGNAL_CODE,
-    WITHOUT_REFCOUNTS,
+    njit_without_refcounts,
 )
 from trading.engine.rules import (
     buy_fill_price,
@@ -52,7 +51,7 @@ from trading.engine.rules import (
 )
 
 
-@njit(**WITHOUT_REFCOUNTS)
+@njit_without_refcounts
 def equity_at_boundary(
     cash: float,
     j: int,
@@ -80,7 +79,7 @@ def equity_at_boundary(
     return total
 
 
-@njit(**WITHOUT_REFCOUNTS)
+@njit_without_refcounts
 def entries_at_boundary(
     rules: np.ndarray,
     j: int,
@@ -140,7 +139,7 @@ def entries_at_boundary(
     return max(cash, 0.0)
 
 
-@njit(**WITHOUT_REFCOUNTS)
+@njit_without_refcounts
 def exits_at_boundary(
     rules: np.ndarray,
     j: int,

@@ -50,7 +50,7 @@ def trailing_stop_level(reference_high: float, ratio: float | None) -> float | N
 
 def trailing_reference(entry_price: float, highs_before: list[float] | tuple[float, ...]) -> float:
     """Return ``max(entry_price, *highs_before)``: the trailing stop's reference for the next candle."""
-    return max([entry_price, *highs_before])
+    return float(max([entry_price, *highs_before]))
 
 
 @dataclass(frozen=True)

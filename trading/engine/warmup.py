@@ -17,6 +17,7 @@ from trading.engine.backtest import backtest
 from trading.engine.criteria import criteria_parse
 from trading.engine.step import InstrumentAtBoundary, OpenTrade, step_entries, step_exits, trade_close_at
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays
+from trading.engine.vocabulary import ExitReason
 
 _CRITERIA = {
     "version": 1,
@@ -70,7 +71,9 @@ def warm() -> float:
     open_trades = {t.symbol: OpenTrade(trade=t, trail_reference=t.entry_price) for t in result.trades[:1]}
     step_exits(criteria=criteria, market={"WARM": here}, open_trades=open_trades)
     for trade in entered:
-        trade_close_at(trade, criteria, index=4, time=5 * SECONDS_PER_DAY, raw_price=99.0, reason="manual")
+        trade_close_at(
+            trade, criteria, index=4, time=5 * SECONDS_PER_DAY, raw_price=99.0, reason=ExitReason.MANUAL
+        )
     return time.perf_counter() - began
 
 

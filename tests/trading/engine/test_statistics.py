@@ -23,7 +23,7 @@ from trading.engine.statistics import backtest_statistics, drawdown_curve, max_d
 from trading.engine.types import SECONDS_PER_DAY, Trade
 from trading.engine.vocabulary import STATISTICS_KEYS
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 DAY = SECONDS_PER_DAY
 HOUR = 3_600
 
