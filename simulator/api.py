@@ -12,14 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from instruments.api import StrictSerializer
+from simulator.launch import simulation_start
 from simulator.models import STARTING_CASH_DEFAULT, Simulation
-from simulator.services import (
-    SimulationInputError,
-    simulation_equity_csv,
-    simulation_request_check,
-    simulation_start,
-    simulation_trades_csv,
-)
+from simulator.services.requests import SimulationInputError, simulation_request_check
+from simulator.services.simulations import simulation_equity_csv, simulation_trades_csv
 
 
 class SimulationRequestSerializer(StrictSerializer):

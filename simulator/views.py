@@ -24,54 +24,49 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from instruments.models import Instrument
 from simulator.api import csv_response
-from simulator.forms import (
+from simulator.builder.conversions import (
     COMPARISON_OPTIONS,
     GROUPS,
     INDICATOR_OPTIONS,
     NEW_ROW,
     SIZING_OPTIONS,
-    SWEEP_AXES,
-    SaveStrategyForm,
-    SimulatorForm,
-    builder_from_criteria,
-    condition_row,
     numeric_paths,
 )
+from simulator.builder.rows import builder_from_criteria, condition_row
+from simulator.display import quote_currency, statistic_label
+from simulator.forms import SWEEP_AXES, SaveStrategyForm, SimulatorForm
+from simulator.launch import TaskQueueUnavailableError, simulation_start, sweep_start
 from simulator.models import STARTING_CASH_DEFAULT, RunStatus, Simulation, Sweep, SweepPoint
-from simulator.selectors import (
+from simulator.presenters import (
     TRADE_COLUMNS,
     Cell,
-    InstrumentSpan,
     chart_data,
     compare_chart_data,
     compare_rows,
+    listed_runs,
+    statistics_rows,
+    sweep_heatmap,
+    trade_rows,
+)
+from simulator.selectors import (
+    InstrumentSpan,
     default_selection,
     instrument_spans,
-    listed_runs,
-    quote_currency,
     simulation_candles,
     simulation_for_page,
     simulations_compared,
     simulations_for,
     simulations_listed,
-    statistic_label,
-    statistics_rows,
-    sweep_heatmap,
     sweeps_for,
-    trade_rows,
 )
-from simulator.services import (
-    SimulationInputError,
-    SimulatorBusyError,
-    TaskQueueUnavailableError,
+from simulator.services.inline import SimulatorBusyError
+from simulator.services.requests import SimulationInputError
+from simulator.services.simulations import (
     simulation_equity_csv,
-    simulation_start,
     simulation_to_strategy,
     simulation_trades_csv,
-    sweep_create,
-    sweep_point_simulation,
-    sweep_start,
 )
+from simulator.services.sweeps import sweep_create, sweep_point_simulation
 from trading.engine.indicators import PRICE_FIELDS
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS
 from trading.models import Strategy
