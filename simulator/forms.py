@@ -12,7 +12,8 @@ from typing import Any
 from django import forms
 
 from simulator.builder.conversions import DEFAULT_CRITERIA, SIZING_OPTIONS, path_is_percent
-from simulator.builder.rows import Builder, builder_from_criteria, builder_from_data
+from simulator.builder.reading import builder_from_criteria, builder_from_data
+from simulator.builder.rows import Builder
 from simulator.models import STARTING_CASH_DEFAULT
 from simulator.services.requests import SimulationInputError, SimulationRequest, simulation_request_check
 from trading.engine.criteria import SIZING_METHODS

@@ -15,7 +15,8 @@ from simulator.builder.conversions import (
     path_is_percent,
     ratio_from_percent,
 )
-from simulator.builder.rows import Builder, builder_from_criteria, builder_from_data
+from simulator.builder.reading import builder_from_criteria, builder_from_data
+from simulator.builder.rows import Builder
 from simulator.display import number_text, percent_text
 from tests.trading.factories import sma_cross_criteria
 from trading.engine.criteria import CriteriaError, criteria_parse

@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from simulator.builder.rows import builder_from_criteria
+from simulator.builder.reading import builder_from_criteria
 from simulator.launch import simulation_start
 from simulator.models import RunStatus, Simulation, Sweep
 from simulator.services.requests import simulation_request_check
