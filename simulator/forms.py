@@ -113,7 +113,7 @@ class SimulatorForm(forms.Form):
     @property
     def is_sweep(self) -> bool:
         """True when the sweep button was pressed."""
-        return self._value("action") == self.SWEEP
+        return bool(self._value("action") == self.SWEEP)
 
     def clean(self) -> dict[str, Any]:
         """Check the whole request with the simulator's service and place every problem next to its field."""

@@ -215,7 +215,8 @@ def chart_data(*, simulation: Simulation, candles: dict[str, list[dict[str, floa
 
     def cents(values: Sequence[float]) -> list[float]:
         # The chart needs no more than cents, and short numbers make the page's JSON a third quicker to write.
-        return np.round(np.asarray(values, dtype=np.float64), 2).tolist()
+        rounded: list[float] = np.round(np.asarray(values, dtype=np.float64), 2).tolist()
+        return rounded
 
     return {
         "currency": quote_currency(simulation.instruments.all()),

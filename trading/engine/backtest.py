@@ -267,7 +267,7 @@ def _market_columns(
     def gather(values: np.ndarray, where: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if empty:
             return np.full(boundaries.shape[0], np.nan)
-        gathered = values[where]
+        gathered: np.ndarray = values[where]
         gathered[~mask] = np.nan
         return gathered
 

@@ -43,9 +43,13 @@ def condition_mask(
     """
     cache = {} if cache is None else cache
     if isinstance(condition, AllOf):
-        return np.logical_and.reduce([condition_mask(c, candles, cache) for c in condition.items])
+        every: np.ndarray = np.logical_and.reduce(
+            [condition_mask(c, candles, cache) for c in condition.items]
+        )
+        return every
     if isinstance(condition, AnyOf):
-        return np.logical_or.reduce([condition_mask(c, candles, cache) for c in condition.items])
+        some: np.ndarray = np.logical_or.reduce([condition_mask(c, candles, cache) for c in condition.items])
+        return some
     if isinstance(condition, NotOf):
         return ~condition_mask(condition.item, candles, cache)
     return _compare(condition, candles, cache)
@@ -56,18 +60,18 @@ def _compare(condition: Compare, candles: CandleArrays, cache: dict[Operand, np.
     right = _operand_values(condition.right, candles, cache)
     op = condition.op
     if op == ">":
-        return np.greater(left, right)
+        return np.asarray(np.greater(left, right))
     if op == ">=":
-        return np.greater_equal(left, right)
+        return np.asarray(np.greater_equal(left, right))
     if op == "<":
-        return np.less(left, right)
+        return np.asarray(np.less(left, right))
     if op == "<=":
-        return np.less_equal(left, right)
+        return np.asarray(np.less_equal(left, right))
     left_before, right_before = _previous(left), _previous(right)
     if op == "crosses_above":
-        return np.greater(left, right) & np.less_equal(left_before, right_before)
+        return np.asarray(np.greater(left, right) & np.less_equal(left_before, right_before))
     if op == "crosses_below":
-        return np.less(left, right) & np.greater_equal(left_before, right_before)
+        return np.asarray(np.less(left, right) & np.greater_equal(left_before, right_before))
     raise ValueError(f"unknown comparison {op!r}")  # criteria_parse refuses it first
 
 

@@ -62,7 +62,8 @@ def drawdown_curve(equity_curve: np.ndarray, *, starting_equity: float | None = 
         _require_positive(starting_equity, name="starting_equity")
         peak = np.maximum(peak, float(starting_equity))
     # peak - equity is exactly 0.0 where equity is the running peak, so the peaks are exact zeros.
-    return (peak - equity) / peak
+    drawdown: np.ndarray = (peak - equity) / peak
+    return drawdown
 
 
 def max_drawdown_ratio(equity_curve: np.ndarray, *, starting_equity: float | None = None) -> float:
@@ -258,7 +259,7 @@ def _max_drawdown_candles(anchored: np.ndarray) -> int:
     peaks = np.flatnonzero(anchored >= np.maximum.accumulate(anchored))
     gaps = np.diff(peaks)
     longest = int(gaps.max()) if gaps.size and gaps.max() > 1 else 0
-    return max(longest, last - int(peaks[-1]))
+    return int(max(longest, last - int(peaks[-1])))
 
 
 def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | int | None]:
