@@ -23,7 +23,7 @@ def statistic_text(key: str, value: Any, currency: str = "") -> str:
     the profit factor as plain numbers, ``_days`` in days, money with its currency; None (undefined) as a dash.
 
     Args:
-        key: one of :data:`trading.engine.statistics.STATISTICS_KEYS`.
+        key: one of :data:`trading.engine.vocabulary.STATISTICS_KEYS`.
         value: the engine's value (a fraction for ``_ratio`` keys).
         currency: the quote currency's code for money (``USD``).
     """

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trading.engine.criteria import AllOf, AnyOf, Compare, Condition, Criteria, NotOf, Operand
-from trading.engine.indicators import indicator_series
+from trading.engine.indicators import INDICATORS
 from trading.engine.types import CandleArrays
 
 
@@ -98,3 +98,36 @@ def signals_compute(criteria: Criteria, candles: CandleArrays) -> Signals:
         else np.zeros(len(candles), dtype=bool)
     )
     return Signals(entry=np.asarray(entry, dtype=bool), exit=np.asarray(exit_, dtype=bool))
+
+
+def indicator_series(
+    operand: Operand, candles: CandleArrays, cache: dict[Operand, np.ndarray] | None = None
+) -> np.ndarray:
+    """Return the values of ``operand`` at every candle.
+
+    Args:
+        operand: an indicator operand (not ``"value"``); its ``shift`` is applied.
+        candles: the instrument's candles, oldest first.
+        cache: optional memo shared across the operands of one evaluation.
+
+    Returns:
+        shape (n,), float64; NaN during warm-up and for the first ``shift`` candles.
+
+    Raises:
+        ValueError: the operand names no indicator of :data:`INDICATORS` (``criteria_parse`` refuses it first).
+    """
+    if cache is not None and operand in cache:
+        return cache[operand]
+    indicator = INDICATORS.get(operand.indicator)
+    if indicator is None:
+        raise ValueError(f"unknown indicator {operand.indicator!r}")
+    empty = len(candles) == 0
+    base = np.empty(0, dtype=np.float64) if empty else indicator.compute(candles, dict(operand.params))
+    if operand.shift:
+        shifted = np.full_like(base, np.nan)
+        if operand.shift < base.shape[0]:
+            shifted[operand.shift :] = base[: -operand.shift]
+        base = shifted
+    if cache is not None:
+        cache[operand] = base
+    return base

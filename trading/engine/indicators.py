@@ -2,7 +2,7 @@
 
 Adding an indicator is one :class:`Indicator` in :data:`INDICATORS` (and its test): the criteria parser
 (:mod:`trading.engine.criteria`), the look-back limits (:mod:`trading.engine.limits`), the simulator's criteria
-builder and the evaluation (:func:`indicator_series`) all read this table.
+builder and the evaluation (:func:`trading.engine.conditions.indicator_series`) all read this table.
 
 Every compute function returns a float64 array of shape (n,) aligned with the candles, NaN while the indicator
 warms up (and wherever an input is NaN). Definitions (TA-Lib's, see https://ta-lib.org/functions/):
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import talib
@@ -26,22 +26,28 @@ from talib._ta_lib import MA_Type  # talib.MA_Type, where its type hints declare
 
 from trading.engine.types import CandleArrays
 
-if TYPE_CHECKING:  # criteria imports this module for the table; only the type is needed here
-    from trading.engine.criteria import Operand
-
 #: The candle fields an operand may read directly (and a ``source`` parameter may name).
 PRICE_FIELDS = ("open", "high", "low", "close", "volume")
+
+
 #: Parameter kinds, as the criteria parser checks them: ``period`` an integer >= 1, ``period2`` an integer >= 2
 #: (TA-Lib's MAX, MIN, RSI, BBANDS and MACD refuse 1 with TA_BAD_PARAM), ``stddev`` a number in (0, MAX_STDDEV],
 #: ``source`` one of :data:`PRICE_FIELDS`, ``source_hlc`` one of high, low, close.
 PARAM_KINDS = ("period", "period2", "stddev", "source", "source_hlc")
+
+
 #: The kinds that are a number of candles looked back over (bounded by the candles a run has).
 LOOKBACK_KINDS = ("period", "period2")
 
+
 #: The parameters of an indicator: name -> ``(kind, default)``; a default of None means required.
 Params = dict[str, tuple[str, Any]]
+
+
 #: ``compute(candles, params)``: params hold every parameter, defaults filled in.
 Compute = Callable[[CandleArrays, Mapping[str, Any]], np.ndarray]
+
+
 #: ``check(params) -> [(param, message), ...]``: rules across parameters, run once each one is valid alone.
 Check = Callable[[Mapping[str, Any]], list[tuple[str, str]]]
 
@@ -131,8 +137,13 @@ def _fast_below_slow(params: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 _AVERAGE: Params = {"period": ("period", None), "source": ("source", "close")}
+
+
 _BANDS: Params = {"period": ("period2", None), "stddev": ("stddev", 2.0)}
+
+
 _MACD: Params = {"fast": ("period2", 12), "slow": ("period2", 26), "signal": ("period", 9)}
+
 
 #: Every indicator of the criteria format, by name, in the order the builder lists them.
 INDICATORS: dict[str, Indicator] = {
@@ -157,6 +168,8 @@ INDICATORS: dict[str, Indicator] = {
         Indicator("macd_hist", _MACD, _macd(2), _fast_below_slow),
     )
 }
+
+
 #: Parameters of each indicator: name -> {param: (kind, default)} (:data:`Params`).
 INDICATOR_PARAMS: dict[str, Params] = {name: indicator.params for name, indicator in INDICATORS.items()}
 
@@ -169,36 +182,3 @@ def lookback_params() -> frozenset[str]:
         for param, (kind, _) in indicator.params.items()
         if kind in LOOKBACK_KINDS
     )
-
-
-def indicator_series(
-    operand: Operand, candles: CandleArrays, cache: dict[Operand, np.ndarray] | None = None
-) -> np.ndarray:
-    """Return the values of ``operand`` at every candle.
-
-    Args:
-        operand: an indicator operand (not ``"value"``); its ``shift`` is applied.
-        candles: the instrument's candles, oldest first.
-        cache: optional memo shared across the operands of one evaluation.
-
-    Returns:
-        shape (n,), float64; NaN during warm-up and for the first ``shift`` candles.
-
-    Raises:
-        ValueError: the operand names no indicator of :data:`INDICATORS` (``criteria_parse`` refuses it first).
-    """
-    if cache is not None and operand in cache:
-        return cache[operand]
-    indicator = INDICATORS.get(operand.indicator)
-    if indicator is None:
-        raise ValueError(f"unknown indicator {operand.indicator!r}")
-    empty = len(candles) == 0
-    base = np.empty(0, dtype=np.float64) if empty else indicator.compute(candles, dict(operand.params))
-    if operand.shift:
-        shifted = np.full_like(base, np.nan)
-        if operand.shift < base.shape[0]:
-            shifted[operand.shift :] = base[: -operand.shift]
-        base = shifted
-    if cache is not None:
-        cache[operand] = base
-    return base

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from trading.engine.conditions import indicator_series
 from trading.engine.criteria import Operand, criteria_parse
-from trading.engine.indicators import INDICATORS, Indicator, indicator_series, lookback_params
+from trading.engine.indicators import INDICATORS, Indicator, lookback_params
 from trading.engine.limits import criteria_periods
 from trading.engine.types import CandleArrays
 

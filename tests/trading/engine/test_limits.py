@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trading.engine.conditions import indicator_series
 from trading.engine.criteria import CriteriaError, criteria_parse
-from trading.engine.indicators import INDICATOR_PARAMS, indicator_series
+from trading.engine.indicators import INDICATOR_PARAMS
 from trading.engine.limits import (
     MAX_CONDITIONS,
     MAX_CRITERIA_BYTES,
