@@ -16,6 +16,7 @@ from simulator.launch import simulation_start
 from simulator.models import STARTING_CASH_DEFAULT, Simulation
 from simulator.services.requests import SimulationInputError, simulation_request_check
 from simulator.services.simulations import simulation_equity_csv, simulation_trades_csv
+from trading.engine.vocabulary import statistics_described
 
 
 class SimulationRequestSerializer(StrictSerializer):
@@ -52,6 +53,11 @@ class SimulationSummarySerializer(serializers.ModelSerializer):
 
     instruments: serializers.SlugRelatedField = serializers.SlugRelatedField(
         many=True, read_only=True, slug_field="coingecko_id"
+    )
+    statistics = serializers.JSONField(
+        read_only=True,
+        help_text="The run's statistics by key (ratios are fractions; null where undefined): "
+        + statistics_described(),
     )
 
     class Meta:

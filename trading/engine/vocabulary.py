@@ -156,5 +156,15 @@ STATISTICS: tuple[Statistic, ...] = (
 STATISTIC_BY_KEY: dict[str, Statistic] = {statistic.key: statistic for statistic in STATISTICS}
 #: The keys, in report order.
 STATISTICS_KEYS: tuple[str, ...] = tuple(statistic.key for statistic in STATISTICS)
+
+
+def statistics_described() -> str:
+    """Every statistic as one line of text (``key: label, unit, higher/lower is better``), for API schemas."""
+    return "; ".join(
+        f"{s.key}: {s.label}, {s.unit}, {'higher' if s.higher_is_better else 'lower'} is better"
+        for s in STATISTICS
+    )
+
+
 #: The figure shown first and by default (a sweep's heatmap unless another is chosen).
 HEADLINE_STATISTIC = "total_return_ratio"
