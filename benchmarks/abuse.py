@@ -384,7 +384,9 @@ def close_step_wait(args: argparse.Namespace, env: dict[str, str], log_dir: Path
                 subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
             )
         time.sleep(8)  # the workers connect and register
-        from simulator.services import simulation_request_check, sweep_create, sweep_start
+        from simulator.launch import sweep_start
+        from simulator.services.requests import simulation_request_check
+        from simulator.services.sweeps import sweep_create
 
         request = simulation_request_check(
             instruments=args.instrument_ids[:2],

@@ -88,7 +88,7 @@ def run_once(npz: Path) -> dict[str, float | int]:
     ohlcv = data["ohlcv"]
     candles = CandleArrays(
         symbol="BTCUSDT",
-        open_time=data["open_time"],
+        open_time_seconds=data["open_time"],
         open=np.ascontiguousarray(ohlcv[:, 0]),
         high=np.ascontiguousarray(ohlcv[:, 1]),
         low=np.ascontiguousarray(ohlcv[:, 2]),
@@ -101,8 +101,8 @@ def run_once(npz: Path) -> dict[str, float | int]:
     result = backtest(
         criteria=criteria,
         instruments=[candles],
-        start_time=int(candles.open_time[0]),
-        end_time=int(candles.open_time[-1]),
+        start_time_seconds=int(candles.open_time_seconds[0]),
+        end_time_seconds=int(candles.open_time_seconds[-1]),
         starting_cash=10_000.0,
         candle_seconds=60,
     )

@@ -36,8 +36,10 @@ def run_sweep(*, wait_seconds: float) -> tuple[float, int]:
     """Create and start the sweep; wait until it is done; return (seconds, points saved)."""
     from django.db import transaction
 
+    from simulator.launch import sweep_start
     from simulator.models import RunStatus, Sweep
-    from simulator.services import simulation_request_check, sweep_create, sweep_start
+    from simulator.services.requests import simulation_request_check
+    from simulator.services.sweeps import sweep_create
 
     request = simulation_request_check(
         instruments=["bitcoin"],

@@ -85,14 +85,14 @@ def position_trade(position: Position, candles: CandleArrays, *, next_check: int
     backtest carries incrementally.
     """
     entry_time = to_seconds(position.entry_at) // SECONDS_PER_DAY * SECONDS_PER_DAY
-    entry_index = int(np.searchsorted(candles.open_time, entry_time))
+    entry_index = int(np.searchsorted(candles.open_time_seconds, entry_time))
     highs = candles.high[entry_index:next_check].tolist() if next_check > entry_index else []
     entry_price = float(position.entry_price)
     trade = Trade(
         symbol=position.instrument.symbol,
         side=position.side,
         entry_index=entry_index,
-        entry_time=entry_time,
+        entry_time_seconds=entry_time,
         entry_price=entry_price,
         quantity=float(position.quantity),
         entry_fee=float(position.entry_fee),

@@ -9,8 +9,18 @@ from django.db import models
 from django.db.models import Q
 
 from instruments.models import Instrument
-from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from instruments.precision import (
+    AMOUNT_DECIMAL_PLACES,
+    AMOUNT_MAX_DIGITS,
+    PRICE_DECIMAL_PLACES,
+    PRICE_MAX_DIGITS,
+    QUANTITY_DECIMAL_PLACES,
+    QUANTITY_MAX_DIGITS,
+    RATIO_DECIMAL_PLACES,
+    RATIO_MAX_DIGITS,
+)
 from runs.models import Step
+from trading.engine.vocabulary import ExitReason
 from trading.models import Strategy
 
 
@@ -52,31 +62,25 @@ class Position(models.Model):
         UNPROTECTED = "unprotected", "unprotected (the exchange holds no stop for it)"
         NOT_APPLICABLE = "not_applicable", "not applicable (paper, or no stop in the criteria)"
 
-    class ExitReason(models.TextChoices):
-        SIGNAL = "signal"
-        STOP_LOSS = "stop_loss"
-        TAKE_PROFIT = "take_profit"
-        TRAILING_STOP = "trailing_stop"
-        MAX_HOLDING = "max_holding"
-        MANUAL = "manual"
-        END_OF_DATA = "end_of_data"
+    #: The one table of exit reasons (stored value, label, the engine's code).
+    ExitReason = ExitReason
 
     strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="positions")
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="positions")
     side = models.CharField(max_length=8, choices=Side.choices, default=Side.LONG)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
-    quantity = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    quantity = models.DecimalField(max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES)
     entry_price = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
     entry_at = models.DateTimeField(help_text="When the entry filled (aware UTC).")
-    entry_fee = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    entry_fee = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
     exit_price = models.DecimalField(
         max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
     )
     exit_at = models.DateTimeField(null=True, blank=True)
     exit_fee = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, null=True, blank=True
     )
-    exit_reason = models.CharField(max_length=16, choices=ExitReason.choices, blank=True)
+    exit_reason = models.CharField(max_length=16, choices=ExitReason.choices(), blank=True)
     stop_loss_price = models.DecimalField(
         max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
     )
@@ -101,10 +105,10 @@ class Position(models.Model):
         db_default=Protection.NOT_APPLICABLE,
     )
     pnl = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, null=True, blank=True
     )
     pnl_ratio = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+        max_digits=RATIO_MAX_DIGITS, decimal_places=RATIO_DECIMAL_PLACES, null=True, blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

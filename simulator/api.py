@@ -12,14 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from barter_site.api import StrictSerializer
+from instruments.models import Instrument
+from simulator.launch import simulation_start
 from simulator.models import STARTING_CASH_DEFAULT, Simulation
-from simulator.services import (
-    SimulationInputError,
-    simulation_equity_csv,
-    simulation_request_check,
-    simulation_start,
-    simulation_trades_csv,
-)
+from simulator.services.requests import SimulationInputError, simulation_request_check
+from simulator.services.simulations import simulation_equity_csv, simulation_trades_csv
+from trading.engine.vocabulary import statistics_described
 
 
 class SimulationRequestSerializer(StrictSerializer):
@@ -51,11 +49,16 @@ class SimulationRequestSerializer(StrictSerializer):
         return attrs
 
 
-class SimulationSummarySerializer(serializers.ModelSerializer):
+class SimulationSummarySerializer(serializers.ModelSerializer[Simulation]):
     """A simulation without its trades and curves (the list)."""
 
-    instruments: serializers.SlugRelatedField = serializers.SlugRelatedField(
+    instruments: serializers.SlugRelatedField[Instrument] = serializers.SlugRelatedField(
         many=True, read_only=True, slug_field="coingecko_id"
+    )
+    statistics = serializers.JSONField(
+        read_only=True,
+        help_text="The run's statistics by key (ratios are fractions; null where undefined): "
+        + statistics_described(),
     )
 
     class Meta:
@@ -92,7 +95,7 @@ def csv_response(text: str, filename: str) -> HttpResponse:
     return response
 
 
-class SimulationViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class SimulationViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Simulation]):
     """``/api/simulations/``: run a simulation (POST), list and read the saved ones, download their CSVs."""
 
     queryset = Simulation.objects.none()  # typed for the schema; get_queryset gives the user's runs

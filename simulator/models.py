@@ -9,13 +9,15 @@ statistics are a :class:`SweepPoint`, and a point becomes a full :class:`Simulat
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from instruments.models import Instrument
-from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from instruments.precision import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS
+from trading.engine.vocabulary import HEADLINE_STATISTIC
 from trading.models import Strategy, criteria_validate
 
 
@@ -31,7 +33,7 @@ class RunStatus(models.TextChoices):
 class SimulationQuerySet(models.QuerySet["Simulation"]):
     """Filters over simulations."""
 
-    def for_user(self, user: object) -> SimulationQuerySet:
+    def for_user(self, user: Any) -> SimulationQuerySet:  # Any: a User or AnonymousUser (request.user)
         """The simulations ``user`` made (every simulation for a superuser)."""
         if getattr(user, "is_superuser", False):
             return self
@@ -46,7 +48,7 @@ class Simulation(models.Model):
     """One simulator run: inputs and results.
 
     Results are JSON, in the engine's units: ``statistics`` has the keys of
-    :data:`trading.engine.statistics.STATISTICS_KEYS` (ratios are fractions); ``trades`` is a list of dicts
+    :data:`trading.engine.vocabulary.STATISTICS_KEYS` (ratios are fractions); ``trades`` is a list of dicts
     (``instrument``, ``entry_at``, ``entry_price``, ``exit_at``, ``exit_price``, ``quantity``, ``entry_fee``,
     ``exit_fee``, ``pnl``, ``pnl_ratio``, ``exit_reason``; times ISO 8601 UTC, amounts decimal strings in the
     quote currency); ``equity_curve`` is ``{"time": [seconds], "equity": [...], "buy_and_hold": [...],
@@ -61,7 +63,7 @@ class Simulation(models.Model):
     instruments = models.ManyToManyField(Instrument, related_name="simulations")
     start = models.DateField(help_text="First UTC day on which trades may happen.")
     end = models.DateField(help_text="Last UTC day of the run (inclusive).")
-    starting_cash = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    starting_cash = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
     criteria = models.JSONField(validators=[criteria_validate], help_text="Trade criteria, format version 1.")
     source_strategy = models.ForeignKey(
         Strategy, null=True, blank=True, on_delete=models.SET_NULL, related_name="simulations"
@@ -129,10 +131,10 @@ class Sweep(models.Model):
     instruments = models.ManyToManyField(Instrument, related_name="sweeps")
     start = models.DateField()
     end = models.DateField()
-    starting_cash = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    starting_cash = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
     criteria = models.JSONField(validators=[criteria_validate], help_text="The base criteria.")
     axes = models.JSONField()
-    statistic = models.CharField(max_length=40, default="total_return_ratio")
+    statistic = models.CharField(max_length=40, default=HEADLINE_STATISTIC)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
     total = models.PositiveIntegerField(default=0, help_text="Number of grid points.")
     error = models.TextField(blank=True)

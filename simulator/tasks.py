@@ -11,7 +11,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from simulator.reaper import simulations_reap
-from simulator.services import simulation_run_queued, sweep_chunk_run_guarded, sweep_finish
+from simulator.services.simulations import simulation_run_queued
+from simulator.services.sweeps import sweep_chunk_run_guarded, sweep_finish
 
 
 @shared_task(name="simulator.run_simulation")

@@ -12,13 +12,16 @@ from rest_framework import mixins, serializers, viewsets
 
 from barter_site.permissions import ModelPermissions, TradeLiveObjects, trade_live_check
 from instruments.models import Instrument
-from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from instruments.precision import (
+    AMOUNT_DECIMAL_PLACES,
+    AMOUNT_MAX_DIGITS,
+)
 from positions.accounts import account_open_positions_count, strategies_with_accounts, strategy_cash
 from trading.models import Strategy, criteria_validate, strategy_backend_change_check
 
 #: Renders read-only money like the model's money fields (a decimal string at the stored precision).
 _MONEY = serializers.DecimalField(
-    max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, read_only=True
+    max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, read_only=True
 )
 
 

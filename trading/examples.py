@@ -14,6 +14,7 @@ from django.db import transaction
 
 from instruments.models import Instrument
 from trading.engine.criteria import criteria_parse
+from trading.engine.examples import sma_cross_criteria
 from trading.models import Strategy
 from trading.strategies import strategies_set_enabled
 
@@ -33,26 +34,7 @@ EXAMPLE_STRATEGIES: list[dict[str, Any]] = [
             "below; 8 % stop-loss. Spends all of the account's equity on an entry."
         ),
         "criteria": {
-            "version": 1,
-            "side": "long",
-            "entry": {
-                "all": [
-                    {
-                        "left": {"indicator": "sma", "period": 20},
-                        "op": "crosses_above",
-                        "right": {"indicator": "sma", "period": 50},
-                    }
-                ]
-            },
-            "exit": {
-                "any": [
-                    {
-                        "left": {"indicator": "sma", "period": 20},
-                        "op": "crosses_below",
-                        "right": {"indicator": "sma", "period": 50},
-                    }
-                ]
-            },
+            **sma_cross_criteria(fast_period=20, slow_period=50),
             "stop_loss_ratio": 0.08,
             "take_profit_ratio": None,
             "trailing_stop_ratio": None,

@@ -11,7 +11,10 @@ from django.db.models import Q
 
 from instruments.markets import SUPPORTED_EXCHANGE_IDS
 from instruments.models import Instrument
-from instruments.precision import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
+from instruments.precision import (
+    AMOUNT_DECIMAL_PLACES,
+    AMOUNT_MAX_DIGITS,
+)
 from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
 
 
@@ -50,7 +53,7 @@ class Strategy(models.Model):
     instruments = models.ManyToManyField(Instrument, related_name="strategies")
     is_enabled = models.BooleanField(default=False, help_text="Traded by the daily cycle.")
     starting_cash = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, default=Decimal("10000")
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, default=Decimal("10000")
     )
     execution_backend = models.CharField(
         max_length=16, choices=ExecutionBackend.choices, default=ExecutionBackend.PAPER

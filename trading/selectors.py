@@ -39,7 +39,7 @@ def candles_before(instrument: Instrument, before: datetime) -> CandleArrays:
     columns = candles_float(instrument, before=before)
     return CandleArrays(
         symbol=instrument.symbol,
-        open_time=columns.open_time,
+        open_time_seconds=columns.open_time,
         open=columns.open,
         high=columns.high,
         low=columns.low,

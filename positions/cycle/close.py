@@ -33,9 +33,9 @@ from runs.models import Step
 from trading.engine.backtest import market_at
 from trading.engine.conditions import signals_compute
 from trading.engine.criteria import Criteria
-from trading.engine.exits import MANUAL
 from trading.engine.step import OpenTrade, step_exits
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
+from trading.engine.vocabulary import ExitReason
 from trading.models import Strategy
 from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
 
@@ -140,7 +140,9 @@ def _close_strategy(
                 exits.append(
                     (
                         len(lines),
-                        exit_order_new(position, closed.exit_reason or MANUAL, exchange, as_of, pending),
+                        exit_order_new(
+                            position, closed.exit_reason or ExitReason.MANUAL, exchange, as_of, pending
+                        ),
                     )
                 )
                 lines.append(StepResult(strategy=strategy.name, instrument=None, action="none"))
@@ -177,22 +179,26 @@ def _check_position(
     first_unchecked = entry_day
     if position.exits_checked_through is not None:
         first_unchecked = max(entry_day, to_seconds(position.exits_checked_through) + SECONDS_PER_DAY)
-    k0 = int(np.searchsorted(candles.open_time, first_unchecked))
+    k0 = int(np.searchsorted(candles.open_time_seconds, first_unchecked))
     last = len(candles) - 1
     open_trade: OpenTrade = position_trade(position, candles, next_check=k0)
     symbol = candles.symbol
     for k in range(k0, last + 1):
         if k < last:
-            nxt_index, nxt_time, nxt_price = k + 1, int(candles.open_time[k + 1]), float(candles.open[k + 1])
+            nxt_index, nxt_time, nxt_price = (
+                k + 1,
+                int(candles.open_time_seconds[k + 1]),
+                float(candles.open[k + 1]),
+            )
         elif (
-            int(candles.open_time[k]) + SECONDS_PER_DAY == to_seconds(boundary_at(as_of))
+            int(candles.open_time_seconds[k]) + SECONDS_PER_DAY == to_seconds(boundary_at(as_of))
             and quote is not None
         ):
             nxt_index, nxt_time, nxt_price = -1, to_seconds(quote.at), float(quote.price)
         else:
             nxt_index, nxt_time, nxt_price = None, None, None
         here = market_at(
-            candles, signals, t=k, next_index=nxt_index, next_time=nxt_time, next_price=nxt_price
+            candles, signals, t=k, next_index=nxt_index, next_time_seconds=nxt_time, next_price=nxt_price
         )
         closed, still_open = step_exits(
             criteria=criteria, market={symbol: here}, open_trades={symbol: open_trade}
@@ -200,10 +206,10 @@ def _check_position(
         if closed:
             trade = closed[0]
             if trade.exit_index == -1 and quote is not None:
-                trade.exit_time = to_seconds(quote.at)
+                trade.exit_time_seconds = to_seconds(quote.at)
             return trade
         open_trade = still_open[symbol]
-    position.exits_checked_through = from_seconds(int(candles.open_time[last]))
+    position.exits_checked_through = from_seconds(int(candles.open_time_seconds[last]))
     level = open_trade.trade.trailing_stop_price
     position.trailing_stop_price = None if level is None else to_decimal(level)
     position.save(update_fields=["exits_checked_through", "trailing_stop_price", "updated_at"])

@@ -19,8 +19,8 @@ from positions.execution.trades import exit_execute, exit_order_new
 from positions.models import Position
 from runs.models import HistoryKind, RunStatus, Step
 from runs.recorder import run_start, run_status
-from trading.engine.exits import MANUAL
 from trading.engine.step import trade_close_at
+from trading.engine.vocabulary import ExitReason
 from trading.models import Strategy
 from trading.selectors import candles_before, to_seconds
 
@@ -126,7 +126,7 @@ def _position_close_manual_paper(
             index=-1,
             time=to_seconds(now),
             raw_price=float(price),
-            reason=MANUAL,
+            reason=ExitReason.MANUAL,
         )
         paper_position_close(locked, closed, pending, strategy.execution_backend)
     return locked
@@ -148,5 +148,5 @@ def _position_close_manual_exchange(position: Position, pending: Events) -> Step
         )
         if locked.status != Position.Status.OPEN:
             raise PositionNotOpenError(f"position {locked.pk} is already closed ({locked.exit_reason})")
-        order = exit_order_new(locked, MANUAL, exchange, today, pending)
+        order = exit_order_new(locked, ExitReason.MANUAL, exchange, today, pending)
     return exit_execute(strategy, order, strategy.parsed_criteria(), exchange, today, pending)

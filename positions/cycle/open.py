@@ -92,7 +92,7 @@ def _signals_at(criteria: Criteria, candles: CandleArrays, as_of: date) -> tuple
     signals = signals_compute(criteria, candles)
     wanted = to_seconds(boundary_at(as_of)) - SECONDS_PER_DAY
     t = len(candles) - 1
-    return (t if t >= 0 and int(candles.open_time[t]) == wanted else None), signals
+    return (t if t >= 0 and int(candles.open_time_seconds[t]) == wanted else None), signals
 
 
 def _market_entry(
@@ -103,7 +103,7 @@ def _market_entry(
         signals,
         t=-1 if t is None else t,
         next_index=-1 if quote is not None else None,
-        next_time=to_seconds(quote.at) if quote is not None else None,
+        next_time_seconds=to_seconds(quote.at) if quote is not None else None,
         next_price=float(quote.price) if quote is not None else None,
     )
 
@@ -253,7 +253,7 @@ def _open_strategy(
                     HistoryKind.SIGNAL,
                     f"entry signal on {instrument.symbol}",
                     instrument=instrument,
-                    payload={"candle": from_seconds(here.open_time).isoformat(), "side": "entry"},
+                    payload={"candle": from_seconds(here.open_time_seconds).isoformat(), "side": "entry"},
                 )
             trade = by_key.get(_key(instrument))
             if trade is None:

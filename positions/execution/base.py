@@ -1,7 +1,7 @@
 """What every execution backend is: :class:`ExecutionBackend` answers :meth:`~ExecutionBackend.quotes`, the first
 price after a signal candle, as a :class:`Quote`.
 
-Fills of paper backends (:mod:`positions.execution.paper`) are computed by the engine (:mod:`trading.engine.fills`:
+Fills of paper backends (:mod:`positions.execution.paper`) are computed by the engine (:mod:`trading.engine.rules`:
 slippage and the strategy's fee rate), so paper trading and the simulator fill identically. The exchange backend
 (:class:`positions.execution.exchange.ExchangeBroker`, ccxt) places real orders; its fills are the exchange's.
 :func:`positions.execution.backends.broker_for` picks the backend a strategy names.

@@ -24,7 +24,7 @@ from positions.execution.order_state import OrderState, order_apply, order_paylo
 from positions.models import Order, Position
 from runs.models import HistoryKind
 from trading.engine.criteria import Criteria
-from trading.engine.exits import MANUAL
+from trading.engine.vocabulary import ExitReason
 
 
 def order_position_id(order: Order) -> int:
@@ -139,7 +139,7 @@ def order_take_up(
             return TakenUp(locked, position, changed, False)
         if done:
             stop = locked.purpose == Order.Purpose.PROTECTION
-            reason = Position.ExitReason.STOP_LOSS if stop else locked.exit_reason or MANUAL
+            reason = Position.ExitReason.STOP_LOSS if stop else locked.exit_reason or ExitReason.MANUAL
             close_from_fill(position, locked, reason, exchange, pending)
             return TakenUp(locked, position, changed, True)
         if locked.purpose == Order.Purpose.PROTECTION:

@@ -1,6 +1,6 @@
 """The paper path: paper brokers (the price now, or a replayed day's open) and the positions they open and close.
 
-Fills of paper trades are computed by the engine (:mod:`trading.engine.fills`: slippage and the strategy's fee
+Fills of paper trades are computed by the engine (:mod:`trading.engine.rules`: slippage and the strategy's fee
 rate), so paper trading and the simulator fill identically; this module writes what the engine decided.
 """
 
@@ -21,8 +21,8 @@ from positions.events import Events, StepResult
 from positions.execution.base import ExecutionBackend, Quote
 from positions.models import Position, StrategyStep
 from runs.models import HistoryKind
-from trading.engine.exits import MANUAL
 from trading.engine.types import Trade
+from trading.engine.vocabulary import ExitReason
 from trading.models import Strategy
 from trading.selectors import from_seconds, to_decimal
 
@@ -165,12 +165,12 @@ def paper_position_close(position: Position, trade: Trade, pending: Events, back
         pending: where the signal, order, fill and position-closed events go.
         backend: the broker's name, for History.
     """
-    assert trade.exit_price is not None and trade.exit_fee is not None and trade.exit_time is not None  # noqa: S101
+    assert trade.exit_price is not None and trade.exit_fee is not None and trade.exit_time_seconds is not None  # noqa: S101
     position.status = Position.Status.CLOSED
     position.exit_price = to_decimal(trade.exit_price)
     position.exit_fee = to_decimal(trade.exit_fee)
-    position.exit_at = from_seconds(trade.exit_time)
-    position.exit_reason = trade.exit_reason or MANUAL
+    position.exit_at = from_seconds(trade.exit_time_seconds)
+    position.exit_reason = trade.exit_reason or ExitReason.MANUAL
     position.pnl = to_decimal(trade.pnl or 0.0)
     position.pnl_ratio = to_decimal(trade.pnl_ratio or 0.0)
     if trade.trailing_stop_price is not None:

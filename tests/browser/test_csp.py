@@ -30,7 +30,9 @@ def test_every_page_works_under_the_content_security_policy(live_browser: LiveBr
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
-    from simulator.services import simulation_request_check, simulation_start, sweep_create, sweep_start
+    from simulator.launch import simulation_start, sweep_start
+    from simulator.services.requests import simulation_request_check
+    from simulator.services.sweeps import sweep_create
 
     call_command("load_shipped_history", verbosity=0)
     User.objects.filter(username=live_browser.username).update(is_superuser=True)

@@ -32,7 +32,7 @@ from rest_framework.test import APIClient
 from barter_site.celery_app import app
 from instruments.models import Instrument, InstrumentOHLC
 from runs.models import History, HistoryKind
-from simulator.forms import builder_from_criteria
+from simulator.builder.reading import builder_from_criteria
 from simulator.models import RunStatus, Simulation, Sweep
 from tests.accounts import RUN_STEPS, user_with
 from tests.fakes.coingecko import RECORDINGS, Reply

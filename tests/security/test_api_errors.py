@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
 from runs.locks import RunInProgressError
-from simulator.services import TaskQueueUnavailableError
+from simulator.launch import TaskQueueUnavailableError
 
 pytestmark = pytest.mark.django_db
 

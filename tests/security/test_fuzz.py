@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from instruments.models import InstrumentOHLC
 from instruments.sources.files.reader import read_ohlc_file
-from trading.engine.criteria import COMPARISONS, INDICATOR_PARAMS, PRICE_FIELDS, CriteriaError, criteria_parse
+from trading.engine.criteria import COMPARISONS, CriteriaError, criteria_parse
+from trading.engine.indicators import INDICATOR_PARAMS, PRICE_FIELDS
 
 CRITERIA_EXAMPLES = 400
 CSV_EXAMPLES = 150

@@ -22,10 +22,12 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from simulator.models import RunStatus, Simulation, Sweep
-from simulator.services import SimulationInputError, inline_slot, simulation_request_check, sweep_create
+from simulator.services.inline import inline_slot
+from simulator.services.requests import SimulationInputError, simulation_request_check
+from simulator.services.sweeps import sweep_create
 from tests.simulator.test_views import errors_for, form_data
+from tests.trading.engine.test_limits import many_conditions, nested
 from tests.trading.factories import sma_cross_criteria
-from tests.trading.test_limits import many_conditions, nested
 from trading.engine.limits import MAX_DEPTH
 from trading.models import Strategy
 

@@ -8,18 +8,16 @@ from typing import Any
 
 import pytest
 
-from simulator.forms import (
+from simulator.builder.conversions import (
     DEFAULT_CRITERIA,
-    Builder,
-    builder_from_criteria,
-    builder_from_data,
     number_from_text,
-    number_text,
     numeric_paths,
     path_is_percent,
-    percent_text,
     ratio_from_percent,
 )
+from simulator.builder.reading import builder_from_criteria, builder_from_data
+from simulator.builder.rows import Builder
+from simulator.display import number_text, percent_text
 from tests.trading.factories import sma_cross_criteria
 from trading.engine.criteria import CriteriaError, criteria_parse
 

@@ -10,10 +10,13 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from simulator import services
+from simulator.launch import sweep_start
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from simulator.reaper import simulations_reap
-from simulator.services import simulation_create, simulation_run, sweep_create, sweep_start
+from simulator.services import simulations
+from simulator.services.requests import SimulationRequest, simulation_request_check
+from simulator.services.simulations import simulation_create, simulation_run
+from simulator.services.sweeps import sweep_create
 from tests.simulator.test_views import END, START, TREND
 
 pytestmark = pytest.mark.django_db
@@ -30,8 +33,8 @@ def logged_in(client: Client, trader: User) -> Client:
     return client
 
 
-def request_of(**overrides: Any) -> services.SimulationRequest:
-    return services.simulation_request_check(
+def request_of(**overrides: Any) -> SimulationRequest:
+    return simulation_request_check(
         instruments=["bitcoin"], start=START, end=END, starting_cash="10000", criteria=TREND, **overrides
     )
 
@@ -40,7 +43,7 @@ def test_an_unexpected_error_fails_the_simulation_with_its_message(shipped_histo
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("close")
 
-    monkeypatch.setattr(services, "_run_engine", broken)
+    monkeypatch.setattr(simulations, "engine_run", broken)
     simulation = simulation_create(request=request_of())
 
     done = simulation_run(simulation=simulation)
@@ -57,7 +60,7 @@ def test_an_unexpected_error_in_a_sweep_chunk_fails_the_sweep_with_its_message(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise TypeError("unsupported operand")
 
-    monkeypatch.setattr(services, "_run_engine", broken)
+    monkeypatch.setattr(simulations, "engine_run", broken)
     sweep = sweep_create(
         request=request_of(),
         axes=[{"path": "entry.all[0].left.period", "start": 5, "stop": 20, "step": 5}],

@@ -13,22 +13,17 @@ from django.core.management import CommandError, call_command
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from positions.cycle.replay import replay
 from positions.models import Position
+from simulator.launch import simulation_start, sweep_start
 from simulator.models import RunStatus, Simulation, SweepPoint
-from simulator.services import (
-    SimulationInputError,
-    criteria_with,
+from simulator.services.requests import SimulationInputError, simulation_request_check
+from simulator.services.simulations import (
     simulation_create,
     simulation_equity_csv,
-    simulation_request_check,
     simulation_run,
-    simulation_start,
     simulation_to_strategy,
     simulation_trades_csv,
-    sweep_axes_check,
-    sweep_create,
-    sweep_point_simulation,
-    sweep_start,
 )
+from simulator.services.sweeps import criteria_with, sweep_axes_check, sweep_create, sweep_point_simulation
 from tests.trading.factories import sma_cross_criteria
 from trading.models import Strategy
 from trading.selectors import to_decimal

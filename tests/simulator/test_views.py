@@ -17,19 +17,16 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from simulator.forms import builder_from_criteria
+from simulator.builder.reading import builder_from_criteria
+from simulator.launch import simulation_start
 from simulator.models import RunStatus, Simulation, Sweep
-from simulator.services import (
-    simulation_create,
-    simulation_request_check,
-    simulation_run,
-    simulation_start,
-    sweep_create,
-)
+from simulator.services.requests import simulation_request_check
+from simulator.services.simulations import simulation_create, simulation_run
+from simulator.services.sweeps import sweep_create
 from tests.accounts import permissions
 from tests.simulator.test_forms import as_post
 from tests.trading.factories import sma_cross_criteria
-from trading.engine.statistics import STATISTICS_KEYS
+from trading.engine.vocabulary import STATISTICS_KEYS
 from trading.models import Strategy
 
 pytestmark = pytest.mark.django_db

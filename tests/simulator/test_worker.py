@@ -13,9 +13,12 @@ import psycopg
 import pytest
 
 from positions.tasks import sync_close_positions_task
+from simulator.launch import sweep_start
 from simulator.models import RunStatus, Simulation, Sweep
 from simulator.reaper import simulations_reap
-from simulator.services import simulation_create, simulation_request_check, sweep_create, sweep_start
+from simulator.services.requests import simulation_request_check
+from simulator.services.simulations import simulation_create
+from simulator.services.sweeps import sweep_create
 from simulator.tasks import run_simulation_task
 from tests.ops.test_celery_cycle import pool_children, wait_for, worker_running
 from tests.servers import database_url

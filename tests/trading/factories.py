@@ -15,6 +15,7 @@ import factory
 from instruments.precision import price_quantize
 from positions.models import Position
 from tests.instruments.factories import InstrumentFactory
+from trading.engine.examples import sma_cross_criteria as engine_sma_cross_criteria
 from trading.models import Strategy
 
 FEE_RATE = Decimal("0.001")
@@ -23,26 +24,7 @@ FEE_RATE = Decimal("0.001")
 def sma_cross_criteria(**overrides: Any) -> dict[str, Any]:
     """A valid criteria document: SMA(10) crosses above SMA(20), exit on the cross below; fee 0.1 %, no slippage."""
     document: dict[str, Any] = {
-        "version": 1,
-        "side": "long",
-        "entry": {
-            "all": [
-                {
-                    "left": {"indicator": "sma", "period": 10},
-                    "op": "crosses_above",
-                    "right": {"indicator": "sma", "period": 20},
-                }
-            ]
-        },
-        "exit": {
-            "any": [
-                {
-                    "left": {"indicator": "sma", "period": 10},
-                    "op": "crosses_below",
-                    "right": {"indicator": "sma", "period": 20},
-                }
-            ]
-        },
+        **engine_sma_cross_criteria(),
         "stop_loss_ratio": 0.08,
         "sizing": {"method": "equity_fraction", "value": 1.0},
         "fee_rate": 0.001,

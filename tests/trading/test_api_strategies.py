@@ -45,11 +45,7 @@ def _criteria_with_entry(*conditions: dict[str, Any]) -> dict[str, Any]:
     return sma_cross_criteria(entry={"all": list(conditions)})
 
 
-SMA_CROSS = {
-    "left": {"indicator": "sma", "period": 10},
-    "op": "crosses_above",
-    "right": {"indicator": "sma", "period": 20},
-}
+SMA_CROSS = sma_cross_criteria()["entry"]["all"][0]  # SMA(10) crosses above SMA(20)
 
 
 def test_no_token_is_401():

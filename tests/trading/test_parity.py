@@ -17,21 +17,17 @@ from positions.cycle.replay import replay
 from positions.models import Position
 from trading.engine.backtest import backtest
 from trading.engine.criteria import criteria_parse
+from trading.engine.examples import sma_cross_criteria
 from trading.models import Strategy
 from trading.selectors import candles_before, from_seconds, to_seconds
 
 START, END = date(2019, 1, 1), date(2019, 12, 31)
 
-SMA = {"indicator": "sma", "period": 20}
-SMA_SLOW = {"indicator": "sma", "period": 50}
 STRATEGIES = {
     "sma-cross-stop": (
         ["bitcoin", "ethereum"],
         {
-            "version": 1,
-            "side": "long",
-            "entry": {"all": [{"left": SMA, "op": "crosses_above", "right": SMA_SLOW}]},
-            "exit": {"any": [{"left": SMA, "op": "crosses_below", "right": SMA_SLOW}]},
+            **sma_cross_criteria(fast_period=20, slow_period=50),
             "stop_loss_ratio": 0.08,
             "fee_rate": 0.001,
             "slippage_ratio": 0.0005,
@@ -127,8 +123,8 @@ def backtest_of(name: str):  # type: ignore[no-untyped-def]
     return backtest(
         criteria=criteria_parse(document),
         instruments=[candles_before(i, everything) for i in instruments],
-        start_time=to_seconds(datetime.combine(START, datetime.min.time(), tzinfo=UTC)),
-        end_time=to_seconds(datetime.combine(END, datetime.min.time(), tzinfo=UTC)),
+        start_time_seconds=to_seconds(datetime.combine(START, datetime.min.time(), tzinfo=UTC)),
+        end_time_seconds=to_seconds(datetime.combine(END, datetime.min.time(), tzinfo=UTC)),
         starting_cash=10_000.0,
     )
 
@@ -161,16 +157,16 @@ def test_replay_makes_exactly_the_backtests_trades(shipped_history, name):
     for position, trade in zip(positions, expected.trades, strict=True):
         where = f"{position.instrument.symbol} entered {position.entry_at:%Y-%m-%d}"
         assert position.instrument.symbol == trade.symbol, where
-        assert position.entry_at == from_seconds(trade.entry_time), where
+        assert position.entry_at == from_seconds(trade.entry_time_seconds), where
         assert close(position.entry_price, trade.entry_price), where
         assert close(position.quantity, trade.quantity), where
         assert close(position.entry_fee, trade.entry_fee), where
-        if trade.exit_time is None:
+        if trade.exit_time_seconds is None:
             assert position.status == "open", where
             continue
         assert position.status == "closed", where
         assert position.exit_reason == trade.exit_reason, where
-        assert position.exit_at == from_seconds(trade.exit_time), where
+        assert position.exit_at == from_seconds(trade.exit_time_seconds), where
         assert close(position.exit_price, trade.exit_price), where
         assert close(position.exit_fee, trade.exit_fee), where
         assert close(position.pnl, trade.pnl), where

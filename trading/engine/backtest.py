@@ -5,7 +5,7 @@ Boundary ``b`` is the open of the candle starting at ``b`` (the live cycle's ``a
 ``end`` runs every boundary ``start <= b <= end``, exactly as the cycle replayed day by day over those days.
 Indicators use every candle given, including those before ``start``.
 
-The loop over the boundaries runs in compiled code (:func:`trading.engine.kernel.run_boundaries`), which calls at
+The loop over the boundaries runs in compiled code (:func:`trading.engine.loop.run_boundaries`), which calls at
 each boundary the very open and close rules that the live cycle reaches through :mod:`trading.engine.step`.
 What this module does in numpy is the preparation (signals, the market of each instrument at each boundary) and
 the curves.
@@ -20,9 +20,29 @@ from typing import Any
 
 import numpy as np
 
-from trading.engine import kernel
 from trading.engine.conditions import Signals, signals_compute
 from trading.engine.criteria import Criteria
+from trading.engine.curves import curves_from_trades
+from trading.engine.layout import (
+    END_OF_DATA_CODE,
+    FLOAT_ENTRY_FEE,
+    FLOAT_ENTRY_PRICE,
+    FLOAT_EXIT_FEE,
+    FLOAT_EXIT_PRICE,
+    FLOAT_PNL,
+    FLOAT_PNL_RATIO,
+    FLOAT_QUANTITY,
+    FLOAT_STOP_LOSS_PRICE,
+    FLOAT_TAKE_PROFIT_PRICE,
+    FLOAT_TRAILING_STOP_PRICE,
+    INT_ENTRY_INDEX,
+    INT_ENTRY_TIME_SECONDS,
+    INT_EXIT_INDEX,
+    INT_EXIT_TIME_SECONDS,
+    INT_SLOT,
+)
+from trading.engine.loop import run_boundaries
+from trading.engine.rules import close_fill
 from trading.engine.step import InstrumentAtBoundary, criteria_rules
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade, TradeLog
 
@@ -54,35 +74,35 @@ class BacktestResult:
         return self.trade_log.to_trades()
 
 
-def _index_at(open_time: np.ndarray, moments: np.ndarray, step: int | None = None) -> np.ndarray:
+def _index_at(open_time_seconds: np.ndarray, moments: np.ndarray, step: int | None = None) -> np.ndarray:
     """Index of the candle opening exactly at each moment, or -1.
 
     Args:
-        open_time: shape (m,), int64, strictly increasing.
+        open_time_seconds: shape (m,), int64, strictly increasing.
         moments: shape (n,), int64.
         step: the candle length in seconds, when known: candles without gaps are then found by arithmetic.
     """
-    m = open_time.shape[0]
+    m = open_time_seconds.shape[0]
     if m == 0:
         return np.full(moments.shape[0], -1, dtype=np.int64)
-    if step and int(open_time[-1]) - int(open_time[0]) == (m - 1) * step:
-        offset = moments - open_time[0]
+    if step and int(open_time_seconds[-1]) - int(open_time_seconds[0]) == (m - 1) * step:
+        offset = moments - open_time_seconds[0]
         found = (offset % step == 0) & (offset >= 0) & (offset < m * step)
         return np.where(found, offset // step, -1)
-    positions = np.searchsorted(open_time, moments)
+    positions = np.searchsorted(open_time_seconds, moments)
     clipped = np.minimum(positions, m - 1)
-    return np.where((positions < m) & (open_time[clipped] == moments), clipped, -1)
+    return np.where((positions < m) & (open_time_seconds[clipped] == moments), clipped, -1)
 
 
-def _index_on(open_time: np.ndarray, moments: np.ndarray, step: int | None = None) -> np.ndarray:
+def _index_on(open_time_seconds: np.ndarray, moments: np.ndarray, step: int | None = None) -> np.ndarray:
     """Index of the last candle opening at or before each moment, or -1 (arguments as :func:`_index_at`)."""
-    m = open_time.shape[0]
+    m = open_time_seconds.shape[0]
     if m == 0:
         return np.full(moments.shape[0], -1, dtype=np.int64)
-    if step and int(open_time[-1]) - int(open_time[0]) == (m - 1) * step:
-        offset = moments - open_time[0]
+    if step and int(open_time_seconds[-1]) - int(open_time_seconds[0]) == (m - 1) * step:
+        offset = moments - open_time_seconds[0]
         return np.where(offset >= 0, np.minimum(offset // step, m - 1), -1)
-    return np.searchsorted(open_time, moments, side="right") - 1
+    return np.searchsorted(open_time_seconds, moments, side="right") - 1
 
 
 def market_at(
@@ -91,7 +111,7 @@ def market_at(
     *,
     t: int,
     next_index: int | None,
-    next_time: int | None,
+    next_time_seconds: int | None,
     next_price: float | None,
 ) -> InstrumentAtBoundary:
     """Return an instrument at a boundary, candle ``t`` being its last completed candle (or -1 for none)."""
@@ -100,13 +120,13 @@ def market_at(
             symbol=candles.symbol,
             index=None,
             next_index=next_index,
-            next_time=next_time,
+            next_time_seconds=next_time_seconds,
             next_price=next_price,
         )
     return InstrumentAtBoundary(
         symbol=candles.symbol,
         index=t,
-        open_time=int(candles.open_time[t]),
+        open_time_seconds=int(candles.open_time_seconds[t]),
         open=float(candles.open[t]),
         high=float(candles.high[t]),
         low=float(candles.low[t]),
@@ -114,7 +134,7 @@ def market_at(
         entry_signal=bool(signals.entry[t]),
         exit_signal=bool(signals.exit[t]),
         next_index=next_index,
-        next_time=next_time,
+        next_time_seconds=next_time_seconds,
         next_price=next_price,
     )
 
@@ -123,23 +143,24 @@ def backtest(
     *,
     criteria: Criteria,
     instruments: Sequence[CandleArrays],
-    start_time: int,
-    end_time: int,
+    start_time_seconds: int,
+    end_time_seconds: int,
     starting_cash: float,
     candle_seconds: int = SECONDS_PER_DAY,
     close_at_end: bool = False,
 ) -> BacktestResult:
     """Run ``criteria`` over the candles of one or several instruments that share one cash balance.
 
-    The boundaries run inside compiled code (:func:`trading.engine.kernel.run_boundaries`), which calls at each
+    The boundaries run inside compiled code (:func:`trading.engine.loop.run_boundaries`), which calls at each
     one the same open and close rules as the live cycle's :func:`~trading.engine.step.step_entries` and
     :func:`~trading.engine.step.step_exits`.
 
     Args:
         criteria: parsed criteria.
-        instruments: each instrument's candles (all of them: indicators warm up before ``start_time``);
-            symbols must be unique.
-        start_time, end_time: the first and last boundary, seconds since epoch, multiples of ``candle_seconds``.
+        instruments: each instrument's candles (all of them: indicators warm up before
+            ``start_time_seconds``); symbols must be unique.
+        start_time_seconds, end_time_seconds: the first and last boundary, seconds since epoch, multiples of
+            ``candle_seconds``.
         starting_cash: quote currency, > 0.
         candle_seconds: candle length (86,400 for daily candles).
         close_at_end: close what is still open at the last close in the range (exit reason ``end_of_data``)
@@ -149,15 +170,17 @@ def backtest(
         :class:`BacktestResult`.
 
     Raises:
-        ValueError: ``end_time < start_time``, or symbols repeat.
+        ValueError: ``end_time_seconds < start_time_seconds``, or symbols repeat.
     """
-    if end_time < start_time:
-        raise ValueError(f"end_time {end_time} is before start_time {start_time}")
+    if end_time_seconds < start_time_seconds:
+        raise ValueError(
+            f"end_time_seconds {end_time_seconds} is before start_time_seconds {start_time_seconds}"
+        )
     symbols = [c.symbol for c in instruments]
     if len(set(symbols)) != len(symbols):
         raise ValueError(f"instrument symbols must be unique, got {symbols}")
     ordered = sorted(instruments, key=lambda c: c.symbol)
-    boundaries = np.arange(start_time, end_time + 1, candle_seconds, dtype=np.int64)
+    boundaries = np.arange(start_time_seconds, end_time_seconds + 1, candle_seconds, dtype=np.int64)
     columns = [_market_columns(criteria, c, boundaries, candle_seconds) for c in ordered]
     # The close each instrument shows at each boundary's candle: what the equity curve marks positions at.
     closes = [_closes_on(c, boundaries, candle_seconds) for c in ordered]
@@ -168,12 +191,12 @@ def backtest(
         return np.ascontiguousarray(np.column_stack([column[name] for column in columns]))
 
     capacity = int(sum(int(column["entry_signal"].sum()) for column in columns))
-    ints, floats, codes, still_open, _ = kernel.run_boundaries(
+    ints, floats, codes, still_open, _ = run_boundaries(
         criteria_rules(criteria),
         float(starting_cash),
         has_t=stacked("has_t"),
         t_index=stacked("t_index"),
-        t_open_time=stacked("t_open_time"),
+        t_open_time_seconds=stacked("t_open_time_seconds"),
         t_open=stacked("t_open"),
         t_high=stacked("t_high"),
         t_low=stacked("t_low"),
@@ -182,32 +205,36 @@ def backtest(
         exit_signal=stacked("exit_signal"),
         has_next=stacked("has_next"),
         next_index=stacked("next_index"),
-        next_time=stacked("next_time"),
+        next_time_seconds=stacked("next_time_seconds"),
         next_price=stacked("next_price"),
         capacity=capacity,
     )
     if close_at_end:
         for row in np.flatnonzero(still_open):
-            candles = ordered[int(ints[row, 0])]
-            last = int(np.searchsorted(candles.open_time, end_time, side="right")) - 1
-            cost = floats[row, 0] * floats[row, 1] + floats[row, 2]
-            price, fee, pnl, pnl_ratio = kernel.close_fill(
-                float(candles.close[last]), floats[row, 1], cost, criteria.fee_rate, criteria.slippage_ratio
+            candles = ordered[int(ints[row, INT_SLOT])]
+            last = int(np.searchsorted(candles.open_time_seconds, end_time_seconds, side="right")) - 1
+            quantity = floats[row, FLOAT_QUANTITY]
+            cost = floats[row, FLOAT_ENTRY_PRICE] * quantity + floats[row, FLOAT_ENTRY_FEE]
+            price, fee, pnl, pnl_ratio = close_fill(
+                float(candles.close[last]), quantity, cost, criteria.fee_rate, criteria.slippage_ratio
             )
-            ints[row, 3] = last
-            ints[row, 4] = int(candles.open_time[last]) + candle_seconds
-            floats[row, 6:10] = (price, fee, pnl, pnl_ratio)
-            codes[row] = kernel.END_OF_DATA_CODE
+            ints[row, INT_EXIT_INDEX] = last
+            ints[row, INT_EXIT_TIME_SECONDS] = int(candles.open_time_seconds[last]) + candle_seconds
+            floats[row, FLOAT_EXIT_PRICE] = price
+            floats[row, FLOAT_EXIT_FEE] = fee
+            floats[row, FLOAT_PNL] = pnl
+            floats[row, FLOAT_PNL_RATIO] = pnl_ratio
+            codes[row] = END_OF_DATA_CODE
     log = _trade_log(tuple(c.symbol for c in ordered), ints, floats, codes)
     closed = log.closed
-    equity, exposure = kernel.curves_from_trades(
+    equity, exposure = curves_from_trades(
         boundaries,
         np.ascontiguousarray(np.column_stack([np.nan_to_num(c) for c in closes])),
         log.slot,
-        log.entry_time,
+        log.entry_time_seconds,
         log.entry_price * log.quantity + log.entry_fee,
         log.quantity,
-        log.exit_time,
+        log.exit_time_seconds,
         np.where(closed, log.exit_price * log.quantity - log.exit_fee, 0.0),
         log.exit_code,
         float(starting_cash),
@@ -229,10 +256,10 @@ def backtest(
 def _market_columns(
     criteria: Criteria, candles: CandleArrays, boundaries: np.ndarray, candle_seconds: int
 ) -> dict[str, np.ndarray]:
-    """One instrument's market at every boundary (shape (n,) each; see :mod:`trading.engine.kernel`)."""
+    """One instrument's market at every boundary (shape (n,) each; see :mod:`trading.engine.boundary`)."""
     signals = signals_compute(criteria, candles)
-    t = _index_at(candles.open_time, boundaries - candle_seconds, candle_seconds)
-    nxt = _index_at(candles.open_time, boundaries, candle_seconds)
+    t = _index_at(candles.open_time_seconds, boundaries - candle_seconds, candle_seconds)
+    nxt = _index_at(candles.open_time_seconds, boundaries, candle_seconds)
     has_t, has_next = t >= 0, nxt >= 0
     at_t, at_next = np.maximum(t, 0), np.maximum(nxt, 0)
     empty = len(candles) == 0
@@ -240,14 +267,14 @@ def _market_columns(
     def gather(values: np.ndarray, where: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if empty:
             return np.full(boundaries.shape[0], np.nan)
-        gathered = values[where]
+        gathered: np.ndarray = values[where]
         gathered[~mask] = np.nan
         return gathered
 
     return {
         "has_t": has_t,
         "t_index": t,
-        "t_open_time": boundaries - candle_seconds,
+        "t_open_time_seconds": boundaries - candle_seconds,
         "t_open": gather(candles.open, at_t, has_t),
         "t_high": gather(candles.high, at_t, has_t),
         "t_low": gather(candles.low, at_t, has_t),
@@ -256,41 +283,41 @@ def _market_columns(
         "exit_signal": has_t & (signals.exit[at_t] if not empty else False),
         "has_next": has_next,
         "next_index": nxt,
-        "next_time": boundaries,
+        "next_time_seconds": boundaries,
         "next_price": gather(candles.open, at_next, has_next),
     }
 
 
 def _trade_log(symbols: tuple[str, ...], ints: np.ndarray, floats: np.ndarray, codes: np.ndarray) -> TradeLog:
-    """The kernel's trade log (see :func:`trading.engine.kernel.run_boundaries`) as a :class:`TradeLog`."""
+    """The kernel's trade log (see :func:`trading.engine.loop.run_boundaries`) as a :class:`TradeLog`."""
 
     def column(array: np.ndarray, i: int) -> np.ndarray:
         return np.ascontiguousarray(array[:, i])
 
     return TradeLog(
         symbols=symbols,
-        slot=column(ints, 0),
-        entry_index=column(ints, 1),
-        entry_time=column(ints, 2),
-        exit_index=column(ints, 3),
-        exit_time=column(ints, 4),
+        slot=column(ints, INT_SLOT),
+        entry_index=column(ints, INT_ENTRY_INDEX),
+        entry_time_seconds=column(ints, INT_ENTRY_TIME_SECONDS),
+        exit_index=column(ints, INT_EXIT_INDEX),
+        exit_time_seconds=column(ints, INT_EXIT_TIME_SECONDS),
         exit_code=np.ascontiguousarray(codes),
-        entry_price=column(floats, 0),
-        quantity=column(floats, 1),
-        entry_fee=column(floats, 2),
-        stop_loss_price=column(floats, 3),
-        take_profit_price=column(floats, 4),
-        trailing_stop_price=column(floats, 5),
-        exit_price=column(floats, 6),
-        exit_fee=column(floats, 7),
-        pnl=column(floats, 8),
-        pnl_ratio=column(floats, 9),
+        entry_price=column(floats, FLOAT_ENTRY_PRICE),
+        quantity=column(floats, FLOAT_QUANTITY),
+        entry_fee=column(floats, FLOAT_ENTRY_FEE),
+        stop_loss_price=column(floats, FLOAT_STOP_LOSS_PRICE),
+        take_profit_price=column(floats, FLOAT_TAKE_PROFIT_PRICE),
+        trailing_stop_price=column(floats, FLOAT_TRAILING_STOP_PRICE),
+        exit_price=column(floats, FLOAT_EXIT_PRICE),
+        exit_fee=column(floats, FLOAT_EXIT_FEE),
+        pnl=column(floats, FLOAT_PNL),
+        pnl_ratio=column(floats, FLOAT_PNL_RATIO),
     )
 
 
 def _closes_on(candles: CandleArrays, times: np.ndarray, step: int | None = None) -> np.ndarray:
     """The close of the last candle opened at or before each time (NaN before the first candle)."""
-    idx = _index_on(candles.open_time, times, step)
+    idx = _index_on(candles.open_time_seconds, times, step)
     closes = np.where(idx >= 0, candles.close[np.maximum(idx, 0)] if len(candles) else np.nan, np.nan)
     return np.asarray(closes, dtype=np.float64)
 

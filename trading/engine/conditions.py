@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trading.engine.criteria import AllOf, AnyOf, Compare, Condition, Criteria, NotOf, Operand
-from trading.engine.indicators import indicator_series
+from trading.engine.indicators import INDICATORS
 from trading.engine.types import CandleArrays
 
 
@@ -43,9 +43,13 @@ def condition_mask(
     """
     cache = {} if cache is None else cache
     if isinstance(condition, AllOf):
-        return np.logical_and.reduce([condition_mask(c, candles, cache) for c in condition.items])
+        every: np.ndarray = np.logical_and.reduce(
+            [condition_mask(c, candles, cache) for c in condition.items]
+        )
+        return every
     if isinstance(condition, AnyOf):
-        return np.logical_or.reduce([condition_mask(c, candles, cache) for c in condition.items])
+        some: np.ndarray = np.logical_or.reduce([condition_mask(c, candles, cache) for c in condition.items])
+        return some
     if isinstance(condition, NotOf):
         return ~condition_mask(condition.item, candles, cache)
     return _compare(condition, candles, cache)
@@ -56,18 +60,18 @@ def _compare(condition: Compare, candles: CandleArrays, cache: dict[Operand, np.
     right = _operand_values(condition.right, candles, cache)
     op = condition.op
     if op == ">":
-        return np.greater(left, right)
+        return np.asarray(np.greater(left, right))
     if op == ">=":
-        return np.greater_equal(left, right)
+        return np.asarray(np.greater_equal(left, right))
     if op == "<":
-        return np.less(left, right)
+        return np.asarray(np.less(left, right))
     if op == "<=":
-        return np.less_equal(left, right)
+        return np.asarray(np.less_equal(left, right))
     left_before, right_before = _previous(left), _previous(right)
     if op == "crosses_above":
-        return np.greater(left, right) & np.less_equal(left_before, right_before)
+        return np.asarray(np.greater(left, right) & np.less_equal(left_before, right_before))
     if op == "crosses_below":
-        return np.less(left, right) & np.greater_equal(left_before, right_before)
+        return np.asarray(np.less(left, right) & np.greater_equal(left_before, right_before))
     raise ValueError(f"unknown comparison {op!r}")  # criteria_parse refuses it first
 
 
@@ -94,3 +98,36 @@ def signals_compute(criteria: Criteria, candles: CandleArrays) -> Signals:
         else np.zeros(len(candles), dtype=bool)
     )
     return Signals(entry=np.asarray(entry, dtype=bool), exit=np.asarray(exit_, dtype=bool))
+
+
+def indicator_series(
+    operand: Operand, candles: CandleArrays, cache: dict[Operand, np.ndarray] | None = None
+) -> np.ndarray:
+    """Return the values of ``operand`` at every candle.
+
+    Args:
+        operand: an indicator operand (not ``"value"``); its ``shift`` is applied.
+        candles: the instrument's candles, oldest first.
+        cache: optional memo shared across the operands of one evaluation.
+
+    Returns:
+        shape (n,), float64; NaN during warm-up and for the first ``shift`` candles.
+
+    Raises:
+        ValueError: the operand names no indicator of :data:`INDICATORS` (``criteria_parse`` refuses it first).
+    """
+    if cache is not None and operand in cache:
+        return cache[operand]
+    indicator = INDICATORS.get(operand.indicator)
+    if indicator is None:
+        raise ValueError(f"unknown indicator {operand.indicator!r}")
+    empty = len(candles) == 0
+    base = np.empty(0, dtype=np.float64) if empty else indicator.compute(candles, dict(operand.params))
+    if operand.shift:
+        shifted = np.full_like(base, np.nan)
+        if operand.shift < base.shape[0]:
+            shifted[operand.shift :] = base[: -operand.shift]
+        base = shifted
+    if cache is not None:
+        cache[operand] = base
+    return base

@@ -12,36 +12,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from trading.engine.indicators import INDICATORS, PRICE_FIELDS
 from trading.engine.limits import MAX_PERIOD, MAX_STDDEV, criteria_limits_check
 
 VERSION = 1
 COMPARISONS = (">", ">=", "<", "<=", "crosses_above", "crosses_below")
-PRICE_FIELDS = ("open", "high", "low", "close", "volume")
 SIZING_METHODS = ("equity_fraction", "fixed_quote")
 #: The largest period, shift or holding time accepted: TA-Lib's own bound for every period
 #: (:data:`trading.engine.limits.MAX_PERIOD`).
 MAX_INTEGER = MAX_PERIOD
-
-#: Parameters of each indicator: name -> (kind, default). ``None`` as default means required.
-INDICATOR_PARAMS: dict[str, dict[str, tuple[str, Any]]] = {
-    **{name: {} for name in PRICE_FIELDS},
-    "sma": {"period": ("period", None), "source": ("source", "close")},
-    "ema": {"period": ("period", None), "source": ("source", "close")},
-    "rsi": {"period": ("period2", None)},
-    "roc": {"period": ("period", None)},
-    # TA-Lib's MAX and MIN take periods from 2 (1 failed with TA_BAD_PARAM).
-    "highest": {"period": ("period2", None), "source": ("source_hlc", "high")},
-    "lowest": {"period": ("period2", None), "source": ("source_hlc", "low")},
-    "atr": {"period": ("period", None)},
-    **{
-        name: {"period": ("period2", None), "stddev": ("stddev", 2.0)}
-        for name in ("bb_upper", "bb_middle", "bb_lower")
-    },
-    **{
-        name: {"fast": ("period2", 12), "slow": ("period2", 26), "signal": ("period", 9)}
-        for name in ("macd", "macd_signal", "macd_hist")
-    },
-}
 
 
 class CriteriaError(ValueError):
@@ -61,7 +40,8 @@ class Operand:
     """A constant (``indicator`` is ``"value"``) or an indicator series, optionally shifted.
 
     Attributes:
-        indicator: ``"value"``, a price field, or an indicator name of :data:`INDICATOR_PARAMS`.
+        indicator: ``"value"``, or an indicator name of :data:`trading.engine.indicators.INDICATORS` (price
+            fields included).
         params: the indicator's parameters with defaults filled in, as sorted ``(name, value)`` pairs.
         value: the constant, for ``"value"``.
         shift: how many candles earlier the value is taken (>= 0).
@@ -389,12 +369,10 @@ def _operand(check: _Checker, data: Any, path: str) -> Operand | None:
             return None
         return Operand(indicator="value", value=value, shift=shift)
     name = data.get("indicator")
-    if not isinstance(name, str) or name not in INDICATOR_PARAMS:  # a list or object is not a name either
-        check.fail(
-            f"{path}.indicator", f"must be one of value, {', '.join(INDICATOR_PARAMS)}, was {_show(name)}"
-        )
+    if not isinstance(name, str) or name not in INDICATORS:  # a list or object is not a name either
+        check.fail(f"{path}.indicator", f"must be one of value, {', '.join(INDICATORS)}, was {_show(name)}")
         return None
-    spec = INDICATOR_PARAMS[name]
+    spec = INDICATORS[name].params
     check.keys(data, path, {"indicator", "shift", *spec})
     params: dict[str, Any] = {}
     for param, (kind, default) in spec.items():
@@ -417,12 +395,8 @@ def _operand(check: _Checker, data: Any, path: str) -> Operand | None:
             if raw not in ("high", "low", "close"):
                 check.fail(where, f"must be one of high, low, close, was {_show(raw)}")
             params[param] = raw
-    if (
-        name.startswith("macd")
-        and isinstance(params.get("fast"), int)
-        and isinstance(params.get("slow"), int)
-    ) and params["fast"] >= params["slow"]:
-        check.fail(f"{path}.fast", f"must be below slow ({params['slow']}), was {params['fast']}")
+    for param, message in INDICATORS[name].check(params):
+        check.fail(f"{path}.{param}", message)
     if len(check.errors) > errors_before or shift is None:
         return None
     return Operand(indicator=name, params=tuple(sorted(params.items())), shift=shift)

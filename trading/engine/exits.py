@@ -5,8 +5,8 @@ has already gapped through fills at the open. When a stop and the take-profit ar
 stop is taken (the pessimistic choice). The trailing level during candle k is
 ``(1 - trailing_stop_ratio) * max(entry_price, highest high of the candles before k since entry)``.
 
-The rules are the compiled functions of :mod:`trading.engine.kernel`; this module gives them ``None`` for an
-absent level and names for exit reasons.
+The rules are the compiled functions of :mod:`trading.engine.rules`; this module gives them ``None`` for an
+absent level and names (:class:`~trading.engine.vocabulary.ExitReason`) for exit reasons.
 """
 
 from __future__ import annotations
@@ -14,15 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from trading.engine import kernel
-
-STOP_LOSS = "stop_loss"
-TAKE_PROFIT = "take_profit"
-TRAILING_STOP = "trailing_stop"
-SIGNAL = "signal"
-MAX_HOLDING = "max_holding"
-END_OF_DATA = "end_of_data"
-MANUAL = "manual"
+from trading.engine import rules
+from trading.engine.vocabulary import exit_reason_value
 
 
 def nan_if_none(value: float | None) -> float:
@@ -37,12 +30,12 @@ def none_if_nan(value: float) -> float | None:
 
 def stop_loss_level(entry_price: float, ratio: float | None) -> float | None:
     """``entry_price * (1 - ratio)``, or None without a stop-loss."""
-    return None if ratio is None else float(kernel.stop_loss_level(float(entry_price), float(ratio)))
+    return None if ratio is None else float(rules.stop_loss_level(float(entry_price), float(ratio)))
 
 
 def take_profit_level(entry_price: float, ratio: float | None) -> float | None:
     """``entry_price * (1 + ratio)``, or None without a take-profit."""
-    return None if ratio is None else float(kernel.take_profit_level(float(entry_price), float(ratio)))
+    return None if ratio is None else float(rules.take_profit_level(float(entry_price), float(ratio)))
 
 
 def trailing_stop_level(reference_high: float, ratio: float | None) -> float | None:
@@ -52,12 +45,12 @@ def trailing_stop_level(reference_high: float, ratio: float | None) -> float | N
         reference_high: ``max(entry_price, highest high of the candles before this one since entry)``
             (:func:`trailing_reference`).
     """
-    return None if ratio is None else float(kernel.trailing_stop_level(float(reference_high), float(ratio)))
+    return None if ratio is None else float(rules.trailing_stop_level(float(reference_high), float(ratio)))
 
 
 def trailing_reference(entry_price: float, highs_before: list[float] | tuple[float, ...]) -> float:
     """Return ``max(entry_price, *highs_before)``: the trailing stop's reference for the next candle."""
-    return max([entry_price, *highs_before])
+    return float(max([entry_price, *highs_before]))
 
 
 @dataclass(frozen=True)
@@ -86,9 +79,9 @@ def risk_exit(
     Returns:
         The exit: at the open when the open is already through a level, else at the level. The higher of the
         stop-loss and the trailing stop is the one hit first; a stop beats the take-profit in the same candle
-        (:func:`trading.engine.kernel.risk_exit_code`).
+        (:func:`trading.engine.rules.risk_exit_code`).
     """
-    code, price = kernel.risk_exit_code(
+    code, price = rules.risk_exit_code(
         float(open_),
         float(high),
         float(low),
@@ -96,8 +89,5 @@ def risk_exit(
         nan_if_none(take_profit),
         nan_if_none(trailing_stop),
     )
-    if code == kernel.NO_EXIT:
-        return None
-    reason = kernel.EXIT_REASONS[code]
-    assert reason is not None  # noqa: S101  # every code but NO_EXIT has a name
-    return RiskExit(float(price), reason)
+    reason = exit_reason_value(int(code))
+    return None if reason is None else RiskExit(float(price), reason)

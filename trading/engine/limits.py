@@ -23,7 +23,8 @@ minutes (``docs/reliability.md``, "Bounded cost", has the measured figures):
   :data:`MAX_SWEEP_CONDITION_POINTS` 200,000 (grid points times comparisons: 10,000 points of a 20-comparison
   strategy, or 1,000 points of the largest), so a sweep's work is bounded and not just its grid.
 
-This module is pure (standard library only), like the rest of the engine.
+This module is pure (no Django), like the rest of the engine; the indicator registry says which parameters
+look back.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from __future__ import annotations
 import json
 from datetime import date
 from typing import Any
+
+from trading.engine.indicators import lookback_params
 
 MAX_CRITERIA_BYTES = 65_536
 MAX_CONDITIONS = 200
@@ -41,8 +44,6 @@ EARLIEST_DAY = date(2009, 1, 3)
 MAX_INSTRUMENTS = 20
 MAX_SWEEP_POINTS = 10_000
 MAX_SWEEP_CONDITION_POINTS = 200_000
-#: The integer parameters that are a number of candles an indicator looks back over.
-PERIOD_PARAMS = ("period", "fast", "slow", "signal")
 
 
 def json_depth(document: Any, *, stop_after: int | None = None) -> int:
@@ -113,7 +114,8 @@ def criteria_limits_check(document: Any) -> list[tuple[str, str]]:
 
 
 def criteria_periods(document: Any) -> list[tuple[str, int]]:
-    """Every look-back parameter (:data:`PERIOD_PARAMS`) of a valid criteria document, with its path.
+    """Every look-back parameter (:func:`trading.engine.indicators.lookback_params`) of a valid criteria document,
+    with its path.
 
     Args:
         document: a criteria document that :func:`trading.engine.criteria.criteria_parse` accepts.
@@ -122,6 +124,7 @@ def criteria_periods(document: Any) -> list[tuple[str, int]]:
         ``[(path, value), ...]`` in document order, paths in the engine's syntax (``entry.all[0].left.period``).
     """
     found: list[tuple[str, int]] = []
+    lookbacks = lookback_params()
     stack: list[tuple[Any, str, str]] = [(document, "", "")]
     while stack:  # depth first, children pushed in reverse: popped in document order
         node, path, key = stack.pop()
@@ -129,7 +132,7 @@ def criteria_periods(document: Any) -> list[tuple[str, int]]:
             stack.extend((v, f"{path}.{k}" if path else str(k), str(k)) for k, v in reversed(node.items()))
         elif isinstance(node, list):
             stack.extend((v, f"{path}[{i}]", "") for i, v in reversed(list(enumerate(node))))
-        elif key in PERIOD_PARAMS and isinstance(node, int) and not isinstance(node, bool):
+        elif key in lookbacks and isinstance(node, int) and not isinstance(node, bool):
             found.append((path, node))
     return found
 

@@ -1,17 +1,17 @@
-"""Position sizing (CRITERIA.md "Sizing"): the compiled rule of :mod:`trading.engine.kernel`, with typed input."""
+"""Position sizing (CRITERIA.md "Sizing"): the compiled rule of :mod:`trading.engine.rules`, with typed input."""
 
 from __future__ import annotations
 
-from trading.engine import kernel
+from trading.engine import layout, rules
 from trading.engine.criteria import Sizing
-from trading.engine.kernel import MIN_SPEND_RATIO
+from trading.engine.layout import MIN_SPEND_RATIO
 
 __all__ = ["MIN_SPEND_RATIO", "entry_quantity", "sizing_code"]
 
 
 def sizing_code(sizing: Sizing) -> int:
     """Return the kernel's code of a sizing method (``SIZING_EQUITY_FRACTION`` or ``SIZING_FIXED_QUOTE``)."""
-    return kernel.SIZING_EQUITY_FRACTION if sizing.method == "equity_fraction" else kernel.SIZING_FIXED_QUOTE
+    return layout.SIZING_EQUITY_FRACTION if sizing.method == "equity_fraction" else layout.SIZING_FIXED_QUOTE
 
 
 def entry_quantity(
@@ -21,7 +21,7 @@ def entry_quantity(
 
     ``equity_fraction`` spends ``value * equity``, ``fixed_quote`` spends ``value``; never more than ``cash``,
     fee included: ``quantity = spend / (fill_price * (1 + fee_rate))``. A spend below ``MIN_SPEND_RATIO`` of
-    equity is dust and buys nothing (:func:`trading.engine.kernel.entry_quantity`).
+    equity is dust and buys nothing (:func:`trading.engine.rules.entry_quantity`).
 
     Args:
         sizing: the criteria's sizing.
@@ -34,7 +34,7 @@ def entry_quantity(
         Base units, >= 0.
     """
     return float(
-        kernel.entry_quantity(
+        rules.entry_quantity(
             sizing_code(sizing),
             float(sizing.value),
             float(equity),

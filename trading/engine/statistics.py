@@ -27,34 +27,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from trading.engine.types import SECONDS_PER_DAY, Trade, TradeLog
+from trading.engine.vocabulary import STATISTICS_KEYS
 
 #: Seconds in the 365-day year used for every annualisation here.
 SECONDS_PER_YEAR = 365 * SECONDS_PER_DAY
 
 #: Returns spread by no more than this times (1 + the largest |return|) count as all equal (a few float64 ulps).
 _RETURN_ROUNDING = 4 * float(np.finfo(np.float64).eps)
-
-#: The keys of :func:`backtest_statistics`, in report order.
-STATISTICS_KEYS = (
-    "total_return_ratio",
-    "buy_and_hold_return_ratio",
-    "cagr_ratio",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "max_drawdown_ratio",
-    "max_drawdown_duration_days",
-    "calmar_ratio",
-    "n_trades",
-    "win_rate_ratio",
-    "profit_factor",
-    "expectancy_ratio",
-    "exposure_ratio",
-    "avg_trade_duration_days",
-    "best_trade_ratio",
-    "worst_trade_ratio",
-    "total_fees",
-    "final_equity",
-)
 
 
 def drawdown_curve(equity_curve: np.ndarray, *, starting_equity: float | None = None) -> np.ndarray:
@@ -83,7 +62,8 @@ def drawdown_curve(equity_curve: np.ndarray, *, starting_equity: float | None = 
         _require_positive(starting_equity, name="starting_equity")
         peak = np.maximum(peak, float(starting_equity))
     # peak - equity is exactly 0.0 where equity is the running peak, so the peaks are exact zeros.
-    return (peak - equity) / peak
+    drawdown: np.ndarray = (peak - equity) / peak
+    return drawdown
 
 
 def max_drawdown_ratio(equity_curve: np.ndarray, *, starting_equity: float | None = None) -> float:
@@ -164,7 +144,7 @@ def backtest_statistics(
       is no losing trade (no gross loss: the ratio would be infinite or 0/0); 0.0 when no trade wins.
     - ``expectancy_ratio = mean(pnl_ratio)`` (backtesting.py's "Expectancy"); ``best_trade_ratio`` and
       ``worst_trade_ratio`` are the max and min ``pnl_ratio``.
-    - ``avg_trade_duration_days = mean(exit_time - entry_time) / 86_400`` (backtesting.py's "Avg. Trade
+    - ``avg_trade_duration_days = mean(exit_time_seconds - entry_time_seconds) / 86_400`` (backtesting.py's "Avg. Trade
       Duration").
     - These are None when there is no closed trade; ``n_trades`` is then 0.
     - ``total_fees``: the entry fees of every trade, open or closed, plus the exit fees of the closed ones,
@@ -178,14 +158,14 @@ def backtest_statistics(
             value is used.
         exposure: shape (n,), bool, True where a position was open at some point of that candle.
         trades: the run's trades, open and closed, as :class:`Trade` values or a :class:`TradeLog`; a closed
-            trade must have ``exit_time``, ``exit_fee``, ``pnl`` and ``pnl_ratio`` set.
+            trade must have ``exit_time_seconds``, ``exit_fee``, ``pnl`` and ``pnl_ratio`` set.
         candle_seconds: length of one candle in seconds, > 0 (86_400 for daily, 60 for one-minute).
         starting_cash: the cash at the first candle's open, quote currency, > 0.
 
     Returns:
-        The keys of :data:`STATISTICS_KEYS`, in that order: ``n_trades`` an int, the others Python floats or
-        None (undefined). Ratios are fractions (0.05 = 5 %); ``total_fees`` and ``final_equity`` are quote
-        currency; ``*_days`` are days. No value is NaN or infinite.
+        The keys of :data:`~trading.engine.vocabulary.STATISTICS_KEYS`, in that order: ``n_trades`` an int, the
+        others Python floats or None (undefined). Ratios are fractions (0.05 = 5 %); ``total_fees`` and
+        ``final_equity`` are quote currency; ``*_days`` are days. No value is NaN or infinite.
 
     Raises:
         ValueError: an input has the wrong shape or an invalid value; the message says which and what was
@@ -279,7 +259,7 @@ def _max_drawdown_candles(anchored: np.ndarray) -> int:
     peaks = np.flatnonzero(anchored >= np.maximum.accumulate(anchored))
     gaps = np.diff(peaks)
     longest = int(gaps.max()) if gaps.size and gaps.max() > 1 else 0
-    return max(longest, last - int(peaks[-1]))
+    return int(max(longest, last - int(peaks[-1])))
 
 
 def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | int | None]:
@@ -303,7 +283,7 @@ def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | i
         }
     pnl = log.pnl[closed]
     pnl_ratio = log.pnl_ratio[closed]
-    duration_seconds = (log.exit_time[closed] - log.entry_time[closed]).astype(np.float64)
+    duration_seconds = (log.exit_time_seconds[closed] - log.entry_time_seconds[closed]).astype(np.float64)
     gross_loss = -pnl[pnl < 0].sum()
     gross_profit = pnl[pnl > 0].sum()
     return {

@@ -9,8 +9,8 @@ the same, in that order, at every boundary; this is what makes a replayed cycle 
    trailing stop; at the level or the gapped open, timed at t's open), else an exit signal on t, else the
    maximum holding time, both at the first price after t.
 
-The rules themselves are the compiled functions of :mod:`trading.engine.kernel`
-(:func:`~trading.engine.kernel.entries_at_boundary`, :func:`~trading.engine.kernel.exits_at_boundary`), which
+The rules themselves are the compiled functions of :mod:`trading.engine.boundary`
+(:func:`~trading.engine.boundary.entries_at_boundary`, :func:`~trading.engine.boundary.exits_at_boundary`), which
 the backtest loop calls at every boundary too; the functions here carry one boundary of the live cycle into
 them and back.
 
@@ -26,11 +26,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from trading.engine import kernel
+from trading.engine import layout
+from trading.engine.boundary import entries_at_boundary, exits_at_boundary
 from trading.engine.criteria import Criteria
 from trading.engine.exits import nan_if_none, none_if_nan
+from trading.engine.rules import close_fill
 from trading.engine.sizing import sizing_code
 from trading.engine.types import SECONDS_PER_DAY, Trade
+from trading.engine.vocabulary import exit_reason_value
 
 
 @dataclass(frozen=True)
@@ -41,17 +44,17 @@ class InstrumentAtBoundary:
         symbol: the instrument's symbol.
         index: index of candle t (the last completed candle) in the instrument's candles, or None when the
             instrument has no candle t.
-        open_time: seconds since epoch of candle t's open (when ``index`` is set).
+        open_time_seconds: seconds since epoch of candle t's open (when ``index`` is set).
         open, high, low, close: candle t's prices (when ``index`` is set), quote currency.
         entry_signal, exit_signal: the signals on candle t.
         next_index: index of the candle whose open is the next price (replay), or -1 live / None at the end.
-        next_time: seconds since epoch of the next price (open of t+1, or now live); None at the end of data.
+        next_time_seconds: seconds since epoch of the next price (open of t+1, or now live); None at the end of data.
         next_price: the first price after t (raw, before slippage); None at the end of data.
     """
 
     symbol: str
     index: int | None
-    open_time: int = 0
+    open_time_seconds: int = 0
     open: float = 0.0
     high: float = 0.0
     low: float = 0.0
@@ -59,7 +62,7 @@ class InstrumentAtBoundary:
     entry_signal: bool = False
     exit_signal: bool = False
     next_index: int | None = None
-    next_time: int | None = None
+    next_time_seconds: int | None = None
     next_price: float | None = None
 
 
@@ -74,24 +77,24 @@ class OpenTrade:
 def criteria_rules(criteria: Criteria) -> np.ndarray:
     """Return the strategy's parameters as the kernel's ``rules`` vector (shape (RULES_SIZE,), float64, NaN
     for an absent level or limit)."""
-    rules = np.empty(kernel.RULES_SIZE)
-    rules[kernel.RULE_STOP_LOSS_RATIO] = nan_if_none(criteria.stop_loss_ratio)
-    rules[kernel.RULE_TAKE_PROFIT_RATIO] = nan_if_none(criteria.take_profit_ratio)
-    rules[kernel.RULE_TRAILING_STOP_RATIO] = nan_if_none(criteria.trailing_stop_ratio)
-    rules[kernel.RULE_MAX_HOLDING_SECONDS] = (
+    rules = np.empty(layout.RULES_SIZE)
+    rules[layout.RULE_STOP_LOSS_RATIO] = nan_if_none(criteria.stop_loss_ratio)
+    rules[layout.RULE_TAKE_PROFIT_RATIO] = nan_if_none(criteria.take_profit_ratio)
+    rules[layout.RULE_TRAILING_STOP_RATIO] = nan_if_none(criteria.trailing_stop_ratio)
+    rules[layout.RULE_MAX_HOLDING_SECONDS] = (
         math.nan if criteria.max_holding_days is None else criteria.max_holding_days * SECONDS_PER_DAY
     )
-    rules[kernel.RULE_SIZING_METHOD] = sizing_code(criteria.sizing)
-    rules[kernel.RULE_SIZING_VALUE] = criteria.sizing.value
-    rules[kernel.RULE_FEE_RATE] = criteria.fee_rate
-    rules[kernel.RULE_SLIPPAGE_RATIO] = criteria.slippage_ratio
+    rules[layout.RULE_SIZING_METHOD] = sizing_code(criteria.sizing)
+    rules[layout.RULE_SIZING_VALUE] = criteria.sizing.value
+    rules[layout.RULE_FEE_RATE] = criteria.fee_rate
+    rules[layout.RULE_SLIPPAGE_RATIO] = criteria.slippage_ratio
     return rules
 
 
 _MARKET = (
     "has_t",
     "t_index",
-    "t_open_time",
+    "t_open_time_seconds",
     "t_open",
     "t_high",
     "t_low",
@@ -100,7 +103,7 @@ _MARKET = (
     "exit_signal",
     "has_next",
     "next_index",
-    "next_time",
+    "next_time_seconds",
     "next_price",
 )
 
@@ -119,13 +122,13 @@ class _Boundary:
         here = [market.get(symbol) for symbol in self.symbols]
         held = [open_trades.get(symbol) for symbol in self.symbols]
         has = [h is not None and h.index is not None for h in here]
-        nxt = [h is not None and h.next_price is not None and h.next_time is not None for h in here]
+        nxt = [h is not None and h.next_price is not None and h.next_time_seconds is not None for h in here]
         self.has_t = np.array(has, dtype=bool)
         self.t_index = np.array(
             [h.index if ok and h else -1 for h, ok in zip(here, has, strict=True)], np.int64
         )
-        self.t_open_time = np.array(
-            [h.open_time if ok and h else 0 for h, ok in zip(here, has, strict=True)], np.int64
+        self.t_open_time_seconds = np.array(
+            [h.open_time_seconds if ok and h else 0 for h, ok in zip(here, has, strict=True)], np.int64
         )
         self.t_open = np.array([h.open if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
         self.t_high = np.array([h.high if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
@@ -145,8 +148,8 @@ class _Boundary:
             ],
             np.int64,
         )
-        self.next_time = np.array(
-            [h.next_time if ok and h else 0 for h, ok in zip(here, nxt, strict=True)], np.int64
+        self.next_time_seconds = np.array(
+            [h.next_time_seconds if ok and h else 0 for h, ok in zip(here, nxt, strict=True)], np.int64
         )
         self.next_price = np.array(
             [h.next_price if ok and h else math.nan for h, ok in zip(here, nxt, strict=True)]
@@ -158,7 +161,7 @@ class _Boundary:
         self.quantity = np.array([o.trade.quantity if o else 0.0 for o in held])
         self.entry_price = np.array([o.trade.entry_price if o else 0.0 for o in held])
         self.entry_fee = np.array([o.trade.entry_fee if o else 0.0 for o in held])
-        self.entry_time = np.array([o.trade.entry_time if o else 0 for o in held], np.int64)
+        self.entry_time_seconds = np.array([o.trade.entry_time_seconds if o else 0 for o in held], np.int64)
         self.entry_index = np.array([o.trade.entry_index if o else -1 for o in held], np.int64)
         self.stop_loss = np.array([nan_if_none(o.trade.stop_loss_price) if o else math.nan for o in held])
         self.take_profit = np.array([nan_if_none(o.trade.take_profit_price) if o else math.nan for o in held])
@@ -180,7 +183,7 @@ def step_entries(
 
     Each instrument (in symbol order) without an open trade whose entry signal holds on candle t enters at the
     first price after t, sized on the equity at this boundary (cash plus the open trades at the next price,
-    else t's close, else their entry price), while cash lasts (:func:`trading.engine.kernel.entries_at_boundary`).
+    else t's close, else their entry price), while cash lasts (:func:`trading.engine.boundary.entries_at_boundary`).
 
     Args:
         criteria: the strategy's criteria.
@@ -193,7 +196,7 @@ def step_entries(
     """
     b = _Boundary(set(market) | set(open_trades), market, open_trades)
     entered = np.zeros(b.k, dtype=bool)
-    cash_left = kernel.entries_at_boundary(
+    cash_left = entries_at_boundary(
         criteria_rules(criteria),
         0,
         float(cash),
@@ -202,13 +205,13 @@ def step_entries(
         b.entry_signal,
         b.has_next,
         b.next_index,
-        b.next_time,
+        b.next_time_seconds,
         b.next_price,
         b.is_open,
         b.quantity,
         b.entry_price,
         b.entry_fee,
-        b.entry_time,
+        b.entry_time_seconds,
         b.entry_index,
         b.stop_loss,
         b.take_profit,
@@ -221,7 +224,7 @@ def step_entries(
             symbol=symbol,
             side="long",
             entry_index=int(b.entry_index[i]),
-            entry_time=int(b.entry_time[i]),
+            entry_time_seconds=int(b.entry_time_seconds[i]),
             entry_price=float(b.entry_price[i]),
             quantity=float(b.quantity[i]),
             entry_fee=float(b.entry_fee[i]),
@@ -244,7 +247,7 @@ def step_exits(
     """Decide and fill the exits of one boundary (the **close** step).
 
     Only trades that were open during candle t are considered (entered at or before t's open); the others,
-    and instruments without a candle t, are carried unchanged (:func:`trading.engine.kernel.exits_at_boundary`).
+    and instruments without a candle t, are carried unchanged (:func:`trading.engine.boundary.exits_at_boundary`).
 
     Args:
         criteria: the strategy's criteria.
@@ -258,34 +261,34 @@ def step_exits(
     b = _Boundary(open_trades, market, open_trades)
     exit_code = np.zeros(b.k, dtype=np.int64)
     exit_index = np.zeros(b.k, dtype=np.int64)
-    exit_time = np.zeros(b.k, dtype=np.int64)
+    exit_time_seconds = np.zeros(b.k, dtype=np.int64)
     exit_price, exit_fee, pnl, pnl_ratio = (np.zeros(b.k) for _ in range(4))
-    kernel.exits_at_boundary(
+    exits_at_boundary(
         criteria_rules(criteria),
         0,
         b.has_t,
         b.t_index,
-        b.t_open_time,
+        b.t_open_time_seconds,
         b.t_open,
         b.t_high,
         b.t_low,
         b.exit_signal,
         b.has_next,
         b.next_index,
-        b.next_time,
+        b.next_time_seconds,
         b.next_price,
         b.is_open,
         b.quantity,
         b.entry_price,
         b.entry_fee,
-        b.entry_time,
+        b.entry_time_seconds,
         b.stop_loss,
         b.take_profit,
         b.trail_reference,
         b.trail_level,
         exit_code,
         exit_index,
-        exit_time,
+        exit_time_seconds,
         exit_price,
         exit_fee,
         pnl,
@@ -296,16 +299,16 @@ def step_exits(
     for i, symbol in enumerate(b.symbols):
         open_trade = open_trades[symbol]
         trailing = none_if_nan(b.trail_level[i])
-        if exit_code[i] != kernel.NO_EXIT:
+        if exit_code[i] != layout.NO_EXIT:
             closed.append(
                 replace(
                     open_trade.trade,
                     trailing_stop_price=trailing,
                     exit_index=int(exit_index[i]),
-                    exit_time=int(exit_time[i]),
+                    exit_time_seconds=int(exit_time_seconds[i]),
                     exit_price=float(exit_price[i]),
                     exit_fee=float(exit_fee[i]),
-                    exit_reason=kernel.EXIT_REASONS[int(exit_code[i])],
+                    exit_reason=exit_reason_value(int(exit_code[i])),
                     pnl=float(pnl[i]),
                     pnl_ratio=float(pnl_ratio[i]),
                 )
@@ -324,15 +327,15 @@ def step_exits(
 def trade_close_at(
     trade: Trade, criteria: Criteria, *, index: int, time: int, raw_price: float, reason: str
 ) -> Trade:
-    """Close ``trade`` at ``raw_price`` (slippage and fee applied, :func:`trading.engine.kernel.close_fill`) for
+    """Close ``trade`` at ``raw_price`` (slippage and fee applied, :func:`trading.engine.rules.close_fill`) for
     ``reason``: end of data, or manual."""
-    price, fee, pnl, pnl_ratio = kernel.close_fill(
+    price, fee, pnl, pnl_ratio = close_fill(
         float(raw_price), trade.quantity, trade.cost, criteria.fee_rate, criteria.slippage_ratio
     )
     return replace(
         trade,
         exit_index=index,
-        exit_time=time,
+        exit_time_seconds=time,
         exit_price=float(price),
         exit_fee=float(fee),
         exit_reason=reason,

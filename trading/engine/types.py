@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trading.engine.vocabulary import EXIT_CODES, exit_reason_value
+
 SECONDS_PER_DAY = 86_400
 
 
@@ -17,13 +19,13 @@ class CandleArrays:
 
     Attributes:
         symbol: the instrument's symbol (orders instruments that trigger together).
-        open_time: shape (n,), int64, seconds since 1970-01-01 UTC of each candle's start.
+        open_time_seconds: shape (n,), int64, seconds since 1970-01-01 UTC of each candle's start.
         open, high, low, close: shape (n,), float64, quote currency.
         volume: shape (n,), float64, base units; NaN where unknown.
     """
 
     symbol: str
-    open_time: np.ndarray
+    open_time_seconds: np.ndarray
     open: np.ndarray
     high: np.ndarray
     low: np.ndarray
@@ -31,7 +33,7 @@ class CandleArrays:
     volume: np.ndarray
 
     def __len__(self) -> int:
-        return int(self.open_time.shape[0])
+        return int(self.open_time_seconds.shape[0])
 
 
 @dataclass
@@ -42,14 +44,14 @@ class Trade:
         symbol: the instrument's symbol.
         side: ``"long"``.
         entry_index: index of the candle at whose open the entry filled.
-        entry_time: seconds since epoch (UTC) of that open.
+        entry_time_seconds: seconds since epoch (UTC) of that open.
         entry_price: fill price, slippage included, quote currency.
         quantity: base units, > 0.
         entry_fee: quote currency.
         stop_loss_price, take_profit_price: the fixed levels set at entry, or None.
         trailing_stop_price: the trailing level in force (it only rises), or None.
-        exit_index, exit_time, exit_price, exit_fee, exit_reason: set when closed (exit_time in seconds since
-            epoch; for a stop, the open time of the candle in which it was hit).
+        exit_index, exit_time_seconds, exit_price, exit_fee, exit_reason: set when closed (``exit_time_seconds``
+            since epoch; for a stop, the open time of the candle in which it was hit).
         pnl: ``exit_price * quantity - exit_fee - (entry_price * quantity + entry_fee)``, quote currency.
         pnl_ratio: ``pnl / (entry_price * quantity + entry_fee)``: the fraction of the money put in.
     """
@@ -57,7 +59,7 @@ class Trade:
     symbol: str
     side: str
     entry_index: int
-    entry_time: int
+    entry_time_seconds: int
     entry_price: float
     quantity: float
     entry_fee: float
@@ -65,7 +67,7 @@ class Trade:
     take_profit_price: float | None = None
     trailing_stop_price: float | None = None
     exit_index: int | None = None
-    exit_time: int | None = None
+    exit_time_seconds: int | None = None
     exit_price: float | None = None
     exit_fee: float | None = None
     exit_reason: str | None = None
@@ -89,9 +91,9 @@ class TradeLog:
 
     Attributes:
         symbols: the instruments' symbols; ``slot`` indexes them.
-        slot, entry_index, entry_time: shape (m,), int64 (times in seconds since epoch, UTC).
-        exit_index, exit_time: shape (m,), int64; -1 while the trade is open.
-        exit_code: shape (m,), int64: :data:`trading.engine.kernel.EXIT_REASONS` index, 0 while open.
+        slot, entry_index, entry_time_seconds: shape (m,), int64 (times in seconds since epoch, UTC).
+        exit_index, exit_time_seconds: shape (m,), int64; -1 while the trade is open.
+        exit_code: shape (m,), int64: the reason's code (:class:`trading.engine.vocabulary.ExitReason`), 0 while open.
         entry_price, quantity, entry_fee, stop_loss_price, take_profit_price, trailing_stop_price: shape (m,),
             float64 (quote currency; quantity in base units); NaN for an absent level.
         exit_price, exit_fee, pnl, pnl_ratio: shape (m,), float64; NaN while open.
@@ -103,9 +105,9 @@ class TradeLog:
     symbols: tuple[str, ...]
     slot: np.ndarray
     entry_index: np.ndarray
-    entry_time: np.ndarray
+    entry_time_seconds: np.ndarray
     exit_index: np.ndarray
-    exit_time: np.ndarray
+    exit_time_seconds: np.ndarray
     exit_code: np.ndarray
     entry_price: np.ndarray
     quantity: np.ndarray
@@ -128,7 +130,6 @@ class TradeLog:
 
     def to_trades(self) -> list[Trade]:
         """Return the trades as :class:`Trade` values (None for NaN levels and for the exit of an open trade)."""
-        from trading.engine.kernel import EXIT_REASONS
 
         def optional(values: np.ndarray) -> list[float | None]:
             return [None if v != v else v for v in values.tolist()]  # v != v: NaN
@@ -136,7 +137,7 @@ class TradeLog:
         columns = zip(
             self.slot.tolist(),
             self.entry_index.tolist(),
-            self.entry_time.tolist(),
+            self.entry_time_seconds.tolist(),
             self.entry_price.tolist(),
             self.quantity.tolist(),
             self.entry_fee.tolist(),
@@ -145,7 +146,7 @@ class TradeLog:
             optional(self.trailing_stop_price),
             self.exit_code.tolist(),
             self.exit_index.tolist(),
-            self.exit_time.tolist(),
+            self.exit_time_seconds.tolist(),
             self.exit_price.tolist(),
             self.exit_fee.tolist(),
             self.pnl.tolist(),
@@ -156,7 +157,7 @@ class TradeLog:
         for (
             slot,
             entry_index,
-            entry_time,
+            entry_time_seconds,
             entry_price,
             quantity,
             entry_fee,
@@ -165,7 +166,7 @@ class TradeLog:
             trailing,
             code,
             exit_index,
-            exit_time,
+            exit_time_seconds,
             exit_price,
             exit_fee,
             pnl,
@@ -177,7 +178,7 @@ class TradeLog:
                     symbol=self.symbols[slot],
                     side="long",
                     entry_index=entry_index,
-                    entry_time=entry_time,
+                    entry_time_seconds=entry_time_seconds,
                     entry_price=entry_price,
                     quantity=quantity,
                     entry_fee=entry_fee,
@@ -185,10 +186,10 @@ class TradeLog:
                     take_profit_price=take_profit,
                     trailing_stop_price=trailing,
                     exit_index=exit_index if closed else None,
-                    exit_time=exit_time if closed else None,
+                    exit_time_seconds=exit_time_seconds if closed else None,
                     exit_price=exit_price if closed else None,
                     exit_fee=exit_fee if closed else None,
-                    exit_reason=EXIT_REASONS[code],
+                    exit_reason=exit_reason_value(code),
                     pnl=pnl if closed else None,
                     pnl_ratio=pnl_ratio if closed else None,
                 )
@@ -200,11 +201,9 @@ class TradeLog:
         """Return the columns of ``trades``.
 
         Raises:
-            ValueError: a closed trade (``exit_index`` set) lacks ``exit_time``, ``exit_fee``, ``pnl`` or
+            ValueError: a closed trade (``exit_index`` set) lacks ``exit_time_seconds``, ``exit_fee``, ``pnl`` or
                 ``pnl_ratio``, or its ``exit_reason`` is not one of the engine's reasons.
         """
-        from trading.engine.kernel import EXIT_CODES
-
         symbols = tuple(sorted({trade.symbol for trade in trades}))
         slot_of = {symbol: i for i, symbol in enumerate(symbols)}
         codes = []
@@ -215,12 +214,12 @@ class TradeLog:
             if (
                 trade.pnl is None
                 or trade.pnl_ratio is None
-                or trade.exit_time is None
+                or trade.exit_time_seconds is None
                 or trade.exit_fee is None
             ):
                 raise ValueError(
-                    f"closed trade {trade.symbol} entered at index {trade.entry_index} must have exit_time, "
-                    f"exit_fee, pnl and pnl_ratio set; was exit_time={trade.exit_time}, "
+                    f"closed trade {trade.symbol} entered at index {trade.entry_index} must have exit_time_seconds, "
+                    f"exit_fee, pnl and pnl_ratio set; was exit_time_seconds={trade.exit_time_seconds}, "
                     f"exit_fee={trade.exit_fee}, pnl={trade.pnl}, pnl_ratio={trade.pnl_ratio}"
                 )
             if trade.exit_reason not in EXIT_CODES:
@@ -240,9 +239,9 @@ class TradeLog:
             symbols=symbols,
             slot=ints([slot_of[t.symbol] for t in trades]),
             entry_index=ints([t.entry_index for t in trades]),
-            entry_time=ints([t.entry_time for t in trades]),
+            entry_time_seconds=ints([t.entry_time_seconds for t in trades]),
             exit_index=ints([t.exit_index for t in trades]),
-            exit_time=ints([t.exit_time for t in trades]),
+            exit_time_seconds=ints([t.exit_time_seconds for t in trades]),
             exit_code=np.array(codes, dtype=np.int64),
             entry_price=floats([t.entry_price for t in trades]),
             quantity=floats([t.quantity for t in trades]),

@@ -17,6 +17,7 @@ from trading.engine.backtest import backtest
 from trading.engine.criteria import criteria_parse
 from trading.engine.step import InstrumentAtBoundary, OpenTrade, step_entries, step_exits, trade_close_at
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays
+from trading.engine.vocabulary import ExitReason
 
 _CRITERIA = {
     "version": 1,
@@ -37,7 +38,7 @@ def warm() -> float:
     close = np.array([100.0, 103.0, 101.0, 106.0, 99.0, 104.0, 108.0, 102.0, 110.0, 107.0])
     candles = CandleArrays(
         symbol="WARM",
-        open_time=np.arange(close.shape[0], dtype=np.int64) * SECONDS_PER_DAY,
+        open_time_seconds=np.arange(close.shape[0], dtype=np.int64) * SECONDS_PER_DAY,
         open=close,
         high=close * 1.02,
         low=close * 0.97,
@@ -47,15 +48,15 @@ def warm() -> float:
     result = backtest(
         criteria=criteria,
         instruments=[candles],
-        start_time=2 * SECONDS_PER_DAY,
-        end_time=9 * SECONDS_PER_DAY,
+        start_time_seconds=2 * SECONDS_PER_DAY,
+        end_time_seconds=9 * SECONDS_PER_DAY,
         starting_cash=1000.0,
         close_at_end=True,
     )
     here = InstrumentAtBoundary(
         symbol="WARM",
         index=3,
-        open_time=3 * SECONDS_PER_DAY,
+        open_time_seconds=3 * SECONDS_PER_DAY,
         open=106.0,
         high=108.0,
         low=104.0,
@@ -63,14 +64,16 @@ def warm() -> float:
         entry_signal=True,
         exit_signal=True,
         next_index=-1,
-        next_time=4 * SECONDS_PER_DAY,
+        next_time_seconds=4 * SECONDS_PER_DAY,
         next_price=99.0,
     )
     entered, _ = step_entries(criteria=criteria, market={"WARM": here}, open_trades={}, cash=1000.0)
     open_trades = {t.symbol: OpenTrade(trade=t, trail_reference=t.entry_price) for t in result.trades[:1]}
     step_exits(criteria=criteria, market={"WARM": here}, open_trades=open_trades)
     for trade in entered:
-        trade_close_at(trade, criteria, index=4, time=5 * SECONDS_PER_DAY, raw_price=99.0, reason="manual")
+        trade_close_at(
+            trade, criteria, index=4, time=5 * SECONDS_PER_DAY, raw_price=99.0, reason=ExitReason.MANUAL
+        )
     return time.perf_counter() - began
 
 

@@ -11,13 +11,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from instruments.management.commands._arguments import parse_date
 from simulator.models import STARTING_CASH_DEFAULT, RunStatus
-from simulator.services import (
-    SimulationInputError,
-    simulation_create,
-    simulation_request_check,
-    simulation_run,
-)
-from trading.engine.statistics import STATISTICS_KEYS
+from simulator.services.requests import SimulationInputError, simulation_request_check
+from simulator.services.simulations import simulation_create, simulation_run
+from trading.engine.vocabulary import STATISTICS_KEYS
 
 
 class Command(BaseCommand):

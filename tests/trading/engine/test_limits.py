@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trading.engine.criteria import INDICATOR_PARAMS, CriteriaError, criteria_parse
-from trading.engine.indicators import indicator_series
+from trading.engine.conditions import indicator_series
+from trading.engine.criteria import CriteriaError, criteria_parse
+from trading.engine.indicators import INDICATOR_PARAMS
 from trading.engine.limits import (
     MAX_CONDITIONS,
     MAX_CRITERIA_BYTES,
@@ -172,7 +173,7 @@ def _candles(n: int) -> CandleArrays:
     close = 100 + np.cumsum(rng.normal(0, 1, n))
     return CandleArrays(
         symbol="BTC",
-        open_time=np.arange(n, dtype=np.int64) * 86_400,
+        open_time_seconds=np.arange(n, dtype=np.int64) * 86_400,
         open=close,
         high=close + 1,
         low=close - 1,

@@ -1,4 +1,4 @@
-"""Pages of the simulator: the form, a run's result, the list and comparison of runs, sweeps.
+"""The simulator's form page and its htmx fragments (a new condition row, the criteria JSON, sweep paths).
 
 Views parse the request, call one service or selector and render (style guide rule 1). Every page needs a
 logged-in user (``LOGIN_URL`` is the admin login) and shows only that user's runs (all of them to a superuser);
@@ -11,73 +11,39 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
-from django.core.paginator import Paginator
+from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, render
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from instruments.models import Instrument
-from simulator.api import csv_response
-from simulator.forms import (
+from simulator.builder.conversions import (
     COMPARISON_OPTIONS,
     GROUPS,
     INDICATOR_OPTIONS,
     NEW_ROW,
     SIZING_OPTIONS,
-    SWEEP_AXES,
-    SaveStrategyForm,
-    SimulatorForm,
-    builder_from_criteria,
-    condition_row,
     numeric_paths,
 )
-from simulator.models import STARTING_CASH_DEFAULT, RunStatus, Simulation, Sweep, SweepPoint
+from simulator.builder.reading import builder_from_criteria
+from simulator.builder.rows import condition_row
+from simulator.forms import SWEEP_AXES, SimulatorForm
+from simulator.launch import TaskQueueUnavailableError, simulation_start, sweep_start
+from simulator.models import STARTING_CASH_DEFAULT
 from simulator.selectors import (
-    STATISTIC_LABELS,
-    TRADE_COLUMNS,
-    Cell,
     InstrumentSpan,
-    chart_data,
-    compare_chart_data,
-    compare_rows,
     default_selection,
     instrument_spans,
-    listed_runs,
-    quote_currency,
-    simulation_candles,
-    simulation_for_page,
-    simulations_compared,
     simulations_for,
-    simulations_listed,
-    statistics_rows,
-    sweep_heatmap,
-    sweeps_for,
-    trade_rows,
 )
-from simulator.services import (
-    SimulationInputError,
-    SimulatorBusyError,
-    TaskQueueUnavailableError,
-    simulation_equity_csv,
-    simulation_start,
-    simulation_to_strategy,
-    simulation_trades_csv,
-    sweep_create,
-    sweep_point_simulation,
-    sweep_start,
-)
-from trading.engine.criteria import PRICE_FIELDS
-from trading.engine.statistics import STATISTICS_KEYS
+from simulator.services.inline import SimulatorBusyError
+from simulator.services.requests import SimulationInputError
+from simulator.services.sweeps import sweep_create
+from trading.engine.indicators import PRICE_FIELDS
+from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS
 from trading.models import Strategy
-
-#: Runs on one page of the list.
-RUNS_PER_PAGE = 50
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -98,14 +64,12 @@ def _amount_text(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _int(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
+    """``value`` as an int (a query or form parameter such as ``"12"``), or None when it is not one."""
     try:
         return int(str(value))
     except (TypeError, ValueError):
         return None
-
-
-# The form --------------------------------------------------------------------------------------------------
 
 
 #: What every template drawing condition rows needs.
@@ -158,8 +122,8 @@ def _form_context(
         "strategies": Strategy.objects.order_by("name").only("id", "name"),
         "chosen_strategy": form["source_strategy"].value(),
         "sizing_options": SIZING_OPTIONS,
-        "statistics": [(key, STATISTIC_LABELS[key]) for key in STATISTICS_KEYS],
-        "sweep_statistic": form["sweep_statistic"].value() or "total_return_ratio",
+        "statistics": [(statistic.key, statistic.label) for statistic in STATISTICS],
+        "sweep_statistic": form["sweep_statistic"].value() or HEADLINE_STATISTIC,
         "json_text": form.json_text(),
         "notice": notice,
     }
@@ -180,7 +144,7 @@ def _initial_form(request: HttpRequest, spans: list[InstrumentSpan]) -> tuple[Si
         simulation = (
             simulations_for(request.user)
             .prefetch_related(Prefetch("instruments", queryset=Instrument.objects.order_by("symbol", "pk")))
-            .filter(pk=_int(request.GET["from"]) or 0)
+            .filter(pk=int_or_none(request.GET["from"]) or 0)
             .first()
         )
         if simulation is None:
@@ -199,7 +163,7 @@ def _initial_form(request: HttpRequest, spans: list[InstrumentSpan]) -> tuple[Si
     elif request.GET.get("strategy"):
         strategy = (
             Strategy.objects.prefetch_related("instruments")
-            .filter(pk=_int(request.GET["strategy"]) or 0)
+            .filter(pk=int_or_none(request.GET["strategy"]) or 0)
             .first()
         )
         if strategy is None:
@@ -243,7 +207,7 @@ def simulator_form(request: HttpRequest) -> HttpResponse:
                 sweep = sweep_create(
                     request=form.simulation_request,
                     axes=form.sweep_axes,
-                    statistic=form.cleaned_data.get("sweep_statistic") or "total_return_ratio",
+                    statistic=form.cleaned_data.get("sweep_statistic") or HEADLINE_STATISTIC,
                     created_by=request.user,
                     name=form.cleaned_data.get("name") or "",
                 )
@@ -287,7 +251,7 @@ def condition_row_new(request: HttpRequest) -> HttpResponse:
     """``/simulator/rows/new/?group=entry&entry_next=3``: one new condition row (htmx appends it to the group),
     and the group's next key out of band."""
     group = request.GET.get("group", "")
-    key = _int(request.GET.get(f"{group}_next"))
+    key = int_or_none(request.GET.get(f"{group}_next"))
     if group not in GROUPS or key is None or not 0 <= key < 10_000:
         return HttpResponseBadRequest("group must be entry or exit, and <group>_next a number below 10000")
     return render(
@@ -317,192 +281,3 @@ def sweep_paths(request: HttpRequest) -> HttpResponse:
     """``/simulator/sweep-paths/``: the sweep's field selects, listing the numbers of the current criteria and
     keeping what was chosen (htmx, posted form)."""
     return render(request, "simulator/_sweep_axes.html", _sweep_context(SimulatorForm(request.POST)))
-
-
-# One run ---------------------------------------------------------------------------------------------------
-
-
-def _simulation(request: HttpRequest, pk: int) -> Simulation:
-    try:
-        return simulation_for_page(user=request.user, pk=pk)
-    except Simulation.DoesNotExist as exc:
-        raise Http404(f"no run {pk}") from exc
-
-
-def _cells_html(cells: list[Cell]) -> SafeString:
-    """A table row's cells as escaped HTML: a run can have hundreds of trades, and one string a row renders
-    many times faster than a template loop over every cell."""
-    return format_html_join(
-        "", '<td class="{}" data-sort="{}">{}</td>', ((c.css, c.sort, c.text) for c in cells)
-    )
-
-
-def _run_context(simulation: Simulation, save_form: SaveStrategyForm) -> dict[str, Any]:
-    instruments = list(simulation.instruments.all())
-    currency = quote_currency(instruments)
-    context: dict[str, Any] = {
-        "simulation": simulation,
-        "instruments": instruments,
-        "currency": currency,
-        "save_form": save_form,
-    }
-    if simulation.status == RunStatus.DONE:
-        candles = simulation_candles(instruments=instruments, start=simulation.start, end=simulation.end)
-        context.update(
-            statistics=statistics_rows(simulation, currency),
-            trade_columns=TRADE_COLUMNS,
-            trades=[_cells_html(row) for row in trade_rows(simulation)],
-            n_trades=(simulation.statistics or {}).get("n_trades", 0),
-            chart=chart_data(simulation=simulation, candles=candles),
-            symbols=[i.symbol for i in instruments],
-        )
-    return context
-
-
-@require_safe
-@login_required
-def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/simulator/runs/<id>/``: statistics beside buy and hold, the charts, the trades; a progress bar while a
-    queued run is pending or running; the error of a failed run."""
-    simulation = _simulation(request, pk)
-    form = SaveStrategyForm(initial={"name": simulation.name})
-    return render(request, "simulator/run.html", _run_context(simulation, form))
-
-
-@require_safe
-@login_required
-def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/simulator/runs/<id>/progress/``: the progress bar (htmx polls it every 500 ms); once the run has finished,
-    ``HX-Refresh`` reloads the page to show the result."""
-    simulation = get_object_or_404(
-        simulations_for(request.user).only("id", "status", "progress_ratio", "error"), pk=pk
-    )
-    response = render(request, "simulator/_run_progress.html", {"simulation": simulation})
-    if simulation.is_finished:
-        response["HX-Refresh"] = "true"
-    return response
-
-
-@require_safe
-@login_required
-def run_trades_csv(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/simulator/runs/<id>/trades.csv``: the trades as CSV."""
-    simulation = get_object_or_404(simulations_for(request.user), pk=pk)
-    return csv_response(simulation_trades_csv(simulation), f"simulation-{simulation.pk}-trades.csv")
-
-
-@require_safe
-@login_required
-def run_equity_csv(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/simulator/runs/<id>/equity.csv``: the equity curve, buy and hold and drawdown as CSV."""
-    simulation = get_object_or_404(simulations_for(request.user), pk=pk)
-    return csv_response(simulation_equity_csv(simulation), f"simulation-{simulation.pk}-equity.csv")
-
-
-@require_POST
-@login_required
-@permission_required("trading.add_strategy", raise_exception=True)
-def run_save_strategy(request: HttpRequest, pk: int) -> HttpResponse:
-    """``POST /simulator/runs/<id>/strategy/``: save the run's criteria as a new, disabled strategy; a taken
-    name is an error on the form. Needs ``trading.add_strategy`` (403 without; the run page then shows no form).
-    The strategy is a paper one, so ``trade_live`` is not needed."""
-    simulation = _simulation(request, pk)
-    form = SaveStrategyForm(request.POST)
-    if form.is_valid():
-        try:
-            strategy = simulation_to_strategy(simulation=simulation, name=form.cleaned_data["name"])
-        except SimulationInputError as exc:
-            for key, errors in exc.errors.items():
-                for message in errors:
-                    form.add_error("name" if key == "name" else None, message)
-        else:
-            messages.success(
-                request,
-                format_html(
-                    'Saved as strategy <a href="{}">{}</a> (disabled; enable it in the admin to trade it).',
-                    reverse("admin:trading_strategy_change", args=[strategy.pk]),
-                    strategy.name,
-                ),
-            )
-            return HttpResponseRedirect(reverse("simulator:run", args=[simulation.pk]))
-    return render(request, "simulator/run.html", _run_context(simulation, form))
-
-
-# Lists -----------------------------------------------------------------------------------------------------
-
-
-@require_safe
-@login_required
-def run_list(request: HttpRequest) -> HttpResponse:
-    """``/simulator/runs/``: the user's runs, newest first, 50 a page, with checkboxes to compare them."""
-    page = Paginator(simulations_listed(request.user), RUNS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "simulator/runs.html", {"page": page, "runs": listed_runs(page.object_list)})
-
-
-@require_safe
-@login_required
-def run_compare(request: HttpRequest) -> HttpResponse:
-    """``/simulator/compare/?ids=1&ids=2``: the runs' statistics side by side and their equity on one chart
-    (as the return on each run's starting cash)."""
-    ids = [i for i in (_int(v) for v in request.GET.getlist("ids")) if i is not None]
-    simulations = simulations_compared(user=request.user, ids=ids)
-    return render(
-        request,
-        "simulator/compare.html",
-        {
-            "simulations": simulations,
-            "rows": compare_rows(simulations),
-            "chart": compare_chart_data(simulations),
-        },
-    )
-
-
-# Sweeps ----------------------------------------------------------------------------------------------------
-
-
-def _sweep(request: HttpRequest, pk: int) -> Sweep:
-    return get_object_or_404(sweeps_for(request.user).prefetch_related("instruments"), pk=pk)
-
-
-def _sweep_page_context(sweep: Sweep) -> dict[str, Any]:
-    finished = sweep.is_finished
-    return {
-        "sweep": sweep,
-        "done": sweep.points.count(),
-        "finished": finished,
-        "heatmap": sweep_heatmap(sweep) if finished else None,
-        "point_base": reverse("simulator:sweep_point", args=[sweep.pk, 0]).removesuffix("0/"),
-        "statistic_label": STATISTIC_LABELS.get(sweep.statistic, sweep.statistic),
-    }
-
-
-@require_safe
-@login_required
-def sweep_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/simulator/sweeps/<id>/``: a progress bar while the grid runs, then the heatmap of its statistic, each
-    cell a link to that grid point's run."""
-    return render(request, "simulator/sweep.html", _sweep_page_context(_sweep(request, pk)))
-
-
-@require_safe
-@login_required
-def sweep_progress(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/simulator/sweeps/<id>/progress/``: grid points done of the total (htmx polls it); ``HX-Refresh`` once
-    the sweep has finished."""
-    sweep = get_object_or_404(sweeps_for(request.user), pk=pk)
-    context = {"sweep": sweep, "done": sweep.points.count()}
-    response = render(request, "simulator/_sweep_progress.html", context)
-    if sweep.is_finished:
-        response["HX-Refresh"] = "true"
-    return response
-
-
-@require_safe
-@login_required
-def sweep_point(request: HttpRequest, pk: int, index: int) -> HttpResponse:
-    """``/simulator/sweeps/<id>/points/<index>/``: the full run of one grid point (made the first time it is
-    asked for, owned by the sweep's owner), by redirect."""
-    sweep = _sweep(request, pk)
-    point = get_object_or_404(SweepPoint, sweep=sweep, index=index)
-    simulation = sweep_point_simulation(point=point, created_by=sweep.created_by or request.user)
-    return HttpResponseRedirect(reverse("simulator:run", args=[simulation.pk]))

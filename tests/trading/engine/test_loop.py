@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trading.engine import kernel
+from trading.engine import layout, rules
 from trading.engine.backtest import _index_at, _index_on, backtest
 from trading.engine.criteria import criteria_parse
 from trading.engine.types import CandleArrays, TradeLog
@@ -39,7 +39,7 @@ def _candles(closes: list[float]) -> CandleArrays:
     close = np.array(closes)
     return CandleArrays(
         symbol="BTC",
-        open_time=np.arange(close.shape[0], dtype=np.int64) * 86_400,
+        open_time_seconds=np.arange(close.shape[0], dtype=np.int64) * 86_400,
         open=close,
         high=close * 1.01,
         low=close * 0.99,
@@ -64,15 +64,15 @@ def test_trade_log_round_trips_through_trades() -> None:
     result = backtest(
         criteria=criteria,
         instruments=[candles],
-        start_time=3 * 86_400,
-        end_time=int(candles.open_time[-1]),
+        start_time_seconds=3 * 86_400,
+        end_time_seconds=int(candles.open_time_seconds[-1]),
         starting_cash=1_000.0,
     )
     trades = result.trades
     assert len(trades) == len(result.trade_log) >= 3
     assert {t.exit_reason for t in trades} >= {"signal"}
     again = TradeLog.from_trades(trades)
-    for name in ("entry_index", "entry_time", "exit_index", "exit_time", "exit_code"):
+    for name in ("entry_index", "entry_time_seconds", "exit_index", "exit_time_seconds", "exit_code"):
         assert getattr(again, name).tolist() == getattr(result.trade_log, name).tolist(), name
     for name in ("entry_price", "quantity", "entry_fee", "exit_price", "exit_fee", "pnl", "pnl_ratio"):
         np.testing.assert_array_equal(getattr(again, name), getattr(result.trade_log, name), err_msg=name)
@@ -91,11 +91,15 @@ def test_from_trades_refuses_a_closed_trade_without_its_pnl() -> None:
     )
     candles = _candles(closes)
     trade = backtest(
-        criteria=criteria, instruments=[candles], start_time=86_400, end_time=5 * 86_400, starting_cash=100.0
+        criteria=criteria,
+        instruments=[candles],
+        start_time_seconds=86_400,
+        end_time_seconds=5 * 86_400,
+        starting_cash=100.0,
     ).trades[0]
     assert trade.exit_reason == "signal"
     trade.pnl = None
-    with pytest.raises(ValueError, match="must have exit_time, exit_fee, pnl and pnl_ratio set"):
+    with pytest.raises(ValueError, match="must have exit_time_seconds, exit_fee, pnl and pnl_ratio set"):
         TradeLog.from_trades([trade])
 
 
@@ -103,18 +107,18 @@ def test_from_trades_refuses_a_closed_trade_without_its_pnl() -> None:
     ("open_", "high", "low", "stop", "take", "trail", "expected"),
     [
         # gap through the stop: filled at the open
-        (90.0, 95.0, 85.0, 92.0, 120.0, np.nan, (kernel.STOP_LOSS_CODE, 90.0)),
+        (90.0, 95.0, 85.0, 92.0, 120.0, np.nan, (layout.STOP_LOSS_CODE, 90.0)),
         # trailing level above the stop-loss is hit first
-        (100.0, 101.0, 93.0, 90.0, np.nan, 95.0, (kernel.TRAILING_STOP_CODE, 95.0)),
+        (100.0, 101.0, 93.0, 90.0, np.nan, 95.0, (layout.TRAILING_STOP_CODE, 95.0)),
         # equal levels: the stop-loss is named
-        (100.0, 101.0, 93.0, 95.0, np.nan, 95.0, (kernel.STOP_LOSS_CODE, 95.0)),
+        (100.0, 101.0, 93.0, 95.0, np.nan, 95.0, (layout.STOP_LOSS_CODE, 95.0)),
         # stop and take-profit inside one candle: the stop (pessimistic)
-        (100.0, 111.0, 89.0, 90.0, 110.0, np.nan, (kernel.STOP_LOSS_CODE, 90.0)),
-        (100.0, 111.0, 95.0, 90.0, 110.0, np.nan, (kernel.TAKE_PROFIT_CODE, 110.0)),
+        (100.0, 111.0, 89.0, 90.0, 110.0, np.nan, (layout.STOP_LOSS_CODE, 90.0)),
+        (100.0, 111.0, 95.0, 90.0, 110.0, np.nan, (layout.TAKE_PROFIT_CODE, 110.0)),
     ],
 )
 def test_risk_exit_codes(
     open_: float, high: float, low: float, stop: float, take: float, trail: float, expected: tuple[int, float]
 ) -> None:
-    assert kernel.risk_exit_code(open_, high, low, stop, take, trail) == expected
-    assert kernel.risk_exit_code(100.0, 101.0, 99.0, np.nan, np.nan, np.nan)[0] == kernel.NO_EXIT
+    assert rules.risk_exit_code(open_, high, low, stop, take, trail) == expected
+    assert rules.risk_exit_code(100.0, 101.0, 99.0, np.nan, np.nan, np.nan)[0] == layout.NO_EXIT

@@ -19,10 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trading.engine import statistics
-from trading.engine.statistics import STATISTICS_KEYS, backtest_statistics, drawdown_curve, max_drawdown_ratio
+from trading.engine.statistics import backtest_statistics, drawdown_curve, max_drawdown_ratio
 from trading.engine.types import SECONDS_PER_DAY, Trade
+from trading.engine.vocabulary import STATISTICS_KEYS
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 DAY = SECONDS_PER_DAY
 HOUR = 3_600
 
@@ -35,12 +36,12 @@ def closed_trade(
         symbol="BTCUSDT",
         side="long",
         entry_index=0,
-        entry_time=1_577_836_800,  # 2020-01-01T00:00:00Z
+        entry_time_seconds=1_577_836_800,  # 2020-01-01T00:00:00Z
         entry_price=100.0,
         quantity=1.0,
         entry_fee=entry_fee,
         exit_index=seconds // DAY,
-        exit_time=1_577_836_800 + seconds,
+        exit_time_seconds=1_577_836_800 + seconds,
         exit_price=100.0 + pnl,
         exit_fee=exit_fee,
         exit_reason="signal",
@@ -54,7 +55,7 @@ def open_trade(*, entry_fee: float) -> Trade:
         symbol="ETHUSDT",
         side="long",
         entry_index=3,
-        entry_time=1_578_096_000,
+        entry_time_seconds=1_578_096_000,
         entry_price=100.0,
         quantity=1.0,
         entry_fee=entry_fee,
@@ -445,10 +446,21 @@ def test_keys_types_and_json() -> None:
         (
             {
                 "trades": [
-                    Trade("BTCUSDT", "long", 0, 0, 100.0, 1.0, 0.1, exit_index=1, exit_time=DAY, exit_fee=0.1)
+                    Trade(
+                        "BTCUSDT",
+                        "long",
+                        0,
+                        0,
+                        100.0,
+                        1.0,
+                        0.1,
+                        exit_index=1,
+                        exit_time_seconds=DAY,
+                        exit_fee=0.1,
+                    )
                 ]
             },
-            "closed trade BTCUSDT entered at index 0 must have exit_time, exit_fee, pnl and pnl_ratio set",
+            "closed trade BTCUSDT entered at index 0 must have exit_time_seconds, exit_fee, pnl and pnl_ratio set",
         ),
     ],
 )
@@ -478,7 +490,7 @@ def test_module_is_pure() -> None:
     }
     assert imported <= {"__future__", "collections", "numpy", "trading"}
     assert all(
-        node.module == "trading.engine.types"
+        node.module in {"trading.engine.types", "trading.engine.vocabulary"}
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trading")
     )
@@ -625,19 +637,19 @@ def test_drawdown_duration_matches_a_plain_loop(equity: list[float], starting_ca
 def _trades(draw: st.DrawFn) -> list[Trade]:
     trades = []
     for _ in range(draw(st.integers(min_value=0, max_value=8))):
-        entry_time = draw(st.integers(min_value=0, max_value=2_000_000_000))
+        entry_time_seconds = draw(st.integers(min_value=0, max_value=2_000_000_000))
         trade = Trade(
             symbol="BTCUSDT",
             side="long",
             entry_index=0,
-            entry_time=entry_time,
+            entry_time_seconds=entry_time_seconds,
             entry_price=draw(_moderate),
             quantity=draw(_moderate),
             entry_fee=draw(st.floats(min_value=0, max_value=1e300)),
         )
         if draw(st.booleans()):
             trade.exit_index = 1
-            trade.exit_time = entry_time + draw(st.integers(min_value=0, max_value=10**9))
+            trade.exit_time_seconds = entry_time_seconds + draw(st.integers(min_value=0, max_value=10**9))
             trade.exit_price = draw(_moderate)
             trade.exit_fee = draw(st.floats(min_value=0, max_value=1e300))
             trade.exit_reason = "signal"

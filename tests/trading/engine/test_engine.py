@@ -17,7 +17,7 @@ from trading.engine.backtest import backtest
 from trading.engine.conditions import condition_mask
 from trading.engine.criteria import CriteriaError, criteria_parse
 from trading.engine.exits import risk_exit, trailing_reference, trailing_stop_level
-from trading.engine.fills import buy_fill_price, fill_fee, sell_fill_price
+from trading.engine.rules import buy_fill_price, fill_fee, sell_fill_price
 from trading.engine.sizing import entry_quantity
 from trading.engine.types import CandleArrays
 
@@ -41,7 +41,7 @@ def candles(
     n = table.shape[0]
     return CandleArrays(
         symbol=symbol,
-        open_time=(np.arange(n, dtype=np.int64) + start_day) * DAY,
+        open_time_seconds=(np.arange(n, dtype=np.int64) + start_day) * DAY,
         open=table[:, 0].copy(),
         high=table[:, 1].copy(),
         low=table[:, 2].copy(),
@@ -326,7 +326,11 @@ def test_entry_at_next_open_then_stop_with_fees_and_slippage():
         entry={"left": {"indicator": "close"}, "op": "<", "right": {"value": 100.5}},
     )
     result = backtest(
-        criteria=criteria, instruments=[data], start_time=DAY, end_time=3 * DAY, starting_cash=1000.0
+        criteria=criteria,
+        instruments=[data],
+        start_time_seconds=DAY,
+        end_time_seconds=3 * DAY,
+        starting_cash=1000.0,
     )
     trade = result.trades[0]
     # Signal on candle 0 (close 100 < 100.5) -> buy at candle 1's open 100 * 1.01 = 101.
@@ -352,7 +356,11 @@ def test_a_stop_is_active_on_the_entry_candle_and_trailing_follows_highs_before(
         entry={"left": {"indicator": "close"}, "op": "<=", "right": {"value": 100}},
     )
     result = backtest(
-        criteria=criteria, instruments=[data], start_time=DAY, end_time=4 * DAY, starting_cash=100.0
+        criteria=criteria,
+        instruments=[data],
+        start_time_seconds=DAY,
+        end_time_seconds=4 * DAY,
+        starting_cash=100.0,
     )
     trade = result.trades[0]
     # entry 100 at candle 1; trailing during candle 1: 90 (low 99 holds); candle 2: 0.9 * 120 = 108 and the
@@ -370,7 +378,11 @@ def test_signal_and_max_holding_exits_fill_at_the_next_open():
         exit={"left": {"indicator": "close"}, "op": ">", "right": {"value": 11}},
     )
     first = backtest(
-        criteria=signal, instruments=[data], start_time=DAY, end_time=7 * DAY, starting_cash=100.0
+        criteria=signal,
+        instruments=[data],
+        start_time_seconds=DAY,
+        end_time_seconds=7 * DAY,
+        starting_cash=100.0,
     ).trades[0]
     # enter at candle 1's open; close > 11 first on candle 3 -> exit at candle 4's open 12
     assert (first.entry_index, first.exit_index, first.exit_reason, first.exit_price) == (
@@ -385,7 +397,11 @@ def test_signal_and_max_holding_exits_fill_at_the_next_open():
         entry={"left": {"indicator": "close"}, "op": "<", "right": {"value": 11}},
     )
     trade = backtest(
-        criteria=holding, instruments=[data], start_time=DAY, end_time=7 * DAY, starting_cash=100.0
+        criteria=holding,
+        instruments=[data],
+        start_time_seconds=DAY,
+        end_time_seconds=7 * DAY,
+        starting_cash=100.0,
     ).trades[0]
     # entered at day 1's open; two days later, day 3's open (12): max_holding
     assert (trade.exit_index, trade.exit_reason, trade.exit_price) == (3, "max_holding", 12.0)
@@ -396,7 +412,11 @@ def test_shared_cash_fills_in_symbol_order_while_it_lasts():
     eth, btc = candles(flat, "ETH"), candles(flat, "BTC")
     criteria = always_enter(fee_rate=0.0, sizing={"method": "equity_fraction", "value": 0.6})
     result = backtest(
-        criteria=criteria, instruments=[eth, btc], start_time=DAY, end_time=2 * DAY, starting_cash=100.0
+        criteria=criteria,
+        instruments=[eth, btc],
+        start_time_seconds=DAY,
+        end_time_seconds=2 * DAY,
+        starting_cash=100.0,
     )
     # BTC first (symbol order): 60 of 100 -> 6 units; ETH gets the 40 left -> 4 units.
     assert [(t.symbol, t.quantity) for t in result.trades] == [
@@ -411,7 +431,11 @@ def test_exit_and_reentry_are_a_boundary_apart():
         fee_rate=0.0, exit={"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}}
     )
     result = backtest(
-        criteria=criteria, instruments=[candles(rows)], start_time=DAY, end_time=4 * DAY, starting_cash=100.0
+        criteria=criteria,
+        instruments=[candles(rows)],
+        start_time_seconds=DAY,
+        end_time_seconds=4 * DAY,
+        starting_cash=100.0,
     )
     # enter at 1; exit signal on candle 1 -> out at 2's open; back in from 3 (the open step ran before the close).
     assert [(t.entry_index, t.exit_index) for t in result.trades] == [(1, 2), (3, 4)]
@@ -421,14 +445,18 @@ def test_end_of_data_reports_open_or_closes_at_the_last_close():
     data = candles([(10, 10, 10, 10), (10, 12, 9, 11), (11, 13, 10, 12)])
     criteria = always_enter(fee_rate=0.0)
     kept = backtest(
-        criteria=criteria, instruments=[data], start_time=DAY, end_time=2 * DAY, starting_cash=100.0
+        criteria=criteria,
+        instruments=[data],
+        start_time_seconds=DAY,
+        end_time_seconds=2 * DAY,
+        starting_cash=100.0,
     )
     assert kept.trades[0].is_open and kept.statistics["final_equity"] == pytest.approx(10 * 12)
     closed = backtest(
         criteria=criteria,
         instruments=[data],
-        start_time=DAY,
-        end_time=2 * DAY,
+        start_time_seconds=DAY,
+        end_time_seconds=2 * DAY,
         starting_cash=100.0,
         close_at_end=True,
     )
@@ -457,15 +485,15 @@ def test_no_look_ahead_a_later_candle_changes_no_earlier_decision():
     whole = backtest(
         criteria=criteria,
         instruments=[candles(rows)],
-        start_time=30 * DAY,
-        end_time=200 * DAY,
+        start_time_seconds=30 * DAY,
+        end_time_seconds=200 * DAY,
         starting_cash=1000.0,
     )
     cut = backtest(
         criteria=criteria,
         instruments=[candles(rows[:201])],
-        start_time=30 * DAY,
-        end_time=200 * DAY,
+        start_time_seconds=30 * DAY,
+        end_time_seconds=200 * DAY,
         starting_cash=1000.0,
     )
     assert [(t.entry_index, t.exit_index, t.exit_reason) for t in whole.trades] == [

@@ -1,0 +1,161 @@
+"""Reading the builder from what comes in: a criteria document (:func:`builder_from_criteria`, the page's
+first draw and "load JSON") or the form's POST (:func:`builder_from_data`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from simulator.builder.conversions import (
+    GROUPS,
+    MODES,
+    OPERAND_FIELDS,
+    PERCENT_FIELDS,
+    SCALAR_FIELDS,
+    SIDES,
+    number_from_text,
+)
+from simulator.builder.rows import Builder, ConditionRow, OperandForm, condition_row
+from simulator.display import number_text, percent_text
+from trading.engine.criteria import SIZING_METHODS, TOP_LEVEL_DEFAULTS, VERSION
+from trading.engine.indicators import INDICATOR_PARAMS
+
+_ROW_KEY = re.compile(r"^(entry|exit)-(\d{1,4})-")
+
+
+def builder_from_criteria(document: Any) -> Builder:
+    """The builder showing a criteria document (a saved strategy's, a previous run's, the default).
+
+    Fractions become percent (``stop_loss_ratio`` 0.08 -> ``stop_loss_pct`` ``"8"``; ``equity_fraction`` sizing
+    too); ``fixed_quote`` sizing stays quote currency. A bare comparison as ``entry`` becomes one row of an
+    ``all`` group. Documents with nested groups, ``not`` or fields the builder has no input for come back with
+    ``representable`` False (and whatever rows could be read).
+
+    Args:
+        document: a decoded criteria document; need not be valid.
+    """
+    if not isinstance(document, Mapping):
+        document = {}
+    data = {**TOP_LEVEL_DEFAULTS, **document}
+    representable = (
+        set(document) <= {"version", "side", "entry", *TOP_LEVEL_DEFAULTS}
+        and data.get("version", VERSION) == VERSION
+        and data.get("side", "long") == "long"
+    )
+    fields: dict[str, str] = {}
+    rows: dict[str, list[ConditionRow]] = {}
+    for group in GROUPS:
+        mode, conditions, readable = _read_group(data.get(group), allow_null=group == "exit")
+        representable = representable and readable
+        fields[f"{group}_mode"] = mode
+        rows[group] = [condition_row(group, n, c) for n, c in enumerate(conditions)]
+    for pct, ratio in PERCENT_FIELDS.items():
+        fields[pct] = percent_text(data.get(ratio))
+    fields["max_holding_days"] = number_text(data.get("max_holding_days"))
+    sizing = data.get("sizing")
+    if (
+        isinstance(sizing, Mapping)
+        and set(sizing) <= {"method", "value"}
+        and sizing.get("method") in SIZING_METHODS
+    ):
+        fields["sizing_method"] = str(sizing["method"])
+        value = sizing.get("value")
+        fields["sizing_value"] = (
+            percent_text(value) if sizing["method"] == "equity_fraction" else number_text(value)
+        )
+    else:
+        representable = False
+        fields["sizing_method"], fields["sizing_value"] = "equity_fraction", "100"
+    return Builder(
+        fields=fields,
+        rows=rows,
+        next_keys={group: len(rows[group]) for group in GROUPS},
+        representable=representable,
+    )
+
+
+def _read_group(condition: Any, *, allow_null: bool) -> tuple[str, list[Mapping[str, Any]], bool]:
+    """``(mode, comparisons, readable)`` of an ``entry``/``exit`` condition."""
+    if condition is None:
+        return "any" if allow_null else "all", [], allow_null
+    if not isinstance(condition, Mapping):
+        return "all", [], False
+    for mode in MODES:
+        if mode in condition:
+            items = condition[mode]
+            if set(condition) != {mode} or not isinstance(items, list):
+                return mode, [], False
+            comparisons = [c for c in items if _is_comparison(c)]
+            return mode, comparisons, len(comparisons) == len(items)
+    if _is_comparison(condition):
+        return "all", [condition], True
+    return "all", [], False
+
+
+def _is_comparison(condition: Any) -> bool:
+    return (
+        isinstance(condition, Mapping)
+        and set(condition) == {"left", "op", "right"}
+        and all(_is_plain_operand(condition[side]) for side in SIDES)
+    )
+
+
+def _is_plain_operand(operand: Any) -> bool:
+    if not isinstance(operand, Mapping):
+        return False
+    if "value" in operand:
+        allowed = {"value", "shift"}
+    else:
+        indicator = operand.get("indicator")
+        if indicator not in INDICATOR_PARAMS:
+            return False
+        allowed = {"indicator", "shift", *INDICATOR_PARAMS[str(indicator)]}
+    return set(operand) <= allowed and all(isinstance(v, str | int | float) for v in operand.values())
+
+
+def builder_from_data(data: Mapping[str, Any]) -> Builder:
+    """The builder as the user left it: read from the POST (or GET) data of the form.
+
+    Rows are found by their names (``entry-<key>-...``) and kept in key order, which is the order they were
+    added in; a row's key is kept, so an error can be shown on the row it is about.
+    """
+    fields = {name: str(data.get(name, "") or "") for name in SCALAR_FIELDS}
+    for group in GROUPS:
+        if fields[f"{group}_mode"] not in MODES:
+            fields[f"{group}_mode"] = "all" if group == "entry" else "any"
+    keys: dict[str, set[int]] = {group: set() for group in GROUPS}
+    for name in data:
+        match = _ROW_KEY.match(name)
+        if match:
+            keys[match.group(1)].add(int(match.group(2)))
+    rows: dict[str, list[ConditionRow]] = {}
+    next_keys: dict[str, int] = {}
+    for group in GROUPS:
+        rows[group] = []
+        for key in sorted(keys[group]):
+            prefix = f"{group}-{key}"
+            operands = {}
+            for side in SIDES:
+                start = f"{prefix}-{side}_"
+                operands[side] = OperandForm(
+                    prefix=start,
+                    indicator=str(data.get(f"{start}indicator", "") or ""),
+                    values={name: str(data.get(f"{start}{name}", "") or "") for name in OPERAND_FIELDS},
+                )
+            rows[group].append(
+                ConditionRow(
+                    group=group,
+                    key=str(key),
+                    left=operands["left"],
+                    op=str(data.get(f"{prefix}-op", "") or ""),
+                    right=operands["right"],
+                )
+            )
+        posted = number_from_text(str(data.get(f"{group}_next", "") or ""))
+        next_keys[group] = max(
+            posted if isinstance(posted, int) and 0 <= posted < 10_000 else 0,
+            max(keys[group], default=-1) + 1,
+        )
+    return Builder(fields=fields, rows=rows, next_keys=next_keys)

@@ -1,0 +1,204 @@
+"""A simulation request, checked once for the API, the form and ``manage.py simulate``: instruments, days,
+starting cash and criteria, against the limits of :mod:`trading.engine.limits` and the candles stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db.models import Count, Max, Min
+
+from barter_site.errors import ApplicationError
+from instruments.models import Instrument, InstrumentOHLC, Timeframe
+from trading.engine.criteria import CriteriaError, criteria_parse
+from trading.engine.limits import (
+    EARLIEST_DAY,
+    MAX_INSTRUMENTS,
+    periods_check,
+)
+
+# MAX_INSTRUMENTS and MAX_SWEEP_POINTS live with the other limits in trading.engine.limits.
+#: The largest starting cash accepted, quote currency (beyond it, float64 sums lose cents).
+MAX_STARTING_CASH = Decimal("1e12")
+
+
+class SimulationInputError(ApplicationError):
+    """The simulation request is invalid.
+
+    Attributes:
+        errors: ``{field: [message, ...]}`` with the request's field names (``instruments``, ``start``, ``end``,
+            ``starting_cash``, ``criteria``, ``axes``); criteria messages start with the bad field's path.
+    """
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__(
+            "; ".join(f"{field}: {message}" for field, messages in errors.items() for message in messages),
+            {"errors": errors},
+        )
+
+
+@dataclass(frozen=True)
+class SimulationRequest:
+    """A checked request: what :func:`simulation_run` needs.
+
+    Attributes:
+        instruments: the instruments, in symbol order.
+        start, end: the first and last UTC day (inclusive).
+        starting_cash: quote currency, > 0.
+        criteria: the criteria document (CRITERIA.md), valid.
+    """
+
+    instruments: tuple[Instrument, ...]
+    start: date
+    end: date
+    starting_cash: Decimal
+    criteria: dict[str, Any]
+
+
+def day_start(day: date) -> datetime:
+    """The aware UTC datetime at which ``day`` begins (the open time of its daily candle)."""
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+
+
+def simulation_request_check(
+    *,
+    instruments: Sequence[str | int | Instrument],
+    start: date | None,
+    end: date | None,
+    starting_cash: Decimal | float | int | str | None,
+    criteria: Any,
+) -> SimulationRequest:
+    """Check a simulation request and return it typed, or raise every problem at once.
+
+    Args:
+        instruments: CoinGecko ids (``"bitcoin"``), primary keys or instruments; one or several.
+        start, end: the first and last UTC day of the run, inclusive.
+        starting_cash: quote currency, > 0 (a string is parsed as a decimal).
+        criteria: the criteria document, already decoded from JSON.
+
+    Raises:
+        SimulationInputError: with ``errors`` naming each bad field, e.g. ``{"end": ["must be on or after
+            start (2024-01-31), was 2024-01-01"]}``; stored candles that do not cover the range are an error of
+            ``start`` or ``end`` that says which days are stored. Dates outside 2009-01-03 .. today (UTC) are an
+            error of their field; criteria beyond :mod:`trading.engine.limits`, or with a look-back period longer
+            than the daily candles an instrument has stored up to ``end``, an error of ``criteria`` that starts
+            with the path of the bad field.
+    """
+    errors: dict[str, list[str]] = {}
+
+    def problem(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    found: list[Instrument] = []
+    if not instruments:
+        problem("instruments", "choose at least one instrument")
+    elif len(instruments) > MAX_INSTRUMENTS:
+        problem("instruments", f"at most {MAX_INSTRUMENTS} instruments; was {len(instruments)}")
+    else:
+        objects = [i for i in instruments if isinstance(i, Instrument)]
+        keys = [i for i in instruments if not isinstance(i, Instrument)]
+        ids = {int(k) for k in keys if isinstance(k, int) or (isinstance(k, str) and k.isdigit())}
+        names = {str(k) for k in keys if not (isinstance(k, int) or (isinstance(k, str) and k.isdigit()))}
+        by_pk = {i.pk: i for i in Instrument.objects.filter(pk__in=ids)}
+        by_name = {i.coingecko_id: i for i in Instrument.objects.filter(coingecko_id__in=names)}
+        unknown = sorted(str(i) for i in ids if i not in by_pk) + sorted(n for n in names if n not in by_name)
+        if unknown:
+            problem("instruments", f"unknown instrument(s): {', '.join(unknown)}")
+        found = list({i.pk: i for i in [*objects, *by_pk.values(), *by_name.values()]}.values())
+        found.sort(key=lambda i: (i.symbol, i.pk))
+        symbols = [i.symbol for i in found]
+        repeated = sorted({s for s in symbols if symbols.count(s) > 1})
+        if repeated:
+            problem("instruments", f"two instruments share the symbol {', '.join(repeated)}; choose one")
+
+    today = datetime.now(tz=UTC).date()
+    for name, day in (("start", start), ("end", end)):
+        if day is None:
+            problem(name, "required")
+        elif not EARLIEST_DAY <= day <= today:
+            problem(
+                name,
+                f"must be between {EARLIEST_DAY.isoformat()} (the first Bitcoin block) and today "
+                f"({today.isoformat()}, UTC); was {day.isoformat()}",
+            )
+    if start is not None and end is not None and end < start and not ({"start", "end"} & errors.keys()):
+        problem("end", f"must be on or after start ({start.isoformat()}); was {end.isoformat()}")
+
+    cash: Decimal | None = None
+    try:
+        cash = Decimal(str(starting_cash)) if starting_cash is not None else None
+    except InvalidOperation:
+        problem("starting_cash", f"must be a number; was {starting_cash!r}")
+    if starting_cash is None:
+        problem("starting_cash", "required")
+    elif cash is not None and not (cash.is_finite() and Decimal(0) < cash <= MAX_STARTING_CASH):
+        problem("starting_cash", f"must be > 0 and at most {MAX_STARTING_CASH:,.0f}; was {starting_cash}")
+
+    criteria_valid = True
+    try:
+        criteria_parse(criteria)
+    except CriteriaError as exc:
+        criteria_valid = False
+        for path, message in exc.errors:
+            problem("criteria", f"{path}: {message}" if path else message)
+
+    dates_valid = not ({"start", "end"} & errors.keys())
+    if found and start is not None and end is not None and dates_valid and "instruments" not in errors:
+        _check_coverage(found, start, end, problem)
+        if criteria_valid and not errors:
+            _check_periods(found, end, criteria, problem)
+    if errors:
+        raise SimulationInputError(errors)
+    assert start is not None and end is not None and cash is not None  # noqa: S101  # no errors above
+    return SimulationRequest(tuple(found), start, end, cash, criteria)
+
+
+def _check_coverage(
+    instruments: list[Instrument], start: date, end: date, problem: Callable[[str, str], None]
+) -> None:
+    """Every instrument must have daily candles inside ``start`` .. ``end``."""
+    spans = {
+        row["instrument"]: (row["first"], row["last"])
+        for row in InstrumentOHLC.objects.filter(instrument__in=instruments, timeframe=Timeframe.D1)
+        .values("instrument")
+        .annotate(first=Min("open_time"), last=Max("open_time"))
+    }
+    for instrument in instruments:
+        span = spans.get(instrument.pk)
+        if span is None:
+            problem(
+                "instruments", f"{instrument.coingecko_id} has no stored daily candles; sync or import it"
+            )
+            continue
+        first, last = span[0].date(), span[1].date()
+        if start > last:
+            problem(
+                "start", f"{instrument.coingecko_id} has candles up to {last.isoformat()} only; start earlier"
+            )
+        elif end < first:
+            problem("end", f"{instrument.coingecko_id} has candles from {first.isoformat()} only; end later")
+
+
+def _check_periods(
+    instruments: list[Instrument], end: date, criteria: Any, problem: Callable[[str, str], None]
+) -> None:
+    """No look-back period may be longer than the daily candles an instrument has stored up to ``end``."""
+    counts = {
+        row["instrument"]: row["n"]
+        for row in InstrumentOHLC.objects.filter(
+            instrument__in=instruments,
+            timeframe=Timeframe.D1,
+            open_time__lt=day_start(end) + timedelta(days=1),
+        )
+        .values("instrument")
+        .annotate(n=Count("id"))
+    }
+    fewest = min(instruments, key=lambda i: (counts.get(i.pk, 0), i.symbol))
+    where = f"{fewest.coingecko_id} up to {end.isoformat()}"
+    for path, message in periods_check(criteria, available=counts.get(fewest.pk, 0), where=where):
+        problem("criteria", f"{path}: {message}")

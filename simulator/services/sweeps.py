@@ -1,0 +1,340 @@
+"""Sweeps: a grid of criteria values run over the same instruments and days, one statistic per point, its
+work fanned out in chunks (:mod:`simulator.launch` sends them).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import math
+import re
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+
+from barter_site.heartbeat import Heartbeat
+from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
+from simulator.services import simulations
+from simulator.services.requests import SimulationInputError, SimulationRequest
+from simulator.services.simulations import simulation_create, simulation_run
+from trading.engine.criteria import CriteriaError, criteria_parse
+from trading.engine.limits import (
+    MAX_SWEEP_CONDITION_POINTS,
+    MAX_SWEEP_POINTS,
+    condition_count,
+)
+from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS
+
+logger = logging.getLogger(__name__)
+
+_PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
+
+
+def _path_steps(path: str) -> list[str | int]:
+    """``entry.all[0].left.period`` -> ``["entry", "all", 0, "left", "period"]``; ValueError when malformed."""
+    steps: list[str | int] = []
+    for part in path.split("."):
+        match = _PATH_PART.fullmatch(part)
+        if not match:
+            raise ValueError(f"malformed path {path!r}; write it like entry.all[0].left.period")
+        steps.append(match.group(1))
+        steps.extend(int(i) for i in re.findall(r"\[(\d+)\]", match.group(2)))
+    return steps
+
+
+def criteria_value_get(document: dict[str, Any], path: str) -> Any:
+    """The value at ``path`` (CriteriaError's path syntax) in a criteria document; KeyError/IndexError if absent."""
+    node: Any = document
+    for step in _path_steps(path):
+        node = node[step]
+    return node
+
+
+def criteria_with(document: dict[str, Any], path: str, value: float) -> dict[str, Any]:
+    """A copy of ``document`` with ``value`` at ``path`` (an integral value replaces an int as an int)."""
+    changed = copy.deepcopy(document)
+    steps = _path_steps(path)
+    node: Any = changed
+    for step in steps[:-1]:
+        node = node[step]
+    old = node[steps[-1]] if not isinstance(node, dict) or steps[-1] in node else None
+    node[steps[-1]] = int(value) if isinstance(old, int) and float(value).is_integer() else value
+    return changed
+
+
+def sweep_axes_check(criteria: dict[str, Any], axes: Any) -> list[dict[str, Any]]:
+    """Check sweep axes and return them as ``[{"path", "values"}]``.
+
+    Args:
+        criteria: the base criteria document (valid).
+        axes: one or two axes, each ``{"path": "entry.all[0].left.period", "start": 5, "stop": 50, "step": 5}``
+            (``stop`` included when the steps reach it) or ``{"path": ..., "values": [5, 10, 20]}``; the path
+            must name a number in ``criteria``.
+
+    Raises:
+        SimulationInputError: ``{"axes": [...]}`` naming each bad axis, or ``{"criteria": [...]}`` when a grid
+            point's criteria are invalid (a period of 0, say).
+    """
+    errors: list[str] = []
+    checked: list[dict[str, Any]] = []
+    if not isinstance(axes, list) or not 1 <= len(axes) <= 2:
+        raise SimulationInputError({"axes": ["give one or two axes"]})
+    for n, axis in enumerate(axes):
+        where = f"axes[{n}]"
+        if not isinstance(axis, dict) or not isinstance(axis.get("path"), str):
+            errors.append(f"{where}: must be an object with a path")
+            continue
+        path = axis["path"]
+        try:
+            current = criteria_value_get(criteria, path)
+        except (KeyError, IndexError, TypeError, ValueError):
+            errors.append(f"{where}.path: {path!r} is not a field of the criteria")
+            continue
+        if isinstance(current, bool) or not isinstance(current, int | float):
+            errors.append(f"{where}.path: {path!r} is {current!r}, not a number")
+            continue
+        values = _axis_values(axis, where, errors)
+        if values is not None:
+            checked.append({"path": path, "values": values})
+    if errors:
+        raise SimulationInputError({"axes": errors})
+    if len({a["path"] for a in checked}) != len(checked):
+        raise SimulationInputError({"axes": ["the two axes must sweep different fields"]})
+    total = math.prod(len(a["values"]) for a in checked)
+    if total > MAX_SWEEP_POINTS:
+        raise SimulationInputError({"axes": [f"at most {MAX_SWEEP_POINTS:,} grid points; was {total:,}"]})
+    comparisons = max(1, condition_count(criteria))
+    if total * comparisons > MAX_SWEEP_CONDITION_POINTS:
+        raise SimulationInputError(
+            {
+                "axes": [
+                    f"{total:,} grid points of criteria with {comparisons:,} comparisons are "
+                    f"{total * comparisons:,} evaluations; at most {MAX_SWEEP_CONDITION_POINTS:,}: sweep fewer "
+                    "values or simplify the criteria"
+                ]
+            }
+        )
+    problems: list[str] = []
+    for point in sweep_grid(checked):
+        try:
+            criteria_parse(sweep_point_criteria(criteria, checked, point))
+        except CriteriaError as exc:
+            shown = ", ".join(f"{a['path']}={v:g}" for a, v in zip(checked, point, strict=True))
+            problems.append(f"at {shown}: {exc}")
+            if len(problems) >= 3:
+                break
+    if problems:
+        raise SimulationInputError({"criteria": problems})
+    return checked
+
+
+def _axis_values(axis: dict[str, Any], where: str, errors: list[str]) -> list[float] | None:
+    if "values" in axis:
+        values = axis["values"]
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        ):
+            errors.append(f"{where}.values: must be a non-empty list of numbers")
+            return None
+        return [float(v) for v in values]
+    numbers = {key: axis.get(key) for key in ("start", "stop", "step")}
+    bad = [k for k, v in numbers.items() if isinstance(v, bool) or not isinstance(v, int | float)]
+    if bad:
+        errors.append(f"{where}: {', '.join(bad)} must be numbers (or give values)")
+        return None
+    start, stop, step = (float(numbers[k]) for k in ("start", "stop", "step"))  # type: ignore[arg-type]
+    if step <= 0 or stop < start:
+        errors.append(f"{where}: needs step > 0 and stop >= start; was {start:g}..{stop:g} by {step:g}")
+        return None
+    count = math.floor((stop - start) / step + 1e-9) + 1
+    if count > MAX_SWEEP_POINTS:
+        errors.append(f"{where}: {count:,} values; at most {MAX_SWEEP_POINTS:,}")
+        return None
+    return [round(start + i * step, 12) for i in range(count)]
+
+
+def sweep_grid(axes: list[dict[str, Any]]) -> list[tuple[float, ...]]:
+    """Every combination of the axes' values, row-major (the last axis varies fastest)."""
+    return list(itertools.product(*(a["values"] for a in axes)))
+
+
+def sweep_point_criteria(
+    criteria: dict[str, Any], axes: list[dict[str, Any]], values: Sequence[float]
+) -> dict[str, Any]:
+    """The criteria of one grid point: ``criteria`` with each axis's path set to its value."""
+    document = criteria
+    for axis, value in zip(axes, values, strict=True):
+        document = criteria_with(document, axis["path"], value)
+    return document
+
+
+def sweep_create(
+    *,
+    request: SimulationRequest,
+    axes: Any,
+    statistic: str = HEADLINE_STATISTIC,
+    created_by: Any = None,
+    name: str = "",
+) -> Sweep:
+    """Check the axes and save a pending sweep (start it with :func:`sweep_start`).
+
+    Raises:
+        SimulationInputError: bad axes (``axes``), a grid point with invalid criteria, or an unknown
+            ``statistic``.
+    """
+    if statistic not in STATISTICS_KEYS:
+        raise SimulationInputError({"statistic": [f"must be one of {', '.join(STATISTICS_KEYS)}"]})
+    checked = sweep_axes_check(request.criteria, axes)
+    with transaction.atomic():
+        sweep = Sweep.objects.create(
+            name=name[:200],
+            created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+            start=request.start,
+            end=request.end,
+            starting_cash=request.starting_cash,
+            criteria=request.criteria,
+            axes=checked,
+            statistic=statistic,
+            total=len(sweep_grid(checked)),
+        )
+        sweep.instruments.set(request.instruments)
+    return sweep
+
+
+def sweep_chunks(total: int, workers: int) -> list[tuple[int, int]]:
+    """Split ``range(total)`` into about four chunks a worker, each ``(first, stop)``."""
+    size = max(1, math.ceil(total / max(1, workers * 4)))
+    return [(first, min(first + size, total)) for first in range(0, total, size)]
+
+
+def sweep_run_in_process(*, sweep_id: int, chunks: Sequence[tuple[int, int]]) -> Sweep:
+    """Run every chunk of a sweep in turn in this thread, then finish it (the embedded mode's sweep).
+
+    Each chunk goes through :func:`sweep_chunk_run_guarded`, so an unexpected error fails the sweep with its
+    message instead of leaving it running.
+    """
+    began = time.perf_counter()
+    for first, stop in chunks:
+        sweep_chunk_run_guarded(sweep_id=sweep_id, first=first, stop=stop)
+    return sweep_finish(sweep_id=sweep_id, duration_seconds=time.perf_counter() - began)
+
+
+def sweep_chunk_run_guarded(*, sweep_id: int, first: int, stop: int) -> int:
+    """:func:`sweep_chunk_run`, with the sweep marked ``failed`` (with the error) when it raises anything.
+
+    Returns:
+        How many points were new (0 when it failed).
+    """
+    try:
+        return sweep_chunk_run(sweep_id=sweep_id, first=first, stop=stop)
+    except Exception as exc:
+        logger.exception("sweep %s chunk %s..%s failed", sweep_id, first, stop)
+        # The first error is kept (chunks run in parallel); sweep_finish adds how many points are missing.
+        Sweep.objects.filter(pk=sweep_id).exclude(status__in=[RunStatus.DONE, RunStatus.FAILED]).update(
+            status=RunStatus.FAILED,
+            error=f"grid points {first}..{stop - 1} failed: internal error {type(exc).__name__}: {exc}",
+        )
+        return 0
+
+
+def sweep_chunk_run(*, sweep_id: int, first: int, stop: int) -> int:
+    """Run grid points ``first`` .. ``stop - 1`` of a sweep and save their statistics; return how many were new.
+
+    The candles are read once for the chunk. Points already saved (a retried chunk) are skipped. The sweep is
+    ``running`` from its first chunk on, and beats (``heartbeat_at``) while a chunk runs.
+    """
+    now = datetime.now(tz=UTC)
+    Sweep.objects.filter(pk=sweep_id, status=RunStatus.PENDING).update(status=RunStatus.RUNNING)
+    Sweep.objects.filter(pk=sweep_id).update(heartbeat_at=now)
+    with Heartbeat(
+        lambda: Sweep.objects.filter(pk=sweep_id).update(heartbeat_at=datetime.now(tz=UTC)),
+        name=f"sweep {sweep_id} chunk {first}..{stop - 1}",
+    ):
+        return _sweep_chunk_compute(sweep_id=sweep_id, first=first, stop=stop)
+
+
+def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
+    sweep = Sweep.objects.get(pk=sweep_id)
+    done = set(
+        SweepPoint.objects.filter(sweep=sweep, index__gte=first, index__lt=stop).values_list(
+            "index", flat=True
+        )
+    )
+    todo = [i for i in range(first, stop) if i not in done]
+    if not todo:
+        return 0
+    grid = sweep_grid(sweep.axes)
+    candles = simulations.candles_load(list(sweep.instruments.order_by("symbol", "pk")), sweep.end)
+    points = []
+    for index in todo:
+        values = grid[index]
+        point = SweepPoint(
+            sweep=sweep, index=index, values={a["path"]: v for a, v in zip(sweep.axes, values, strict=True)}
+        )
+        try:
+            result = simulations.engine_run(
+                sweep_point_criteria(sweep.criteria, sweep.axes, values),
+                candles,
+                sweep.start,
+                sweep.end,
+                sweep.starting_cash,
+            )
+            point.statistics = result.statistics
+        except (ValueError, OverflowError, CriteriaError) as exc:
+            point.error = f"{type(exc).__name__}: {exc}"
+        points.append(point)
+    SweepPoint.objects.bulk_create(points, ignore_conflicts=True)
+    return len(points)
+
+
+def sweep_finish(*, sweep_id: int, duration_seconds: float | None = None) -> Sweep:
+    """Mark a sweep done once all its points are saved (failed when some are missing). A sweep already failed
+    (a chunk's error, the reaper) keeps its error, with the missing points added."""
+    sweep = Sweep.objects.get(pk=sweep_id)
+    saved = sweep.points.count()
+    missing = (
+        "" if saved == sweep.total else f"{sweep.total - saved} of {sweep.total} grid points are missing"
+    )
+    if sweep.status == RunStatus.FAILED and sweep.error:
+        sweep.error = f"{sweep.error}; {missing}" if missing and missing not in sweep.error else sweep.error
+    else:
+        sweep.status = RunStatus.DONE if not missing else RunStatus.FAILED
+        sweep.error = missing
+    if duration_seconds is not None:
+        sweep.duration_seconds = duration_seconds
+    elif sweep.created_at:
+        sweep.duration_seconds = (datetime.now(tz=UTC) - sweep.created_at).total_seconds()
+    sweep.save(update_fields=["status", "error", "duration_seconds"])
+    return sweep
+
+
+def sweep_point_simulation(*, point: SweepPoint, created_by: Any = None) -> Simulation:
+    """The full simulation of a grid point (trades, curves), made and run the first time it is asked for."""
+    with transaction.atomic():
+        locked = SweepPoint.objects.select_for_update().select_related("sweep").get(pk=point.pk)
+        if locked.simulation_id is not None:
+            simulation = Simulation.objects.get(pk=locked.simulation_id)
+        else:
+            sweep = locked.sweep
+            request = SimulationRequest(
+                instruments=tuple(sweep.instruments.order_by("symbol", "pk")),
+                start=sweep.start,
+                end=sweep.end,
+                starting_cash=sweep.starting_cash,
+                criteria=sweep_point_criteria(
+                    sweep.criteria, sweep.axes, [locked.values[a["path"]] for a in sweep.axes]
+                ),
+            )
+            shown = ", ".join(f"{path}={value:g}" for path, value in locked.values.items())
+            simulation = simulation_create(
+                request=request, created_by=created_by, name=f"{sweep} at {shown}", sweep=sweep
+            )
+            locked.simulation = simulation
+            locked.save(update_fields=["simulation"])
+    return simulation_run(simulation=simulation)

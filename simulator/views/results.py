@@ -1,0 +1,232 @@
+"""Pages of saved runs under ``/simulator/``: one run (statistics, charts, trades, CSV, save as strategy), the
+list, the comparison, and a sweep's heatmap with its grid points.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.views.decorators.http import require_POST, require_safe
+
+from simulator.api import csv_response
+from simulator.display import quote_currency, statistic_label
+from simulator.forms import SaveStrategyForm
+from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
+from simulator.presenters import (
+    TRADE_COLUMNS,
+    Cell,
+    chart_data,
+    compare_chart_data,
+    compare_rows,
+    listed_runs,
+    statistics_rows,
+    sweep_heatmap,
+    trade_rows,
+)
+from simulator.selectors import (
+    simulation_candles,
+    simulation_for_page,
+    simulations_compared,
+    simulations_for,
+    simulations_listed,
+    sweeps_for,
+)
+from simulator.services.requests import SimulationInputError
+from simulator.services.simulations import (
+    simulation_equity_csv,
+    simulation_to_strategy,
+    simulation_trades_csv,
+)
+from simulator.services.sweeps import sweep_point_simulation
+from simulator.views.form import int_or_none
+
+#: Runs on one page of the list.
+RUNS_PER_PAGE = 50
+
+
+def _simulation(request: HttpRequest, pk: int) -> Simulation:
+    try:
+        return simulation_for_page(user=request.user, pk=pk)
+    except Simulation.DoesNotExist as exc:
+        raise Http404(f"no run {pk}") from exc
+
+
+def _cells_html(cells: list[Cell]) -> SafeString:
+    """A table row's cells as escaped HTML: a run can have hundreds of trades, and one string a row renders
+    many times faster than a template loop over every cell."""
+    return format_html_join(
+        "", '<td class="{}" data-sort="{}">{}</td>', ((c.css, c.sort, c.text) for c in cells)
+    )
+
+
+def _run_context(simulation: Simulation, save_form: SaveStrategyForm) -> dict[str, Any]:
+    instruments = list(simulation.instruments.all())
+    currency = quote_currency(instruments)
+    context: dict[str, Any] = {
+        "simulation": simulation,
+        "instruments": instruments,
+        "currency": currency,
+        "save_form": save_form,
+    }
+    if simulation.status == RunStatus.DONE:
+        candles = simulation_candles(instruments=instruments, start=simulation.start, end=simulation.end)
+        context.update(
+            statistics=statistics_rows(simulation, currency),
+            trade_columns=TRADE_COLUMNS,
+            trades=[_cells_html(row) for row in trade_rows(simulation)],
+            n_trades=(simulation.statistics or {}).get("n_trades", 0),
+            chart=chart_data(simulation=simulation, candles=candles),
+            symbols=[i.symbol for i in instruments],
+        )
+    return context
+
+
+@require_safe
+@login_required
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/simulator/runs/<id>/``: statistics beside buy and hold, the charts, the trades; a progress bar while a
+    queued run is pending or running; the error of a failed run."""
+    simulation = _simulation(request, pk)
+    form = SaveStrategyForm(initial={"name": simulation.name})
+    return render(request, "simulator/run.html", _run_context(simulation, form))
+
+
+@require_safe
+@login_required
+def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/simulator/runs/<id>/progress/``: the progress bar (htmx polls it every 500 ms); once the run has finished,
+    ``HX-Refresh`` reloads the page to show the result."""
+    simulation = get_object_or_404(
+        simulations_for(request.user).only("id", "status", "progress_ratio", "error"), pk=pk
+    )
+    response = render(request, "simulator/_run_progress.html", {"simulation": simulation})
+    if simulation.is_finished:
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@require_safe
+@login_required
+def run_trades_csv(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/simulator/runs/<id>/trades.csv``: the trades as CSV."""
+    simulation = get_object_or_404(simulations_for(request.user), pk=pk)
+    return csv_response(simulation_trades_csv(simulation), f"simulation-{simulation.pk}-trades.csv")
+
+
+@require_safe
+@login_required
+def run_equity_csv(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/simulator/runs/<id>/equity.csv``: the equity curve, buy and hold and drawdown as CSV."""
+    simulation = get_object_or_404(simulations_for(request.user), pk=pk)
+    return csv_response(simulation_equity_csv(simulation), f"simulation-{simulation.pk}-equity.csv")
+
+
+@require_POST
+@login_required
+@permission_required("trading.add_strategy", raise_exception=True)
+def run_save_strategy(request: HttpRequest, pk: int) -> HttpResponse:
+    """``POST /simulator/runs/<id>/strategy/``: save the run's criteria as a new, disabled strategy; a taken
+    name is an error on the form. Needs ``trading.add_strategy`` (403 without; the run page then shows no form).
+    The strategy is a paper one, so ``trade_live`` is not needed."""
+    simulation = _simulation(request, pk)
+    form = SaveStrategyForm(request.POST)
+    if form.is_valid():
+        try:
+            strategy = simulation_to_strategy(simulation=simulation, name=form.cleaned_data["name"])
+        except SimulationInputError as exc:
+            for key, errors in exc.errors.items():
+                for message in errors:
+                    form.add_error("name" if key == "name" else None, message)
+        else:
+            messages.success(
+                request,
+                format_html(
+                    'Saved as strategy <a href="{}">{}</a> (disabled; enable it in the admin to trade it).',
+                    reverse("admin:trading_strategy_change", args=[strategy.pk]),
+                    strategy.name,
+                ),
+            )
+            return HttpResponseRedirect(reverse("simulator:run", args=[simulation.pk]))
+    return render(request, "simulator/run.html", _run_context(simulation, form))
+
+
+@require_safe
+@login_required
+def run_list(request: HttpRequest) -> HttpResponse:
+    """``/simulator/runs/``: the user's runs, newest first, 50 a page, with checkboxes to compare them."""
+    page = Paginator(simulations_listed(request.user), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "simulator/runs.html", {"page": page, "runs": listed_runs(page.object_list)})
+
+
+@require_safe
+@login_required
+def run_compare(request: HttpRequest) -> HttpResponse:
+    """``/simulator/compare/?ids=1&ids=2``: the runs' statistics side by side and their equity on one chart
+    (as the return on each run's starting cash)."""
+    ids = [i for i in (int_or_none(v) for v in request.GET.getlist("ids")) if i is not None]
+    simulations = simulations_compared(user=request.user, ids=ids)
+    return render(
+        request,
+        "simulator/compare.html",
+        {
+            "simulations": simulations,
+            "rows": compare_rows(simulations),
+            "chart": compare_chart_data(simulations),
+        },
+    )
+
+
+def _sweep(request: HttpRequest, pk: int) -> Sweep:
+    return get_object_or_404(sweeps_for(request.user).prefetch_related("instruments"), pk=pk)
+
+
+def _sweep_page_context(sweep: Sweep) -> dict[str, Any]:
+    finished = sweep.is_finished
+    return {
+        "sweep": sweep,
+        "done": sweep.points.count(),
+        "finished": finished,
+        "heatmap": sweep_heatmap(sweep) if finished else None,
+        "point_base": reverse("simulator:sweep_point", args=[sweep.pk, 0]).removesuffix("0/"),
+        "statistic_label": statistic_label(sweep.statistic),
+    }
+
+
+@require_safe
+@login_required
+def sweep_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/simulator/sweeps/<id>/``: a progress bar while the grid runs, then the heatmap of its statistic, each
+    cell a link to that grid point's run."""
+    return render(request, "simulator/sweep.html", _sweep_page_context(_sweep(request, pk)))
+
+
+@require_safe
+@login_required
+def sweep_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/simulator/sweeps/<id>/progress/``: grid points done of the total (htmx polls it); ``HX-Refresh`` once
+    the sweep has finished."""
+    sweep = get_object_or_404(sweeps_for(request.user), pk=pk)
+    context = {"sweep": sweep, "done": sweep.points.count()}
+    response = render(request, "simulator/_sweep_progress.html", context)
+    if sweep.is_finished:
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@require_safe
+@login_required
+def sweep_point(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    """``/simulator/sweeps/<id>/points/<index>/``: the full run of one grid point (made the first time it is
+    asked for, owned by the sweep's owner), by redirect."""
+    sweep = _sweep(request, pk)
+    point = get_object_or_404(SweepPoint, sweep=sweep, index=index)
+    simulation = sweep_point_simulation(point=point, created_by=sweep.created_by or request.user)
+    return HttpResponseRedirect(reverse("simulator:run", args=[simulation.pk]))

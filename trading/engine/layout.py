@@ -1,0 +1,88 @@
+"""The layout shared by the compiled engine: integer codes, the ``rules`` vector's positions, and the columns of
+the trade log that :func:`trading.engine.loop.run_boundaries` returns.
+
+Compiled code has no ``None`` and no strings, so (conventions of every compiled module of the engine):
+
+- an absent price level or ratio is NaN;
+- exit reasons are integer codes, those of :class:`trading.engine.vocabulary.ExitReason` (``NO_EXIT`` while a
+  trade is open);
+- prices and amounts are float64 quote currency, quantities base units, times int64 seconds since 1970-01-01 UTC.
+
+Numba reads these module-level integers as compile-time constants, so naming them costs nothing at run time.
+Instrument state and market arrays are described in :mod:`trading.engine.boundary`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from numba import njit
+
+from trading.engine.vocabulary import NO_EXIT, ExitReason
+
+__all__ = ["NO_EXIT"]
+
+#: Exit reason codes (:class:`~trading.engine.vocabulary.ExitReason` ``.code``), as plain ints for Numba.
+STOP_LOSS_CODE: int = ExitReason.STOP_LOSS.code
+TAKE_PROFIT_CODE: int = ExitReason.TAKE_PROFIT.code
+TRAILING_STOP_CODE: int = ExitReason.TRAILING_STOP.code
+SIGNAL_CODE: int = ExitReason.SIGNAL.code
+MAX_HOLDING_CODE: int = ExitReason.MAX_HOLDING.code
+END_OF_DATA_CODE: int = ExitReason.END_OF_DATA.code
+MANUAL_CODE: int = ExitReason.MANUAL.code
+
+#: Sizing method codes (CRITERIA.md "Sizing").
+SIZING_EQUITY_FRACTION = 0
+SIZING_FIXED_QUOTE = 1
+
+#: Entries that would spend less than this fraction of equity are skipped: what is left after spending "all"
+#: the cash is rounding dust (float in the backtest, Decimal live), not money to open a position with.
+MIN_SPEND_RATIO = 1e-6
+
+# Positions in the ``rules`` vector (float64, shape (8,)) that carries a strategy's parameters into compiled code.
+RULE_STOP_LOSS_RATIO = 0
+RULE_TAKE_PROFIT_RATIO = 1
+RULE_TRAILING_STOP_RATIO = 2
+RULE_MAX_HOLDING_SECONDS = 3
+RULE_SIZING_METHOD = 4
+RULE_SIZING_VALUE = 5
+RULE_FEE_RATE = 6
+RULE_SLIPPAGE_RATIO = 7
+RULES_SIZE = 8
+
+# Columns of the trade log's ``ints`` array (int64, shape (m, 5)).
+INT_SLOT = 0
+INT_ENTRY_INDEX = 1
+INT_ENTRY_TIME_SECONDS = 2
+INT_EXIT_INDEX = 3
+INT_EXIT_TIME_SECONDS = 4
+INT_COLUMNS = 5
+# Columns of the trade log's ``floats`` array (float64, shape (m, 10)); NaN where absent.
+FLOAT_ENTRY_PRICE = 0
+FLOAT_QUANTITY = 1
+FLOAT_ENTRY_FEE = 2
+FLOAT_STOP_LOSS_PRICE = 3
+FLOAT_TAKE_PROFIT_PRICE = 4
+FLOAT_TRAILING_STOP_PRICE = 5
+FLOAT_EXIT_PRICE = 6
+FLOAT_EXIT_FEE = 7
+FLOAT_PNL = 8
+FLOAT_PNL_RATIO = 9
+FLOAT_COLUMNS = 10
+
+#: Options of the functions of one boundary, which the backtest calls once a candle: compiled without Numba's
+#: reference counting (its option ``_nrt``), they cost nanoseconds instead of the ~300 ns that counting the
+#: references of some 25 array arguments adds to each call. They allocate nothing, which is what it requires.
+WITHOUT_REFCOUNTS: dict[str, Any] = {"cache": True, "_nrt": False}
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def njit_without_refcounts(function: _Function) -> _Function:
+    """Compile ``function`` with :data:`WITHOUT_REFCOUNTS` (``numba.njit(cache=True, _nrt=False)``).
+
+    The same as writing the decorator out; this keeps the function's type for mypy, since Numba's type hints do
+    not know the ``_nrt`` option.
+    """
+    return cast(_Function, njit(**WITHOUT_REFCOUNTS)(function))
