@@ -73,7 +73,12 @@ def test_update_to_an_impossible_candle_is_refused(change: dict[str, Decimal], c
     with _refused(constraint), transaction.atomic():
         InstrumentOHLC.objects.filter(pk=candle.pk).update(**change)
     candle.refresh_from_db()
-    assert (candle.open, candle.high, candle.low, candle.close) == (10, 12, 9, 11)
+    assert (candle.open, candle.high, candle.low, candle.close) == (
+        Decimal(10),
+        Decimal(12),
+        Decimal(9),
+        Decimal(11),
+    )
 
 
 @pytest.mark.parametrize(
