@@ -140,7 +140,7 @@ def kinds(strategy: Strategy) -> list[str]:
     )
 
 
-def open_entry(strategy: Strategy) -> dict:  # type: ignore[type-arg]
+def open_entry(strategy: Strategy) -> dict[str, Any]:
     with time_machine.travel(NOW, tick=False):
         return sync_new_trades(as_of=AS_OF)
 
