@@ -6,13 +6,19 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypedDict
 
 import pytest
 import time_machine
+from django.contrib.auth.models import User
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from pytest_django import DjangoAssertNumQueries
 
+from instruments.models import Instrument, InstrumentOHLC
 from positions.accounts import strategies_with_accounts, strategy_cash, strategy_equity
+from positions.models import Position
 from positions.selectors import latest_closes, recent_runs
 from runs.models import HistoryKind, RunStatus, Step
 from runs.recorder import run_start
@@ -26,40 +32,53 @@ DAY = timedelta(days=1)
 MARCH_1 = datetime(2024, 3, 1, tzinfo=UTC)
 
 
+class Book(TypedDict):
+    """The ``book`` fixture's open positions and instruments."""
+
+    btc: Position
+    eth: Position
+    ltc: Position
+    bitcoin: Instrument
+    ethereum: Instrument
+
+
 @pytest.fixture
-def staff_client(client, django_user_model):
+def staff_client(client: Client, django_user_model: type[User]) -> Client:
     client.force_login(django_user_model.objects.create_superuser("boss", password="unused-password-123"))
     return client
 
 
-def _candle(instrument, day: datetime, close: str):  # type: ignore[no-untyped-def]
-    return CandleFactory(instrument=instrument, open_time=day, open=Decimal(close), close=Decimal(close))
+def _candle(instrument: Instrument, day: datetime, close: str) -> InstrumentOHLC:
+    candle: InstrumentOHLC = CandleFactory.create(
+        instrument=instrument, open_time=day, open=Decimal(close), close=Decimal(close)
+    )
+    return candle
 
 
 @pytest.fixture
-def book():  # type: ignore[no-untyped-def]
+def book() -> Book:
     """Two strategies with open and closed positions, an idle one, and candles whose newest closes are known."""
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
-    ethereum = InstrumentFactory(coingecko_id="ethereum", symbol="ETH")
-    litecoin = InstrumentFactory(coingecko_id="litecoin", symbol="LTC")
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
+    ethereum = InstrumentFactory.create(coingecko_id="ethereum", symbol="ETH")
+    litecoin = InstrumentFactory.create(coingecko_id="litecoin", symbol="LTC")
     _candle(bitcoin, MARCH_1, "90")
     _candle(bitcoin, MARCH_1 + DAY, "110")  # the newest BTC close
     _candle(ethereum, MARCH_1 + DAY, "2100")
     _candle(ethereum, MARCH_1 + 2 * DAY, "1800")  # the newest ETH close
-    CandleFactory(
+    CandleFactory.create(
         instrument=bitcoin, timeframe="1h", open_time=MARCH_1 + 3 * DAY, open=500, close=500
     )  # not daily
-    trend = StrategyFactory(name="trend", instruments=[bitcoin, ethereum], is_enabled=True)
-    revert = StrategyFactory(name="revert", starting_cash=Decimal("5000"), instruments=[ethereum])
-    StrategyFactory(name="idle")
-    btc = PositionFactory(
+    trend = StrategyFactory.create(name="trend", instruments=[bitcoin, ethereum], is_enabled=True)
+    revert = StrategyFactory.create(name="revert", starting_cash=Decimal("5000"), instruments=[ethereum])
+    StrategyFactory.create(name="idle")
+    btc = PositionFactory.create(
         strategy=trend, instrument=bitcoin, quantity=Decimal("2"), entry_price=Decimal("100")
     )
-    PositionFactory(strategy=trend, instrument=ethereum, closed=True)
-    eth = PositionFactory(
+    PositionFactory.create(strategy=trend, instrument=ethereum, closed=True)
+    eth = PositionFactory.create(
         strategy=revert, instrument=ethereum, quantity=Decimal("0.5"), entry_price=Decimal("2000")
     )
-    ltc = PositionFactory(strategy=revert, instrument=litecoin, entry_price=Decimal("50"))
+    ltc = PositionFactory.create(strategy=revert, instrument=litecoin, entry_price=Decimal("50"))
     return {"btc": btc, "eth": eth, "ltc": ltc, "bitcoin": bitcoin, "ethereum": ethereum}
 
 
@@ -75,7 +94,7 @@ def _cell(row: str, name: str) -> str:
     return match.group(1)
 
 
-def test_login_is_required():
+def test_login_is_required() -> None:
     from django.test import Client
 
     response = Client().get("/")
@@ -83,7 +102,7 @@ def test_login_is_required():
     assert response["Location"] == "/admin/login/?next=/"
 
 
-def test_strategies_show_equity_and_return(staff_client, book):
+def test_strategies_show_equity_and_return(staff_client: Client, book: Book) -> None:
     response = staff_client.get("/")
 
     assert response.status_code == 200
@@ -117,7 +136,9 @@ def test_strategies_show_equity_and_return(staff_client, book):
     assert _cell(_row(html, "strategy", "idle"), "return") == "0.00 %"
 
 
-def test_open_positions_show_unrealized_pnl_at_the_newest_daily_close(staff_client, book):
+def test_open_positions_show_unrealized_pnl_at_the_newest_daily_close(
+    staff_client: Client, book: Book
+) -> None:
     response = staff_client.get("/")
 
     lines = {line.position.pk: line for line in response.context["dashboard"].open_positions}
@@ -146,9 +167,9 @@ def test_open_positions_show_unrealized_pnl_at_the_newest_daily_close(staff_clie
     assert "no stored candle" in _row(html, "position", book["ltc"].pk)
 
 
-def test_last_runs_show_the_newest_five_of_each_step_with_status_and_errors(staff_client):
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
-    strategy = StrategyFactory(name="trend")
+def test_last_runs_show_the_newest_five_of_each_step_with_status_and_errors(staff_client: Client) -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
+    strategy = StrategyFactory.create(name="trend")
     collect_runs = []
     for n in range(7):
         with time_machine.travel(MARCH_1 + n * DAY, tick=False):
@@ -179,7 +200,7 @@ def test_last_runs_show_the_newest_five_of_each_step_with_status_and_errors(staf
     assert "No close run yet." in html
 
 
-def test_an_empty_dashboard_renders(staff_client):
+def test_an_empty_dashboard_renders(staff_client: Client) -> None:
     response = staff_client.get("/")
     assert response.status_code == 200
     html = response.content.decode()
@@ -187,7 +208,9 @@ def test_an_empty_dashboard_renders(staff_client):
     assert "No open positions." in html
 
 
-def test_dashboard_queries_do_not_grow_with_strategies_positions_and_runs(staff_client, book):
+def test_dashboard_queries_do_not_grow_with_strategies_positions_and_runs(
+    staff_client: Client, book: Book
+) -> None:
     def count() -> int:
         with CaptureQueriesContext(connection) as captured:
             assert staff_client.get("/").status_code == 200
@@ -195,11 +218,11 @@ def test_dashboard_queries_do_not_grow_with_strategies_positions_and_runs(staff_
 
     few = count()
     for n in range(4):
-        instrument = InstrumentFactory()
+        instrument = InstrumentFactory.create()
         _candle(instrument, MARCH_1, "10")
-        strategy = StrategyFactory(instruments=[instrument, book["bitcoin"]])
-        PositionFactory(strategy=strategy, instrument=instrument)
-        PositionFactory(strategy=strategy, instrument=book["bitcoin"], closed=True)
+        strategy = StrategyFactory.create(instruments=[instrument, book["bitcoin"]])
+        PositionFactory.create(strategy=strategy, instrument=instrument)
+        PositionFactory.create(strategy=strategy, instrument=book["bitcoin"], closed=True)
         for step in (Step.COLLECT, Step.OPEN, Step.CLOSE):
             run_start(step=step, params={}).finish(status=RunStatus.OK, summary={"n": n})
     many = count()
@@ -208,7 +231,9 @@ def test_dashboard_queries_do_not_grow_with_strategies_positions_and_runs(staff_
     assert few == many == 8
 
 
-def test_prefetched_accounts_give_the_same_figures_without_queries(book, django_assert_num_queries):
+def test_prefetched_accounts_give_the_same_figures_without_queries(
+    book: Book, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
     """strategy_cash / strategy_equity read a strategy's positions, or use the batch prefetch without a query."""
     prices = {i: mark.close for i, mark in latest_closes().items()}
     one_by_one = {s.pk: (strategy_cash(s), strategy_equity(s, prices)) for s in Strategy.objects.all()}
@@ -218,7 +243,9 @@ def test_prefetched_accounts_give_the_same_figures_without_queries(book, django_
     assert prefetched == one_by_one and len(one_by_one) >= 2
 
 
-def test_latest_closes_reads_the_newest_daily_close_in_one_query(book, django_assert_num_queries):
+def test_latest_closes_reads_the_newest_daily_close_in_one_query(
+    book: Book, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
     with django_assert_num_queries(1):
         closes = latest_closes()
     assert {i: (c.close, c.open_time) for i, c in closes.items()} == {
@@ -229,7 +256,7 @@ def test_latest_closes_reads_the_newest_daily_close_in_one_query(book, django_as
     assert set(latest_closes([book["ethereum"].pk])) == {book["ethereum"].pk}
 
 
-def test_recent_runs_is_one_query(django_assert_num_queries):
+def test_recent_runs_is_one_query(django_assert_num_queries: DjangoAssertNumQueries) -> None:
     for _ in range(3):
         run_start(step=Step.CLOSE, params={}).finish(status=RunStatus.OK, summary={})
     with django_assert_num_queries(1):

@@ -30,18 +30,18 @@ class Seeded:
 
 
 @pytest.fixture
-def seeded(db) -> Seeded:  # type: ignore[no-untyped-def]
+def seeded(db: None) -> Seeded:
     """A superuser with a token, an instrument with 30 candles, a strategy with an open position, a history
     run and a finished simulation owned by the user."""
     user = User.objects.create_superuser("alice", "alice@example.com", PASSWORD)
     token = api_token(user)
-    instrument = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    instrument = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     # From 2024-01-01 whatever ran before: the factory's day counter is global, and after ~790 candles made by
     # earlier tests these would reach test_secrets' as_of (2026-03-01), leaving it nothing to collect.
-    CandleFactory.reset_sequence(0)
+    CandleFactory.reset_sequence(0)  # type: ignore[no-untyped-call]  # factory_boy leaves it unannotated
     CandleFactory.create_batch(30, instrument=instrument)
-    strategy = StrategyFactory(name="sma", instruments=[instrument])
-    position = PositionFactory(strategy=strategy, instrument=instrument)
+    strategy = StrategyFactory.create(name="sma", instruments=[instrument])
+    position = PositionFactory.create(strategy=strategy, instrument=instrument)
     run_start(step=Step.COLLECT, params={})
     simulation = Simulation.objects.create(
         created_by=user,

@@ -13,13 +13,18 @@ but being a page for people it redirects anonymous visitors to the login page in
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
 
+from tests.fakes.coingecko import FakeCoinGecko
 from tests.security.conftest import PASSWORD, Seeded
 from tests.security.urlwalk import Route, routes
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse
 
 PUBLIC = {"/healthz", "/admin/login/"}
 #: Pages among the /api/ routes: Swagger UI.
@@ -42,20 +47,21 @@ def _pages(walk: list[Route]) -> list[Route]:
     return [r for r in walk if (not r.url.startswith("/api/") or r.url in API_PAGES) and r.url not in PUBLIC]
 
 
-def _call(client: Client, method: str, url: str, **extra: str):  # type: ignore[no-untyped-def]
-    body = {} if method in UNSAFE else None
+# ``extra`` is Any as in Django's ``generic(**extra: Any)``: the WSGI environ entries (``HTTP_X_CSRFTOKEN=...``).
+def _call(client: Client, method: str, url: str, **extra: Any) -> _MonkeyPatchedWSGIResponse:
+    body: dict[str, str] | None = {} if method in UNSAFE else None
     return client.generic(
         method, url, data=b"{}" if body is not None else b"", content_type="application/json", **extra
     )
 
 
 @pytest.fixture
-def no_network(fake_coingecko):  # type: ignore[no-untyped-def]
+def no_network(fake_coingecko: FakeCoinGecko) -> FakeCoinGecko:
     """The sync endpoints run the collect step: CoinGecko is a local fake that knows no coin (404)."""
     return fake_coingecko
 
 
-def test_the_walk_finds_every_api_route_and_page(walk):
+def test_the_walk_finds_every_api_route_and_page(walk: list[Route]) -> None:
     # A floor, not a list: the walk must at least see these (it would silently test nothing if it broke).
     urls = {r.url for r in walk}
     for expected in (
@@ -73,7 +79,7 @@ def test_the_walk_finds_every_api_route_and_page(walk):
     assert len(_api(walk)) >= 25 and len(_pages(walk)) >= 60
 
 
-def test_anonymous_is_refused_by_every_api_method(walk, no_network):
+def test_anonymous_is_refused_by_every_api_method(walk: list[Route], no_network: FakeCoinGecko) -> None:
     client = Client()
     calls = 0
     for route in _api(walk):
@@ -86,7 +92,9 @@ def test_anonymous_is_refused_by_every_api_method(walk, no_network):
     assert not no_network.seen  # nothing ran
 
 
-def test_a_token_may_call_every_api_method(walk, seeded, no_network):
+def test_a_token_may_call_every_api_method(
+    walk: list[Route], seeded: Seeded, no_network: FakeCoinGecko
+) -> None:
     client = Client(HTTP_AUTHORIZATION=f"Token {seeded.token}")
     for route in _api(walk):
         for method in route.methods:
@@ -97,7 +105,7 @@ def test_a_token_may_call_every_api_method(walk, seeded, no_network):
                 assert response.status_code == 200, (method, route.url, response.content[:300])
 
 
-def test_a_wrong_token_is_refused(walk, seeded):
+def test_a_wrong_token_is_refused(walk: list[Route], seeded: Seeded) -> None:
     client = Client(HTTP_AUTHORIZATION=f"Token {seeded.token[::-1]}")
     for route in _api(walk):
         response = _call(client, route.methods[0], route.url)
@@ -105,7 +113,9 @@ def test_a_wrong_token_is_refused(walk, seeded):
         assert b"Invalid token." in response.content, route.url  # JSON, or YAML from /api/schema/
 
 
-def test_a_session_may_read_but_not_write_without_the_csrf_token(walk, seeded, no_network):
+def test_a_session_may_read_but_not_write_without_the_csrf_token(
+    walk: list[Route], seeded: Seeded, no_network: FakeCoinGecko
+) -> None:
     client = Client(enforce_csrf_checks=True)
     assert client.login(username="alice", password=PASSWORD)
     unsafe = 0
@@ -122,7 +132,7 @@ def test_a_session_may_read_but_not_write_without_the_csrf_token(walk, seeded, n
     assert not no_network.seen  # the refused POSTs to /api/sync_* ran nothing
 
 
-def test_a_session_with_the_csrf_token_may_write(seeded, no_network):
+def test_a_session_with_the_csrf_token_may_write(seeded: Seeded, no_network: FakeCoinGecko) -> None:
     client = Client(enforce_csrf_checks=True)
     assert client.login(username="alice", password=PASSWORD)
     client.get("/admin/")  # any page with a form sets the csrftoken cookie
@@ -131,7 +141,7 @@ def test_a_session_with_the_csrf_token_may_write(seeded, no_network):
     assert response.status_code == 200
 
 
-def test_anonymous_is_sent_to_the_login_page_from_every_page(walk):
+def test_anonymous_is_sent_to_the_login_page_from_every_page(walk: list[Route]) -> None:
     # A plain Django view does not say which methods it takes: GET and POST are tried. Each page must send an
     # anonymous visitor to the login page for one of them; the other may only be refused (405).
     client = Client()
@@ -153,20 +163,20 @@ def test_anonymous_is_sent_to_the_login_page_from_every_page(walk):
         assert redirected, route.url
 
 
-def test_the_public_urls_answer_anonymous_visitors(walk, db):
+def test_the_public_urls_answer_anonymous_visitors(walk: list[Route], db: None) -> None:
     client = Client()
     assert client.get("/admin/login/").status_code == 200
     assert client.get("/healthz").status_code in (200, 503)  # 503 names what is down; never a redirect
 
 
-def test_the_docs_take_a_token_too(seeded):
+def test_the_docs_take_a_token_too(seeded: Seeded) -> None:
     response = Client(HTTP_AUTHORIZATION=f"Token {seeded.token}").get("/api/docs/")
     assert response.status_code == 200 and b"swagger-ui" in response.content
     wrong = Client(HTTP_AUTHORIZATION=f"Token {seeded.token[::-1]}").get("/api/docs/")
     assert wrong.status_code == 302 and wrong["Location"] == "/admin/login/?next=/api/docs/"
 
 
-def test_a_logged_in_user_sees_the_pages(seeded):
+def test_a_logged_in_user_sees_the_pages(seeded: Seeded) -> None:
     client = Client()
     assert client.login(username="alice", password=PASSWORD)
     for url in (
@@ -184,7 +194,7 @@ def test_a_logged_in_user_sees_the_pages(seeded):
     "url",
     ["/simulator/", "/admin/instruments/instrument/add/", "/admin/trading/strategy/add/"],
 )
-def test_forms_refuse_a_post_without_the_csrf_token(seeded, url):
+def test_forms_refuse_a_post_without_the_csrf_token(seeded: Seeded, url: str) -> None:
     client = Client(enforce_csrf_checks=True)
     assert client.login(username="alice", password=PASSWORD)
     response = client.post(url, {"name": "x"})
@@ -192,7 +202,7 @@ def test_forms_refuse_a_post_without_the_csrf_token(seeded, url):
     assert b"CSRF" in response.content
 
 
-def test_the_login_form_refuses_a_post_without_the_csrf_token(seeded):
+def test_the_login_form_refuses_a_post_without_the_csrf_token(seeded: Seeded) -> None:
     client = Client(enforce_csrf_checks=True)
     response = client.post("/admin/login/", {"username": "alice", "password": PASSWORD})
     assert response.status_code == 403

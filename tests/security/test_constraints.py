@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from instruments.models import InstrumentOHLC
+from instruments.models import Instrument, InstrumentOHLC
 from positions.models import Position
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory
@@ -23,14 +23,14 @@ pytestmark = pytest.mark.django_db
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def _refused(constraint: str):  # type: ignore[no-untyped-def]
+def _refused(constraint: str) -> pytest.RaisesExc[IntegrityError]:
     """``pytest.raises`` for an IntegrityError from ``constraint`` (PostgreSQL names it; SQLite may not)."""
     if connection.vendor == "postgresql" or not constraint.startswith(("ohlc_one", "position_one")):
         return pytest.raises(IntegrityError, match=constraint)  # SQLite names a failed CHECK too
     return pytest.raises(IntegrityError, match="UNIQUE constraint failed")  # SQLite names the columns
 
 
-def _candle(instrument, **overrides):  # type: ignore[no-untyped-def]
+def _candle(instrument: Instrument, **overrides: object) -> InstrumentOHLC:
     values = {
         "open": Decimal(10),
         "high": Decimal(12),
@@ -41,8 +41,8 @@ def _candle(instrument, **overrides):  # type: ignore[no-untyped-def]
     return InstrumentOHLC(instrument=instrument, source="t", **{"open_time": T0, **values, **overrides})
 
 
-def test_bulk_create_of_a_twin_candle_is_refused():
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+def test_bulk_create_of_a_twin_candle_is_refused() -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
     InstrumentOHLC.objects.bulk_create([_candle(bitcoin)])
     with _refused("ohlc_one_candle_per_instrument_time"), transaction.atomic():
         InstrumentOHLC.objects.bulk_create([_candle(bitcoin, high=Decimal(13))])
@@ -68,12 +68,17 @@ def test_bulk_create_of_a_twin_candle_is_refused():
         ({"open": Decimal(-1), "low": Decimal(-2)}, "ohlc_prices_positive"),
     ],
 )
-def test_update_to_an_impossible_candle_is_refused(change, constraint):
-    candle = CandleFactory(open=Decimal(10), high=Decimal(12), low=Decimal(9), close=Decimal(11))
+def test_update_to_an_impossible_candle_is_refused(change: dict[str, Decimal], constraint: str) -> None:
+    candle = CandleFactory.create(open=Decimal(10), high=Decimal(12), low=Decimal(9), close=Decimal(11))
     with _refused(constraint), transaction.atomic():
         InstrumentOHLC.objects.filter(pk=candle.pk).update(**change)
     candle.refresh_from_db()
-    assert (candle.open, candle.high, candle.low, candle.close) == (10, 12, 9, 11)
+    assert (candle.open, candle.high, candle.low, candle.close) == (
+        Decimal(10),
+        Decimal(12),
+        Decimal(9),
+        Decimal(11),
+    )
 
 
 @pytest.mark.parametrize(
@@ -86,8 +91,10 @@ def test_update_to_an_impossible_candle_is_refused(change, constraint):
         ((10, 12, -1, 11), "ohlc_prices_positive"),  # low <= 0
     ],
 )
-def test_raw_sql_insert_of_an_impossible_candle_is_refused(values, constraint):
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+def test_raw_sql_insert_of_an_impossible_candle_is_refused(
+    values: tuple[int, int, int, int], constraint: str
+) -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
     table = InstrumentOHLC._meta.db_table
     sql = (
         f"INSERT INTO {table} (instrument_id, timeframe, open_time, open, high, low, close, source, "  # noqa: S608
@@ -98,14 +105,14 @@ def test_raw_sql_insert_of_an_impossible_candle_is_refused(values, constraint):
     assert not InstrumentOHLC.objects.exists()
 
 
-def test_a_second_open_position_of_a_strategy_and_instrument_is_refused():
-    open_position = PositionFactory()
+def test_a_second_open_position_of_a_strategy_and_instrument_is_refused() -> None:
+    open_position = PositionFactory.create()
     strategy, instrument = open_position.strategy, open_position.instrument
     twin = PositionFactory.build(strategy=strategy, instrument=instrument)
     with _refused("position_one_open_per_strategy_instrument"), transaction.atomic():
         Position.objects.bulk_create([twin])
     # Reopening a closed one beside the open one, by update, is refused too.
-    closed = PositionFactory(strategy=strategy, instrument=instrument, closed=True)
+    closed = PositionFactory.create(strategy=strategy, instrument=instrument, closed=True)
     with _refused("position_one_open_per_strategy_instrument"), transaction.atomic():
         Position.objects.filter(pk=closed.pk).update(
             status="open",
@@ -117,28 +124,28 @@ def test_a_second_open_position_of_a_strategy_and_instrument_is_refused():
             pnl_ratio=None,
         )
     # Closed positions may repeat, and another strategy may hold the same instrument.
-    PositionFactory(strategy=strategy, instrument=instrument, closed=True)
-    PositionFactory(strategy=StrategyFactory(), instrument=instrument)
+    PositionFactory.create(strategy=strategy, instrument=instrument, closed=True)
+    PositionFactory.create(strategy=StrategyFactory.create(), instrument=instrument)
     assert Position.objects.open().filter(strategy=strategy, instrument=instrument).count() == 1
     assert Position.objects.count() == 4
 
 
 @pytest.mark.parametrize("missing", ["exit_price", "exit_at", "exit_fee", "pnl", "pnl_ratio", "exit_reason"])
-def test_a_closed_position_without_an_exit_field_is_refused(missing):
-    position = PositionFactory(closed=True)
+def test_a_closed_position_without_an_exit_field_is_refused(missing: str) -> None:
+    position = PositionFactory.create(closed=True)
     with _refused("position_exit_fields_iff_closed"), transaction.atomic():
         Position.objects.filter(pk=position.pk).update(**{missing: "" if missing == "exit_reason" else None})
 
 
-def test_closing_by_status_alone_is_refused():
-    position = PositionFactory()
+def test_closing_by_status_alone_is_refused() -> None:
+    position = PositionFactory.create()
     with _refused("position_exit_fields_iff_closed"), transaction.atomic():
         Position.objects.filter(pk=position.pk).update(status="closed")
     with _refused("position_exit_fields_iff_closed"), transaction.atomic():
         Position.objects.bulk_create(
             [
                 PositionFactory.build(
-                    strategy=StrategyFactory(), instrument=position.instrument, status="closed"
+                    strategy=StrategyFactory.create(), instrument=position.instrument, status="closed"
                 )
             ]
         )
@@ -155,8 +162,8 @@ def test_closing_by_status_alone_is_refused():
         {"pnl_ratio": Decimal("0.01")},
     ],
 )
-def test_an_open_position_with_an_exit_field_is_refused(extra):
-    position = PositionFactory()
+def test_an_open_position_with_an_exit_field_is_refused(extra: dict[str, object]) -> None:
+    position = PositionFactory.create()
     with _refused("position_exit_fields_iff_closed"), transaction.atomic():
         Position.objects.filter(pk=position.pk).update(**extra)
     position.refresh_from_db()

@@ -25,7 +25,7 @@ def _policy(header: str) -> dict[str, list[str]]:
     "path",
     ["/", "/simulator/", "/simulator/runs/", "/admin/", "/admin/login/", "/api/docs/", "/api/instruments/"],
 )
-def test_every_response_carries_a_policy_without_inline_script(seeded: Seeded, path):
+def test_every_response_carries_a_policy_without_inline_script(seeded: Seeded, path: str) -> None:
     client = Client()
     if path != "/admin/login/":
         assert client.login(username="alice", password=PASSWORD)
@@ -38,7 +38,7 @@ def test_every_response_carries_a_policy_without_inline_script(seeded: Seeded, p
     assert "'unsafe-inline'" not in policy["style-src"] and "'unsafe-eval'" not in str(policy)
 
 
-def test_no_template_of_ours_has_inline_script_or_event_handlers():
+def test_no_template_of_ours_has_inline_script_or_event_handlers() -> None:
     found = []
     for directory in TEMPLATE_DIRS:
         for template in directory.rglob("*.html"):
@@ -50,7 +50,7 @@ def test_no_template_of_ours_has_inline_script_or_event_handlers():
     assert found == []
 
 
-def test_swagger_ui_loads_its_start_up_script_from_a_url(seeded: Seeded):
+def test_swagger_ui_loads_its_start_up_script_from_a_url(seeded: Seeded) -> None:
     client = Client()
     assert client.login(username="alice", password=PASSWORD)
     page = client.get("/api/docs/").content.decode()

@@ -39,7 +39,7 @@ from tests.security.conftest import PASSWORD, Seeded
         (None, ""),
     ],
 )
-def test_a_cell_is_neutralised_only_when_it_could_start_a_formula(cell, written):
+def test_a_cell_is_neutralised_only_when_it_could_start_a_formula(cell: object, written: object) -> None:
     assert csv_safe_cell(cell) == written
 
 
@@ -68,7 +68,9 @@ def hostile_simulation(seeded: Seeded) -> Simulation:
 
 
 @pytest.mark.parametrize("prefix", ["/api/simulations", "/simulator/runs"])
-def test_the_trades_csv_neutralises_formulas_and_keeps_numbers(seeded: Seeded, hostile_simulation, prefix):
+def test_the_trades_csv_neutralises_formulas_and_keeps_numbers(
+    seeded: Seeded, hostile_simulation: Simulation, prefix: str
+) -> None:
     client = Client()
     assert client.login(username="alice", password=PASSWORD)
     response = client.get(f"{prefix}/{hostile_simulation.pk}/trades.csv")
@@ -82,7 +84,9 @@ def test_the_trades_csv_neutralises_formulas_and_keeps_numbers(seeded: Seeded, h
 
 
 @pytest.mark.parametrize("prefix", ["/api/simulations", "/simulator/runs"])
-def test_the_equity_csv_keeps_negative_numbers(seeded: Seeded, hostile_simulation, prefix):
+def test_the_equity_csv_keeps_negative_numbers(
+    seeded: Seeded, hostile_simulation: Simulation, prefix: str
+) -> None:
     hostile_simulation.equity_curve = {
         "time": [1704153600],
         "equity": [-12.5],

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -121,7 +122,7 @@ parsed = {"valid": 0, "invalid": 0}
 
 @settings(max_examples=CRITERIA_EXAMPLES, deadline=None, database=None)
 @given(document=documents)
-def test_criteria_parse_returns_criteria_or_raises_criteria_error(document):
+def test_criteria_parse_returns_criteria_or_raises_criteria_error(document: object) -> None:
     try:
         criteria = criteria_parse(document)
     except CriteriaError as exc:
@@ -135,7 +136,7 @@ def test_criteria_parse_returns_criteria_or_raises_criteria_error(document):
     assert criteria_parse(criteria.document) == criteria  # the normalised document says the same
 
 
-def test_the_criteria_generator_makes_valid_and_invalid_documents():
+def test_the_criteria_generator_makes_valid_and_invalid_documents() -> None:
     # The property above would prove little if every document were refused at the top.
     test_criteria_parse_returns_criteria_or_raises_criteria_error()
     assert parsed["valid"] >= 20 and parsed["invalid"] >= 100
@@ -145,7 +146,7 @@ def test_the_criteria_generator_makes_valid_and_invalid_documents():
 
 HEADER = "date,open,high,low,close,volume"
 T0 = datetime(2023, 1, 1, tzinfo=UTC)
-FAULTS = {
+FAULTS: dict[str, Callable[[list[str]], list[str]]] = {
     "bad number": lambda c: [c[0], "12.5x", *c[2:]],
     "high below low": lambda c: [c[0], c[1], c[3], c[2], c[4], c[5]],  # high and low swapped
     "missing column": lambda c: c[:-1],
@@ -188,7 +189,7 @@ def bad_files(draw: st.DrawFn) -> tuple[str, int, str]:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(case=bad_files())
-def test_one_bad_line_is_reported_with_its_number(tmp_path: Path, case):
+def test_one_bad_line_is_reported_with_its_number(tmp_path: Path, case: tuple[str, int, str]) -> None:
     text, line, fault = case
     path = tmp_path / "candles.csv"
     path.write_text(text)
@@ -207,7 +208,7 @@ def test_one_bad_line_is_reported_with_its_number(tmp_path: Path, case):
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(case=bad_files())
-def test_import_ohlc_refuses_the_file_naming_the_bad_line(tmp_path: Path, case):
+def test_import_ohlc_refuses_the_file_naming_the_bad_line(tmp_path: Path, case: tuple[str, int, str]) -> None:
     text, line, fault = case
     path = tmp_path / "candles.csv"
     path.write_text(text)

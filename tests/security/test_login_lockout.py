@@ -14,7 +14,7 @@ from barter_site.settings.base import BASE_DIR
 from tests.security.conftest import PASSWORD, Seeded
 
 
-def test_the_lockout_variables_configure_axes():
+def test_the_lockout_variables_configure_axes() -> None:
     code = (
         "from barter_site.settings import base as s;"
         "print(s.AXES_FAILURE_LIMIT, int(s.AXES_COOLOFF_TIME.total_seconds()), s.AXES_LOCKOUT_PARAMETERS)"
@@ -31,7 +31,7 @@ def test_the_lockout_variables_configure_axes():
     assert out.stdout.strip() == "7 120 [['username', 'ip_address']]"
 
 
-def test_the_lockout_records_are_read_only_in_the_admin(seeded: Seeded):
+def test_the_lockout_records_are_read_only_in_the_admin(seeded: Seeded) -> None:
     attacker = Client(REMOTE_ADDR="203.0.113.7")
     for _ in range(2):
         attacker.post("/admin/login/", {"username": "alice", "password": "wrong"})

@@ -21,7 +21,7 @@ from tests.security.conftest import PASSWORD, Seeded
         "https:evil.example",
     ],
 )
-def test_an_unsafe_next_lands_on_the_dashboard(seeded: Seeded, unsafe_next):
+def test_an_unsafe_next_lands_on_the_dashboard(seeded: Seeded, unsafe_next: str) -> None:
     client = Client()
     response = client.post("/admin/login/", {"username": "alice", "password": PASSWORD, "next": unsafe_next})
     assert response.status_code == 302
@@ -29,14 +29,14 @@ def test_an_unsafe_next_lands_on_the_dashboard(seeded: Seeded, unsafe_next):
     assert client.get(response["Location"]).status_code == 200  # the dashboard, not a 404
 
 
-def test_an_unsafe_next_in_the_query_string_lands_on_the_dashboard_too(seeded: Seeded):
+def test_an_unsafe_next_in_the_query_string_lands_on_the_dashboard_too(seeded: Seeded) -> None:
     client = Client()
     response = client.post("/admin/login/?next=//evil.example", {"username": "alice", "password": PASSWORD})
     assert response.status_code == 302 and response["Location"] == "/"
 
 
 @pytest.mark.parametrize("safe_next", ["/simulator/", "/admin/trading/strategy/", "/api/docs/"])
-def test_a_safe_next_is_followed(seeded: Seeded, safe_next):
+def test_a_safe_next_is_followed(seeded: Seeded, safe_next: str) -> None:
     client = Client()
     response = client.post("/admin/login/", {"username": "alice", "password": PASSWORD, "next": safe_next})
     assert response.status_code == 302 and response["Location"] == safe_next

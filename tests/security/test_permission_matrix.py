@@ -41,6 +41,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import URLPattern, get_resolver, include, path
 from knox.models import AuthToken
+from pytest_django import DjangoDbBlocker
 
 from tests.accounts import VIEW_ALL, api_token, user_with
 from tests.security.urlwalk import _methods, _patterns
@@ -427,7 +428,7 @@ class _Stub:
 
 
 @pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[dict[str, Any]]:
     """One saved object of every kind, a user (with a token and a session) per role, and the stubs; set up once
     for the module and flushed after it."""
     from django.core.management import call_command
@@ -444,7 +445,7 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
     from trading.models import Strategy
 
-    summary = {"run_id": None, "step": "stub", "status": "ok", "results": [], "errors": []}
+    summary: dict[str, Any] = {"run_id": None, "step": "stub", "status": "ok", "results": [], "errors": []}
     stubs = {
         "steps": _Stub(answer=summary),
         "sync_now": _Stub(answer={"results": []}),
@@ -465,10 +466,10 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
         for role, perms in ROLE_PERMISSIONS.items():
             users[role] = user_with(role, *perms, is_staff=True)
         tokens = {role: api_token(user) for role, user in users.items()}
-        instrument = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+        instrument = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
         CandleFactory.create_batch(30, instrument=instrument)
-        strategy = StrategyFactory(name="sma", instruments=[instrument])
-        position = PositionFactory(strategy=strategy, instrument=instrument)
+        strategy = StrategyFactory.create(name="sma", instruments=[instrument])
+        position = PositionFactory.create(strategy=strategy, instrument=instrument)
         run_start(step=Step.COLLECT, params={})
         order = Order.objects.create(
             strategy=strategy,
@@ -600,7 +601,9 @@ def _status(client: Client, entry: Entry, world: dict[str, Any]) -> int:
             entry.url, {"action": entry.action, "_selected_action": [world["selected"][model]], "index": 0}
         )
         # Messages of this request only (the cookie may still hold an earlier request's).
-        added = [str(m) for m in getattr(response.wsgi_request, "_messages", None)._queued_messages]
+        storage = getattr(response.wsgi_request, "_messages", None)
+        assert storage is not None, "django.contrib.messages' middleware sets request._messages"
+        added = [str(m) for m in storage._queued_messages]
         if response.status_code == 302 and "No action selected." in added:
             return 403  # not offered to this user: the action's model permission is missing
         confirming = "admin/delete_selected_confirmation.html" in [t.name for t in response.templates]
@@ -626,7 +629,7 @@ def _missing_and_stale(world: dict[str, Any]) -> tuple[list[tuple[str, str]], li
     return sorted(entries - set(MATRIX)), sorted(set(MATRIX) - entries)
 
 
-def test_every_url_and_action_has_an_entry(world):
+def test_every_url_and_action_has_an_entry(world: dict[str, Any]) -> None:
     missing, stale = _missing_and_stale(world)
     assert not missing, "add to MATRIX in tests/security/test_permission_matrix.py:\n" + "\n".join(
         f"    {key!r}: <the status of each role>," for key in missing
@@ -643,13 +646,13 @@ urlpatterns = [path("api/new_endpoint", _new_endpoint), path("", include("barter
 
 
 @pytest.mark.urls(__name__)
-def test_a_new_url_without_an_entry_is_reported(world):
+def test_a_new_url_without_an_entry_is_reported(world: dict[str, Any]) -> None:
     missing, _ = _missing_and_stale(world)
 
     assert missing == [("GET", "/api/new_endpoint"), ("POST", "/api/new_endpoint")]
 
 
-def test_every_role_gets_the_status_of_the_table(world):
+def test_every_role_gets_the_status_of_the_table(world: dict[str, Any]) -> None:
     logging.getLogger("django.request").setLevel(logging.ERROR)  # thousands of 4xx: only a 500 is news
     clients = {(role, kind): _client(world, role, kind) for role in ROLES for kind in ("api", "session")}
     wrong = []

@@ -17,6 +17,7 @@ from django.test import Client
 from positions.models import Position
 from runs.models import History
 from tests.accounts import VIEW_ALL, token_client, user_with
+from tests.fakes.coingecko import FakeCoinGecko
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
 from trading.models import Strategy
@@ -32,9 +33,10 @@ EDITOR = (*VIEW_ALL, "trading.add_strategy", "trading.change_strategy")
 
 def _exchange_strategy(**fields: Any) -> Strategy:
     """A staff-made strategy trading real money on Binance."""
-    return StrategyFactory(
+    strategy: Strategy = StrategyFactory.create(
         name=fields.pop("name", "live"), execution_backend="exchange", exchange_id="binance", **fields
     )
+    return strategy
 
 
 def _admin_client(user: Any) -> Client:
@@ -62,8 +64,8 @@ def _admin_form(strategy: Strategy, **overrides: Any) -> dict[str, Any]:
 # Item 1: the API --------------------------------------------------------------------------------------------
 
 
-def test_a_plain_token_cannot_take_over_an_exchange_strategy():
-    live = _exchange_strategy(instruments=[InstrumentFactory(coingecko_id="bitcoin")])
+def test_a_plain_token_cannot_take_over_an_exchange_strategy() -> None:
+    live = _exchange_strategy(instruments=[InstrumentFactory.create(coingecko_id="bitcoin")])
     attacker = token_client(user_with("mallory"))
 
     response = attacker.patch(
@@ -81,10 +83,12 @@ def test_a_plain_token_cannot_take_over_an_exchange_strategy():
     )
 
 
-def test_without_run_steps_the_open_step_is_403_and_nothing_asks_for_a_price(fake_coingecko):
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+def test_without_run_steps_the_open_step_is_403_and_nothing_asks_for_a_price(
+    fake_coingecko: FakeCoinGecko,
+) -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
     CandleFactory.create_batch(30, instrument=bitcoin)
-    StrategyFactory(name="always", criteria=ALWAYS, is_enabled=True, instruments=[bitcoin])
+    StrategyFactory.create(name="always", criteria=ALWAYS, is_enabled=True, instruments=[bitcoin])
     # Every read permission, and strategy edits too: still not the steps.
     reader = token_client(user_with("mallory", *EDITOR))
 
@@ -98,7 +102,7 @@ def test_without_run_steps_the_open_step_is_403_and_nothing_asks_for_a_price(fak
     assert not Position.objects.exists()
 
 
-def test_change_strategy_without_trade_live_cannot_enable_or_edit_an_exchange_strategy():
+def test_change_strategy_without_trade_live_cannot_enable_or_edit_an_exchange_strategy() -> None:
     live = _exchange_strategy()
     editor = token_client(user_with("editor", *EDITOR))
 
@@ -117,8 +121,10 @@ def test_change_strategy_without_trade_live_cannot_enable_or_edit_an_exchange_st
     assert editor.get(f"/api/strategies/{live.pk}/").status_code == 200
 
 
-def test_change_strategy_without_trade_live_cannot_switch_a_backend_to_exchange():
-    paper = StrategyFactory(name="paper", exchange_id="binance")  # an exchange account set, still on paper
+def test_change_strategy_without_trade_live_cannot_switch_a_backend_to_exchange() -> None:
+    paper = StrategyFactory.create(
+        name="paper", exchange_id="binance"
+    )  # an exchange account set, still on paper
     editor = token_client(user_with("editor", *EDITOR))
 
     response = editor.patch(f"/api/strategies/{paper.pk}/", {"execution_backend": "exchange"}, format="json")
@@ -133,7 +139,7 @@ def test_change_strategy_without_trade_live_cannot_switch_a_backend_to_exchange(
     )
 
 
-def test_with_trade_live_the_exchange_strategy_can_be_changed():
+def test_with_trade_live_the_exchange_strategy_can_be_changed() -> None:
     live = _exchange_strategy()
     trader = token_client(user_with("trader", *EDITOR, "trading.trade_live"))
 
@@ -147,8 +153,8 @@ def test_with_trade_live_the_exchange_strategy_can_be_changed():
 # Item 1: the admin ------------------------------------------------------------------------------------------
 
 
-def test_admin_change_strategy_without_trade_live_sees_an_exchange_strategy_read_only():
-    live = _exchange_strategy(instruments=[InstrumentFactory()])
+def test_admin_change_strategy_without_trade_live_sees_an_exchange_strategy_read_only() -> None:
+    live = _exchange_strategy(instruments=[InstrumentFactory.create()])
     staff = _admin_client(user_with("staff", *EDITOR, is_staff=True))
     url = f"/admin/trading/strategy/{live.pk}/change/"
 
@@ -162,7 +168,7 @@ def test_admin_change_strategy_without_trade_live_sees_an_exchange_strategy_read
 
 
 @pytest.mark.parametrize("action", ["enable", "disable"])
-def test_admin_enable_and_disable_of_an_exchange_strategy_need_trade_live(action):
+def test_admin_enable_and_disable_of_an_exchange_strategy_need_trade_live(action: str) -> None:
     live = _exchange_strategy(is_enabled=action == "disable")
     staff = _admin_client(user_with("staff", *EDITOR, is_staff=True))
 
@@ -175,8 +181,10 @@ def test_admin_enable_and_disable_of_an_exchange_strategy_need_trade_live(action
     assert live.is_enabled is (action == "disable")
 
 
-def test_admin_switch_to_exchange_needs_trade_live_and_says_so_under_the_field():
-    paper = StrategyFactory(name="paper", exchange_id="binance", instruments=[InstrumentFactory()])
+def test_admin_switch_to_exchange_needs_trade_live_and_says_so_under_the_field() -> None:
+    paper = StrategyFactory.create(
+        name="paper", exchange_id="binance", instruments=[InstrumentFactory.create()]
+    )
     staff = _admin_client(user_with("staff", *EDITOR, is_staff=True))
 
     response = staff.post(
@@ -189,8 +197,8 @@ def test_admin_switch_to_exchange_needs_trade_live_and_says_so_under_the_field()
     assert paper.execution_backend == "paper"
 
 
-def test_admin_close_now_of_an_exchange_position_needs_trade_live(fake_coingecko):
-    position = PositionFactory(strategy=_exchange_strategy())
+def test_admin_close_now_of_an_exchange_position_needs_trade_live(fake_coingecko: FakeCoinGecko) -> None:
+    position = PositionFactory.create(strategy=_exchange_strategy())
     staff = _admin_client(
         user_with("staff", "positions.view_position", "positions.change_position", is_staff=True)
     )
@@ -205,14 +213,17 @@ def test_admin_close_now_of_an_exchange_position_needs_trade_live(fake_coingecko
     assert fake_coingecko.seen == []
 
 
-def test_admin_sync_now_needs_change_instrument(monkeypatch):
+def test_admin_sync_now_needs_change_instrument(monkeypatch: pytest.MonkeyPatch) -> None:
     import instruments.admin
 
     synced: list[Any] = []
-    monkeypatch.setattr(
-        instruments.admin, "sync_data", lambda **kwargs: synced.append(kwargs) or {"results": []}
-    )
-    instrument = InstrumentFactory(coingecko_id="bitcoin")
+
+    def sync_data(**kwargs: Any) -> dict[str, Any]:
+        synced.append(kwargs)
+        return {"results": []}
+
+    monkeypatch.setattr(instruments.admin, "sync_data", sync_data)
+    instrument = InstrumentFactory.create(coingecko_id="bitcoin")
     viewer = _admin_client(user_with("viewer", "instruments.view_instrument", is_staff=True))
 
     response = viewer.post(
@@ -224,7 +235,7 @@ def test_admin_sync_now_needs_change_instrument(monkeypatch):
     assert synced == []
 
 
-def test_save_as_strategy_needs_add_strategy(shipped_history):
+def test_save_as_strategy_needs_add_strategy(shipped_history: None) -> None:
     from simulator.models import RunStatus, Simulation
 
     user = user_with("trader")
@@ -247,9 +258,9 @@ def test_save_as_strategy_needs_add_strategy(shipped_history):
 # Item 5: no backend switch while positions are open --------------------------------------------------------
 
 
-def test_api_refuses_switching_to_exchange_while_paper_positions_are_open():
-    paper = StrategyFactory(name="paper", exchange_id="binance")
-    held = PositionFactory(strategy=paper)
+def test_api_refuses_switching_to_exchange_while_paper_positions_are_open() -> None:
+    paper = StrategyFactory.create(name="paper", exchange_id="binance")
+    held = PositionFactory.create(strategy=paper)
     trader = token_client(user_with("trader", *EDITOR, "trading.trade_live"))
 
     response = trader.patch(f"/api/strategies/{paper.pk}/", {"execution_backend": "exchange"}, format="json")
@@ -273,9 +284,9 @@ def test_api_refuses_switching_to_exchange_while_paper_positions_are_open():
     assert response.status_code == 200, response.json()
 
 
-def test_api_refuses_switching_an_exchange_strategy_to_paper_while_positions_are_open():
+def test_api_refuses_switching_an_exchange_strategy_to_paper_while_positions_are_open() -> None:
     live = _exchange_strategy()
-    PositionFactory(strategy=live)
+    PositionFactory.create(strategy=live)
     trader = token_client(user_with("trader", *EDITOR, "trading.trade_live"))
 
     response = trader.patch(f"/api/strategies/{live.pk}/", {"execution_backend": "paper"}, format="json")
@@ -284,9 +295,11 @@ def test_api_refuses_switching_an_exchange_strategy_to_paper_while_positions_are
     assert "from 'exchange' to 'paper'" in response.json()["execution_backend"][0]
 
 
-def test_admin_refuses_switching_to_exchange_while_paper_positions_are_open_next_to_the_field():
-    paper = StrategyFactory(name="paper", exchange_id="binance", instruments=[InstrumentFactory()])
-    held = PositionFactory(strategy=paper)
+def test_admin_refuses_switching_to_exchange_while_paper_positions_are_open_next_to_the_field() -> None:
+    paper = StrategyFactory.create(
+        name="paper", exchange_id="binance", instruments=[InstrumentFactory.create()]
+    )
+    held = PositionFactory.create(strategy=paper)
     boss = _admin_client(user_with("boss", is_staff=True, is_superuser=True))
 
     response = boss.post(

@@ -9,6 +9,8 @@ machine. Generation is derandomized, so CI sees the same requests every run.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -17,10 +19,15 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
-from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from pytest_django import Settings
+from schemathesis import Case, GenerationMode
+from schemathesis.checks import CheckFunction, not_a_server_error
+from schemathesis.core.result import Ok
+from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from tests.fakes.coingecko import FakeCoinGecko
 from tests.security.conftest import Seeded
 
 #: Examples per operation and generation mode; 19 operations x 2 modes x 30 = 1,140 requests at most.
@@ -30,7 +37,7 @@ by_operation: defaultdict[str, Counter[int]] = defaultdict(Counter)
 
 
 @pytest.fixture
-def in_test_transaction(db):  # type: ignore[no-untyped-def]
+def in_test_transaction(db: None) -> Iterator[None]:
     """Let the WSGI app run inside the test's transaction: like Django's test client, stop each request's
     start from closing the connection (it would, seeing the transaction's autocommit off)."""
     request_started.disconnect(close_old_connections)
@@ -39,28 +46,29 @@ def in_test_transaction(db):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def schema(seeded: Seeded, in_test_transaction):  # type: ignore[no-untyped-def]
+def schema(seeded: Seeded, in_test_transaction: None) -> OpenApiSchema:
     return schemathesis.openapi.from_wsgi(
         "/api/schema/", get_wsgi_application(), headers={"Authorization": f"Token {seeded.token}"}
     )
 
 
-def test_the_schema_needs_a_token(in_test_transaction):
+def test_the_schema_needs_a_token(in_test_transaction: None) -> None:
     with pytest.raises(Exception, match="401"):
         schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 
 
-def _fuzz(  # type: ignore[no-untyped-def]
-    operation,
+def _fuzz(
+    # schemathesis yields its operations unparameterized (``Result[APIOperation, InvalidSchema]``)
+    operation: APIOperation[Any, Any, Any, Any],
     mode: GenerationMode,
     auth: dict[str, str],
     ids: dict[str, int],
-    sent: Counter,
-    statuses: Counter,
+    sent: Counter[str],
+    statuses: Counter[int],
 ) -> None:
     """Send ``EXAMPLES`` generated cases of ``operation`` and check each answer. Positive cases use the saved
     object's id (a random one is a 404 before anything else runs); negative cases generate it too."""
-    checks = [not_a_server_error]
+    checks: list[CheckFunction] = [not_a_server_error]
     if mode is GenerationMode.POSITIVE:  # negative cases break the schema on purpose: 4xx, not its shapes
         checks += [response_schema_conformance, content_type_conformance]
     resource = operation.path.strip("/").split("/")[1]
@@ -75,7 +83,7 @@ def _fuzz(  # type: ignore[no-untyped-def]
         suppress_health_check=list(HealthCheck),
     )
     @given(case=operation.as_strategy(generation_mode=mode, path_parameters=fixed))
-    def run(case) -> None:  # type: ignore[no-untyped-def]
+    def run(case: Case[Any]) -> None:  # Any: the operation above is unparameterized too
         response = case.call(headers=auth)
         sent[operation.label] += 1
         statuses[response.status_code] += 1
@@ -85,12 +93,17 @@ def _fuzz(  # type: ignore[no-untyped-def]
     run()
 
 
-def test_every_operation_answers_without_a_server_error(schema, seeded: Seeded, fake_coingecko, settings):
+def test_every_operation_answers_without_a_server_error(
+    schema: OpenApiSchema, seeded: Seeded, fake_coingecko: FakeCoinGecko, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 3  # the collect step asks the fake for a few days only
     auth = {"Authorization": f"Token {seeded.token}"}
     sent: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result.err()  # an operation the schema cannot describe
+        operations.append(result.ok())
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             _fuzz(operation, mode, auth, seeded.ids, sent, statuses)

@@ -18,10 +18,12 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.test import Client
+from pytest_django import Settings
 
 from instruments.api import SyncDataView
+from instruments.models import Instrument
 from runs.models import History
-from tests.fakes.coingecko import Reply, json_reply
+from tests.fakes.coingecko import FakeCoinGecko, Reply, json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.security.conftest import Seeded
 from tests.trading.factories import StrategyFactory, sma_cross_criteria
@@ -48,7 +50,7 @@ FAULTS = {
 
 
 @pytest.fixture
-def leaky_coingecko(fake_coingecko, settings):  # type: ignore[no-untyped-def]
+def leaky_coingecko(fake_coingecko: FakeCoinGecko, settings: Settings) -> FakeCoinGecko:
     settings.COINGECKO_API_KEY = KEY
     settings.BARTER_BACKFILL_DAYS = 3
     settings.COINGECKO_MAX_RETRIES = 1
@@ -60,18 +62,18 @@ def leaky_coingecko(fake_coingecko, settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def instruments(db):  # type: ignore[no-untyped-def]
-    coins = [InstrumentFactory(coingecko_id=coin, symbol=coin[:3].upper()) for coin in FAULTS]
+def instruments(db: None) -> list[Instrument]:
+    coins = [InstrumentFactory.create(coingecko_id=coin, symbol=coin[:3].upper()) for coin in FAULTS]
     # Cardano has every candle up to the day before AS_OF (nothing to collect), so the open step enters it and
     # asks CoinGecko for a live price (which fails with the key in the body too).
-    cardano = InstrumentFactory(coingecko_id="cardano", symbol="ADA")
+    cardano = InstrumentFactory.create(coingecko_id="cardano", symbol="ADA")
     start = datetime.combine(AS_OF, datetime.min.time(), tzinfo=UTC) - timedelta(days=40)
     for n in range(40):
-        CandleFactory(instrument=cardano, open_time=start + timedelta(days=n))
+        CandleFactory.create(instrument=cardano, open_time=start + timedelta(days=n))
     always = sma_cross_criteria(
         entry={"all": [{"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}}]}, exit=None
     )
-    StrategyFactory(name="always-in", criteria=always, is_enabled=True, instruments=[cardano])
+    StrategyFactory.create(name="always-in", criteria=always, is_enabled=True, instruments=[cardano])
     return coins
 
 
@@ -89,8 +91,12 @@ def _assert_clean(where: str, text: str, *secrets: str) -> None:
 
 @time_machine.travel(datetime.combine(AS_OF, time(0, 40), tzinfo=UTC), tick=True)  # live steps: today only
 def test_failed_collect_and_open_runs_leak_no_key_nor_token(
-    seeded: Seeded, instruments, leaky_coingecko, caplog, capfd
-):
+    seeded: Seeded,
+    instruments: list[Instrument],
+    leaky_coingecko: FakeCoinGecko,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     for logger in ("", "urllib3", "django", "instruments", "trading", "positions"):
         caplog.set_level(logging.DEBUG, logger=logger)
     client = Client(HTTP_AUTHORIZATION=f"Token {seeded.token}")
@@ -134,7 +140,9 @@ def test_failed_collect_and_open_runs_leak_no_key_nor_token(
         _assert_clean(where, text, KEY, seeded.token)
 
 
-def test_a_wrong_token_is_not_echoed_anywhere(seeded: Seeded, caplog, capfd):
+def test_a_wrong_token_is_not_echoed_anywhere(
+    seeded: Seeded, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = f"{uuid.uuid4().hex}{uuid.uuid4().hex[:8]}"
     client = Client(HTTP_AUTHORIZATION=f"Token {wrong}")
@@ -150,7 +158,14 @@ def test_a_wrong_token_is_not_echoed_anywhere(seeded: Seeded, caplog, capfd):
 
 
 @pytest.mark.parametrize("debug", [False, True])
-def test_an_error_page_shows_no_secret(seeded: Seeded, settings, monkeypatch, caplog, capfd, debug):
+def test_an_error_page_shows_no_secret(
+    seeded: Seeded,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    debug: bool,
+) -> None:
     # An unexpected crash inside an authenticated API call: the 500 answer must hide the key and the token. With
     # DEBUG (make run) the API answers JSON naming the exception, not Django's technical page of settings and
     # request headers.
@@ -178,7 +193,7 @@ def test_an_error_page_shows_no_secret(seeded: Seeded, settings, monkeypatch, ca
         _assert_clean(where, text, KEY, seeded.token)
 
 
-def test_no_api_response_carries_a_setting_secret(seeded: Seeded, settings):
+def test_no_api_response_carries_a_setting_secret(seeded: Seeded, settings: Settings) -> None:
     # Every read endpoint, with the key and the secret key set to recognisable values.
     settings.COINGECKO_API_KEY = KEY
     from tests.security.urlwalk import routes

@@ -11,21 +11,29 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, cast
 
 import pytest
 import redis
 import time_machine
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.cache import caches
 from django.test import Client
-from limits.storage import storage_from_string
+from limits.storage import Storage, storage_from_string
+from pytest_django import Settings
 from rest_framework import throttling
+from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
 
 from barter_site.settings.base import BASE_DIR
 from barter_site.throttling import NAMESPACE, AnonRateThrottle, UserRateThrottle, throttle_storage
 from tests.security.conftest import PASSWORD, Seeded
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -36,7 +44,7 @@ def low_rates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "2/min"})
 
 
-def test_the_configured_rates_and_classes():
+def test_the_configured_rates_and_classes() -> None:
     assert settings.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] == [
         "barter_site.throttling.UserRateThrottle",
         "barter_site.throttling.AnonRateThrottle",
@@ -56,7 +64,9 @@ def test_the_configured_rates_and_classes():
         ),
     ],
 )
-def test_base_settings_read_the_rates_and_the_cache_from_the_environment(environment, expected):
+def test_base_settings_read_the_rates_and_the_cache_from_the_environment(
+    environment: dict[str, str], expected: tuple[str, str, str]
+) -> None:
     # A fresh interpreter, so that base.py reads this environment (REDIS_URL set -> the shared Redis cache).
     code = (
         "from barter_site.settings import base as s; r = s.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'];"
@@ -70,7 +80,9 @@ def test_base_settings_read_the_rates_and_the_cache_from_the_environment(environ
     assert tuple(out.stdout.split()) == expected
 
 
-def test_a_user_past_the_rate_gets_429_with_retry_after_then_is_let_in_again(seeded: Seeded, low_rates):
+def test_a_user_past_the_rate_gets_429_with_retry_after_then_is_let_in_again(
+    seeded: Seeded, low_rates: None
+) -> None:
     client = Client(HTTP_AUTHORIZATION=f"Token {seeded.token}")
     with time_machine.travel(T0, tick=False) as clock:
         assert [client.get("/api/instruments/").status_code for _ in range(3)] == [200, 200, 200]
@@ -86,7 +98,7 @@ def test_a_user_past_the_rate_gets_429_with_retry_after_then_is_let_in_again(see
         assert client.get("/api/instruments/").status_code == 200
 
 
-def test_users_are_counted_apart(seeded: Seeded, low_rates, django_user_model):
+def test_users_are_counted_apart(seeded: Seeded, low_rates: None, django_user_model: type[User]) -> None:
     from tests.accounts import VIEW_ALL, api_token, user_with
 
     bob = api_token(user_with("bob", *VIEW_ALL))
@@ -96,7 +108,7 @@ def test_users_are_counted_apart(seeded: Seeded, low_rates, django_user_model):
         assert bob_client.get("/api/instruments/").status_code == 200
 
 
-def test_failed_authentication_is_throttled_per_address(seeded: Seeded, low_rates):
+def test_failed_authentication_is_throttled_per_address(seeded: Seeded, low_rates: None) -> None:
     guesser = Client(HTTP_AUTHORIZATION="Token " + "0" * 40, REMOTE_ADDR="203.0.113.7")
     anonymous = Client(REMOTE_ADDR="203.0.113.7")
     elsewhere = Client(REMOTE_ADDR="198.51.100.2")
@@ -122,14 +134,18 @@ class _User:
         self.pk = pk
 
 
-def _user_request(pk: int):  # type: ignore[no-untyped-def]
+#: The view the throttles are given: DRF's user throttle never reads it, the stubs ask for an ``APIView``.
+NO_VIEW = cast(APIView, None)
+
+
+def _user_request(pk: int) -> Request:
     request = APIRequestFactory().get("/api/instruments/")
-    request.user = _User(pk)
+    request.user = _User(pk)  # type: ignore[assignment]  # a stand-in: the throttle reads pk and is_authenticated
     return request
 
 
 @pytest.fixture
-def redis_throttles(settings) -> Iterator[int]:  # type: ignore[no-untyped-def]
+def redis_throttles(settings: Settings) -> Iterator[int]:
     """The throttles count in the test Redis; yields a user id no other run uses, whose counts are removed."""
     settings.BARTER_THROTTLE_STORAGE_URI = settings.REDIS_URL
     throttle_storage.cache_clear()
@@ -143,18 +159,22 @@ def redis_throttles(settings) -> Iterator[int]:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.redis
-def test_the_redis_count_is_shared_between_workers(redis_throttles, monkeypatch: pytest.MonkeyPatch):
+def test_the_redis_count_is_shared_between_workers(
+    redis_throttles: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Each request gets a fresh Redis client, as each gunicorn worker (or machine) has its own.
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/min"})
     allowed = []
     for _ in range(5):
         throttle_storage.cache_clear()
-        allowed.append(UserRateThrottle().allow_request(_user_request(redis_throttles), None))
+        allowed.append(UserRateThrottle().allow_request(_user_request(redis_throttles), NO_VIEW))
     assert allowed == [True, True, True, False, False]
 
 
 @pytest.mark.redis
-def test_concurrent_requests_past_the_rate_pass_exactly_the_limit(redis_throttles, settings, monkeypatch):
+def test_concurrent_requests_past_the_rate_pass_exactly_the_limit(
+    redis_throttles: int, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # 1,500 requests of one user from 24 threads (each with its own Redis client, like 24 workers) against
     # 600/min: exactly 600 pass. DRF's read-append-write list let 1,204 through (settings.CACHES on Redis too,
     # so the old counting ran on the same Redis).
@@ -166,16 +186,17 @@ def test_concurrent_requests_past_the_rate_pass_exactly_the_limit(redis_throttle
     start = threading.Barrier(24)
     clients = threading.local()
 
-    def thread_storage(uri: str):  # type: ignore[no-untyped-def]
+    def thread_storage(uri: str) -> Storage:
         if not hasattr(clients, "storage"):
             clients.storage = storage_from_string(uri, wrap_exceptions=True)
-        return clients.storage
+        storage: Storage = clients.storage  # threading.local's attributes are Any
+        return storage
 
     monkeypatch.setattr("barter_site.throttling.throttle_storage", thread_storage)
 
     def worker(n_requests: int) -> int:
         start.wait()
-        return sum(UserRateThrottle().allow_request(request, None) for _ in range(n_requests))
+        return sum(UserRateThrottle().allow_request(request, NO_VIEW) for _ in range(n_requests))
 
     try:
         with ThreadPoolExecutor(max_workers=24) as pool:
@@ -186,25 +207,25 @@ def test_concurrent_requests_past_the_rate_pass_exactly_the_limit(redis_throttle
 
 
 def test_a_cache_that_cannot_be_reached_lets_requests_through(
-    settings, monkeypatch: pytest.MonkeyPatch, caplog
-):
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     # Redis down (a closed local port): the API keeps answering; the throttle says why it is not counting.
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "1/min", "anon": "1/min"})
     settings.BARTER_THROTTLE_STORAGE_URI = "redis://127.0.0.1:1/0"
     throttle_storage.cache_clear()
     try:
-        allowed = [UserRateThrottle().allow_request(_user_request(7), None) for _ in range(3)]
+        allowed = [UserRateThrottle().allow_request(_user_request(7), NO_VIEW) for _ in range(3)]
     finally:
         throttle_storage.cache_clear()
     assert allowed == [True, True, True]
     assert "API throttle skipped: the cache (Redis) cannot be reached (ConnectionError)" in caplog.text
 
 
-def _login(client: Client, password: str, username: str = "alice"):  # type: ignore[no-untyped-def]
+def _login(client: Client, password: str, username: str = "alice") -> _MonkeyPatchedWSGIResponse:
     return client.post("/admin/login/?next=/admin/", {"username": username, "password": password})
 
 
-def test_five_failed_logins_lock_that_username_and_address_for_15_minutes(seeded: Seeded):
+def test_five_failed_logins_lock_that_username_and_address_for_15_minutes(seeded: Seeded) -> None:
     client = Client(REMOTE_ADDR="203.0.113.7")
     with time_machine.travel(T0, tick=False) as clock:
         statuses = [_login(client, f"wrong-{n}").status_code for n in range(5)]
@@ -229,7 +250,7 @@ def test_five_failed_logins_lock_that_username_and_address_for_15_minutes(seeded
         assert client.session["_auth_user_id"] == str(seeded.user.pk)
 
 
-def test_a_successful_login_forgets_the_failures(seeded: Seeded):
+def test_a_successful_login_forgets_the_failures(seeded: Seeded) -> None:
     client = Client(REMOTE_ADDR="203.0.113.7")
     with time_machine.travel(T0, tick=False):
         assert [_login(client, "wrong").status_code for _ in range(4)] == [200] * 4
@@ -238,7 +259,7 @@ def test_a_successful_login_forgets_the_failures(seeded: Seeded):
         assert [_login(client, "wrong").status_code for _ in range(4)] == [200] * 4  # counted from 0 again
 
 
-def test_the_username_is_matched_without_case(seeded: Seeded):
+def test_the_username_is_matched_without_case(seeded: Seeded) -> None:
     client = Client(REMOTE_ADDR="203.0.113.7")
     with time_machine.travel(T0, tick=False):
         for name in ("alice", "ALICE", "Alice", "aLiCe", "alicE"):
@@ -246,7 +267,7 @@ def test_the_username_is_matched_without_case(seeded: Seeded):
         assert _login(client, PASSWORD).status_code == 429
 
 
-def test_the_login_page_itself_is_never_refused(seeded: Seeded):
+def test_the_login_page_itself_is_never_refused(seeded: Seeded) -> None:
     client = Client(REMOTE_ADDR="203.0.113.7")
     with time_machine.travel(T0, tick=False):
         for _ in range(5):
@@ -258,7 +279,7 @@ def test_the_login_page_itself_is_never_refused(seeded: Seeded):
 
 
 @pytest.fixture
-def behind_one_proxy(settings) -> None:  # type: ignore[no-untyped-def]
+def behind_one_proxy(settings: Settings) -> None:
     """BARTER_NUM_PROXIES=1: the address our proxy appended to X-Forwarded-For is the client's."""
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
 
@@ -268,8 +289,8 @@ def _rotating(n: int) -> str:
 
 
 def test_gunicorn_reached_directly_a_rotating_forwarded_for_does_not_escape_the_anonymous_throttle(
-    seeded: Seeded, low_rates
-):
+    seeded: Seeded, low_rates: None
+) -> None:
     # NUM_PROXIES = 0: the socket's address counts; each request forges another X-Forwarded-For.
     client = Client(REMOTE_ADDR="203.0.113.7")
     with time_machine.travel(T0, tick=False):
@@ -280,7 +301,9 @@ def test_gunicorn_reached_directly_a_rotating_forwarded_for_does_not_escape_the_
         assert Client(REMOTE_ADDR="198.51.100.2").get("/api/instruments/").status_code == 401
 
 
-def test_gunicorn_reached_directly_a_rotating_forwarded_for_does_not_escape_the_login_lockout(seeded: Seeded):
+def test_gunicorn_reached_directly_a_rotating_forwarded_for_does_not_escape_the_login_lockout(
+    seeded: Seeded,
+) -> None:
     client = Client(REMOTE_ADDR="203.0.113.7")
     with time_machine.travel(T0, tick=False):
         statuses = [
@@ -297,8 +320,8 @@ def test_gunicorn_reached_directly_a_rotating_forwarded_for_does_not_escape_the_
 
 
 def test_behind_one_proxy_the_appended_address_is_counted_and_clients_apart(
-    seeded: Seeded, low_rates, behind_one_proxy
-):
+    seeded: Seeded, low_rates: None, behind_one_proxy: None
+) -> None:
     # The proxy (10.0.0.1) appends the real client's address; what the client sent before it is not believed.
     proxy = Client(REMOTE_ADDR="10.0.0.1")
     with time_machine.travel(T0, tick=False):
@@ -313,7 +336,9 @@ def test_behind_one_proxy_the_appended_address_is_counted_and_clients_apart(
         assert proxy.get("/api/instruments/", HTTP_X_FORWARDED_FOR="198.51.100.2").status_code == 429
 
 
-def test_behind_one_proxy_the_login_lockout_counts_the_appended_address(seeded: Seeded, behind_one_proxy):
+def test_behind_one_proxy_the_login_lockout_counts_the_appended_address(
+    seeded: Seeded, behind_one_proxy: None
+) -> None:
     proxy = Client(REMOTE_ADDR="10.0.0.1")
 
     def login(password: str, forwarded_for: str) -> int:

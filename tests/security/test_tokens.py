@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 from knox.models import AuthToken
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from tests.accounts import RUN_STEPS, VIEW_ALL, api_token, permissions, user_with
@@ -45,7 +46,7 @@ def _superuser() -> Any:
 # Hashed at rest, expiry, revocation -------------------------------------------------------------------------
 
 
-def test_only_the_digest_of_a_token_is_stored():
+def test_only_the_digest_of_a_token_is_stored() -> None:
     key = api_token(user_with("reader", *VIEW_ALL))
 
     (row,) = AuthToken.objects.all()
@@ -54,7 +55,7 @@ def test_only_the_digest_of_a_token_is_stored():
     assert _client(key).get("/api/instruments/").status_code == 200
 
 
-def test_an_expired_token_is_refused_and_removed():
+def test_an_expired_token_is_refused_and_removed() -> None:
     with time_machine.travel(T0, tick=False) as clock:
         key = api_token(user_with("reader", *VIEW_ALL), expiry_days=1)
         assert _client(key).get("/api/instruments/").status_code == 200
@@ -65,7 +66,7 @@ def test_an_expired_token_is_refused_and_removed():
     assert not AuthToken.objects.exists()
 
 
-def test_a_key_that_is_not_utf8_is_a_401_not_a_500():
+def test_a_key_that_is_not_utf8_is_a_401_not_a_500() -> None:
     response = Client(raise_request_exception=False).get(
         "/api/instruments/", HTTP_AUTHORIZATION="Token \xe9t\xe9"
     )
@@ -74,14 +75,14 @@ def test_a_key_that_is_not_utf8_is_a_401_not_a_500():
     assert "invalid characters" in response.json()["detail"]
 
 
-def test_the_default_expiry_is_the_setting(settings):
+def test_the_default_expiry_is_the_setting(settings: Settings) -> None:
     settings.BARTER_API_TOKEN_EXPIRY_DAYS = 7
     with time_machine.travel(T0, tick=False):
         api_token(user_with("reader"))
     assert AuthToken.objects.get().expiry == T0 + timedelta(days=7)
 
 
-def test_deleting_a_token_in_the_admin_revokes_it():
+def test_deleting_a_token_in_the_admin_revokes_it() -> None:
     key = api_token(user_with("reader", *VIEW_ALL))
     digest = AuthToken.objects.get().digest
 
@@ -91,7 +92,7 @@ def test_deleting_a_token_in_the_admin_revokes_it():
     assert _client(key).get("/api/instruments/").status_code == 401
 
 
-def test_the_admin_never_shows_a_key_nor_its_lookup_prefix():
+def test_the_admin_never_shows_a_key_nor_its_lookup_prefix() -> None:
     key = api_token(user_with("reader"))
     row = AuthToken.objects.get()
     admin = _admin(_superuser())
@@ -111,13 +112,15 @@ def test_the_admin_never_shows_a_key_nor_its_lookup_prefix():
     assert f"{row.digest[:8]}..." in pages[0].content.decode()
 
 
-def test_a_token_made_in_the_admin_is_shown_once_and_works():
+def test_a_token_made_in_the_admin_is_shown_once_and_works() -> None:
     reader = user_with("reader", *VIEW_ALL)
     admin = _admin(_superuser())
 
     with time_machine.travel(T0, tick=False):
         response = admin.post("/admin/knox/authtoken/add/", {"user": reader.pk, "expiry_days": "3"})
-        key = re.search(r'<code id="token-key">(\w+)</code>', response.content.decode()).group(1)
+        shown = re.search(r'<code id="token-key">(\w+)</code>', response.content.decode())
+        assert shown is not None, response.content[:300]
+        key = shown.group(1)
         assert _client(key).get("/api/instruments/").status_code == 200
 
     assert response.status_code == 200
@@ -146,7 +149,7 @@ def _drf_token_table(key: str, user_id: int) -> None:
         )
 
 
-def test_the_migration_keeps_the_deployed_drf_tokens_working_and_drops_their_plain_text():
+def test_the_migration_keeps_the_deployed_drf_tokens_working_and_drops_their_plain_text() -> None:
     from importlib import import_module
 
     migration = import_module("barter_site.migrations.0001_knox_tokens_from_drf")
@@ -176,10 +179,12 @@ def _create_cycle_token(*args: str) -> tuple[str, str]:
     out = io.StringIO()
     call_command("create_cycle_token", *args, stdout=out)
     text = out.getvalue()
-    return re.search(r"API token \(Authorization: Token <key>\): (\w+)", text).group(1), text
+    shown = re.search(r"API token \(Authorization: Token <key>\): (\w+)", text)
+    assert shown is not None, text
+    return shown.group(1), text
 
 
-def test_create_cycle_token_makes_a_user_holding_only_run_steps():
+def test_create_cycle_token_makes_a_user_holding_only_run_steps() -> None:
     with time_machine.travel(T0, tick=False):
         key, text = _create_cycle_token()
         cycle = _client(key)
@@ -201,7 +206,7 @@ def test_create_cycle_token_makes_a_user_holding_only_run_steps():
     assert "shown only this once" in text and "BARTER_API_TOKEN" in text
 
 
-def test_create_cycle_token_is_idempotent_and_takes_the_expiry():
+def test_create_cycle_token_is_idempotent_and_takes_the_expiry() -> None:
     first, _ = _create_cycle_token("--username", "gh-action")
     second, text = _create_cycle_token("--username", "gh-action", "--expiry-days", "0")
 
@@ -221,7 +226,7 @@ def test_create_cycle_token_is_idempotent_and_takes_the_expiry():
         (["--username", "reader"], "user 'reader' holds instruments.view_instrument"),
     ],
 )
-def test_create_cycle_token_refuses_bad_input_with_how_to_fix_it(args, message):
+def test_create_cycle_token_refuses_bad_input_with_how_to_fix_it(args: list[str], message: str) -> None:
     _superuser()
     user_with("reader", "instruments.view_instrument")
 
@@ -232,7 +237,7 @@ def test_create_cycle_token_refuses_bad_input_with_how_to_fix_it(args, message):
     assert permissions("trading.run_steps")[0].user_set.count() == 0
 
 
-def test_staff_with_the_token_permissions_makes_and_sees_only_their_own_tokens():
+def test_staff_with_the_token_permissions_makes_and_sees_only_their_own_tokens() -> None:
     staff = user_with(
         "staff", "knox.add_authtoken", "knox.view_authtoken", "knox.delete_authtoken", is_staff=True
     )

@@ -20,7 +20,7 @@ from positions.cycle.open import sync_new_trades
 from positions.events import StepResult
 from positions.models import Position, StrategyStep
 from runs.models import History
-from tests.fakes.coingecko import json_reply
+from tests.fakes.coingecko import FakeCoinGecko, json_reply
 from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy
 
@@ -33,7 +33,7 @@ PRICES = {"bitcoin": 105, "ethereum": 52, "litecoin": 21, "wrapped-bitcoin": 104
 
 def coin(coingecko_id: str, symbol: str, base: int) -> Instrument:
     """An instrument with ten candles 2024-01-01 .. 2024-01-10: open = close = base, high base + 5, low base - 5."""
-    instrument = InstrumentFactory(coingecko_id=coingecko_id, symbol=symbol)
+    instrument: Instrument = InstrumentFactory.create(coingecko_id=coingecko_id, symbol=symbol)
     for n in range(10):
         candle(instrument, date(2024, 1, 1) + timedelta(days=n), base, base + 5, base - 5, base)
     return instrument
@@ -69,7 +69,7 @@ def strategy(name: str, instruments: list[Instrument], **criteria: Any) -> Strat
 
 
 @pytest.fixture
-def prices(fake_coingecko):  # type: ignore[no-untyped-def]
+def prices(fake_coingecko: FakeCoinGecko) -> FakeCoinGecko:
     fake_coingecko.add(
         "/simple/price", json_reply({coin_id: {"usd": price} for coin_id, price in PRICES.items()})
     )
@@ -81,7 +81,7 @@ def actions(summary: dict[str, Any]) -> list[tuple[str, str | None, str]]:
 
 
 @time_machine.travel(NOW, tick=False)
-def test_a_scoped_open_leaves_the_other_instruments_to_the_full_run(prices):
+def test_a_scoped_open_leaves_the_other_instruments_to_the_full_run(prices: FakeCoinGecko) -> None:
     # Item 3: sync_new_trades(instruments=["bitcoin"]) then the full run skipped ETH for the day.
     btc, eth = coin("bitcoin", "BTC", 100), coin("ethereum", "ETH", 50)
     s = strategy("s", [btc, eth], sizing={"method": "fixed_quote", "value": 1000})
@@ -141,7 +141,7 @@ def _book(account: Strategy) -> list[tuple[Any, ...]]:
 
 
 @time_machine.travel(NOW, tick=False)
-def test_close_before_open_decides_as_open_then_close_does(prices):
+def test_close_before_open_decides_as_open_then_close_does(prices: FakeCoinGecko) -> None:
     # Item 2b: a close step for the day run before its open step made the open step skip every strategy.
     btc, eth, ltc = coin("bitcoin", "BTC", 100), coin("ethereum", "ETH", 50), coin("litecoin", "LTC", 20)
     candle(btc, date(2024, 1, 10), 100, 101, 90, 92)  # low 90 < stop 95: stopped at 95 on 2024-01-10
@@ -174,7 +174,9 @@ class Killed(BaseException):
 
 
 @time_machine.travel(NOW, tick=False)
-def test_a_retried_open_after_a_crash_and_a_close_loses_and_doubles_nothing(prices, monkeypatch):
+def test_a_retried_open_after_a_crash_and_a_close_loses_and_doubles_nothing(
+    prices: FakeCoinGecko, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Item 2's last clause: a crash between (or inside) open and close, the close step run, then open retried.
     btc, eth = coin("bitcoin", "BTC", 100), coin("ethereum", "ETH", 50)
     a = strategy("a", [btc, eth], sizing={"method": "fixed_quote", "value": 1000})
@@ -230,7 +232,9 @@ def test_a_retried_open_after_a_crash_and_a_close_loses_and_doubles_nothing(pric
 
 
 @time_machine.travel(NOW, tick=False)
-def test_an_instrument_without_the_days_candle_is_entered_by_the_run_after_the_collect(prices):
+def test_an_instrument_without_the_days_candle_is_entered_by_the_run_after_the_collect(
+    prices: FakeCoinGecko,
+) -> None:
     btc, eth = coin("bitcoin", "BTC", 100), coin("ethereum", "ETH", 50)
     InstrumentOHLC.objects.filter(instrument=eth, open_time=datetime(2024, 1, 10, tzinfo=UTC)).delete()
     strategy("s", [btc, eth], sizing={"method": "fixed_quote", "value": 1000})
@@ -244,7 +248,7 @@ def test_an_instrument_without_the_days_candle_is_entered_by_the_run_after_the_c
 
 
 @time_machine.travel(NOW, tick=False)
-def test_two_instruments_sharing_a_ticker_are_both_traded_and_named(prices):
+def test_two_instruments_sharing_a_ticker_are_both_traded_and_named(prices: FakeCoinGecko) -> None:
     # Item 4: keyed by ticker, a strategy holding two "BTC" instruments opened one and reported nothing else.
     bitcoin, wrapped = coin("bitcoin", "BTC", 100), coin("wrapped-bitcoin", "BTC", 99)
     s = strategy("s", [bitcoin, wrapped], sizing={"method": "fixed_quote", "value": 1000})
@@ -273,7 +277,7 @@ def test_two_instruments_sharing_a_ticker_are_both_traded_and_named(prices):
 
 
 @time_machine.travel(NOW, tick=False)
-def test_two_instruments_sharing_a_ticker_close_on_their_own_candles(prices):
+def test_two_instruments_sharing_a_ticker_close_on_their_own_candles(prices: FakeCoinGecko) -> None:
     bitcoin, wrapped = coin("bitcoin", "BTC", 100), coin("wrapped-bitcoin", "BTC", 100)
     s = strategy(
         "s", [bitcoin, wrapped], stop_loss_ratio=0.05, sizing={"method": "fixed_quote", "value": 1000}

@@ -6,22 +6,25 @@ import json
 import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import time_machine
 from django.core.management import call_command
 from django.db import connections
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
-from instruments.models import InstrumentOHLC
+from instruments.models import Instrument, InstrumentOHLC
 from positions.cycle.close import sync_close_positions
 from positions.cycle.manual import position_close_manual
 from positions.cycle.open import sync_new_trades
+from positions.events import StepResult
 from positions.models import Position, StrategyStep
 from runs.locks import RunInProgressError
 from runs.models import History
 from tests.accounts import RUN_STEPS, token_client, user_with
-from tests.fakes.coingecko import json_reply
+from tests.fakes.coingecko import FakeCoinGecko, json_reply
 from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy
 
@@ -31,7 +34,7 @@ AS_OF = date(2024, 1, 11)
 ALWAYS = {"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}}
 
 
-def daily(instrument, day: date, o: str, h: str, low: str, c: str) -> None:  # type: ignore[no-untyped-def]
+def daily(instrument: Instrument, day: date, o: str, h: str, low: str, c: str) -> None:
     InstrumentOHLC.objects.create(
         instrument=instrument,
         timeframe="1d",
@@ -45,14 +48,14 @@ def daily(instrument, day: date, o: str, h: str, low: str, c: str) -> None:  # t
 
 
 @pytest.fixture
-def bitcoin(db):  # type: ignore[no-untyped-def]
-    coin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+def bitcoin(db: None) -> Instrument:
+    coin: Instrument = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     for n in range(10):  # 2024-01-01 .. 2024-01-10, all 100/110/90/100
         daily(coin, date(2024, 1, 1) + timedelta(days=n), "100", "110", "90", "100")
     return coin
 
 
-def strategy_on(instrument, **criteria) -> Strategy:  # type: ignore[no-untyped-def]
+def strategy_on(instrument: Instrument, **criteria: object) -> Strategy:
     document = {
         "version": 1,
         "side": "long",
@@ -69,13 +72,15 @@ def strategy_on(instrument, **criteria) -> Strategy:  # type: ignore[no-untyped-
 
 
 @pytest.fixture
-def price_105(fake_coingecko):  # type: ignore[no-untyped-def]
+def price_105(fake_coingecko: FakeCoinGecko) -> FakeCoinGecko:
     fake_coingecko.add("/simple/price", json_reply({"bitcoin": {"usd": 105}}))
     return fake_coingecko
 
 
 @time_machine.travel(NOW, tick=False)
-def test_open_step_buys_at_coingeckos_price_with_slippage_and_fee(bitcoin, price_105):
+def test_open_step_buys_at_coingeckos_price_with_slippage_and_fee(
+    bitcoin: Instrument, price_105: FakeCoinGecko
+) -> None:
     strategy = strategy_on(bitcoin, stop_loss_ratio=0.1)
 
     summary = sync_new_trades(as_of=AS_OF)
@@ -105,7 +110,7 @@ def test_open_step_buys_at_coingeckos_price_with_slippage_and_fee(bitcoin, price
 
 
 @time_machine.travel(NOW, tick=False)
-def test_a_second_open_call_for_the_day_opens_nothing(bitcoin, price_105):
+def test_a_second_open_call_for_the_day_opens_nothing(bitcoin: Instrument, price_105: FakeCoinGecko) -> None:
     strategy_on(bitcoin)
     sync_new_trades(as_of=AS_OF)
     again = sync_new_trades(as_of=AS_OF)
@@ -115,7 +120,9 @@ def test_a_second_open_call_for_the_day_opens_nothing(bitcoin, price_105):
 
 
 @time_machine.travel(NOW, tick=False)
-def test_without_coingecko_the_newest_close_is_the_price(bitcoin, fake_coingecko):
+def test_without_coingecko_the_newest_close_is_the_price(
+    bitcoin: Instrument, fake_coingecko: FakeCoinGecko
+) -> None:
     strategy_on(bitcoin, slippage_ratio=0.0)
     summary = sync_new_trades(as_of=AS_OF)  # the fake answers 404 for /simple/price
     assert Position.objects.get().entry_price == Decimal("100")
@@ -123,7 +130,7 @@ def test_without_coingecko_the_newest_close_is_the_price(bitcoin, fake_coingecko
 
 
 @time_machine.travel(NOW, tick=False)
-def test_no_candle_for_yesterday_means_no_entry(bitcoin, price_105):
+def test_no_candle_for_yesterday_means_no_entry(bitcoin: Instrument, price_105: FakeCoinGecko) -> None:
     InstrumentOHLC.objects.filter(open_time__date=date(2024, 1, 10)).delete()
     strategy_on(bitcoin)
     summary = sync_new_trades(as_of=AS_OF)
@@ -131,7 +138,9 @@ def test_no_candle_for_yesterday_means_no_entry(bitcoin, price_105):
     assert summary["results"][0]["reason"] == "no candle for the day before as_of (collect first)"
 
 
-def test_close_step_takes_the_stop_and_catches_up_missed_days(bitcoin, price_105):
+def test_close_step_takes_the_stop_and_catches_up_missed_days(
+    bitcoin: Instrument, price_105: FakeCoinGecko
+) -> None:
     strategy = strategy_on(bitcoin, stop_loss_ratio=0.1, slippage_ratio=0.0, fee_rate=0.0)
     with time_machine.travel(NOW, tick=False):
         sync_new_trades(as_of=AS_OF)  # bought at 105, stop at 94.5
@@ -144,6 +153,7 @@ def test_close_step_takes_the_stop_and_catches_up_missed_days(bitcoin, price_105
     assert position.status == "closed" and position.exit_reason == "stop_loss"
     assert position.exit_price == Decimal("94.5") and position.exit_at == datetime(2024, 1, 12, tzinfo=UTC)
     # pnl = 94.5 q - 105 q with q = 10,000 / 105
+    assert position.pnl is not None
     assert abs(position.pnl - (Decimal("94.5") - Decimal(105)) * Decimal(10_000) / Decimal(105)) < Decimal(
         "1e-9"
     )
@@ -157,7 +167,9 @@ def test_close_step_takes_the_stop_and_catches_up_missed_days(bitcoin, price_105
     assert again["results"][0]["action"] == "skipped"
 
 
-def test_close_step_moves_the_trailing_stop_and_a_signal_exits_at_the_live_price(bitcoin, price_105):
+def test_close_step_moves_the_trailing_stop_and_a_signal_exits_at_the_live_price(
+    bitcoin: Instrument, price_105: FakeCoinGecko
+) -> None:
     strategy_on(
         bitcoin,
         trailing_stop_ratio=0.1,
@@ -181,7 +193,7 @@ def test_close_step_moves_the_trailing_stop_and_a_signal_exits_at_the_live_price
 
 
 @time_machine.travel(NOW, tick=False)
-def test_one_broken_strategy_does_not_stop_the_others(bitcoin, price_105):
+def test_one_broken_strategy_does_not_stop_the_others(bitcoin: Instrument, price_105: FakeCoinGecko) -> None:
     good = strategy_on(bitcoin)
     broken = strategy_on(bitcoin)
     Strategy.objects.filter(pk=broken.pk).update(
@@ -195,7 +207,7 @@ def test_one_broken_strategy_does_not_stop_the_others(bitcoin, price_105):
 
 
 @time_machine.travel(NOW, tick=False)
-def test_close_now_by_hand(bitcoin, price_105):
+def test_close_now_by_hand(bitcoin: Instrument, price_105: FakeCoinGecko) -> None:
     strategy_on(bitcoin, slippage_ratio=0.0, fee_rate=0.0)
     sync_new_trades(as_of=AS_OF)
     position = position_close_manual(position=Position.objects.get(), price=Decimal("110"))
@@ -205,12 +217,12 @@ def test_close_now_by_hand(bitcoin, price_105):
 
 
 @pytest.fixture
-def api(db) -> APIClient:  # type: ignore[no-untyped-def]
+def api(db: None) -> APIClient:
     return token_client(user_with("robot", *RUN_STEPS))
 
 
 @time_machine.travel(NOW, tick=False)
-def test_api_endpoints_run_the_steps(api, bitcoin, price_105):
+def test_api_endpoints_run_the_steps(api: APIClient, bitcoin: Instrument, price_105: FakeCoinGecko) -> None:
     strategy_on(bitcoin)
     assert APIClient().post("/api/sync_new_trades").status_code == 401
     assert api.get("/api/sync_new_trades").status_code == 405
@@ -230,7 +242,9 @@ def test_api_endpoints_run_the_steps(api, bitcoin, price_105):
 
 
 @time_machine.travel(NOW, tick=False)
-def test_commands_and_run_cycle(bitcoin, price_105, capsys, settings):
+def test_commands_and_run_cycle(
+    bitcoin: Instrument, price_105: FakeCoinGecko, capsys: pytest.CaptureFixture[str], settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 1
     strategy_on(bitcoin)
     call_command("run_cycle", "--as-of", "2024-01-11")
@@ -245,12 +259,12 @@ def test_commands_and_run_cycle(bitcoin, price_105, capsys, settings):
 
 @pytest.mark.postgres
 @time_machine.travel(NOW, tick=False)
-def test_concurrent_open_steps_open_one_position(bitcoin, price_105):
+def test_concurrent_open_steps_open_one_position(bitcoin: Instrument, price_105: FakeCoinGecko) -> None:
     # 8 runs at once: one opens; a run that meets the first one's run lock is refused (409), and one that starts
     # after it has finished reports skipped. Nobody waits, nothing is doubled.
     strategy_on(bitcoin)
     barrier = threading.Barrier(8)
-    summaries: list[dict] = []
+    summaries: list[dict[str, Any]] = []
     refused: list[RunInProgressError] = []
 
     def call() -> None:
@@ -285,21 +299,21 @@ def test_concurrent_open_steps_open_one_position(bitcoin, price_105):
 @pytest.mark.postgres
 @time_machine.travel(NOW, tick=False)
 def test_a_run_refused_by_the_lock_names_the_run_in_progress_then_a_later_run_is_skipped(
-    bitcoin, price_105, monkeypatch
-):
+    bitcoin: Instrument, price_105: FakeCoinGecko, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from positions.cycle import open as open_step
 
     strategy_on(bitcoin)
     inside, release = threading.Event(), threading.Event()
     real_open = open_step._open_strategy
 
-    def held_open(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def held_open(*args: Any, **kwargs: Any) -> list[StepResult]:
         inside.set()  # the run has its lock and its run_started row; hold it until the test has asked
         assert release.wait(timeout=30)
         return real_open(*args, **kwargs)
 
     monkeypatch.setattr(open_step, "_open_strategy", held_open)
-    first: list[dict] = []
+    first: list[dict[str, Any]] = []
 
     def run_first() -> None:
         try:
@@ -333,7 +347,7 @@ def test_a_run_refused_by_the_lock_names_the_run_in_progress_then_a_later_run_is
 
 
 @time_machine.travel(NOW, tick=False)
-def test_celery_tasks_run_the_same_steps(bitcoin, price_105):
+def test_celery_tasks_run_the_same_steps(bitcoin: Instrument, price_105: FakeCoinGecko) -> None:
     from positions.tasks import sync_close_positions_task, sync_new_trades_task
 
     strategy_on(bitcoin)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.db import DatabaseError, connection, connections, transaction
+from pytest_django import Settings
 
 from barter_site.errors import ApplicationError
 from instruments.models import Instrument, InstrumentOHLC
@@ -22,7 +23,7 @@ from positions.cycle.manual import PositionNotOpenError, position_close_manual
 from positions.execution.paper import PaperBroker
 from positions.models import Position
 from runs.models import History
-from tests.fakes.coingecko import json_reply
+from tests.fakes.coingecko import FakeCoinGecko, json_reply
 from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy
 
@@ -39,7 +40,7 @@ CRITERIA = {
 
 def held(*, backend: str = "paper", candles: bool = True) -> Position:
     """An open position of 2 BTC bought at 100 on 2024-01-09 (candles 2024-01-01 .. 2024-01-10 when asked)."""
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     if candles:
         for n in range(10):
             InstrumentOHLC.objects.create(
@@ -75,7 +76,9 @@ def run_rows() -> list[tuple[str, str, str]]:
 
 
 @time_machine.travel(NOW, tick=False)
-def test_the_price_is_asked_for_before_the_position_is_locked(fake_coingecko, monkeypatch, on_postgres):
+def test_the_price_is_asked_for_before_the_position_is_locked(
+    fake_coingecko: FakeCoinGecko, monkeypatch: pytest.MonkeyPatch, on_postgres: bool
+) -> None:
     fake_coingecko.add("/simple/price", json_reply({"bitcoin": {"usd": 120}}))
     position = held()
     real_quotes = PaperBroker.quotes
@@ -120,8 +123,8 @@ def test_the_price_is_asked_for_before_the_position_is_locked(fake_coingecko, mo
 
 @time_machine.travel(NOW, tick=False)
 def test_a_position_closed_while_the_price_was_fetched_is_refused_and_the_run_finished(
-    fake_coingecko, monkeypatch
-):
+    fake_coingecko: FakeCoinGecko, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake_coingecko.add("/simple/price", json_reply({"bitcoin": {"usd": 120}}))
     position = held()
     real_quotes = PaperBroker.quotes
@@ -145,7 +148,7 @@ def test_a_position_closed_while_the_price_was_fetched_is_refused_and_the_run_fi
 
 
 @time_machine.travel(NOW, tick=False)
-def test_no_price_finishes_the_run_as_failed(fake_coingecko):
+def test_no_price_finishes_the_run_as_failed(fake_coingecko: FakeCoinGecko) -> None:
     position = held(candles=False)  # CoinGecko answers 404 and there is no candle to fall back on
 
     with pytest.raises(ApplicationError, match="no price for BTC"):
@@ -162,7 +165,9 @@ def test_no_price_finishes_the_run_as_failed(fake_coingecko):
 
 
 @time_machine.travel(NOW, tick=False)
-def test_an_unexpected_error_finishes_the_run_as_failed_and_closes_nothing(fake_coingecko, monkeypatch):
+def test_an_unexpected_error_finishes_the_run_as_failed_and_closes_nothing(
+    fake_coingecko: FakeCoinGecko, monkeypatch: pytest.MonkeyPatch
+) -> None:
     position = held()
 
     def broken(*args: Any, **kwargs: Any) -> Any:
@@ -181,7 +186,7 @@ def test_an_unexpected_error_finishes_the_run_as_failed_and_closes_nothing(fake_
 
 
 @time_machine.travel(NOW, tick=False)
-def test_an_exchange_close_that_raises_before_sending_finishes_the_run(settings):
+def test_an_exchange_close_that_raises_before_sending_finishes_the_run(settings: Settings) -> None:
     # The instrument has no market symbol, so the exchange strategy cannot sell it: refused before any order.
     settings.BARTER_TRADING_ENABLED = True
     position = held(backend="exchange")

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def strategy(db) -> Strategy:  # type: ignore[no-untyped-def]
-    coin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+def strategy(db: None) -> Strategy:
+    coin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     for n, close in enumerate([100, 90, 95, 120, 130, 80, 85, 90, 100, 110]):
         InstrumentOHLC.objects.create(
             instrument=coin,
@@ -42,7 +42,9 @@ def strategy(db) -> Strategy:  # type: ignore[no-untyped-def]
     return created
 
 
-def test_replay_prints_what_the_fresh_account_did(strategy, capsys):
+def test_replay_prints_what_the_fresh_account_did(
+    strategy: Strategy, capsys: pytest.CaptureFixture[str]
+) -> None:
     call_command("replay", "--start", "2024-01-01", "--end", "2024-01-10")
     out = capsys.readouterr().out
     # close 90 on 01-02 -> buy at 01-03's open 95; close 120 on 01-04 -> sell at 01-05's open 130;
@@ -52,11 +54,14 @@ def test_replay_prints_what_the_fresh_account_did(strategy, capsys):
     account = Strategy.objects.exclude(pk=strategy.pk).get()
     assert not account.is_enabled
     first = Position.objects.for_strategy(account).order_by("entry_at").first()
+    assert first is not None and first.exit_at is not None
     assert (first.entry_price, first.exit_price, first.exit_reason) == (Decimal(95), Decimal(130), "signal")
     assert first.entry_at.date() == date(2024, 1, 3) and first.exit_at.date() == date(2024, 1, 5)
 
 
-def test_days_replays_up_to_the_day_after_the_newest_candle(strategy, capsys):
+def test_days_replays_up_to_the_day_after_the_newest_candle(
+    strategy: Strategy, capsys: pytest.CaptureFixture[str]
+) -> None:
     call_command("replay", "--days", "3", "--skip-existing")
     call_command("replay", "--days", "3", "--skip-existing")
     out = capsys.readouterr().out
@@ -76,13 +81,13 @@ def test_days_replays_up_to_the_day_after_the_newest_candle(strategy, capsys):
         (["--days", "3", "--strategy", "nope"], "unknown strategy 'nope'; known: dip"),
     ],
 )
-def test_bad_input_is_a_clear_command_error(strategy, args, message):
+def test_bad_input_is_a_clear_command_error(strategy: Strategy, args: list[str], message: str) -> None:
     with pytest.raises(CommandError) as caught:
         call_command("replay", *args)
     assert message in str(caught.value)
 
 
-def test_nothing_enabled_says_what_to_do(strategy):
+def test_nothing_enabled_says_what_to_do(strategy: Strategy) -> None:
     Strategy.objects.update(is_enabled=False)
     with pytest.raises(CommandError, match="no enabled strategy to replay: pass --strategy NAME"):
         call_command("replay", "--days", "2")

@@ -14,15 +14,16 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
-from instruments.models import InstrumentOHLC
+from instruments.models import Instrument, InstrumentOHLC
 from positions.cycle.close import sync_close_positions
 from positions.cycle.open import sync_new_trades
 from positions.cycle.run import StepDayError
 from positions.models import Position, StrategyStep
 from runs.models import History
-from tests.fakes.coingecko import json_reply
+from tests.fakes.coingecko import FakeCoinGecko, json_reply
 from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy
 
@@ -33,8 +34,8 @@ ALWAYS = {"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}}
 
 
 @pytest.fixture
-def bitcoin(db):  # type: ignore[no-untyped-def]
-    coin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+def bitcoin(db: None) -> Instrument:
+    coin: Instrument = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     for n in range(22):  # 2024-04-01 .. 2024-04-22
         price = Decimal(60_000 + 100 * n)
         InstrumentOHLC.objects.create(
@@ -51,7 +52,7 @@ def bitcoin(db):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def live_strategy(bitcoin) -> Strategy:  # type: ignore[no-untyped-def]
+def live_strategy(bitcoin: Instrument) -> Strategy:
     strategy = Strategy.objects.create(
         name="live",
         criteria={"version": 1, "side": "long", "entry": ALWAYS, "fee_rate": 0.001, "slippage_ratio": 0.0},
@@ -62,13 +63,13 @@ def live_strategy(bitcoin) -> Strategy:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def price_now(fake_coingecko):  # type: ignore[no-untyped-def]
+def price_now(fake_coingecko: FakeCoinGecko) -> FakeCoinGecko:
     fake_coingecko.add("/simple/price", json_reply({"bitcoin": {"usd": 64940.59}}))
     return fake_coingecko
 
 
 @pytest.fixture
-def api(db) -> APIClient:  # type: ignore[no-untyped-def]
+def api(db: None) -> APIClient:
     # A user who may run the steps (issue 11's permission), so this stays about the day, not about who asks.
     user = get_user_model().objects.create_user("cycle", password="unused-password-123")
     user.user_permissions.add(Permission.objects.get(codename="run_steps", content_type__app_label="trading"))
@@ -79,7 +80,9 @@ def api(db) -> APIClient:  # type: ignore[no-untyped-def]
 
 @time_machine.travel(NOW, tick=False)
 @pytest.mark.parametrize("endpoint", ["/api/sync_new_trades", "/api/sync_close_positions"])
-def test_a_past_as_of_is_a_400_on_as_of_that_points_at_replay(api, live_strategy, price_now, endpoint):
+def test_a_past_as_of_is_a_400_on_as_of_that_points_at_replay(
+    api: APIClient, live_strategy: Strategy, price_now: FakeCoinGecko, endpoint: str
+) -> None:
     answer = api.post(endpoint, {"as_of": PAST}, format="json")
 
     assert answer.status_code == 400, answer.content
@@ -93,7 +96,9 @@ def test_a_past_as_of_is_a_400_on_as_of_that_points_at_replay(api, live_strategy
 
 
 @time_machine.travel(NOW, tick=False)
-def test_today_or_no_as_of_trades_and_past_collect_stays_allowed(api, live_strategy, price_now, settings):
+def test_today_or_no_as_of_trades_and_past_collect_stays_allowed(
+    api: APIClient, live_strategy: Strategy, price_now: FakeCoinGecko, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 1
     collected = api.post("/api/sync_data", {"as_of": PAST}, format="json")  # backfill is harmless
     assert collected.status_code == 200, collected.content
@@ -107,7 +112,9 @@ def test_today_or_no_as_of_trades_and_past_collect_stays_allowed(api, live_strat
 
 @time_machine.travel(NOW, tick=False)
 @pytest.mark.parametrize("command", ["sync_new_trades", "sync_close_positions", "run_cycle"])
-def test_the_commands_refuse_a_past_day_and_say_how(live_strategy, price_now, command):
+def test_the_commands_refuse_a_past_day_and_say_how(
+    live_strategy: Strategy, price_now: FakeCoinGecko, command: str
+) -> None:
     with pytest.raises(CommandError) as refused:
         call_command(command, "--as-of", PAST)
 
@@ -117,7 +124,9 @@ def test_the_commands_refuse_a_past_day_and_say_how(live_strategy, price_now, co
 
 
 @time_machine.travel(NOW, tick=False)
-def test_the_celery_tasks_record_a_refused_day_as_a_failed_run(live_strategy, price_now):
+def test_the_celery_tasks_record_a_refused_day_as_a_failed_run(
+    live_strategy: Strategy, price_now: FakeCoinGecko
+) -> None:
     from positions.tasks import sync_close_positions_task, sync_new_trades_task
 
     opened = sync_new_trades_task.delay(as_of=PAST).get()
@@ -135,7 +144,9 @@ def test_the_celery_tasks_record_a_refused_day_as_a_failed_run(live_strategy, pr
 
 
 @time_machine.travel(NOW, tick=False)
-def test_the_service_refuses_live_backends_but_not_the_replay_broker(live_strategy, price_now):
+def test_the_service_refuses_live_backends_but_not_the_replay_broker(
+    live_strategy: Strategy, price_now: FakeCoinGecko
+) -> None:
     from positions.execution.paper import ReplayBroker
 
     with pytest.raises(StepDayError) as refused:
@@ -153,7 +164,9 @@ def test_the_service_refuses_live_backends_but_not_the_replay_broker(live_strate
 
 
 @time_machine.travel(NOW, tick=False)
-def test_replay_command_still_trades_past_days(live_strategy, capsys):
+def test_replay_command_still_trades_past_days(
+    live_strategy: Strategy, capsys: pytest.CaptureFixture[str]
+) -> None:
     call_command("replay", "--start", "2024-04-10", "--end", "2024-04-20", "--strategy", "live")
 
     assert "11 days replayed" in capsys.readouterr().out

@@ -10,14 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any, NoReturn, TypedDict
 
 import pytest
 import responses
 import time_machine
+from django.contrib.auth.models import User
+from django.test import Client
+from pytest_django import Settings
 
-from instruments.models import InstrumentOHLC
+from instruments.models import Instrument, InstrumentOHLC
 from instruments.sources.exchange.client import exchange_clients_reset
 from positions.cycle.close import sync_close_positions
 from positions.cycle.manual import position_close_manual
@@ -34,10 +39,28 @@ NOW = datetime(2024, 1, 11, 0, 40, tzinfo=UTC)
 AS_OF = date(2024, 1, 11)
 NEXT_DAY = datetime(2024, 1, 12, 0, 40, tzinfo=UTC)
 ALWAYS = {"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}}
-FAKES = {"binance": FakeBinance, "bybit": FakeBybit}
+FAKES: dict[str, type[FakeBinance | FakeBybit]] = {"binance": FakeBinance, "bybit": FakeBybit}
 
 
-def daily(instrument, day: date, o: str = "100", h: str = "110", low: str = "90", c: str = "100") -> None:  # type: ignore[no-untyped-def]
+class OrderIdKeys(TypedDict):
+    """The keyword arguments ``client_order_id`` requires."""
+
+    strategy_id: int
+    instrument_id: int
+    as_of: date
+    purpose: str
+
+
+class OrderIdParts(OrderIdKeys, total=False):
+    """Every keyword argument of ``client_order_id``."""
+
+    position_id: int
+    sequence: int
+
+
+def daily(
+    instrument: Instrument, day: date, o: str = "100", h: str = "110", low: str = "90", c: str = "100"
+) -> None:
     InstrumentOHLC.objects.create(
         instrument=instrument,
         timeframe="1d",
@@ -51,7 +74,7 @@ def daily(instrument, day: date, o: str = "100", h: str = "110", low: str = "90"
 
 
 @pytest.fixture(autouse=True)
-def dummy_keys(settings):  # type: ignore[no-untyped-def]
+def dummy_keys(settings: Settings) -> Iterator[None]:
     """Dummy credentials for both exchanges; ccxt objects are rebuilt from them for each test."""
     settings.BARTER_EXCHANGES = {
         exchange_id: {"api_key": DUMMY_KEY, "secret": DUMMY_SECRET, "password": "", "sandbox": False}
@@ -64,23 +87,23 @@ def dummy_keys(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def mock():  # type: ignore[no-untyped-def]
+def mock() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield rsps
 
 
 @pytest.fixture(params=["binance", "bybit"])
-def exchange_id(request) -> str:  # type: ignore[no-untyped-def]
+def exchange_id(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def fake(exchange_id, mock):  # type: ignore[no-untyped-def]
+def fake(exchange_id: str, mock: responses.RequestsMock) -> FakeBinance | FakeBybit:
     return FAKES[exchange_id](mock)
 
 
-def strategy_on(exchange_id: str, *, cash: str = "1000", **criteria) -> Strategy:  # type: ignore[no-untyped-def]
-    coin = InstrumentFactory(
+def strategy_on(exchange_id: str, *, cash: str = "1000", **criteria: object) -> Strategy:
+    coin = InstrumentFactory.create(
         coingecko_id="bitcoin",
         symbol="BTC",
         candle_source="exchange",
@@ -117,7 +140,7 @@ def kinds(strategy: Strategy) -> list[str]:
     )
 
 
-def open_entry(strategy: Strategy) -> dict:  # type: ignore[type-arg]
+def open_entry(strategy: Strategy) -> dict[str, Any]:
     with time_machine.travel(NOW, tick=False):
         return sync_new_trades(as_of=AS_OF)
 
@@ -125,7 +148,9 @@ def open_entry(strategy: Strategy) -> dict:  # type: ignore[type-arg]
 # -- entries --------------------------------------------------------------------------------------------------
 
 
-def test_an_entry_that_fills_holds_the_real_fill_and_is_protected(exchange_id, fake):
+def test_an_entry_that_fills_holds_the_real_fill_and_is_protected(
+    exchange_id: str, fake: FakeBinance | FakeBybit
+) -> None:
     strategy = strategy_on(exchange_id)
 
     summary = open_entry(strategy)
@@ -159,7 +184,9 @@ def test_an_entry_that_fills_holds_the_real_fill_and_is_protected(exchange_id, f
     assert kinds(strategy)[:4] == ["signal", "order", "fill", "position_opened"]
 
 
-def test_an_entry_below_the_minimum_notional_is_refused_before_sending(exchange_id, fake):
+def test_an_entry_below_the_minimum_notional_is_refused_before_sending(
+    exchange_id: str, fake: FakeBinance | FakeBybit
+) -> None:
     strategy = strategy_on(exchange_id, cash="4.2")
 
     summary = open_entry(strategy)
@@ -174,7 +201,9 @@ def test_an_entry_below_the_minimum_notional_is_refused_before_sending(exchange_
     assert History.objects.filter(strategy=strategy, kind=HistoryKind.ERROR, message=line["error"]).exists()
 
 
-def test_a_create_that_timed_out_after_being_accepted_is_found_not_placed_again(exchange_id, fake):
+def test_a_create_that_timed_out_after_being_accepted_is_found_not_placed_again(
+    exchange_id: str, fake: FakeBinance | FakeBybit
+) -> None:
     strategy = strategy_on(exchange_id)
     fake.timeouts = 1  # the exchange accepts the buy, then the answer never arrives
 
@@ -189,7 +218,9 @@ def test_a_create_that_timed_out_after_being_accepted_is_found_not_placed_again(
     assert position.entry_price == Decimal("105")
 
 
-def test_a_partial_fill_opens_the_filled_part_and_cancels_the_rest(exchange_id, fake):
+def test_a_partial_fill_opens_the_filled_part_and_cancels_the_rest(
+    exchange_id: str, fake: FakeBinance | FakeBybit
+) -> None:
     strategy = strategy_on(exchange_id)
     fake.fill_ratio = Decimal("0.4")
 
@@ -210,7 +241,7 @@ def test_a_partial_fill_opens_the_filled_part_and_cancels_the_rest(exchange_id, 
     assert stop.quantity <= position.quantity
 
 
-def test_an_order_that_fills_nothing_opens_no_position(mock):
+def test_an_order_that_fills_nothing_opens_no_position(mock: responses.RequestsMock) -> None:
     fake = FakeBinance(mock)
     strategy = strategy_on("binance")
     fake.fill_ratio = Decimal(0)
@@ -227,7 +258,9 @@ def test_an_order_that_fills_nothing_opens_no_position(mock):
 
 
 @pytest.mark.parametrize("switch", ["global", "strategy"])
-def test_the_kill_switch_stops_entries_while_exits_still_run(exchange_id, fake, settings, switch):
+def test_the_kill_switch_stops_entries_while_exits_still_run(
+    exchange_id: str, fake: FakeBinance | FakeBybit, settings: Settings, switch: str
+) -> None:
     strategy = strategy_on(exchange_id, exit=ALWAYS)
     open_entry(strategy)
     position = Position.objects.get(strategy=strategy)
@@ -260,7 +293,9 @@ def test_the_kill_switch_stops_entries_while_exits_still_run(exchange_id, fake, 
 # -- reconciliation -------------------------------------------------------------------------------------------
 
 
-def test_a_stop_that_filled_overnight_closes_the_position_as_stop_loss(exchange_id, fake):
+def test_a_stop_that_filled_overnight_closes_the_position_as_stop_loss(
+    exchange_id: str, fake: FakeBinance | FakeBybit
+) -> None:
     strategy = strategy_on(exchange_id)
     open_entry(strategy)
     position = Position.objects.get(strategy=strategy)
@@ -277,6 +312,7 @@ def test_a_stop_that_filled_overnight_closes_the_position_as_stop_loss(exchange_
     assert position.exit_price == Decimal("93.1")  # the exchange's fill, not the engine's level 94.5
     assert position.exit_at == filled_at
     proceeds = position.quantity.quantize(Decimal("1e-5")) if exchange_id == "binance" else position.quantity
+    assert position.exit_fee is not None
     assert position.exit_fee > 0 and position.pnl is not None and position.pnl < 0
     assert proceeds > 0
     assert fake.creates == creates_before  # Barter sent no sell of its own
@@ -287,7 +323,7 @@ def test_a_stop_that_filled_overnight_closes_the_position_as_stop_loss(exchange_
     assert closed.payload["exit_reason"] == "stop_loss"
 
 
-def test_an_entry_accepted_before_a_crash_is_taken_up_by_the_next_run(mock):
+def test_an_entry_accepted_before_a_crash_is_taken_up_by_the_next_run(mock: responses.RequestsMock) -> None:
     fake = FakeBinance(mock)
     strategy = strategy_on("binance")
     instrument = strategy.instruments.get()
@@ -313,7 +349,7 @@ def test_an_entry_accepted_before_a_crash_is_taken_up_by_the_next_run(mock):
 # -- protection -----------------------------------------------------------------------------------------------
 
 
-def test_the_stop_is_replaced_when_the_trailing_level_moves(mock):
+def test_the_stop_is_replaced_when_the_trailing_level_moves(mock: responses.RequestsMock) -> None:
     fake = FakeBinance(mock)
     strategy = strategy_on("binance", stop_loss_ratio=None, trailing_stop_ratio=0.1)
     open_entry(strategy)
@@ -338,7 +374,9 @@ def test_the_stop_is_replaced_when_the_trailing_level_moves(mock):
     assert live.client_order_id == second.client_id != first_now.client_id
 
 
-def test_a_signal_exit_cancels_the_stop_before_selling(exchange_id, fake):
+def test_a_signal_exit_cancels_the_stop_before_selling(
+    exchange_id: str, fake: FakeBinance | FakeBybit
+) -> None:
     strategy = strategy_on(exchange_id, exit=ALWAYS)
     open_entry(strategy)
     daily(strategy.instruments.get(), date(2024, 1, 11), low="100")  # above the stop: only the signal exits
@@ -361,7 +399,9 @@ def test_a_signal_exit_cancels_the_stop_before_selling(exchange_id, fake):
     assert Order.objects.get(purpose="protection").status == Order.Status.CANCELED
 
 
-def test_a_market_without_stop_orders_leaves_the_position_unprotected(mock, client, django_user_model):
+def test_a_market_without_stop_orders_leaves_the_position_unprotected(
+    mock: responses.RequestsMock, client: Client, django_user_model: type[User]
+) -> None:
     fake = FakeBinance(mock, stop_loss=False)
     strategy = strategy_on("binance")
 
@@ -390,18 +430,28 @@ def test_a_market_without_stop_orders_leaves_the_position_unprotected(mock, clie
         ),
     ],
 )  # fmt: skip
-def test_client_order_ids_are_deterministic_and_fit_both_exchanges(ids, expected):
+def test_client_order_ids_are_deterministic_and_fit_both_exchanges(ids: OrderIdParts, expected: str) -> None:
     assert client_order_id(**ids) == expected == client_order_id(**ids)
 
 
-def test_client_order_ids_of_huge_ids_are_hashed_to_36_characters():
-    big = {"strategy_id": 10**15, "instrument_id": 10**15, "as_of": date(2024, 1, 11), "purpose": "exit"}
+def test_client_order_ids_of_huge_ids_are_hashed_to_36_characters() -> None:
+    big: OrderIdKeys = {
+        "strategy_id": 10**15,
+        "instrument_id": 10**15,
+        "as_of": date(2024, 1, 11),
+        "purpose": "exit",
+    }
     text = client_order_id(**big, position_id=10**15, sequence=10**6)
     assert len(text) == CLIENT_ORDER_ID_MAX_LENGTH and re.fullmatch(r"[a-z0-9-]+", text)
     assert text != client_order_id(**big, position_id=10**15, sequence=10**6 + 1)
 
 
-def test_keys_never_reach_logs_history_or_the_admin(mock, caplog, client, django_user_model):
+def test_keys_never_reach_logs_history_or_the_admin(
+    mock: responses.RequestsMock,
+    caplog: pytest.LogCaptureFixture,
+    client: Client,
+    django_user_model: type[User],
+) -> None:
     fake = FakeBinance(mock)
     strategy = strategy_on("binance")
     fake.timeouts = 1  # the warning path logs too
@@ -435,7 +485,7 @@ def test_keys_never_reach_logs_history_or_the_admin(mock, caplog, client, django
     )
 
 
-def test_closing_by_hand_cancels_the_stop_and_sells_on_the_exchange(mock):
+def test_closing_by_hand_cancels_the_stop_and_sells_on_the_exchange(mock: responses.RequestsMock) -> None:
     fake = FakeBinance(mock)
     strategy = strategy_on("binance")
     open_entry(strategy)
@@ -457,17 +507,16 @@ class Killed(BaseException):
 
 
 def test_an_entry_written_but_not_sent_before_a_crash_is_sent_by_the_retried_open_after_the_close(
-    mock, monkeypatch
-):
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Issue 11, item 2: the open step committed its order and the day's claim, then died before sending; the close
     # step ran (it must leave the order for the open step), then the retried open sends it: one buy, not zero.
     fake = FakeBinance(mock)
     strategy = strategy_on("binance")
     from positions.cycle import open as open_step
+    from positions.execution.trades import entry_execute as real_execute  # what open_step calls
 
-    real_execute = open_step.entry_execute
-
-    def killed(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def killed(*args: Any, **kwargs: Any) -> NoReturn:
         raise Killed
 
     monkeypatch.setattr(open_step, "entry_execute", killed)
@@ -494,15 +543,17 @@ def test_an_entry_written_but_not_sent_before_a_crash_is_sent_by_the_retried_ope
     assert History.objects.filter(kind=HistoryKind.POSITION_OPENED, position=position).count() == 1
 
 
-def test_an_entry_not_sent_before_a_crash_expires_when_the_kill_switch_is_on(mock, monkeypatch, settings):
+def test_an_entry_not_sent_before_a_crash_expires_when_the_kill_switch_is_on(
+    mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
     fake = FakeBinance(mock)
     strategy_on("binance")
     from positions.cycle import open as open_step
+    from positions.execution.trades import entry_execute as real_execute  # what open_step calls
 
-    def killed(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def killed(*args: Any, **kwargs: Any) -> NoReturn:
         raise Killed
 
-    real_execute = open_step.entry_execute
     monkeypatch.setattr(open_step, "entry_execute", killed)
     with time_machine.travel(NOW, tick=False), pytest.raises(Killed):
         sync_new_trades(as_of=AS_OF)

@@ -55,7 +55,7 @@ def binance_market_buy(
     }
 
 
-def test_a_fee_in_a_third_currency_is_kept_apart_from_the_quote_fee():
+def test_a_fee_in_a_third_currency_is_kept_apart_from_the_quote_fee() -> None:
     # One fill paid 3.15 USDT, another 0.00031 BNB (binance's BNB discount on part of the order).
     data = binance_market_buy(
         fees=[{"cost": 3.15, "currency": "USDT"}, {"cost": 0.00031, "currency": "BNB"}],
@@ -66,7 +66,7 @@ def test_a_fee_in_a_third_currency_is_kept_apart_from_the_quote_fee():
     assert state.filled_quantity == Decimal("0.1")  # nothing taken from what was bought
 
 
-def test_a_fee_paid_only_in_bnb_changes_no_amount():
+def test_a_fee_paid_only_in_bnb_changes_no_amount() -> None:
     state = order_state(
         binance_market_buy(fees=[{"cost": 0.00042, "currency": "BNB"}]), base="BTC", quote="USDT"
     )
@@ -79,7 +79,7 @@ def test_a_fee_paid_only_in_bnb_changes_no_amount():
     assert _fee_in_quote(order, "BTC", "USDT", Decimal(42000)) == Decimal(0)
 
 
-def test_fees_in_the_base_and_a_third_currency_take_only_the_base_fee_from_the_amount():
+def test_fees_in_the_base_and_a_third_currency_take_only_the_base_fee_from_the_amount() -> None:
     data = binance_market_buy(fees=[{"cost": 0.0001, "currency": "BTC"}, {"cost": 0.0002, "currency": "BNB"}])
     state = order_state(data, base="BTC", quote="USDT")
     assert (state.fee, state.fee_currency, state.other_fees) == (
@@ -93,20 +93,20 @@ def test_fees_in_the_base_and_a_third_currency_take_only_the_base_fee_from_the_a
     assert _fee_in_quote(order, "BTC", "USDT", Decimal(42000)) == Decimal("4.2")
 
 
-def test_several_fee_currencies_without_the_market_are_not_summed():
+def test_several_fee_currencies_without_the_market_are_not_summed() -> None:
     data = binance_market_buy(fees=[{"cost": 3.15, "currency": "USDT"}, {"cost": 0.00031, "currency": "BNB"}])
     state = order_state(data)
     assert (state.fee, state.fee_currency) == (Decimal(0), "")
     assert state.other_fees == {"USDT": Decimal("3.15"), "BNB": Decimal("0.00031")}
 
 
-def test_the_fees_of_one_currency_are_summed_and_a_fee_without_currency_is_the_quotes():
+def test_the_fees_of_one_currency_are_summed_and_a_fee_without_currency_is_the_quotes() -> None:
     data = binance_market_buy(fees=[{"cost": 1.5, "currency": "USDT"}, {"cost": 1.65, "currency": None}])
     state = order_state(data, base="BTC", quote="USDT")
     assert (state.fee, state.fee_currency, state.other_fees) == (Decimal("3.15"), "USDT", {})
 
 
-def test_fees_from_the_trades_are_kept_per_currency():
+def test_fees_from_the_trades_are_kept_per_currency() -> None:
     trades = [
         {
             "id": "1",
@@ -126,7 +126,7 @@ def test_fees_from_the_trades_are_kept_per_currency():
 
 
 @pytest.mark.parametrize("timestamp", [None, 0])
-def test_trades_without_timestamps_keep_the_orders_own_time(timestamp):
+def test_trades_without_timestamps_keep_the_orders_own_time(timestamp: int | None) -> None:
     # fetch_my_trades of some exchanges gives fills without a time: max() over nothing used to raise.
     trades = [{"id": "1", "order": "28457", "timestamp": timestamp, "fee": {"cost": 4.2, "currency": "USDT"}}]
     state = order_state(binance_market_buy(fees=[]), trades=trades, base="BTC", quote="USDT")
@@ -134,7 +134,7 @@ def test_trades_without_timestamps_keep_the_orders_own_time(timestamp):
     assert (state.fee, state.fee_currency) == (Decimal("4.2"), "USDT")
 
 
-def test_an_order_that_never_filled_has_no_fill_time_nor_fees():
+def test_an_order_that_never_filled_has_no_fill_time_nor_fees() -> None:
     data = {**binance_market_buy(fees=[]), "filled": 0.0, "status": "canceled", "average": None}
     state = order_state(data, base="BTC", quote="USDT")
     assert (state.filled_at, state.average_price, state.fee, state.other_fees) == (None, None, Decimal(0), {})
