@@ -53,7 +53,8 @@ def test_starting_the_app_does_not_load_ccxt_until_an_exchange_is_used():
     # ccxt costs ~75 MB per process: web and worker processes that trade no exchange never load it
     script = (
         "import sys, django; django.setup(); from django.urls import resolve; resolve('/api/sync_data'); "
-        "import trading.services, trading.tasks, instruments.tasks, trading.admin; "
+        "import positions.cycle.open, positions.cycle.close, positions.execution.backends, positions.tasks, "
+        "instruments.tasks, trading.admin, positions.admin; "
         "print('ccxt.base.exchange' in sys.modules); "
         "from instruments.sources.exchange.client import exchange_client; exchange_client('binance'); "
         "print('ccxt.base.exchange' in sys.modules)"
