@@ -34,22 +34,24 @@ pytestmark = pytest.mark.django_db(transaction=True)
     ],
 )
 @time_machine.travel(NEW_YEAR_2025, tick=True)
-def test_backfill_refuses_bad_input_saying_how_to_fix_it(args, message):
+def test_backfill_refuses_bad_input_saying_how_to_fix_it(args, message) -> None:
     exchange_instrument("binance")
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
         backfill("--instrument", "bitcoin", *args)
     assert not History.objects.exists()
 
 
-def test_backfill_names_the_known_instruments_for_an_unknown_one():
+def test_backfill_names_the_known_instruments_for_an_unknown_one() -> None:
     exchange_instrument("binance")
     with pytest.raises(CommandError, match=r"unknown instrument\(s\) 'dogecoin'.*bitcoin"):
         backfill("--instrument", "dogecoin", "--source", "exchange", "--since", "2024-01-01")
 
 
 @time_machine.travel(NEW_YEAR_2025, tick=True)
-def test_a_coingecko_backfill_says_the_demo_plan_reaches_back_365_days(monkeypatch):
-    InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+def test_a_coingecko_backfill_says_the_demo_plan_reaches_back_365_days(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     asked: list[list[date]] = []
     monkeypatch.setattr(
         "instruments.sources.coingecko.source.fetch_daily_candles",

@@ -57,7 +57,7 @@ def workflow(path: Path) -> dict[Any, Any]:
     return document
 
 
-def test_actionlint_finds_nothing_in_the_workflows(actionlint):
+def test_actionlint_finds_nothing_in_the_workflows(actionlint) -> None:
     status, findings = lint(actionlint, CI, DAILY)
 
     assert findings == [], "\n".join(
@@ -66,7 +66,7 @@ def test_actionlint_finds_nothing_in_the_workflows(actionlint):
     assert status == 0
 
 
-def test_actionlint_reports_a_broken_workflow(actionlint, tmp_path):
+def test_actionlint_reports_a_broken_workflow(actionlint, tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text(
         "on:\n"
@@ -91,7 +91,7 @@ def test_actionlint_reports_a_broken_workflow(actionlint, tmp_path):
     assert all(f["file"] == str(broken) for f in findings)
 
 
-def test_ci_runs_ci_run_with_postgres_redis_python_and_node():
+def test_ci_runs_ci_run_with_postgres_redis_python_and_node() -> None:
     ci = workflow(CI)
 
     assert set(ci["on"]) == {"push", "pull_request"}
@@ -122,7 +122,7 @@ def test_ci_runs_ci_run_with_postgres_redis_python_and_node():
     ]
 
 
-def test_daily_cycle_runs_the_script_after_0035_utc_and_on_demand():
+def test_daily_cycle_runs_the_script_after_0035_utc_and_on_demand() -> None:
     daily = workflow(DAILY)
 
     (schedule,) = daily["on"]["schedule"]

@@ -33,11 +33,12 @@ from typing import Any
 import pytest
 import time_machine
 from django.db import connection
+from pytest_django import Settings
 
 from instruments.collect import sync_data
 from instruments.models import InstrumentOHLC
 from runs.models import History, HistoryKind
-from tests.fakes.coingecko import RECORDINGS, Reply, json_reply, recorded
+from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, Reply, json_reply, recorded
 from tests.instruments.factories import InstrumentFactory
 
 pytestmark = pytest.mark.django_db
@@ -583,15 +584,15 @@ def _tally() -> Iterator[None]:
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
 def test_fault_ends_in_good_candles_or_a_clear_error_and_a_rerun_completes_the_days(
-    scenario: Scenario, fake_coingecko, retry_sleeps, settings
-):
+    scenario: Scenario, fake_coingecko: FakeCoinGecko, retry_sleeps: list[float], settings: Settings
+) -> None:
     mode = MODES[scenario.mode]
     expected = mode.expected()
     settings.BARTER_BACKFILL_DAYS = mode.backfill_days
     settings.COINGECKO_MAX_RETRIES = 3
     settings.COINGECKO_TIMEOUT_SECONDS = 0.25
     for coin in (FAULTY, *HEALTHY):
-        InstrumentFactory(coingecko_id=coin, symbol=coin[:3].upper())
+        InstrumentFactory.create(coingecko_id=coin, symbol=coin[:3].upper())
     fake_coingecko.add(mode.path(FAULTY), *scenario.bitcoin_replies())
     for coin in HEALTHY:
         fake_coingecko.add(mode.path(coin), mode.good())

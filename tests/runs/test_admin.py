@@ -17,7 +17,7 @@ def staff_client(client, django_user_model):  # type: ignore[no-untyped-def]
     return client
 
 
-def test_history_is_read_only(staff_client):  # type: ignore[no-untyped-def]
+def test_history_is_read_only(staff_client) -> None:  # type: ignore[no-untyped-def]
     run_start(step=Step.COLLECT, params={"as_of": "2024-01-01"})
     history = History.objects.get()
 

@@ -30,7 +30,7 @@ def received() -> Iterator[list[tuple[str, dict[str, Any]]]]:
     run_finished.disconnect(dispatch_uid="test-received")
 
 
-def test_a_finished_run_reaches_the_receivers_with_its_stored_summary(received):
+def test_a_finished_run_reaches_the_receivers_with_its_stored_summary(received) -> None:
     recorder = run_start(step=Step.COLLECT, params={"as_of": "2024-04-21"})
     recorder.event(HistoryKind.ERROR, message="the bitcoin request failed")
 
@@ -41,7 +41,7 @@ def test_a_finished_run_reaches_the_receivers_with_its_stored_summary(received):
     assert returned == stored and stored["status"] == "partial" and len(stored["errors"]) == 1
 
 
-def test_a_run_found_dead_reaches_them_as_interrupted(received):
+def test_a_run_found_dead_reaches_them_as_interrupted(received) -> None:
     recorder = run_start(step=Step.IMPORT, params={})
     recorder.heartbeat_stop()
     RunHeartbeat.objects.filter(run_id=recorder.run_id).update(beat_at=timezone.now() - timedelta(hours=1))
@@ -52,7 +52,7 @@ def test_a_run_found_dead_reaches_them_as_interrupted(received):
     assert summary["status"] == "interrupted" and summary["run_id"] == str(recorder.run_id)
 
 
-def test_a_failing_receiver_is_logged_and_changes_nothing(received, caplog):
+def test_a_failing_receiver_is_logged_and_changes_nothing(received, caplog: pytest.LogCaptureFixture) -> None:
     def broken(**_: Any) -> None:
         raise RuntimeError("the channel is down")
 
