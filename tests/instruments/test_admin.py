@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 import time_machine
+from django.contrib.auth.models import User
+from django.test import Client
 from pytest_django import DjangoAssertNumQueries, Settings
 
 from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, json_reply
@@ -15,14 +17,14 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(client, django_user_model):
+def staff_client(client: Client, django_user_model: type[User]) -> Client:
     user = django_user_model.objects.create_superuser("boss", password="unused-password-123")
     client.force_login(user)
     return client
 
 
 def test_instrument_list_shows_candle_count_and_last_day_in_constant_queries(
-    staff_client, django_assert_max_num_queries: DjangoAssertNumQueries
+    staff_client: Client, django_assert_max_num_queries: DjangoAssertNumQueries
 ) -> None:
     CandleFactory.reset_sequence()
     for coin in ("bitcoin", "ethereum", "litecoin"):
@@ -35,7 +37,7 @@ def test_instrument_list_shows_candle_count_and_last_day_in_constant_queries(
     assert html.count('<td class="field-last_candle">2024-01-0') == 3
 
 
-def test_candles_are_read_only(staff_client) -> None:
+def test_candles_are_read_only(staff_client: Client) -> None:
     candle = CandleFactory.create()
 
     assert staff_client.get("/admin/instruments/instrumentohlc/").status_code == 200
@@ -46,7 +48,7 @@ def test_candles_are_read_only(staff_client) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_sync_now_action_runs_the_collect_step(
-    staff_client, fake_coingecko: FakeCoinGecko, settings: Settings
+    staff_client: Client, fake_coingecko: FakeCoinGecko, settings: Settings
 ) -> None:
     import json
 

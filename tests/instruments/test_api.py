@@ -25,7 +25,7 @@ def token(db: None) -> str:
 
 
 @pytest.fixture
-def api(token) -> APIClient:
+def api(token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
@@ -43,7 +43,7 @@ def test_a_wrong_token_is_401() -> None:
     assert client.post("/api/sync_data", {}, format="json").status_code == 401
 
 
-def test_get_on_a_sync_endpoint_is_405(api) -> None:
+def test_get_on_a_sync_endpoint_is_405(api: APIClient) -> None:
     assert api.get("/api/sync_data").status_code == 405
 
 
@@ -58,7 +58,7 @@ def test_get_on_a_sync_endpoint_is_405(api) -> None:
         ({"instrument": ["bitcoin"]}, "instrument", "unknown field; expected one of as_of, instruments"),
     ],
 )
-def test_bad_body_is_400_with_field_errors(api, body, field, message) -> None:
+def test_bad_body_is_400_with_field_errors(api: APIClient, body, field, message) -> None:
     InstrumentFactory.create(coingecko_id="bitcoin")
     response = api.post("/api/sync_data", body, format="json")
     assert response.status_code == 400
@@ -66,14 +66,16 @@ def test_bad_body_is_400_with_field_errors(api, body, field, message) -> None:
     assert not History.objects.exists()
 
 
-def test_malformed_json_is_400(api) -> None:
+def test_malformed_json_is_400(api: APIClient) -> None:
     response = api.post("/api/sync_data", "{as_of: ", content_type="application/json")
     assert response.status_code == 400
     assert "JSON parse error" in response.json()["detail"]
 
 
 @time_machine.travel(datetime(2024, 1, 3, 0, 40, tzinfo=UTC), tick=False)
-def test_sync_data_returns_the_run_summary(api, fake_coingecko: FakeCoinGecko, settings: Settings) -> None:
+def test_sync_data_returns_the_run_summary(
+    api: APIClient, fake_coingecko: FakeCoinGecko, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 1
     InstrumentFactory.create(coingecko_id="bitcoin")
     InstrumentFactory.create(coingecko_id="ethereum")
@@ -106,13 +108,13 @@ def test_sync_data_returns_the_run_summary(api, fake_coingecko: FakeCoinGecko, s
     assert history["results"][0]["payload"] == summary
 
 
-def test_an_empty_body_means_defaults(api, fake_coingecko: FakeCoinGecko) -> None:
+def test_an_empty_body_means_defaults(api: APIClient, fake_coingecko: FakeCoinGecko) -> None:
     response = api.post("/api/sync_data")
     assert response.status_code == 200
     assert response.json()["as_of"] == datetime.now(UTC).date().isoformat()
 
 
-def test_instruments_and_candles_are_listed(api) -> None:
+def test_instruments_and_candles_are_listed(api: APIClient) -> None:
     bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     CandleFactory.reset_sequence()  # candles from 2024-01-01 on, with open 100, 101, ...
     CandleFactory.create_batch(5, instrument=bitcoin)
@@ -137,7 +139,7 @@ def test_instruments_and_candles_are_listed(api) -> None:
     )
 
 
-def test_candles_query_is_validated(api) -> None:
+def test_candles_query_is_validated(api: APIClient) -> None:
     bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
     url = f"/api/instruments/{bitcoin.pk}/candles/"
     assert api.get(url, {"timeframe": "5m"}).json() == {"timeframe": ['"5m" is not a valid choice.']}
@@ -147,7 +149,7 @@ def test_candles_query_is_validated(api) -> None:
     assert api.get("/api/instruments/999999/candles/").status_code == 404
 
 
-def test_candles_are_paginated(api) -> None:
+def test_candles_are_paginated(api: APIClient) -> None:
     bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
     CandleFactory.create_batch(501, instrument=bitcoin)
     page = api.get(f"/api/instruments/{bitcoin.pk}/candles/").json()
@@ -158,7 +160,7 @@ def test_reads_need_an_authenticated_user() -> None:
     assert APIClient().get("/api/instruments/").status_code == 401
 
 
-def test_openapi_schema_and_swagger_ui_are_served_offline(api) -> None:
+def test_openapi_schema_and_swagger_ui_are_served_offline(api: APIClient) -> None:
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
     paths = json.loads(schema.content)["paths"]

@@ -14,7 +14,7 @@ from pytest_django import Settings
 
 from barter_site.errors import ApplicationError
 from instruments.collect import sync_data
-from instruments.models import InstrumentOHLC
+from instruments.models import Instrument, InstrumentOHLC
 from runs.models import History, HistoryKind
 from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, Reply, json_reply, recorded
 from tests.instruments.factories import InstrumentFactory
@@ -43,7 +43,7 @@ def market_chart_reply(drop_day: str | None = None, null_at: int | None = None) 
 
 
 @pytest.fixture
-def bitcoin(db: None):
+def bitcoin(db: None) -> Instrument:
     return InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
 
 
@@ -61,7 +61,7 @@ def run_types(run_id: str) -> list[str]:
 
 @time_machine.travel(datetime(2024, 1, 3, 0, 40, tzinfo=UTC), tick=False)
 def test_yesterday_is_built_from_its_48_half_hour_candles(
-    fake_coingecko: FakeCoinGecko, bitcoin, settings: Settings
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 1
     fake_coingecko.add("/coins/bitcoin/ohlc", days2_reply())
@@ -91,7 +91,7 @@ def test_yesterday_is_built_from_its_48_half_hour_candles(
 
 @time_machine.travel(datetime(2024, 1, 3, 0, 40, tzinfo=UTC), tick=False)
 def test_a_day_missing_one_half_hour_is_not_built(
-    fake_coingecko: FakeCoinGecko, bitcoin, settings: Settings
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 1
     fake_coingecko.add("/coins/bitcoin/ohlc", days2_reply(drop_close_ms=1704193200000))  # 2024-01-02 11:00
@@ -109,7 +109,7 @@ def test_a_day_missing_one_half_hour_is_not_built(
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
 def test_backfill_builds_days_from_hourly_market_chart(
-    fake_coingecko: FakeCoinGecko, bitcoin, settings: Settings
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     fake_coingecko.add("/coins/bitcoin/market_chart/range", market_chart_reply())
@@ -147,7 +147,7 @@ def test_backfill_builds_days_from_hourly_market_chart(
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
 def test_a_missing_day_is_reported_and_the_rest_kept(
-    fake_coingecko: FakeCoinGecko, bitcoin, settings: Settings
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     fake_coingecko.add("/coins/bitcoin/market_chart/range", market_chart_reply(drop_day="2024-11-20"))
@@ -163,7 +163,7 @@ def test_a_missing_day_is_reported_and_the_rest_kept(
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
 def test_second_run_adds_nothing_and_calls_nothing(
-    fake_coingecko: FakeCoinGecko, bitcoin, settings: Settings
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     fake_coingecko.add("/coins/bitcoin/market_chart/range", market_chart_reply())
@@ -181,7 +181,7 @@ def test_second_run_adds_nothing_and_calls_nothing(
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
 def test_one_instrument_failing_neither_stops_the_others_nor_writes_anything(
-    fake_coingecko: FakeCoinGecko, bitcoin, settings: Settings
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     InstrumentFactory.create(coingecko_id="ethereum", symbol="ETH")
@@ -206,7 +206,7 @@ def test_one_instrument_failing_neither_stops_the_others_nor_writes_anything(
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
 def test_a_null_price_refuses_the_whole_payload(
-    fake_coingecko: FakeCoinGecko, bitcoin, settings: Settings
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     fake_coingecko.add("/coins/bitcoin/market_chart/range", market_chart_reply(null_at=300))
@@ -220,7 +220,7 @@ def test_a_null_price_refuses_the_whole_payload(
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
 def test_offline_is_recorded_and_the_run_carries_on(
-    bitcoin, settings: Settings, retry_sleeps: list[float]
+    bitcoin: Instrument, settings: Settings, retry_sleeps: list[float]
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     settings.COINGECKO_BASE_URL = "http://127.0.0.1:9/api/v3"  # discard port: nothing listens
@@ -239,7 +239,7 @@ def test_offline_is_recorded_and_the_run_carries_on(
     assert finished.status == "failed" and finished.payload == summary
 
 
-def test_as_of_in_the_future_is_refused(bitcoin) -> None:
+def test_as_of_in_the_future_is_refused(bitcoin: Instrument) -> None:
     with pytest.raises(
         ApplicationError, match=r"as_of must be today \(\d{4}-\d\d-\d\d UTC\) or earlier; was 2999-01-01"
     ):
@@ -247,13 +247,13 @@ def test_as_of_in_the_future_is_refused(bitcoin) -> None:
     assert not History.objects.exists()
 
 
-def test_unknown_instrument_is_refused_naming_the_known_ones(bitcoin) -> None:
+def test_unknown_instrument_is_refused_naming_the_known_ones(bitcoin: Instrument) -> None:
     with pytest.raises(ApplicationError, match=r"unknown instrument\(s\) 'dogecoin': .*\(bitcoin\)"):
         sync_data(instruments=["dogecoin"])
 
 
 def test_inactive_instruments_are_not_synced_by_default(
-    fake_coingecko: FakeCoinGecko, bitcoin, settings: Settings
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
 ) -> None:
     bitcoin.is_active = False
     bitcoin.save()
@@ -264,7 +264,7 @@ def test_inactive_instruments_are_not_synced_by_default(
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
 def test_backfill_asks_in_windows_of_at_most_90_days(
-    fake_coingecko: FakeCoinGecko, bitcoin, settings: Settings
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 200
     fake_coingecko.add("/coins/bitcoin/market_chart/range", market_chart_reply())
@@ -315,7 +315,7 @@ def test_backfill_asks_in_windows_of_at_most_90_days(
 )
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
 def test_each_fault_leaves_a_clear_error_in_history_and_no_rows(
-    fake_coingecko: FakeCoinGecko, bitcoin, settings: Settings, reply, message
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings, reply, message
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     settings.COINGECKO_MAX_RETRIES = 2

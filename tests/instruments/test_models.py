@@ -20,7 +20,7 @@ from tests.instruments.factories import CandleFactory, InstrumentFactory
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def raw_candle(**overrides):  # type: ignore[no-untyped-def]
+def raw_candle(**overrides):
     values = {
         "open": Decimal(10),
         "high": Decimal(12),

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def _days(instrument, n):  # type: ignore[no-untyped-def]
+def _days(instrument, n):
     """Candles of days 0..n-1 from DAY0: open 100 + i, high open + 6, low open - 5, close open + 1, volume 10."""
     for i in range(n):
         CandleFactory.create(

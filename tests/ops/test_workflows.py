@@ -57,7 +57,7 @@ def workflow(path: Path) -> dict[Any, Any]:
     return document
 
 
-def test_actionlint_finds_nothing_in_the_workflows(actionlint) -> None:
+def test_actionlint_finds_nothing_in_the_workflows(actionlint: list[str]) -> None:
     status, findings = lint(actionlint, CI, DAILY)
 
     assert findings == [], "\n".join(
@@ -66,7 +66,7 @@ def test_actionlint_finds_nothing_in_the_workflows(actionlint) -> None:
     assert status == 0
 
 
-def test_actionlint_reports_a_broken_workflow(actionlint, tmp_path: Path) -> None:
+def test_actionlint_reports_a_broken_workflow(actionlint: list[str], tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text(
         "on:\n"

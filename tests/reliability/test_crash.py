@@ -151,7 +151,7 @@ def assert_collect_completed_after(broken: History, bitcoin: Instrument, ethereu
 
 
 def test_a_collect_killed_mid_write_keeps_what_committed_and_the_next_run_completes_it(
-    fake_coingecko: FakeCoinGecko, blocker
+    fake_coingecko: FakeCoinGecko, blocker: psycopg.Connection[Any]
 ) -> None:
     bitcoin, ethereum = two_coins(fake_coingecko)
     hold_candle(blocker, ethereum)
@@ -177,7 +177,7 @@ def test_a_collect_killed_mid_write_keeps_what_committed_and_the_next_run_comple
 
 
 def test_a_collect_whose_database_connection_is_cut_exits_with_a_clear_error(
-    fake_coingecko: FakeCoinGecko, blocker
+    fake_coingecko: FakeCoinGecko, blocker: psycopg.Connection[Any]
 ) -> None:
     bitcoin, ethereum = two_coins(fake_coingecko)
     hold_candle(blocker, ethereum)
@@ -202,7 +202,7 @@ def test_a_collect_whose_database_connection_is_cut_exits_with_a_clear_error(
 
 
 def test_an_api_call_whose_database_connection_is_cut_answers_503_and_nothing_is_lost(
-    fake_coingecko: FakeCoinGecko, blocker, tmp_path: Path
+    fake_coingecko: FakeCoinGecko, blocker: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     bitcoin, ethereum = two_coins(fake_coingecko)
     token = api_token()
@@ -237,7 +237,7 @@ def test_an_api_call_whose_database_connection_is_cut_answers_503_and_nothing_is
 
 
 def test_an_open_step_killed_mid_strategy_leaves_no_position_and_no_claim(
-    fake_coingecko: FakeCoinGecko, blocker
+    fake_coingecko: FakeCoinGecko, blocker: psycopg.Connection[Any]
 ) -> None:
     # Strategies "a" and "b" both enter bitcoin on every candle; "a" commits first, "b" blocks on the test's
     # uncommitted open position of (b, bitcoin), after writing its day's claim in the same transaction.
@@ -293,7 +293,9 @@ def test_an_open_step_killed_mid_strategy_leaves_no_position_and_no_claim(
     print("\nSIGKILL open step: 1 fault, 2 strategies checked, b opened exactly once by the next run")
 
 
-def test_an_import_killed_mid_file_is_finished_as_interrupted_by_the_reaper(blocker, tmp_path: Path) -> None:
+def test_an_import_killed_mid_file_is_finished_as_interrupted_by_the_reaper(
+    blocker: psycopg.Connection[Any], tmp_path: Path
+) -> None:
     # import_ohlc holds no run lock, so no next run closes it: the reaper does, from its stopped heartbeat.
     bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     blocker.execute(

@@ -68,7 +68,7 @@ def _celery_connections_reset() -> None:
 
 
 @pytest.fixture
-def redis_down(settings: Settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def redis_down(settings: Settings) -> Iterator[str]:
     """Point REDIS_URL, the broker and the result store at a closed port; Celery sends for real (not eager)."""
     url = f"redis://127.0.0.1:{closed_port()}/0"
     settings.REDIS_URL = url
@@ -81,7 +81,7 @@ def redis_down(settings: Settings) -> Iterator[str]:  # type: ignore[no-untyped-
 
 
 @pytest.fixture
-def bitcoin(db: None) -> Instrument:  # type: ignore[no-untyped-def]
+def bitcoin(db: None) -> Instrument:
     """Bitcoin with 120 daily candles from 2024-01-01 (the factory's valid candles)."""
     instrument = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     for n in range(120):
@@ -95,7 +95,7 @@ def bitcoin(db: None) -> Instrument:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def trader(db: None) -> User:  # type: ignore[no-untyped-def]
+def trader(db: None) -> User:
     return user_with("trader", *RUN_STEPS)  # runs the sync endpoints too
 
 
@@ -118,7 +118,7 @@ QUEUE_MESSAGE = "the task queue (Redis at REDIS_URL) did not answer"
 
 
 def test_a_queued_simulation_is_a_503_naming_the_queue_and_the_run_is_failed_not_pending(
-    redis_down, bitcoin, trader, settings: Settings
+    redis_down: str, bitcoin: Instrument, trader: User, settings: Settings
 ) -> None:
     settings.BARTER_SIMULATOR_INLINE_CANDLES = 10  # 120 candles: queued
     api = APIClient()
@@ -146,7 +146,7 @@ def test_a_queued_simulation_is_a_503_naming_the_queue_and_the_run_is_failed_not
 
 
 def test_the_form_shows_the_queue_error_for_a_queued_run(
-    redis_down, bitcoin, trader, settings: Settings
+    redis_down: str, bitcoin: Instrument, trader: User, settings: Settings
 ) -> None:
     settings.BARTER_SIMULATOR_INLINE_CANDLES = 10
     client = Client()
@@ -164,7 +164,7 @@ def test_the_form_shows_the_queue_error_for_a_queued_run(
     assert all(r.error.startswith(f"{QUEUE_MESSAGE}, so simulation {r.pk} was not started") for r in runs)
 
 
-def test_a_small_run_still_runs_in_the_request(redis_down, bitcoin, trader) -> None:
+def test_a_small_run_still_runs_in_the_request(redis_down: str, bitcoin: Instrument, trader: User) -> None:
     client = Client()
     client.force_login(trader)
 
@@ -175,7 +175,9 @@ def test_a_small_run_still_runs_in_the_request(redis_down, bitcoin, trader) -> N
     assert simulation.status == RunStatus.DONE and simulation.error == ""
 
 
-def test_a_sweep_shows_the_queue_error_and_is_failed_not_running(redis_down, bitcoin, trader) -> None:
+def test_a_sweep_shows_the_queue_error_and_is_failed_not_running(
+    redis_down: str, bitcoin: Instrument, trader: User
+) -> None:
     client = Client()
     client.force_login(trader)
     sweep = {
@@ -200,7 +202,7 @@ def test_a_sweep_shows_the_queue_error_and_is_failed_not_running(redis_down, bit
 
 @time_machine.travel(datetime(2024, 1, 3, 0, 40, tzinfo=UTC), tick=False)
 def test_the_sync_endpoints_enqueue_nothing_and_the_collect_step_completes(
-    redis_down, fake_coingecko: FakeCoinGecko, trader, settings: Settings
+    redis_down: str, fake_coingecko: FakeCoinGecko, trader: User, settings: Settings
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 1
     settings.COINGECKO_RATE_LIMIT_PER_MINUTE = 30  # the limiter on, its budget in the Redis that is down

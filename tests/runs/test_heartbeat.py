@@ -17,7 +17,7 @@ from runs.recorder import run_start
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_until(predicate, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+def wait_until(predicate, seconds: float = 10.0) -> None:
     stop = timezone.now() + timedelta(seconds=seconds)
     while not predicate():
         assert timezone.now() < stop, "timed out"

@@ -280,7 +280,7 @@ def grants(apps: Any) -> dict[str, Any]:
     return {model: ct.pk for model, ct in content_types.items()}
 
 
-def test_the_model_moves_keep_every_row_and_the_permissions(migrator) -> None:  # type: ignore[no-untyped-def]
+def test_the_model_moves_keep_every_row_and_the_permissions(migrator) -> None:
     # A clean database, then exactly the migrations of BEFORE and their dependencies, as the main branch had them
     # (apply_initial_migration(BEFORE) alone would also apply whatever comes before them in the full plan).
     migrator.apply_initial_migration([("contenttypes", "0001_initial")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pytest_django import Settings
@@ -32,8 +33,14 @@ OHLC_7D = "test_that_it_gets_ohlc_data_for_one_coin_in_the_last_7_days.yml"
 HOURLY_30D = "test_that_it_gets_hourly_historical_prices_for_one_coin.yml"
 
 
-def client_for(fake, **overrides) -> CoinGeckoClient:  # type: ignore[no-untyped-def]
-    config = {"api_key": "secret-demo-key", "plan": "demo", "base_url": fake.base_url, "max_retries": 3}
+def client_for(fake: FakeCoinGecko, **overrides: Any) -> CoinGeckoClient:
+    # Any: overrides of CoinGeckoConfig's fields, which have several types (str, int, float).
+    config: dict[str, Any] = {
+        "api_key": "secret-demo-key",
+        "plan": "demo",
+        "base_url": fake.base_url,
+        "max_retries": 3,
+    }
     return CoinGeckoClient(CoinGeckoConfig(**{**config, **overrides}))
 
 
@@ -197,7 +204,7 @@ def test_connection_reset_every_time_is_unavailable(fake_coingecko: FakeCoinGeck
         ("<html><body><h1>429 Too Many Requests</h1></body></html>", "429 Too Many Requests"),
     ],
 )
-def test_every_error_shape_yields_its_message(body, message) -> None:
+def test_every_error_shape_yields_its_message(body: str, message: str) -> None:
     assert error_message(body).startswith(message)
 
 
@@ -237,7 +244,7 @@ def test_market_chart_points_sorts_and_deduplicates() -> None:
         ([1620504000000, 2, 3], r"expected \[time, open, high, low, close\]"),
     ],
 )
-def test_bad_ohlc_rows_refuse_the_payload(row, problem) -> None:
+def test_bad_ohlc_rows_refuse_the_payload(row: list[int | None], problem: str) -> None:
     good = [1620489600000, Decimal(1), Decimal(2), Decimal(1), Decimal(2)]
     bad = [Decimal(v) if isinstance(v, int) else v for v in row]
     with pytest.raises(CoinGeckoPayloadError, match=problem):

@@ -13,8 +13,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Required, TypedDict
 
 import pytest
 from pytest_django import Settings
@@ -23,7 +24,7 @@ from instruments.sources.coingecko import coingecko_client_from_settings
 from instruments.sources.coingecko.client import CoinGeckoClient, CoinGeckoConfig
 from instruments.sources.coingecko.errors import CoinGeckoRateLimitedError, CoinGeckoRateLimitWaitError
 from instruments.sources.coingecko.ratelimit import CoinGeckoRateLimiter
-from tests.fakes.coingecko import FakeCoinGecko, json_reply
+from tests.fakes.coingecko import FakeCoinGecko, Seen, json_reply
 
 REPO = Path(__file__).resolve().parents[4]
 PRICE = {"bitcoin": {"usd": 97000}}
@@ -32,22 +33,36 @@ PRICE = {"bitcoin": {"usd": 97000}}
 ARRIVAL_SLACK_SECONDS = 0.25
 
 
-class _Stamped(list):  # type: ignore[type-arg]
+class _Limit(TypedDict, total=False):
+    """Arguments of ``CoinGeckoRateLimiter`` that the refusal cases vary."""
+
+    calls: Required[int]
+    window_seconds: int
+    max_wait_seconds: float
+
+
+class _Stamped(list[Seen]):
     """The fake's list of requests, also stamping each one's arrival (monotonic seconds)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.at: list[float] = []
 
-    def append(self, item: Any) -> None:
+    def append(self, item: Seen) -> None:
         self.at.append(time.monotonic())
         super().append(item)
 
 
+class _StampedCoinGecko(FakeCoinGecko):
+    """The fake, its list of requests a ``_Stamped`` (set by the fixture)."""
+
+    seen: _Stamped
+
+
 @pytest.fixture
-def fake() -> Any:
+def fake() -> Iterator[_StampedCoinGecko]:
     """A fake CoinGecko answering ``/simple/price``; ``fake.seen.at`` holds the arrival times."""
-    with FakeCoinGecko() as server:
+    with _StampedCoinGecko() as server:
         server.seen = _Stamped()
         server.add("/simple/price", json_reply(PRICE))
         yield server
@@ -62,7 +77,7 @@ def most_in_any_window(arrivals: list[float], window_seconds: float) -> int:
     )
 
 
-def client_for(fake: Any, limiter: CoinGeckoRateLimiter | None) -> CoinGeckoClient:
+def client_for(fake: FakeCoinGecko, limiter: CoinGeckoRateLimiter | None) -> CoinGeckoClient:
     return CoinGeckoClient(CoinGeckoConfig(base_url=fake.base_url, max_retries=2), limiter=limiter)
 
 
@@ -72,7 +87,7 @@ def test_the_window_count_sees_a_burst() -> None:
     assert most_in_any_window([0.0, 0.1, 0.2, 0.3, 5.0], 0.15) == 2
 
 
-def test_threads_with_their_own_clients_share_one_memory_limit(fake) -> None:
+def test_threads_with_their_own_clients_share_one_memory_limit(fake: _StampedCoinGecko) -> None:
     limiter = CoinGeckoRateLimiter(calls=3, window_seconds=1, storage_uri="memory://", key=uuid.uuid4().hex)
     calls_each, workers = 4, 2
     barrier = threading.Barrier(workers)
@@ -118,7 +133,7 @@ for _ in range(int(calls)):
 
 
 @pytest.mark.redis
-def test_worker_processes_share_one_limit_through_redis(fake, settings: Settings) -> None:
+def test_worker_processes_share_one_limit_through_redis(fake: _StampedCoinGecko, settings: Settings) -> None:
     key = f"test-{uuid.uuid4().hex}"
     calls_each, window_seconds = 4, 2
     start_at = time.time() + 3  # both processes have imported and begin together
@@ -145,7 +160,9 @@ def test_worker_processes_share_one_limit_through_redis(fake, settings: Settings
     assert max(fake.seen.at) - min(fake.seen.at) >= 2 * window_seconds - ARRIVAL_SLACK_SECONDS
 
 
-def test_a_full_window_past_the_wait_bound_raises_a_retryable_error_and_sends_nothing(fake) -> None:
+def test_a_full_window_past_the_wait_bound_raises_a_retryable_error_and_sends_nothing(
+    fake: _StampedCoinGecko,
+) -> None:
     limiter = CoinGeckoRateLimiter(calls=1, window_seconds=60, key=uuid.uuid4().hex, max_wait_seconds=0.5)
     client = client_for(fake, limiter)
     client.api.get_price(ids="bitcoin", vs_currencies="usd")
@@ -162,7 +179,7 @@ def test_a_full_window_past_the_wait_bound_raises_a_retryable_error_and_sends_no
     assert len(fake.seen) == 1
 
 
-def test_a_call_waits_for_the_slot_that_frees_within_the_bound(fake) -> None:
+def test_a_call_waits_for_the_slot_that_frees_within_the_bound(fake: _StampedCoinGecko) -> None:
     limiter = CoinGeckoRateLimiter(calls=1, window_seconds=1, key=uuid.uuid4().hex, max_wait_seconds=5)
     client = client_for(fake, limiter)
     client.api.get_price(ids="bitcoin", vs_currencies="usd")
@@ -171,7 +188,7 @@ def test_a_call_waits_for_the_slot_that_frees_within_the_bound(fake) -> None:
     assert second - first >= 1 - ARRIVAL_SLACK_SECONDS
 
 
-def test_retries_take_slots_too(fake, retry_sleeps: list[float]) -> None:
+def test_retries_take_slots_too(fake: _StampedCoinGecko, retry_sleeps: list[float]) -> None:
     # 429 with Retry-After: 0, then 200: urllib3 retries at once, but the retry must wait for a slot (1 a second).
     fake.add(
         "/simple/price", json_reply({"error": "busy"}, status=429, **{"Retry-After": "0"}), json_reply(PRICE)
@@ -205,7 +222,7 @@ def test_without_its_storage_the_limiter_lets_calls_through_with_a_warning(
         ({"calls": 3, "max_wait_seconds": -1}, "max_wait_seconds=-1"),
     ],
 )
-def test_a_limit_that_allows_nothing_is_refused(kwargs, shown) -> None:
+def test_a_limit_that_allows_nothing_is_refused(kwargs: _Limit, shown: str) -> None:
     with pytest.raises(ValueError, match=shown):
         CoinGeckoRateLimiter(**kwargs)
 

@@ -9,10 +9,12 @@ import sys
 
 import ccxt
 import pytest
+import responses
 import time_machine
 from pytest_django import Settings
 
 from instruments.sources.exchange.client import (
+    ExchangeApiError,
     ExchangeAuthError,
     ExchangeConfigError,
     ExchangeRateLimitedError,
@@ -78,7 +80,9 @@ def test_starting_the_app_does_not_load_ccxt_until_an_exchange_is_used() -> None
         ("bybit", "https://api.{hostname}", "https://api-testnet.{hostname}"),
     ],
 )
-def test_sandbox_is_per_exchange_account(exchange_settings: Settings, exchange_id, live, testnet) -> None:
+def test_sandbox_is_per_exchange_account(
+    exchange_settings: Settings, exchange_id: str, live: str, testnet: str
+) -> None:
     # BARTER_EXCHANGE_<ID>_SANDBOX switches that account to the exchange's testnet, and no other account
     other, other_live = (
         ("bybit", "https://api.{hostname}")
@@ -111,7 +115,7 @@ def test_an_authenticated_client_needs_every_credential(exchange_settings: Setti
 
 @time_machine.travel(NEW_YEAR_2025, tick=True)
 def test_keys_never_reach_logs_or_history(
-    rsps, exchange_settings: Settings, caplog: pytest.LogCaptureFixture
+    rsps: responses.RequestsMock, exchange_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     key, secret = "k3yVISIBLEonlyTOccxt", "s3cretVISIBLEonlyTOccxt"
     exchange_settings.BARTER_EXCHANGES["binance"] |= {"api_key": key, "secret": secret}
@@ -150,7 +154,7 @@ def test_keys_never_reach_logs_or_history(
     ],
 )
 def test_ccxt_errors_map_to_application_errors_that_say_whether_to_retry(
-    ccxt_exception, error_class, retryable
+    ccxt_exception: type[Exception], error_class: type[ExchangeApiError], retryable: bool
 ) -> None:
     error = exchange_error(
         ccxt_exception("binance GET https://api.binance.com/x?signature=abc 503"),

@@ -22,7 +22,7 @@ from tests.fakes.exchanges import DayKline, binance_days_2024
         ([1704067200000, 1.0, 2.0, 0.5, 1.5, -3.0], "volume must be >= 0"),
     ],
 )
-def test_malformed_ohlcv_rows_are_refused(row, problem) -> None:
+def test_malformed_ohlcv_rows_are_refused(row: list[float | None], problem: str) -> None:
     with pytest.raises(ExchangePayloadError, match=problem.replace("[", r"\[").replace("]", r"\]")):
         ohlcv_candles([[1704153600000, 1.0, 2.0, 0.5, 1.5, 3.0], row], what="binance fetch_ohlcv BTC/USDT 1d")
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
         {"candle_source": "coingecko", "market_symbol": "BTC/USDT"},
     ],
 )
-def test_the_database_refuses_exchange_fields_without_the_exchange_source(fields) -> None:
+def test_the_database_refuses_exchange_fields_without_the_exchange_source(fields: dict[str, str]) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         Instrument.objects.create(coingecko_id="bitcoin", symbol="BTC", **fields)
 
