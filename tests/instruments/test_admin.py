@@ -26,7 +26,7 @@ def staff_client(client: Client, django_user_model: type[User]) -> Client:
 def test_instrument_list_shows_candle_count_and_last_day_in_constant_queries(
     staff_client: Client, django_assert_max_num_queries: DjangoAssertNumQueries
 ) -> None:
-    CandleFactory.reset_sequence()
+    CandleFactory.reset_sequence()  # type: ignore[no-untyped-call]  # untyped in factory_boy
     for coin in ("bitcoin", "ethereum", "litecoin"):
         CandleFactory.create_batch(3, instrument=InstrumentFactory.create(coingecko_id=coin))
     with django_assert_max_num_queries(8):  # session, user, count, page: not one query per instrument

@@ -58,7 +58,9 @@ def test_get_on_a_sync_endpoint_is_405(api: APIClient) -> None:
         ({"instrument": ["bitcoin"]}, "instrument", "unknown field; expected one of as_of, instruments"),
     ],
 )
-def test_bad_body_is_400_with_field_errors(api: APIClient, body, field, message) -> None:
+def test_bad_body_is_400_with_field_errors(
+    api: APIClient, body: dict[str, object], field: str, message: str
+) -> None:
     InstrumentFactory.create(coingecko_id="bitcoin")
     response = api.post("/api/sync_data", body, format="json")
     assert response.status_code == 400
@@ -116,7 +118,8 @@ def test_an_empty_body_means_defaults(api: APIClient, fake_coingecko: FakeCoinGe
 
 def test_instruments_and_candles_are_listed(api: APIClient) -> None:
     bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
-    CandleFactory.reset_sequence()  # candles from 2024-01-01 on, with open 100, 101, ...
+    # candles from 2024-01-01 on, with open 100, 101, ...
+    CandleFactory.reset_sequence()  # type: ignore[no-untyped-call]  # untyped in factory_boy
     CandleFactory.create_batch(5, instrument=bitcoin)
 
     instruments = api.get("/api/instruments/").json()
@@ -193,7 +196,7 @@ def test_sync_data_command_prints_the_summary(
         (["--as-of", date(2999, 1, 1).isoformat()], "as_of must be today"),
     ],
 )
-def test_sync_data_command_errors_are_command_errors(args, message) -> None:
+def test_sync_data_command_errors_are_command_errors(args: list[str], message: str) -> None:
     from django.core.management import CommandError, call_command
 
     with pytest.raises(CommandError) as caught:

@@ -32,7 +32,7 @@ prices = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal(10**6), 
         ((0, 12, 9, 11), "open must be a finite price > 0, was 0"),
     ],
 )
-def test_candle_refuses_broken_invariants(values, problem) -> None:
+def test_candle_refuses_broken_invariants(values: tuple[float, float, float, float], problem: str) -> None:
     o, h, low, c = (Decimal(str(v)) for v in values)
     if problem:
         with pytest.raises(CandleInvalidError, match=problem.replace("(", r"\(").replace(")", r"\)")):
@@ -49,7 +49,7 @@ def test_candle_refuses_naive_times_and_floats() -> None:
 
 
 @given(st.lists(prices, min_size=4, max_size=4))
-def test_any_four_prices_make_a_valid_candle_or_a_clear_refusal(four) -> None:
+def test_any_four_prices_make_a_valid_candle_or_a_clear_refusal(four: list[Decimal]) -> None:
     o, h, low, c = four
     try:
         candle = Candle(T0, o, h, low, c)
@@ -60,8 +60,10 @@ def test_any_four_prices_make_a_valid_candle_or_a_clear_refusal(four) -> None:
 
 
 @given(st.lists(st.tuples(st.integers(0, 47), prices, prices), min_size=1, max_size=60))
-def test_rollup_of_valid_candles_is_valid_and_bounds_its_inputs(rows) -> None:
-    by_slot = {}
+def test_rollup_of_valid_candles_is_valid_and_bounds_its_inputs(
+    rows: list[tuple[int, Decimal, Decimal]],
+) -> None:
+    by_slot: dict[int, Candle] = {}
     for slot, a, b in rows:
         low, high = min(a, b), max(a, b)
         by_slot[slot] = Candle(T0 + timedelta(minutes=30 * slot), low, high, low, high)  # last one wins
@@ -78,7 +80,9 @@ def test_rollup_requires_full_coverage_by_default() -> None:
     half_hours = [price_point(T0 + timedelta(minutes=30 * n), Decimal(100 + n)) for n in range(48)]
     full = candles_rollup(half_hours, period=timedelta(days=1), span=timedelta(minutes=30))
     # open = first open (100), high = max (147), low = min (100), close = last close (147)
-    assert [(c.open, c.high, c.low, c.close) for c in full.candles] == [(100, 147, 100, 147)]
+    assert [(c.open, c.high, c.low, c.close) for c in full.candles] == [
+        (Decimal(100), Decimal(147), Decimal(100), Decimal(147))
+    ]
     gappy = candles_rollup(
         half_hours[:10] + half_hours[11:], period=timedelta(days=1), span=timedelta(minutes=30)
     )

@@ -315,7 +315,7 @@ def test_backfill_asks_in_windows_of_at_most_90_days(
 )
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
 def test_each_fault_leaves_a_clear_error_in_history_and_no_rows(
-    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings, reply, message
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings, reply: Reply, message: str
 ) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     settings.COINGECKO_MAX_RETRIES = 2

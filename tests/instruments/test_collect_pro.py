@@ -56,6 +56,7 @@ def test_pro_plan_takes_daily_candles_from_ohlc_range(
     }
     assert summary["status"] == "ok" and summary["results"][0]["candles_added"] == 10
     first = InstrumentOHLC.objects.filter(instrument=bitcoin).order_by("open_time").first()
+    assert first is not None
     # binance_btcusdt_day_2020.csv line 2: 2020-01-01 00:00:00,7195.24,7255.00,7175.15,7200.85
     assert first.open_time == datetime(2020, 1, 1, tzinfo=UTC)
     assert (first.open, first.high, first.low, first.close) == (

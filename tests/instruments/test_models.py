@@ -20,8 +20,8 @@ from tests.instruments.factories import CandleFactory, InstrumentFactory
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def raw_candle(**overrides):
-    values = {
+def raw_candle(**overrides: object) -> InstrumentOHLC:
+    values: dict[str, object] = {
         "open": Decimal(10),
         "high": Decimal(12),
         "low": Decimal(9),
@@ -48,7 +48,9 @@ def raw_candle(**overrides):
         ({"timeframe": "5m"}, "ohlc_timeframe_known"),
     ],
 )
-def test_impossible_candles_are_refused_by_the_database(overrides, constraint) -> None:
+def test_impossible_candles_are_refused_by_the_database(
+    overrides: dict[str, object], constraint: str
+) -> None:
     expected = constraint if connection.vendor == "postgresql" else "CHECK"
     with pytest.raises(IntegrityError, match=expected), transaction.atomic():
         raw_candle(**overrides).save()

@@ -9,7 +9,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from instruments.models import Timeframe
+from instruments.models import Instrument, Timeframe
 from instruments.selectors import candles_float
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def _days(instrument, n):
+def _days(instrument: Instrument, n: int) -> None:
     """Candles of days 0..n-1 from DAY0: open 100 + i, high open + 6, low open - 5, close open + 1, volume 10."""
     for i in range(n):
         CandleFactory.create(
@@ -70,4 +70,8 @@ def test_no_candles_are_empty_columns_of_the_right_types() -> None:
     columns = candles_float(InstrumentFactory.create(coingecko_id="bitcoin"), before=DAY0)
 
     assert len(columns) == 0
-    assert (columns.open_time.dtype, columns.close.dtype, columns.close.shape) == (np.int64, np.float64, (0,))
+    assert (columns.open_time.dtype, columns.close.dtype, columns.close.shape) == (
+        np.dtype(np.int64),
+        np.dtype(np.float64),
+        (0,),
+    )
