@@ -46,8 +46,10 @@ def test_first_run_loads_history_records_the_offline_cycle_and_makes_an_admin(
     errors = History.objects.filter(step="collect", kind=HistoryKind.ERROR)
     assert errors.count() == 3 and all("no response" in e.message for e in errors)
 
-    password = re.search(r"Created admin user 'admin' with password: (\S+)", out).group(1)
-    token = re.search(r"API token for it \(Authorization: Token <key>\): (\S+)", out).group(1)
+    password_shown = re.search(r"Created admin user 'admin' with password: (\S+)", out)
+    token_shown = re.search(r"API token for it \(Authorization: Token <key>\): (\S+)", out)
+    assert password_shown is not None and token_shown is not None
+    password, token = password_shown.group(1), token_shown.group(1)
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password(password)
     api = APIClient()

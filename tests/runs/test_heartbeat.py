@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from runs.recorder import run_start
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_until(predicate, seconds: float = 10.0) -> None:
+def wait_until(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
     stop = timezone.now() + timedelta(seconds=seconds)
     while not predicate():
         assert timezone.now() < stop, "timed out"
@@ -35,7 +36,8 @@ def test_a_run_beats_while_it_works_and_stops_when_it_finishes(settings: Setting
 
     recorder.finish(status=RunStatus.OK, summary={})
     assert not RunHeartbeat.objects.exists()
-    assert recorder.heartbeat is not None and not recorder.heartbeat._thread.is_alive()  # type: ignore[union-attr]
+    assert recorder.heartbeat is not None and recorder.heartbeat._thread is not None
+    assert not recorder.heartbeat._thread.is_alive()
 
 
 def test_a_run_whose_beats_stopped_is_finished_as_interrupted_with_the_reason() -> None:
