@@ -65,7 +65,7 @@ def test_a_known_vulnerability_fails(tmp_path: Path) -> None:
         "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='x', port=443): Max retries exceeded",
     ],
 )
-def test_a_network_error_is_reported_as_not_run_with_its_reason(tmp_path: Path, network_error) -> None:
+def test_a_network_error_is_reported_as_not_run_with_its_reason(tmp_path: Path, network_error: str) -> None:
     text = f"{network_error}\nERROR:pip_audit._cli:Tip: your network may be blocking this service."
     result = _gate(tmp_path, _fake_audit(tmp_path, strict=(1, text)))
     assert result.returncode == 0

@@ -219,7 +219,7 @@ def test_a_clean_cycle_posts_the_three_steps_in_order_with_the_token_and_exits_0
 
 
 @pytest.mark.parametrize("as_of_args", [[], ["--as-of", ""]])
-def test_without_as_of_the_server_picks_its_today(barter: FakeBarter, as_of_args) -> None:
+def test_without_as_of_the_server_picks_its_today(barter: FakeBarter, as_of_args: list[str]) -> None:
     run = run_script(*fast(barter.url, *as_of_args))
 
     assert run.returncode == 0, run.output
@@ -237,7 +237,7 @@ def test_the_url_comes_from_barter_url_and_a_trailing_slash_is_fine(barter: Fake
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_5xx_is_retried_then_reported_and_the_other_steps_still_run(barter: FakeBarter, status) -> None:
+def test_5xx_is_retried_then_reported_and_the_other_steps_still_run(barter: FakeBarter, status: int) -> None:
     barter.add("sync_data", Reply(status, {"detail": "upstream trouble"}))
 
     run = run_script(*fast(barter.url, "--retries", "2"))
@@ -382,7 +382,7 @@ def test_a_server_that_is_down_is_retried_then_reported() -> None:
         (405, "must be the site's root URL"),
     ],
 )
-def test_4xx_is_not_retried_and_says_what_to_fix(barter: FakeBarter, status, hint) -> None:
+def test_4xx_is_not_retried_and_says_what_to_fix(barter: FakeBarter, status: int, hint: str) -> None:
     body = {"as_of": ["as_of must be today (2024-12-03 UTC) or earlier; was 2030-01-01"]}
     barter.add("sync_data", Reply(status, body if status == 400 else {"detail": "no"}))
 
@@ -410,7 +410,9 @@ def test_a_redirect_is_reported_not_followed(barter: FakeBarter) -> None:
 
 
 @pytest.mark.parametrize("status", ["failed", "partial"])
-def test_a_summary_whose_status_is_not_ok_fails_the_run_with_its_errors(barter: FakeBarter, status) -> None:
+def test_a_summary_whose_status_is_not_ok_fails_the_run_with_its_errors(
+    barter: FakeBarter, status: str
+) -> None:
     errors = [{"instrument": "bitcoin", "message": "CoinGecko had no complete data for 1 day(s): 2024-12-02"}]
     barter.add("sync_data", Reply(body=summary("sync_data", status, errors)))
 
@@ -442,7 +444,7 @@ def test_errors_in_an_ok_summary_fail_the_run(barter: FakeBarter) -> None:
     ("body", "reason"),
     [(b"<html>maintenance</html>", "the body is not JSON"), (b"[]", "the body is not a run summary")],
 )
-def test_a_200_without_a_summary_fails_the_run(barter: FakeBarter, body, reason) -> None:
+def test_a_200_without_a_summary_fails_the_run(barter: FakeBarter, body: bytes, reason: str) -> None:
     barter.add("sync_new_trades", Reply(200, body))
 
     run = run_script(*fast(barter.url))
@@ -517,7 +519,7 @@ def test_the_token_is_not_an_argument(barter: FakeBarter) -> None:
         (["--url", "http://127.0.0.1:9", "--timeout", "0"], TOKEN, "must be more than 0"),
     ],
 )
-def test_usage_errors_exit_2_before_any_call(args, token, message) -> None:
+def test_usage_errors_exit_2_before_any_call(args: list[str], token: str | None, message: str) -> None:
     run = run_script(*args, token=token)
 
     assert run.returncode == 2
@@ -560,16 +562,16 @@ def seed_a_trading_day() -> tuple[str, Position]:
     always = {"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}}
     never = {"left": {"indicator": "close"}, "op": "<", "right": {"value": 0}}
     costs = {"version": 1, "side": "long", "fee_rate": 0.001, "slippage_ratio": 0.0}
-    StrategyFactory(
+    StrategyFactory.create(
         name="enters", is_enabled=True, criteria={**costs, "entry": always}, instruments=[bitcoin]
     )
-    exits = StrategyFactory(
+    exits = StrategyFactory.create(
         name="exits",
         is_enabled=True,
         criteria={**costs, "entry": never, "exit": always},
         instruments=[bitcoin],
     )
-    held = PositionFactory(
+    held = PositionFactory.create(
         strategy=exits,
         instrument=bitcoin,
         entry_price=Decimal("92700"),

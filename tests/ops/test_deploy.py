@@ -12,8 +12,10 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.test import Client
 from django.urls import resolve
 
 from barter_site.health import healthz
@@ -31,7 +33,7 @@ from tests.ops.deploy_helpers import (
 HADOLINT = Path(sys.executable).parent / "hadolint"
 
 
-def fly_config() -> dict:
+def fly_config() -> dict[str, Any]:
     with (REPO / "fly.toml").open("rb") as file:
         return tomllib.load(file)
 
@@ -127,7 +129,7 @@ def test_dockerfile_cmd_is_the_web_process_of_fly_toml() -> None:
 
 
 @pytest.mark.django_db
-def test_fly_health_check_path_is_served_by_the_app(client) -> None:
+def test_fly_health_check_path_is_served_by_the_app(client: Client) -> None:
     checks = fly_config()["http_service"]["checks"]
     assert len(checks) == 1 and checks[0]["method"] == "GET"
     path = checks[0]["path"]
@@ -240,7 +242,7 @@ def test_dockerfile_commands_install_the_lock_collect_static_and_serve_healthz_a
     assert instructions[user_at][1].split(":")[0] not in {"0", "root"}
     image_env: dict[str, str] = {}
     for arguments in (arguments for keyword, arguments in instructions if keyword == "ENV"):
-        image_env.update(pair.split("=", 1) for pair in shlex.split(arguments))
+        image_env.update(dict(pair.split("=", 1) for pair in shlex.split(arguments)))
     assert image_env["DJANGO_SETTINGS_MODULE"] == PRODUCTION_SETTINGS
 
     app = tmp_path / "app"  # the image's WORKDIR

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_django import Settings
@@ -57,7 +58,7 @@ def test_check_deploy_reports_nothing(tmp_path: Path) -> None:
 )
 @pytest.mark.parametrize("absent_as", ["unset", "empty"])
 def test_production_refuses_to_start_without_a_required_variable(
-    tmp_path: Path, variable, how_to_set, absent_as
+    tmp_path: Path, variable: str, how_to_set: str, absent_as: str
 ) -> None:
     env = production_env(database_url=f"sqlite:///{tmp_path}/db")
     if absent_as == "unset":
@@ -73,7 +74,7 @@ def test_production_refuses_to_start_without_a_required_variable(
     )
 
 
-def production_values(env: dict[str, str], *names: str) -> dict:
+def production_values(env: dict[str, str], *names: str) -> dict[str, Any]:
     """The values of settings ``names`` as production loads them with ``env`` (JSON-encoded; repr for others)."""
     script = (
         "import json, django\n"
@@ -91,7 +92,8 @@ def production_values(env: dict[str, str], *names: str) -> dict:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    values: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])  # JSON: values of any type
+    return values
 
 
 def test_production_security_database_and_static_settings(tmp_path: Path) -> None:
@@ -190,7 +192,7 @@ def test_a_request_logs_json_lines_carrying_the_request_id_of_its_response_heade
         ("from barter_site.celery_app import app; app.conf.broker_url", "barter_site.settings.local"),
     ],
 )
-def test_each_entry_point_picks_its_own_default_settings(tmp_path: Path, entry, expected) -> None:
+def test_each_entry_point_picks_its_own_default_settings(tmp_path: Path, entry: str, expected: str) -> None:
     env = production_env(database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}")
     del env["DJANGO_SETTINGS_MODULE"]
 

@@ -51,7 +51,7 @@ def lint(command: list[str], *paths: Path) -> tuple[int, list[dict[str, Any]]]:
 
 def workflow(path: Path) -> dict[Any, Any]:
     """A workflow as data. YAML 1.1 reads the key ``on`` as True; it is put back under ``"on"``."""
-    document = yaml.safe_load(path.read_text())
+    document: dict[Any, Any] = yaml.safe_load(path.read_text())  # YAML: keys and values of any type
     if True in document:
         document["on"] = document.pop(True)
     return document
