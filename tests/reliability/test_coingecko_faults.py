@@ -70,12 +70,14 @@ def body(value: Any) -> Reply:
 
 def ohlc_rows() -> list[list[Any]]:
     """The recorded ``days=2`` payload: ``[close_time_ms, open, high, low, close]`` rows, numbers as Decimal."""
-    return json.loads(DAYS2.read_text(), parse_float=Decimal, parse_int=Decimal)
+    rows: list[list[Any]] = json.loads(DAYS2.read_text(), parse_float=Decimal, parse_int=Decimal)
+    return rows
 
 
 def chart_payload() -> dict[str, Any]:
     """The recorded hourly ``market_chart`` payload, numbers as Decimal."""
-    return json.loads(MARKET_CHART_30D.read_text(), parse_float=Decimal, parse_int=Decimal)
+    payload: dict[str, Any] = json.loads(MARKET_CHART_30D.read_text(), parse_float=Decimal, parse_int=Decimal)
+    return payload
 
 
 def at_ms(value: Decimal) -> datetime:
@@ -632,7 +634,8 @@ def test_fault_ends_in_good_candles_or_a_clear_error_and_a_rerun_completes_the_d
         assert scenario.error in bitcoin["error"]
         assert bitcoin["days_missing"] == len(expected) - len(kept)
         (error,) = errors
-        assert error.instrument.coingecko_id == FAULTY and error.message == bitcoin["error"]
+        assert error.instrument is not None and error.instrument.coingecko_id == FAULTY
+        assert error.message == bitcoin["error"]
         assert [e["instrument"] for e in summary["errors"]] == [FAULTY]
         if scenario.error_type is None:  # days CoinGecko had no complete data for
             assert error.payload["kept"] == "complete days only"

@@ -36,7 +36,7 @@ from positions.models import Position, StrategyStep
 from positions.tasks import daily_cycle_task
 from runs.locked import run_locked
 from runs.locks import RunInProgressError, lock_file_path, run_lock
-from runs.models import History, HistoryKind, Step
+from runs.models import History, HistoryKind, RunStatus, Step
 from tests.accounts import RUN_STEPS, token_client, user_with
 from tests.accounts import api_token as token_of
 from tests.fakes.clock import clock_command
@@ -94,7 +94,7 @@ def test_a_second_run_of_the_same_lock_is_refused_and_names_the_run_in_progress(
         # Another scope or day is another lock: the fan-out's one-instrument collects do not block each other.
         assert _in_thread(lambda: _take(Step.COLLECT, day, "bitcoin")) == "collect:2024-12-02:bitcoin"
         assert _in_thread(lambda: _take(Step.COLLECT, date(2024, 12, 3), "all")) == "collect:2024-12-03:all"
-        recorder.finish(status="ok", summary={"as_of": AS_OF, "results": []})
+        recorder.finish(status=RunStatus.OK, summary={"as_of": AS_OF, "results": []})
 
     assert refused.value.http_status == 409 and refused.value.retryable
     assert refused.value.extra == {
@@ -135,7 +135,7 @@ def test_the_api_answers_409_with_the_run_id_and_retry_after_while_a_run_holds_t
         with run_locked(step=Step.COLLECT, as_of=date(2024, 12, 2), scope="all", params={}) as recorder:
             inside.set()
             assert release.wait(timeout=30)
-            recorder.finish(status="ok", summary={"as_of": AS_OF, "results": []})
+            recorder.finish(status=RunStatus.OK, summary={"as_of": AS_OF, "results": []})
             return str(recorder.run_id)
 
     holder = threading.Thread(target=lambda: holder_result.append(_in_thread(hold)))
@@ -437,8 +437,8 @@ def test_20_daily_chains_at_once_on_a_celery_worker_do_everything_once(
     with celery_worker(fake_coingecko.base_url, settings.REDIS_URL, log, concurrency=4) as queue:
         started = [daily_cycle_task.apply_async(args=[AS_OF], queue=queue) for _ in range(CALLS_PER_ENDPOINT)]
         try:
-            chain_ids = [AsyncResult(s.id, app=app).get(timeout=60) for s in started]
-            closes = [AsyncResult(c, app=app).get(timeout=120) for c in chain_ids]
+            chain_ids: list[str] = [AsyncResult(s.id, app=app).get(timeout=60) for s in started]
+            closes: list[dict[str, Any]] = [AsyncResult(c, app=app).get(timeout=120) for c in chain_ids]
         except Exception:
             pytest.fail(f"a chain did not finish:\n{log.read_text(errors='replace')[-4000:]}")
     text = log.read_text(errors="replace")

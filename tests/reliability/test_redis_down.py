@@ -60,11 +60,12 @@ def _celery_connections_reset() -> None:
     """Forget Celery's broker pool and result store so the next send connects to the current configuration.
 
     The pools are not closed: kombu keeps them per connection URL, and the original one is used again after."""
-    app._pool = None
-    app.amqp._producer_pool = None
-    app._backend_cache = None
-    if hasattr(app._local, "backend"):
-        del app._local.backend
+    celery: Any = app  # Any: these private attributes are not in celery-types
+    celery._pool = None
+    celery.amqp._producer_pool = None
+    celery._backend_cache = None
+    if hasattr(celery._local, "backend"):
+        del celery._local.backend
 
 
 @pytest.fixture
