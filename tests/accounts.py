@@ -48,6 +48,7 @@ def permissions(*names: str) -> list[Permission]:
 
 def user_with(username: str, *perms: str, **fields: Any) -> User:
     """Create a user holding exactly ``perms`` (``fields`` such as ``is_staff=True`` go to ``create_user``)."""
+    # Any: ``fields`` are model fields of several types, as django-stubs types create_user's ``**extra_fields``.
     fields.setdefault("password", "unused-password-123")
     user = get_user_model().objects.create_user(username, **fields)
     user.user_permissions.set(permissions(*perms))

@@ -236,6 +236,7 @@ class Scenario:
 
     def bitcoin_replies(self) -> list[Reply]:
         mode = MODES[self.mode]
+        # The only str a scenario holds is GOOD, which mypy cannot narrow away with ``==``.
         return [mode.good() if r == GOOD else r() if callable(r) else r for r in self.replies]  # type: ignore[misc]
 
 
