@@ -45,7 +45,7 @@ def test_candle_refuses_naive_times_and_floats() -> None:
     with pytest.raises(CandleInvalidError, match="aware UTC"):
         Candle(datetime(2024, 1, 1), Decimal(1), Decimal(1), Decimal(1), Decimal(1))  # noqa: DTZ001
     with pytest.raises(CandleInvalidError, match=r"open must be a Decimal, was float 1\.0"):
-        Candle(T0, 1.0, Decimal(1), Decimal(1), Decimal(1))  # type: ignore[arg-type]
+        Candle(T0, 1.0, Decimal(1), Decimal(1), Decimal(1))  # type: ignore[arg-type]  # a float on purpose
 
 
 @given(st.lists(prices, min_size=4, max_size=4))
