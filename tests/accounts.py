@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import AbstractBaseUser, Permission, User
 from rest_framework.test import APIClient
 
 from barter_site.tokens import api_token_create
@@ -46,20 +46,21 @@ def permissions(*names: str) -> list[Permission]:
     return found
 
 
-def user_with(username: str, *perms: str, **fields: Any) -> Any:
+def user_with(username: str, *perms: str, **fields: Any) -> User:
     """Create a user holding exactly ``perms`` (``fields`` such as ``is_staff=True`` go to ``create_user``)."""
+    # Any: ``fields`` are model fields of several types, as django-stubs types create_user's ``**extra_fields``.
     fields.setdefault("password", "unused-password-123")
     user = get_user_model().objects.create_user(username, **fields)
     user.user_permissions.set(permissions(*perms))
     return user
 
 
-def api_token(user: Any, *, expiry_days: int | None = None) -> str:
+def api_token(user: AbstractBaseUser, *, expiry_days: int | None = None) -> str:
     """A new API token of ``user`` (knox: only its digest is stored); returns the key."""
     return api_token_create(user=user, expiry_days=expiry_days)[1]
 
 
-def token_client(user: Any) -> APIClient:
+def token_client(user: AbstractBaseUser) -> APIClient:
     """An ``APIClient`` authenticating as ``user`` with a new token (``Authorization: Token <key>``)."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(user)}")

@@ -7,10 +7,16 @@ loopback, where PostgreSQL and Redis listen, is allowed). HTTP to CoinGecko is r
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from django.db import connection
+from pytest_django import DjangoDbBlocker, Settings
+
+if TYPE_CHECKING:
+    from tests.fakes.coingecko import FakeCoinGecko
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _postgres_passed: list[str] = []
@@ -67,15 +73,14 @@ def on_postgres() -> bool:
 @pytest.fixture
 def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record, instead of sleeping, every wait urllib3's ``Retry`` makes (backoff and ``Retry-After``)."""
-    import urllib3.util.retry
-
     slept: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", slept.append)
+    # urllib3.util.retry imports ``time`` without re-exporting it: the dotted path reaches the same module.
+    monkeypatch.setattr("urllib3.util.retry.time.sleep", slept.append)
     return slept
 
 
 @pytest.fixture
-def fake_coingecko(settings, retry_sleeps):  # type: ignore[no-untyped-def]
+def fake_coingecko(settings: Settings, retry_sleeps: list[float]) -> Iterator[FakeCoinGecko]:
     """A local fake CoinGecko (``tests/fakes/coingecko.py``) that the settings point at."""
     from tests.fakes.coingecko import FakeCoinGecko
 
@@ -85,7 +90,7 @@ def fake_coingecko(settings, retry_sleeps):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def shipped_history(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+def shipped_history(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[None]:
     """The shipped real daily history (``load_shipped_history``: BTC, ETH, LTC), loaded once for a module and
     flushed after it."""
     from django.core.management import call_command

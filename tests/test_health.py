@@ -8,6 +8,8 @@ import socket
 
 import pytest
 from django.db import OperationalError
+from django.test import Client
+from pytest_django import Settings
 
 from barter_site import health
 
@@ -23,7 +25,7 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_healthy_answers_200_with_a_small_json_body(client, settings):
+def test_healthy_answers_200_with_a_small_json_body(client: Client, settings: Settings) -> None:
     response = client.get("/healthz")
 
     expected = {"database": "ok", "redis": "ok"} if settings.REDIS_URL else {"database": "ok"}
@@ -33,7 +35,7 @@ def test_healthy_answers_200_with_a_small_json_body(client, settings):
     assert "no-store" in response["Cache-Control"]
 
 
-def test_without_redis_url_redis_is_not_checked(client, settings):
+def test_without_redis_url_redis_is_not_checked(client: Client, settings: Settings) -> None:
     settings.REDIS_URL = ""
 
     response = client.get("/healthz")
@@ -43,7 +45,7 @@ def test_without_redis_url_redis_is_not_checked(client, settings):
 
 
 @pytest.mark.redis
-def test_a_configured_redis_that_answers_is_reported_ok(client, settings):
+def test_a_configured_redis_that_answers_is_reported_ok(client: Client, settings: Settings) -> None:
     assert settings.REDIS_URL
 
     response = client.get("/healthz")
@@ -52,7 +54,9 @@ def test_a_configured_redis_that_answers_is_reported_ok(client, settings):
     assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
 
 
-def test_a_failing_database_is_503_naming_database(client, settings, monkeypatch, caplog):
+def test_a_failing_database_is_503_naming_database(
+    client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     settings.REDIS_URL = ""
 
     def refuse(**_: object) -> None:
@@ -72,7 +76,7 @@ def test_a_failing_database_is_503_naming_database(client, settings, monkeypatch
     assert "health check database failed: OperationalError" in caplog.text and "10.0.0.5" in caplog.text
 
 
-def test_redis_on_a_closed_port_is_503_naming_redis(client, settings):
+def test_redis_on_a_closed_port_is_503_naming_redis(client: Client, settings: Settings) -> None:
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
 
     response = client.get("/healthz")
@@ -84,7 +88,9 @@ def test_redis_on_a_closed_port_is_503_naming_redis(client, settings):
     assert body["checks"]["redis"] == "ConnectionError"
 
 
-def test_production_like_settings_neither_redirect_nor_host_check_healthz(client, settings):
+def test_production_like_settings_neither_redirect_nor_host_check_healthz(
+    client: Client, settings: Settings
+) -> None:
     settings.REDIS_URL = ""
     settings.SECURE_SSL_REDIRECT = True
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -101,12 +107,12 @@ def test_production_like_settings_neither_redirect_nor_host_check_healthz(client
     assert plain_http.status_code == 301 and plain_http["Location"] == "https://example.com/api/instruments/"
 
 
-def test_only_get_and_head_are_allowed(client):
+def test_only_get_and_head_are_allowed(client: Client) -> None:
     assert client.head("/healthz").status_code == 200
     assert client.post("/healthz").status_code == 405
 
 
-def test_the_response_carries_the_request_id(client):
+def test_the_response_carries_the_request_id(client: Client) -> None:
     given = client.get("/healthz", HTTP_FLY_REQUEST_ID="01JD0EXAMPLE7XQ-ams")
     generated = client.get("/healthz")
 

@@ -7,6 +7,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from instruments.models import Instrument, InstrumentOHLC
@@ -17,7 +18,9 @@ from trading.models import Strategy
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_first_run_loads_history_records_the_offline_cycle_and_makes_an_admin(settings, capsys, retry_sleeps):
+def test_first_run_loads_history_records_the_offline_cycle_and_makes_an_admin(
+    settings: Settings, capsys: pytest.CaptureFixture[str], retry_sleeps: list[float]
+) -> None:
     settings.COINGECKO_BASE_URL = "http://127.0.0.1:9/api/v3"  # offline: nothing listens on the discard port
 
     call_command("load_shipped_history")
@@ -43,8 +46,10 @@ def test_first_run_loads_history_records_the_offline_cycle_and_makes_an_admin(se
     errors = History.objects.filter(step="collect", kind=HistoryKind.ERROR)
     assert errors.count() == 3 and all("no response" in e.message for e in errors)
 
-    password = re.search(r"Created admin user 'admin' with password: (\S+)", out).group(1)
-    token = re.search(r"API token for it \(Authorization: Token <key>\): (\S+)", out).group(1)
+    password_shown = re.search(r"Created admin user 'admin' with password: (\S+)", out)
+    token_shown = re.search(r"API token for it \(Authorization: Token <key>\): (\S+)", out)
+    assert password_shown is not None and token_shown is not None
+    password, token = password_shown.group(1), token_shown.group(1)
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password(password)
     api = APIClient()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pytest_django import Settings
 
 from simulator.models import Simulation
 from tests.browser.conftest import LiveBrowser
@@ -15,7 +16,7 @@ from tests.trading.factories import sma_cross_criteria
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_a_form_over_the_upload_limit_shows_a_message_and_keeps_the_input(
-    live_browser: LiveBrowser, settings
+    live_browser: LiveBrowser, settings: Settings
 ) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 20_000
     pasted = json.dumps(sma_cross_criteria(), indent=2) + " " * 30_000

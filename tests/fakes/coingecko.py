@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
@@ -130,7 +130,7 @@ class FakeCoinGecko:
         """The requests received for ``path`` (below ``/api/v3``)."""
         return [s for s in self.seen if s.path == "/api/v3" + path]
 
-    def __enter__(self) -> FakeCoinGecko:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

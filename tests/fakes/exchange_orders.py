@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -28,6 +29,9 @@ import responses
 DUMMY_KEY = "dummy-api-key-7f3a9c"
 DUMMY_SECRET = "dummy-api-secret-0b1e44"
 NOW_MS = 1_704_933_600_000  # 2024-01-11 00:40 UTC
+
+#: A route's handler: the request in, ``(status, headers, body)`` out (what ``responses`` callbacks return).
+Handler = Callable[[requests.PreparedRequest], tuple[int, dict[str, str], str]]
 
 
 @dataclass
@@ -168,7 +172,7 @@ class FakeBinance(_FakeExchange):
         super().__init__(mock, usdt=usdt)
         self.stop_loss = stop_loss
         base = re.escape(self.host + "/api/v3/")
-        routes = [
+        routes: list[tuple[str, str, Handler]] = [
             ("GET", "exchangeInfo", self._exchange_info),
             ("GET", "ticker/24hr", self._ticker),
             ("GET", "account", self._account),
@@ -183,10 +187,10 @@ class FakeBinance(_FakeExchange):
                 method, re.compile(base + re.escape(path) + r"(\?.*)?$"), callback=self._recorded(handler)
             )
 
-    def _recorded(self, handler: Any) -> Any:
+    def _recorded(self, handler: Handler) -> Handler:
         def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
             self.requests.append(request)
-            return handler(request)  # type: ignore[no-any-return]
+            return handler(request)
 
         return callback
 
@@ -320,7 +324,7 @@ class FakeBybit(_FakeExchange):
     def __init__(self, mock: responses.RequestsMock, *, usdt: str = "1000") -> None:
         super().__init__(mock, usdt=usdt)
         base = re.escape(self.host + "/v5/")
-        routes = [
+        routes: list[tuple[str, str, Handler]] = [
             ("GET", "market/instruments-info", self._instruments),
             ("GET", "market/tickers", self._tickers),
             ("GET", "asset/coin/query-info", lambda r: self._ok({"rows": []})),
@@ -342,10 +346,10 @@ class FakeBybit(_FakeExchange):
                 method, re.compile(base + re.escape(path) + r"(\?.*)?$"), callback=self._recorded(handler)
             )
 
-    def _recorded(self, handler: Any) -> Any:
+    def _recorded(self, handler: Handler) -> Handler:
         def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
             self.requests.append(request)
-            return handler(request)  # type: ignore[no-any-return]
+            return handler(request)
 
         return callback
 

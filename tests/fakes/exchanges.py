@@ -62,7 +62,13 @@ class DayKline:
 
     def prices(self) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
         """The candle as ``Decimal`` open, high, low, close, volume (what Barter should store)."""
-        return tuple(Decimal(v) for v in (self.open, self.high, self.low, self.close, self.volume))  # type: ignore[return-value]
+        return (
+            Decimal(self.open),
+            Decimal(self.high),
+            Decimal(self.low),
+            Decimal(self.close),
+            Decimal(self.volume),
+        )
 
     @property
     def day(self) -> datetime:

@@ -6,26 +6,29 @@ from datetime import UTC, date, datetime
 
 import pytest
 import time_machine
+from django.contrib.auth.models import User
+from django.test import Client
+from pytest_django import DjangoAssertNumQueries, Settings
 
-from tests.fakes.coingecko import RECORDINGS, json_reply
+from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(client, django_user_model):
+def staff_client(client: Client, django_user_model: type[User]) -> Client:
     user = django_user_model.objects.create_superuser("boss", password="unused-password-123")
     client.force_login(user)
     return client
 
 
 def test_instrument_list_shows_candle_count_and_last_day_in_constant_queries(
-    staff_client, django_assert_max_num_queries
-):
-    CandleFactory.reset_sequence()
+    staff_client: Client, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
+    CandleFactory.reset_sequence()  # type: ignore[no-untyped-call]  # untyped in factory_boy
     for coin in ("bitcoin", "ethereum", "litecoin"):
-        CandleFactory.create_batch(3, instrument=InstrumentFactory(coingecko_id=coin))
+        CandleFactory.create_batch(3, instrument=InstrumentFactory.create(coingecko_id=coin))
     with django_assert_max_num_queries(8):  # session, user, count, page: not one query per instrument
         page = staff_client.get("/admin/instruments/instrument/")
     html = page.content.decode()
@@ -34,8 +37,8 @@ def test_instrument_list_shows_candle_count_and_last_day_in_constant_queries(
     assert html.count('<td class="field-last_candle">2024-01-0') == 3
 
 
-def test_candles_are_read_only(staff_client):
-    candle = CandleFactory()
+def test_candles_are_read_only(staff_client: Client) -> None:
+    candle = CandleFactory.create()
 
     assert staff_client.get("/admin/instruments/instrumentohlc/").status_code == 200
     assert staff_client.get("/admin/instruments/instrumentohlc/add/").status_code == 403
@@ -44,11 +47,13 @@ def test_candles_are_read_only(staff_client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sync_now_action_runs_the_collect_step(staff_client, fake_coingecko, settings):
+def test_sync_now_action_runs_the_collect_step(
+    staff_client: Client, fake_coingecko: FakeCoinGecko, settings: Settings
+) -> None:
     import json
 
     settings.BARTER_BACKFILL_DAYS = 1
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
     payload = json.loads((RECORDINGS / "derived" / "ohlc_days2_bitcoin_2024-01-03T0040Z.json").read_text())
     fake_coingecko.add("/coins/bitcoin/ohlc", json_reply(payload))
 

@@ -5,6 +5,7 @@ Backfills through exchange pages are in ``tests/instruments/sources/exchange/tes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ import time_machine
 from django.core.management import CommandError
 
 from instruments.sources.base import DailyFetch
+from instruments.sources.coingecko.client import CoinGeckoClient
 from runs.models import History
 from tests.instruments.factories import InstrumentFactory
 from tests.instruments.sources.exchange.helpers import (
@@ -34,29 +36,31 @@ pytestmark = pytest.mark.django_db(transaction=True)
     ],
 )
 @time_machine.travel(NEW_YEAR_2025, tick=True)
-def test_backfill_refuses_bad_input_saying_how_to_fix_it(args, message):
+def test_backfill_refuses_bad_input_saying_how_to_fix_it(args: list[str], message: str) -> None:
     exchange_instrument("binance")
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
         backfill("--instrument", "bitcoin", *args)
     assert not History.objects.exists()
 
 
-def test_backfill_names_the_known_instruments_for_an_unknown_one():
+def test_backfill_names_the_known_instruments_for_an_unknown_one() -> None:
     exchange_instrument("binance")
     with pytest.raises(CommandError, match=r"unknown instrument\(s\) 'dogecoin'.*bitcoin"):
         backfill("--instrument", "dogecoin", "--source", "exchange", "--since", "2024-01-01")
 
 
 @time_machine.travel(NEW_YEAR_2025, tick=True)
-def test_a_coingecko_backfill_says_the_demo_plan_reaches_back_365_days(monkeypatch):
-    InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+def test_a_coingecko_backfill_says_the_demo_plan_reaches_back_365_days(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     asked: list[list[date]] = []
-    monkeypatch.setattr(
-        "instruments.sources.coingecko.source.fetch_daily_candles",
-        lambda client, *, days, **kw: (
-            asked.append(list(days)) or DailyFetch(source="coingecko:market_chart_hourly")
-        ),
-    )
+
+    def fetch(client: CoinGeckoClient, *, days: Sequence[date], **kw: object) -> DailyFetch:
+        asked.append(list(days))
+        return DailyFetch(source="coingecko:market_chart_hourly")
+
+    monkeypatch.setattr("instruments.sources.coingecko.source.fetch_daily_candles", fetch)
 
     output = backfill("--instrument", "bitcoin", "--source", "coingecko", "--since", "2020-01-01")
 

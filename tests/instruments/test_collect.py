@@ -10,12 +10,13 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import connection
+from pytest_django import Settings
 
 from barter_site.errors import ApplicationError
 from instruments.collect import sync_data
-from instruments.models import InstrumentOHLC
+from instruments.models import Instrument, InstrumentOHLC
 from runs.models import History, HistoryKind
-from tests.fakes.coingecko import RECORDINGS, Reply, json_reply, recorded
+from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, Reply, json_reply, recorded
 from tests.instruments.factories import InstrumentFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,8 +43,8 @@ def market_chart_reply(drop_day: str | None = None, null_at: int | None = None) 
 
 
 @pytest.fixture
-def bitcoin(db):
-    return InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+def bitcoin(db: None) -> Instrument:
+    return InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
 
 
 def as_stored(value: Decimal) -> Decimal | object:
@@ -59,7 +60,9 @@ def run_types(run_id: str) -> list[str]:
 
 
 @time_machine.travel(datetime(2024, 1, 3, 0, 40, tzinfo=UTC), tick=False)
-def test_yesterday_is_built_from_its_48_half_hour_candles(fake_coingecko, bitcoin, settings):
+def test_yesterday_is_built_from_its_48_half_hour_candles(
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 1
     fake_coingecko.add("/coins/bitcoin/ohlc", days2_reply())
 
@@ -87,7 +90,9 @@ def test_yesterday_is_built_from_its_48_half_hour_candles(fake_coingecko, bitcoi
 
 
 @time_machine.travel(datetime(2024, 1, 3, 0, 40, tzinfo=UTC), tick=False)
-def test_a_day_missing_one_half_hour_is_not_built(fake_coingecko, bitcoin, settings):
+def test_a_day_missing_one_half_hour_is_not_built(
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 1
     fake_coingecko.add("/coins/bitcoin/ohlc", days2_reply(drop_close_ms=1704193200000))  # 2024-01-02 11:00
 
@@ -103,7 +108,9 @@ def test_a_day_missing_one_half_hour_is_not_built(fake_coingecko, bitcoin, setti
 
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
-def test_backfill_builds_days_from_hourly_market_chart(fake_coingecko, bitcoin, settings):
+def test_backfill_builds_days_from_hourly_market_chart(
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     fake_coingecko.add("/coins/bitcoin/market_chart/range", market_chart_reply())
 
@@ -139,7 +146,9 @@ def test_backfill_builds_days_from_hourly_market_chart(fake_coingecko, bitcoin, 
 
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
-def test_a_missing_day_is_reported_and_the_rest_kept(fake_coingecko, bitcoin, settings):
+def test_a_missing_day_is_reported_and_the_rest_kept(
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     fake_coingecko.add("/coins/bitcoin/market_chart/range", market_chart_reply(drop_day="2024-11-20"))
 
@@ -153,7 +162,9 @@ def test_a_missing_day_is_reported_and_the_rest_kept(fake_coingecko, bitcoin, se
 
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
-def test_second_run_adds_nothing_and_calls_nothing(fake_coingecko, bitcoin, settings):
+def test_second_run_adds_nothing_and_calls_nothing(
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     fake_coingecko.add("/coins/bitcoin/market_chart/range", market_chart_reply())
     first = sync_data(as_of=date(2024, 12, 2))
@@ -170,10 +181,10 @@ def test_second_run_adds_nothing_and_calls_nothing(fake_coingecko, bitcoin, sett
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
 def test_one_instrument_failing_neither_stops_the_others_nor_writes_anything(
-    fake_coingecko, bitcoin, settings
-):
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
-    InstrumentFactory(coingecko_id="ethereum", symbol="ETH")
+    InstrumentFactory.create(coingecko_id="ethereum", symbol="ETH")
     fake_coingecko.add(
         "/coins/bitcoin/market_chart/range",
         recorded("test_that_it_gets_ohlc_data_for_one_coin_in_the_last_7_days.yml", 1),
@@ -194,7 +205,9 @@ def test_one_instrument_failing_neither_stops_the_others_nor_writes_anything(
 
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
-def test_a_null_price_refuses_the_whole_payload(fake_coingecko, bitcoin, settings):
+def test_a_null_price_refuses_the_whole_payload(
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     fake_coingecko.add("/coins/bitcoin/market_chart/range", market_chart_reply(null_at=300))
 
@@ -206,11 +219,13 @@ def test_a_null_price_refuses_the_whole_payload(fake_coingecko, bitcoin, setting
 
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
-def test_offline_is_recorded_and_the_run_carries_on(bitcoin, settings, retry_sleeps):
+def test_offline_is_recorded_and_the_run_carries_on(
+    bitcoin: Instrument, settings: Settings, retry_sleeps: list[float]
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     settings.COINGECKO_BASE_URL = "http://127.0.0.1:9/api/v3"  # discard port: nothing listens
     settings.COINGECKO_MAX_RETRIES = 1
-    InstrumentFactory(coingecko_id="ethereum")
+    InstrumentFactory.create(coingecko_id="ethereum")
 
     summary = sync_data(as_of=date(2024, 12, 4))
 
@@ -224,7 +239,7 @@ def test_offline_is_recorded_and_the_run_carries_on(bitcoin, settings, retry_sle
     assert finished.status == "failed" and finished.payload == summary
 
 
-def test_as_of_in_the_future_is_refused(bitcoin):
+def test_as_of_in_the_future_is_refused(bitcoin: Instrument) -> None:
     with pytest.raises(
         ApplicationError, match=r"as_of must be today \(\d{4}-\d\d-\d\d UTC\) or earlier; was 2999-01-01"
     ):
@@ -232,12 +247,14 @@ def test_as_of_in_the_future_is_refused(bitcoin):
     assert not History.objects.exists()
 
 
-def test_unknown_instrument_is_refused_naming_the_known_ones(bitcoin):
+def test_unknown_instrument_is_refused_naming_the_known_ones(bitcoin: Instrument) -> None:
     with pytest.raises(ApplicationError, match=r"unknown instrument\(s\) 'dogecoin': .*\(bitcoin\)"):
         sync_data(instruments=["dogecoin"])
 
 
-def test_inactive_instruments_are_not_synced_by_default(fake_coingecko, bitcoin, settings):
+def test_inactive_instruments_are_not_synced_by_default(
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
+) -> None:
     bitcoin.is_active = False
     bitcoin.save()
     summary = sync_data()
@@ -246,7 +263,9 @@ def test_inactive_instruments_are_not_synced_by_default(fake_coingecko, bitcoin,
 
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
-def test_backfill_asks_in_windows_of_at_most_90_days(fake_coingecko, bitcoin, settings):
+def test_backfill_asks_in_windows_of_at_most_90_days(
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 200
     fake_coingecko.add("/coins/bitcoin/market_chart/range", market_chart_reply())
 
@@ -296,8 +315,8 @@ def test_backfill_asks_in_windows_of_at_most_90_days(fake_coingecko, bitcoin, se
 )
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
 def test_each_fault_leaves_a_clear_error_in_history_and_no_rows(
-    fake_coingecko, bitcoin, settings, reply, message
-):
+    fake_coingecko: FakeCoinGecko, bitcoin: Instrument, settings: Settings, reply: Reply, message: str
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     settings.COINGECKO_MAX_RETRIES = 2
     fake_coingecko.add("/coins/bitcoin/market_chart/range", reply)

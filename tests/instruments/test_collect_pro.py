@@ -9,12 +9,13 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from pytest_django import Settings
 
 from instruments.collect import sync_data
 from instruments.models import InstrumentOHLC
 from runs.models import History
 from tests.conftest import FIXTURES
-from tests.fakes.coingecko import json_reply
+from tests.fakes.coingecko import FakeCoinGecko, json_reply
 from tests.instruments.factories import InstrumentFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,11 +34,13 @@ def binance_days_as_coingecko_rows(first: int, count: int) -> list[list[object]]
 
 
 @time_machine.travel(datetime(2020, 1, 11, 1, 0, tzinfo=UTC), tick=False)
-def test_pro_plan_takes_daily_candles_from_ohlc_range(fake_coingecko, settings):
+def test_pro_plan_takes_daily_candles_from_ohlc_range(
+    fake_coingecko: FakeCoinGecko, settings: Settings
+) -> None:
     settings.COINGECKO_API_PLAN = "pro"
     settings.COINGECKO_API_KEY = "pro-secret-key"
     settings.BARTER_BACKFILL_DAYS = 10
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
     fake_coingecko.add("/coins/bitcoin/ohlc/range", json_reply(binance_days_as_coingecko_rows(0, 10)))
 
     summary = sync_data(as_of=date(2020, 1, 11))
@@ -53,6 +56,7 @@ def test_pro_plan_takes_daily_candles_from_ohlc_range(fake_coingecko, settings):
     }
     assert summary["status"] == "ok" and summary["results"][0]["candles_added"] == 10
     first = InstrumentOHLC.objects.filter(instrument=bitcoin).order_by("open_time").first()
+    assert first is not None
     # binance_btcusdt_day_2020.csv line 2: 2020-01-01 00:00:00,7195.24,7255.00,7175.15,7200.85
     assert first.open_time == datetime(2020, 1, 1, tzinfo=UTC)
     assert (first.open, first.high, first.low, first.close) == (
@@ -65,11 +69,13 @@ def test_pro_plan_takes_daily_candles_from_ohlc_range(fake_coingecko, settings):
 
 
 @time_machine.travel(datetime(2020, 1, 11, 1, 0, tzinfo=UTC), tick=False)
-def test_the_api_key_never_reaches_logs_or_history(fake_coingecko, settings, caplog):
+def test_the_api_key_never_reaches_logs_or_history(
+    fake_coingecko: FakeCoinGecko, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     secret = "demo-key-that-must-stay-secret"
     settings.COINGECKO_API_KEY = secret
     settings.BARTER_BACKFILL_DAYS = 10
-    InstrumentFactory(coingecko_id="bitcoin")
+    InstrumentFactory.create(coingecko_id="bitcoin")
     fake_coingecko.add(
         "/coins/bitcoin/market_chart/range",
         json_reply(

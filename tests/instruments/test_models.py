@@ -20,8 +20,8 @@ from tests.instruments.factories import CandleFactory, InstrumentFactory
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def raw_candle(**overrides):  # type: ignore[no-untyped-def]
-    values = {
+def raw_candle(**overrides: object) -> InstrumentOHLC:
+    values: dict[str, object] = {
         "open": Decimal(10),
         "high": Decimal(12),
         "low": Decimal(9),
@@ -29,7 +29,7 @@ def raw_candle(**overrides):  # type: ignore[no-untyped-def]
         "timeframe": "1d",
     }
     return InstrumentOHLC(
-        instrument=InstrumentFactory(coingecko_id="bitcoin"),
+        instrument=InstrumentFactory.create(coingecko_id="bitcoin"),
         open_time=T0,
         source="t",
         **{**values, **overrides},
@@ -48,7 +48,9 @@ def raw_candle(**overrides):  # type: ignore[no-untyped-def]
         ({"timeframe": "5m"}, "ohlc_timeframe_known"),
     ],
 )
-def test_impossible_candles_are_refused_by_the_database(overrides, constraint):
+def test_impossible_candles_are_refused_by_the_database(
+    overrides: dict[str, object], constraint: str
+) -> None:
     expected = constraint if connection.vendor == "postgresql" else "CHECK"
     with pytest.raises(IntegrityError, match=expected), transaction.atomic():
         raw_candle(**overrides).save()
@@ -56,15 +58,15 @@ def test_impossible_candles_are_refused_by_the_database(overrides, constraint):
 
 
 @pytest.mark.django_db
-def test_a_twin_candle_is_refused_by_the_database():
+def test_a_twin_candle_is_refused_by_the_database() -> None:
     raw_candle().save()
     with pytest.raises(IntegrityError), transaction.atomic():
         raw_candle().save()
 
 
 @pytest.mark.django_db
-def test_upsert_adds_then_updates_then_does_nothing():
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+def test_upsert_adds_then_updates_then_does_nothing() -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
     day = [
         Candle(T0 + timedelta(days=n), Decimal(10), Decimal(12), Decimal(9), Decimal(11)) for n in range(3)
     ]
@@ -80,7 +82,7 @@ def test_upsert_adds_then_updates_then_does_nothing():
 
 
 @pytest.mark.django_db
-def test_history_rows_cannot_be_updated():
+def test_history_rows_cannot_be_updated() -> None:
     run_start(step=Step.COLLECT, params={})
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
         History.objects.update(message="rewritten")
@@ -88,7 +90,7 @@ def test_history_rows_cannot_be_updated():
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-def test_history_rows_cannot_be_deleted_on_postgres():
+def test_history_rows_cannot_be_deleted_on_postgres() -> None:
     run_start(step=Step.COLLECT, params={})
     with pytest.raises(DatabaseError, match="append-only: DELETE refused"), transaction.atomic():
         History.objects.all().delete()
@@ -96,19 +98,19 @@ def test_history_rows_cannot_be_deleted_on_postgres():
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-def test_postgres_constraint_names_and_exact_decimals():
-    bitcoin = InstrumentFactory(coingecko_id="shiba-inu")
+def test_postgres_constraint_names_and_exact_decimals() -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="shiba-inu")
     tiny = Decimal("0.000012345678901234")  # SHIB-sized, 18 decimal places: kept exactly in numeric(38, 18)
     huge = Decimal("98765432109876543210.123456789012345678")
-    CandleFactory(instrument=bitcoin, open=tiny, close=tiny, high=tiny, low=tiny, volume=huge)
+    CandleFactory.create(instrument=bitcoin, open=tiny, close=tiny, high=tiny, low=tiny, volume=huge)
     stored = InstrumentOHLC.objects.get(instrument=bitcoin)
     assert stored.open == tiny and stored.volume == huge
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_upserts_of_one_instrument_never_double_a_candle():
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+def test_concurrent_upserts_of_one_instrument_never_double_a_candle() -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
     days = [
         Candle(T0 + timedelta(days=n), Decimal(10), Decimal(12), Decimal(9), Decimal(11)) for n in range(400)
     ]

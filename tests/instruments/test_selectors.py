@@ -9,7 +9,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from instruments.models import Timeframe
+from instruments.models import Instrument, Timeframe
 from instruments.selectors import candles_float
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 
@@ -18,10 +18,10 @@ pytestmark = pytest.mark.django_db
 DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def _days(instrument, n):  # type: ignore[no-untyped-def]
+def _days(instrument: Instrument, n: int) -> None:
     """Candles of days 0..n-1 from DAY0: open 100 + i, high open + 6, low open - 5, close open + 1, volume 10."""
     for i in range(n):
-        CandleFactory(
+        CandleFactory.create(
             instrument=instrument,
             open_time=DAY0 + timedelta(days=i),
             open=Decimal(100 + i),
@@ -31,10 +31,10 @@ def _days(instrument, n):  # type: ignore[no-untyped-def]
         )
 
 
-def test_candles_before_a_day_are_its_predecessors_as_float_columns():
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+def test_candles_before_a_day_are_its_predecessors_as_float_columns() -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
     _days(bitcoin, 5)
-    _days(InstrumentFactory(coingecko_id="ethereum"), 5)  # another instrument's candles stay out
+    _days(InstrumentFactory.create(coingecko_id="ethereum"), 5)  # another instrument's candles stay out
 
     columns = candles_float(bitcoin, before=DAY0 + timedelta(days=3))
 
@@ -49,10 +49,12 @@ def test_candles_before_a_day_are_its_predecessors_as_float_columns():
     assert columns.volume.tolist() == [10.0, 10.0, 10.0]
 
 
-def test_since_bounds_from_below_and_an_unknown_volume_is_nan():
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+def test_since_bounds_from_below_and_an_unknown_volume_is_nan() -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
     _days(bitcoin, 5)
-    CandleFactory(instrument=bitcoin, open_time=DAY0 + timedelta(days=2, hours=1), timeframe=Timeframe.H1)
+    CandleFactory.create(
+        instrument=bitcoin, open_time=DAY0 + timedelta(days=2, hours=1), timeframe=Timeframe.H1
+    )
     bitcoin.candles.filter(open_time=DAY0 + timedelta(days=3)).update(volume=None)
 
     columns = candles_float(bitcoin, since=DAY0 + timedelta(days=2), before=DAY0 + timedelta(days=4))
@@ -64,8 +66,12 @@ def test_since_bounds_from_below_and_an_unknown_volume_is_nan():
     assert columns.volume[0] == 10.0 and math.isnan(columns.volume[1])
 
 
-def test_no_candles_are_empty_columns_of_the_right_types():
-    columns = candles_float(InstrumentFactory(coingecko_id="bitcoin"), before=DAY0)
+def test_no_candles_are_empty_columns_of_the_right_types() -> None:
+    columns = candles_float(InstrumentFactory.create(coingecko_id="bitcoin"), before=DAY0)
 
     assert len(columns) == 0
-    assert (columns.open_time.dtype, columns.close.dtype, columns.close.shape) == (np.int64, np.float64, (0,))
+    assert (columns.open_time.dtype, columns.close.dtype, columns.close.shape) == (
+        np.dtype(np.int64),
+        np.dtype(np.float64),
+        (0,),
+    )

@@ -8,21 +8,22 @@ from datetime import UTC, datetime
 
 import pytest
 import time_machine
+from pytest_django import Settings
 
 from barter_site.celery_app import app
 from instruments.models import InstrumentOHLC
 from instruments.tasks import sync_data_task, sync_instrument_task
 from runs.models import History, HistoryKind
-from tests.fakes.coingecko import RECORDINGS, json_reply
+from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, json_reply
 from tests.instruments.factories import InstrumentFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DAYS2 = json.loads((RECORDINGS / "derived" / "ohlc_days2_bitcoin_2024-01-03T0040Z.json").read_text())
 
 
-def test_task_runs_in_process_without_a_broker(fake_coingecko, settings):
+def test_task_runs_in_process_without_a_broker(fake_coingecko: FakeCoinGecko, settings: Settings) -> None:
     settings.BARTER_BACKFILL_DAYS = 1
-    InstrumentFactory(coingecko_id="bitcoin")
+    InstrumentFactory.create(coingecko_id="bitcoin")
     fake_coingecko.add("/coins/bitcoin/ohlc", json_reply(DAYS2))
     with time_machine.travel(datetime(2024, 1, 3, 0, 40, tzinfo=UTC), tick=False):
         summary = sync_data_task.delay(as_of="2024-01-03").get()
@@ -31,11 +32,11 @@ def test_task_runs_in_process_without_a_broker(fake_coingecko, settings):
 
 
 @pytest.mark.redis
-def test_task_runs_on_a_real_worker_over_redis(fake_coingecko, settings):
+def test_task_runs_on_a_real_worker_over_redis(fake_coingecko: FakeCoinGecko, settings: Settings) -> None:
     from celery.contrib.testing.worker import start_worker
 
     settings.BARTER_BACKFILL_DAYS = 30
-    InstrumentFactory(coingecko_id="bitcoin")
+    InstrumentFactory.create(coingecko_id="bitcoin")
     fake_coingecko.add(
         "/coins/bitcoin/market_chart/range",
         json_reply(json.loads((RECORDINGS / "market_chart_bitcoin_usd_30d_2024-12.json").read_text())),
@@ -57,10 +58,12 @@ MARKET_CHART_30D = RECORDINGS / "market_chart_bitcoin_usd_30d_2024-12.json"
 
 
 @time_machine.travel(datetime(2024, 12, 4, 0, 40, tzinfo=UTC), tick=False)
-def test_sync_instrument_collects_that_instrument_in_a_run_of_its_own(fake_coingecko, settings):
+def test_sync_instrument_collects_that_instrument_in_a_run_of_its_own(
+    fake_coingecko: FakeCoinGecko, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
-    InstrumentFactory(coingecko_id="ethereum")
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
+    InstrumentFactory.create(coingecko_id="ethereum")
     fake_coingecko.add(
         "/coins/bitcoin/market_chart/range", json_reply(json.loads(MARKET_CHART_30D.read_text()))
     )
@@ -83,9 +86,9 @@ def test_sync_instrument_collects_that_instrument_in_a_run_of_its_own(fake_coing
     assert not fake_coingecko.requests_to("/coins/ethereum/market_chart/range")
 
 
-def test_sync_instrument_returns_and_records_what_the_service_raised():
+def test_sync_instrument_returns_and_records_what_the_service_raised() -> None:
     # An instrument deleted between the fan-out and its task: the service refuses the unknown id.
-    InstrumentFactory(coingecko_id="bitcoin")
+    InstrumentFactory.create(coingecko_id="bitcoin")
 
     summary = sync_instrument_task.delay("2024-12-02", "gone-coin").get()
 
@@ -99,8 +102,10 @@ def test_sync_instrument_returns_and_records_what_the_service_raised():
     assert rows[2].status == "failed" and rows[2].payload["results"] == summary["results"]
 
 
-def test_sync_instrument_turns_an_unexpected_error_into_a_failed_summary(monkeypatch):
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+def test_sync_instrument_turns_an_unexpected_error_into_a_failed_summary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
 
     def broken(**kwargs: object) -> dict[str, object]:
         raise RuntimeError("connection to the database was lost")

@@ -44,13 +44,13 @@ def _report(dependencies: list[dict[str, object]]) -> str:
     return json.dumps({"dependencies": dependencies, "fixes": []})
 
 
-def test_a_clean_audit_passes(tmp_path):
+def test_a_clean_audit_passes(tmp_path: Path) -> None:
     result = _gate(tmp_path, _fake_audit(tmp_path, strict=(0, "No known vulnerabilities found")))
     assert result.returncode == 0
     assert "pip-audit passed" in result.stdout and "NOT RUN" not in result.stdout
 
 
-def test_a_known_vulnerability_fails(tmp_path):
+def test_a_known_vulnerability_fails(tmp_path: Path) -> None:
     text = "Found 1 known vulnerability in 1 package\nName Version ID Fix\ndjango 5.2.1 PYSEC-2025-1 5.2.2"
     result = _gate(tmp_path, _fake_audit(tmp_path, strict=(1, text)))
     assert result.returncode == 1
@@ -65,14 +65,14 @@ def test_a_known_vulnerability_fails(tmp_path):
         "requests.exceptions.ConnectionError: HTTPSConnectionPool(host='x', port=443): Max retries exceeded",
     ],
 )
-def test_a_network_error_is_reported_as_not_run_with_its_reason(tmp_path, network_error):
+def test_a_network_error_is_reported_as_not_run_with_its_reason(tmp_path: Path, network_error: str) -> None:
     text = f"{network_error}\nERROR:pip_audit._cli:Tip: your network may be blocking this service."
     result = _gate(tmp_path, _fake_audit(tmp_path, strict=(1, text)))
     assert result.returncode == 0
     assert f"pip-audit NOT RUN: {network_error}" in result.stdout
 
 
-def test_every_package_not_found_is_reported_as_not_run(tmp_path):
+def test_every_package_not_found_is_reported_as_not_run(tmp_path: Path) -> None:
     # A package index without pip-audit's per-version JSON (the development machines): strict stops at the first.
     strict = (1, "ERROR:pip_audit._cli:" + NOT_FOUND.format("aiohttp"))
     report = _report(
@@ -87,7 +87,7 @@ def test_every_package_not_found_is_reported_as_not_run(tmp_path):
     assert (tmp_path / "calls").read_text().splitlines() == ["", "AUDIT_STRICT= AUDIT_FORMAT=json"]
 
 
-def test_one_package_not_found_while_others_are_checked_fails(tmp_path):
+def test_one_package_not_found_while_others_are_checked_fails(tmp_path: Path) -> None:
     strict = (1, "ERROR:pip_audit._cli:" + NOT_FOUND.format("private-lib"))
     report = _report(
         [
@@ -100,7 +100,7 @@ def test_one_package_not_found_while_others_are_checked_fails(tmp_path):
     assert "could not check some packages while it could check others" in result.stderr
 
 
-def test_a_vulnerability_seen_only_in_the_second_run_fails(tmp_path):
+def test_a_vulnerability_seen_only_in_the_second_run_fails(tmp_path: Path) -> None:
     strict = (1, "ERROR:pip_audit._cli:" + NOT_FOUND.format("aaa"))
     report = _report(
         [
@@ -117,14 +117,14 @@ def test_a_vulnerability_seen_only_in_the_second_run_fails(tmp_path):
     assert "known vulnerabilities" in result.stderr
 
 
-def test_any_other_error_fails(tmp_path):
+def test_any_other_error_fails(tmp_path: Path) -> None:
     text = "ERROR:pip_audit._cli:requirements-dev.lock: hash mismatch for django"
     result = _gate(tmp_path, _fake_audit(tmp_path, strict=(1, text)))
     assert result.returncode == 1
     assert "pip-audit FAILED: pip-audit failed with exit status 1" in result.stderr
 
 
-def test_ci_names_no_host_and_runs_the_gate():
+def test_ci_names_no_host_and_runs_the_gate() -> None:
     ci = (BASE_DIR / ".ci" / "run").read_text()
     assert "python3 tools/audit_gate.py make audit" in ci
     # Nothing probes a host: no URL at all in the CI script or the gate, whose only network user is pip-audit.

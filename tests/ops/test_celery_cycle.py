@@ -34,15 +34,17 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 from celery.schedules import crontab
 from django.db import connection
+from pytest_django import Settings
 
 from barter_site.celery_app import app
+from instruments import collect
 from instruments import tasks as instrument_tasks
 from instruments.models import Instrument, InstrumentOHLC
 from positions.models import Position
 from positions.tasks import daily_cycle_signature, daily_cycle_task
 from runs.models import History, HistoryKind
 from tests.fakes.clock import clock_command
-from tests.fakes.coingecko import RECORDINGS, Reply, json_reply
+from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, Reply, json_reply
 from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy
 
@@ -78,9 +80,9 @@ def world(fake: Any) -> World:
     fake.add("/coins/ethereum/market_chart/range", json_reply(MARKET_CHART))
     # /coins/litecoin/... is not scripted: the fake answers 404 "coin not found", a collect error.
     fake.add("/simple/price", json_reply({"bitcoin": {"usd": 97000}, "litecoin": {"usd": 90}}))
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
-    InstrumentFactory(coingecko_id="ethereum", symbol="ETH")
-    litecoin = InstrumentFactory(coingecko_id="litecoin", symbol="LTC")
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
+    InstrumentFactory.create(coingecko_id="ethereum", symbol="ETH")
+    litecoin = InstrumentFactory.create(coingecko_id="litecoin", symbol="LTC")
     criteria = {"version": 1, "side": "long", "entry": ALWAYS, "fee_rate": 0.001, "slippage_ratio": 0.0}
     buyer = Strategy.objects.create(name="buyer", criteria=criteria, is_enabled=True)
     buyer.instruments.set([bitcoin, litecoin])
@@ -152,7 +154,9 @@ def assert_one_cycle_ran(w: World) -> None:
 
 
 @time_machine.travel(datetime.fromisoformat(AS_OF_NOW), tick=True)
-def test_without_a_broker_the_chain_runs_in_process(fake_coingecko, settings):
+def test_without_a_broker_the_chain_runs_in_process(
+    fake_coingecko: FakeCoinGecko, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     w = world(fake_coingecko)
     chain_id = daily_cycle_task.delay(AS_OF).get()
@@ -161,10 +165,12 @@ def test_without_a_broker_the_chain_runs_in_process(fake_coingecko, settings):
 
 
 @time_machine.travel(datetime.fromisoformat(AS_OF_NOW), tick=True)
-def test_a_collect_task_that_blows_up_stops_neither_open_nor_close(fake_coingecko, settings, monkeypatch):
+def test_a_collect_task_that_blows_up_stops_neither_open_nor_close(
+    fake_coingecko: FakeCoinGecko, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 30
     world(fake_coingecko)
-    real_sync_data = instrument_tasks.sync_data
+    real_sync_data = collect.sync_data  # what instruments.tasks calls
 
     def sync_data(*, as_of: date, instruments: list[str]) -> dict[str, Any]:
         if instruments == ["ethereum"]:
@@ -181,13 +187,13 @@ def test_a_collect_task_that_blows_up_stops_neither_open_nor_close(fake_coingeck
     assert Position.objects.filter(strategy__name="buyer").count() == 1
 
 
-def test_a_day_in_the_future_starts_nothing():
+def test_a_day_in_the_future_starts_nothing() -> None:
     with pytest.raises(Exception, match=r"as_of must be today \(.*\) or earlier; was 2999-01-01"):
         daily_cycle_task.delay("2999-01-01").get()
     assert not History.objects.exists()
 
 
-def test_without_instruments_open_and_close_still_run(fake_coingecko):
+def test_without_instruments_open_and_close_still_run(fake_coingecko: FakeCoinGecko) -> None:
     daily_cycle_task.delay(AS_OF).get()
     assert not runs("collect") and len(runs("open")) == len(runs("close")) == 1
 
@@ -310,7 +316,9 @@ def worker_running(
 
 
 @pytest.fixture
-def worker(fake_coingecko, transactional_db, settings, tmp_path) -> Iterator[Worker]:
+def worker(
+    fake_coingecko: FakeCoinGecko, transactional_db: None, settings: Settings, tmp_path: Path
+) -> Iterator[Worker]:
     """``celery -A barter_site worker --concurrency 2`` on the test database, Redis and fake CoinGecko.
 
     Depends on ``transactional_db`` so that it is stopped before the tables are flushed.
@@ -335,6 +343,8 @@ def pool_children(parent: int) -> list[int]:
 
 
 def wait_for(predicate: Any, what: str, worker: Worker, seconds: float = CHAIN_TIMEOUT_SECONDS) -> None:
+    # Any: a predicate may be a lambda binding the loop's variable as a default (ruff B023), which mypy cannot
+    # infer against a Callable.
     deadline = time.monotonic() + seconds
     while not predicate():
         if time.monotonic() > deadline:
@@ -344,7 +354,7 @@ def wait_for(predicate: Any, what: str, worker: Worker, seconds: float = CHAIN_T
 
 @pytest.mark.redis
 @pytest.mark.postgres
-def test_a_real_worker_runs_the_daily_chain(worker, fake_coingecko):
+def test_a_real_worker_runs_the_daily_chain(worker: Worker, fake_coingecko: FakeCoinGecko) -> None:
     w = world(fake_coingecko)
 
     started = daily_cycle_task.apply_async(args=[AS_OF], queue=worker.queue)
@@ -358,7 +368,7 @@ def test_a_real_worker_runs_the_daily_chain(worker, fake_coingecko):
 
 @pytest.mark.redis
 @pytest.mark.postgres
-def test_two_chains_at_once_double_nothing(worker, fake_coingecko):
+def test_two_chains_at_once_double_nothing(worker: Worker, fake_coingecko: FakeCoinGecko) -> None:
     w = world(fake_coingecko)
 
     started = [daily_cycle_task.apply_async(args=[AS_OF], queue=worker.queue) for _ in range(2)]
@@ -404,12 +414,12 @@ def test_two_chains_at_once_double_nothing(worker, fake_coingecko):
 # --- beat ------------------------------------------------------------------------------------------------------
 
 
-def test_beat_runs_the_daily_cycle_at_0040_utc_by_default(settings):
+def test_beat_runs_the_daily_cycle_at_0040_utc_by_default(settings: Settings) -> None:
     entry = settings.CELERY_BEAT_SCHEDULE["daily-cycle"]
     assert entry["task"] == "trading.daily_cycle" == daily_cycle_task.name
     assert entry["schedule"] == crontab(minute=40, hour=0)
     assert app.conf.beat_schedule["daily-cycle"]["task"] == "trading.daily_cycle"
-    assert app.conf.timezone == "UTC"
+    assert app.conf.timezone == "UTC"  # type: ignore[comparison-overlap]  # celery-types says tzinfo; it is the setting
     # The next run after 2024-12-01 23:00 UTC is 00:40 UTC the next day.
     remaining = entry["schedule"].remaining_delta(datetime(2024, 12, 1, 23, 0, tzinfo=UTC))
     assert remaining[0] + remaining[1] == datetime(2024, 12, 2, 0, 40, tzinfo=UTC)
@@ -435,7 +445,7 @@ def _settings_with_cron(cron: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_cron_comes_from_the_environment():
+def test_the_cron_comes_from_the_environment() -> None:
     done = _settings_with_cron("15 1 * * 1-5")
     assert done.returncode == 0, done.stderr
     # minute, hour, weekdays (Monday 1 .. Friday 5), every day of the month, every month
@@ -450,7 +460,7 @@ def test_the_cron_comes_from_the_environment():
         ("40 0 * * funday", "Invalid weekday literal 'funday'"),
     ],
 )
-def test_a_malformed_cron_stops_startup_with_a_clear_message(cron, why):
+def test_a_malformed_cron_stops_startup_with_a_clear_message(cron: str, why: str) -> None:
     done = _settings_with_cron(cron)
     assert done.returncode != 0
     assert (
@@ -462,11 +472,11 @@ def test_a_malformed_cron_stops_startup_with_a_clear_message(cron, why):
     )
 
 
-def test_the_chain_fans_out_over_active_instruments_with_the_day_fixed():
+def test_the_chain_fans_out_over_active_instruments_with_the_day_fixed() -> None:
     # as_of reaches every step as the same ISO date, so a chain that runs past midnight trades the day it began.
     for coin in ("ethereum", "bitcoin"):
-        InstrumentFactory(coingecko_id=coin)
-    InstrumentFactory(coingecko_id="dogecoin", is_active=False)
+        InstrumentFactory.create(coingecko_id=coin)
+    InstrumentFactory.create(coingecko_id="dogecoin", is_active=False)
 
     canvas = daily_cycle_signature(as_of=date(2024, 12, 2))
 
@@ -504,8 +514,8 @@ ETHEREUM = "/coins/ethereum/market_chart/range"
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_sigkill_of_the_worker_child_mid_collect_redelivers_it_and_open_and_close_still_run(
-    fake_coingecko, transactional_db, settings, tmp_path
-):
+    fake_coingecko: FakeCoinGecko, transactional_db: None, settings: Settings, tmp_path: Path
+) -> None:
     w = world(fake_coingecko)
     # Ethereum's first request is held for 4 s (under the client's 5 s timeout): the collect is then in the
     # middle of its run, with its run_started written and its run lock held, when the test kills its process.
@@ -562,8 +572,8 @@ def _ethereum_runs() -> tuple[History, History]:
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_a_collect_killed_past_its_time_limit_fails_the_chord_and_the_rescue_runs_open_and_close(
-    fake_coingecko, transactional_db, settings, tmp_path
-):
+    fake_coingecko: FakeCoinGecko, transactional_db: None, settings: Settings, tmp_path: Path
+) -> None:
     w = world(fake_coingecko)
     # Ethereum's CoinGecko never answers within the collect's time limit (2 s), on any try.
     fake_coingecko.add(ETHEREUM, Reply(body=json.dumps(MARKET_CHART).encode(), delay_seconds=20))
@@ -582,7 +592,7 @@ def test_a_collect_killed_past_its_time_limit_fails_the_chord_and_the_rescue_run
         for row in History.objects.filter(kind=HistoryKind.ERROR)
         if row.payload.get("error") == "CollectLost"
     ]
-    assert len(lost) == 1 and lost[0].instrument.coingecko_id == "ethereum"
+    assert len(lost) == 1 and lost[0].instrument is not None and lost[0].instrument.coingecko_id == "ethereum"
     assert lost[0].message.startswith(f"the collect of ethereum for {AS_OF} was lost: ")
     (opened,) = runs("open")
     (closed,) = runs("close")
@@ -597,8 +607,8 @@ def test_a_collect_killed_past_its_time_limit_fails_the_chord_and_the_rescue_run
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_a_collect_that_kills_its_worker_every_time_is_given_up_after_three_and_the_chain_goes_on(
-    fake_coingecko, transactional_db, settings, tmp_path
-):
+    fake_coingecko: FakeCoinGecko, transactional_db: None, settings: Settings, tmp_path: Path
+) -> None:
     w = world(fake_coingecko)
     fake_coingecko.add(ETHEREUM, Reply(body=json.dumps(MARKET_CHART).encode(), delay_seconds=4))
     with worker_running(

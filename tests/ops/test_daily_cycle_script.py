@@ -29,7 +29,7 @@ from instruments.models import InstrumentOHLC
 from positions.models import Position
 from runs.models import History
 from tests.accounts import RUN_STEPS, api_token, user_with
-from tests.fakes.coingecko import RECORDINGS, json_reply, recorded
+from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, json_reply, recorded
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.servers import gunicorn_serving
 from tests.trading.factories import PositionFactory, StrategyFactory
@@ -201,7 +201,7 @@ def printed_summaries(stdout: str) -> list[dict[str, Any]]:
 # --- a healthy server -------------------------------------------------------------------------------------
 
 
-def test_a_clean_cycle_posts_the_three_steps_in_order_with_the_token_and_exits_0(barter):
+def test_a_clean_cycle_posts_the_three_steps_in_order_with_the_token_and_exits_0(barter: FakeBarter) -> None:
     run = run_script(*fast(barter.url, "--as-of", "2024-12-03"))
 
     assert run.returncode == 0, run.output
@@ -219,14 +219,14 @@ def test_a_clean_cycle_posts_the_three_steps_in_order_with_the_token_and_exits_0
 
 
 @pytest.mark.parametrize("as_of_args", [[], ["--as-of", ""]])
-def test_without_as_of_the_server_picks_its_today(barter, as_of_args):
+def test_without_as_of_the_server_picks_its_today(barter: FakeBarter, as_of_args: list[str]) -> None:
     run = run_script(*fast(barter.url, *as_of_args))
 
     assert run.returncode == 0, run.output
     assert [json.loads(s.body) for s in barter.seen] == [{}, {}, {}]
 
 
-def test_the_url_comes_from_barter_url_and_a_trailing_slash_is_fine(barter):
+def test_the_url_comes_from_barter_url_and_a_trailing_slash_is_fine(barter: FakeBarter) -> None:
     run = run_script("--retry-base-seconds", "0", BARTER_URL=barter.url + "/")
 
     assert run.returncode == 0, run.output
@@ -237,7 +237,7 @@ def test_the_url_comes_from_barter_url_and_a_trailing_slash_is_fine(barter):
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-def test_5xx_is_retried_then_reported_and_the_other_steps_still_run(barter, status):
+def test_5xx_is_retried_then_reported_and_the_other_steps_still_run(barter: FakeBarter, status: int) -> None:
     barter.add("sync_data", Reply(status, {"detail": "upstream trouble"}))
 
     run = run_script(*fast(barter.url, "--retries", "2"))
@@ -252,7 +252,7 @@ def test_5xx_is_retried_then_reported_and_the_other_steps_still_run(barter, stat
     assert [s["step"] for s in printed_summaries(run.stdout)] == ["open", "close"]
 
 
-def test_a_step_that_recovers_on_a_retry_is_ok(barter):
+def test_a_step_that_recovers_on_a_retry_is_ok(barter: FakeBarter) -> None:
     barter.add(
         "sync_new_trades", Reply(502, b"<html>bad gateway</html>"), Reply(body=summary("sync_new_trades"))
     )
@@ -269,7 +269,7 @@ def test_a_step_that_recovers_on_a_retry_is_ok(barter):
     assert "sync_new_trades: attempt 1 of 4: HTTP 502 Bad Gateway; retrying in 0.01 s" in run.stderr
 
 
-def test_retries_back_off_exponentially(barter):
+def test_retries_back_off_exponentially(barter: FakeBarter) -> None:
     barter.add("sync_data", Reply(503))
 
     run = run_script(*fast(barter.url, "--retries", "3", "--retry-base-seconds", "0.1"))
@@ -284,7 +284,7 @@ def test_retries_back_off_exponentially(barter):
         assert gap >= wait
 
 
-def test_retry_after_is_honoured_when_longer_than_the_backoff(barter):
+def test_retry_after_is_honoured_when_longer_than_the_backoff(barter: FakeBarter) -> None:
     barter.add(
         "sync_close_positions",
         Reply(429, {"detail": "slow down"}, {"Retry-After": "1"}),
@@ -310,7 +310,7 @@ RUN_IN_PROGRESS = {
 }
 
 
-def test_a_409_run_in_progress_is_retried_after_retry_after_and_then_ok(barter):
+def test_a_409_run_in_progress_is_retried_after_retry_after_and_then_ok(barter: FakeBarter) -> None:
     barter.add(
         "sync_new_trades",
         Reply(409, RUN_IN_PROGRESS, {"Retry-After": "1"}),
@@ -326,7 +326,9 @@ def test_a_409_run_in_progress_is_retried_after_retry_after_and_then_ok(barter):
     assert [s["step"] for s in printed_summaries(run.stdout)] == ["collect", "open", "close"]
 
 
-def test_a_run_still_in_progress_when_the_retries_run_out_is_reported_with_its_run_id(barter):
+def test_a_run_still_in_progress_when_the_retries_run_out_is_reported_with_its_run_id(
+    barter: FakeBarter,
+) -> None:
     barter.add("sync_data", Reply(409, RUN_IN_PROGRESS, {"Retry-After": "0"}))
 
     run = run_script(*fast(barter.url, "--retries", "2"))
@@ -341,7 +343,7 @@ def test_a_run_still_in_progress_when_the_retries_run_out_is_reported_with_its_r
     assert line.endswith("or retry in 10 s after 3 attempts")
 
 
-def test_a_timeout_is_retried_then_reported(barter):
+def test_a_timeout_is_retried_then_reported(barter: FakeBarter) -> None:
     barter.add("sync_new_trades", Reply(body=summary("sync_new_trades"), delay_seconds=1.5))
 
     run = run_script(*fast(barter.url, "--timeout", "0.3", "--retries", "1"))
@@ -356,7 +358,7 @@ def test_a_timeout_is_retried_then_reported(barter):
     assert barter.steps_called()[-1] == "sync_close_positions"
 
 
-def test_a_server_that_is_down_is_retried_then_reported():
+def test_a_server_that_is_down_is_retried_then_reported() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -380,7 +382,7 @@ def test_a_server_that_is_down_is_retried_then_reported():
         (405, "must be the site's root URL"),
     ],
 )
-def test_4xx_is_not_retried_and_says_what_to_fix(barter, status, hint):
+def test_4xx_is_not_retried_and_says_what_to_fix(barter: FakeBarter, status: int, hint: str) -> None:
     body = {"as_of": ["as_of must be today (2024-12-03 UTC) or earlier; was 2030-01-01"]}
     barter.add("sync_data", Reply(status, body if status == 400 else {"detail": "no"}))
 
@@ -394,7 +396,7 @@ def test_4xx_is_not_retried_and_says_what_to_fix(barter, status, hint):
     assert hint in line
 
 
-def test_a_redirect_is_reported_not_followed(barter):
+def test_a_redirect_is_reported_not_followed(barter: FakeBarter) -> None:
     barter.add("sync_data", Reply(301, b"", {"Location": "https://barter.example.com/api/sync_data"}))
 
     run = run_script(*fast(barter.url))
@@ -408,7 +410,9 @@ def test_a_redirect_is_reported_not_followed(barter):
 
 
 @pytest.mark.parametrize("status", ["failed", "partial"])
-def test_a_summary_whose_status_is_not_ok_fails_the_run_with_its_errors(barter, status):
+def test_a_summary_whose_status_is_not_ok_fails_the_run_with_its_errors(
+    barter: FakeBarter, status: str
+) -> None:
     errors = [{"instrument": "bitcoin", "message": "CoinGecko had no complete data for 1 day(s): 2024-12-02"}]
     barter.add("sync_data", Reply(body=summary("sync_data", status, errors)))
 
@@ -424,7 +428,7 @@ def test_a_summary_whose_status_is_not_ok_fails_the_run_with_its_errors(barter, 
     assert printed_summaries(run.stdout)[0]["status"] == status  # the summary is printed too
 
 
-def test_errors_in_an_ok_summary_fail_the_run(barter):
+def test_errors_in_an_ok_summary_fail_the_run(barter: FakeBarter) -> None:
     errors = [{"instrument": None, "strategy": "SMA 20/50 trend", "message": "internal error KeyError: 'x'"}]
     barter.add("sync_close_positions", Reply(body=summary("sync_close_positions", "ok", errors)))
 
@@ -440,7 +444,7 @@ def test_errors_in_an_ok_summary_fail_the_run(barter):
     ("body", "reason"),
     [(b"<html>maintenance</html>", "the body is not JSON"), (b"[]", "the body is not a run summary")],
 )
-def test_a_200_without_a_summary_fails_the_run(barter, body, reason):
+def test_a_200_without_a_summary_fails_the_run(barter: FakeBarter, body: bytes, reason: str) -> None:
     barter.add("sync_new_trades", Reply(200, body))
 
     run = run_script(*fast(barter.url))
@@ -449,7 +453,9 @@ def test_a_200_without_a_summary_fails_the_run(barter, body, reason):
     assert f"sync_new_trades: HTTP 200 but {reason}" in run.stderr
 
 
-def test_every_failing_step_is_one_line_of_the_report_and_an_annotation_in_actions(barter):
+def test_every_failing_step_is_one_line_of_the_report_and_an_annotation_in_actions(
+    barter: FakeBarter,
+) -> None:
     barter.add("sync_data", Reply(500))
     barter.add(
         "sync_new_trades", Reply(body=summary("sync_new_trades", "partial", [{"message": "100% bad"}]))
@@ -474,7 +480,7 @@ def test_every_failing_step_is_one_line_of_the_report_and_an_annotation_in_actio
 # --- the token --------------------------------------------------------------------------------------------
 
 
-def test_the_token_is_never_printed_even_when_the_server_echoes_it(barter):
+def test_the_token_is_never_printed_even_when_the_server_echoes_it(barter: FakeBarter) -> None:
     barter.add("sync_data", Reply(500, echo_authorization=True))
     barter.add("sync_new_trades", Reply(401, echo_authorization=True))
     barter.add("sync_close_positions", Reply(200, echo_authorization=True))
@@ -487,7 +493,7 @@ def test_the_token_is_never_printed_even_when_the_server_echoes_it(barter):
     assert '"authorization": "Token ***"' in run.stderr
 
 
-def test_the_token_is_not_an_argument(barter):
+def test_the_token_is_not_an_argument(barter: FakeBarter) -> None:
     run = run_script(*fast(barter.url, "--token", TOKEN), token=None)
 
     assert run.returncode == 2
@@ -513,7 +519,7 @@ def test_the_token_is_not_an_argument(barter):
         (["--url", "http://127.0.0.1:9", "--timeout", "0"], TOKEN, "must be more than 0"),
     ],
 )
-def test_usage_errors_exit_2_before_any_call(args, token, message):
+def test_usage_errors_exit_2_before_any_call(args: list[str], token: str | None, message: str) -> None:
     run = run_script(*args, token=token)
 
     assert run.returncode == 2
@@ -526,7 +532,7 @@ def test_usage_errors_exit_2_before_any_call(args, token, message):
 
 
 @pytest.fixture
-def gunicorn(transactional_db, fake_coingecko, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def gunicorn(transactional_db: None, fake_coingecko: FakeCoinGecko, tmp_path: Path) -> Iterator[str]:
     """The app served by gunicorn (2 workers) on a free port, over the test database; yields its URL."""
     env = {
         "COINGECKO_BASE_URL": fake_coingecko.base_url,
@@ -542,10 +548,10 @@ def gunicorn(transactional_db, fake_coingecko, tmp_path) -> Iterator[str]:  # ty
 def seed_a_trading_day() -> tuple[str, Position]:
     """Bitcoin with stored candles 2024-11-01..30, a strategy that enters on any candle and one holding a
     position that it exits on any candle; returns an API token and that position."""
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     for n in range(30):
         base = Decimal(90_000 + 100 * n)
-        CandleFactory(
+        CandleFactory.create(
             instrument=bitcoin,
             open_time=datetime(2024, 11, 1, tzinfo=UTC) + timedelta(days=n),
             open=base,
@@ -556,16 +562,16 @@ def seed_a_trading_day() -> tuple[str, Position]:
     always = {"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}}
     never = {"left": {"indicator": "close"}, "op": "<", "right": {"value": 0}}
     costs = {"version": 1, "side": "long", "fee_rate": 0.001, "slippage_ratio": 0.0}
-    StrategyFactory(
+    StrategyFactory.create(
         name="enters", is_enabled=True, criteria={**costs, "entry": always}, instruments=[bitcoin]
     )
-    exits = StrategyFactory(
+    exits = StrategyFactory.create(
         name="exits",
         is_enabled=True,
         criteria={**costs, "entry": never, "exit": always},
         instruments=[bitcoin],
     )
-    held = PositionFactory(
+    held = PositionFactory.create(
         strategy=exits,
         instrument=bitcoin,
         entry_price=Decimal("92700"),
@@ -577,7 +583,9 @@ def seed_a_trading_day() -> tuple[str, Position]:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_the_script_runs_a_whole_cycle_against_gunicorn_over_postgresql(gunicorn, fake_coingecko):
+def test_the_script_runs_a_whole_cycle_against_gunicorn_over_postgresql(
+    gunicorn: str, fake_coingecko: FakeCoinGecko
+) -> None:
     # Collect: 2024-12-01 and 12-02 are missing; CoinGecko's recorded hourly prices (to 2024-12-03 20:57) build
     # them. Open: "enters" buys at CoinGecko's recorded simple price. Close: "exits" sells its position.
     fake_coingecko.add(

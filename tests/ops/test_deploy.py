@@ -12,8 +12,10 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.test import Client
 from django.urls import resolve
 
 from barter_site.health import healthz
@@ -31,7 +33,7 @@ from tests.ops.deploy_helpers import (
 HADOLINT = Path(sys.executable).parent / "hadolint"
 
 
-def fly_config() -> dict:
+def fly_config() -> dict[str, Any]:
     with (REPO / "fly.toml").open("rb") as file:
         return tomllib.load(file)
 
@@ -94,7 +96,7 @@ def copy_build_context(destination: Path) -> None:
 # fly.toml
 
 
-def test_fly_toml_names_the_three_processes_and_serves_web_on_the_checked_port():
+def test_fly_toml_names_the_three_processes_and_serves_web_on_the_checked_port() -> None:
     config = fly_config()
 
     assert set(config["processes"]) == {"web", "worker", "beat"}
@@ -110,14 +112,14 @@ def test_fly_toml_names_the_three_processes_and_serves_web_on_the_checked_port()
     assert config["build"]["dockerfile"] == "Dockerfile"
 
 
-def test_fly_release_command_runs_the_migrations():
+def test_fly_release_command_runs_the_migrations() -> None:
     release = shlex.split(fly_config()["deploy"]["release_command"])
 
     assert release[:3] == ["python", "manage.py", "migrate"]
     assert "--noinput" in release
 
 
-def test_dockerfile_cmd_is_the_web_process_of_fly_toml():
+def test_dockerfile_cmd_is_the_web_process_of_fly_toml() -> None:
     cmd = [
         arguments for keyword, arguments in dockerfile_instructions(REPO / "Dockerfile") if keyword == "CMD"
     ]
@@ -127,7 +129,7 @@ def test_dockerfile_cmd_is_the_web_process_of_fly_toml():
 
 
 @pytest.mark.django_db
-def test_fly_health_check_path_is_served_by_the_app(client):
+def test_fly_health_check_path_is_served_by_the_app(client: Client) -> None:
     checks = fly_config()["http_service"]["checks"]
     assert len(checks) == 1 and checks[0]["method"] == "GET"
     path = checks[0]["path"]
@@ -143,7 +145,7 @@ def test_fly_health_check_path_is_served_by_the_app(client):
 # .dockerignore
 
 
-def test_dockerignore_keeps_secrets_environments_and_tests_out_of_the_image(tmp_path):
+def test_dockerignore_keeps_secrets_environments_and_tests_out_of_the_image(tmp_path: Path) -> None:
     context = tmp_path / "context"
     copy_build_context(context)
 
@@ -188,14 +190,14 @@ def run_hadolint(dockerfile: Path, workdir: Path) -> subprocess.CompletedProcess
     )
 
 
-def test_hadolint_finds_nothing_in_the_dockerfile(tmp_path):
+def test_hadolint_finds_nothing_in_the_dockerfile(tmp_path: Path) -> None:
     result = run_hadolint(REPO / "Dockerfile", tmp_path)
 
     assert json.loads(result.stdout) == [], result.stdout
     assert result.returncode == 0, result.stderr
 
 
-def test_hadolint_reports_a_bad_dockerfile(tmp_path):
+def test_hadolint_reports_a_bad_dockerfile(tmp_path: Path) -> None:
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN pip install django\nUSER app\n")
 
@@ -210,7 +212,9 @@ def test_hadolint_reports_a_bad_dockerfile(tmp_path):
 
 
 @pytest.mark.slow
-def test_dockerfile_commands_install_the_lock_collect_static_and_serve_healthz_and_static_files(tmp_path):
+def test_dockerfile_commands_install_the_lock_collect_static_and_serve_healthz_and_static_files(
+    tmp_path: Path,
+) -> None:
     """RUN and CMD of the Dockerfile, in a clean virtual environment, on a copy of the build context.
 
     The image's PATH puts its Python first; here the new virtual environment's bin/ comes first, so ``pip``,
@@ -238,7 +242,7 @@ def test_dockerfile_commands_install_the_lock_collect_static_and_serve_healthz_a
     assert instructions[user_at][1].split(":")[0] not in {"0", "root"}
     image_env: dict[str, str] = {}
     for arguments in (arguments for keyword, arguments in instructions if keyword == "ENV"):
-        image_env.update(pair.split("=", 1) for pair in shlex.split(arguments))
+        image_env.update(dict(pair.split("=", 1) for pair in shlex.split(arguments)))
     assert image_env["DJANGO_SETTINGS_MODULE"] == PRODUCTION_SETTINGS
 
     app = tmp_path / "app"  # the image's WORKDIR

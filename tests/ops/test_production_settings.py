@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
+from pytest_django import Settings
 
 from tests.ops.deploy_helpers import (
     ALLOWED_HOST,
@@ -31,7 +34,7 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_check_deploy_reports_nothing(tmp_path):
+def test_check_deploy_reports_nothing(tmp_path: Path) -> None:
     result = manage(
         "check",
         "--deploy",
@@ -54,7 +57,9 @@ def test_check_deploy_reports_nothing(tmp_path):
     ],
 )
 @pytest.mark.parametrize("absent_as", ["unset", "empty"])
-def test_production_refuses_to_start_without_a_required_variable(tmp_path, variable, how_to_set, absent_as):
+def test_production_refuses_to_start_without_a_required_variable(
+    tmp_path: Path, variable: str, how_to_set: str, absent_as: str
+) -> None:
     env = production_env(database_url=f"sqlite:///{tmp_path}/db")
     if absent_as == "unset":
         del env[variable]
@@ -69,7 +74,7 @@ def test_production_refuses_to_start_without_a_required_variable(tmp_path, varia
     )
 
 
-def production_values(env: dict[str, str], *names: str) -> dict:
+def production_values(env: dict[str, str], *names: str) -> dict[str, Any]:
     """The values of settings ``names`` as production loads them with ``env`` (JSON-encoded; repr for others)."""
     script = (
         "import json, django\n"
@@ -87,10 +92,11 @@ def production_values(env: dict[str, str], *names: str) -> dict:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    values: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])  # JSON: values of any type
+    return values
 
 
-def test_production_security_database_and_static_settings(tmp_path):
+def test_production_security_database_and_static_settings(tmp_path: Path) -> None:
     env = production_env(
         database_url=f"sqlite:///{tmp_path}/db",
         DJANGO_ALLOWED_HOSTS="barter.fly.dev, trade.example.org",
@@ -131,19 +137,19 @@ def test_production_security_database_and_static_settings(tmp_path):
     assert middleware.index("barter_site.health.HealthCheckMiddleware") < security
 
 
-def test_connection_max_age_comes_from_the_environment(tmp_path):
+def test_connection_max_age_comes_from_the_environment(tmp_path: Path) -> None:
     env = production_env(database_url=f"sqlite:///{tmp_path}/db", DJANGO_CONN_MAX_AGE_SECONDS="0")
 
     assert production_values(env, "DATABASES")["DATABASES"]["default"]["CONN_MAX_AGE"] == 0
 
 
-def test_tests_and_local_settings_keep_plain_static_storage(settings):
+def test_tests_and_local_settings_keep_plain_static_storage(settings: Settings) -> None:
     assert (
         settings.STORAGES["staticfiles"]["BACKEND"] == "django.contrib.staticfiles.storage.StaticFilesStorage"
     )
 
 
-def test_a_request_logs_json_lines_carrying_the_request_id_of_its_response_header(tmp_path):
+def test_a_request_logs_json_lines_carrying_the_request_id_of_its_response_header(tmp_path: Path) -> None:
     """gunicorn with the production settings, as fly runs it: every line on stdout is JSON, and each request's
     lines (gunicorn's access line, Django's own) carry the id returned in ``Fly-Request-Id``: fly's when it sent
     one, a generated one otherwise."""
@@ -186,7 +192,7 @@ def test_a_request_logs_json_lines_carrying_the_request_id_of_its_response_heade
         ("from barter_site.celery_app import app; app.conf.broker_url", "barter_site.settings.local"),
     ],
 )
-def test_each_entry_point_picks_its_own_default_settings(tmp_path, entry, expected):
+def test_each_entry_point_picks_its_own_default_settings(tmp_path: Path, entry: str, expected: str) -> None:
     env = production_env(database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}")
     del env["DJANGO_SETTINGS_MODULE"]
 

@@ -51,13 +51,13 @@ def lint(command: list[str], *paths: Path) -> tuple[int, list[dict[str, Any]]]:
 
 def workflow(path: Path) -> dict[Any, Any]:
     """A workflow as data. YAML 1.1 reads the key ``on`` as True; it is put back under ``"on"``."""
-    document = yaml.safe_load(path.read_text())
+    document: dict[Any, Any] = yaml.safe_load(path.read_text())  # YAML: keys and values of any type
     if True in document:
         document["on"] = document.pop(True)
     return document
 
 
-def test_actionlint_finds_nothing_in_the_workflows(actionlint):
+def test_actionlint_finds_nothing_in_the_workflows(actionlint: list[str]) -> None:
     status, findings = lint(actionlint, CI, DAILY)
 
     assert findings == [], "\n".join(
@@ -66,7 +66,7 @@ def test_actionlint_finds_nothing_in_the_workflows(actionlint):
     assert status == 0
 
 
-def test_actionlint_reports_a_broken_workflow(actionlint, tmp_path):
+def test_actionlint_reports_a_broken_workflow(actionlint: list[str], tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text(
         "on:\n"
@@ -91,7 +91,7 @@ def test_actionlint_reports_a_broken_workflow(actionlint, tmp_path):
     assert all(f["file"] == str(broken) for f in findings)
 
 
-def test_ci_runs_ci_run_with_postgres_redis_python_and_node():
+def test_ci_runs_ci_run_with_postgres_redis_python_and_node() -> None:
     ci = workflow(CI)
 
     assert set(ci["on"]) == {"push", "pull_request"}
@@ -122,7 +122,7 @@ def test_ci_runs_ci_run_with_postgres_redis_python_and_node():
     ]
 
 
-def test_daily_cycle_runs_the_script_after_0035_utc_and_on_demand():
+def test_daily_cycle_runs_the_script_after_0035_utc_and_on_demand() -> None:
     daily = workflow(DAILY)
 
     (schedule,) = daily["on"]["schedule"]

@@ -33,7 +33,7 @@ def post(url: str, token: str, body: bytes, headers: dict[str, str] | None = Non
         return exc.code, exc.headers["Content-Type"], json.loads(exc.read())
 
 
-def test_oversize_and_deep_bodies_on_gunicorn_are_json_4xx_and_save_nothing(tmp_path: Path):
+def test_oversize_and_deep_bodies_on_gunicorn_are_json_4xx_and_save_nothing(tmp_path: Path) -> None:
     token = api_token(User.objects.create_user("abuser"))
     with gunicorn_serving({}, tmp_path / "gunicorn.log") as url:
         big = json.dumps({"instruments": ["bitcoin"], "name": "x" * 3_000_000}).encode()

@@ -33,11 +33,12 @@ from typing import Any
 import pytest
 import time_machine
 from django.db import connection
+from pytest_django import Settings
 
 from instruments.collect import sync_data
 from instruments.models import InstrumentOHLC
 from runs.models import History, HistoryKind
-from tests.fakes.coingecko import RECORDINGS, Reply, json_reply, recorded
+from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, Reply, json_reply, recorded
 from tests.instruments.factories import InstrumentFactory
 
 pytestmark = pytest.mark.django_db
@@ -69,12 +70,14 @@ def body(value: Any) -> Reply:
 
 def ohlc_rows() -> list[list[Any]]:
     """The recorded ``days=2`` payload: ``[close_time_ms, open, high, low, close]`` rows, numbers as Decimal."""
-    return json.loads(DAYS2.read_text(), parse_float=Decimal, parse_int=Decimal)
+    rows: list[list[Any]] = json.loads(DAYS2.read_text(), parse_float=Decimal, parse_int=Decimal)
+    return rows
 
 
 def chart_payload() -> dict[str, Any]:
     """The recorded hourly ``market_chart`` payload, numbers as Decimal."""
-    return json.loads(MARKET_CHART_30D.read_text(), parse_float=Decimal, parse_int=Decimal)
+    payload: dict[str, Any] = json.loads(MARKET_CHART_30D.read_text(), parse_float=Decimal, parse_int=Decimal)
+    return payload
 
 
 def at_ms(value: Decimal) -> datetime:
@@ -233,6 +236,7 @@ class Scenario:
 
     def bitcoin_replies(self) -> list[Reply]:
         mode = MODES[self.mode]
+        # The only str a scenario holds is GOOD, which mypy cannot narrow away with ``==``.
         return [mode.good() if r == GOOD else r() if callable(r) else r for r in self.replies]  # type: ignore[misc]
 
 
@@ -583,15 +587,15 @@ def _tally() -> Iterator[None]:
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
 def test_fault_ends_in_good_candles_or_a_clear_error_and_a_rerun_completes_the_days(
-    scenario: Scenario, fake_coingecko, retry_sleeps, settings
-):
+    scenario: Scenario, fake_coingecko: FakeCoinGecko, retry_sleeps: list[float], settings: Settings
+) -> None:
     mode = MODES[scenario.mode]
     expected = mode.expected()
     settings.BARTER_BACKFILL_DAYS = mode.backfill_days
     settings.COINGECKO_MAX_RETRIES = 3
     settings.COINGECKO_TIMEOUT_SECONDS = 0.25
     for coin in (FAULTY, *HEALTHY):
-        InstrumentFactory(coingecko_id=coin, symbol=coin[:3].upper())
+        InstrumentFactory.create(coingecko_id=coin, symbol=coin[:3].upper())
     fake_coingecko.add(mode.path(FAULTY), *scenario.bitcoin_replies())
     for coin in HEALTHY:
         fake_coingecko.add(mode.path(coin), mode.good())
@@ -631,7 +635,8 @@ def test_fault_ends_in_good_candles_or_a_clear_error_and_a_rerun_completes_the_d
         assert scenario.error in bitcoin["error"]
         assert bitcoin["days_missing"] == len(expected) - len(kept)
         (error,) = errors
-        assert error.instrument.coingecko_id == FAULTY and error.message == bitcoin["error"]
+        assert error.instrument is not None and error.instrument.coingecko_id == FAULTY
+        assert error.message == bitcoin["error"]
         assert [e["instrument"] for e in summary["errors"]] == [FAULTY]
         if scenario.error_type is None:  # days CoinGecko had no complete data for
             assert error.payload["kept"] == "complete days only"

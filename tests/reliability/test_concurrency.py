@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from django.db import OperationalError, connections
+from pytest_django import Settings
 
 from barter_site.celery_app import app
 from instruments import api as instruments_api
@@ -35,11 +36,11 @@ from positions.models import Position, StrategyStep
 from positions.tasks import daily_cycle_task
 from runs.locked import run_locked
 from runs.locks import RunInProgressError, lock_file_path, run_lock
-from runs.models import History, HistoryKind, Step
+from runs.models import History, HistoryKind, RunStatus, Step
 from tests.accounts import RUN_STEPS, token_client, user_with
 from tests.accounts import api_token as token_of
 from tests.fakes.clock import clock_command
-from tests.fakes.coingecko import json_reply
+from tests.fakes.coingecko import FakeCoinGecko, json_reply
 from tests.instruments.factories import InstrumentFactory
 from tests.ops.test_celery_cycle import MARKET_CHART, World, world
 from tests.servers import database_url, gunicorn_serving
@@ -80,7 +81,7 @@ def _in_thread(target: Any) -> Any:
     return outcome["value"]
 
 
-def test_a_second_run_of_the_same_lock_is_refused_and_names_the_run_in_progress():
+def test_a_second_run_of_the_same_lock_is_refused_and_names_the_run_in_progress() -> None:
     day = date(2024, 12, 2)
     with run_locked(step=Step.COLLECT, as_of=day, scope="all", params={"as_of": AS_OF}) as recorder:
 
@@ -93,7 +94,7 @@ def test_a_second_run_of_the_same_lock_is_refused_and_names_the_run_in_progress(
         # Another scope or day is another lock: the fan-out's one-instrument collects do not block each other.
         assert _in_thread(lambda: _take(Step.COLLECT, day, "bitcoin")) == "collect:2024-12-02:bitcoin"
         assert _in_thread(lambda: _take(Step.COLLECT, date(2024, 12, 3), "all")) == "collect:2024-12-03:all"
-        recorder.finish(status="ok", summary={"as_of": AS_OF, "results": []})
+        recorder.finish(status=RunStatus.OK, summary={"as_of": AS_OF, "results": []})
 
     assert refused.value.http_status == 409 and refused.value.retryable
     assert refused.value.extra == {
@@ -116,7 +117,7 @@ def _take(step: Step, day: date, scope: str) -> str:
         return key
 
 
-def test_lock_files_are_per_database_and_key(on_postgres):
+def test_lock_files_are_per_database_and_key(on_postgres: bool) -> None:
     if on_postgres:
         pytest.skip("PostgreSQL uses advisory locks, not files")
     one = lock_file_path("collect:2024-12-02:all")
@@ -125,8 +126,8 @@ def test_lock_files_are_per_database_and_key(on_postgres):
     assert one.name.startswith("barter-run-") and one.suffix == ".lock"
 
 
-def test_the_api_answers_409_with_the_run_id_and_retry_after_while_a_run_holds_the_lock():
-    InstrumentFactory(coingecko_id="bitcoin")
+def test_the_api_answers_409_with_the_run_id_and_retry_after_while_a_run_holds_the_lock() -> None:
+    InstrumentFactory.create(coingecko_id="bitcoin")
     client = token_client(user_with("robot", *RUN_STEPS))
     inside, release = threading.Event(), threading.Event()
 
@@ -134,7 +135,7 @@ def test_the_api_answers_409_with_the_run_id_and_retry_after_while_a_run_holds_t
         with run_locked(step=Step.COLLECT, as_of=date(2024, 12, 2), scope="all", params={}) as recorder:
             inside.set()
             assert release.wait(timeout=30)
-            recorder.finish(status="ok", summary={"as_of": AS_OF, "results": []})
+            recorder.finish(status=RunStatus.OK, summary={"as_of": AS_OF, "results": []})
             return str(recorder.run_id)
 
     holder = threading.Thread(target=lambda: holder_result.append(_in_thread(hold)))
@@ -158,7 +159,9 @@ def test_the_api_answers_409_with_the_run_id_and_retry_after_while_a_run_holds_t
     )  # the refused call recorded nothing
 
 
-def test_a_database_error_in_an_api_call_is_a_503_without_secrets(monkeypatch, settings):
+def test_a_database_error_in_an_api_call_is_a_503_without_secrets(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
     settings.DATABASES["default"]["PASSWORD"] = "s3cret-db-password"
     client = token_client(user_with("robot", *RUN_STEPS))
 
@@ -296,7 +299,9 @@ def assert_one_day_done(w: World) -> int:
 
 
 @pytest.mark.postgres
-def test_20_concurrent_calls_of_each_endpoint_on_gunicorn_do_everything_once(fake_coingecko, tmp_path):
+def test_20_concurrent_calls_of_each_endpoint_on_gunicorn_do_everything_once(
+    fake_coingecko: FakeCoinGecko, tmp_path: Path
+) -> None:
     w = world(fake_coingecko)  # litecoin cannot be collected: the fake answers 404
     token = api_token()
     figures: dict[str, dict[str, int]] = {}
@@ -422,7 +427,9 @@ def celery_worker(fake_base_url: str, redis_url: str, log: Path, *, concurrency:
 
 @pytest.mark.redis
 @pytest.mark.postgres
-def test_20_daily_chains_at_once_on_a_celery_worker_do_everything_once(fake_coingecko, settings, tmp_path):
+def test_20_daily_chains_at_once_on_a_celery_worker_do_everything_once(
+    fake_coingecko: FakeCoinGecko, settings: Settings, tmp_path: Path
+) -> None:
     from celery.result import AsyncResult
 
     w = world(fake_coingecko)
@@ -430,8 +437,8 @@ def test_20_daily_chains_at_once_on_a_celery_worker_do_everything_once(fake_coin
     with celery_worker(fake_coingecko.base_url, settings.REDIS_URL, log, concurrency=4) as queue:
         started = [daily_cycle_task.apply_async(args=[AS_OF], queue=queue) for _ in range(CALLS_PER_ENDPOINT)]
         try:
-            chain_ids = [AsyncResult(s.id, app=app).get(timeout=60) for s in started]
-            closes = [AsyncResult(c, app=app).get(timeout=120) for c in chain_ids]
+            chain_ids: list[str] = [AsyncResult(s.id, app=app).get(timeout=60) for s in started]
+            closes: list[dict[str, Any]] = [AsyncResult(c, app=app).get(timeout=120) for c in chain_ids]
         except Exception:
             pytest.fail(f"a chain did not finish:\n{log.read_text(errors='replace')[-4000:]}")
     text = log.read_text(errors="replace")

@@ -33,7 +33,7 @@ from positions.models import Position, StrategyStep
 from runs.models import History, HistoryKind, RunHeartbeat
 from runs.reaper import runs_reap
 from tests.fakes.clock import clock_command
-from tests.fakes.coingecko import json_reply
+from tests.fakes.coingecko import FakeCoinGecko, json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.instruments.sources.files.test_imports import DAILY_2020
 from tests.ops.test_celery_cycle import MARKET_CHART
@@ -112,7 +112,7 @@ def wait_backend_gone(pid: int) -> None:
 def two_coins(fake: Any) -> tuple[Instrument, Instrument]:
     fake.add("/coins/bitcoin/market_chart/range", json_reply(MARKET_CHART))
     fake.add("/coins/ethereum/market_chart/range", json_reply(MARKET_CHART))
-    return InstrumentFactory(coingecko_id="bitcoin", symbol="BTC"), InstrumentFactory(
+    return InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC"), InstrumentFactory.create(
         coingecko_id="ethereum", symbol="ETH"
     )
 
@@ -151,8 +151,8 @@ def assert_collect_completed_after(broken: History, bitcoin: Instrument, ethereu
 
 
 def test_a_collect_killed_mid_write_keeps_what_committed_and_the_next_run_completes_it(
-    fake_coingecko, blocker
-):
+    fake_coingecko: FakeCoinGecko, blocker: psycopg.Connection[Any]
+) -> None:
     bitcoin, ethereum = two_coins(fake_coingecko)
     hold_candle(blocker, ethereum)
     process = command(fake_coingecko.base_url, "sync_data", "--as-of", AS_OF)
@@ -176,7 +176,9 @@ def test_a_collect_killed_mid_write_keeps_what_committed_and_the_next_run_comple
     )
 
 
-def test_a_collect_whose_database_connection_is_cut_exits_with_a_clear_error(fake_coingecko, blocker):
+def test_a_collect_whose_database_connection_is_cut_exits_with_a_clear_error(
+    fake_coingecko: FakeCoinGecko, blocker: psycopg.Connection[Any]
+) -> None:
     bitcoin, ethereum = two_coins(fake_coingecko)
     hold_candle(blocker, ethereum)
     process = command(fake_coingecko.base_url, "sync_data", "--as-of", AS_OF)
@@ -200,8 +202,8 @@ def test_a_collect_whose_database_connection_is_cut_exits_with_a_clear_error(fak
 
 
 def test_an_api_call_whose_database_connection_is_cut_answers_503_and_nothing_is_lost(
-    fake_coingecko, blocker, tmp_path
-):
+    fake_coingecko: FakeCoinGecko, blocker: psycopg.Connection[Any], tmp_path: Path
+) -> None:
     bitcoin, ethereum = two_coins(fake_coingecko)
     token = api_token()
     hold_candle(blocker, ethereum)
@@ -234,14 +236,16 @@ def test_an_api_call_whose_database_connection_is_cut_answers_503_and_nothing_is
     )
 
 
-def test_an_open_step_killed_mid_strategy_leaves_no_position_and_no_claim(fake_coingecko, blocker):
+def test_an_open_step_killed_mid_strategy_leaves_no_position_and_no_claim(
+    fake_coingecko: FakeCoinGecko, blocker: psycopg.Connection[Any]
+) -> None:
     # Strategies "a" and "b" both enter bitcoin on every candle; "a" commits first, "b" blocks on the test's
     # uncommitted open position of (b, bitcoin), after writing its day's claim in the same transaction.
     fake_coingecko.add("/simple/price", json_reply({"bitcoin": {"usd": 97000}}))
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     for n in range(30):  # 2024-11-01 .. 11-30
         base = Decimal(90_000 + 100 * n)
-        CandleFactory(
+        CandleFactory.create(
             instrument=bitcoin,
             open_time=datetime(2024, 11, 1, tzinfo=UTC) + timedelta(days=n),
             open=base,
@@ -289,9 +293,11 @@ def test_an_open_step_killed_mid_strategy_leaves_no_position_and_no_claim(fake_c
     print("\nSIGKILL open step: 1 fault, 2 strategies checked, b opened exactly once by the next run")
 
 
-def test_an_import_killed_mid_file_is_finished_as_interrupted_by_the_reaper(blocker, tmp_path):
+def test_an_import_killed_mid_file_is_finished_as_interrupted_by_the_reaper(
+    blocker: psycopg.Connection[Any], tmp_path: Path
+) -> None:
     # import_ohlc holds no run lock, so no next run closes it: the reaper does, from its stopped heartbeat.
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     blocker.execute(
         "INSERT INTO instruments_instrumentohlc (instrument_id, timeframe, open_time, open, high, low, close, "
         "source, created_at, updated_at) VALUES (%s, '1d', %s, 1, 1, 1, 1, 'test-blocker', now(), now())",

@@ -27,6 +27,7 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 from django.test import Client
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from barter_site.celery_app import app
@@ -35,7 +36,7 @@ from runs.models import History, HistoryKind
 from simulator.builder.reading import builder_from_criteria
 from simulator.models import RunStatus, Simulation, Sweep
 from tests.accounts import RUN_STEPS, user_with
-from tests.fakes.coingecko import RECORDINGS, Reply
+from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, Reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.simulator.test_forms import as_post
 from tests.trading.factories import sma_cross_criteria
@@ -59,15 +60,16 @@ def _celery_connections_reset() -> None:
     """Forget Celery's broker pool and result store so the next send connects to the current configuration.
 
     The pools are not closed: kombu keeps them per connection URL, and the original one is used again after."""
-    app._pool = None
-    app.amqp._producer_pool = None
-    app._backend_cache = None
-    if hasattr(app._local, "backend"):
-        del app._local.backend
+    celery: Any = app  # Any: these private attributes are not in celery-types
+    celery._pool = None
+    celery.amqp._producer_pool = None
+    celery._backend_cache = None
+    if hasattr(celery._local, "backend"):
+        del celery._local.backend
 
 
 @pytest.fixture
-def redis_down(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def redis_down(settings: Settings) -> Iterator[str]:
     """Point REDIS_URL, the broker and the result store at a closed port; Celery sends for real (not eager)."""
     url = f"redis://127.0.0.1:{closed_port()}/0"
     settings.REDIS_URL = url
@@ -80,11 +82,11 @@ def redis_down(settings) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def bitcoin(db) -> Instrument:  # type: ignore[no-untyped-def]
+def bitcoin(db: None) -> Instrument:
     """Bitcoin with 120 daily candles from 2024-01-01 (the factory's valid candles)."""
-    instrument = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    instrument = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     for n in range(120):
-        CandleFactory(
+        CandleFactory.create(
             instrument=instrument,
             open_time=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=n),
             open=Decimal(100 + (n * 7) % 23),
@@ -94,7 +96,7 @@ def bitcoin(db) -> Instrument:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def trader(db) -> User:  # type: ignore[no-untyped-def]
+def trader(db: None) -> User:
     return user_with("trader", *RUN_STEPS)  # runs the sync endpoints too
 
 
@@ -117,8 +119,8 @@ QUEUE_MESSAGE = "the task queue (Redis at REDIS_URL) did not answer"
 
 
 def test_a_queued_simulation_is_a_503_naming_the_queue_and_the_run_is_failed_not_pending(
-    redis_down, bitcoin, trader, settings
-):
+    redis_down: str, bitcoin: Instrument, trader: User, settings: Settings
+) -> None:
     settings.BARTER_SIMULATOR_INLINE_CANDLES = 10  # 120 candles: queued
     api = APIClient()
     api.force_authenticate(trader)
@@ -144,7 +146,9 @@ def test_a_queued_simulation_is_a_503_naming_the_queue_and_the_run_is_failed_not
     assert QUEUE_MESSAGE in client.get(f"/simulator/runs/{simulation.pk}/").content.decode()
 
 
-def test_the_form_shows_the_queue_error_for_a_queued_run(redis_down, bitcoin, trader, settings):
+def test_the_form_shows_the_queue_error_for_a_queued_run(
+    redis_down: str, bitcoin: Instrument, trader: User, settings: Settings
+) -> None:
     settings.BARTER_SIMULATOR_INLINE_CANDLES = 10
     client = Client()
     client.force_login(trader)
@@ -161,7 +165,7 @@ def test_the_form_shows_the_queue_error_for_a_queued_run(redis_down, bitcoin, tr
     assert all(r.error.startswith(f"{QUEUE_MESSAGE}, so simulation {r.pk} was not started") for r in runs)
 
 
-def test_a_small_run_still_runs_in_the_request(redis_down, bitcoin, trader):
+def test_a_small_run_still_runs_in_the_request(redis_down: str, bitcoin: Instrument, trader: User) -> None:
     client = Client()
     client.force_login(trader)
 
@@ -172,7 +176,9 @@ def test_a_small_run_still_runs_in_the_request(redis_down, bitcoin, trader):
     assert simulation.status == RunStatus.DONE and simulation.error == ""
 
 
-def test_a_sweep_shows_the_queue_error_and_is_failed_not_running(redis_down, bitcoin, trader):
+def test_a_sweep_shows_the_queue_error_and_is_failed_not_running(
+    redis_down: str, bitcoin: Instrument, trader: User
+) -> None:
     client = Client()
     client.force_login(trader)
     sweep = {
@@ -197,11 +203,11 @@ def test_a_sweep_shows_the_queue_error_and_is_failed_not_running(redis_down, bit
 
 @time_machine.travel(datetime(2024, 1, 3, 0, 40, tzinfo=UTC), tick=False)
 def test_the_sync_endpoints_enqueue_nothing_and_the_collect_step_completes(
-    redis_down, fake_coingecko, trader, settings
-):
+    redis_down: str, fake_coingecko: FakeCoinGecko, trader: User, settings: Settings
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 1
     settings.COINGECKO_RATE_LIMIT_PER_MINUTE = 30  # the limiter on, its budget in the Redis that is down
-    InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     fake_coingecko.add("/coins/bitcoin/ohlc", Reply(200, DAYS2.read_bytes()))
     api = APIClient()
     api.force_authenticate(trader)

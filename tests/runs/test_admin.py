@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 
 from runs.models import History, Step
 from runs.recorder import run_start
@@ -11,13 +13,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(client, django_user_model):  # type: ignore[no-untyped-def]
+def staff_client(client: Client, django_user_model: type[User]) -> Client:
     user = django_user_model.objects.create_superuser("boss", password="unused-password-123")
     client.force_login(user)
     return client
 
 
-def test_history_is_read_only(staff_client):  # type: ignore[no-untyped-def]
+def test_history_is_read_only(staff_client: Client) -> None:
     run_start(step=Step.COLLECT, params={"as_of": "2024-01-01"})
     history = History.objects.get()
 

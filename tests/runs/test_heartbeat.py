@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
+from pytest_django import Settings
 
 from runs.locked import run_locked
 from runs.models import History, HistoryKind, RunHeartbeat, RunStatus, Step
@@ -16,14 +18,14 @@ from runs.recorder import run_start
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_until(predicate, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+def wait_until(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
     stop = timezone.now() + timedelta(seconds=seconds)
     while not predicate():
         assert timezone.now() < stop, "timed out"
         threading.Event().wait(0.02)
 
 
-def test_a_run_beats_while_it_works_and_stops_when_it_finishes(settings):
+def test_a_run_beats_while_it_works_and_stops_when_it_finishes(settings: Settings) -> None:
     settings.BARTER_HEARTBEAT_SECONDS = 0.05
     recorder = run_start(step=Step.IMPORT, params={"instrument": "bitcoin"})
     first = RunHeartbeat.objects.get(run_id=recorder.run_id)
@@ -34,10 +36,11 @@ def test_a_run_beats_while_it_works_and_stops_when_it_finishes(settings):
 
     recorder.finish(status=RunStatus.OK, summary={})
     assert not RunHeartbeat.objects.exists()
-    assert recorder.heartbeat is not None and not recorder.heartbeat._thread.is_alive()  # type: ignore[union-attr]
+    assert recorder.heartbeat is not None and recorder.heartbeat._thread is not None
+    assert not recorder.heartbeat._thread.is_alive()
 
 
-def test_a_run_whose_beats_stopped_is_finished_as_interrupted_with_the_reason():
+def test_a_run_whose_beats_stopped_is_finished_as_interrupted_with_the_reason() -> None:
     recorder = run_start(step=Step.IMPORT, params={"instrument": "bitcoin"})
     recorder.heartbeat_stop()  # as when its process dies
     last = timezone.now() - timedelta(minutes=10)
@@ -52,7 +55,7 @@ def test_a_run_whose_beats_stopped_is_finished_as_interrupted_with_the_reason():
     assert runs_reap() == []
 
 
-def test_the_reaper_leaves_a_run_that_holds_its_lock_even_when_its_beats_are_late():
+def test_the_reaper_leaves_a_run_that_holds_its_lock_even_when_its_beats_are_late() -> None:
     holding, release = threading.Event(), threading.Event()
     run_ids: list[str] = []
 

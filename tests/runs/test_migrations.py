@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django.db.migrations.recorder import MigrationRecorder
+from django_test_migrations.migrator import Migrator
 
 #: The leaf migrations of every app of ours before the moves (the main branch before the runs app).
-BEFORE = [
+BEFORE: list[tuple[str, str | None]] = [
     ("admin", "0003_logentry_add_action_flag_choices"),  # Django's, for the log entries of moved models
     ("barter_site", "0001_knox_tokens_from_drf"),
     ("instruments", "0002_instrument_candle_source"),
@@ -35,7 +36,7 @@ MOVES = [
     ("runs", "0001_initial"),
 ]
 #: The leaf migrations after them.
-AFTER = [
+AFTER: list[tuple[str, str | None]] = [
     ("admin", "0003_logentry_add_action_flag_choices"),
     ("barter_site", "0001_knox_tokens_from_drf"),
     ("instruments", "0002_instrument_candle_source"),
@@ -280,7 +281,7 @@ def grants(apps: Any) -> dict[str, Any]:
     return {model: ct.pk for model, ct in content_types.items()}
 
 
-def test_the_model_moves_keep_every_row_and_the_permissions(migrator):  # type: ignore[no-untyped-def]
+def test_the_model_moves_keep_every_row_and_the_permissions(migrator: Migrator) -> None:
     # A clean database, then exactly the migrations of BEFORE and their dependencies, as the main branch had them
     # (apply_initial_migration(BEFORE) alone would also apply whatever comes before them in the full plan).
     migrator.apply_initial_migration([("contenttypes", "0001_initial")])

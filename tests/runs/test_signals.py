@@ -30,7 +30,9 @@ def received() -> Iterator[list[tuple[str, dict[str, Any]]]]:
     run_finished.disconnect(dispatch_uid="test-received")
 
 
-def test_a_finished_run_reaches_the_receivers_with_its_stored_summary(received):
+def test_a_finished_run_reaches_the_receivers_with_its_stored_summary(
+    received: list[tuple[str, dict[str, Any]]],
+) -> None:
     recorder = run_start(step=Step.COLLECT, params={"as_of": "2024-04-21"})
     recorder.event(HistoryKind.ERROR, message="the bitcoin request failed")
 
@@ -41,7 +43,7 @@ def test_a_finished_run_reaches_the_receivers_with_its_stored_summary(received):
     assert returned == stored and stored["status"] == "partial" and len(stored["errors"]) == 1
 
 
-def test_a_run_found_dead_reaches_them_as_interrupted(received):
+def test_a_run_found_dead_reaches_them_as_interrupted(received: list[tuple[str, dict[str, Any]]]) -> None:
     recorder = run_start(step=Step.IMPORT, params={})
     recorder.heartbeat_stop()
     RunHeartbeat.objects.filter(run_id=recorder.run_id).update(beat_at=timezone.now() - timedelta(hours=1))
@@ -52,7 +54,9 @@ def test_a_run_found_dead_reaches_them_as_interrupted(received):
     assert summary["status"] == "interrupted" and summary["run_id"] == str(recorder.run_id)
 
 
-def test_a_failing_receiver_is_logged_and_changes_nothing(received, caplog):
+def test_a_failing_receiver_is_logged_and_changes_nothing(
+    received: list[tuple[str, dict[str, Any]]], caplog: pytest.LogCaptureFixture
+) -> None:
     def broken(**_: Any) -> None:
         raise RuntimeError("the channel is down")
 
@@ -66,4 +70,5 @@ def test_a_failing_receiver_is_logged_and_changes_nothing(received, caplog):
 
     assert summary["status"] == "ok" and len(received) == 1  # the other receiver still ran
     (record,) = [r for r in caplog.records if r.name == "runs.signals"]
+    assert record.exc_info is not None
     assert "the channel is down" in str(record.exc_info[1]) and summary["run_id"] in record.getMessage()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from pytest_django import Settings
 
 from barter_site.errors import ApplicationError
 from instruments.models import Instrument
@@ -12,14 +13,14 @@ from instruments.sources.registry import CANDLE_SOURCES, candle_source_for
 from tests.instruments.factories import InstrumentFactory
 
 
-def test_every_candle_source_choice_has_a_source_and_no_other_is_registered():
+def test_every_candle_source_choice_has_a_source_and_no_other_is_registered() -> None:
     assert sorted(CANDLE_SOURCES) == sorted(Instrument.CandleSource.values)
 
 
 @pytest.mark.django_db
-def test_each_instrument_gets_its_own_source_and_names():
-    on_coingecko = InstrumentFactory(coingecko_id="bitcoin")
-    on_binance = InstrumentFactory(
+def test_each_instrument_gets_its_own_source_and_names() -> None:
+    on_coingecko = InstrumentFactory.create(coingecko_id="bitcoin")
+    on_binance = InstrumentFactory.create(
         coingecko_id="ethereum", candle_source="exchange", exchange_id="binance", market_symbol="ETH/USDT"
     )
 
@@ -33,7 +34,7 @@ def test_each_instrument_gets_its_own_source_and_names():
     assert exchange.reach(date(2025, 1, 1)) is None  # an exchange reaches back to the listing
 
 
-def test_the_demo_plan_reaches_back_backfill_days_and_a_paid_plan_to_the_start(settings):
+def test_the_demo_plan_reaches_back_backfill_days_and_a_paid_plan_to_the_start(settings: Settings) -> None:
     coingecko = CANDLE_SOURCES["coingecko"]
     settings.COINGECKO_API_PLAN, settings.BARTER_BACKFILL_DAYS = "demo", 365
 
@@ -45,7 +46,7 @@ def test_the_demo_plan_reaches_back_backfill_days_and_a_paid_plan_to_the_start(s
     assert coingecko.reach(date(2025, 1, 1)) is None
 
 
-def test_an_unregistered_source_is_a_clear_error():
+def test_an_unregistered_source_is_a_clear_error() -> None:
     instrument = Instrument(coingecko_id="dogecoin", candle_source="kraken")
 
     with pytest.raises(

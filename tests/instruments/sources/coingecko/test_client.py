@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from pytest_django import Settings
 
 from instruments.candles import candles_rollup
 from instruments.sources.coingecko import coingecko_client_from_settings
@@ -25,18 +27,24 @@ from instruments.sources.coingecko.schemas import (
     ohlc_candles,
     simple_prices,
 )
-from tests.fakes.coingecko import RECORDINGS, Reply, json_reply, recorded
+from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, Reply, json_reply, recorded
 
 OHLC_7D = "test_that_it_gets_ohlc_data_for_one_coin_in_the_last_7_days.yml"
 HOURLY_30D = "test_that_it_gets_hourly_historical_prices_for_one_coin.yml"
 
 
-def client_for(fake, **overrides) -> CoinGeckoClient:  # type: ignore[no-untyped-def]
-    config = {"api_key": "secret-demo-key", "plan": "demo", "base_url": fake.base_url, "max_retries": 3}
+def client_for(fake: FakeCoinGecko, **overrides: Any) -> CoinGeckoClient:
+    # Any: overrides of CoinGeckoConfig's fields, which have several types (str, int, float).
+    config: dict[str, Any] = {
+        "api_key": "secret-demo-key",
+        "plan": "demo",
+        "base_url": fake.base_url,
+        "max_retries": 3,
+    }
     return CoinGeckoClient(CoinGeckoConfig(**{**config, **overrides}))
 
 
-def test_recorded_ohlc_parses_to_candles_keyed_by_open_time(fake_coingecko):
+def test_recorded_ohlc_parses_to_candles_keyed_by_open_time(fake_coingecko: FakeCoinGecko) -> None:
     fake_coingecko.add("/coins/bitcoin/ohlc", recorded(OHLC_7D))
     payload = client_for(fake_coingecko).api.get_coin_ohlc_by_id(id="bitcoin", vs_currency="usd", days=7)
     candles = ohlc_candles(payload, candle_length=ohlc_candle_length(7), endpoint="ohlc")
@@ -55,7 +63,7 @@ def test_recorded_ohlc_parses_to_candles_keyed_by_open_time(fake_coingecko):
     assert all(type(v) is Decimal for c in candles for v in (c.open, c.high, c.low, c.close))
 
 
-def test_key_travels_in_the_plan_header_never_in_the_url(fake_coingecko):
+def test_key_travels_in_the_plan_header_never_in_the_url(fake_coingecko: FakeCoinGecko) -> None:
     fake_coingecko.add("/simple/price", recorded("test_that_it_gets_price_for_one_coin.yml"))
     client = client_for(fake_coingecko)
     payload = client.api.get_price(ids="bitcoin", vs_currencies="usd")
@@ -67,7 +75,7 @@ def test_key_travels_in_the_plan_header_never_in_the_url(fake_coingecko):
     assert seen.query == {"ids": ["bitcoin"], "vs_currencies": ["usd"]}
 
 
-def test_pro_plan_uses_the_pro_host_and_header():
+def test_pro_plan_uses_the_pro_host_and_header() -> None:
     config = CoinGeckoConfig(api_key="k", plan="pro")
     client = CoinGeckoClient(config)
     assert config.root_url == "https://pro-api.coingecko.com/api/v3/"
@@ -76,12 +84,12 @@ def test_pro_plan_uses_the_pro_host_and_header():
     assert CoinGeckoConfig(plan="demo").root_url == "https://api.coingecko.com/api/v3/"
 
 
-def test_unknown_plan_is_refused_with_the_setting_name():
+def test_unknown_plan_is_refused_with_the_setting_name() -> None:
     with pytest.raises(Exception, match="COINGECKO_API_PLAN must be one of demo, pro; was 'free'"):
         CoinGeckoConfig(plan="free")
 
 
-def test_settings_build_the_client(settings):
+def test_settings_build_the_client(settings: Settings) -> None:
     settings.COINGECKO_API_PLAN = "pro"
     settings.COINGECKO_API_KEY = "pro-key"
     settings.COINGECKO_BASE_URL = ""
@@ -90,7 +98,9 @@ def test_settings_build_the_client(settings):
     assert client.session.headers["x-cg-pro-api-key"] == "pro-key"
 
 
-def test_429_with_retry_after_waits_then_succeeds(fake_coingecko, retry_sleeps):
+def test_429_with_retry_after_waits_then_succeeds(
+    fake_coingecko: FakeCoinGecko, retry_sleeps: list[float]
+) -> None:
     rate_limited = json_reply(
         {"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit."}},
         status=429,
@@ -105,7 +115,7 @@ def test_429_with_retry_after_waits_then_succeeds(fake_coingecko, retry_sleeps):
     assert retry_sleeps == [7.0]  # urllib3 waited exactly what Retry-After said
 
 
-def test_retry_after_is_capped(fake_coingecko, retry_sleeps):
+def test_retry_after_is_capped(fake_coingecko: FakeCoinGecko, retry_sleeps: list[float]) -> None:
     fake_coingecko.add(
         "/ping", json_reply({}, status=429, **{"Retry-After": "3600"}), json_reply({"gecko_says": "ok"})
     )
@@ -113,7 +123,7 @@ def test_retry_after_is_capped(fake_coingecko, retry_sleeps):
     assert retry_sleeps == [5.0]
 
 
-def test_429_after_every_retry_is_a_rate_limited_error(fake_coingecko):
+def test_429_after_every_retry_is_a_rate_limited_error(fake_coingecko: FakeCoinGecko) -> None:
     body = {"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit."}}
     fake_coingecko.add("/ping", json_reply(body, status=429, **{"Retry-After": "1"}))
     with pytest.raises(CoinGeckoRateLimitedError, match="exceeded the Rate Limit") as caught:
@@ -122,7 +132,9 @@ def test_429_after_every_retry_is_a_rate_limited_error(fake_coingecko):
     assert len(fake_coingecko.requests_to("/ping")) == 3  # the first try and two retries
 
 
-def test_recorded_500_retries_with_backoff_then_is_a_server_error(fake_coingecko, retry_sleeps):
+def test_recorded_500_retries_with_backoff_then_is_a_server_error(
+    fake_coingecko: FakeCoinGecko, retry_sleeps: list[float]
+) -> None:
     fake_coingecko.add("/coins/bitcoin/ohlc", recorded(OHLC_7D, index=1))  # the recorded 500
     with pytest.raises(CoinGeckoServerError, match="HTTP 500: Internal Server Error"):
         client_for(fake_coingecko, max_retries=3, backoff_factor=0.5).api.get_coin_ohlc_by_id(
@@ -132,7 +144,7 @@ def test_recorded_500_retries_with_backoff_then_is_a_server_error(fake_coingecko
     assert retry_sleeps == [0.5, 1.0, 2.0][-len(retry_sleeps) :] and len(retry_sleeps) >= 2
 
 
-def test_503_then_success_recovers(fake_coingecko):
+def test_503_then_success_recovers(fake_coingecko: FakeCoinGecko) -> None:
     fake_coingecko.add(
         "/coins/bitcoin/ohlc", Reply(503, b"upstream busy", {"Content-Type": "text/plain"}), recorded(OHLC_7D)
     )
@@ -141,7 +153,7 @@ def test_503_then_success_recovers(fake_coingecko):
     )
 
 
-def test_recorded_422_is_a_request_error_with_coingeckos_message(fake_coingecko):
+def test_recorded_422_is_a_request_error_with_coingeckos_message(fake_coingecko: FakeCoinGecko) -> None:
     fake_coingecko.add("/coins/bitcoin/market_chart", recorded(HOURLY_30D, index=1))
     with pytest.raises(CoinGeckoRequestError, match="HTTP 422: Missing parameter vs_currency") as caught:
         client_for(fake_coingecko).get_json(fake_coingecko.base_url + "/coins/bitcoin/market_chart")
@@ -149,14 +161,14 @@ def test_recorded_422_is_a_request_error_with_coingeckos_message(fake_coingecko)
     assert len(fake_coingecko.requests_to("/coins/bitcoin/market_chart")) == 1  # 4xx is never retried
 
 
-def test_html_error_page_from_a_proxy_becomes_a_readable_server_error(fake_coingecko):
+def test_html_error_page_from_a_proxy_becomes_a_readable_server_error(fake_coingecko: FakeCoinGecko) -> None:
     html = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>cloudflare</body></html>"
     fake_coingecko.add("/ping", Reply(502, html, {"Content-Type": "text/html"}))
     with pytest.raises(CoinGeckoServerError, match=r"HTTP 502: 502 Bad Gateway 502 Bad Gateway cloudflare"):
         client_for(fake_coingecko, max_retries=1).api.ping()
 
 
-def test_html_with_status_200_is_a_bad_response(fake_coingecko):
+def test_html_with_status_200_is_a_bad_response(fake_coingecko: FakeCoinGecko) -> None:
     fake_coingecko.add(
         "/ping", Reply(200, b"<html><body>Just a moment...</body></html>", {"Content-Type": "text/html"})
     )
@@ -164,14 +176,14 @@ def test_html_with_status_200_is_a_bad_response(fake_coingecko):
         client_for(fake_coingecko).api.ping()
 
 
-def test_truncated_json_is_a_bad_response(fake_coingecko):
+def test_truncated_json_is_a_bad_response(fake_coingecko: FakeCoinGecko) -> None:
     whole = recorded(OHLC_7D).body
     fake_coingecko.add("/coins/bitcoin/ohlc", Reply(200, whole[: len(whole) // 2]))
     with pytest.raises(CoinGeckoBadResponseError, match="HTTP 200 with a body that is not JSON"):
         client_for(fake_coingecko).api.get_coin_ohlc_by_id(id="bitcoin", vs_currency="usd", days=7)
 
 
-def test_connection_reset_every_time_is_unavailable(fake_coingecko):
+def test_connection_reset_every_time_is_unavailable(fake_coingecko: FakeCoinGecko) -> None:
     fake_coingecko.add("/ping", Reply(drop_connection=True))
     with pytest.raises(CoinGeckoUnavailableError, match="no response after 2 retries"):
         client_for(fake_coingecko, max_retries=2).api.ping()
@@ -192,11 +204,11 @@ def test_connection_reset_every_time_is_unavailable(fake_coingecko):
         ("<html><body><h1>429 Too Many Requests</h1></body></html>", "429 Too Many Requests"),
     ],
 )
-def test_every_error_shape_yields_its_message(body, message):
+def test_every_error_shape_yields_its_message(body: str, message: str) -> None:
     assert error_message(body).startswith(message)
 
 
-def test_recorded_hourly_market_chart_rolls_up_into_days():
+def test_recorded_hourly_market_chart_rolls_up_into_days() -> None:
     import json
 
     import yaml
@@ -217,7 +229,7 @@ def test_recorded_hourly_market_chart_rolls_up_into_days():
     assert len(days) >= 28  # 30 days of hourly points: the first and last days are partial
 
 
-def test_market_chart_points_sorts_and_deduplicates():
+def test_market_chart_points_sorts_and_deduplicates() -> None:
     payload = {"prices": [[3_600_000, Decimal("2")], [0, Decimal("1")], [3_600_000, Decimal("3")]]}
     points = market_chart_points(payload, endpoint="x")
     assert [(p.open_time.hour, p.close) for p in points] == [(0, Decimal("1")), (1, Decimal("3"))]
@@ -232,14 +244,14 @@ def test_market_chart_points_sorts_and_deduplicates():
         ([1620504000000, 2, 3], r"expected \[time, open, high, low, close\]"),
     ],
 )
-def test_bad_ohlc_rows_refuse_the_payload(row, problem):
+def test_bad_ohlc_rows_refuse_the_payload(row: list[int | None], problem: str) -> None:
     good = [1620489600000, Decimal(1), Decimal(2), Decimal(1), Decimal(2)]
     bad = [Decimal(v) if isinstance(v, int) else v for v in row]
     with pytest.raises(CoinGeckoPayloadError, match=problem):
         ohlc_candles([good, bad], candle_length=timedelta(hours=4), endpoint="ohlc")
 
 
-def test_ohlc_candle_length_follows_days():
+def test_ohlc_candle_length_follows_days() -> None:
     assert ohlc_candle_length(2) == timedelta(minutes=30)
     assert ohlc_candle_length(30) == timedelta(hours=4)
     assert ohlc_candle_length(90) == timedelta(days=4)

@@ -13,16 +13,18 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Required, TypedDict
 
 import pytest
+from pytest_django import Settings
 
 from instruments.sources.coingecko import coingecko_client_from_settings
 from instruments.sources.coingecko.client import CoinGeckoClient, CoinGeckoConfig
 from instruments.sources.coingecko.errors import CoinGeckoRateLimitedError, CoinGeckoRateLimitWaitError
 from instruments.sources.coingecko.ratelimit import CoinGeckoRateLimiter
-from tests.fakes.coingecko import FakeCoinGecko, json_reply
+from tests.fakes.coingecko import FakeCoinGecko, Seen, json_reply
 
 REPO = Path(__file__).resolve().parents[4]
 PRICE = {"bitcoin": {"usd": 97000}}
@@ -31,22 +33,36 @@ PRICE = {"bitcoin": {"usd": 97000}}
 ARRIVAL_SLACK_SECONDS = 0.25
 
 
-class _Stamped(list):  # type: ignore[type-arg]
+class _Limit(TypedDict, total=False):
+    """Arguments of ``CoinGeckoRateLimiter`` that the refusal cases vary."""
+
+    calls: Required[int]
+    window_seconds: int
+    max_wait_seconds: float
+
+
+class _Stamped(list[Seen]):
     """The fake's list of requests, also stamping each one's arrival (monotonic seconds)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.at: list[float] = []
 
-    def append(self, item: Any) -> None:
+    def append(self, item: Seen) -> None:
         self.at.append(time.monotonic())
         super().append(item)
 
 
+class _StampedCoinGecko(FakeCoinGecko):
+    """The fake, its list of requests a ``_Stamped`` (set by the fixture)."""
+
+    seen: _Stamped
+
+
 @pytest.fixture
-def fake() -> Any:
+def fake() -> Iterator[_StampedCoinGecko]:
     """A fake CoinGecko answering ``/simple/price``; ``fake.seen.at`` holds the arrival times."""
-    with FakeCoinGecko() as server:
+    with _StampedCoinGecko() as server:
         server.seen = _Stamped()
         server.add("/simple/price", json_reply(PRICE))
         yield server
@@ -61,17 +77,17 @@ def most_in_any_window(arrivals: list[float], window_seconds: float) -> int:
     )
 
 
-def client_for(fake: Any, limiter: CoinGeckoRateLimiter | None) -> CoinGeckoClient:
+def client_for(fake: FakeCoinGecko, limiter: CoinGeckoRateLimiter | None) -> CoinGeckoClient:
     return CoinGeckoClient(CoinGeckoConfig(base_url=fake.base_url, max_retries=2), limiter=limiter)
 
 
-def test_the_window_count_sees_a_burst():
+def test_the_window_count_sees_a_burst() -> None:
     # The helper must be able to fail: 4 arrivals within 0.3 s are 4 in a 1 s window, 2 in a 0.2 s one.
     assert most_in_any_window([0.0, 0.1, 0.2, 0.3, 5.0], 1.0) == 4
     assert most_in_any_window([0.0, 0.1, 0.2, 0.3, 5.0], 0.15) == 2
 
 
-def test_threads_with_their_own_clients_share_one_memory_limit(fake):
+def test_threads_with_their_own_clients_share_one_memory_limit(fake: _StampedCoinGecko) -> None:
     limiter = CoinGeckoRateLimiter(calls=3, window_seconds=1, storage_uri="memory://", key=uuid.uuid4().hex)
     calls_each, workers = 4, 2
     barrier = threading.Barrier(workers)
@@ -117,7 +133,7 @@ for _ in range(int(calls)):
 
 
 @pytest.mark.redis
-def test_worker_processes_share_one_limit_through_redis(fake, settings):
+def test_worker_processes_share_one_limit_through_redis(fake: _StampedCoinGecko, settings: Settings) -> None:
     key = f"test-{uuid.uuid4().hex}"
     calls_each, window_seconds = 4, 2
     start_at = time.time() + 3  # both processes have imported and begin together
@@ -144,7 +160,9 @@ def test_worker_processes_share_one_limit_through_redis(fake, settings):
     assert max(fake.seen.at) - min(fake.seen.at) >= 2 * window_seconds - ARRIVAL_SLACK_SECONDS
 
 
-def test_a_full_window_past_the_wait_bound_raises_a_retryable_error_and_sends_nothing(fake):
+def test_a_full_window_past_the_wait_bound_raises_a_retryable_error_and_sends_nothing(
+    fake: _StampedCoinGecko,
+) -> None:
     limiter = CoinGeckoRateLimiter(calls=1, window_seconds=60, key=uuid.uuid4().hex, max_wait_seconds=0.5)
     client = client_for(fake, limiter)
     client.api.get_price(ids="bitcoin", vs_currencies="usd")
@@ -161,7 +179,7 @@ def test_a_full_window_past_the_wait_bound_raises_a_retryable_error_and_sends_no
     assert len(fake.seen) == 1
 
 
-def test_a_call_waits_for_the_slot_that_frees_within_the_bound(fake):
+def test_a_call_waits_for_the_slot_that_frees_within_the_bound(fake: _StampedCoinGecko) -> None:
     limiter = CoinGeckoRateLimiter(calls=1, window_seconds=1, key=uuid.uuid4().hex, max_wait_seconds=5)
     client = client_for(fake, limiter)
     client.api.get_price(ids="bitcoin", vs_currencies="usd")
@@ -170,7 +188,7 @@ def test_a_call_waits_for_the_slot_that_frees_within_the_bound(fake):
     assert second - first >= 1 - ARRIVAL_SLACK_SECONDS
 
 
-def test_retries_take_slots_too(fake, retry_sleeps):
+def test_retries_take_slots_too(fake: _StampedCoinGecko, retry_sleeps: list[float]) -> None:
     # 429 with Retry-After: 0, then 200: urllib3 retries at once, but the retry must wait for a slot (1 a second).
     fake.add(
         "/simple/price", json_reply({"error": "busy"}, status=429, **{"Retry-After": "0"}), json_reply(PRICE)
@@ -185,7 +203,9 @@ def test_retries_take_slots_too(fake, retry_sleeps):
     assert retry - first >= 1 - ARRIVAL_SLACK_SECONDS
 
 
-def test_without_its_storage_the_limiter_lets_calls_through_with_a_warning(caplog):
+def test_without_its_storage_the_limiter_lets_calls_through_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # Nothing listens on port 1: the storage fails at once, and CoinGecko's own 429s remain the brake.
     limiter = CoinGeckoRateLimiter(calls=1, window_seconds=60, storage_uri="redis://127.0.0.1:1/0")
     with caplog.at_level(logging.WARNING, logger="instruments.sources.coingecko.ratelimit"):
@@ -202,12 +222,12 @@ def test_without_its_storage_the_limiter_lets_calls_through_with_a_warning(caplo
         ({"calls": 3, "max_wait_seconds": -1}, "max_wait_seconds=-1"),
     ],
 )
-def test_a_limit_that_allows_nothing_is_refused(kwargs, shown):
+def test_a_limit_that_allows_nothing_is_refused(kwargs: _Limit, shown: str) -> None:
     with pytest.raises(ValueError, match=shown):
         CoinGeckoRateLimiter(**kwargs)
 
 
-def test_clients_from_settings_share_the_processes_limiter(settings):
+def test_clients_from_settings_share_the_processes_limiter(settings: Settings) -> None:
     settings.REDIS_URL = ""
     settings.COINGECKO_RATE_LIMIT_PER_MINUTE = 30
     settings.COINGECKO_RATE_LIMIT_MAX_WAIT_SECONDS = 90.0
@@ -221,7 +241,7 @@ def test_clients_from_settings_share_the_processes_limiter(settings):
 
 
 @pytest.mark.redis
-def test_with_redis_the_settings_limiter_counts_in_redis(settings):
+def test_with_redis_the_settings_limiter_counts_in_redis(settings: Settings) -> None:
     settings.COINGECKO_RATE_LIMIT_PER_MINUTE = 500
     limiter = coingecko_client_from_settings().limiter
     assert limiter is not None and limiter.storage_uri == settings.REDIS_URL

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 import responses
+from pytest_django import Settings
 
 from instruments.sources.exchange.client import exchange_clients_reset
 
@@ -16,7 +18,7 @@ NO_KEYS = {
 
 
 @pytest.fixture(autouse=True)
-def exchange_settings(settings):
+def exchange_settings(settings: Settings) -> Iterator[Settings]:
     """No keys, no sandbox, and fresh ccxt objects before and after every test."""
     settings.BARTER_EXCHANGES = json.loads(json.dumps(NO_KEYS))
     exchange_clients_reset()
@@ -25,6 +27,6 @@ def exchange_settings(settings):
 
 
 @pytest.fixture
-def rsps():
+def rsps() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -20,7 +21,7 @@ FAKES = {"binance": (FakeBinance, "/api/v3/klines"), "bybit": (FakeBybit, "/v5/m
 
 
 def exchange_instrument(exchange_id: str, market_symbol: str = "BTC/USDT") -> Instrument:
-    return InstrumentFactory(
+    return InstrumentFactory.create(
         coingecko_id="bitcoin",
         symbol="BTC",
         candle_source=Instrument.CandleSource.EXCHANGE,
@@ -36,7 +37,7 @@ def as_stored(value: Decimal) -> object:
     return value
 
 
-def stored_days(instrument: Instrument) -> dict[date, tuple[Decimal, ...]]:
+def stored_days(instrument: Instrument) -> dict[date, tuple[Decimal | None, ...]]:
     rows = InstrumentOHLC.objects.for_instrument(instrument).values_list(
         "open_time", "open", "high", "low", "close", "volume"
     )
@@ -49,5 +50,6 @@ def backfill(*args: str) -> str:
     return out.getvalue()
 
 
-def summary_of(output: str) -> dict:
-    return json.loads(output[output.index("\n{") + 1 :])
+def summary_of(output: str) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads(output[output.index("\n{") + 1 :])  # JSON: values of any type
+    return summary

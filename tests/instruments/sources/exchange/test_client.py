@@ -9,9 +9,12 @@ import sys
 
 import ccxt
 import pytest
+import responses
 import time_machine
+from pytest_django import Settings
 
 from instruments.sources.exchange.client import (
+    ExchangeApiError,
     ExchangeAuthError,
     ExchangeConfigError,
     ExchangeRateLimitedError,
@@ -34,7 +37,7 @@ from tests.instruments.sources.exchange.helpers import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_the_client_is_configured_from_settings_and_shared(exchange_settings):
+def test_the_client_is_configured_from_settings_and_shared(exchange_settings: Settings) -> None:
     exchange_settings.BARTER_EXCHANGE_TIMEOUT_SECONDS = 7.5
     exchange_settings.BARTER_EXCHANGES["bybit"]["sandbox"] = True
     client = exchange_client("bybit")
@@ -49,7 +52,7 @@ def test_the_client_is_configured_from_settings_and_shared(exchange_settings):
         exchange_client("kraken")
 
 
-def test_starting_the_app_does_not_load_ccxt_until_an_exchange_is_used():
+def test_starting_the_app_does_not_load_ccxt_until_an_exchange_is_used() -> None:
     # ccxt costs ~75 MB per process: web and worker processes that trade no exchange never load it
     script = (
         "import sys, django; django.setup(); from django.urls import resolve; resolve('/api/sync_data'); "
@@ -78,7 +81,9 @@ def test_starting_the_app_does_not_load_ccxt_until_an_exchange_is_used():
         ("bybit", "https://api.{hostname}", "https://api-testnet.{hostname}"),
     ],
 )
-def test_sandbox_is_per_exchange_account(exchange_settings, exchange_id, live, testnet):
+def test_sandbox_is_per_exchange_account(
+    exchange_settings: Settings, exchange_id: str, live: str, testnet: str
+) -> None:
     # BARTER_EXCHANGE_<ID>_SANDBOX switches that account to the exchange's testnet, and no other account
     other, other_live = (
         ("bybit", "https://api.{hostname}")
@@ -94,7 +99,7 @@ def test_sandbox_is_per_exchange_account(exchange_settings, exchange_id, live, t
     assert exchange_client(exchange_id).urls["api"]["public"] == live
 
 
-def test_an_authenticated_client_needs_every_credential(exchange_settings):
+def test_an_authenticated_client_needs_every_credential(exchange_settings: Settings) -> None:
     with pytest.raises(
         ExchangeConfigError,
         match="set BARTER_EXCHANGE_BITGET_KEY and BARTER_EXCHANGE_BITGET_SECRET and BARTER_EXCHANGE_BITGET_PASSWORD",
@@ -110,7 +115,9 @@ def test_an_authenticated_client_needs_every_credential(exchange_settings):
 
 
 @time_machine.travel(NEW_YEAR_2025, tick=True)
-def test_keys_never_reach_logs_or_history(rsps, exchange_settings, caplog):
+def test_keys_never_reach_logs_or_history(
+    rsps: responses.RequestsMock, exchange_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     key, secret = "k3yVISIBLEonlyTOccxt", "s3cretVISIBLEonlyTOccxt"
     exchange_settings.BARTER_EXCHANGES["binance"] |= {"api_key": key, "secret": secret}
     fake = FakeBinance(rsps, days=binance_days_2024(), now=NEW_YEAR_2025)
@@ -148,8 +155,8 @@ def test_keys_never_reach_logs_or_history(rsps, exchange_settings, caplog):
     ],
 )
 def test_ccxt_errors_map_to_application_errors_that_say_whether_to_retry(
-    ccxt_exception, error_class, retryable
-):
+    ccxt_exception: type[Exception], error_class: type[ExchangeApiError], retryable: bool
+) -> None:
     error = exchange_error(
         ccxt_exception("binance GET https://api.binance.com/x?signature=abc 503"),
         what="doing x",

@@ -7,16 +7,21 @@ and parses the answers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import requests
+import responses
 import time_machine
+from pytest_django import Settings
 
 from instruments.collect import sync_data
 from instruments.models import InstrumentOHLC
 from instruments.sources.base import DailyFetch
+from instruments.sources.coingecko.client import CoinGeckoClient
 from runs.models import History, HistoryKind
 from tests.fakes.exchanges import FakeBinance, FakeBybit, binance_days_2024
 from tests.instruments.factories import InstrumentFactory
@@ -35,7 +40,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.mark.parametrize("exchange_id", ["binance", "bybit"])
 @time_machine.travel(NEW_YEAR_2025, tick=True)
-def test_a_year_is_backfilled_across_pages_and_equals_the_real_days(exchange_id, rsps):
+def test_a_year_is_backfilled_across_pages_and_equals_the_real_days(
+    exchange_id: str, rsps: responses.RequestsMock
+) -> None:
     fake_class, klines_path = FAKES[exchange_id]
     fake = fake_class(rsps, days=binance_days_2024(), now=NEW_YEAR_2025)
     bitcoin = exchange_instrument(exchange_id)
@@ -93,7 +100,7 @@ def test_a_year_is_backfilled_across_pages_and_equals_the_real_days(exchange_id,
 
 
 @time_machine.travel(NEW_YEAR_2025, tick=True)
-def test_only_the_days_not_stored_are_asked_for(rsps):
+def test_only_the_days_not_stored_are_asked_for(rsps: responses.RequestsMock) -> None:
     fake = FakeBinance(rsps, days=binance_days_2024(), now=NEW_YEAR_2025)
     bitcoin = exchange_instrument("binance")
     backfill("--instrument", "bitcoin", "--source", "exchange", "--since", "2024-12-01")
@@ -113,7 +120,7 @@ def test_only_the_days_not_stored_are_asked_for(rsps):
 
 
 @pytest.mark.parametrize("exchange_id", ["binance", "bybit"])
-def test_the_current_incomplete_day_is_never_stored(exchange_id, rsps):
+def test_the_current_incomplete_day_is_never_stored(exchange_id: str, rsps: responses.RequestsMock) -> None:
     now = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
     fake_class, klines_path = FAKES[exchange_id]
     fake = fake_class(rsps, days=binance_days_2024(), now=now)
@@ -167,7 +174,9 @@ def test_the_current_incomplete_day_is_never_stored(exchange_id, rsps):
     ids=["429", "418", "timeout"],
 )
 @time_machine.travel(NEW_YEAR_2025, tick=True)
-def test_a_failing_page_is_a_retryable_error_and_stores_nothing(rsps, failure, ccxt_error, words):
+def test_a_failing_page_is_a_retryable_error_and_stores_nothing(
+    rsps: responses.RequestsMock, failure: dict[str, Any], ccxt_error: str, words: str
+) -> None:
     fake = FakeBinance(rsps, days=binance_days_2024(), now=NEW_YEAR_2025)
     fake.fail("/api/v3/klines", after=1, **failure)  # the second page fails
     bitcoin = exchange_instrument("binance")
@@ -192,7 +201,9 @@ def test_a_failing_page_is_a_retryable_error_and_stores_nothing(rsps, failure, c
 
 @pytest.mark.parametrize("exchange_id", ["binance", "bybit"])
 @time_machine.travel(NEW_YEAR_2025, tick=True)
-def test_an_unknown_symbol_is_a_clear_error_that_is_not_retried(exchange_id, rsps):
+def test_an_unknown_symbol_is_a_clear_error_that_is_not_retried(
+    exchange_id: str, rsps: responses.RequestsMock
+) -> None:
     fake_class, klines_path = FAKES[exchange_id]
     fake = fake_class(rsps, days=binance_days_2024(), now=NEW_YEAR_2025)
     exchange_instrument(exchange_id, market_symbol="NOPE/USDT")
@@ -207,14 +218,18 @@ def test_an_unknown_symbol_is_a_clear_error_that_is_not_retried(exchange_id, rsp
 
 
 @time_machine.travel(datetime(2024, 12, 31, 0, 40, tzinfo=UTC), tick=True)
-def test_the_collect_step_routes_by_candle_source(rsps, settings, monkeypatch):
+def test_the_collect_step_routes_by_candle_source(
+    rsps: responses.RequestsMock, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.BARTER_BACKFILL_DAYS = 5
     fake = FakeBybit(rsps, days=binance_days_2024(), now=datetime(2024, 12, 31, 0, 40, tzinfo=UTC))
     on_bybit = exchange_instrument("bybit")
-    on_coingecko = InstrumentFactory(coingecko_id="ethereum", symbol="ETH")
+    on_coingecko = InstrumentFactory.create(coingecko_id="ethereum", symbol="ETH")
     asked_coingecko: list[tuple[str, list[date]]] = []
 
-    def coingecko_fetch(client, *, coin_id, vs_currency, days, now):
+    def coingecko_fetch(
+        client: CoinGeckoClient, *, coin_id: str, vs_currency: str, days: Sequence[date], now: datetime
+    ) -> DailyFetch:
         asked_coingecko.append((coin_id, list(days)))
         return DailyFetch(source="coingecko:market_chart_hourly")
 

@@ -22,12 +22,12 @@ from tests.fakes.exchanges import DayKline, binance_days_2024
         ([1704067200000, 1.0, 2.0, 0.5, 1.5, -3.0], "volume must be >= 0"),
     ],
 )
-def test_malformed_ohlcv_rows_are_refused(row, problem):
+def test_malformed_ohlcv_rows_are_refused(row: list[float | None], problem: str) -> None:
     with pytest.raises(ExchangePayloadError, match=problem.replace("[", r"\[").replace("]", r"\]")):
         ohlcv_candles([[1704153600000, 1.0, 2.0, 0.5, 1.5, 3.0], row], what="binance fetch_ohlcv BTC/USDT 1d")
 
 
-def test_floats_become_the_decimals_the_exchange_sent():
+def test_floats_become_the_decimals_the_exchange_sent() -> None:
     real = binance_days_2024()[0]
     (candle,) = ohlcv_candles([[real.open_time_ms, *(float(v) for v in real.prices())]])
 
@@ -36,7 +36,7 @@ def test_floats_become_the_decimals_the_exchange_sent():
     assert candle.open_time == datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def test_the_fake_rolls_days_up_like_binance():
+def test_the_fake_rolls_days_up_like_binance() -> None:
     days = binance_days_2024()
     assert len(days) == 366
     assert days[-1].day == datetime(2024, 12, 31, tzinfo=UTC)

@@ -21,12 +21,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
         {"candle_source": "coingecko", "market_symbol": "BTC/USDT"},
     ],
 )
-def test_the_database_refuses_exchange_fields_without_the_exchange_source(fields):
+def test_the_database_refuses_exchange_fields_without_the_exchange_source(fields: dict[str, str]) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         Instrument.objects.create(coingecko_id="bitcoin", symbol="BTC", **fields)
 
 
-def test_the_exchange_fields_are_validated_with_clear_messages():
+def test_the_exchange_fields_are_validated_with_clear_messages() -> None:
     ok = Instrument(
         coingecko_id="bitcoin",
         symbol="BTC",

@@ -8,6 +8,7 @@ from decimal import Decimal
 from io import StringIO
 from itertools import pairwise
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from django.conf import settings
@@ -30,6 +31,14 @@ HISTORY = Path(settings.BASE_DIR) / "data" / "history"
 WIDE = HISTORY / "bitstamp_(BTC,ETH,LTC)USD_d.csv"
 FEATHER = HISTORY / "BTC_USDT-1h.feather"
 DAILY_2020 = OHLC / "binance_btcusdt_day_2020.csv"
+
+
+class _ImportOptions(TypedDict, total=False):
+    """Options of ``ohlc_import`` that the parametrized cases vary."""
+
+    column_prefix: str
+    timeframe: str
+    to_timeframe: str
 
 
 def _command(name: str, *args: object) -> str:
@@ -116,7 +125,7 @@ def test_import_creates_the_instrument_and_stores_the_candles() -> None:
         (OHLC / "BTCUSDT-1m-2024-01-01.csv", {"timeframe": "1m", "to_timeframe": "1d"}, 1),
     ],
 )
-def test_a_second_import_adds_and_updates_nothing(path: Path, options: dict[str, str], count: int) -> None:
+def test_a_second_import_adds_and_updates_nothing(path: Path, options: _ImportOptions, count: int) -> None:
     [first] = ohlc_import(paths=[path], coingecko_id="bitcoin", **options)
     [second] = ohlc_import(paths=[path], coingecko_id="bitcoin", **options)
 
