@@ -1,17 +1,26 @@
 """factory_boy factories that always build valid strategies and positions.
 
-``PositionFactory()`` is an open long position; ``PositionFactory(closed=True)`` a closed one with every exit
-field set and ``pnl``/``pnl_ratio`` computed as ``Position`` defines them.
+``PositionFactory.create()`` is an open long position; ``PositionFactory.create(closed=True)`` a closed one with
+every exit field set and ``pnl``/``pnl_ratio`` computed as ``Position`` defines them.
+
+Make objects with ``XFactory.create(...)`` (typed: returns the model), not ``XFactory(...)`` (factory_boy's
+metaclass ``__call__`` is untyped, so mypy would take the result for a factory).
 """
+
+# factory_boy's declarations (Sequence, LazyAttribute, SubFactory, Trait...) have untyped constructors.
+# mypy: disable-error-code="no-untyped-call"
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import factory
+from factory.declarations import LazyAttribute, LazyFunction, PostGeneration, Sequence, SubFactory, Trait
+from factory.django import DjangoModelFactory
 
+from instruments.models import Instrument
 from instruments.precision import price_quantize
 from positions.models import Position
 from tests.instruments.factories import InstrumentFactory
@@ -34,7 +43,15 @@ def sma_cross_criteria(**overrides: Any) -> dict[str, Any]:
     return document
 
 
-class StrategyFactory(factory.django.DjangoModelFactory):
+def _link_instruments(
+    strategy: Strategy, create: bool, extracted: Iterable[Instrument] | None, **kwargs: object
+) -> None:
+    """``StrategyFactory``'s post-generation hook: link the instruments passed as ``instruments=[...]``."""
+    if create and extracted:
+        strategy.instruments.add(*extracted)
+
+
+class StrategyFactory(DjangoModelFactory[Strategy]):
     """A disabled paper strategy with 10 000 starting cash; ``instruments=[...]`` links instruments."""
 
     class Meta:
@@ -42,18 +59,17 @@ class StrategyFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("name",)
         skip_postgeneration_save = True
 
-    name = factory.Sequence(lambda n: f"strategy-{n}")
+    name = Sequence(lambda n: f"strategy-{n}")
     description = "made by a test"
-    criteria = factory.LazyFunction(sma_cross_criteria)
+    criteria = LazyFunction(sma_cross_criteria)
     is_enabled = False
     starting_cash = Decimal("10000")
-
-    @factory.post_generation
-    def instruments(self, create: bool, extracted: Any, **kwargs: Any) -> None:
-        if create and extracted:
-            self.instruments.add(*extracted)
+    # What factory_boy's @post_generation decorator makes (that decorator is untyped, so a method under it
+    # would lose its types).
+    instruments = PostGeneration(_link_instruments)
 
 
+# The LazyAttribute helpers get factory_boy's Resolver (the attributes resolved so far), which is untyped.
 def _exit_fee(position: Any) -> Decimal:
     return price_quantize(position.exit_price * position.quantity * FEE_RATE)
 
@@ -68,28 +84,28 @@ def _pnl_ratio(position: Any) -> Decimal:
     return price_quantize(position.pnl / cost)
 
 
-class PositionFactory(factory.django.DjangoModelFactory):
+class PositionFactory(DjangoModelFactory[Position]):
     """An open long position of 1 unit entered at 100 with a 0.1 % fee; ``closed=True`` exits it at 110."""
 
     class Meta:
         model = Position
 
     class Params:
-        closed = factory.Trait(
+        closed = Trait(
             status=Position.Status.CLOSED,
             exit_price=Decimal("110"),
-            exit_at=factory.LazyAttribute(lambda o: o.entry_at + timedelta(days=3)),
-            exit_fee=factory.LazyAttribute(_exit_fee),
+            exit_at=LazyAttribute(lambda o: o.entry_at + timedelta(days=3)),
+            exit_fee=LazyAttribute(_exit_fee),
             exit_reason=Position.ExitReason.SIGNAL,
-            pnl=factory.LazyAttribute(_pnl),
-            pnl_ratio=factory.LazyAttribute(_pnl_ratio),
+            pnl=LazyAttribute(_pnl),
+            pnl_ratio=LazyAttribute(_pnl_ratio),
         )
 
-    strategy = factory.SubFactory(StrategyFactory)
-    instrument = factory.SubFactory(InstrumentFactory)
+    strategy = SubFactory(StrategyFactory)
+    instrument = SubFactory(InstrumentFactory)
     side = Position.Side.LONG
     status = Position.Status.OPEN
     quantity = Decimal("1")
     entry_price = Decimal("100")
-    entry_at = factory.Sequence(lambda n: datetime(2024, 3, 1, tzinfo=UTC) + timedelta(days=n))
-    entry_fee = factory.LazyAttribute(lambda o: price_quantize(o.entry_price * o.quantity * FEE_RATE))
+    entry_at = Sequence(lambda n: datetime(2024, 3, 1, tzinfo=UTC) + timedelta(days=n))
+    entry_fee = LazyAttribute(lambda o: price_quantize(o.entry_price * o.quantity * FEE_RATE))
