@@ -7,12 +7,14 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from positions.models import Position
 from runs.models import History, HistoryKind
-from tests.fakes.coingecko import json_reply
+from tests.fakes.coingecko import FakeCoinGecko, json_reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
 from trading.models import Strategy
@@ -21,12 +23,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(client, django_user_model):
+def staff_client(client: Client, django_user_model: type[User]) -> Client:
     client.force_login(django_user_model.objects.create_superuser("boss", password="unused-password-123"))
     return client
 
 
-def _count(client, url: str) -> int:  # type: ignore[no-untyped-def]
+def _count(client: Client, url: str) -> int:
     with CaptureQueriesContext(connection) as captured:
         assert client.get(url).status_code == 200
     return len(captured.captured_queries)
@@ -37,7 +39,7 @@ def _form(**overrides: object) -> dict[str, object]:
         "name": "trend",
         "description": "",
         "criteria": json.dumps(sma_cross_criteria()),
-        "instruments": [InstrumentFactory(coingecko_id="bitcoin").pk],
+        "instruments": [InstrumentFactory.create(coingecko_id="bitcoin").pk],
         "starting_cash": "10000",
         "execution_backend": "paper",
     }
@@ -45,13 +47,13 @@ def _form(**overrides: object) -> dict[str, object]:
     return data
 
 
-def test_strategy_list_shows_cash_and_open_positions_in_constant_queries(staff_client):
+def test_strategy_list_shows_cash_and_open_positions_in_constant_queries(staff_client: Client) -> None:
     def build(n: int) -> None:
         for _ in range(n):
-            instrument = InstrumentFactory()
-            strategy = StrategyFactory(instruments=[instrument, InstrumentFactory()])
-            PositionFactory(strategy=strategy, instrument=instrument)
-            PositionFactory(strategy=strategy, instrument=instrument, closed=True)
+            instrument = InstrumentFactory.create()
+            strategy = StrategyFactory.create(instruments=[instrument, InstrumentFactory.create()])
+            PositionFactory.create(strategy=strategy, instrument=instrument)
+            PositionFactory.create(strategy=strategy, instrument=instrument, closed=True)
 
     build(1)
     few = _count(staff_client, "/admin/trading/strategy/")
@@ -67,17 +69,17 @@ def test_strategy_list_shows_cash_and_open_positions_in_constant_queries(staff_c
     assert html.count('<td class="field-starting_cash_display">10,000.00</td>') == 6
 
 
-def test_strategy_list_can_be_sorted_by_open_positions(staff_client):
-    busy = StrategyFactory(name="busy")
-    StrategyFactory(name="idle")
-    PositionFactory(strategy=busy)
+def test_strategy_list_can_be_sorted_by_open_positions(staff_client: Client) -> None:
+    busy = StrategyFactory.create(name="busy")
+    StrategyFactory.create(name="idle")
+    PositionFactory.create(strategy=busy)
     response = staff_client.get("/admin/trading/strategy/?o=-6")  # open positions, descending
     names = [s.name for s in response.context["cl"].result_list]
     assert names == ["busy", "idle"]
 
 
-def test_the_criteria_are_shown_as_indented_json_in_reading_order(staff_client):
-    strategy = StrategyFactory()
+def test_the_criteria_are_shown_as_indented_json_in_reading_order(staff_client: Client) -> None:
+    strategy = StrategyFactory.create()
     html = staff_client.get(f"/admin/trading/strategy/{strategy.pk}/change/").content.decode()
     # in the order CRITERIA.md writes them, also on PostgreSQL, whose jsonb puts the shortest keys first
     assert (
@@ -92,7 +94,7 @@ def test_the_criteria_are_shown_as_indented_json_in_reading_order(staff_client):
     assert "10,000.00" in html
 
 
-def test_a_strategy_is_added_through_the_form(staff_client):
+def test_a_strategy_is_added_through_the_form(staff_client: Client) -> None:
     assert staff_client.get("/admin/trading/strategy/add/").status_code == 200
     response = staff_client.post("/admin/trading/strategy/add/", _form())
     assert response.status_code == 302, response.context["adminform"].form.errors
@@ -101,7 +103,7 @@ def test_a_strategy_is_added_through_the_form(staff_client):
     assert list(strategy.instruments.values_list("coingecko_id", flat=True)) == ["bitcoin"]
 
 
-def test_criteria_problems_are_listed_under_the_field_with_their_paths(staff_client):
+def test_criteria_problems_are_listed_under_the_field_with_their_paths(staff_client: Client) -> None:
     criteria = sma_cross_criteria(
         entry={
             "all": [{"left": {"indicator": "close"}, "op": ">", "right": {"indicator": "sma", "period": 0}}]
@@ -122,7 +124,7 @@ def test_criteria_problems_are_listed_under_the_field_with_their_paths(staff_cli
     assert not Strategy.objects.exists()
 
 
-def test_invalid_json_is_a_form_error_naming_the_place(staff_client):
+def test_invalid_json_is_a_form_error_naming_the_place(staff_client: Client) -> None:
     response = staff_client.post(
         "/admin/trading/strategy/add/", _form(criteria='{\n  "version": 1,\n  side: 1\n}')
     )
@@ -135,10 +137,10 @@ def test_invalid_json_is_a_form_error_naming_the_place(staff_client):
     assert not Strategy.objects.exists()
 
 
-def test_enable_and_disable_actions(staff_client):
-    a = StrategyFactory(name="a")
-    b = StrategyFactory(name="b", is_enabled=True)
-    c = StrategyFactory(name="c")
+def test_enable_and_disable_actions(staff_client: Client) -> None:
+    a = StrategyFactory.create(name="a")
+    b = StrategyFactory.create(name="b", is_enabled=True)
+    c = StrategyFactory.create(name="c")
 
     response = staff_client.post(
         "/admin/trading/strategy/", {"action": "enable", "_selected_action": [a.pk, b.pk]}, follow=True
@@ -153,12 +155,12 @@ def test_enable_and_disable_actions(staff_client):
     assert not Strategy.objects.enabled().exists()
 
 
-def test_position_list_in_constant_queries_with_pnl_in_percent(staff_client):
-    PositionFactory(closed=True)
+def test_position_list_in_constant_queries_with_pnl_in_percent(staff_client: Client) -> None:
+    PositionFactory.create(closed=True)
     few = _count(staff_client, "/admin/positions/position/")
     for _ in range(5):
-        PositionFactory()
-        PositionFactory(closed=True)
+        PositionFactory.create()
+        PositionFactory.create(closed=True)
     many = _count(staff_client, "/admin/positions/position/")
     # session, user, the strategy and instrument filters' choices, count, full count, page, date hierarchy (2)
     assert few == many == 9
@@ -168,8 +170,8 @@ def test_position_list_in_constant_queries_with_pnl_in_percent(staff_client):
     assert html.count('<td class="field-pnl_pct">-</td>') == 5
 
 
-def test_positions_are_read_only(staff_client):
-    position = PositionFactory()
+def test_positions_are_read_only(staff_client: Client) -> None:
+    position = PositionFactory.create()
     assert staff_client.get("/admin/positions/position/add/").status_code == 403
     assert (
         staff_client.post(f"/admin/positions/position/{position.pk}/change/", {"quantity": "9"}).status_code
@@ -182,12 +184,14 @@ def test_positions_are_read_only(staff_client):
     assert staff_client.get(f"/admin/positions/position/{position.pk}/change/").status_code == 200  # viewable
 
 
-def test_close_now_closes_open_positions_and_reports_closed_ones(staff_client, fake_coingecko):
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
-    CandleFactory(instrument=bitcoin)
-    strategy = StrategyFactory(name="trend")
-    open_one = PositionFactory(strategy=strategy, instrument=bitcoin, entry_price=Decimal("40000"))
-    closed_one = PositionFactory(strategy=strategy, instrument=bitcoin, closed=True)
+def test_close_now_closes_open_positions_and_reports_closed_ones(
+    staff_client: Client, fake_coingecko: FakeCoinGecko
+) -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
+    CandleFactory.create(instrument=bitcoin)
+    strategy = StrategyFactory.create(name="trend")
+    open_one = PositionFactory.create(strategy=strategy, instrument=bitcoin, entry_price=Decimal("40000"))
+    closed_one = PositionFactory.create(strategy=strategy, instrument=bitcoin, closed=True)
     fake_coingecko.add("/simple/price", json_reply({"bitcoin": {"usd": 50000}}))
 
     response = staff_client.post(
@@ -217,10 +221,14 @@ def test_close_now_closes_open_positions_and_reports_closed_ones(staff_client, f
     assert len(fake_coingecko.requests_to("/simple/price")) == 1
 
 
-def test_close_now_falls_back_to_the_newest_close_when_coingecko_fails(staff_client, fake_coingecko):
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
-    CandleFactory(instrument=bitcoin, open=Decimal("120"), close=Decimal("125"))
-    position = PositionFactory(instrument=bitcoin)  # /simple/price is not scripted: the fake answers 404
+def test_close_now_falls_back_to_the_newest_close_when_coingecko_fails(
+    staff_client: Client, fake_coingecko: FakeCoinGecko
+) -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
+    CandleFactory.create(instrument=bitcoin, open=Decimal("120"), close=Decimal("125"))
+    position = PositionFactory.create(
+        instrument=bitcoin
+    )  # /simple/price is not scripted: the fake answers 404
 
     staff_client.post(
         "/admin/positions/position/", {"action": "close_now", "_selected_action": [position.pk]}
