@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -18,15 +19,16 @@ pytestmark = pytest.mark.django_db
 NAMES = ["SMA 20/50 trend", "RSI(14) mean reversion", "20-day breakout"]
 
 
+# dict[str, Any]: the type trading.examples.EXAMPLE_STRATEGIES declares for its JSON documents
 @pytest.mark.parametrize("spec", EXAMPLE_STRATEGIES, ids=lambda spec: spec["name"])
-def test_every_example_is_valid_criteria_with_the_shipped_costs(spec):
+def test_every_example_is_valid_criteria_with_the_shipped_costs(spec: dict[str, Any]) -> None:
     criteria = criteria_parse(spec["criteria"])
     assert criteria.fee_rate == 0.001
     assert criteria.slippage_ratio == 0.0005
     assert criteria.side == "long"
 
 
-def test_the_examples_say_what_they_trade():
+def test_the_examples_say_what_they_trade() -> None:
     sma, rsi, breakout = (criteria_parse(spec["criteria"]) for spec in EXAMPLE_STRATEGIES)
     assert [spec["name"] for spec in EXAMPLE_STRATEGIES] == NAMES
     assert (sma.stop_loss_ratio, sma.sizing.value, sma.exit is not None) == (0.08, 1.0, True)
@@ -37,10 +39,10 @@ def test_the_examples_say_what_they_trade():
     assert (right.param("period"), right.param("source"), right.shift) == (20, "high", 1)
 
 
-def test_load_creates_three_disabled_strategies_linked_to_the_stored_example_instruments():
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
-    litecoin = InstrumentFactory(coingecko_id="litecoin")
-    InstrumentFactory(coingecko_id="dogecoin")
+def test_load_creates_three_disabled_strategies_linked_to_the_stored_example_instruments() -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
+    litecoin = InstrumentFactory.create(coingecko_id="litecoin")
+    InstrumentFactory.create(coingecko_id="dogecoin")
 
     loaded = example_strategies_load(enable=False)
 
@@ -53,8 +55,8 @@ def test_load_creates_three_disabled_strategies_linked_to_the_stored_example_ins
         strategy.parsed_criteria()
 
 
-def test_load_is_idempotent_and_writes_nothing_the_second_time():
-    InstrumentFactory(coingecko_id="ethereum")
+def test_load_is_idempotent_and_writes_nothing_the_second_time() -> None:
+    InstrumentFactory.create(coingecko_id="ethereum")
     example_strategies_load(enable=False)
     before = {s.name: s.updated_at for s in Strategy.objects.all()}
 
@@ -65,13 +67,13 @@ def test_load_is_idempotent_and_writes_nothing_the_second_time():
     assert all(s.instruments.count() == 1 for s in Strategy.objects.all())
 
 
-def test_load_restores_the_shipped_criteria_links_new_instruments_and_keeps_the_enabled_state():
+def test_load_restores_the_shipped_criteria_links_new_instruments_and_keeps_the_enabled_state() -> None:
     example_strategies_load(enable=False)  # no instruments stored yet
     trend = Strategy.objects.get(name="SMA 20/50 trend")
     trend.criteria = {**trend.criteria, "stop_loss_ratio": 0.2}
     trend.is_enabled = True
     trend.save()
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
 
     example_strategies_load(enable=False)
 
@@ -81,9 +83,9 @@ def test_load_restores_the_shipped_criteria_links_new_instruments_and_keeps_the_
     assert list(trend.instruments.all()) == [bitcoin]
 
 
-def test_the_command_enables_with_enable(capsys):
-    InstrumentFactory(coingecko_id="bitcoin")
-    StrategyFactory(name="mine")
+def test_the_command_enables_with_enable(capsys: pytest.CaptureFixture[str]) -> None:
+    InstrumentFactory.create(coingecko_id="bitcoin")
+    StrategyFactory.create(name="mine")
 
     call_command("load_example_strategies")
     assert not Strategy.objects.enabled().exists()

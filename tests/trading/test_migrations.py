@@ -8,19 +8,20 @@ from datetime import date
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.state import StateApps
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BEFORE = [("trading", "0003_strategy_permissions")]
 AFTER = [("trading", "0004_strategystep_instrument")]
 
 
-def migrate(targets: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
+def migrate(targets: list[tuple[str, str]]) -> StateApps:
     executor = MigrationExecutor(connection)
     executor.migrate(targets)
     return MigrationExecutor(connection).loader.project_state(targets).apps
 
 
-def test_a_strategy_claim_becomes_one_claim_per_instrument_and_back():
+def test_a_strategy_claim_becomes_one_claim_per_instrument_and_back() -> None:
     apps = migrate(BEFORE)
     try:
         Instrument = apps.get_model("instruments", "Instrument")
