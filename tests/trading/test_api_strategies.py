@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from pytest_django import DjangoAssertNumQueries
 from rest_framework.test import APIClient
 
 from positions.models import Position
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def api(db) -> APIClient:
+def api(db: None) -> APIClient:
     return token_client(user_with("robot", *STRATEGY_EDITOR))
 
 
@@ -48,19 +49,21 @@ def _criteria_with_entry(*conditions: dict[str, Any]) -> dict[str, Any]:
 SMA_CROSS = sma_cross_criteria()["entry"]["all"][0]  # SMA(10) crosses above SMA(20)
 
 
-def test_no_token_is_401():
+def test_no_token_is_401() -> None:
     assert APIClient().get("/api/strategies/").status_code == 401
     assert APIClient().post("/api/strategies/", {}, format="json").status_code == 401
     assert APIClient().get("/api/positions/").status_code == 401
 
 
-def test_strategies_are_listed_with_cash_and_open_positions(api):
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
-    ethereum = InstrumentFactory(coingecko_id="ethereum")
-    strategy = StrategyFactory(name="trend", instruments=[bitcoin, ethereum])
-    StrategyFactory(name="another")
-    PositionFactory(strategy=strategy, instrument=bitcoin, quantity=Decimal("2"), entry_price=Decimal("100"))
-    PositionFactory(strategy=strategy, instrument=ethereum, closed=True)
+def test_strategies_are_listed_with_cash_and_open_positions(api: APIClient) -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
+    ethereum = InstrumentFactory.create(coingecko_id="ethereum")
+    strategy = StrategyFactory.create(name="trend", instruments=[bitcoin, ethereum])
+    StrategyFactory.create(name="another")
+    PositionFactory.create(
+        strategy=strategy, instrument=bitcoin, quantity=Decimal("2"), entry_price=Decimal("100")
+    )
+    PositionFactory.create(strategy=strategy, instrument=ethereum, closed=True)
 
     response = api.get("/api/strategies/")
 
@@ -92,13 +95,13 @@ def test_strategies_are_listed_with_cash_and_open_positions(api):
     }
 
 
-def test_strategy_list_queries_do_not_grow_with_strategies_and_positions(api):
+def test_strategy_list_queries_do_not_grow_with_strategies_and_positions(api: APIClient) -> None:
     def build(n: int) -> None:
         for _ in range(n):
-            instrument = InstrumentFactory()
-            strategy = StrategyFactory(instruments=[instrument, InstrumentFactory()])
-            PositionFactory(strategy=strategy, instrument=instrument)
-            PositionFactory(strategy=strategy, instrument=instrument, closed=True)
+            instrument = InstrumentFactory.create()
+            strategy = StrategyFactory.create(instruments=[instrument, InstrumentFactory.create()])
+            PositionFactory.create(strategy=strategy, instrument=instrument)
+            PositionFactory.create(strategy=strategy, instrument=instrument, closed=True)
 
     build(1)
     few = _queries(lambda: api.get("/api/strategies/"))
@@ -109,9 +112,9 @@ def test_strategy_list_queries_do_not_grow_with_strategies_and_positions(api):
     assert few == many == 8
 
 
-def test_strategy_detail(api):
-    strategy = StrategyFactory(name="trend", starting_cash=Decimal("500"))
-    PositionFactory(strategy=strategy)
+def test_strategy_detail(api: APIClient) -> None:
+    strategy = StrategyFactory.create(name="trend", starting_cash=Decimal("500"))
+    PositionFactory.create(strategy=strategy)
 
     body = api.get(f"/api/strategies/{strategy.pk}/").json()
 
@@ -122,9 +125,9 @@ def test_strategy_detail(api):
     assert api.get("/api/strategies/999999/").status_code == 404
 
 
-def test_create_a_strategy(api):
-    InstrumentFactory(coingecko_id="bitcoin")
-    InstrumentFactory(coingecko_id="ethereum")
+def test_create_a_strategy(api: APIClient) -> None:
+    InstrumentFactory.create(coingecko_id="bitcoin")
+    InstrumentFactory.create(coingecko_id="ethereum")
     body = {
         "name": "trend",
         "description": "sma cross",
@@ -146,10 +149,10 @@ def test_create_a_strategy(api):
     assert created.is_enabled is False
 
 
-def test_patch_a_strategy(api):
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
-    InstrumentFactory(coingecko_id="litecoin")
-    strategy = StrategyFactory(name="trend", instruments=[bitcoin])
+def test_patch_a_strategy(api: APIClient) -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
+    InstrumentFactory.create(coingecko_id="litecoin")
+    strategy = StrategyFactory.create(name="trend", instruments=[bitcoin])
 
     response = api.patch(
         f"/api/strategies/{strategy.pk}/",
@@ -169,8 +172,8 @@ def test_patch_a_strategy(api):
     assert response.json()["instruments"] == ["litecoin"]
 
 
-def test_put_and_delete_are_refused(api):
-    strategy = StrategyFactory()
+def test_put_and_delete_are_refused(api: APIClient) -> None:
+    strategy = StrategyFactory.create()
     assert api.put(f"/api/strategies/{strategy.pk}/", {}, format="json").status_code == 405
     assert api.delete(f"/api/strategies/{strategy.pk}/").status_code == 405
     assert Strategy.objects.filter(pk=strategy.pk).exists()
@@ -220,11 +223,13 @@ def test_put_and_delete_are_refused(api):
         "not-object",
     ],
 )
-def test_bad_criteria_are_400_with_one_message_per_problem_and_its_path(api, criteria, messages):
+def test_bad_criteria_are_400_with_one_message_per_problem_and_its_path(
+    api: APIClient, criteria: dict[str, Any] | str, messages: list[str]
+) -> None:
     body = {"name": "bad", "criteria": criteria}
 
     created = api.post("/api/strategies/", body, format="json")
-    strategy = StrategyFactory()
+    strategy = StrategyFactory.create()
     patched = api.patch(
         f"/api/strategies/{strategy.pk}/", {"criteria": copy.deepcopy(criteria)}, format="json"
     )
@@ -238,8 +243,8 @@ def test_bad_criteria_are_400_with_one_message_per_problem_and_its_path(api, cri
     assert strategy.criteria == sma_cross_criteria()
 
 
-def test_unknown_instrument_is_400(api):
-    InstrumentFactory(coingecko_id="bitcoin")
+def test_unknown_instrument_is_400(api: APIClient) -> None:
+    InstrumentFactory.create(coingecko_id="bitcoin")
     body = {"name": "trend", "criteria": sma_cross_criteria(), "instruments": ["bitcoin", "dogecoin"]}
 
     response = api.post("/api/strategies/", body, format="json")
@@ -253,7 +258,7 @@ def test_unknown_instrument_is_400(api):
     assert not Strategy.objects.exists()
 
 
-def test_an_instrument_id_with_a_nul_character_is_400_not_a_database_error(api):
+def test_an_instrument_id_with_a_nul_character_is_400_not_a_database_error(api: APIClient) -> None:
     # PostgreSQL text cannot hold NUL: the lookup itself would raise DataError (found by schemathesis)
     body = {"name": "trend", "criteria": sma_cross_criteria(), "instruments": ["bit\x00coin"]}
 
@@ -275,8 +280,8 @@ def test_an_instrument_id_with_a_nul_character_is_400_not_a_database_error(api):
         ({"name": "taken"}, "name", "strategy with this name already exists."),
     ],
 )
-def test_other_bad_fields_are_400(api, body, field, message):
-    StrategyFactory(name="taken")
+def test_other_bad_fields_are_400(api: APIClient, body: dict[str, str], field: str, message: str) -> None:
+    StrategyFactory.create(name="taken")
     response = api.post(
         "/api/strategies/", {"name": "new", "criteria": sma_cross_criteria(), **body}, format="json"
     )
@@ -284,11 +289,11 @@ def test_other_bad_fields_are_400(api, body, field, message):
     assert response.json()[field] == [message]
 
 
-def test_positions_are_listed_newest_first_with_pnl(api):
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
-    strategy = StrategyFactory(name="trend")
-    older = PositionFactory(strategy=strategy, instrument=bitcoin, closed=True)
-    newer = PositionFactory(strategy=strategy, instrument=bitcoin)
+def test_positions_are_listed_newest_first_with_pnl(api: APIClient) -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
+    strategy = StrategyFactory.create(name="trend")
+    older = PositionFactory.create(strategy=strategy, instrument=bitcoin, closed=True)
+    newer = PositionFactory.create(strategy=strategy, instrument=bitcoin)
 
     body = api.get("/api/positions/").json()
 
@@ -306,14 +311,14 @@ def test_positions_are_listed_newest_first_with_pnl(api):
     assert body["results"][0]["exit_price"] is None
 
 
-def test_positions_filters(api):
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
-    ethereum = InstrumentFactory(coingecko_id="ethereum")
-    trend = StrategyFactory(name="trend")
-    revert = StrategyFactory(name="revert")
-    a = PositionFactory(strategy=trend, instrument=bitcoin)
-    b = PositionFactory(strategy=trend, instrument=ethereum, closed=True)
-    c = PositionFactory(strategy=revert, instrument=bitcoin, closed=True)
+def test_positions_filters(api: APIClient) -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
+    ethereum = InstrumentFactory.create(coingecko_id="ethereum")
+    trend = StrategyFactory.create(name="trend")
+    revert = StrategyFactory.create(name="revert")
+    a = PositionFactory.create(strategy=trend, instrument=bitcoin)
+    b = PositionFactory.create(strategy=trend, instrument=ethereum, closed=True)
+    c = PositionFactory.create(strategy=revert, instrument=bitcoin, closed=True)
 
     def ids(query: str) -> set[int]:
         response = api.get(f"/api/positions/?{query}")
@@ -348,29 +353,31 @@ def test_positions_filters(api):
         ),
     ],
 )
-def test_bad_positions_filters_are_400(api, query, field, message):
+def test_bad_positions_filters_are_400(api: APIClient, query: str, field: str, message: str) -> None:
     response = api.get(f"/api/positions/?{query}")
     assert response.status_code == 400
     assert response.json() == {field: [message]}
 
 
-def test_position_list_queries_do_not_grow(api):
-    strategy = StrategyFactory(name="trend")
-    PositionFactory(strategy=strategy)
+def test_position_list_queries_do_not_grow(api: APIClient) -> None:
+    strategy = StrategyFactory.create(name="trend")
+    PositionFactory.create(strategy=strategy)
     few = _queries(lambda: api.get("/api/positions/?strategy=trend&status=open"))
     for _ in range(6):
-        PositionFactory(strategy=strategy)
-        PositionFactory(closed=True)
+        PositionFactory.create(strategy=strategy)
+        PositionFactory.create(closed=True)
     many = _queries(lambda: api.get("/api/positions/?strategy=trend&status=open"))
     # token with its user, the strategy's id, count, page (strategy and instrument joined)
     assert few == many == 7  # 3 of them per request: knox's sweep of expired tokens, the user's permissions
     assert _queries(lambda: api.get("/api/positions/")) == 6
 
 
-def test_position_detail_includes_its_history_oldest_first(api, django_assert_num_queries):
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin")
-    position = PositionFactory(instrument=bitcoin)
-    other = PositionFactory()
+def test_position_detail_includes_its_history_oldest_first(
+    api: APIClient, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin")
+    position = PositionFactory.create(instrument=bitcoin)
+    other = PositionFactory.create()
     run = run_start(step=Step.OPEN, params={})
     run.event(HistoryKind.ORDER, instrument=bitcoin, position=position, message="buy 1 BTC")
     run.event(HistoryKind.FILL, instrument=bitcoin, position=position, message="bought 1 BTC at 100")
@@ -392,7 +399,7 @@ def test_position_detail_includes_its_history_oldest_first(api, django_assert_nu
     assert "history" not in api.get("/api/positions/").json()["results"][0]
 
 
-def test_schema_documents_strategies_and_positions(api):
+def test_schema_documents_strategies_and_positions(api: APIClient) -> None:
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
