@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 
 from instruments.models import Instrument
 from positions.cycle.replay import replay
 from positions.models import Position
-from trading.engine.backtest import backtest
+from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import criteria_parse
 from trading.engine.examples import sma_cross_criteria
 from trading.models import Strategy
@@ -116,7 +117,7 @@ STRATEGIES = {
 }
 
 
-def backtest_of(name: str):  # type: ignore[no-untyped-def]
+def backtest_of(name: str) -> BacktestResult:
     coins, document = STRATEGIES[name]
     everything = datetime(2100, 1, 1, tzinfo=UTC)
     instruments = Instrument.objects.filter(coingecko_id__in=coins).order_by("symbol")
@@ -129,7 +130,7 @@ def backtest_of(name: str):  # type: ignore[no-untyped-def]
     )
 
 
-def replay_and_backtest(name: str):  # type: ignore[no-untyped-def]
+def replay_and_backtest(name: str) -> tuple[list[Position], BacktestResult]:
     coins, document = STRATEGIES[name]
     strategy = Strategy.objects.create(name=name, criteria=document, starting_cash=10_000)
     strategy.instruments.set(Instrument.objects.filter(coingecko_id__in=coins))
@@ -142,15 +143,15 @@ def replay_and_backtest(name: str):  # type: ignore[no-untyped-def]
     return positions, backtest_of(name)
 
 
-def close(a: object, b: object) -> bool:
+def close(a: Decimal | float | None, b: Decimal | float | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
-    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)  # type: ignore[arg-type]
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
-def test_replay_makes_exactly_the_backtests_trades(shipped_history, name):
+def test_replay_makes_exactly_the_backtests_trades(shipped_history: None, name: str) -> None:
     positions, expected = replay_and_backtest(name)
 
     assert len(positions) == len(expected.trades) > 0
@@ -173,7 +174,7 @@ def test_replay_makes_exactly_the_backtests_trades(shipped_history, name):
 
 
 @pytest.mark.django_db
-def test_the_parity_strategies_use_every_exit_kind(shipped_history):
+def test_the_parity_strategies_use_every_exit_kind(shipped_history: None) -> None:
     reasons = set()
     for name in STRATEGIES:
         reasons |= {t.exit_reason for t in backtest_of(name).trades if t.exit_reason}
