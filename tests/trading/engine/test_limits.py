@@ -63,14 +63,14 @@ def parse_errors(document: Any) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("period", [100_001, 1_000_000])
 @pytest.mark.parametrize("indicator", ["sma", "ema", "rsi", "roc", "highest", "lowest", "atr", "bb_upper"])
-def test_a_period_beyond_ta_libs_100000_is_refused_with_its_path(indicator, period):
+def test_a_period_beyond_ta_libs_100000_is_refused_with_its_path(indicator: str, period: int) -> None:
     errors = parse_errors(document_with(compare({"indicator": indicator, "period": period})))
 
     assert errors == [("entry.left.period", f"must be an integer <= 100,000, was {period}")]
 
 
 @pytest.mark.parametrize("name", ["fast", "slow", "signal"])
-def test_macd_periods_beyond_100000_are_refused(name):
+def test_macd_periods_beyond_100000_are_refused(name: str) -> None:
     operand = {"indicator": "macd", "fast": 12, "slow": 26, "signal": 9, name: 100_001}
 
     errors = parse_errors(document_with(compare(operand)))
@@ -79,7 +79,7 @@ def test_macd_periods_beyond_100000_are_refused(name):
 
 
 @pytest.mark.parametrize("stddev", [1e308, 3.1e37, 101, float("inf")])
-def test_a_bollinger_stddev_beyond_100_or_infinite_is_refused(stddev):
+def test_a_bollinger_stddev_beyond_100_or_infinite_is_refused(stddev: float) -> None:
     errors = parse_errors(document_with(compare({"indicator": "bb_upper", "period": 20, "stddev": stddev})))
 
     assert [path for path, _ in errors] == ["entry.left.stddev"]
@@ -87,27 +87,27 @@ def test_a_bollinger_stddev_beyond_100_or_infinite_is_refused(stddev):
 
 
 @pytest.mark.parametrize("indicator", ["highest", "lowest"])
-def test_highest_and_lowest_need_a_period_of_two_as_ta_lib_max_and_min_do(indicator):
+def test_highest_and_lowest_need_a_period_of_two_as_ta_lib_max_and_min_do(indicator: str) -> None:
     errors = parse_errors(document_with(compare({"indicator": indicator, "period": 1})))
 
     assert errors == [("entry.left.period", "must be an integer >= 2, was 1")]
 
 
 @pytest.mark.parametrize("field", ["take_profit_ratio", "fee_rate"])
-def test_infinite_numbers_are_refused(field):
+def test_infinite_numbers_are_refused(field: str) -> None:
     document = {**document_with(compare({"indicator": "close"})), field: float("inf")}
 
     assert parse_errors(document) == [(field, "must be a finite number, was inf")]
 
 
-def test_an_infinite_constant_is_refused():
+def test_an_infinite_constant_is_refused() -> None:
     errors = parse_errors(document_with(compare({"indicator": "close"}, {"value": float("-inf")})))
 
     assert errors == [("entry.right.value", "must be a finite number, was -inf")]
 
 
 @pytest.mark.parametrize("levels", [101, 931, 5_000])
-def test_deep_nesting_is_refused_without_recursion_error(levels):
+def test_deep_nesting_is_refused_without_recursion_error(levels: int) -> None:
     errors = parse_errors(document_with(nested(levels)))
 
     assert errors == [
@@ -115,7 +115,7 @@ def test_deep_nesting_is_refused_without_recursion_error(levels):
     ]
 
 
-def test_nesting_up_to_the_limit_is_accepted():
+def test_nesting_up_to_the_limit_is_accepted() -> None:
     # top object 1, entry's nots 2 .. n + 1, the comparison n + 2, its operands n + 3: n = MAX_DEPTH - 3
     document = document_with(nested(MAX_DEPTH - 3))
 
@@ -123,7 +123,7 @@ def test_nesting_up_to_the_limit_is_accepted():
     criteria_parse(document)
 
 
-def test_the_issues_document_of_14000_conditions_and_2_4_mb_is_refused_by_size_and_count():
+def test_the_issues_document_of_14000_conditions_and_2_4_mb_is_refused_by_size_and_count() -> None:
     document = many_conditions(14_000)
     size = len(json.dumps(document).encode())
     assert 2_400_000 < size < 2_500_000  # the issue's 2.4 MB, under Django's 2.5 MiB body limit
@@ -139,14 +139,14 @@ def test_the_issues_document_of_14000_conditions_and_2_4_mb_is_refused_by_size_a
     )
 
 
-def test_the_largest_allowed_number_of_comparisons_fits_the_size_limit():
+def test_the_largest_allowed_number_of_comparisons_fits_the_size_limit() -> None:
     criteria_parse(many_conditions(MAX_CONDITIONS))
     assert parse_errors(many_conditions(MAX_CONDITIONS + 1))[0][1].startswith(
         "the criteria have 201 comparisons"
     )
 
 
-def test_periods_longer_than_the_candles_available_are_named_by_path():
+def test_periods_longer_than_the_candles_available_are_named_by_path() -> None:
     document = document_with(
         {
             "all": [
@@ -196,7 +196,7 @@ _numbers = st.one_of(
         st.sampled_from(["period", "stddev", "fast", "slow", "signal", "shift"]), _numbers
     ),
 )
-def test_whatever_criteria_parse_accepts_ta_lib_computes(indicator, values):
+def test_whatever_criteria_parse_accepts_ta_lib_computes(indicator: str, values: dict[str, float]) -> None:
     """TA-Lib raised TA_BAD_PARAM for parameters the validator let through (period 1,000,000, stddev 1e308,
     highest over 1 candle); every accepted operand must now compute."""
     operand = {
