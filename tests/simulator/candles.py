@@ -11,7 +11,7 @@ from tests.instruments.factories import InstrumentFactory
 
 def bitcoin_days(days: int = 1000) -> Instrument:
     """Bitcoin with ``days`` daily candles from 2017-06-01: a gentle zigzag, so SMA crosses happen."""
-    bitcoin = InstrumentFactory(coingecko_id="bitcoin", symbol="BTC")
+    bitcoin = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
     candles = []
     for n in range(days):
         price = Decimal(10_000 + 500 * ((n // 20) % 2) + 10 * (n % 20))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
@@ -13,13 +15,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def api(db):  # type: ignore[no-untyped-def]
+def api(db: None) -> APIClient:
     client = APIClient()
     client.force_authenticate(User.objects.create_user("trader"))
     return client
 
 
-BODY = {
+BODY: dict[str, Any] = {
     "instruments": ["bitcoin"],
     "start": "2019-01-01",
     "end": "2020-12-31",
@@ -29,7 +31,9 @@ BODY = {
 }
 
 
-def test_post_runs_and_answers_201_with_statistics_trades_and_equity_curve(shipped_history, api):
+def test_post_runs_and_answers_201_with_statistics_trades_and_equity_curve(
+    shipped_history: None, api: APIClient
+) -> None:
     response = api.post("/api/simulations/", BODY, format="json")
 
     assert response.status_code == 201, response.json()
@@ -55,7 +59,9 @@ def test_post_runs_and_answers_201_with_statistics_trades_and_equity_curve(shipp
         ({"instrument": "bitcoin"}, "instrument", "unknown field"),
     ],
 )
-def test_bad_bodies_are_400_with_field_errors(shipped_history, api, change, field, message):
+def test_bad_bodies_are_400_with_field_errors(
+    shipped_history: None, api: APIClient, change: dict[str, Any], field: str, message: str
+) -> None:
     response = api.post("/api/simulations/", {**BODY, **change}, format="json")
 
     assert response.status_code == 400
@@ -65,7 +71,7 @@ def test_bad_bodies_are_400_with_field_errors(shipped_history, api, change, fiel
     assert not Simulation.objects.exists()
 
 
-def test_read_list_and_csvs_of_ones_own_runs_only(shipped_history, api):
+def test_read_list_and_csvs_of_ones_own_runs_only(shipped_history: None, api: APIClient) -> None:
     mine = api.post("/api/simulations/", BODY, format="json").json()
     other = APIClient()
     other.force_authenticate(User.objects.create_user("someone-else"))
@@ -85,6 +91,6 @@ def test_read_list_and_csvs_of_ones_own_runs_only(shipped_history, api):
     assert other.get("/api/simulations/").json()["results"] == []
 
 
-def test_the_api_needs_a_token_or_a_session(db):
+def test_the_api_needs_a_token_or_a_session(db: None) -> None:
     assert APIClient().post("/api/simulations/", BODY, format="json").status_code == 401
     assert APIClient().get("/api/simulations/").status_code == 401

@@ -81,7 +81,7 @@ def _open(request: urllib.request.Request) -> tuple[int, dict[str, str], str]:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_sweep_posted_to_runserver_without_a_broker_runs_in_the_background(tmp_path):
+def test_a_sweep_posted_to_runserver_without_a_broker_runs_in_the_background(tmp_path: Path) -> None:
     bitcoin_days()
     client = Client()
     client.force_login(User.objects.create_user("trader"))
@@ -102,8 +102,10 @@ def test_a_sweep_posted_to_runserver_without_a_broker_runs_in_the_background(tmp
             urllib.request.Request(f"{url}/simulator/", headers={"Cookie": f"sessionid={session}"})  # noqa: S310
         )
         assert status == 200, html
-        csrf_cookie = re.search(r"csrftoken=([^;]+)", headers["Set-Cookie"]).group(1)  # type: ignore[union-attr]
-        csrf_form = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+        cookie_match = re.search(r"csrftoken=([^;]+)", headers["Set-Cookie"])
+        form_match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+        assert cookie_match and form_match, html
+        csrf_cookie, csrf_form = cookie_match.group(1), form_match.group(1)
         cookies = f"sessionid={session}; csrftoken={csrf_cookie}"
 
         posted = time.monotonic()
@@ -154,7 +156,7 @@ print(seen[0])
 """
 
 
-def test_the_projects_celery_app_is_current_in_every_thread_as_manage_py_starts_it():
+def test_the_projects_celery_app_is_current_in_every_thread_as_manage_py_starts_it() -> None:
     # manage.py imports barter_site (and so makes the Celery app) before it sets DJANGO_SETTINGS_MODULE, so
     # Celery's Django fixup did not make the app the default: another thread got Celery's bare fallback app.
     environment = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}

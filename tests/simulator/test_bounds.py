@@ -19,11 +19,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
+from pytest_django import Settings
 from rest_framework.test import APIClient
 
 from simulator.models import RunStatus, Simulation, Sweep
 from simulator.services.inline import inline_slot
-from simulator.services.requests import SimulationInputError, simulation_request_check
+from simulator.services.requests import SimulationInputError, SimulationRequest, simulation_request_check
 from simulator.services.sweeps import sweep_create
 from tests.simulator.test_views import errors_for, form_data
 from tests.trading.engine.test_limits import many_conditions, nested
@@ -59,14 +60,14 @@ def assert_nothing_saved() -> None:
 
 
 @pytest.fixture
-def api(db) -> APIClient:  # type: ignore[no-untyped-def]
+def api(db: None) -> APIClient:
     client = APIClient()
     client.force_authenticate(User.objects.create_user("trader"))
     return client
 
 
 @pytest.fixture
-def logged_in(client: Client, db) -> Client:  # type: ignore[no-untyped-def]
+def logged_in(client: Client, db: None) -> Client:
     client.force_login(User.objects.create_user("form-user"))
     return client
 
@@ -104,7 +105,9 @@ CRITERIA_CASES = [
 
 
 @pytest.mark.parametrize(("criteria", "message"), CRITERIA_CASES)
-def test_api_refuses_criteria_beyond_the_limits_with_a_field_error(shipped_history, api, criteria, message):
+def test_api_refuses_criteria_beyond_the_limits_with_a_field_error(
+    shipped_history: None, api: APIClient, criteria: dict[str, Any], message: str
+) -> None:
     response = api.post("/api/simulations/", {**BODY, "criteria": criteria}, format="json")
 
     assert response.status_code == 400, response.content[:300]
@@ -112,7 +115,9 @@ def test_api_refuses_criteria_beyond_the_limits_with_a_field_error(shipped_histo
     assert_nothing_saved()
 
 
-def test_api_refuses_the_issues_2_4_mb_document_of_14000_comparisons_by_its_field(shipped_history, api):
+def test_api_refuses_the_issues_2_4_mb_document_of_14000_comparisons_by_its_field(
+    shipped_history: None, api: APIClient
+) -> None:
     body = json.dumps({**BODY, "criteria": many_conditions(14_000)})
     assert 2_400_000 < len(body) < 2_621_440  # under the body limit: refused by the criteria's own limits
 
@@ -128,7 +133,9 @@ def test_api_refuses_the_issues_2_4_mb_document_of_14000_comparisons_by_its_fiel
 
 
 @pytest.mark.parametrize("levels", [931, 5_000])
-def test_api_refuses_a_body_nested_931_deep_with_json_400_not_a_recursion_error(shipped_history, api, levels):
+def test_api_refuses_a_body_nested_931_deep_with_json_400_not_a_recursion_error(
+    shipped_history: None, api: APIClient, levels: int
+) -> None:
     body = (
         '{"instruments": ["bitcoin"], "start": "2019-01-01", "end": "2019-12-31", "criteria": '
         + '{"not": ' * levels
@@ -149,7 +156,9 @@ def test_api_refuses_a_body_nested_931_deep_with_json_400_not_a_recursion_error(
 @pytest.mark.parametrize(
     ("field", "day"), [("start", "0001-01-01"), ("end", "9999-12-31"), ("start", "2009-01-02")]
 )
-def test_api_refuses_dates_outside_2009_01_03_to_today_with_a_field_error(shipped_history, api, field, day):
+def test_api_refuses_dates_outside_2009_01_03_to_today_with_a_field_error(
+    shipped_history: None, api: APIClient, field: str, day: str
+) -> None:
     response = api.post("/api/simulations/", {**BODY, field: day}, format="json")
 
     assert response.status_code == 400
@@ -159,7 +168,9 @@ def test_api_refuses_dates_outside_2009_01_03_to_today_with_a_field_error(shippe
     assert_nothing_saved()
 
 
-def test_api_answers_a_body_over_the_upload_limit_with_json_413(shipped_history, api, settings):
+def test_api_answers_a_body_over_the_upload_limit_with_json_413(
+    shipped_history: None, api: APIClient, settings: Settings
+) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
     body = json.dumps({**BODY, "name": "x" * 20_000})
 
@@ -171,7 +182,7 @@ def test_api_answers_a_body_over_the_upload_limit_with_json_413(shipped_history,
     assert_nothing_saved()
 
 
-def test_api_answers_malformed_json_with_json_400(shipped_history, api):
+def test_api_answers_malformed_json_with_json_400(shipped_history: None, api: APIClient) -> None:
     response = api.post("/api/simulations/", '{"instruments": ', content_type="application/json")
 
     assert response.status_code == 400
@@ -183,7 +194,7 @@ def test_api_answers_malformed_json_with_json_400(shipped_history, api):
 
 
 @pytest.fixture
-def admin_client(client: Client, db) -> Client:  # type: ignore[no-untyped-def]
+def admin_client(client: Client, db: None) -> Client:
     client.force_login(User.objects.create_superuser("boss", password="unused-password-123"))
     return client
 
@@ -192,7 +203,9 @@ def admin_client(client: Client, db) -> Client:  # type: ignore[no-untyped-def]
     ("criteria", "message"),
     [case for case in CRITERIA_CASES if case.id != "period-over-the-candles-stored"],
 )
-def test_strategy_api_refuses_the_same_criteria(api, criteria, message):
+def test_strategy_api_refuses_the_same_criteria(
+    api: APIClient, criteria: dict[str, Any], message: str
+) -> None:
     boss = APIClient()
     boss.force_authenticate(User.objects.create_superuser("boss", password="unused-password-123"))
 
@@ -207,7 +220,7 @@ def test_strategy_api_refuses_the_same_criteria(api, criteria, message):
     assert not Strategy.objects.exists()
 
 
-def test_strategy_admin_refuses_deep_and_huge_criteria_under_the_field(admin_client):
+def test_strategy_admin_refuses_deep_and_huge_criteria_under_the_field(admin_client: Client) -> None:
     for criteria, expected in [
         (deep_criteria(931), f"nested more than {MAX_DEPTH} levels deep"),
         (many_conditions(14_000), "the criteria have 14,000 comparisons (entry and exit); at most 200"),
@@ -231,7 +244,7 @@ def test_strategy_admin_refuses_deep_and_huge_criteria_under_the_field(admin_cli
 # The simulator form ------------------------------------------------------------------------------------------
 
 
-def test_form_shows_a_period_of_100001_next_to_its_field(shipped_history, logged_in):
+def test_form_shows_a_period_of_100001_next_to_its_field(shipped_history: None, logged_in: Client) -> None:
     response = logged_in.post("/simulator/", form_data(**{"entry-0-left_period": "100001"}))
 
     assert response.status_code == 200
@@ -241,7 +254,7 @@ def test_form_shows_a_period_of_100001_next_to_its_field(shipped_history, logged
     assert_nothing_saved()
 
 
-def test_form_shows_a_stddev_of_1e308_next_to_its_field(shipped_history, logged_in):
+def test_form_shows_a_stddev_of_1e308_next_to_its_field(shipped_history: None, logged_in: Client) -> None:
     data = form_data(
         **{"entry-0-left_indicator": "bb_upper", "entry-0-left_period": "20", "entry-0-left_stddev": "1e308"}
     )
@@ -254,7 +267,9 @@ def test_form_shows_a_stddev_of_1e308_next_to_its_field(shipped_history, logged_
     assert_nothing_saved()
 
 
-def test_form_shows_a_period_longer_than_the_candles_stored_next_to_its_field(shipped_history, logged_in):
+def test_form_shows_a_period_longer_than_the_candles_stored_next_to_its_field(
+    shipped_history: None, logged_in: Client
+) -> None:
     response = logged_in.post("/simulator/", form_data(**{"entry-0-left_period": "5000"}))
 
     assert errors_for(response.content.decode(), "entry-0-left_period") == [
@@ -264,7 +279,9 @@ def test_form_shows_a_period_longer_than_the_candles_stored_next_to_its_field(sh
 
 
 @pytest.mark.parametrize(("field", "day"), [("start", "0001-01-01"), ("end", "9999-12-31")])
-def test_form_shows_a_date_out_of_range_next_to_its_field(shipped_history, logged_in, field, day):
+def test_form_shows_a_date_out_of_range_next_to_its_field(
+    shipped_history: None, logged_in: Client, field: str, day: str
+) -> None:
     response = logged_in.post("/simulator/", form_data(**{field: day}))
 
     assert response.status_code == 200
@@ -274,7 +291,9 @@ def test_form_shows_a_date_out_of_range_next_to_its_field(shipped_history, logge
 
 
 @pytest.mark.parametrize("levels", [40, 101, 931])
-def test_form_shows_deep_nesting_next_to_the_json_box(shipped_history, logged_in, levels):
+def test_form_shows_deep_nesting_next_to_the_json_box(
+    shipped_history: None, logged_in: Client, levels: int
+) -> None:
     # 40 passed the form's old limit of 64 and ran; 101 and 931 must never reach a RecursionError either
     data = form_data(advanced="on", criteria_json=json.dumps(deep_criteria(levels)))
 
@@ -287,7 +306,9 @@ def test_form_shows_deep_nesting_next_to_the_json_box(shipped_history, logged_in
     assert_nothing_saved()
 
 
-def test_form_shows_the_issues_2_4_mb_document_refused_next_to_the_json_box(shipped_history, logged_in):
+def test_form_shows_the_issues_2_4_mb_document_refused_next_to_the_json_box(
+    shipped_history: None, logged_in: Client
+) -> None:
     data = form_data(advanced="on", criteria_json=json.dumps(many_conditions(14_000)))
 
     response = logged_in.post("/simulator/", data, HTTP_HX_REQUEST="true")
@@ -303,7 +324,9 @@ def test_form_shows_the_issues_2_4_mb_document_refused_next_to_the_json_box(ship
     assert_nothing_saved()
 
 
-def test_form_body_over_the_upload_limit_is_a_413_with_a_message(shipped_history, logged_in, settings):
+def test_form_body_over_the_upload_limit_is_a_413_with_a_message(
+    shipped_history: None, logged_in: Client, settings: Settings
+) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 50_000
     data = form_data(advanced="on", criteria_json=" " * 60_000 + json.dumps(sma_cross_criteria()))
 
@@ -320,7 +343,7 @@ def test_form_body_over_the_upload_limit_is_a_413_with_a_message(shipped_history
 # Sweeps ------------------------------------------------------------------------------------------------------
 
 
-def _request() -> Any:
+def _request() -> SimulationRequest:
     return simulation_request_check(
         instruments=["bitcoin"],
         start=date(2019, 1, 1),
@@ -330,7 +353,7 @@ def _request() -> Any:
     )
 
 
-def test_a_sweep_of_more_than_200000_comparison_evaluations_is_refused(shipped_history):
+def test_a_sweep_of_more_than_200000_comparison_evaluations_is_refused(shipped_history: None) -> None:
     criteria = copy.deepcopy(sma_cross_criteria())
     row = criteria["entry"]["all"][0]
     criteria["entry"]["all"] = [copy.deepcopy(row) for _ in range(40)]  # 40 + 1 exit = 41 comparisons
@@ -358,7 +381,7 @@ def test_a_sweep_of_more_than_200000_comparison_evaluations_is_refused(shipped_h
     assert_nothing_saved()
 
 
-def test_a_sweep_of_more_than_10000_points_is_refused(shipped_history):
+def test_a_sweep_of_more_than_10000_points_is_refused(shipped_history: None) -> None:
     axes = [
         {"path": "entry.all[0].left.period", "start": 2, "stop": 102, "step": 1},
         {"path": "entry.all[0].right.period", "start": 2, "stop": 101, "step": 1},
@@ -409,8 +432,8 @@ def _simulate(tmp_path: Path, criteria: Any, start: str = "2019-01-01", end: str
     ],
 )
 def test_simulate_command_refuses_with_a_command_error(
-    shipped_history, tmp_path, criteria, start, end, message
-):
+    shipped_history: None, tmp_path: Path, criteria: dict[str, Any], start: str, end: str, message: str
+) -> None:
     with pytest.raises(CommandError) as raised:
         _simulate(tmp_path, criteria, start, end)
 
@@ -418,7 +441,9 @@ def test_simulate_command_refuses_with_a_command_error(
     assert_nothing_saved()
 
 
-def test_no_run_is_left_running_by_any_refused_request(shipped_history, api, logged_in):
+def test_no_run_is_left_running_by_any_refused_request(
+    shipped_history: None, api: APIClient, logged_in: Client
+) -> None:
     for case in CRITERIA_CASES:
         api.post("/api/simulations/", {**BODY, "criteria": case.values[0]}, format="json")
         logged_in.post("/simulator/", form_data(advanced="on", criteria_json=json.dumps(case.values[0])))
@@ -431,8 +456,8 @@ def test_no_run_is_left_running_by_any_refused_request(shipped_history, api, log
 
 
 def test_a_simulation_beyond_the_inline_slots_is_503_with_retry_after_and_saves_nothing(
-    shipped_history, api, logged_in, settings
-):
+    shipped_history: None, api: APIClient, logged_in: Client, settings: Settings
+) -> None:
     settings.BARTER_SIMULATOR_INLINE_CONCURRENCY = 1
 
     with inline_slot():  # another request of this process is simulating

@@ -127,7 +127,7 @@ def as_post(builder: Builder) -> dict[str, str]:
         ("nan", "nan"),
     ],
 )
-def test_percent_in_the_form_is_a_fraction_inside(text, ratio):
+def test_percent_in_the_form_is_a_fraction_inside(text: str, ratio: float | str | None) -> None:
     assert ratio_from_percent(text) == ratio
 
 
@@ -135,7 +135,7 @@ def test_percent_in_the_form_is_a_fraction_inside(text, ratio):
     ("ratio", "text"),
     [(0.05, "5"), (0.001, "0.1"), (0.125, "12.5"), (1.0, "100"), (1e-05, "0.001"), (0.0, "0"), (None, "")],
 )
-def test_a_fraction_is_shown_in_percent(ratio, text):
+def test_a_fraction_is_shown_in_percent(ratio: float | None, text: str) -> None:
     assert percent_text(ratio) == text
 
 
@@ -143,13 +143,13 @@ def test_a_fraction_is_shown_in_percent(ratio, text):
     ("text", "number"),
     [("10", 10), ("10.0", 10), ("2.5", 2.5), ("-3", -3), ("1e3", 1000), ("", None), ("ten", "ten")],
 )
-def test_numbers_are_read_as_integers_when_integral(text, number):
+def test_numbers_are_read_as_integers_when_integral(text: str, number: int | float | str | None) -> None:
     value = number_from_text(text)
     assert value == number
     assert type(value) is type(number)
 
 
-def test_numbers_are_shown_without_float_noise():
+def test_numbers_are_shown_without_float_noise() -> None:
     assert [number_text(v) for v in (10, 2.0, 2.5, 1e-07, 1500.5, None)] == [
         "10",
         "2",
@@ -161,7 +161,7 @@ def test_numbers_are_shown_without_float_noise():
 
 
 @pytest.mark.parametrize("document", [EXAMPLE, EVERYTHING, NO_EXIT, DEFAULT_CRITERIA, sma_cross_criteria()])
-def test_criteria_to_rows_and_back_is_the_same_criteria(document):
+def test_criteria_to_rows_and_back_is_the_same_criteria(document: dict[str, Any]) -> None:
     builder = builder_from_criteria(copy.deepcopy(document))
 
     assert builder.representable
@@ -170,7 +170,7 @@ def test_criteria_to_rows_and_back_is_the_same_criteria(document):
     assert builder_from_data(as_post(builder)).to_criteria() == criteria_parse(document).document
 
 
-def test_criteria_become_rows_with_percent_fields():
+def test_criteria_become_rows_with_percent_fields() -> None:
     builder = builder_from_criteria(EVERYTHING)
 
     assert builder.fields == {
@@ -201,7 +201,7 @@ def test_criteria_become_rows_with_percent_fields():
     assert builder.next_keys == {"entry": 5, "exit": 1}
 
 
-def test_form_rows_become_criteria_with_fractions():
+def test_form_rows_become_criteria_with_fractions() -> None:
     data = {
         "entry_mode": "any",
         "exit_mode": "any",
@@ -257,7 +257,7 @@ def test_form_rows_become_criteria_with_fractions():
     criteria_parse(document)  # valid as it is
 
 
-def test_empty_fee_and_slippage_take_the_defaults():
+def test_empty_fee_and_slippage_take_the_defaults() -> None:
     document = builder_from_data({"entry-0-left_indicator": "close", "entry-0-op": ">"}).to_criteria()
 
     assert (document["fee_rate"], document["slippage_ratio"]) == (0.001, 0.0)
@@ -274,11 +274,11 @@ def test_empty_fee_and_slippage_take_the_defaults():
         {**EXAMPLE, "version": 2},
     ],
 )
-def test_criteria_the_builder_cannot_show_are_marked(document):
+def test_criteria_the_builder_cannot_show_are_marked(document: dict[str, Any]) -> None:
     assert not builder_from_criteria(document).representable
 
 
-def test_a_bare_comparison_is_one_row_of_an_all_group():
+def test_a_bare_comparison_is_one_row_of_an_all_group() -> None:
     bare = {**NO_EXIT, "entry": NO_EXIT["entry"]["all"][0]}
 
     builder = builder_from_criteria(bare)
@@ -293,7 +293,7 @@ def _engine_messages(document: dict[str, Any]) -> list[str]:
     return [f"{path}: {message}" if path else message for path, message in caught.value.errors]
 
 
-def test_engine_errors_are_put_on_the_row_and_field_they_name():
+def test_engine_errors_are_put_on_the_row_and_field_they_name() -> None:
     data = {
         "entry_mode": "all",
         "entry-0-left_indicator": "sma",
@@ -337,14 +337,14 @@ def test_engine_errors_are_put_on_the_row_and_field_they_name():
     assert builder.has_errors
 
 
-def test_an_empty_entry_group_is_an_error_of_the_group():
+def test_an_empty_entry_group_is_an_error_of_the_group() -> None:
     builder = builder_from_data({"entry_mode": "any", "sizing_value": "100"})
 
     assert builder.place_errors(_engine_messages(builder.to_criteria())) == []
     assert builder.errors == {"entry": ["add at least one condition"]}
 
 
-def test_quoted_user_text_keeps_its_digits_in_a_percent_message():
+def test_quoted_user_text_keeps_its_digits_in_a_percent_message() -> None:
     builder = builder_from_data({"stop_loss_pct": "5x"})
 
     builder.place_errors(["stop_loss_ratio: must be a number or null, was '5x'"])
@@ -352,7 +352,7 @@ def test_quoted_user_text_keeps_its_digits_in_a_percent_message():
     assert builder.errors["stop_loss_pct"] == ["must be a number or null, was '5x'"]
 
 
-def test_numeric_paths_list_every_number_a_sweep_can_vary():
+def test_numeric_paths_list_every_number_a_sweep_can_vary() -> None:
     document = criteria_parse(EXAMPLE).document
 
     assert numeric_paths(document) == [
@@ -369,7 +369,7 @@ def test_numeric_paths_list_every_number_a_sweep_can_vary():
     ]
 
 
-def test_sizing_is_percent_only_as_a_fraction_of_equity():
+def test_sizing_is_percent_only_as_a_fraction_of_equity() -> None:
     assert path_is_percent("sizing.value", {"sizing": {"method": "equity_fraction", "value": 1.0}})
     assert not path_is_percent("sizing.value", {"sizing": {"method": "fixed_quote", "value": 500}})
     assert path_is_percent("trailing_stop_ratio", {})

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from simulator.launch import sweep_start
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def trader(db) -> User:  # type: ignore[no-untyped-def]
+def trader(db: None) -> User:
     return User.objects.create_user("trader")
 
 
@@ -39,7 +40,9 @@ def request_of(**overrides: Any) -> SimulationRequest:
     )
 
 
-def test_an_unexpected_error_fails_the_simulation_with_its_message(shipped_history, monkeypatch):
+def test_an_unexpected_error_fails_the_simulation_with_its_message(
+    shipped_history: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("close")
 
@@ -55,8 +58,10 @@ def test_an_unexpected_error_fails_the_simulation_with_its_message(shipped_histo
 
 
 def test_an_unexpected_error_in_a_sweep_chunk_fails_the_sweep_with_its_message(
-    shipped_history, monkeypatch, django_capture_on_commit_callbacks
-):
+    shipped_history: None,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise TypeError("unsupported operand")
 
@@ -81,8 +86,8 @@ def _stale(minutes: int = 10) -> datetime:
 
 
 def test_a_simulation_whose_worker_died_at_5_percent_is_failed_and_its_page_stops_polling(
-    shipped_history, logged_in, trader
-):
+    shipped_history: None, logged_in: Client, trader: User
+) -> None:
     simulation = simulation_create(request=request_of(), created_by=trader)
     last = _stale()
     # What a worker killed right after it started the run leaves: running at 5 %, beats stopped.
@@ -106,8 +111,8 @@ def test_a_simulation_whose_worker_died_at_5_percent_is_failed_and_its_page_stop
 
 
 def test_a_sweep_whose_chunk_was_killed_at_1750_of_2000_is_failed_and_its_page_stops_polling(
-    shipped_history, logged_in, trader
-):
+    shipped_history: None, logged_in: Client, trader: User
+) -> None:
     sweep = sweep_create(
         request=request_of(),
         axes=[
@@ -140,7 +145,7 @@ def test_a_sweep_whose_chunk_was_killed_at_1750_of_2000_is_failed_and_its_page_s
     assert "hx-trigger" not in page and f"The sweep failed: {sweep.error}" in page
 
 
-def test_running_work_that_beats_is_left_alone(shipped_history, trader):
+def test_running_work_that_beats_is_left_alone(shipped_history: None, trader: User) -> None:
     simulation = simulation_create(request=request_of(), created_by=trader)
     Simulation.objects.filter(pk=simulation.pk).update(
         status=RunStatus.RUNNING, progress_ratio=0.4, heartbeat_at=datetime.now(tz=UTC)
@@ -151,8 +156,12 @@ def test_running_work_that_beats_is_left_alone(shipped_history, trader):
 
 
 def test_without_a_broker_the_first_request_reaps_and_later_ones_wait_for_the_interval(
-    shipped_history, logged_in, trader, settings, monkeypatch
-):
+    shipped_history: None,
+    logged_in: Client,
+    trader: User,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from barter_site import heartbeat
     from runs.models import History, HistoryKind, RunHeartbeat, Step
     from runs.recorder import run_start
@@ -180,8 +189,8 @@ def test_without_a_broker_the_first_request_reaps_and_later_ones_wait_for_the_in
 
 
 def test_work_waiting_in_a_dead_servers_background_pool_is_failed_but_work_queued_on_a_broker_is_not(
-    shipped_history, trader
-):
+    shipped_history: None, trader: User
+) -> None:
     waiting = simulation_create(request=request_of(), created_by=trader)
     queued = simulation_create(request=request_of(), created_by=trader)
     last = _stale()
@@ -199,7 +208,9 @@ def test_work_waiting_in_a_dead_servers_background_pool_is_failed_but_work_queue
     assert queued.status == RunStatus.PENDING
 
 
-def test_the_background_pool_beats_for_its_work_until_it_ends(shipped_history, trader, settings):
+def test_the_background_pool_beats_for_its_work_until_it_ends(
+    shipped_history: None, trader: User, settings: Settings
+) -> None:
     from simulator.background import background_submit
 
     settings.BARTER_SIMULATOR_BACKGROUND_THREADS = (

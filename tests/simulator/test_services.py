@@ -6,16 +6,19 @@ import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from positions.cycle.replay import replay
 from positions.models import Position
 from simulator.launch import simulation_start, sweep_start
 from simulator.models import RunStatus, Simulation, SweepPoint
-from simulator.services.requests import SimulationInputError, simulation_request_check
+from simulator.services.requests import SimulationInputError, SimulationRequest, simulation_request_check
 from simulator.services.simulations import (
     simulation_create,
     simulation_equity_csv,
@@ -33,8 +36,8 @@ pytestmark = pytest.mark.django_db
 TREND = sma_cross_criteria(stop_loss_ratio=0.06, take_profit_ratio=0.25, trailing_stop_ratio=0.12)
 
 
-def request_for(**overrides):  # type: ignore[no-untyped-def]
-    arguments = {
+def request_for(**overrides: Any) -> SimulationRequest:
+    arguments: dict[str, Any] = {
         "instruments": ["bitcoin"],
         "start": date(2019, 1, 1),
         "end": date(2019, 12, 31),
@@ -45,7 +48,9 @@ def request_for(**overrides):  # type: ignore[no-untyped-def]
     return simulation_request_check(**arguments)
 
 
-def test_a_simulation_makes_the_trades_the_live_cycle_makes_replayed_day_by_day(shipped_history):
+def test_a_simulation_makes_the_trades_the_live_cycle_makes_replayed_day_by_day(
+    shipped_history: None,
+) -> None:
     """One engine: the daily cycle replayed over the dates opens and closes what the simulator reports (the
     simulator then closes what is still open at the end, as end_of_data)."""
     start, end = date(2019, 3, 1), date(2019, 9, 30)
@@ -74,6 +79,7 @@ def test_a_simulation_makes_the_trades_the_live_cycle_makes_replayed_day_by_day(
             assert trade["exit_reason"] == "end_of_data"
             continue
         assert trade["exit_reason"] == position.exit_reason
+        assert position.exit_at is not None and position.exit_price is not None
         assert trade["exit_at"] == position.exit_at.isoformat().replace("+00:00", "Z")
         assert Decimal(trade["exit_price"]).quantize(Decimal("1e-9")) == position.exit_price.quantize(
             Decimal("1e-9")
@@ -82,7 +88,7 @@ def test_a_simulation_makes_the_trades_the_live_cycle_makes_replayed_day_by_day(
     assert len(reasons) >= 2, reasons
 
 
-def test_results_are_saved_with_statistics_curves_and_units(shipped_history):
+def test_results_are_saved_with_statistics_curves_and_units(shipped_history: None) -> None:
     simulation = simulation_start(request=request_for())
 
     simulation.refresh_from_db()
@@ -124,7 +130,9 @@ def test_results_are_saved_with_statistics_curves_and_units(shipped_history):
         ),
     ],
 )
-def test_bad_requests_name_the_field(shipped_history, overrides, field, message):
+def test_bad_requests_name_the_field(
+    shipped_history: None, overrides: dict[str, Any], field: str, message: str
+) -> None:
     with pytest.raises(SimulationInputError) as raised:
         request_for(**overrides)
 
@@ -132,7 +140,7 @@ def test_bad_requests_name_the_field(shipped_history, overrides, field, message)
     assert any(message in m for m in raised.value.errors[field]), raised.value.errors
 
 
-def test_every_problem_is_reported_at_once(shipped_history):
+def test_every_problem_is_reported_at_once(shipped_history: None) -> None:
     with pytest.raises(SimulationInputError) as raised:
         request_for(instruments=[], end=date(2018, 1, 1), starting_cash=-1, criteria={"version": 2})
 
@@ -140,8 +148,10 @@ def test_every_problem_is_reported_at_once(shipped_history):
 
 
 def test_a_large_run_goes_to_a_task_and_reports_progress(
-    shipped_history, settings, django_capture_on_commit_callbacks
-):
+    shipped_history: None,
+    settings: Settings,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     settings.BARTER_SIMULATOR_INLINE_CANDLES = 10  # everything is "large"
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -158,8 +168,10 @@ def test_a_large_run_goes_to_a_task_and_reports_progress(
 
 
 def test_a_run_of_many_indicators_goes_to_a_task_even_over_few_candles(
-    shipped_history, settings, django_capture_on_commit_callbacks
-):
+    shipped_history: None,
+    settings: Settings,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     """What a run costs is candles x series (4 OHLC + each distinct indicator), not candles alone."""
     request = request_for()
     candles = InstrumentOHLC.objects.filter(
@@ -186,7 +198,7 @@ def test_a_run_of_many_indicators_goes_to_a_task_even_over_few_candles(
     assert queued.status == RunStatus.PENDING and len(callbacks) == 1
 
 
-def test_running_a_finished_simulation_again_changes_nothing(shipped_history):
+def test_running_a_finished_simulation_again_changes_nothing(shipped_history: None) -> None:
     simulation = simulation_start(request=request_for())
     before = (simulation.statistics, simulation.trades, simulation.duration_seconds)
 
@@ -195,7 +207,7 @@ def test_running_a_finished_simulation_again_changes_nothing(shipped_history):
     assert (again.statistics, again.trades, again.duration_seconds) == before
 
 
-def test_csv_downloads_hold_every_trade_and_every_candle(shipped_history):
+def test_csv_downloads_hold_every_trade_and_every_candle(shipped_history: None) -> None:
     simulation = simulation_start(request=request_for())
 
     trades = simulation_trades_csv(simulation).splitlines()
@@ -208,7 +220,7 @@ def test_csv_downloads_hold_every_trade_and_every_candle(shipped_history):
     assert equity[1].startswith("2019-01-01T00:00:00Z,")
 
 
-def test_save_as_strategy_makes_a_disabled_strategy_and_refuses_a_taken_name(shipped_history):
+def test_save_as_strategy_makes_a_disabled_strategy_and_refuses_a_taken_name(shipped_history: None) -> None:
     simulation = simulation_start(request=request_for(instruments=["bitcoin", "litecoin"]))
 
     strategy = simulation_to_strategy(simulation=simulation, name="From the simulator")
@@ -221,7 +233,7 @@ def test_save_as_strategy_makes_a_disabled_strategy_and_refuses_a_taken_name(shi
         simulation_to_strategy(simulation=simulation, name="From the simulator")
 
 
-def test_criteria_with_sets_a_path_and_keeps_integers():
+def test_criteria_with_sets_a_path_and_keeps_integers() -> None:
     changed = criteria_with(TREND, "entry.all[0].left.period", 15.0)
 
     assert changed["entry"]["all"][0]["left"]["period"] == 15
@@ -240,7 +252,7 @@ def test_criteria_with_sets_a_path_and_keeps_integers():
         ([{"path": "entry.all[0].left.period", "start": 0, "stop": 10, "step": 5}], "criteria", "must be"),
     ],
 )
-def test_bad_sweep_axes_are_refused(axes, field, message):
+def test_bad_sweep_axes_are_refused(axes: list[dict[str, Any]], field: str, message: str) -> None:
     with pytest.raises(SimulationInputError) as raised:
         sweep_axes_check(TREND, axes)
 
@@ -248,8 +260,8 @@ def test_bad_sweep_axes_are_refused(axes, field, message):
 
 
 def test_a_sweep_fans_out_and_each_point_equals_its_own_simulation(
-    shipped_history, django_capture_on_commit_callbacks
-):
+    shipped_history: None, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
     axes = [
         {"path": "entry.all[0].left.period", "start": 5, "stop": 15, "step": 5},
         {"path": "stop_loss_ratio", "values": [0.04, 0.08]},
@@ -279,7 +291,7 @@ def test_a_sweep_fans_out_and_each_point_equals_its_own_simulation(
     assert not Simulation.objects.listed().filter(pk=simulation.pk).exists()  # sweep points stay off the list
 
 
-def test_simulate_command_prints_json_and_saves_the_run(shipped_history, tmp_path):
+def test_simulate_command_prints_json_and_saves_the_run(shipped_history: None, tmp_path: Path) -> None:
     criteria = tmp_path / "criteria.json"
     criteria.write_text(json.dumps(TREND))
     out = StringIO()
@@ -327,7 +339,9 @@ def test_simulate_command_prints_json_and_saves_the_run(shipped_history, tmp_pat
         (["--instrument", "nope"], "--instrument: unknown instrument(s): nope"),
     ],
 )
-def test_simulate_command_errors_say_what_to_fix(shipped_history, tmp_path, arguments, message):
+def test_simulate_command_errors_say_what_to_fix(
+    shipped_history: None, tmp_path: Path, arguments: list[str], message: str
+) -> None:
     criteria = tmp_path / "criteria.json"
     criteria.write_text(json.dumps(TREND))
     base = {
@@ -342,7 +356,9 @@ def test_simulate_command_errors_say_what_to_fix(shipped_history, tmp_path, argu
         call_command("simulate", *[x for pair in base.items() for x in pair])
 
 
-def test_simulate_command_refuses_a_criteria_file_that_is_not_json(shipped_history, tmp_path):
+def test_simulate_command_refuses_a_criteria_file_that_is_not_json(
+    shipped_history: None, tmp_path: Path
+) -> None:
     criteria = tmp_path / "criteria.json"
     criteria.write_text("{not json")
 
@@ -360,7 +376,7 @@ def test_simulate_command_refuses_a_criteria_file_that_is_not_json(shipped_histo
         )
 
 
-def test_pending_simulations_are_created_with_their_inputs(shipped_history):
+def test_pending_simulations_are_created_with_their_inputs(shipped_history: None) -> None:
     request = request_for(instruments=["litecoin", "bitcoin"])
 
     simulation = simulation_create(request=request, name="x")

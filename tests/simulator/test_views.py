@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks, Settings
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from simulator.builder.reading import builder_from_criteria
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.django_db
 
 START, END = date(2018, 1, 1), date(2019, 12, 31)
 TREND = sma_cross_criteria(stop_loss_ratio=0.08, take_profit_ratio=0.3)
-RSI = {
+RSI: dict[str, Any] = {
     "version": 1,
     "side": "long",
     "entry": {"all": [{"left": {"indicator": "rsi", "period": 14}, "op": "<", "right": {"value": 30}}]},
@@ -47,7 +48,7 @@ RSI = {
 
 
 @pytest.fixture
-def trader(db) -> User:  # type: ignore[no-untyped-def]
+def trader(db: None) -> User:
     return User.objects.create_user("trader")
 
 
@@ -61,8 +62,12 @@ def bitcoin() -> Instrument:
     return Instrument.objects.get(coingecko_id="bitcoin")
 
 
-def form_data(criteria: dict[str, Any] = TREND, **overrides: Any) -> dict[str, Any]:
-    """The POST of the form, as a browser sends it for the builder showing ``criteria``."""
+def form_data(criteria: dict[str, Any] = TREND, /, **overrides: Any) -> dict[str, Any]:
+    """The POST of the form, as a browser sends it for the builder showing ``criteria``.
+
+    ``criteria`` is positional-only, so that no field unpacked into ``overrides``
+    (``**{"entry-0-left_period": ...}``) can take its place.
+    """
     data: dict[str, Any] = {
         "instruments": [str(bitcoin().pk)],
         "start": START.isoformat(),
@@ -124,14 +129,14 @@ def run_of(user: User, criteria: dict[str, Any] = TREND, name: str = "", **reque
         ("get", "/simulator/sweeps/1/points/0/"),
     ],
 )
-def test_every_page_needs_a_login(client, method, path):
+def test_every_page_needs_a_login(client: Client, method: str, path: str) -> None:
     response = getattr(client, method)(path)
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/?next=/simulator/")
 
 
-def test_someone_elses_run_and_sweep_are_not_found(shipped_history, logged_in):
+def test_someone_elses_run_and_sweep_are_not_found(shipped_history: None, logged_in: Client) -> None:
     other = User.objects.create_user("other")
     simulation = run_of(other)
     request = simulation_request_check(
@@ -158,7 +163,9 @@ def test_someone_elses_run_and_sweep_are_not_found(shipped_history, logged_in):
 # The form ---------------------------------------------------------------------------------------------------
 
 
-def test_the_form_proposes_the_last_five_years_of_the_newest_instrument(shipped_history, logged_in):
+def test_the_form_proposes_the_last_five_years_of_the_newest_instrument(
+    shipped_history: None, logged_in: Client
+) -> None:
     response = logged_in.get("/simulator/")
 
     html = response.content.decode()
@@ -185,7 +192,9 @@ def test_the_form_proposes_the_last_five_years_of_the_newest_instrument(shipped_
     ]
 
 
-def test_posting_the_form_runs_the_simulation_and_redirects_to_it(shipped_history, logged_in, trader):
+def test_posting_the_form_runs_the_simulation_and_redirects_to_it(
+    shipped_history: None, logged_in: Client, trader: User
+) -> None:
     data = form_data(stop_loss_pct="5", take_profit_pct="", sizing_value="50", fee_pct="0.2", name="trend")
 
     response = logged_in.post("/simulator/", data)
@@ -209,21 +218,22 @@ def test_posting_the_form_runs_the_simulation_and_redirects_to_it(shipped_histor
     assert simulation.criteria["entry"] == TREND["entry"]
 
 
-def test_an_htmx_post_is_redirected_with_hx_redirect(shipped_history, logged_in):
+def test_an_htmx_post_is_redirected_with_hx_redirect(shipped_history: None, logged_in: Client) -> None:
     response = logged_in.post("/simulator/", form_data(), HTTP_HX_REQUEST="true")
 
     assert response.status_code == 200
     assert response["HX-Redirect"] == f"/simulator/runs/{Simulation.objects.get().pk}/"
 
 
-def _post_with_errors(client: Client, data: dict[str, Any], **headers: str) -> str:
+# ``headers`` is Any as in Django's ``Client.post(**extra: Any)``: WSGI environ entries (``HTTP_HX_REQUEST="true"``).
+def _post_with_errors(client: Client, data: dict[str, Any], **headers: Any) -> str:
     response = client.post("/simulator/", data, **headers)
     assert response.status_code == 200
     assert not Simulation.objects.exists()
     return response.content.decode()
 
 
-def test_a_bad_period_is_shown_on_its_row(shipped_history, logged_in):
+def test_a_bad_period_is_shown_on_its_row(shipped_history: None, logged_in: Client) -> None:
     data = form_data()
     # a second entry row, added after one was removed: key 3 is entry.all[1]
     data.update(
@@ -245,21 +255,21 @@ def test_a_bad_period_is_shown_on_its_row(shipped_history, logged_in):
     assert 'name="entry-3-left_period" value="12"' in html
 
 
-def test_percent_fields_say_their_errors_in_percent(shipped_history, logged_in):
+def test_percent_fields_say_their_errors_in_percent(shipped_history: None, logged_in: Client) -> None:
     html = _post_with_errors(logged_in, form_data(stop_loss_pct="100", fee_pct="abc"))
 
     assert errors_for(html, "stop_loss_pct") == ["must be &gt; 0 % and &lt; 100 %, was 100 %"]
     assert errors_for(html, "fee_pct") == ["must be a number, was &#x27;abc&#x27;"]
 
 
-def test_an_end_before_the_start_is_shown_at_the_end(shipped_history, logged_in):
+def test_an_end_before_the_start_is_shown_at_the_end(shipped_history: None, logged_in: Client) -> None:
     html = _post_with_errors(logged_in, form_data(start="2019-06-01", end="2019-05-01"))
 
     assert errors_for(html, "end") == ["must be on or after start (2019-06-01); was 2019-05-01"]
     assert errors_for(html, "start") == []
 
 
-def test_an_unreadable_date_is_one_error(shipped_history, logged_in):
+def test_an_unreadable_date_is_one_error(shipped_history: None, logged_in: Client) -> None:
     html = _post_with_errors(logged_in, form_data(start="2019-02-30"))
 
     assert errors_for(html, "start") == ["Enter a valid date."]
@@ -269,13 +279,15 @@ def test_an_unreadable_date_is_one_error(shipped_history, logged_in):
     ("instruments", "message"),
     [([], "choose at least one instrument"), (["999999"], "unknown instrument(s): 999999")],
 )
-def test_instrument_errors_are_shown_at_the_instruments(shipped_history, logged_in, instruments, message):
+def test_instrument_errors_are_shown_at_the_instruments(
+    shipped_history: None, logged_in: Client, instruments: list[str], message: str
+) -> None:
     html = _post_with_errors(logged_in, form_data(instruments=instruments))
 
     assert errors_for(html, "instruments") == [message]
 
 
-def test_a_malformed_json_paste_is_an_error_of_the_json_box(shipped_history, logged_in):
+def test_a_malformed_json_paste_is_an_error_of_the_json_box(shipped_history: None, logged_in: Client) -> None:
     data = form_data(advanced="on", criteria_json='{"version": 1, "entry": ')
 
     html = _post_with_errors(logged_in, data)
@@ -285,7 +297,9 @@ def test_a_malformed_json_paste_is_an_error_of_the_json_box(shipped_history, log
     assert "{&quot;version&quot;: 1, &quot;entry&quot;: </textarea>" in html  # what was typed is kept
 
 
-def test_criteria_errors_of_a_json_paste_are_shown_under_the_box_with_their_path(shipped_history, logged_in):
+def test_criteria_errors_of_a_json_paste_are_shown_under_the_box_with_their_path(
+    shipped_history: None, logged_in: Client
+) -> None:
     pasted = {**TREND, "exit": {"any": [{**TREND["exit"]["any"][0], "op": "crosses"}]}}
     data = form_data(advanced="on", criteria_json=json.dumps(pasted))
 
@@ -316,8 +330,8 @@ def negated(condition: dict[str, Any], times: int) -> dict[str, Any]:
     ],
 )
 def test_a_paste_that_is_no_criteria_document_is_an_error_of_the_json_box(
-    shipped_history, logged_in, pasted, message
-):
+    shipped_history: None, logged_in: Client, pasted: str, message: str
+) -> None:
     html = _post_with_errors(logged_in, form_data(advanced="on", criteria_json=pasted))
 
     assert errors_for(html, "criteria_json") == [message]
@@ -333,7 +347,9 @@ def test_a_paste_that_is_no_criteria_document_is_an_error_of_the_json_box(
         {"entry-99999-op": ">", "exit_next": "-5", "starting_cash": "NaN", "start": "yesterday"},
     ],
 )
-def test_nonsense_in_any_field_is_shown_as_errors_never_a_500(shipped_history, logged_in, garbage):
+def test_nonsense_in_any_field_is_shown_as_errors_never_a_500(
+    shipped_history: None, logged_in: Client, garbage: dict[str, str]
+) -> None:
     response = logged_in.post("/simulator/", form_data(**garbage), HTTP_HX_REQUEST="true")
 
     html = response.content.decode()
@@ -343,20 +359,20 @@ def test_nonsense_in_any_field_is_shown_as_errors_never_a_500(shipped_history, l
     assert not Simulation.objects.exists()
 
 
-def test_the_json_box_wins_over_the_builder(shipped_history, logged_in):
+def test_the_json_box_wins_over_the_builder(shipped_history: None, logged_in: Client) -> None:
     response = logged_in.post("/simulator/", form_data(advanced="on", criteria_json=json.dumps(RSI)))
 
     assert response.status_code == 302
     assert Simulation.objects.get().criteria == RSI
 
 
-def test_an_empty_json_box_leaves_the_builder_in_charge(shipped_history, logged_in):
+def test_an_empty_json_box_leaves_the_builder_in_charge(shipped_history: None, logged_in: Client) -> None:
     logged_in.post("/simulator/", form_data(advanced="on", criteria_json="  "))
 
     assert Simulation.objects.get().criteria["entry"] == TREND["entry"]
 
 
-def test_the_form_is_filled_from_a_saved_strategy(shipped_history, logged_in):
+def test_the_form_is_filled_from_a_saved_strategy(shipped_history: None, logged_in: Client) -> None:
     strategy = Strategy.objects.create(name="rsi dip", criteria=RSI, starting_cash=Decimal("2500"))
     strategy.instruments.set(Instrument.objects.filter(coingecko_id__in=["ethereum", "litecoin"]))
 
@@ -382,7 +398,9 @@ def test_the_form_is_filled_from_a_saved_strategy(shipped_history, logged_in):
     assert Simulation.objects.get().source_strategy == strategy
 
 
-def test_criteria_the_builder_cannot_show_go_to_the_json_box(shipped_history, logged_in):
+def test_criteria_the_builder_cannot_show_go_to_the_json_box(
+    shipped_history: None, logged_in: Client
+) -> None:
     nested = {**RSI, "entry": {"not": RSI["entry"]["all"][0]}}
     strategy = Strategy.objects.create(name="contrarian", criteria=nested, starting_cash=Decimal(1000))
 
@@ -393,7 +411,9 @@ def test_criteria_the_builder_cannot_show_go_to_the_json_box(shipped_history, lo
     assert "&quot;not&quot;" in html
 
 
-def test_the_form_is_filled_from_a_previous_run(shipped_history, logged_in, trader):
+def test_the_form_is_filled_from_a_previous_run(
+    shipped_history: None, logged_in: Client, trader: User
+) -> None:
     simulation = run_of(
         trader, RSI, start=date(2019, 3, 1), end=date(2019, 9, 30), starting_cash=Decimal("777")
     )
@@ -408,7 +428,7 @@ def test_the_form_is_filled_from_a_previous_run(shipped_history, logged_in, trad
     assert 'name="take_profit_pct" id="id_take_profit_pct" value="6"' in html
 
 
-def test_someone_elses_run_does_not_fill_the_form(shipped_history, logged_in):
+def test_someone_elses_run_does_not_fill_the_form(shipped_history: None, logged_in: Client) -> None:
     simulation = run_of(User.objects.create_user("other"), RSI)
 
     html = logged_in.get(f"/simulator/?from={simulation.pk}").content.decode()
@@ -417,7 +437,7 @@ def test_someone_elses_run_does_not_fill_the_form(shipped_history, logged_in):
     assert '<option value="sma" data-params="period source" selected>' in html  # the defaults
 
 
-def test_a_new_condition_row_comes_with_the_next_key(logged_in):
+def test_a_new_condition_row_comes_with_the_next_key(logged_in: Client) -> None:
     response = logged_in.get("/simulator/rows/new/?group=exit&exit_next=4")
 
     html = response.content.decode()
@@ -429,7 +449,7 @@ def test_a_new_condition_row_comes_with_the_next_key(logged_in):
     assert logged_in.get("/simulator/rows/new/?group=sideways&sideways_next=1").status_code == 400
 
 
-def test_the_json_box_is_filled_from_the_builder(logged_in):
+def test_the_json_box_is_filled_from_the_builder(logged_in: Client) -> None:
     data = as_post(builder_from_criteria(TREND))
     data["stop_loss_pct"] = "4"
 
@@ -442,7 +462,7 @@ def test_the_json_box_is_filled_from_the_builder(logged_in):
     assert document["entry"] == TREND["entry"]
 
 
-def test_the_sweep_lists_the_numbers_of_the_current_criteria(logged_in):
+def test_the_sweep_lists_the_numbers_of_the_current_criteria(logged_in: Client) -> None:
     data = as_post(builder_from_criteria(TREND))
     data.update(
         {
@@ -468,7 +488,9 @@ def test_the_sweep_lists_the_numbers_of_the_current_criteria(logged_in):
 # The result -------------------------------------------------------------------------------------------------
 
 
-def test_the_result_shows_statistics_trades_and_chart_data(shipped_history, logged_in, trader):
+def test_the_result_shows_statistics_trades_and_chart_data(
+    shipped_history: None, logged_in: Client, trader: User
+) -> None:
     simulation = run_of(trader)
     statistics = simulation.statistics
     n_trades = statistics["n_trades"]
@@ -520,7 +542,9 @@ def test_the_result_shows_statistics_trades_and_chart_data(shipped_history, logg
     candles = data["candles"]["BTC"]
     assert len(candles) == stored.count() == (END - START).days + 1
     assert candles[0]["time"] == 1514764800  # 2018-01-01T00:00:00Z
-    assert candles[0]["open"] == float(stored.order_by("open_time").first().open)
+    first_candle = stored.order_by("open_time").first()
+    assert first_candle is not None
+    assert candles[0]["open"] == float(first_candle.open)
     assert len(data["markers"]["BTC"]) == 2 * n_trades  # an entry and an exit each
     assert {m["time"] for m in data["markers"]["BTC"]} <= {c["time"] for c in candles}
     assert [m["time"] for m in data["markers"]["BTC"]] == sorted(m["time"] for m in data["markers"]["BTC"])
@@ -541,8 +565,11 @@ def test_the_result_shows_statistics_trades_and_chart_data(shipped_history, logg
 
 
 def test_the_result_page_reads_in_a_constant_number_of_queries(
-    shipped_history, logged_in, trader, django_assert_max_num_queries
-):
+    shipped_history: None,
+    logged_in: Client,
+    trader: User,
+    django_assert_max_num_queries: DjangoAssertNumQueries,
+) -> None:
     simulation = run_of(trader, instruments=["bitcoin", "ethereum", "litecoin"])
 
     # session, user, the user's and its groups' permissions (may it "save as strategy"?), the run with its
@@ -551,7 +578,9 @@ def test_the_result_page_reads_in_a_constant_number_of_queries(
         assert logged_in.get(f"/simulator/runs/{simulation.pk}/").status_code == 200
 
 
-def test_csv_downloads_hold_every_trade_and_every_candle(shipped_history, logged_in, trader):
+def test_csv_downloads_hold_every_trade_and_every_candle(
+    shipped_history: None, logged_in: Client, trader: User
+) -> None:
     simulation = run_of(trader)
 
     trades = logged_in.get(f"/simulator/runs/{simulation.pk}/trades.csv")
@@ -567,7 +596,9 @@ def test_csv_downloads_hold_every_trade_and_every_candle(shipped_history, logged
     assert curve[0]["time"] == "2018-01-01T00:00:00Z"
 
 
-def test_save_as_strategy_makes_a_disabled_strategy_and_says_where(shipped_history, logged_in, trader):
+def test_save_as_strategy_makes_a_disabled_strategy_and_says_where(
+    shipped_history: None, logged_in: Client, trader: User
+) -> None:
     trader.user_permissions.add(*permissions("trading.add_strategy"))
     simulation = run_of(trader)
 
@@ -589,7 +620,9 @@ def test_save_as_strategy_makes_a_disabled_strategy_and_says_where(shipped_histo
     )
 
 
-def test_save_as_strategy_refuses_a_taken_name_on_the_form(shipped_history, logged_in, trader):
+def test_save_as_strategy_refuses_a_taken_name_on_the_form(
+    shipped_history: None, logged_in: Client, trader: User
+) -> None:
     trader.user_permissions.add(*permissions("trading.add_strategy"))
     simulation = run_of(trader)
     Strategy.objects.create(name="taken", criteria=RSI, starting_cash=Decimal(1))
@@ -604,8 +637,11 @@ def test_save_as_strategy_refuses_a_taken_name_on_the_form(shipped_history, logg
 
 
 def test_a_queued_run_shows_a_polling_progress_bar_until_it_is_done(
-    shipped_history, logged_in, settings, django_capture_on_commit_callbacks
-):
+    shipped_history: None,
+    logged_in: Client,
+    settings: Settings,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     settings.BARTER_SIMULATOR_INLINE_CANDLES = 0  # every run goes to the task
     with django_capture_on_commit_callbacks() as queued:
         response = logged_in.post("/simulator/", form_data())
@@ -631,7 +667,9 @@ def test_a_queued_run_shows_a_polling_progress_bar_until_it_is_done(
     assert 'id="statistics"' in logged_in.get(response["Location"]).content.decode()
 
 
-def test_the_progress_bar_shows_the_share_done(shipped_history, logged_in, trader):
+def test_the_progress_bar_shows_the_share_done(
+    shipped_history: None, logged_in: Client, trader: User
+) -> None:
     request = simulation_request_check(
         instruments=["bitcoin"], start=START, end=END, starting_cash=Decimal(1000), criteria=TREND
     )
@@ -644,7 +682,7 @@ def test_the_progress_bar_shows_the_share_done(shipped_history, logged_in, trade
     assert "The run is running" in html
 
 
-def test_a_failed_run_shows_its_error(shipped_history, logged_in, trader):
+def test_a_failed_run_shows_its_error(shipped_history: None, logged_in: Client, trader: User) -> None:
     request = simulation_request_check(
         instruments=["bitcoin"], start=START, end=END, starting_cash=Decimal(1000), criteria=TREND
     )
@@ -661,8 +699,8 @@ def test_a_failed_run_shows_its_error(shipped_history, logged_in, trader):
 
 
 def test_a_period_too_large_for_the_indicators_is_an_error_beside_its_field_and_saves_no_run(
-    shipped_history, logged_in
-):
+    shipped_history: None, logged_in: Client
+) -> None:
     # TA-Lib takes periods up to 100,000 (trading.engine.limits.MAX_PERIOD)
     response = logged_in.post("/simulator/", form_data(**{"entry-0-left_period": "99999999999999999999"}))
 
@@ -676,7 +714,9 @@ def test_a_period_too_large_for_the_indicators_is_an_error_beside_its_field_and_
 # Lists ------------------------------------------------------------------------------------------------------
 
 
-def test_the_list_shows_ones_own_runs_newest_first(shipped_history, logged_in, trader):
+def test_the_list_shows_ones_own_runs_newest_first(
+    shipped_history: None, logged_in: Client, trader: User
+) -> None:
     older = run_of(trader, name="older")
     newer = run_of(trader, RSI, name="newer")
     run_of(User.objects.create_user("other"), name="not mine")
@@ -693,7 +733,7 @@ def test_the_list_shows_ones_own_runs_newest_first(shipped_history, logged_in, t
     assert f'<input type="checkbox" name="ids" value="{older.pk}"' in row.group(1)
 
 
-def test_a_superuser_sees_every_run(shipped_history, client):
+def test_a_superuser_sees_every_run(shipped_history: None, client: Client) -> None:
     run_of(User.objects.create_user("someone"), name="someone's run")
     client.force_login(User.objects.create_superuser("boss", password="unused-password-123"))
 
@@ -701,8 +741,11 @@ def test_a_superuser_sees_every_run(shipped_history, client):
 
 
 def test_the_list_reads_in_a_constant_number_of_queries(
-    shipped_history, logged_in, trader, django_assert_max_num_queries
-):
+    shipped_history: None,
+    logged_in: Client,
+    trader: User,
+    django_assert_max_num_queries: DjangoAssertNumQueries,
+) -> None:
     request = simulation_request_check(
         instruments=["bitcoin", "ethereum", "litecoin"],
         start=START,
@@ -722,7 +765,7 @@ def test_the_list_reads_in_a_constant_number_of_queries(
     assert response.content.decode().count("<tr data-run=") == 31
 
 
-def test_compare_shows_the_runs_side_by_side(shipped_history, logged_in, trader):
+def test_compare_shows_the_runs_side_by_side(shipped_history: None, logged_in: Client, trader: User) -> None:
     first = run_of(trader, name="trend")
     second = run_of(trader, RSI, name="dips")
     hidden = run_of(User.objects.create_user("other"), name="theirs")
@@ -748,8 +791,11 @@ def test_compare_shows_the_runs_side_by_side(shipped_history, logged_in, trader)
 
 
 def test_a_sweep_runs_from_the_form_to_its_heatmap_and_a_point(
-    shipped_history, logged_in, trader, django_capture_on_commit_callbacks
-):
+    shipped_history: None,
+    logged_in: Client,
+    trader: User,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     data = form_data(
         action="sweep",
         sweep_path_1="entry.all[0].left.period",
@@ -801,7 +847,11 @@ def test_a_sweep_runs_from_the_form_to_its_heatmap_and_a_point(
     assert logged_in.get(cells[4][1])["Location"] == opened["Location"]  # made once
 
 
-def test_one_axis_is_one_row_of_the_heatmap(shipped_history, logged_in, django_capture_on_commit_callbacks):
+def test_one_axis_is_one_row_of_the_heatmap(
+    shipped_history: None,
+    logged_in: Client,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
     data = form_data(
         action="sweep",
         sweep_path_1="entry.all[0].right.period",
@@ -820,7 +870,7 @@ def test_one_axis_is_one_row_of_the_heatmap(shipped_history, logged_in, django_c
     assert re.findall(r'<th class="num">([^<]*)</th>', heatmap.group(0)) == ["20", "30", "40"]
 
 
-def test_sweep_errors_are_shown_in_the_sweep_section(shipped_history, logged_in):
+def test_sweep_errors_are_shown_in_the_sweep_section(shipped_history: None, logged_in: Client) -> None:
     no_axis = logged_in.post("/simulator/", form_data(action="sweep")).content.decode()
     bad_step = logged_in.post(
         "/simulator/",
@@ -858,7 +908,9 @@ def test_sweep_errors_are_shown_in_the_sweep_section(shipped_history, logged_in)
     assert not Sweep.objects.exists()
 
 
-def test_a_running_sweep_shows_points_done_and_polls(shipped_history, logged_in, trader):
+def test_a_running_sweep_shows_points_done_and_polls(
+    shipped_history: None, logged_in: Client, trader: User
+) -> None:
     request = simulation_request_check(
         instruments=["bitcoin"], start=START, end=END, starting_cash=Decimal(1000), criteria=TREND
     )

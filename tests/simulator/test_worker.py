@@ -7,19 +7,21 @@ import os
 import signal
 import time
 from datetime import date
-from typing import Any
+from pathlib import Path
 
 import psycopg
 import pytest
+from pytest_django import Settings
 
 from positions.tasks import sync_close_positions_task
 from simulator.launch import sweep_start
 from simulator.models import RunStatus, Simulation, Sweep
 from simulator.reaper import simulations_reap
-from simulator.services.requests import simulation_request_check
+from simulator.services.requests import SimulationRequest, simulation_request_check
 from simulator.services.simulations import simulation_create
 from simulator.services.sweeps import sweep_create
 from simulator.tasks import run_simulation_task
+from tests.fakes.coingecko import FakeCoinGecko
 from tests.ops.test_celery_cycle import pool_children, wait_for, worker_running
 from tests.servers import database_url
 from tests.simulator.candles import bitcoin_days
@@ -30,15 +32,15 @@ pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(tra
 START, END = date(2018, 1, 1), date(2019, 12, 31)
 
 
-def request_of() -> Any:
+def request_of() -> SimulationRequest:
     return simulation_request_check(
         instruments=["bitcoin"], start=START, end=END, starting_cash="10000", criteria=sma_cross_criteria()
     )
 
 
 def test_a_close_step_queued_behind_a_sweep_starts_at_once_on_the_trading_queue(
-    fake_coingecko, settings, tmp_path
-):
+    fake_coingecko: FakeCoinGecko, settings: Settings, tmp_path: Path
+) -> None:
     bitcoin_days()
     sweep = sweep_create(
         request=request_of(),
@@ -70,8 +72,8 @@ def test_a_close_step_queued_behind_a_sweep_starts_at_once_on_the_trading_queue(
 
 
 def test_a_simulation_whose_worker_child_is_sigkilled_mid_run_is_failed_by_the_reaper(
-    fake_coingecko, settings, tmp_path
-):
+    fake_coingecko: FakeCoinGecko, settings: Settings, tmp_path: Path
+) -> None:
     bitcoin_days()
     simulation = simulation_create(request=request_of())
     with (
