@@ -30,16 +30,13 @@ import json
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,213 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-FIRST_DAY = date(2009, 1, 3)  # trading.engine.limits.EARLIEST_DAY
-INSTRUMENTS = 20  # trading.engine.limits.MAX_INSTRUMENTS
-PREFIX = "abuse-"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def largest_criteria() -> dict[str, Any]:
-    """Criteria at the limits: 200 comparisons (100 entry, 100 exit) over 400 different indicator series."""
-    from trading.engine.limits import MAX_CONDITIONS, MAX_CRITERIA_BYTES, criteria_size_bytes
-
-    def operand(n: int) -> dict[str, Any]:
-        kind = n % 8
-        period = 2 + n
-        if kind == 0:
-            return {"indicator": "sma", "period": period}
-        if kind == 1:
-            return {"indicator": "ema", "period": period}
-        if kind == 2:
-            return {"indicator": "rsi", "period": period}
-        if kind == 3:
-            return {"indicator": "atr", "period": period}
-        if kind == 4:
-            return {"indicator": "bb_upper", "period": period, "stddev": 2}
-        if kind == 5:
-            return {"indicator": "highest", "period": period}
-        if kind == 6:
-            return {"indicator": "lowest", "period": period}
-        return {"indicator": "macd", "fast": 2 + n // 8, "slow": 3 + n, "signal": 9}
-
-    rows = [
-        {"left": operand(2 * i), "op": "crosses_above" if i % 2 else ">", "right": operand(2 * i + 1)}
-        for i in range(MAX_CONDITIONS)
-    ]
-    half = MAX_CONDITIONS // 2
-    document = {
-        "version": 1,
-        "side": "long",
-        "entry": {"any": rows[:half]},
-        "exit": {"any": rows[half:]},
-        "stop_loss_ratio": 0.08,
-        "fee_rate": 0.001,
-    }
-    assert criteria_size_bytes(document) <= MAX_CRITERIA_BYTES  # the largest *allowed*
-    return document
-
-
-def prepare_database(database_url: str, redis_url: str) -> tuple[str, list[str], date]:
-    """Migrate, add the synthetic instruments with every daily candle since 2009-01-03, make a user and its API
-    token; return ``(token, instrument ids, last day)``."""
-    from _django import django_setup
-
-    django_setup(database_url, redis_url)
-    from decimal import Decimal
-
-    import numpy as np
-    from django.contrib.auth import get_user_model
-
-    from instruments.models import Instrument, InstrumentOHLC, Timeframe
-
-    last = datetime.now(tz=UTC).date() - timedelta(days=1)
-    days = (last - FIRST_DAY).days + 1
-    ids = []
-    rng = np.random.default_rng(11)
-    for n in range(INSTRUMENTS):
-        instrument, created = Instrument.objects.get_or_create(
-            coingecko_id=f"{PREFIX}{n:02d}", defaults={"symbol": f"AB{n:02d}", "name": f"Abuse {n}"}
-        )
-        ids.append(instrument.coingecko_id)
-        if not created and instrument.candles.filter(timeframe=Timeframe.D1).count() == days:
-            continue
-        instrument.candles.all().delete()
-        closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, days)))
-        rows = []
-        for i in range(days):
-            close = Decimal(f"{closes[i]:.6f}")
-            opened = Decimal(f"{(closes[i - 1] if i else closes[0]):.6f}")
-            rows.append(
-                InstrumentOHLC(
-                    instrument=instrument,
-                    timeframe=Timeframe.D1,
-                    open_time=datetime.combine(
-                        FIRST_DAY + timedelta(days=i), datetime.min.time(), tzinfo=UTC
-                    ),
-                    open=opened,
-                    high=max(opened, close) * Decimal("1.01"),
-                    low=min(opened, close) * Decimal("0.99"),
-                    close=close,
-                    volume=Decimal(1000),
-                    source="benchmarks/abuse.py synthetic",
-                )
-            )
-        InstrumentOHLC.objects.bulk_create(rows, batch_size=2_000)
-    user, _ = get_user_model().objects.get_or_create(username="abuse-benchmark")
-    return api_token(user), ids, last
-
-
-def api_token(user: Any) -> str:
-    """A new API token of ``user`` (django-rest-knox: only its digest is stored); returns the key."""
-    from barter_site.tokens import api_token_create
-
-    return api_token_create(user=user)[1]
-
-
-def worker_pids(master: int) -> list[int]:
-    """The pids of the children of process ``master`` (gunicorn's workers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master:
-                found.append(int(entry.name))
-    return sorted(found)
-
-
-def pss_mb(pid: int) -> float:
-    """The proportional set size of ``pid`` in MB (shared pages divided among their sharers), 0 when gone."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def memory_mb(pid: int, field: str) -> float:
-    """``VmRSS`` (now) or ``VmHWM`` (peak) of ``pid`` in MB, 0 when it has gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-class Server:
-    """gunicorn with the production settings on a free loopback port, its output in a log file."""
-
-    def __init__(self, env: dict[str, str], workers: int, threads: int, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "gunicorn", "barter_site.wsgi", "--bind", f"127.0.0.1:{self.port}"]
-        command += ["--workers", str(workers), "--threads", str(threads)]
-        self.log = log
-        with log.open("w") as out:
-            self.process = subprocess.Popen(  # noqa: S603 - our own command line
-                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def wait_ready(self, seconds: float = 90) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(
-                    f"gunicorn exited ({self.process.returncode}):\n{self.log.read_text()[-3000:]}"
-                )
-            try:
-                urllib.request.urlopen(f"{self.url}/healthz", timeout=2).close()  # noqa: S310 - loopback
-                return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.3)
-        raise SystemExit(f"gunicorn did not answer /healthz within {seconds:.0f} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=35)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
-def call(
-    url: str, *, token: str = "", body: bytes | None = None, timeout: float = 300
-) -> tuple[int, dict[str, str], float, bytes]:
-    """One HTTP request as fly's proxy forwards it (``X-Forwarded-Proto: https``);
-    ``(status, headers, seconds, body)``."""
-    headers = {"X-Forwarded-Proto": "https"}
-    if token:
-        headers["Authorization"] = f"Token {token}"
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body else "GET")  # noqa: S310
-    began = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
-            content = response.read()
-            return response.status, dict(response.headers), time.perf_counter() - began, content
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), time.perf_counter() - began, exc.read()
-    except (urllib.error.URLError, OSError):
-        return 0, {}, time.perf_counter() - began, b""
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+from _abuse_data import FIRST_DAY, largest_criteria, prepare_database  # noqa: E402
+from _processes import Server, call, celery_worker_start, memory_mb, percentile, pss_mb, worker_pids  # noqa: E402
 
 
 def simulation_outcome(server: Server, token: str, created: dict[str, Any], deadline: float) -> str:
@@ -266,16 +58,6 @@ def simulation_outcome(server: Server, token: str, created: dict[str, Any], dead
             simulation = json.loads(content)
     inline = "inline" if created["status"] not in ("pending", "running") else "queued"
     return f"{simulation['status']} ({inline})"
-
-
-def celery_worker_start(
-    env: dict[str, str], queue: str, concurrency: int, log: Path
-) -> subprocess.Popen[bytes]:
-    """A Celery worker (prefork) consuming ``queue``, its output in ``log``."""
-    command = [sys.executable, "-m", "celery", "-A", "barter_site", "worker", "-Q", queue]
-    command += ["--concurrency", str(concurrency), "--loglevel", "WARNING", "-n", f"{queue}@%h"]
-    with log.open("w") as out:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
 
 
 def load_and_health(

@@ -1,17 +1,13 @@
 """Settings shared by every environment. Every variable is listed, with its default, in ``.env.example``."""
 
 from datetime import timedelta
-from pathlib import Path
 
-import environ
-from celery.schedules import ParseException, crontab
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
+from barter_site.settings import environment
 
-env = environ.Env()
-# A developer's own .env (never committed) is read when present; real environment variables win.
-env.read_env(BASE_DIR / ".env", overwrite=False)
+BASE_DIR = environment.BASE_DIR
+env = environment.env
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-development-key-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -285,143 +281,6 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Celery: REDIS_URL unset means every task runs in-process (eagerly), so the embedded default needs no broker.
-REDIS_URL = env.str("REDIS_URL", default="")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_RESULT_BACKEND = REDIS_URL or None
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
-CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_SERIALIZER = "json"
-CELERY_TIMEZONE = "UTC"
-# One task at a time per worker process: the collect fan-out's tasks are long (HTTP) and should spread out.
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Redis down must not hang a web request that enqueues (a queued simulation, a sweep): sending gives up after
-# three tries within a few seconds, for the broker and for the result store alike (Celery's defaults retry the
-# result store's connection 20 times a second apart), and the caller reports the queue as unavailable.
-CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2.0}
-_SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
-CELERY_TASK_PUBLISH_RETRY_POLICY = _SEND_RETRY_POLICY
-CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2.0
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": _SEND_RETRY_POLICY}
-# The queue workers consume and tasks go to; give deployments that share one Redis different names.
-CELERY_TASK_DEFAULT_QUEUE = env.str("BARTER_CELERY_QUEUE", default="celery")
-
-# --- Lost tasks, heartbeats and the simulator's own queue (issue 11: "the chain survives a lost task", "nothing
-# hangs"). The trading steps stay on CELERY_TASK_DEFAULT_QUEUE; the simulator's work (queued simulations, sweep
-# chunks) goes to "<queue>-simulator", routed here and nowhere else, so a close step never waits behind a sweep.
-# A worker started without -Q (`make worker`) consumes both queues; `-Q <queue>` makes a trading-only worker and
-# `-Q <queue>-simulator` a simulator-only one (README, "Self-hosted with Celery beat").
-BARTER_CELERY_SIMULATOR_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-simulator"
-CELERY_TASK_QUEUES = {
-    name: {"exchange": name, "routing_key": name}
-    for name in (CELERY_TASK_DEFAULT_QUEUE, BARTER_CELERY_SIMULATOR_QUEUE)
-}
-CELERY_TASK_ROUTES = {
-    name: {"queue": BARTER_CELERY_SIMULATOR_QUEUE}
-    for name in ("simulator.run_simulation", "simulator.sweep_chunk", "simulator.sweep_finish")
-}
-# A task is acknowledged when it has finished (CELERY_TASK_ACKS_LATE above), and the idempotent trading tasks set
-# reject_on_worker_lost: when the worker process running one dies (SIGKILL, out of memory), the message goes back
-# to the queue and another process runs it again. Redis holds a message a worker took but never acknowledged (the
-# whole worker gone, not only a child) for the visibility timeout, then gives it to another worker: 30 minutes is
-# longer than any task runs (a collect that waits on CoinGecko's rate limit takes minutes; retry countdowns are at
-# most a minute), so a slow task is not run twice at once, and a lost machine's work still comes back the same day.
-# With prefetch 1 (CELERY_WORKER_PREFETCH_MULTIPLIER) a worker holds at most one unstarted message per process, so
-# little waits on a worker that dies.
-BARTER_CELERY_VISIBILITY_TIMEOUT_SECONDS = env.int("BARTER_CELERY_VISIBILITY_TIMEOUT_SECONDS", default=1800)
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    **CELERY_BROKER_TRANSPORT_OPTIONS,
-    "visibility_timeout": BARTER_CELERY_VISIBILITY_TIMEOUT_SECONDS,
-}
-# One instrument's collect task is killed past this many seconds (Celery's hard time limit; keep it below the
-# visibility timeout): the daily chain then records that collect as lost and still runs open and close.
-BARTER_COLLECT_TIME_LIMIT_SECONDS = env.int("BARTER_COLLECT_TIME_LIMIT_SECONDS", default=1200)
-# Every run (History), simulation and sweep beats while it works, every BARTER_HEARTBEAT_SECONDS; the reaper marks
-# one whose last beat is older than BARTER_HEARTBEAT_STALE_SECONDS as interrupted (runs) or failed (simulations,
-# sweeps): its worker died. Beat runs the reaper every BARTER_REAPER_INTERVAL_SECONDS; without a broker (the
-# embedded mode) a request runs it at most that often (the first request after start-up does).
-BARTER_HEARTBEAT_SECONDS = env.float("BARTER_HEARTBEAT_SECONDS", default=30.0)
-BARTER_HEARTBEAT_STALE_SECONDS = env.float("BARTER_HEARTBEAT_STALE_SECONDS", default=300.0)
-BARTER_REAPER_INTERVAL_SECONDS = env.float("BARTER_REAPER_INTERVAL_SECONDS", default=120.0)
-# The embedded mode's request-time reaper (barter_site.heartbeat.reap_on_request_when_due); the tests turn it off
-# where they count queries.
-BARTER_REAPER_ON_REQUEST = True
-# Without a broker, sweeps and simulations too large to answer inline run in this many background threads of the
-# server process (never in the request); 0 runs them in the caller (the test settings do, to stay synchronous).
-BARTER_SIMULATOR_BACKGROUND_THREADS = env.int("BARTER_SIMULATOR_BACKGROUND_THREADS", default=2)
-
-
-def _cron_schedule(name: str, default: str) -> crontab:
-    """Return the 5-field cron expression of environment variable ``name`` as a Celery crontab (UTC)."""
-    value = env.str(name, default=default)
-    fields = value.split()
-    try:
-        if len(fields) != 5:
-            raise ValueError(f"found {len(fields)} field(s)")
-        minute, hour, day_of_month, month_of_year, day_of_week = fields
-        return crontab(
-            minute=minute,
-            hour=hour,
-            day_of_month=day_of_month,
-            month_of_year=month_of_year,
-            day_of_week=day_of_week,
-        )
-    except (ValueError, ParseException) as exc:
-        raise ImproperlyConfigured(
-            f"{name} must be a cron expression of 5 fields 'minute hour day-of-month month day-of-week' in UTC, "
-            f"e.g. {default!r}; was {value!r} ({str(exc).rstrip('.')})"
-        ) from exc
-
-
-# Celery beat (`make beat`), the self-hosted alternative to the GitHub Action: the daily cycle after 00:35 UTC,
-# when CoinGecko has the completed day. trading.daily_cycle chains collect (one task per instrument), open, close.
-CELERY_BEAT_SCHEDULE = {
-    "daily-cycle": {
-        "task": "trading.daily_cycle",
-        "schedule": _cron_schedule("BARTER_DAILY_CYCLE_CRON", "40 0 * * *"),
-    },
-    # The reapers (issue 11, "nothing hangs"): runs, simulations and sweeps whose worker died are finished.
-    "reap-runs": {"task": "positions.reap_runs", "schedule": BARTER_REAPER_INTERVAL_SECONDS},
-    "reap-simulations": {"task": "simulator.reap", "schedule": BARTER_REAPER_INTERVAL_SECONDS},
-}
-
-# CoinGecko: the plan picks the host and the header the key travels in (never a query parameter).
-COINGECKO_API_KEY = env.str("COINGECKO_API_KEY", default="")
-COINGECKO_API_PLAN = env.str("COINGECKO_API_PLAN", default="demo")
-COINGECKO_BASE_URL = env.str("COINGECKO_BASE_URL", default="")
-COINGECKO_TIMEOUT_SECONDS = env.float("COINGECKO_TIMEOUT_SECONDS", default=20.0)
-COINGECKO_MAX_RETRIES = env.int("COINGECKO_MAX_RETRIES", default=4)
-COINGECKO_RETRY_AFTER_MAX_SECONDS = env.float("COINGECKO_RETRY_AFTER_MAX_SECONDS", default=65.0)
-# Calls per minute shared by every process (through Redis when REDIS_URL is set); 30 is the Demo plan's limit.
-# 0 turns the limiter off. A call waits at most COINGECKO_RATE_LIMIT_MAX_WAIT_SECONDS for a free slot.
-COINGECKO_RATE_LIMIT_PER_MINUTE = env.int("COINGECKO_RATE_LIMIT_PER_MINUTE", default=30)
-COINGECKO_RATE_LIMIT_MAX_WAIT_SECONDS = env.float("COINGECKO_RATE_LIMIT_MAX_WAIT_SECONDS", default=120.0)
-BARTER_QUOTE_CURRENCY = env.str("BARTER_QUOTE_CURRENCY", default="usd").lower()
-# How far back the collect step fills missing days; the Demo plan reaches back 365 days.
-BARTER_BACKFILL_DAYS = env.int("BARTER_BACKFILL_DAYS", default=365)
-
-# Exchanges through ccxt (instruments.sources.exchange.client.exchange_client): candles, and orders where a
-# strategy trades for real. Keys have no defaults and are only needed by authenticated clients; they are never
-# logged or stored. BARTER_EXCHANGE_<ID>_SANDBOX=true uses the exchange's testnet (bitget: demo trading).
-# The ids of instruments.markets.SUPPORTED_EXCHANGE_IDS (settings import no app code).
-_EXCHANGE_IDS = ("binance", "bybit", "bitget")
-BARTER_EXCHANGE_TIMEOUT_SECONDS = env.float("BARTER_EXCHANGE_TIMEOUT_SECONDS", default=10.0)
-BARTER_EXCHANGES = {
-    exchange_id: {
-        "api_key": env.str(f"BARTER_EXCHANGE_{exchange_id.upper()}_KEY", default=""),
-        "secret": env.str(f"BARTER_EXCHANGE_{exchange_id.upper()}_SECRET", default=""),
-        "password": env.str(f"BARTER_EXCHANGE_{exchange_id.upper()}_PASSWORD", default=""),
-        "sandbox": env.bool(f"BARTER_EXCHANGE_{exchange_id.upper()}_SANDBOX", default=False),
-    }
-    for exchange_id in _EXCHANGE_IDS
-}
-# Kill switch of exchange strategies (positions.execution.trades): false opens nothing new; exits, stops and
-# reconciliation still run. Each strategy has its own switch too (Strategy.trading_enabled).
-BARTER_TRADING_ENABLED = env.bool("BARTER_TRADING_ENABLED", default=True)
-
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -438,14 +297,7 @@ LOGGING = {
     },
 }
 
-# Simulator: runs that read more daily candles than this go to a Celery task with a progress bar (in-process
-# without a broker); sweeps are split into about four chunks per worker.
-BARTER_SIMULATOR_INLINE_CANDLES = env.int("BARTER_SIMULATOR_INLINE_CANDLES", default=200_000)
-# ... and so do runs of more candle series than this: candles x (4 OHLC + one per distinct indicator), what a run
-# costs in time and memory (simulator.services.simulation_candle_series). 2,000,000 float64 series values are
-# 16 MB: 3 instruments x 10 years with 20 indicators run inline; 20 instruments x 17 years with 400 do not.
-BARTER_SIMULATOR_INLINE_CANDLE_SERIES = env.int("BARTER_SIMULATOR_INLINE_CANDLE_SERIES", default=2_000_000)
-BARTER_SIMULATOR_SWEEP_WORKERS = env.int("BARTER_SIMULATOR_SWEEP_WORKERS", default=2)
-# Simulations run inside web requests at once per process (gunicorn worker); beyond, 503 with Retry-After, so
-# that threads stay free for /healthz and the pages, and a worker's memory stays bounded (docs/reliability.md).
-BARTER_SIMULATOR_INLINE_CONCURRENCY = env.int("BARTER_SIMULATOR_INLINE_CONCURRENCY", default=2)
+
+# Barter's own settings: Celery and its queues, heartbeats, the daily schedule, CoinGecko, exchanges, the
+# simulator (barter_site/settings/barter.py).
+from barter_site.settings.barter import *  # noqa: E402, F403

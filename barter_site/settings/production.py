@@ -11,7 +11,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from barter_site.log_format import JSON_FORMATTER
 from barter_site.settings.base import *  # noqa: F403
-from barter_site.settings.base import DATABASES, LOGGING, REST_FRAMEWORK, env
+from barter_site.settings.base import DATABASES, LOGGING, REST_FRAMEWORK
+from barter_site.settings.environment import env
 
 
 def required_env(name: str, *, how_to_set: str = "") -> str:
