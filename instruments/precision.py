@@ -27,6 +27,7 @@ _PRICE_QUANTUM = Decimal(1).scaleb(-PRICE_DECIMAL_PLACES)
 _PRICE_CONTEXT = Context(prec=PRICE_MAX_DIGITS)
 
 
-def price_quantize(value: Decimal) -> Decimal:
-    """Round a price or volume to the stored precision, half to even (IEEE 754's default)."""
+def decimal_quantize(value: Decimal) -> Decimal:
+    """Round a price, quantity, amount, ratio or volume to the stored precision (``numeric(38, 18)``, the same
+    for every decimal column today), half to even (IEEE 754's default)."""
     return value.quantize(_PRICE_QUANTUM, rounding=ROUND_HALF_EVEN, context=_PRICE_CONTEXT)

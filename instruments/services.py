@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from instruments.candles import Candle
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from instruments.precision import price_quantize
+from instruments.precision import decimal_quantize
 
 #: Candles written per statement; keeps each ``IN``/``VALUES`` list well inside SQLite's and PostgreSQL's limits.
 UPSERT_BATCH_SIZE = 2_000
@@ -32,12 +32,12 @@ class UpsertResult:
 
 
 def _row_values(candle: Candle) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal | None]:
-    volume = None if candle.volume is None else price_quantize(candle.volume)
+    volume = None if candle.volume is None else decimal_quantize(candle.volume)
     return (
-        price_quantize(candle.open),
-        price_quantize(candle.high),
-        price_quantize(candle.low),
-        price_quantize(candle.close),
+        decimal_quantize(candle.open),
+        decimal_quantize(candle.high),
+        decimal_quantize(candle.low),
+        decimal_quantize(candle.close),
         volume,
     )
 

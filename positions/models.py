@@ -259,7 +259,7 @@ class Order(models.Model):
     side = models.CharField(max_length=4, choices=Side.choices)
     type = models.CharField(max_length=16, choices=Type.choices, default=Type.MARKET)
     purpose = models.CharField(max_length=16, choices=Purpose.choices)
-    quantity = models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)
+    quantity = models.DecimalField(max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES)
     price = models.DecimalField(
         max_digits=PRICE_MAX_DIGITS,
         decimal_places=PRICE_DECIMAL_PLACES,
@@ -273,13 +273,13 @@ class Order(models.Model):
     exchange_order_id = models.CharField(max_length=64, blank=True)
     client_order_id = models.CharField(max_length=36, unique=True)
     filled_quantity = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, default=Decimal(0)
+        max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES, default=Decimal(0)
     )
     average_price = models.DecimalField(
         max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
     )
     fee = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, default=Decimal(0)
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, default=Decimal(0)
     )
     fee_currency = models.CharField(max_length=16, blank=True)
     # Fees in a currency that is neither the market's base nor its quote (binance's BNB discount), by currency

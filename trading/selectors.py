@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from instruments.models import Instrument
-from instruments.precision import price_quantize
+from instruments.precision import decimal_quantize
 from instruments.selectors import candles_float
 from trading.engine.types import CandleArrays
 
@@ -26,7 +26,7 @@ def from_seconds(seconds: int) -> datetime:
 def to_decimal(value: float) -> Decimal:
     """Convert an engine float to a stored ``Decimal``: its shortest round-trip text, rounded to the stored
     precision (the one conversion on the way out of the engine)."""
-    return price_quantize(Decimal(repr(float(value))))
+    return decimal_quantize(Decimal(repr(float(value))))
 
 
 def candles_before(instrument: Instrument, before: datetime) -> CandleArrays:

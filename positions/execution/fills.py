@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from instruments.precision import price_quantize
+from instruments.precision import decimal_quantize
 from positions.events import Events
 from positions.execution.exchange import ExchangeBroker
 from positions.execution.order_state import order_payload
@@ -23,7 +23,7 @@ def _fee_in_quote(order: Order, base: str, quote: str, price: Decimal) -> Decima
     (binance's BNB discount) cannot be priced here and count 0 (they stay on the ``Order``'s ``other_fees`` and
     in History)."""
     if order.fee_currency == base:
-        return price_quantize(order.fee * price)
+        return decimal_quantize(order.fee * price)
     if order.fee_currency in ("", quote):
         return order.fee
     return Decimal(0)
@@ -45,7 +45,7 @@ def position_from_fill(order: Order, criteria: Criteria, exchange: ExchangeBroke
         strategy=order.strategy,
         instrument=order.instrument,
         side=Position.Side.LONG,
-        quantity=price_quantize(quantity),
+        quantity=decimal_quantize(quantity),
         entry_price=price,
         entry_at=order.filled_at or timezone.now(),
         entry_fee=_fee_in_quote(order, base, quote, price),
@@ -75,11 +75,11 @@ def close_from_fill(
     if order.filled_quantity >= order.quantity:
         sold = position.quantity  # wholly filled: what precision truncated off the order is dust
     remainder = position.quantity - sold
-    fee_share = price_quantize(position.entry_fee * sold / position.quantity)
+    fee_share = decimal_quantize(position.entry_fee * sold / position.quantity)
     price = order.average_price
     exit_fee = _fee_in_quote(order, base, quote, price)
     cost = position.entry_price * sold + fee_share
-    pnl = price_quantize(price * sold - exit_fee - cost)
+    pnl = decimal_quantize(price * sold - exit_fee - cost)
     open_fields = {
         "strategy": position.strategy,
         "instrument": position.instrument,
@@ -97,7 +97,7 @@ def close_from_fill(
     position.exit_price, position.exit_fee = price, exit_fee
     position.exit_at = order.filled_at or timezone.now()
     position.exit_reason = reason
-    position.pnl, position.pnl_ratio = pnl, price_quantize(pnl / cost)
+    position.pnl, position.pnl_ratio = pnl, decimal_quantize(pnl / cost)
     position.protection = Position.Protection.NOT_APPLICABLE
     position.save()
     if order.position_id != position.pk:

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from instruments.precision import price_quantize
+from instruments.precision import decimal_quantize
 from positions.models import Order
 
 #: The longest client order id binance (newClientOrderId) and bybit (orderLinkId) accept.
@@ -203,14 +203,14 @@ def order_apply(order: Order, state: OrderState) -> bool:
     order.status = state.status
     if state.exchange_order_id:
         order.exchange_order_id = state.exchange_order_id
-    order.filled_quantity = price_quantize(min(state.filled_quantity, order.quantity))
+    order.filled_quantity = decimal_quantize(min(state.filled_quantity, order.quantity))
     if order.status == Order.Status.FILLED and order.filled_quantity < order.quantity:
         order.status = (
             Order.Status.CANCELED
         )  # bybit's PartiallyFilledCanceled is ccxt "closed": the rest was cancelled
     if state.average_price is not None:
-        order.average_price = price_quantize(state.average_price)
-    order.fee = price_quantize(state.fee)
+        order.average_price = decimal_quantize(state.average_price)
+    order.fee = decimal_quantize(state.fee)
     order.fee_currency = state.fee_currency
     order.other_fees = {currency: format(cost, "f") for currency, cost in state.other_fees.items()}
     if state.filled_at is not None:

@@ -21,7 +21,7 @@ from factory.declarations import LazyAttribute, LazyFunction, PostGeneration, Se
 from factory.django import DjangoModelFactory
 
 from instruments.models import Instrument
-from instruments.precision import price_quantize
+from instruments.precision import decimal_quantize
 from positions.models import Position
 from tests.instruments.factories import InstrumentFactory
 from trading.engine.examples import sma_cross_criteria as engine_sma_cross_criteria
@@ -71,17 +71,17 @@ class StrategyFactory(DjangoModelFactory[Strategy]):
 
 # The LazyAttribute helpers get factory_boy's Resolver (the attributes resolved so far), which is untyped.
 def _exit_fee(position: Any) -> Decimal:
-    return price_quantize(position.exit_price * position.quantity * FEE_RATE)
+    return decimal_quantize(position.exit_price * position.quantity * FEE_RATE)
 
 
 def _pnl(position: Any) -> Decimal:
     cost = position.entry_price * position.quantity + position.entry_fee
-    return price_quantize(position.exit_price * position.quantity - position.exit_fee - cost)
+    return decimal_quantize(position.exit_price * position.quantity - position.exit_fee - cost)
 
 
 def _pnl_ratio(position: Any) -> Decimal:
     cost = position.entry_price * position.quantity + position.entry_fee
-    return price_quantize(position.pnl / cost)
+    return decimal_quantize(position.pnl / cost)
 
 
 class PositionFactory(DjangoModelFactory[Position]):
@@ -108,4 +108,4 @@ class PositionFactory(DjangoModelFactory[Position]):
     quantity = Decimal("1")
     entry_price = Decimal("100")
     entry_at = Sequence(lambda n: datetime(2024, 3, 1, tzinfo=UTC) + timedelta(days=n))
-    entry_fee = LazyAttribute(lambda o: price_quantize(o.entry_price * o.quantity * FEE_RATE))
+    entry_fee = LazyAttribute(lambda o: decimal_quantize(o.entry_price * o.quantity * FEE_RATE))
