@@ -2,7 +2,9 @@
 
 Boundary ``b`` is the open of the candle starting at ``b`` (the live cycle's ``as_of`` day ``b``): candle
 ``t = b - candle_seconds`` has closed, and its signals act at the open of ``b``. A backtest from ``start`` to
-``end`` runs every boundary ``start <= b <= end``, exactly as the cycle replayed day by day over those days.
+``end`` runs every boundary ``start <= b <= end``, exactly as the cycle replayed day by day over those days; one
+that closes what is still open at the end (``end_of_data``) first settles the risk exits of the last candle, the
+one opening at ``end``, at one boundary more that has no price after it.
 Indicators use every candle given, including those before ``start``.
 
 The loop over the boundaries runs in compiled code (:func:`trading.engine.loop.run_boundaries`), which calls at
@@ -164,7 +166,12 @@ def backtest(
         starting_cash: quote currency, > 0.
         candle_seconds: candle length (86,400 for daily candles).
         close_at_end: close what is still open at the last close in the range (exit reason ``end_of_data``)
-            instead of reporting it open.
+            instead of reporting it open. The risk exits inside the last candle are settled first, at their
+            levels (CRITERIA.md: every candle is checked, the last one included, before an ``end_of_data``
+            close): the close step of one boundary more, which has no price after the last candle. Without it,
+            the run ends as the daily cycle replayed over the same days does: the last candle has not closed at
+            the last boundary, so an open trade is reported open even when that candle goes through a level
+            (the live close step settles it at the next boundary, at the level, timed at the candle's open).
 
     Returns:
         :class:`BacktestResult`.
@@ -181,7 +188,15 @@ def backtest(
         raise ValueError(f"instrument symbols must be unique, got {symbols}")
     ordered = sorted(instruments, key=lambda c: c.symbol)
     boundaries = np.arange(start_time_seconds, end_time_seconds + 1, candle_seconds, dtype=np.int64)
-    columns = [_market_columns(criteria, c, boundaries, candle_seconds) for c in ordered]
+    steps = boundaries
+    if close_at_end:
+        # One boundary more, after the last candle and with no price after it: its close step settles the risk
+        # exits inside the last candle, as at every other boundary, before the end_of_data close below.
+        steps = np.append(boundaries, boundaries[-1] + candle_seconds)
+    columns = [_market_columns(criteria, c, steps, candle_seconds) for c in ordered]
+    if close_at_end:
+        for column in columns:
+            _end_of_prices(column)
     # The close each instrument shows at each boundary's candle: what the equity curve marks positions at.
     closes = [_closes_on(c, boundaries, candle_seconds) for c in ordered]
 
@@ -239,7 +254,9 @@ def backtest(
         log.exit_code,
         float(starting_cash),
     )
-    buy_and_hold = _buy_and_hold([column["next_index"] for column in columns], ordered, closes, starting_cash)
+    buy_and_hold = _buy_and_hold(
+        [column["next_index"][: boundaries.shape[0]] for column in columns], ordered, closes, starting_cash
+    )
     from trading.engine.statistics import backtest_statistics
 
     statistics = backtest_statistics(
@@ -286,6 +303,17 @@ def _market_columns(
         "next_time_seconds": boundaries,
         "next_price": gather(candles.open, at_next, has_next),
     }
+
+
+def _end_of_prices(column: dict[str, np.ndarray]) -> None:
+    """Make the last row of one instrument's market columns (:func:`_market_columns`) a boundary without a next
+    price, in place: nothing fills at an open there (no entry, no signal or max-holding exit), so its close step
+    does only what happened inside candle t, the risk exits."""
+    column["has_next"][-1] = False
+    column["next_index"][-1] = -1
+    column["next_price"][-1] = np.nan
+    column["entry_signal"][-1] = False
+    column["exit_signal"][-1] = False
 
 
 def _trade_log(symbols: tuple[str, ...], ints: np.ndarray, floats: np.ndarray, codes: np.ndarray) -> TradeLog:
