@@ -6,8 +6,9 @@ through :func:`trading.selectors.candles_before`, the reader the live cycle uses
 
 What a run means: trades happen at the opens of the days ``start`` .. ``end`` (signals of a day's candle act at
 the next day's open, as live); indicators warm up on every stored candle before ``start``; the equity curve is
-the account at each day's close from ``start`` to ``end``; what is still open at the close of ``end`` is closed
-there (exit reason ``end_of_data``, as freqtrade's backtests do), so every trade counts in the statistics.
+the account at each day's close from ``start`` to ``end``; the risk exits inside the candle of ``end`` are settled
+as on every other day, and what is still open at the close of ``end`` is closed there (exit reason
+``end_of_data``, as freqtrade's backtests do), so every trade counts in the statistics.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def engine_run(
     criteria: dict[str, Any], candles: list[CandleArrays], start: date, end: date, starting_cash: Decimal
 ) -> BacktestResult:
     """Backtest ``criteria`` over ``candles`` (:func:`trading.engine.backtest.backtest`) with trades at the opens of
-    the days ``start`` .. ``end`` and what is still open closed at the last close (``end_of_data``).
+    the days ``start`` .. ``end``, the last candle's risk exits settled, and what is still open then closed at the
+    last close (``end_of_data``).
 
     Raises:
         ValueError, OverflowError, CriteriaError: as the engine does, for criteria it refuses.
