@@ -8,7 +8,9 @@ What a run means: trades happen at the opens of the days ``start`` .. ``end`` (s
 the next day's open, as live); indicators warm up on every stored candle before ``start``; the equity curve is
 the account at each day's close from ``start`` to ``end``; the risk exits inside the candle of ``end`` are settled
 as on every other day, and what is still open at the close of ``end`` is closed there (exit reason
-``end_of_data``, as freqtrade's backtests do), so every trade counts in the statistics.
+``end_of_data``, as freqtrade's backtests do), so every trade counts in the statistics. ``start`` and ``end`` are
+the days that have data (:mod:`simulator.services.coverage`): a range past the data of every instrument is
+clamped to it, and the run keeps what it used in ``statistics["coverage"]``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from barter_site.csv_export import csv_text
 from barter_site.heartbeat import Heartbeat
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from simulator.models import RunStatus, Simulation, Sweep
+from simulator.services.coverage import coverage_compute
 from simulator.services.requests import SimulationInputError, SimulationRequest, day_start
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import CriteriaError, criteria_parse
@@ -184,12 +187,19 @@ def _simulation_compute(simulation: Simulation, report: Callable[[float], None])
     try:
         instruments = list(simulation.instruments.order_by("symbol", "pk"))
         candles = candles_load(instruments, simulation.end)
+        coverage = coverage_compute(
+            candles=candles,
+            names={i.symbol: i.coingecko_id for i in instruments},
+            start=simulation.start,
+            end=simulation.end,
+        )
         report(0.4)
+        # Only the days that have data: a range past every instrument's data is clamped to it (issue 13, item 3).
         result = engine_run(
-            simulation.criteria, candles, simulation.start, simulation.end, simulation.starting_cash
+            simulation.criteria, candles, coverage.start, coverage.end, simulation.starting_cash
         )
         report(0.8)
-        simulation.statistics = result.statistics
+        simulation.statistics = {**result.statistics, "coverage": coverage.document}
         simulation.trades = trades_as_json(result, {i.symbol: i.coingecko_id for i in instruments})
         simulation.equity_curve = equity_curve_as_json(result, float(simulation.starting_cash))
         simulation.status = RunStatus.DONE

@@ -19,6 +19,7 @@ from django.db import transaction
 from barter_site.heartbeat import Heartbeat
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from simulator.services import simulations
+from simulator.services.coverage import Coverage, coverage_compute
 from simulator.services.requests import SimulationInputError, SimulationRequest
 from simulator.services.simulations import simulation_create, simulation_run
 from trading.engine.criteria import CriteriaError, criteria_parse
@@ -270,22 +271,38 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
     if not todo:
         return 0
     grid = sweep_grid(sweep.axes)
-    candles = simulations.candles_load(list(sweep.instruments.order_by("symbol", "pk")), sweep.end)
+    instruments = list(sweep.instruments.order_by("symbol", "pk"))
+    candles = simulations.candles_load(instruments, sweep.end)
+    try:
+        # The days with data, as a simulation of one point uses them (issue 13, item 3).
+        coverage: Coverage | None = coverage_compute(
+            candles=candles,
+            names={i.symbol: i.coingecko_id for i in instruments},
+            start=sweep.start,
+            end=sweep.end,
+        )
+        refused = ""
+    except ValueError as exc:
+        coverage, refused = None, f"ValueError: {exc}"
     points = []
     for index in todo:
         values = grid[index]
         point = SweepPoint(
             sweep=sweep, index=index, values={a["path"]: v for a, v in zip(sweep.axes, values, strict=True)}
         )
+        if coverage is None:
+            point.error = refused
+            points.append(point)
+            continue
         try:
             result = simulations.engine_run(
                 sweep_point_criteria(sweep.criteria, sweep.axes, values),
                 candles,
-                sweep.start,
-                sweep.end,
+                coverage.start,
+                coverage.end,
                 sweep.starting_cash,
             )
-            point.statistics = result.statistics
+            point.statistics = {**result.statistics, "coverage": coverage.document}
         except (ValueError, OverflowError, CriteriaError) as exc:
             point.error = f"{type(exc).__name__}: {exc}"
         points.append(point)

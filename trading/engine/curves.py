@@ -37,7 +37,8 @@ def curves_from_trades(
     A trade entered at the open of candle ``s`` and exited at candle ``e`` is held at the closes of
     ``s .. e-1``; its cost leaves the cash at ``s`` and its proceeds arrive at ``e``. ``e`` is the candle of a
     risk exit (which happens inside it, so the candle counts as exposed), the candle at whose open a signal,
-    max-holding or manual exit fills, or the last candle for ``end_of_data``.
+    max-holding or manual exit fills, or for ``end_of_data`` the candle whose close it is timed at (the next
+    candle's open): the instrument's last candle, the run's last one unless the instrument's data ends earlier.
 
     Args:
         times: shape (n,), int64: the open time of each candle of the curves.
@@ -65,11 +66,12 @@ def curves_from_trades(
             exposed_until = n
         else:
             last = n - 1
-            end = (
-                last
-                if code == END_OF_DATA_CODE
-                else min(np.searchsorted(times, exit_time_seconds[row]), last)
-            )
+            if code == END_OF_DATA_CODE:
+                # Timed at its instrument's last close (the next candle's open): the candle before that time,
+                # which is the run's last one unless the instrument's data ends earlier.
+                end = min(np.searchsorted(times, exit_time_seconds[row]) - 1, last)
+            else:
+                end = min(np.searchsorted(times, exit_time_seconds[row]), last)
             cash_delta[end] += exit_proceeds[row]
             risk = code in (STOP_LOSS_CODE, TAKE_PROFIT_CODE, TRAILING_STOP_CODE, END_OF_DATA_CODE)
             exposed_until = end + 1 if risk else end
