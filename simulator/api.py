@@ -83,8 +83,18 @@ class SimulationSummarySerializer(serializers.ModelSerializer[Simulation]):
 class SimulationSerializer(SimulationSummarySerializer):
     """A simulation with its criteria, trades and equity curve (see :class:`simulator.models.Simulation`)."""
 
+    coverage = serializers.JSONField(
+        source="statistics.coverage",
+        read_only=True,
+        default=None,
+        help_text="The days the run used (null for a run saved before it was kept): "
+        '{"requested": {"start", "end"}, "used": {"start", "end"}, "instruments": [{"instrument", "symbol", '
+        '"first", "last", "gaps": [{"start", "end", "days"}]}], "note"}, ISO dates. A range past the data of '
+        "every instrument is run over the days that have data; gaps are runs of days without a candle.",
+    )
+
     class Meta(SimulationSummarySerializer.Meta):
-        fields = [*SimulationSummarySerializer.Meta.fields, "criteria", "trades", "equity_curve"]
+        fields = [*SimulationSummarySerializer.Meta.fields, "criteria", "trades", "equity_curve", "coverage"]
         read_only_fields = fields
 
 

@@ -8,10 +8,19 @@ drawdown duration counted the empty years.
 
 from __future__ import annotations
 
+import html
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from io import StringIO
+from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
 
 from instruments.models import InstrumentOHLC, Timeframe
 from simulator.launch import simulation_start
@@ -111,6 +120,51 @@ def test_a_gap_inside_the_data_is_reported(shipped_history: None) -> None:
     [row] = coverage["instruments"]
     assert row["gaps"] == [{"start": "2019-03-20", "end": "2019-03-31", "days": 12}]
     assert "2019-03-20 .. 2019-03-31" in coverage["note"]
+
+
+def test_the_api_page_and_command_show_the_coverage(
+    shipped_history: None, client: Client, tmp_path: Path
+) -> None:
+    user = User.objects.create_user("trader")
+    api = APIClient()
+    api.force_authenticate(user)
+    body = {
+        "instruments": ["ethereum"],
+        "start": START.isoformat(),
+        "end": END.isoformat(),
+        "starting_cash": str(CASH),
+        "criteria": CRITERIA,
+    }
+    created = api.post("/api/simulations/", body, format="json")
+    assert created.status_code == 201, created.content
+    coverage = created.json()["coverage"]
+    assert coverage["used"]["end"] == "2020-01-17"
+    assert api.get(f"/api/simulations/{created.json()['id']}/").json()["coverage"] == coverage
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    documented = schema["components"]["schemas"]["Simulation"]["properties"]["coverage"]
+    assert documented["readOnly"] is True and "gaps" in documented["description"]
+
+    client.force_login(user)
+    page = client.get(reverse("simulator:run", args=[created.json()["id"]]))
+    assert page.status_code == 200
+    assert html.escape(coverage["note"]) in page.content.decode()
+
+    criteria_file = tmp_path / "criteria.json"
+    criteria_file.write_text(json.dumps(CRITERIA))
+    out = StringIO()
+    call_command(
+        "simulate",
+        "--instrument",
+        "ethereum",
+        "--start",
+        START.isoformat(),
+        "--end",
+        END.isoformat(),
+        "--criteria",
+        str(criteria_file),
+        stdout=out,
+    )
+    assert f"Coverage: {coverage['note']}" in out.getvalue()
 
 
 def test_an_instrument_whose_data_ends_first_closes_at_its_own_last_close(shipped_history: None) -> None:

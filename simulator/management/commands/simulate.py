@@ -89,6 +89,9 @@ class Command(BaseCommand):
             f"Simulation {simulation.pk}: {', '.join(i.coingecko_id for i in request.instruments)} "
             f"{request.start} .. {request.end}, starting cash {request.starting_cash}"
         )
+        coverage = simulation.statistics.get("coverage")
+        if coverage:
+            self.stdout.write(f"Coverage: {coverage['note']}")
         width = max(len(key) for key in STATISTICS_KEYS)
         for key in STATISTICS_KEYS:
             value = simulation.statistics.get(key)
