@@ -99,8 +99,9 @@ def sync_instrument_task(self: Task[Any, Any], as_of: str, coingecko_id: str) ->
         return _failed_collect(as_of=as_of, coingecko_id=coingecko_id, message=message, error=exc)
 
 
-def _failed_collect(*, as_of: str, coingecko_id: str, message: str, error: Exception) -> dict[str, Any]:
-    summary: dict[str, Any] = {
+def _failed_collect_summary(*, as_of: str, coingecko_id: str, message: str) -> dict[str, Any]:
+    """The summary of a collect of one instrument that did nothing: its one result line carries ``message``."""
+    return {
         "as_of": as_of,
         "results": [
             {
@@ -112,6 +113,10 @@ def _failed_collect(*, as_of: str, coingecko_id: str, message: str, error: Excep
             }
         ],
     }
+
+
+def _failed_collect(*, as_of: str, coingecko_id: str, message: str, error: Exception) -> dict[str, Any]:
+    summary = _failed_collect_summary(as_of=as_of, coingecko_id=coingecko_id, message=message)
     try:
         recorder = run_start(step=Step.COLLECT, params={"as_of": as_of, "instruments": [coingecko_id]})
         recorder.event(
@@ -192,16 +197,5 @@ def collect_lost_record(*, as_of: date, coingecko_id: str, why: str) -> dict[str
             message=message,
             payload={"error": "CollectLost", "retryable": True, "why": why},
         )
-        summary: dict[str, Any] = {
-            "as_of": as_of.isoformat(),
-            "results": [
-                {
-                    "instrument": coingecko_id,
-                    "candles_added": 0,
-                    "candles_updated": 0,
-                    "days_missing": 0,
-                    "error": message,
-                }
-            ],
-        }
+        summary = _failed_collect_summary(as_of=as_of.isoformat(), coingecko_id=coingecko_id, message=message)
         return recorder.finish(status=RunStatus.FAILED, summary=summary)
