@@ -18,40 +18,9 @@ from simulator.builder.conversions import (
 from simulator.builder.reading import builder_from_criteria, builder_from_data
 from simulator.builder.rows import Builder
 from simulator.display import number_text, percent_text
-from tests.trading.factories import sma_cross_criteria
+from tests.trading.factories import CRITERIA_MD_EXAMPLE, sma_cross_criteria
 from trading.engine.criteria import CriteriaError, criteria_parse
 
-# CRITERIA.md's example, as written there.
-EXAMPLE: dict[str, Any] = {
-    "version": 1,
-    "side": "long",
-    "entry": {
-        "all": [
-            {
-                "left": {"indicator": "sma", "period": 10},
-                "op": "crosses_above",
-                "right": {"indicator": "sma", "period": 20},
-            },
-            {"left": {"indicator": "rsi", "period": 14}, "op": "<", "right": {"value": 70}},
-        ]
-    },
-    "exit": {
-        "any": [
-            {
-                "left": {"indicator": "sma", "period": 10},
-                "op": "crosses_below",
-                "right": {"indicator": "sma", "period": 20},
-            }
-        ]
-    },
-    "stop_loss_ratio": 0.08,
-    "take_profit_ratio": None,
-    "trailing_stop_ratio": None,
-    "max_holding_days": None,
-    "sizing": {"method": "equity_fraction", "value": 1.0},
-    "fee_rate": 0.001,
-    "slippage_ratio": 0.0,
-}
 # Every parameter kind, shifts, a constant on the left, any-entry, fixed sizing, every risk exit.
 EVERYTHING: dict[str, Any] = {
     "version": 1,
@@ -160,7 +129,9 @@ def test_numbers_are_shown_without_float_noise() -> None:
     ]
 
 
-@pytest.mark.parametrize("document", [EXAMPLE, EVERYTHING, NO_EXIT, DEFAULT_CRITERIA, sma_cross_criteria()])
+@pytest.mark.parametrize(
+    "document", [CRITERIA_MD_EXAMPLE, EVERYTHING, NO_EXIT, DEFAULT_CRITERIA, sma_cross_criteria()]
+)
 def test_criteria_to_rows_and_back_is_the_same_criteria(document: dict[str, Any]) -> None:
     builder = builder_from_criteria(copy.deepcopy(document))
 
@@ -267,11 +238,17 @@ def test_empty_fee_and_slippage_take_the_defaults() -> None:
 @pytest.mark.parametrize(
     "document",
     [
-        {**EXAMPLE, "entry": {"all": [{"any": EXAMPLE["entry"]["all"]}]}},  # a nested group
-        {**EXAMPLE, "exit": {"not": EXAMPLE["exit"]["any"][0]}},
-        {**EXAMPLE, "entry": {"all": [{**EXAMPLE["entry"]["all"][0], "note": "x"}]}},  # a field with no input
-        {**EXAMPLE, "future_field": 1},
-        {**EXAMPLE, "version": 2},
+        {
+            **CRITERIA_MD_EXAMPLE,
+            "entry": {"all": [{"any": CRITERIA_MD_EXAMPLE["entry"]["all"]}]},
+        },  # a nested group
+        {**CRITERIA_MD_EXAMPLE, "exit": {"not": CRITERIA_MD_EXAMPLE["exit"]["any"][0]}},
+        {
+            **CRITERIA_MD_EXAMPLE,
+            "entry": {"all": [{**CRITERIA_MD_EXAMPLE["entry"]["all"][0], "note": "x"}]},
+        },  # a field with no input
+        {**CRITERIA_MD_EXAMPLE, "future_field": 1},
+        {**CRITERIA_MD_EXAMPLE, "version": 2},
     ],
 )
 def test_criteria_the_builder_cannot_show_are_marked(document: dict[str, Any]) -> None:
@@ -353,7 +330,7 @@ def test_quoted_user_text_keeps_its_digits_in_a_percent_message() -> None:
 
 
 def test_numeric_paths_list_every_number_a_sweep_can_vary() -> None:
-    document = criteria_parse(EXAMPLE).document
+    document = criteria_parse(CRITERIA_MD_EXAMPLE).document
 
     assert numeric_paths(document) == [
         ("exit.any[0].left.period", "exit.any[0].left.period"),

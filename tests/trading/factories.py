@@ -30,6 +30,39 @@ from trading.models import Strategy
 FEE_RATE = Decimal("0.001")
 
 
+# CRITERIA.md's example, as written there.
+CRITERIA_MD_EXAMPLE: dict[str, Any] = {
+    "version": 1,
+    "side": "long",
+    "entry": {
+        "all": [
+            {
+                "left": {"indicator": "sma", "period": 10},
+                "op": "crosses_above",
+                "right": {"indicator": "sma", "period": 20},
+            },
+            {"left": {"indicator": "rsi", "period": 14}, "op": "<", "right": {"value": 70}},
+        ]
+    },
+    "exit": {
+        "any": [
+            {
+                "left": {"indicator": "sma", "period": 10},
+                "op": "crosses_below",
+                "right": {"indicator": "sma", "period": 20},
+            }
+        ]
+    },
+    "stop_loss_ratio": 0.08,
+    "take_profit_ratio": None,
+    "trailing_stop_ratio": None,
+    "max_holding_days": None,
+    "sizing": {"method": "equity_fraction", "value": 1.0},
+    "fee_rate": 0.001,
+    "slippage_ratio": 0.0,
+}
+
+
 def sma_cross_criteria(**overrides: Any) -> dict[str, Any]:
     """A valid criteria document: SMA(10) crosses above SMA(20), exit on the cross below; fee 0.1 %, no slippage."""
     document: dict[str, Any] = {

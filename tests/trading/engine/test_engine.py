@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.trading.factories import CRITERIA_MD_EXAMPLE
 from trading.engine.backtest import backtest
 from trading.engine.conditions import condition_mask
 from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
@@ -55,36 +56,7 @@ def candles(
 
 
 def test_the_documented_example_parses_with_its_values() -> None:
-    example = {
-        "version": 1,
-        "side": "long",
-        "entry": {
-            "all": [
-                {
-                    "left": {"indicator": "sma", "period": 10},
-                    "op": "crosses_above",
-                    "right": {"indicator": "sma", "period": 20},
-                },
-                {"left": {"indicator": "rsi", "period": 14}, "op": "<", "right": {"value": 70}},
-            ]
-        },
-        "exit": {
-            "any": [
-                {
-                    "left": {"indicator": "sma", "period": 10},
-                    "op": "crosses_below",
-                    "right": {"indicator": "sma", "period": 20},
-                }
-            ]
-        },
-        "stop_loss_ratio": 0.08,
-        "take_profit_ratio": None,
-        "trailing_stop_ratio": None,
-        "max_holding_days": None,
-        "sizing": {"method": "equity_fraction", "value": 1.0},
-        "fee_rate": 0.001,
-        "slippage_ratio": 0.0,
-    }
+    example = CRITERIA_MD_EXAMPLE
     criteria = criteria_parse(example)
     assert criteria.stop_loss_ratio == 0.08 and criteria.fee_rate == 0.001 and criteria.exit is not None
     assert {o.indicator for o in criteria.operands()} == {"sma", "rsi"}
