@@ -1,7 +1,11 @@
-"""The open and close steps of one boundary over every instrument of a strategy, compiled by Numba.
+"""The three phases of one boundary over every instrument of a strategy, compiled by Numba.
 
-The backtest loop (:func:`trading.engine.loop.run_boundaries`) calls them at every boundary inside compiled
-code; the live cycle calls them for one boundary through :mod:`trading.engine.step`: one set of rules.
+CRITERIA.md's order at the open of candle t+1: (1) :func:`risk_exits_at_boundary` settles the stop-losses,
+take-profits and trailing stops crossed during candle t (their cash is free for what follows); (2)
+:func:`entries_at_boundary` fills the entries at the open; (3) :func:`signal_exits_at_boundary` fills the signal
+and maximum-holding exits at the open (their cash is free from the next boundary on). The backtest loop
+(:func:`trading.engine.loop.run_boundaries`) calls them at every boundary inside compiled code; the live cycle
+calls them for one boundary through :mod:`trading.engine.step`: one set of rules.
 
 Instrument state (one slot per instrument of the strategy, in symbol order), arrays of shape (k,), updated in
 place: ``is_open`` (bool), ``quantity``, ``entry_price``, ``entry_fee``, ``entry_time_seconds`` (int64),
@@ -140,7 +144,43 @@ def entries_at_boundary(
 
 
 @njit_without_refcounts
-def exits_at_boundary(
+def _exit_fill(
+    rules: np.ndarray,
+    i: int,
+    code: int,
+    raw_price: float,
+    where: int,
+    when: int,
+    quantity: np.ndarray,
+    entry_price: np.ndarray,
+    entry_fee: np.ndarray,
+    exit_code: np.ndarray,
+    exit_index: np.ndarray,
+    exit_time_seconds: np.ndarray,
+    exit_price: np.ndarray,
+    exit_fee: np.ndarray,
+    pnl: np.ndarray,
+    pnl_ratio: np.ndarray,
+) -> float:
+    """Fill the exit of slot ``i`` (slippage and fee applied to ``raw_price``), write it to the ``exit_*``,
+    ``pnl`` and ``pnl_ratio`` arrays, and return its proceeds net of the fee, quote currency."""
+    cost = entry_price[i] * quantity[i] + entry_fee[i]
+    price, fee, gain, gain_ratio = close_fill(
+        raw_price, quantity[i], cost, rules[RULE_FEE_RATE], rules[RULE_SLIPPAGE_RATIO]
+    )
+    exit_code[i] = code
+    exit_index[i] = where
+    exit_time_seconds[i] = when
+    exit_price[i] = price
+    exit_fee[i] = fee
+    pnl[i] = gain
+    pnl_ratio[i] = gain_ratio
+    proceeds: float = price * quantity[i] - fee
+    return proceeds
+
+
+@njit_without_refcounts
+def risk_exits_at_boundary(
     rules: np.ndarray,
     j: int,
     has_t: np.ndarray,
@@ -149,11 +189,6 @@ def exits_at_boundary(
     t_open: np.ndarray,
     t_high: np.ndarray,
     t_low: np.ndarray,
-    exit_signal: np.ndarray,
-    has_next: np.ndarray,
-    next_index: np.ndarray,
-    next_time_seconds: np.ndarray,
-    next_price: np.ndarray,
     is_open: np.ndarray,
     quantity: np.ndarray,
     entry_price: np.ndarray,
@@ -171,21 +206,21 @@ def exits_at_boundary(
     pnl: np.ndarray,
     pnl_ratio: np.ndarray,
 ) -> float:
-    """The **close** step of one boundary, for the trades that were open during candle t (entered at or before
-    t's open): a risk exit inside candle t (timed at t's open), else an exit signal on t, else the maximum
-    holding time, both at the first price after t.
+    """Phase 1 of a boundary: **settle the risk exits of candle t**, for the trades that were open during it
+    (entered at or before t's open), before anything happens at the open that follows.
 
-    A slot that exits gets ``is_open[i] = False`` and its exit written to the ``exit_*``, ``pnl`` and
-    ``pnl_ratio`` arrays (``exit_code[i]`` is ``NO_EXIT`` for the others); ``trail_level[i]`` keeps the level
-    that was in force. A trade that stays open has its trailing reference raised to candle t's high.
+    A stop-loss, take-profit or trailing stop crossed inside candle t fills at its level, or at t's open when the
+    open gapped through it (stop before take-profit when both are inside, :func:`trading.engine.rules.
+    risk_exit_code`), timed at t's open. A slot that exits gets ``is_open[i] = False``, its exit in the
+    ``exit_*``, ``pnl`` and ``pnl_ratio`` arrays and ``trail_level[i]`` the trailing level that was in force; the
+    others get ``exit_code[i] = NO_EXIT`` and, while they stay open, the trailing reference raised to t's high
+    (``trail_level[i]`` the level in force from the next candle on).
 
     Returns:
-        The cash the exits bring in (proceeds net of fees), quote currency.
+        The cash the exits bring in (proceeds net of fees), quote currency: available to the entries at the
+        open that follows (:func:`entries_at_boundary`).
     """
-    fee_rate = rules[RULE_FEE_RATE]
-    slippage_ratio = rules[RULE_SLIPPAGE_RATIO]
     trailing_ratio = rules[RULE_TRAILING_STOP_RATIO]
-    max_holding_seconds = rules[RULE_MAX_HOLDING_SECONDS]
     proceeds = 0.0
     for i in range(is_open.shape[0]):
         exit_code[i] = NO_EXIT
@@ -195,32 +230,105 @@ def exits_at_boundary(
         code, raw_price = risk_exit_code(
             t_open[j, i], t_high[j, i], t_low[j, i], stop_loss[i], take_profit[i], trailing
         )
-        where, when = -1, 0
-        if code != NO_EXIT:
-            where, when = t_index[j, i], t_open_time_seconds[j, i]
-        elif has_next[j, i]:
-            if exit_signal[j, i]:
-                code = SIGNAL_CODE
-            elif (
-                not np.isnan(max_holding_seconds)
-                and next_time_seconds[j, i] - entry_time_seconds[i] >= max_holding_seconds
-            ):
-                code = MAX_HOLDING_CODE
-            where, when, raw_price = next_index[j, i], next_time_seconds[j, i], next_price[j, i]
         if code == NO_EXIT:
             trail_reference[i] = max(trail_reference[i], t_high[j, i])
             trail_level[i] = trailing_stop_level(trail_reference[i], trailing_ratio)
             continue
-        cost = entry_price[i] * quantity[i] + entry_fee[i]
-        price, fee, gain, gain_ratio = close_fill(raw_price, quantity[i], cost, fee_rate, slippage_ratio)
         is_open[i] = False
         trail_level[i] = trailing
-        exit_code[i] = code
-        exit_index[i] = where
-        exit_time_seconds[i] = when
-        exit_price[i] = price
-        exit_fee[i] = fee
-        pnl[i] = gain
-        pnl_ratio[i] = gain_ratio
-        proceeds += price * quantity[i] - fee
+        proceeds += _exit_fill(
+            rules,
+            i,
+            code,
+            raw_price,
+            t_index[j, i],
+            t_open_time_seconds[j, i],
+            quantity,
+            entry_price,
+            entry_fee,
+            exit_code,
+            exit_index,
+            exit_time_seconds,
+            exit_price,
+            exit_fee,
+            pnl,
+            pnl_ratio,
+        )
+    return proceeds
+
+
+@njit_without_refcounts
+def signal_exits_at_boundary(
+    rules: np.ndarray,
+    j: int,
+    has_t: np.ndarray,
+    t_open_time_seconds: np.ndarray,
+    exit_signal: np.ndarray,
+    has_next: np.ndarray,
+    next_index: np.ndarray,
+    next_time_seconds: np.ndarray,
+    next_price: np.ndarray,
+    is_open: np.ndarray,
+    quantity: np.ndarray,
+    entry_price: np.ndarray,
+    entry_fee: np.ndarray,
+    entry_time_seconds: np.ndarray,
+    exit_code: np.ndarray,
+    exit_index: np.ndarray,
+    exit_time_seconds: np.ndarray,
+    exit_price: np.ndarray,
+    exit_fee: np.ndarray,
+    pnl: np.ndarray,
+    pnl_ratio: np.ndarray,
+) -> float:
+    """Phase 3 of a boundary (after the entries): **signal and maximum-holding exits at the open**, of the trades
+    that were open during candle t and are still open (its risk exits are settled, :func:`risk_exits_at_boundary`).
+
+    An exit signal on candle t, else a holding time of at least ``max_holding_days`` at the first price after t,
+    fills at that price. A slot that exits gets ``is_open[i] = False`` and its exit written to the ``exit_*``,
+    ``pnl`` and ``pnl_ratio`` arrays (``exit_code[i]`` is ``NO_EXIT`` for the others); ``trail_level[i]`` keeps
+    the level in force at that open.
+
+    Returns:
+        The cash the exits bring in (proceeds net of fees), quote currency: spent from the next boundary on.
+    """
+    max_holding_seconds = rules[RULE_MAX_HOLDING_SECONDS]
+    proceeds = 0.0
+    for i in range(is_open.shape[0]):
+        exit_code[i] = NO_EXIT
+        if (
+            not is_open[i]
+            or not has_t[j, i]
+            or not has_next[j, i]
+            or entry_time_seconds[i] > t_open_time_seconds[j, i]
+        ):
+            continue
+        if exit_signal[j, i]:
+            code = SIGNAL_CODE
+        elif (
+            not np.isnan(max_holding_seconds)
+            and next_time_seconds[j, i] - entry_time_seconds[i] >= max_holding_seconds
+        ):
+            code = MAX_HOLDING_CODE
+        else:
+            continue
+        is_open[i] = False
+        proceeds += _exit_fill(
+            rules,
+            i,
+            code,
+            next_price[j, i],
+            next_index[j, i],
+            next_time_seconds[j, i],
+            quantity,
+            entry_price,
+            entry_fee,
+            exit_code,
+            exit_index,
+            exit_time_seconds,
+            exit_price,
+            exit_fee,
+            pnl,
+            pnl_ratio,
+        )
     return proceeds

@@ -1,4 +1,5 @@
-"""The backtest loop: the open step then the close step at every boundary, inside compiled code.
+"""The backtest loop: every boundary in the contract's order (risk exits of candle t, entries at the open, signal
+and maximum-holding exits at the open), inside compiled code.
 
 A year of one-minute candles runs in tens of milliseconds because the loop and the steps it calls
 (:mod:`trading.engine.boundary`) are all compiled by Numba; :mod:`trading.engine.backtest` prepares its arrays
@@ -14,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from trading.engine.boundary import entries_at_boundary, exits_at_boundary
+from trading.engine.boundary import entries_at_boundary, risk_exits_at_boundary, signal_exits_at_boundary
 from trading.engine.layout import (
     FLOAT_COLUMNS,
     FLOAT_ENTRY_FEE,
@@ -38,6 +39,37 @@ from trading.engine.layout import (
 
 
 @njit(cache=True)
+def _exits_record(
+    slot_trade: np.ndarray,
+    exit_code: np.ndarray,
+    exit_index: np.ndarray,
+    exit_time_seconds: np.ndarray,
+    trail_level: np.ndarray,
+    exit_price: np.ndarray,
+    exit_fee: np.ndarray,
+    pnl: np.ndarray,
+    pnl_ratio: np.ndarray,
+    ints: np.ndarray,
+    floats: np.ndarray,
+    codes: np.ndarray,
+) -> None:
+    """Write the exits of one phase (slots whose ``exit_code`` is set) to their trades' rows, and free the slots."""
+    for i in range(exit_code.shape[0]):
+        if exit_code[i] != NO_EXIT:
+            row = slot_trade[i]
+            codes[row] = exit_code[i]
+            ints[row, INT_EXIT_INDEX] = exit_index[i]
+            ints[row, INT_EXIT_TIME_SECONDS] = exit_time_seconds[i]
+            floats[row, FLOAT_TRAILING_STOP_PRICE] = trail_level[i]
+            floats[row, FLOAT_EXIT_PRICE] = exit_price[i]
+            floats[row, FLOAT_EXIT_FEE] = exit_fee[i]
+            floats[row, FLOAT_PNL] = pnl[i]
+            floats[row, FLOAT_PNL_RATIO] = pnl_ratio[i]
+            slot_trade[i] = -1
+            exit_code[i] = NO_EXIT
+
+
+@njit(cache=True)
 def run_boundaries(
     rules: np.ndarray,
     cash: float,
@@ -56,7 +88,8 @@ def run_boundaries(
     next_price: np.ndarray,
     capacity: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    """Run the open step then the close step at every boundary, as the daily cycle does day by day.
+    """Run every boundary in the contract's order (CRITERIA.md), as the daily cycle does day by day: the risk
+    exits of candle t, the entries at the open, the signal and maximum-holding exits at the open.
 
     Args:
         rules: shape (RULES_SIZE,), float64: the strategy's parameters (``RULE_*`` positions).
@@ -96,6 +129,48 @@ def run_boundaries(
     slot_trade = np.full(k, -1, dtype=np.int64)
     m = 0
     for j in range(n):
+        # 1. the risk exits of candle t, settled before the open: entries there see them closed, and their cash
+        cash += risk_exits_at_boundary(
+            rules,
+            j,
+            has_t,
+            t_index,
+            t_open_time_seconds,
+            t_open,
+            t_high,
+            t_low,
+            is_open,
+            quantity,
+            entry_price,
+            entry_fee,
+            entry_time_seconds,
+            stop_loss,
+            take_profit,
+            trail_reference,
+            trail_level,
+            exit_code,
+            exit_index,
+            exit_time_seconds,
+            exit_price,
+            exit_fee,
+            pnl,
+            pnl_ratio,
+        )
+        _exits_record(
+            slot_trade,
+            exit_code,
+            exit_index,
+            exit_time_seconds,
+            trail_level,
+            exit_price,
+            exit_fee,
+            pnl,
+            pnl_ratio,
+            ints,
+            floats,
+            codes,
+        )
+        # 2. the entries at the open
         cash = entries_at_boundary(
             rules,
             j,
@@ -131,15 +206,12 @@ def run_boundaries(
                 floats[m, FLOAT_TAKE_PROFIT_PRICE] = take_profit[i]
                 slot_trade[i] = m
                 m += 1
-        cash += exits_at_boundary(
+        # 3. the signal and maximum-holding exits at the open; their cash is spent from the next boundary on
+        cash += signal_exits_at_boundary(
             rules,
             j,
             has_t,
-            t_index,
             t_open_time_seconds,
-            t_open,
-            t_high,
-            t_low,
             exit_signal,
             has_next,
             next_index,
@@ -150,10 +222,6 @@ def run_boundaries(
             entry_price,
             entry_fee,
             entry_time_seconds,
-            stop_loss,
-            take_profit,
-            trail_reference,
-            trail_level,
             exit_code,
             exit_index,
             exit_time_seconds,
@@ -162,18 +230,20 @@ def run_boundaries(
             pnl,
             pnl_ratio,
         )
-        for i in range(k):
-            if exit_code[i] != NO_EXIT:
-                row = slot_trade[i]
-                codes[row] = exit_code[i]
-                ints[row, INT_EXIT_INDEX] = exit_index[i]
-                ints[row, INT_EXIT_TIME_SECONDS] = exit_time_seconds[i]
-                floats[row, FLOAT_TRAILING_STOP_PRICE] = trail_level[i]
-                floats[row, FLOAT_EXIT_PRICE] = exit_price[i]
-                floats[row, FLOAT_EXIT_FEE] = exit_fee[i]
-                floats[row, FLOAT_PNL] = pnl[i]
-                floats[row, FLOAT_PNL_RATIO] = pnl_ratio[i]
-                slot_trade[i] = -1
+        _exits_record(
+            slot_trade,
+            exit_code,
+            exit_index,
+            exit_time_seconds,
+            trail_level,
+            exit_price,
+            exit_fee,
+            pnl,
+            pnl_ratio,
+            ints,
+            floats,
+            codes,
+        )
     still_open = np.zeros(m, dtype=np.bool_)
     for i in range(k):
         if slot_trade[i] >= 0:

@@ -1,21 +1,20 @@
 """What happens at one boundary: after candle t has closed, at the first price after it.
 
-The daily cycle runs **open** (:func:`step_entries`), then **close** (:func:`step_exits`), so the backtest does
-the same, in that order, at every boundary; this is what makes a replayed cycle and a backtest agree:
+CRITERIA.md's order, which the backtest loop keeps at every boundary and the live cycle keeps day by day:
 
-1. Entries: each instrument (in symbol order) without an open trade whose entry signal holds on candle t enters
-   at the first price after t, sized on the equity at this boundary, while cash lasts.
-2. Exits, of the trades that were open during candle t: a risk exit inside candle t (stop-loss, take-profit,
-   trailing stop; at the level or the gapped open, timed at t's open), else an exit signal on t, else the
-   maximum holding time, both at the first price after t.
+1. Risk exits of candle t (:func:`step_risk_exits`): a stop-loss, take-profit or trailing stop crossed during
+   candle t fills at its level (or the gapped open), timed at t's open, before anything happens at the open.
+   Live, this is the reconcile phase at the start of every step (paper stops are resting ``Order`` rows settled
+   against the completed candles, as an exchange's resting stop fills between runs).
+2. Entries (:func:`step_entries`, the **open** step): each instrument (in symbol order) without an open trade
+   whose entry signal holds on candle t enters at the first price after t, sized on the equity at this boundary,
+   while cash lasts. The cash of phase 1 is spent here, and an instrument stopped during t can be entered again.
+3. Signal and maximum-holding exits (:func:`step_signal_exits`, the **close** step), of the trades that were open
+   during candle t, at the first price after t. Their cash is spent from the next boundary on, and an instrument
+   that exits here can be entered again from the next boundary.
 
-The rules themselves are the compiled functions of :mod:`trading.engine.boundary`
-(:func:`~trading.engine.boundary.entries_at_boundary`, :func:`~trading.engine.boundary.exits_at_boundary`), which
-the backtest loop calls at every boundary too; the functions here carry one boundary of the live cycle into
-them and back.
-
-Consequences of that order: cash freed by exits at a boundary is spent from the next boundary on, and an
-instrument that exits at a boundary can be entered again from the next one.
+The rules themselves are the compiled functions of :mod:`trading.engine.boundary`, which the backtest loop calls
+at every boundary too; the functions here carry one boundary of the live cycle into them and back.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from trading.engine import layout
-from trading.engine.boundary import entries_at_boundary, exits_at_boundary
+from trading.engine.boundary import entries_at_boundary, risk_exits_at_boundary, signal_exits_at_boundary
 from trading.engine.criteria import Criteria
 from trading.engine.exits import nan_if_none, none_if_nan
 from trading.engine.rules import close_fill
@@ -238,68 +237,121 @@ def step_entries(
     return trades, float(cash_left)
 
 
+def step_risk_exits(
+    *,
+    criteria: Criteria,
+    market: dict[str, InstrumentAtBoundary],
+    open_trades: dict[str, OpenTrade],
+) -> tuple[list[Trade], dict[str, OpenTrade]]:
+    """Settle the risk exits of candle t (phase 1 of a boundary: before anything at the open that follows).
+
+    Only trades that were open during candle t are checked (entered at or before t's open); the others, and
+    instruments without a candle t, are carried unchanged (:func:`trading.engine.boundary.risk_exits_at_boundary`).
+
+    Args:
+        criteria: the strategy's criteria.
+        market: every instrument at this boundary, by symbol (only candle t is read).
+        open_trades: the open trades, by symbol.
+
+    Returns:
+        ``(closed trades, still-open trades)``: closed ones are copies with the exit fields and P&L set (timed
+        at t's open, at the level or the gapped open); the still-open ones carry the trailing reference and
+        level raised with candle t's high.
+    """
+    return _exits(criteria, market, open_trades, risk=True, signal=False)
+
+
+def step_signal_exits(
+    *,
+    criteria: Criteria,
+    market: dict[str, InstrumentAtBoundary],
+    open_trades: dict[str, OpenTrade],
+) -> tuple[list[Trade], dict[str, OpenTrade]]:
+    """The signal and maximum-holding exits at the first price after candle t (phase 3 of a boundary, the
+    **close** step), of the trades open during t whose risk exits of t are settled (:func:`step_risk_exits`).
+
+    Args and return value: as :func:`step_risk_exits` (still-open trades are returned unchanged).
+    """
+    return _exits(criteria, market, open_trades, risk=False, signal=True)
+
+
 def step_exits(
     *,
     criteria: Criteria,
     market: dict[str, InstrumentAtBoundary],
     open_trades: dict[str, OpenTrade],
 ) -> tuple[list[Trade], dict[str, OpenTrade]]:
-    """Decide and fill the exits of one boundary (the **close** step).
+    """Both exit phases of one boundary for trades that no entry of the boundary can change (a past boundary
+    caught up): the risk exits of candle t, then the signal and maximum-holding exits at the first price after t.
 
-    Only trades that were open during candle t are considered (entered at or before t's open); the others,
-    and instruments without a candle t, are carried unchanged (:func:`trading.engine.boundary.exits_at_boundary`).
-
-    Args:
-        criteria: the strategy's criteria.
-        market: every instrument at this boundary, by symbol.
-        open_trades: the open trades, by symbol.
-
-    Returns:
-        ``(closed trades, still-open trades)``: closed ones are copies with the exit fields and P&L set; the
-        still-open ones carry the trailing reference and level updated with candle t's high.
+    Args and return value: as :func:`step_risk_exits`.
     """
+    return _exits(criteria, market, open_trades, risk=True, signal=True)
+
+
+def _exits(
+    criteria: Criteria,
+    market: dict[str, InstrumentAtBoundary],
+    open_trades: dict[str, OpenTrade],
+    *,
+    risk: bool,
+    signal: bool,
+) -> tuple[list[Trade], dict[str, OpenTrade]]:
     b = _Boundary(open_trades, market, open_trades)
+    rules = criteria_rules(criteria)
+    code = np.zeros(b.k, dtype=np.int64)
     exit_code = np.zeros(b.k, dtype=np.int64)
     exit_index = np.zeros(b.k, dtype=np.int64)
     exit_time_seconds = np.zeros(b.k, dtype=np.int64)
     exit_price, exit_fee, pnl, pnl_ratio = (np.zeros(b.k) for _ in range(4))
-    exits_at_boundary(
-        criteria_rules(criteria),
-        0,
-        b.has_t,
-        b.t_index,
-        b.t_open_time_seconds,
-        b.t_open,
-        b.t_high,
-        b.t_low,
-        b.exit_signal,
-        b.has_next,
-        b.next_index,
-        b.next_time_seconds,
-        b.next_price,
-        b.is_open,
-        b.quantity,
-        b.entry_price,
-        b.entry_fee,
-        b.entry_time_seconds,
-        b.stop_loss,
-        b.take_profit,
-        b.trail_reference,
-        b.trail_level,
-        exit_code,
-        exit_index,
-        exit_time_seconds,
-        exit_price,
-        exit_fee,
-        pnl,
-        pnl_ratio,
-    )
+    exits = (exit_code, exit_index, exit_time_seconds, exit_price, exit_fee, pnl, pnl_ratio)
+    if risk:
+        risk_exits_at_boundary(
+            rules,
+            0,
+            b.has_t,
+            b.t_index,
+            b.t_open_time_seconds,
+            b.t_open,
+            b.t_high,
+            b.t_low,
+            b.is_open,
+            b.quantity,
+            b.entry_price,
+            b.entry_fee,
+            b.entry_time_seconds,
+            b.stop_loss,
+            b.take_profit,
+            b.trail_reference,
+            b.trail_level,
+            *exits,
+        )
+        code[:] = exit_code
+    if signal:
+        signal_exits_at_boundary(
+            rules,
+            0,
+            b.has_t,
+            b.t_open_time_seconds,
+            b.exit_signal,
+            b.has_next,
+            b.next_index,
+            b.next_time_seconds,
+            b.next_price,
+            b.is_open,
+            b.quantity,
+            b.entry_price,
+            b.entry_fee,
+            b.entry_time_seconds,
+            *exits,
+        )
+        code = np.where(exit_code != layout.NO_EXIT, exit_code, code)
     closed: list[Trade] = []
     still_open: dict[str, OpenTrade] = {}
     for i, symbol in enumerate(b.symbols):
         open_trade = open_trades[symbol]
         trailing = none_if_nan(b.trail_level[i])
-        if exit_code[i] != layout.NO_EXIT:
+        if code[i] != layout.NO_EXIT:
             closed.append(
                 replace(
                     open_trade.trade,
@@ -308,7 +360,7 @@ def step_exits(
                     exit_time_seconds=int(exit_time_seconds[i]),
                     exit_price=float(exit_price[i]),
                     exit_fee=float(exit_fee[i]),
-                    exit_reason=exit_reason_value(int(exit_code[i])),
+                    exit_reason=exit_reason_value(int(code[i])),
                     pnl=float(pnl[i]),
                     pnl_ratio=float(pnl_ratio[i]),
                 )

@@ -321,8 +321,14 @@ def test_entry_at_next_open_then_stop_with_fees_and_slippage() -> None:
     assert trade.exit_fee == pytest.approx(0.001 * 89.991 * quantity)
     pnl = 89.991 * quantity - 0.001 * 89.991 * quantity - 1000
     assert trade.pnl == pytest.approx(pnl) and trade.pnl_ratio == pytest.approx(pnl / 1000)
-    assert result.statistics["final_equity"] == pytest.approx(1000 + pnl)
-    assert result.equity_curve[-1] == pytest.approx(1000 + pnl)
+    assert result.equity_curve[-2] == pytest.approx(1000 + pnl)  # candle 2's close: the stop is settled in it
+    # Candle 2's close 90 < 100.5 is an entry signal too: the stop of candle 2 is settled before candle 3's
+    # open (CRITERIA.md's one-boundary order), so the same open enters again with the stop's cash.
+    again = result.trades[1]
+    assert again.entry_index == 3 and again.entry_price == pytest.approx(90.9) and again.exit_reason is None
+    assert again.quantity == pytest.approx((1000 + pnl) / (90.9 * 1.001))
+    assert result.equity_curve[-1] == pytest.approx(again.quantity * 90)  # marked at candle 3's close
+    assert result.statistics["final_equity"] == pytest.approx(again.quantity * 90)
 
 
 def test_a_stop_is_active_on_the_entry_candle_and_trailing_follows_highs_before() -> None:
