@@ -48,8 +48,9 @@ Choices where CRITERIA.md is silent (taken from the engine's public docstrings: 
   could also be read as re-valued before each fill, which would make the second of two same-boundary entries
   smaller by the first one's fee and slippage; the engine does not, and neither does the oracle.
 - ``max_holding_days = N``: exit at the first open at least ``N`` days after the entry (``b - entry >= N`` days).
-  A position holds its signal and max-holding exits at the boundary where it was entered; when both a signal and
-  max-holding apply, the reason is ``signal``.
+  A position entered at boundary ``b`` is not exited by a signal or max-holding at that same boundary (its exit
+  condition on candle ``t`` held before it existed); when both a signal and max-holding apply, the reason is
+  ``signal``.
 - An instrument trades only inside its stored candles: an entry or an exit at the open needs a candle opening at
   ``b`` and (for a signal) the candle ``t``; risk exits need candle ``t``. A day without a candle is skipped.
 - Equity curve: one value per boundary ``b``: cash plus each open position marked at the close of its
