@@ -1,0 +1,2 @@
+"""An independent oracle of the trade-criteria contract (``/work/shared/CRITERIA.md``) and its test against the
+engine."""
