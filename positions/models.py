@@ -216,7 +216,9 @@ class OrderQuerySet(models.QuerySet["Order"]):
 
 
 class Order(models.Model):
-    """One order an exchange strategy sent (or is about to send) to its exchange.
+    """One order an exchange strategy sent (or is about to send) to its exchange, or a paper strategy's resting
+    stop-loss or take-profit (``exchange_id`` the paper broker's name: ``paper`` or ``replay``;
+    :mod:`positions.execution.paper_orders`).
 
     Written before the order is sent (status ``new``) under its ``client_order_id``, which is derived from the
     strategy, instrument, day and purpose (:func:`positions.execution.order_state.client_order_id`): a retry, or
@@ -233,11 +235,12 @@ class Order(models.Model):
     class Type(models.TextChoices):
         MARKET = "market"
         STOP_LOSS = "stop_loss", "stop-loss (market when triggered)"
+        TAKE_PROFIT = "take_profit", "take-profit (paper: fills at its level)"
 
     class Purpose(models.TextChoices):
         ENTRY = "entry"
         EXIT = "exit"
-        PROTECTION = "protection", "protection (stop-loss on the exchange)"
+        PROTECTION = "protection", "protection (a resting stop-loss or take-profit)"
 
     class Status(models.TextChoices):
         NEW = "new", "new (not confirmed by the exchange)"
@@ -317,10 +320,13 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=~Q(type="stop_loss") | Q(price__isnull=False), name="order_stop_loss_has_price"
             ),
-            # At most one live stop-loss per position: replacing one cancels the old one first, so the exchange
-            # can never hold two stops that would sell the position twice.
+            models.CheckConstraint(
+                condition=~Q(type="take_profit") | Q(price__isnull=False), name="order_take_profit_has_price"
+            ),
+            # At most one live stop-loss (and one live take-profit) per position: replacing one cancels the old
+            # one first, so the exchange can never hold two stops that would sell the position twice.
             models.UniqueConstraint(
-                fields=["position"],
+                fields=["position", "type"],
                 condition=Q(purpose="protection", status__in=["new", "open", "partially_filled"]),
                 name="order_one_live_protection_per_position",
             ),

@@ -1,11 +1,15 @@
 """The close step of the daily cycle: close the open positions whose exit rules fired, through candle ``as_of - 1
 day``.
 
-Every candle since a position was last checked is checked in order by the engine's exit step (so a missed day is
-caught up). Paper positions are closed in the strategy's transaction (:func:`positions.execution.paper.
-paper_position_close`); the exits of exchange strategies are written as ``new`` sell orders in it and sent after
-its commit, the stop-loss cancelled first (:func:`positions.execution.trades.exit_execute`); a trailing stop that
-moved is replaced on the exchange (:func:`positions.execution.protection.protection_replace`).
+It starts, as the open step does, with the reconcile phase: an exchange strategy's orders are brought up to date
+(:mod:`positions.execution.reconcile`), a paper strategy's risk exits of the completed candles are settled
+(:func:`positions.cycle.settle.risk_exits_settle`). Then every candle since a position was last checked is checked in
+order by the engine's exit rules (:func:`positions.cycle.settle.exits_walk`; a missed day is caught up), the last
+one's signal and maximum-holding exits at the broker's price. Paper positions are closed in the strategy's
+transaction (:func:`positions.execution.paper.paper_position_close`), and their resting orders filled or
+cancelled; the exits of exchange strategies are written as ``new`` sell orders in it and sent after its commit, the
+stop-loss cancelled first (:func:`positions.execution.trades.exit_execute`); a trailing stop that moved is replaced
+on the exchange (:func:`positions.execution.protection.protection_replace`) or in paper.
 """
 
 from __future__ import annotations
@@ -14,30 +18,26 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import numpy as np
 from django.db import transaction
 
 from instruments.models import Instrument
-from positions.accounts import open_positions, position_trade
+from positions.accounts import open_positions
 from positions.cycle.run import boundary_at, claimed_instruments, claims_create, skipped
 from positions.cycle.runner import step_run
+from positions.cycle.settle import exits_walk, risk_exits_settle
 from positions.events import Events, StepResult
-from positions.execution.base import ExecutionBackend, Quote
+from positions.execution.base import ExecutionBackend
 from positions.execution.exchange import ExchangeBroker
 from positions.execution.paper import paper_position_close
+from positions.execution.paper_orders import paper_protection_move
 from positions.execution.protection import protection_replace
 from positions.execution.reconcile import reconcile
 from positions.execution.trades import exit_execute, exit_order_new
 from positions.models import Order, Position
 from runs.models import Step
-from trading.engine.backtest import market_at
-from trading.engine.conditions import signals_compute
-from trading.engine.criteria import Criteria
-from trading.engine.step import OpenTrade, step_exits
-from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
 from trading.engine.vocabulary import ExitReason
 from trading.models import Strategy
-from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
+from trading.selectors import candles_before
 
 
 def sync_close_positions(
@@ -76,8 +76,13 @@ def _close_strategy(
 ) -> list[StepResult]:
     exchange = broker if isinstance(broker, ExchangeBroker) else None
     criteria = strategy.parsed_criteria()
+    settled: list[StepResult] = []
     if exchange is not None:
         reconcile(strategy, exchange, criteria=criteria, as_of=as_of, pending=pending)
+    else:
+        settled = risk_exits_settle(
+            strategy, criteria=criteria, as_of=as_of, backend=broker.name, pending=pending
+        )
     boundary = boundary_at(as_of)
     done = claimed_instruments(strategy, Step.CLOSE, as_of)
     positions = [
@@ -86,7 +91,7 @@ def _close_strategy(
         if (only is None or p.instrument_id in only) and p.instrument_id not in done
     ]
     quotes = broker.quotes([p.instrument for p in positions], as_of=as_of) if positions else {}
-    lines: list[StepResult] = []
+    lines: list[StepResult] = list(settled)
     exits: list[tuple[int, Order]] = []
     moved: list[Position] = []
     with transaction.atomic():
@@ -105,7 +110,7 @@ def _close_strategy(
             [i for i in in_scope.values() if i.pk not in done],
         )
         if claims is None or (in_scope and not claims):
-            return [skipped(strategy, Step.CLOSE, as_of, i) for i in in_scope.values()]
+            return settled + [skipped(strategy, Step.CLOSE, as_of, i) for i in in_scope.values()]
         lines.extend(skipped(strategy, Step.CLOSE, as_of, i) for i in in_scope.values() if i.pk in done)
         for position in (
             Position.objects.select_for_update()
@@ -117,10 +122,19 @@ def _close_strategy(
                 continue
             candles = candles_before(position.instrument, boundary)
             level_before = position.trailing_stop_price
-            closed = _check_position(position, criteria, candles, quotes.get(position.instrument_id), as_of)
+            closed = exits_walk(
+                position,
+                criteria,
+                candles,
+                quote=quotes.get(position.instrument_id),
+                as_of=as_of,
+                last_signal=True,
+            )
             if closed is None:
                 if exchange is not None and position.trailing_stop_price != level_before:
                     moved.append(position)
+                elif exchange is None:
+                    paper_protection_move(position, as_of, broker.name, pending)
                 lines.append(
                     StepResult(
                         strategy=strategy.name,
@@ -166,51 +180,3 @@ def _close_strategy(
         assert exchange is not None  # noqa: S101
         protection_replace(position, criteria, exchange, as_of, pending)
     return lines
-
-
-def _check_position(
-    position: Position, criteria: Criteria, candles: CandleArrays, quote: Quote | None, as_of: date
-) -> Trade | None:
-    """Run the engine's exit step over every candle not yet checked; close the position (in memory) or advance it."""
-    if len(candles) == 0:
-        return None
-    signals = signals_compute(criteria, candles)
-    entry_day = to_seconds(position.entry_at) // SECONDS_PER_DAY * SECONDS_PER_DAY
-    first_unchecked = entry_day
-    if position.exits_checked_through is not None:
-        first_unchecked = max(entry_day, to_seconds(position.exits_checked_through) + SECONDS_PER_DAY)
-    k0 = int(np.searchsorted(candles.open_time_seconds, first_unchecked))
-    last = len(candles) - 1
-    open_trade: OpenTrade = position_trade(position, candles, next_check=k0)
-    symbol = candles.symbol
-    for k in range(k0, last + 1):
-        if k < last:
-            nxt_index, nxt_time, nxt_price = (
-                k + 1,
-                int(candles.open_time_seconds[k + 1]),
-                float(candles.open[k + 1]),
-            )
-        elif (
-            int(candles.open_time_seconds[k]) + SECONDS_PER_DAY == to_seconds(boundary_at(as_of))
-            and quote is not None
-        ):
-            nxt_index, nxt_time, nxt_price = -1, to_seconds(quote.at), float(quote.price)
-        else:
-            nxt_index, nxt_time, nxt_price = None, None, None
-        here = market_at(
-            candles, signals, t=k, next_index=nxt_index, next_time_seconds=nxt_time, next_price=nxt_price
-        )
-        closed, still_open = step_exits(
-            criteria=criteria, market={symbol: here}, open_trades={symbol: open_trade}
-        )
-        if closed:
-            trade = closed[0]
-            if trade.exit_index == -1 and quote is not None:
-                trade.exit_time_seconds = to_seconds(quote.at)
-            return trade
-        open_trade = still_open[symbol]
-    position.exits_checked_through = from_seconds(int(candles.open_time_seconds[last]))
-    level = open_trade.trade.trailing_stop_price
-    position.trailing_stop_price = None if level is None else to_decimal(level)
-    position.save(update_fields=["exits_checked_through", "trailing_stop_price", "updated_at"])
-    return None

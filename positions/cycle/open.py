@@ -8,6 +8,12 @@ transaction under a row lock, with one claim per (strategy, step, as_of, instrum
 the run itself holds the run lock (:mod:`positions.cycle.runner`). When the close step of a day ran first, the open
 step decides as if it had run before it (:func:`_exited_by_close`). Instruments are keyed by id, never by ticker.
 
+Both steps start with the reconcile phase (CRITERIA.md's first phase of a boundary): the risk exits of the
+completed candles are settled before any entry, for paper strategies by :func:`positions.cycle.settle.
+risk_exits_settle` and for exchange strategies by taking up the stops that filled on the exchange, so an
+instrument stopped during candle ``as_of - 1 day`` can be entered again at the open of ``as_of``, with the cash
+its stop returned.
+
 Exchange strategies (``execution_backend="exchange"``) decide exactly as paper ones (the same engine calls, in the
 same transaction), but execute for real, in three phases so that no HTTP call is made while the strategy's rows
 are locked:
@@ -35,6 +41,7 @@ from instruments.models import Instrument
 from positions.accounts import open_positions, position_trade, strategy_cash
 from positions.cycle.run import boundary_at, claimed_instruments, claims_create, skipped
 from positions.cycle.runner import step_run
+from positions.cycle.settle import risk_exits_settle
 from positions.events import Events, StepResult
 from positions.execution.base import ExecutionBackend, Quote
 from positions.execution.exchange import ExchangeBroker
@@ -185,14 +192,19 @@ def _open_strategy(
     """
     exchange = broker if isinstance(broker, ExchangeBroker) else None
     criteria = strategy.parsed_criteria()
+    settled: list[StepResult] = []
     if exchange is not None:
         reconcile(
             strategy, exchange, criteria=criteria, as_of=as_of, pending=pending, send_todays_entries=True
         )
+    else:
+        settled = risk_exits_settle(
+            strategy, criteria=criteria, as_of=as_of, backend=broker.name, pending=pending
+        )
     in_scope = [i for i in strategy.instruments.order_by("symbol", "pk") if only is None or i.pk in only]
     done = claimed_instruments(strategy, Step.OPEN, as_of)
     if not in_scope or all(i.pk in done for i in in_scope):
-        return [skipped(strategy, Step.OPEN, as_of, i) for i in in_scope]
+        return settled + [skipped(strategy, Step.OPEN, as_of, i) for i in in_scope]
     held_now = _held_before_close(
         {p.instrument_id: p for p in open_positions(strategy)}, _exited_by_close(strategy, as_of)
     )
@@ -214,7 +226,7 @@ def _open_strategy(
     blocked = trading_blocked(strategy) if exchange is not None else None
     if exchange is not None and wanted and blocked is None:
         exchange.prepare(in_scope)
-    lines: list[StepResult] = []
+    lines: list[StepResult] = list(settled)
     intents: list[tuple[int, Order]] = []
     with transaction.atomic():
         Strategy.objects.select_for_update().only("pk").get(pk=strategy.pk)
@@ -223,7 +235,7 @@ def _open_strategy(
         deciding = [i for i in todo if prepared[i.pk][3] is not None]
         claims = claims_create(strategy, Step.OPEN, as_of, run_id, deciding)
         if claims is None:
-            return [skipped(strategy, Step.OPEN, as_of, i) for i in in_scope]
+            return settled + [skipped(strategy, Step.OPEN, as_of, i) for i in in_scope]
         exited = _exited_by_close(strategy, as_of)
         held = _held_before_close({p.instrument_id: p for p in open_positions(strategy)}, exited)
         cash = strategy_cash(strategy) - sum((_proceeds(p) for p in exited.values()), Decimal(0))

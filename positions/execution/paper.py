@@ -19,6 +19,7 @@ from instruments.sources.coingecko import coingecko_client_from_settings
 from instruments.sources.coingecko.schemas import simple_prices
 from positions.events import Events, StepResult
 from positions.execution.base import ExecutionBackend, Quote
+from positions.execution.paper_orders import paper_protect, paper_protection_finish
 from positions.models import Position, StrategyStep
 from runs.models import HistoryKind
 from trading.engine.types import Trade
@@ -145,6 +146,7 @@ def paper_position_open(
             {"entry_price": str(position.entry_price), "entry_at": position.entry_at.isoformat()},
         ),
     )
+    paper_protect(position, claim.as_of, backend, pending)  # after the fill, as on an exchange
     return StepResult(
         strategy=strategy.name,
         instrument=instrument.coingecko_id,
@@ -176,6 +178,7 @@ def paper_position_close(position: Position, trade: Trade, pending: Events, back
     if trade.trailing_stop_price is not None:
         position.trailing_stop_price = to_decimal(trade.trailing_stop_price)
     position.save()
+    paper_protection_finish(position)
     instrument = position.instrument
     pending.add(
         HistoryKind.SIGNAL,

@@ -8,14 +8,18 @@ all of history at once. Agreement is also the proof that the engine never looks 
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from instruments.models import Instrument
-from positions.cycle.replay import replay
-from positions.models import Position
+from positions.accounts import strategy_cash
+from positions.cycle.close import sync_close_positions
+from positions.cycle.open import sync_new_trades
+from positions.cycle.replay import day_range, replay, replay_account_create
+from positions.execution.paper import ReplayBroker
+from positions.models import Order, Position
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import criteria_parse
 from trading.engine.examples import sma_cross_criteria
@@ -179,3 +183,91 @@ def test_the_parity_strategies_use_every_exit_kind(shipped_history: None) -> Non
     for name in STRATEGIES:
         reasons |= {t.exit_reason for t in backtest_of(name).trades if t.exit_reason}
     assert reasons == {"signal", "stop_loss", "take_profit", "trailing_stop", "max_holding"}
+
+
+RSI_STOP = {
+    "version": 1,
+    "side": "long",
+    "entry": {"left": {"indicator": "rsi", "period": 14}, "op": "<", "right": {"value": 30}},
+    "exit": {"left": {"indicator": "rsi", "period": 14}, "op": ">", "right": {"value": 70}},
+    "stop_loss_ratio": 0.08,
+    "take_profit_ratio": 0.3,
+    "fee_rate": 0.001,
+    "slippage_ratio": 0.0005,
+    "sizing": {"method": "equity_fraction", "value": 1.0},
+}
+RSI_START, RSI_END = date(2020, 2, 20), date(2020, 4, 10)
+
+
+def _replayed_positions(account: Strategy) -> list[Position]:
+    return list(
+        Position.objects.for_strategy(account)
+        .select_related("instrument")
+        .order_by("entry_at", "instrument__symbol")
+    )
+
+
+def _assert_same_trades(positions: list[Position], expected: BacktestResult) -> None:
+    assert len(positions) == len(expected.trades) > 0
+    for position, trade in zip(positions, expected.trades, strict=True):
+        where = f"{position.instrument.symbol} entered {position.entry_at:%Y-%m-%d}"
+        assert position.entry_at == from_seconds(trade.entry_time_seconds), where
+        assert close(position.entry_price, trade.entry_price), where
+        assert close(position.quantity, trade.quantity), where
+        assert position.exit_reason == (trade.exit_reason or ""), where
+        if trade.exit_time_seconds is not None:
+            assert position.exit_at == from_seconds(trade.exit_time_seconds), where
+            assert close(position.exit_price, trade.exit_price), where
+            assert close(position.pnl, trade.pnl), where
+
+
+@pytest.mark.django_db
+def test_a_stop_settled_before_the_next_open_is_entered_again_there_in_replay_and_backtest(
+    shipped_history: None,
+) -> None:
+    """Issue 13, item 1: a paper stop rests as an order and is settled at the start of the next day's steps,
+    before the entries: the replayed cycle re-enters at the open after the stop, as the backtest does."""
+    bitcoin = Instrument.objects.get(coingecko_id="bitcoin")
+    strategy = Strategy.objects.create(name="rsi-stop", criteria=RSI_STOP, starting_cash=10_000)
+    strategy.instruments.set([bitcoin])
+    expected = backtest(
+        criteria=criteria_parse(RSI_STOP),
+        instruments=[candles_before(bitcoin, datetime(2100, 1, 1, tzinfo=UTC))],
+        start_time_seconds=to_seconds(datetime.combine(RSI_START, datetime.min.time(), tzinfo=UTC)),
+        end_time_seconds=to_seconds(datetime.combine(RSI_END, datetime.min.time(), tzinfo=UTC)),
+        starting_cash=10_000.0,
+    )
+
+    positions = _replayed_positions(replay(strategy=strategy, start=RSI_START, end=RSI_END).account)
+
+    _assert_same_trades(positions, expected)
+    stopped = next(p for p in positions if p.exit_reason == "stop_loss")
+    assert stopped.exit_at is not None
+    again = next(p for p in positions if p.entry_at > stopped.entry_at)
+    assert again.entry_at.date() == stopped.exit_at.date() + timedelta(days=1)  # the very next open
+    # The stop rested as a paper order and filled at the stop's price; its take-profit was cancelled.
+    orders = {o.type: o for o in Order.objects.filter(position=stopped)}
+    assert orders["stop_loss"].status == "filled" and orders["stop_loss"].average_price == stopped.exit_price
+    assert orders["take_profit"].status == "canceled"
+    assert not Order.objects.live().filter(position__status="closed").exists()
+
+
+@pytest.mark.django_db
+def test_each_day_is_the_same_whichever_step_runs_first(shipped_history: None) -> None:
+    """The result of a day does not depend on the order of its steps: close then open, every day, makes the
+    trades open then close makes (the replay's order), stops and re-entries included."""
+    bitcoin = Instrument.objects.get(coingecko_id="bitcoin")
+    strategy = Strategy.objects.create(name="rsi-stop", criteria=RSI_STOP, starting_cash=10_000)
+    strategy.instruments.set([bitcoin])
+    open_first = replay(strategy=strategy, start=RSI_START, end=RSI_END).account
+    close_first = replay_account_create(strategy=strategy, start=RSI_START, end=date(2020, 4, 11))
+    broker = ReplayBroker()
+    for day in day_range(RSI_START, RSI_END):
+        sync_close_positions(as_of=day, broker=broker, strategies=[close_first])
+        sync_new_trades(as_of=day, broker=broker, strategies=[close_first])
+
+    fields = ("entry_at", "entry_price", "quantity", "exit_at", "exit_price", "exit_reason", "pnl", "status")
+    assert [[getattr(p, f) for f in fields] for p in _replayed_positions(close_first)] == [
+        [getattr(p, f) for f in fields] for p in _replayed_positions(open_first)
+    ]
+    assert strategy_cash(close_first) == strategy_cash(open_first)

@@ -104,14 +104,12 @@ def test_a_scoped_open_leaves_the_other_instruments_to_the_full_run(prices: Fake
     assert Position.objects.count() == 2
 
 
-def _account_with_a_stopped_bitcoin(name: str, btc: Instrument, eth: Instrument, ltc: Instrument) -> Strategy:
-    """10,000 cash; 50 BTC bought at 100 on 2024-01-09 with a stop at 95 that candle 2024-01-10 (low 90) hits.
-
-    Entries are fixed at 4,000 each: ETH and LTC signal on 2024-01-10, and so does BTC (which is held).
-    """
-    account = strategy(
-        name, [btc, eth, ltc], stop_loss_ratio=0.05, sizing={"method": "fixed_quote", "value": 4000}
-    )
+def _account_holding_bitcoin(
+    name: str, btc: Instrument, eth: Instrument, ltc: Instrument, **criteria: Any
+) -> Strategy:
+    """10,000 cash; 50 BTC bought at 100 on 2024-01-09 (checked through candle 2024-01-09), held through candle
+    2024-01-10. Entries are fixed at 4,000 each, and every candle signals an entry (BTC's too)."""
+    account = strategy(name, [btc, eth, ltc], sizing={"method": "fixed_quote", "value": 4000}, **criteria)
     Position.objects.create(
         strategy=account,
         instrument=btc,
@@ -120,7 +118,7 @@ def _account_with_a_stopped_bitcoin(name: str, btc: Instrument, eth: Instrument,
         entry_price=Decimal(100),
         entry_at=datetime(2024, 1, 9, 0, 40, tzinfo=UTC),
         entry_fee=Decimal(0),
-        stop_loss_price=Decimal(95),
+        stop_loss_price=Decimal(95) if criteria.get("stop_loss_ratio") else None,
         exits_checked_through=datetime(2024, 1, 9, tzinfo=UTC),
     )
     return account
@@ -141,12 +139,48 @@ def _book(account: Strategy) -> list[tuple[Any, ...]]:
 
 
 @time_machine.travel(NOW, tick=False)
-def test_close_before_open_decides_as_open_then_close_does(prices: FakeCoinGecko) -> None:
-    # Item 2b: a close step for the day run before its open step made the open step skip every strategy.
+def test_a_stop_of_the_last_candle_is_settled_before_the_entries_whichever_step_runs_first(
+    prices: FakeCoinGecko,
+) -> None:
+    # Issue 13, item 1: a stop crossed during candle t is closed before anything at the open of t+1, and the
+    # entries there see its cash; the open and close steps settle it first, whichever of them runs first.
     btc, eth, ltc = coin("bitcoin", "BTC", 100), coin("ethereum", "ETH", 50), coin("litecoin", "LTC", 20)
-    candle(btc, date(2024, 1, 10), 100, 101, 90, 92)  # low 90 < stop 95: stopped at 95 on 2024-01-10
-    first = _account_with_a_stopped_bitcoin("open first", btc, eth, ltc)
-    second = _account_with_a_stopped_bitcoin("close first", btc, eth, ltc)
+    candle(btc, date(2024, 1, 10), 100, 101, 90, 92)  # low 90 < stop 95: stopped at 95 during 2024-01-10
+    first = _account_holding_bitcoin("open first", btc, eth, ltc, stop_loss_ratio=0.05)
+    second = _account_holding_bitcoin("close first", btc, eth, ltc, stop_loss_ratio=0.05)
+
+    opened_first = sync_new_trades(as_of=AS_OF, strategies=[first])
+    sync_close_positions(as_of=AS_OF, strategies=[first])
+    closed = sync_close_positions(as_of=AS_OF, strategies=[second])
+    opened = sync_new_trades(as_of=AS_OF, strategies=[second])
+
+    # The stop is settled by whichever step starts first, timed at the candle's open, at its level.
+    assert ("open first", "bitcoin", "closed") in actions(opened_first)
+    assert ("close first", "bitcoin", "closed") in actions(closed)
+    for account in (first, second):
+        stopped = Position.objects.get(strategy=account, instrument=btc, status="closed")
+        assert stopped.exit_reason == "stop_loss" and stopped.exit_price == Decimal(95)
+        assert stopped.exit_at == datetime(2024, 1, 10, tzinfo=UTC)
+    # Cash 10,000 - 5,000 + the stop's 4,750 = 9,750: BTC (signal on 01-10) entered again at 105 for 4,000, ETH
+    # 4,000, LTC the 1,750 left, in symbol order.
+    by_coin = {r["instrument"]: r for r in opened["results"] if r["action"] == "opened"}
+    assert set(by_coin) == {"bitcoin", "ethereum", "litecoin"}
+    assert _book(first) == _book(second)
+    assert abs(strategy_cash(second)) < Decimal("1e-9")  # engine floats, stored to 18 places
+    again = Position.objects.get(strategy=second, instrument=btc, status="open")
+    assert again.entry_price == Decimal(105) and abs(again.quantity * 105 - 4000) < Decimal("1e-9")
+    ltc_position = Position.objects.get(strategy=second, instrument=ltc)
+    assert abs(ltc_position.quantity * ltc_position.entry_price - Decimal(1750)) < Decimal("1e-9")
+
+
+@time_machine.travel(NOW, tick=False)
+def test_close_before_open_decides_as_open_then_close_does(prices: FakeCoinGecko) -> None:
+    # Issue 11, item 2b: a close step for the day run before its open step made the open step skip every strategy.
+    # A signal exit fills at the open of as_of, after the entries there (CRITERIA.md): its cash is spent, and its
+    # instrument entered again, from the next day on, whichever step runs first.
+    btc, eth, ltc = coin("bitcoin", "BTC", 100), coin("ethereum", "ETH", 50), coin("litecoin", "LTC", 20)
+    first = _account_holding_bitcoin("open first", btc, eth, ltc, exit=ALWAYS)
+    second = _account_holding_bitcoin("close first", btc, eth, ltc, exit=ALWAYS)
 
     sync_new_trades(as_of=AS_OF, strategies=[first])
     sync_close_positions(as_of=AS_OF, strategies=[first])
@@ -156,15 +190,16 @@ def test_close_before_open_decides_as_open_then_close_does(prices: FakeCoinGecko
     assert actions(closed) == [("close first", "bitcoin", "closed")]
     by_coin = {r["instrument"]: r for r in opened["results"]}
     assert by_coin["ethereum"]["action"] == by_coin["litecoin"]["action"] == "opened"
-    # BTC exited at this boundary: entries come before exits, so it is not entered again today.
     assert (
         by_coin["bitcoin"]["action"] == "none" and "exited by the close step" in by_coin["bitcoin"]["reason"]
     )
-    # Open first: cash 10,000 - 5,000 (BTC) = 5,000: ETH takes 4,000, LTC the 1,000 left; then BTC's stop
-    # returns 50 * 95 = 4,750. The freed 4,750 must not be spent today when close ran first either.
+    # Open first: cash 10,000 - 5,000 (BTC) = 5,000: ETH takes 4,000, LTC the 1,000 left; then BTC's signal exit
+    # returns 50 * 105 = 5,250. The freed 5,250 must not be spent today when close ran first either.
     assert _book(first) == _book(second)
     assert strategy_cash(first) == strategy_cash(second)
-    assert abs(strategy_cash(second) - Decimal(4750)) < Decimal("1e-9")  # engine floats, stored to 18 places
+    assert abs(strategy_cash(second) - Decimal(5250)) < Decimal("1e-9")
+    exited = Position.objects.get(strategy=second, instrument=btc)
+    assert exited.exit_reason == "signal" and exited.exit_price == Decimal(105)
     ltc_position = Position.objects.get(strategy=second, instrument=ltc)
     assert abs(ltc_position.quantity * ltc_position.entry_price - Decimal(1000)) < Decimal("1e-9")
 
@@ -297,6 +332,6 @@ def test_two_instruments_sharing_a_ticker_close_on_their_own_candles(prices: Fak
 
     summary = sync_close_positions(as_of=AS_OF)
 
-    assert actions(summary) == [("s", "bitcoin", "none"), ("s", "wrapped-bitcoin", "closed")]
+    assert sorted(actions(summary)) == [("s", "bitcoin", "none"), ("s", "wrapped-bitcoin", "closed")]
     assert Position.objects.get(instrument=wrapped).exit_price == Decimal(90)
     assert Position.objects.get(instrument=bitcoin).status == "open"

@@ -20,7 +20,7 @@ from positions.cycle.close import sync_close_positions
 from positions.cycle.manual import position_close_manual
 from positions.cycle.open import sync_new_trades
 from positions.events import StepResult
-from positions.models import Position, StrategyStep
+from positions.models import Order, Position, StrategyStep
 from runs.locks import RunInProgressError
 from runs.models import History
 from tests.accounts import RUN_STEPS, token_client, user_with
@@ -102,11 +102,19 @@ def test_open_step_buys_at_coingeckos_price_with_slippage_and_fee(
         position.pk,
     )
     kinds = [h.kind for h in History.objects.for_run(summary["run_id"])]
-    assert kinds == ["run_started", "signal", "order", "fill", "position_opened", "run_finished"]
-    assert (
-        History.objects.get(run_id=summary["run_id"], kind="order").payload["source"]
-        == "coingecko:simple_price"
+    # the buy, its fill, the position, then its stop-loss resting as a paper order (issue 13)
+    assert kinds == ["run_started", "signal", "order", "fill", "position_opened", "order", "run_finished"]
+    buy, stop = History.objects.for_run(summary["run_id"]).filter(kind="order").order_by("created_at", "id")
+    assert buy.payload["source"] == "coingecko:simple_price"
+    resting = Order.objects.get(position=position)
+    assert (resting.type, resting.purpose, resting.status, resting.exchange_id) == (
+        "stop_loss",
+        "protection",
+        "open",
+        "paper",
     )
+    assert resting.price == position.stop_loss_price and resting.quantity == position.quantity
+    assert stop.payload["client_order_id"] == resting.client_order_id
 
 
 @time_machine.travel(NOW, tick=False)

@@ -1,0 +1,173 @@
+"""The reconcile phase of a paper strategy: the risk exits of the completed candles, settled at the start of every
+step.
+
+CRITERIA.md's boundary order is (1) the risk exits of candle t, (2) the entries at the open, (3) the signal and
+maximum-holding exits at the open. An exchange strategy's stop rests on the exchange and fills during candle t;
+the next run's reconciliation (:mod:`positions.execution.reconcile`) takes the fill up before anything else. A
+paper strategy does the same here: both the open and the close step start with :func:`risk_exits_settle`, which
+walks each open position through the candles completed since it was last checked and closes it at the level its
+stop-loss, take-profit or trailing stop was crossed (filling the resting paper order,
+:mod:`positions.execution.paper_orders`), so the open step's entries see it closed and its cash, whichever step
+runs first. The signal and maximum-holding exits of the last completed candle are the close step's (phase 3).
+
+The walk (:func:`exits_walk`) is the close step's too: one function decides every exit of the live cycle.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+from django.db import transaction
+
+from positions.accounts import open_positions, position_trade
+from positions.cycle.run import boundary_at
+from positions.events import Events, StepResult
+from positions.execution.base import Quote
+from positions.execution.paper import paper_position_close
+from positions.execution.paper_orders import paper_protection_move
+from positions.models import Position
+from trading.engine.backtest import market_at
+from trading.engine.conditions import Signals, signals_compute
+from trading.engine.criteria import Criteria
+from trading.engine.step import OpenTrade, step_exits, step_risk_exits
+from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
+from trading.models import Strategy
+from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
+
+
+def exits_walk(
+    position: Position,
+    criteria: Criteria,
+    candles: CandleArrays,
+    *,
+    quote: Quote | None,
+    as_of: date,
+    last_signal: bool,
+) -> Trade | None:
+    """Check ``position`` against every stored candle not yet checked, in order, with the engine's exit rules.
+
+    Each candle before the last gets both exit phases of its boundary (a missed day caught up: the risk exits of
+    the candle, then its signal and maximum-holding exits at the next stored open); the last candle gets its risk
+    exits, and, with ``last_signal`` (the close step), its signal and maximum-holding exits at ``quote`` when it is
+    the candle before ``as_of``.
+
+    Args:
+        position: an open position (locked by the caller).
+        criteria: its strategy's criteria.
+        candles: the instrument's daily candles before the boundary of ``as_of``.
+        quote: the price now (the close step's), or None.
+        as_of: the run's day.
+        last_signal: whether the last candle's signal and maximum-holding exits are decided here.
+
+    Returns:
+        The closed trade (in memory; the caller writes it), or None: then the position's ``exits_checked_through``
+        (the last candle whose boundary is wholly decided) and ``trailing_stop_price`` (the level in force for the
+        next candle) are saved.
+    """
+    if len(candles) == 0:
+        return None
+    entry_day = to_seconds(position.entry_at) // SECONDS_PER_DAY * SECONDS_PER_DAY
+    first_unchecked = entry_day
+    if position.exits_checked_through is not None:
+        first_unchecked = max(entry_day, to_seconds(position.exits_checked_through) + SECONDS_PER_DAY)
+    k0 = int(np.searchsorted(candles.open_time_seconds, first_unchecked))
+    last = len(candles) - 1
+    if k0 > last:
+        return None
+    open_trade: OpenTrade = position_trade(position, candles, next_check=k0)
+    symbol = candles.symbol
+    signals: Signals | None = None
+    for k in range(k0, last + 1):
+        both = k < last or last_signal
+        if both and signals is None:
+            signals = signals_compute(criteria, candles)
+        if k < last:
+            nxt_index, nxt_time, nxt_price = (
+                k + 1,
+                int(candles.open_time_seconds[k + 1]),
+                float(candles.open[k + 1]),
+            )
+        elif (
+            int(candles.open_time_seconds[k]) + SECONDS_PER_DAY == to_seconds(boundary_at(as_of))
+            and quote is not None
+        ):
+            nxt_index, nxt_time, nxt_price = -1, to_seconds(quote.at), float(quote.price)
+        else:
+            nxt_index, nxt_time, nxt_price = None, None, None
+        here = market_at(
+            candles,
+            signals if signals is not None else _no_signals(len(candles)),
+            t=k,
+            next_index=nxt_index,
+            next_time_seconds=nxt_time,
+            next_price=nxt_price,
+        )
+        phases = step_exits if both else step_risk_exits
+        closed, still_open = phases(
+            criteria=criteria, market={symbol: here}, open_trades={symbol: open_trade}
+        )
+        if closed:
+            trade = closed[0]
+            if trade.exit_index == -1 and quote is not None:
+                trade.exit_time_seconds = to_seconds(quote.at)
+            return trade
+        open_trade = still_open[symbol]
+    checked = last if last_signal else last - 1
+    if checked >= k0:
+        position.exits_checked_through = from_seconds(int(candles.open_time_seconds[checked]))
+    level = open_trade.trade.trailing_stop_price
+    position.trailing_stop_price = None if level is None else to_decimal(level)
+    position.save(update_fields=["exits_checked_through", "trailing_stop_price", "updated_at"])
+    return None
+
+
+def _no_signals(n: int) -> Signals:
+    """No signal on any of ``n`` candles: a risk-only check reads none."""
+    none = np.zeros(n, dtype=bool)
+    return Signals(entry=none, exit=none)
+
+
+def risk_exits_settle(
+    strategy: Strategy, *, criteria: Criteria, as_of: date, backend: str, pending: Events
+) -> list[StepResult]:
+    """The reconcile phase of a paper strategy's step: settle the risk exits of every completed candle.
+
+    Every open position of the strategy (whatever the run's scope: these exits happened) is walked through the
+    candles stored before the boundary of ``as_of`` (:func:`exits_walk` without the last candle's signal exits);
+    one whose stop-loss, take-profit or trailing stop was crossed is closed at its level, its resting paper order
+    filled; one that stays open has its resting stop moved when the trailing level rose. Idempotent: a second call
+    finds nothing new. Runs in its own transaction under the strategy's row lock.
+
+    Returns:
+        A ``closed`` result line per position closed.
+    """
+    lines: list[StepResult] = []
+    boundary = boundary_at(as_of)
+    with transaction.atomic():
+        Strategy.objects.select_for_update().only("pk").get(pk=strategy.pk)
+        ids = list(open_positions(strategy).values_list("pk", flat=True))
+        for position in (
+            Position.objects.select_for_update()
+            .filter(pk__in=ids, status=Position.Status.OPEN)
+            .select_related("instrument", "strategy")
+            .order_by("instrument__symbol", "instrument_id")
+        ):
+            candles = candles_before(position.instrument, boundary)
+            closed = exits_walk(position, criteria, candles, quote=None, as_of=as_of, last_signal=False)
+            if closed is None:
+                paper_protection_move(position, as_of, backend, pending)
+                continue
+            paper_position_close(position, closed, pending, backend)
+            lines.append(
+                StepResult(
+                    strategy=strategy.name,
+                    instrument=position.instrument.coingecko_id,
+                    action="closed",
+                    reason=closed.exit_reason or "",
+                    position_id=position.pk,
+                    price=str(position.exit_price),
+                    quantity=str(position.quantity),
+                )
+            )
+    return lines
