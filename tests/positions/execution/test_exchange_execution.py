@@ -30,6 +30,7 @@ from positions.cycle.open import sync_new_trades
 from positions.execution.order_state import CLIENT_ORDER_ID_MAX_LENGTH, client_order_id
 from positions.models import Order, Position
 from runs.models import History, HistoryKind
+from tests.fakes.coingecko import FakeCoinGecko, json_reply
 from tests.fakes.exchange_orders import DUMMY_KEY, DUMMY_SECRET, FakeBinance, FakeBybit
 from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy
@@ -321,6 +322,51 @@ def test_a_stop_that_filled_overnight_closes_the_position_as_stop_loss(
     assert HistoryKind.RECONCILED in kinds(strategy)
     closed = History.objects.get(strategy=strategy, kind=HistoryKind.POSITION_CLOSED)
     assert closed.payload["exit_reason"] == "stop_loss"
+
+
+def test_a_stop_filled_overnight_is_taken_up_before_the_entries_and_paper_does_the_same(
+    exchange_id: str,
+    fake: FakeBinance | FakeBybit,
+    mock: responses.RequestsMock,
+    fake_coingecko: FakeCoinGecko,
+) -> None:
+    """Issue 13, item 1: the stop fills on the exchange during candle 2024-01-11; the open step of 01-12 takes the
+    fill up first (its reconcile phase) and enters again at once, as its entry signal on 01-11 asks. A paper twin of
+    the strategy, whose stop rests as a paper order, makes the same positions (at the engine's stop level)."""
+    strategy = strategy_on(exchange_id)
+    paper = Strategy.objects.create(
+        name="paper twin",
+        criteria=strategy.criteria,
+        is_enabled=True,
+        starting_cash=strategy.starting_cash,
+    )
+    paper.instruments.set(strategy.instruments.all())
+    mock.add_passthru(fake_coingecko.base_url)  # the paper twin's prices come from the local fake CoinGecko
+    fake_coingecko.add("/simple/price", json_reply({"bitcoin": {"usd": 105}}))
+    open_entry(strategy)
+    fake.move("93.1", at_ms=int(datetime(2024, 1, 11, 17, 5, tzinfo=UTC).timestamp() * 1000))
+    daily(strategy.instruments.get(), date(2024, 1, 11), low="93")
+    fake_coingecko.add("/simple/price", json_reply({"bitcoin": {"usd": 93.1}}))
+    fake.time_ms = int(NEXT_DAY.timestamp() * 1000)
+
+    with time_machine.travel(NEXT_DAY, tick=False):
+        summary = sync_new_trades(as_of=date(2024, 1, 12))
+
+    assert ("live-" + exchange_id, "bitcoin", "opened") in [
+        (r["strategy"], r["instrument"], r["action"]) for r in summary["results"]
+    ]
+    for account in (strategy, paper):
+        stopped, again = Position.objects.filter(strategy=account).order_by("entry_at")
+        assert (stopped.status, stopped.exit_reason) == ("closed", "stop_loss"), account.name
+        assert stopped.entry_at.date() == date(2024, 1, 11) and stopped.exit_at is not None
+        assert stopped.exit_at.date() == date(2024, 1, 11)
+        assert again.status == "open" and again.entry_at.date() == date(2024, 1, 12), account.name
+    exchange_stop = Position.objects.filter(strategy=strategy).order_by("entry_at").first()
+    paper_stop = Position.objects.filter(strategy=paper).order_by("entry_at").first()
+    assert exchange_stop is not None and paper_stop is not None
+    assert exchange_stop.exit_price == Decimal("93.1")  # the exchange's fill
+    assert paper_stop.exit_price == Decimal("94.5")  # the engine's level: 105 * 0.9
+    assert Order.objects.filter(position=paper_stop, type="stop_loss", status="filled").count() == 1
 
 
 def test_an_entry_accepted_before_a_crash_is_taken_up_by_the_next_run(mock: responses.RequestsMock) -> None:
