@@ -17,6 +17,7 @@ from positions.accounts import strategy_cash
 from positions.cycle import open as open_step
 from positions.cycle.close import sync_close_positions
 from positions.cycle.open import sync_new_trades
+from positions.cycle.run import claims_create
 from positions.events import StepResult
 from positions.models import Position, StrategyStep
 from runs.models import History
@@ -171,6 +172,40 @@ def test_a_stop_of_the_last_candle_is_settled_before_the_entries_whichever_step_
     assert again.entry_price == Decimal(105) and abs(again.quantity * 105 - 4000) < Decimal("1e-9")
     ltc_position = Position.objects.get(strategy=second, instrument=ltc)
     assert abs(ltc_position.quantity * ltc_position.entry_price - Decimal(1750)) < Decimal("1e-9")
+
+
+@time_machine.travel(NOW, tick=False)
+def test_an_open_step_killed_after_settling_the_stop_and_rerun_ends_as_one_uninterrupted_run(
+    prices: FakeCoinGecko, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 13: a day's result does not depend on a step being interrupted and rerun. The open step is killed after
+    # its reconcile phase committed the stop of candle 2024-01-10 and before any entry; the rerun enters with the
+    # stop's cash exactly as an uninterrupted twin does.
+    btc, eth, ltc = coin("bitcoin", "BTC", 100), coin("ethereum", "ETH", 50), coin("litecoin", "LTC", 20)
+    candle(btc, date(2024, 1, 10), 100, 101, 90, 92)
+    whole = _account_holding_bitcoin("whole", btc, eth, ltc, stop_loss_ratio=0.05)
+    killed = _account_holding_bitcoin("killed", btc, eth, ltc, stop_loss_ratio=0.05)
+    sync_new_trades(as_of=AS_OF, strategies=[whole])
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise Killed
+
+    monkeypatch.setattr(open_step, "claims_create", dies)
+    with pytest.raises(Killed):
+        sync_new_trades(as_of=AS_OF, strategies=[killed])
+    assert Position.objects.get(strategy=killed, instrument=btc).exit_reason == "stop_loss"  # committed
+    assert not Position.objects.filter(strategy=killed, status="open").exists()
+    monkeypatch.setattr(open_step, "claims_create", claims_create)
+
+    rerun = sync_new_trades(as_of=AS_OF, strategies=[killed])
+
+    assert sorted(actions(rerun)) == [
+        ("killed", "bitcoin", "opened"),
+        ("killed", "ethereum", "opened"),
+        ("killed", "litecoin", "opened"),
+    ]  # the stop is not settled twice
+    assert _book(killed) == _book(whole)
+    assert strategy_cash(killed) == strategy_cash(whole)
 
 
 @time_machine.travel(NOW, tick=False)

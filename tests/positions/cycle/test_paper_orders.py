@@ -71,7 +71,11 @@ def test_a_trailing_stop_is_replaced_as_it_rises_and_the_crossed_one_fills() -> 
     instrument = coin([(100, 100, 100, 100), (100, 110, 99, 105), (105, 120, 104, 115), (115, 116, 100, 101)])
     position = replayed(instrument, 4, trailing_stop_ratio=0.1, take_profit_ratio=0.5)[0]
 
-    assert (position.status, position.exit_reason, position.exit_price) == ("closed", "trailing_stop", Decimal(108))
+    assert (position.status, position.exit_reason, position.exit_price) == (
+        "closed",
+        "trailing_stop",
+        Decimal(108),
+    )
     assert protection(position) == [
         ("stop_loss", Decimal(90), "canceled"),
         ("take_profit", Decimal(150), "canceled"),
