@@ -41,7 +41,7 @@ from instruments.models import Instrument
 from positions.accounts import open_positions, position_trade, strategy_cash
 from positions.cycle.run import boundary_at, claimed_instruments, claims_create, skipped
 from positions.cycle.runner import step_run
-from positions.cycle.settle import risk_exits_settle
+from positions.cycle.settle import exchange_risk_exits_settle, risk_exits_settle
 from positions.events import Events, StepResult
 from positions.execution.base import ExecutionBackend, Quote
 from positions.execution.exchange import ExchangeBroker
@@ -196,6 +196,9 @@ def _open_strategy(
     if exchange is not None:
         reconcile(
             strategy, exchange, criteria=criteria, as_of=as_of, pending=pending, send_todays_entries=True
+        )
+        settled = exchange_risk_exits_settle(
+            strategy, exchange, criteria=criteria, as_of=as_of, pending=pending
         )
     else:
         settled = risk_exits_settle(

@@ -10,6 +10,10 @@ stop-loss, take-profit or trailing stop was crossed (filling the resting paper o
 :mod:`positions.execution.paper_orders`), so the open step's entries see it closed and its cash, whichever step
 runs first. The signal and maximum-holding exits of the last completed candle are the close step's (phase 3).
 
+An exchange strategy's take-profit does not rest on the exchange (only its stop does), and an unprotected
+position's stop does not either: :func:`exchange_risk_exits_settle` sells those at the start of the open step,
+at the market, before the entries (the fill is the exchange's, not the level).
+
 The walk (:func:`exits_walk`) is the close step's too: one function decides every exit of the live cycle.
 """
 
@@ -24,9 +28,11 @@ from positions.accounts import open_positions, position_trade
 from positions.cycle.run import boundary_at
 from positions.events import Events, StepResult
 from positions.execution.base import Quote
+from positions.execution.exchange import ExchangeBroker
 from positions.execution.paper import paper_position_close
 from positions.execution.paper_orders import paper_protection_move
-from positions.models import Position
+from positions.execution.trades import exit_execute, exit_order_new
+from positions.models import Order, Position
 from trading.engine.backtest import market_at
 from trading.engine.conditions import Signals, signals_compute
 from trading.engine.criteria import Criteria
@@ -171,3 +177,41 @@ def risk_exits_settle(
                 )
             )
     return lines
+
+
+def exchange_risk_exits_settle(
+    strategy: Strategy, exchange: ExchangeBroker, *, criteria: Criteria, as_of: date, pending: Events
+) -> list[StepResult]:
+    """The open step's reconcile phase for an exchange strategy, after its orders were taken up
+    (:func:`positions.execution.reconcile.reconcile`): sell what a risk exit of the completed candles closed and no
+    resting order on the exchange did (a take-profit; the stop of an unprotected position), before the entries.
+
+    Decided by the same walk as paper (:func:`exits_walk`, the last candle's signal exits left to the close step);
+    each sell is a ``new`` exit order written under the strategy's lock and sent after the commit
+    (:func:`positions.execution.trades.exit_execute`: the stop cancelled first, the position closed from the real
+    fill). A position with an exit order of the day already is left to reconciliation.
+
+    Returns:
+        The result line of each sell.
+
+    Raises:
+        ExchangeApiError: the exchange could not answer.
+    """
+    orders: list[Order] = []
+    boundary = boundary_at(as_of)
+    with transaction.atomic():
+        Strategy.objects.select_for_update().only("pk").get(pk=strategy.pk)
+        ids = list(open_positions(strategy).values_list("pk", flat=True))
+        for position in (
+            Position.objects.select_for_update()
+            .filter(pk__in=ids, status=Position.Status.OPEN)
+            .select_related("instrument", "strategy")
+            .order_by("instrument__symbol", "instrument_id")
+        ):
+            if Order.objects.live().filter(position=position, purpose=Order.Purpose.EXIT).exists():
+                continue
+            candles = candles_before(position.instrument, boundary)
+            closed = exits_walk(position, criteria, candles, quote=None, as_of=as_of, last_signal=False)
+            if closed is not None and closed.exit_reason:
+                orders.append(exit_order_new(position, closed.exit_reason, exchange, as_of, pending))
+    return [exit_execute(strategy, order, criteria, exchange, as_of, pending) for order in orders]

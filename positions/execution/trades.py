@@ -173,8 +173,14 @@ def entry_result(
 def exit_order_new(
     position: Position, reason: str, exchange: ExchangeBroker, as_of: date, pending: Events
 ) -> Order:
-    """Inside the close step's transaction: the ``new`` market sell of an exit the engine decided."""
+    """Inside a step's transaction: the ``new`` market sell of an exit the engine decided.
+
+    The open step's reconcile phase sells a take-profit (or the stop of an unprotected position) crossed during
+    the last candle; should that sell fail, the close step of the same day may decide it again: its order then
+    takes the next sequence number, so its client order id is new.
+    """
     symbol = exchange.market_symbol(position.instrument)
+    sequence = Order.objects.filter(position=position, purpose=Order.Purpose.EXIT, as_of=as_of).count()
     return Order.objects.create(
         strategy=position.strategy,
         instrument=position.instrument,
@@ -193,6 +199,7 @@ def exit_order_new(
             as_of=as_of,
             purpose=Order.Purpose.EXIT,
             position_id=position.pk,
+            sequence=sequence,
         ),
     )
 

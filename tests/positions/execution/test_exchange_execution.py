@@ -369,6 +369,30 @@ def test_a_stop_filled_overnight_is_taken_up_before_the_entries_and_paper_does_t
     assert Order.objects.filter(position=paper_stop, type="stop_loss", status="filled").count() == 1
 
 
+def test_a_take_profit_crossed_during_the_last_candle_is_sold_before_the_entries(
+    exchange_id: str, fake: FakeBinance | FakeBybit
+) -> None:
+    """A take-profit does not rest on the exchange: the open step of 01-12 sells it at the market in its reconcile
+    phase (the stop cancelled first), then enters again, as the entry signal on 01-11 asks (CRITERIA.md's order)."""
+    strategy = strategy_on(exchange_id, take_profit_ratio=0.04)
+    open_entry(strategy)  # bought at 105: stop 94.5 resting, take-profit 109.2 not
+    daily(strategy.instruments.get(), date(2024, 1, 11), h="112", low="100")
+    fake.time_ms = int(NEXT_DAY.timestamp() * 1000)
+
+    with time_machine.travel(NEXT_DAY, tick=False):
+        summary = sync_new_trades(as_of=date(2024, 1, 12))
+
+    lines = [(r["instrument"], r["action"], r["reason"]) for r in summary["results"]]
+    assert lines == [("bitcoin", "closed", "take_profit"), ("bitcoin", "opened", "entry signal")]
+    first, again = Position.objects.filter(strategy=strategy).order_by("entry_at")
+    assert (first.status, first.exit_reason, first.exit_price) == ("closed", "take_profit", Decimal(105))
+    assert again.status == "open" and again.entry_at == NEXT_DAY
+    stops = Order.objects.filter(purpose="protection").order_by("id")
+    assert [o.status for o in stops] == ["canceled", "open"]  # the old stop cancelled, the new one resting
+    [sell] = Order.objects.filter(purpose="exit")
+    assert sell.exit_reason == "take_profit" and sell.as_of == date(2024, 1, 12)
+
+
 def test_an_entry_accepted_before_a_crash_is_taken_up_by_the_next_run(mock: responses.RequestsMock) -> None:
     fake = FakeBinance(mock)
     strategy = strategy_on("binance")
