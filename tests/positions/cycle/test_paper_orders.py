@@ -92,13 +92,13 @@ def test_a_trailing_stop_is_replaced_as_it_rises_and_the_crossed_one_fills() -> 
 
 
 def test_a_take_profit_fills_and_the_stop_is_cancelled() -> None:
-    instrument = coin([(100, 100, 100, 100), (100, 111, 99, 105), (105, 106, 104, 105)])
-    position = replayed(instrument, 2, stop_loss_ratio=0.05, take_profit_ratio=0.1)[0]
+    instrument = coin([(100, 100, 100, 100), (100, 126, 99, 105), (105, 106, 104, 105)])
+    position = replayed(instrument, 2, stop_loss_ratio=0.05, take_profit_ratio=0.25)[0]
 
-    assert (position.exit_reason, position.exit_price) == ("take_profit", Decimal(110))
+    assert (position.exit_reason, position.exit_price) == ("take_profit", Decimal(125))
     assert protection(position) == [
         ("stop_loss", Decimal(95), "canceled"),
-        ("take_profit", Decimal(110), "filled"),
+        ("take_profit", Decimal(125), "filled"),
     ]
 
 
