@@ -139,11 +139,13 @@ def assert_one_cycle_ran(w: World) -> None:
     # The failed collect did not stop the open and close steps; they ran on the stored candles.
     assert opened["as_of"] == closed["as_of"] == AS_OF
     assert lines_of(opened, "buyer") == [("bitcoin", "opened"), ("litecoin", "none")]
-    assert lines_of(opened, "seller") == [("bitcoin", "none")]
+    # The open step's reconcile phase catches up the seller's missed days first (CRITERIA.md: what happened before
+    # the boundary is settled before the entries): its position exited long ago, so it enters again today.
+    assert lines_of(opened, "seller") == [("bitcoin", "closed"), ("bitcoin", "opened")]
     bought = Position.objects.get(strategy=w.buyer)
     assert bought.instrument == w.bitcoin and bought.status == "open"
     assert bought.entry_price == Decimal("97000")  # /simple/price, no slippage
-    assert lines_of(closed, "seller") == [("bitcoin", "closed")]
+    assert lines_of(closed, "seller") == [("bitcoin", "none")]  # entered today: not open during candle D-1
     w.held.refresh_from_db()
     # Exit signal on the first candle checked (2024-11-20), filled at the next open (2024-11-21).
     assert w.held.status == "closed" and w.held.exit_reason == "signal"
@@ -405,7 +407,7 @@ def test_two_chains_at_once_double_nothing(worker: Worker, fake_coingecko: FakeC
                     later
                 )
     assert Position.objects.filter(strategy=w.buyer).count() == 1
-    assert History.objects.filter(kind=HistoryKind.POSITION_OPENED).count() == 1
+    assert History.objects.filter(kind=HistoryKind.POSITION_OPENED).count() == 2  # the buyer's, the seller's again
     assert History.objects.filter(kind=HistoryKind.POSITION_CLOSED, position=w.held).count() == 1
     w.held.refresh_from_db()
     assert w.held.status == "closed" and w.held.exit_at == datetime(2024, 11, 21, tzinfo=UTC)
@@ -548,7 +550,7 @@ def test_sigkill_of_the_worker_child_mid_collect_redelivers_it_and_open_and_clos
     (closed,) = runs("close")
     assert run_started_at(opened["run_id"]) > run_finished_at(again.payload["run_id"])
     assert lines_of(opened, "buyer") == [("bitcoin", "opened"), ("litecoin", "none")]
-    assert lines_of(closed, "seller") == [("bitcoin", "closed")]
+    assert lines_of(closed, "seller") == [("bitcoin", "none")]  # its old position was settled by the open step
     w.held.refresh_from_db()
     assert w.held.status == "closed"
     print("\nSIGKILL of the worker child mid-collect: 1 fault; the collect ran again, open and close ran")
@@ -597,7 +599,7 @@ def test_a_collect_killed_past_its_time_limit_fails_the_chord_and_the_rescue_run
     (opened,) = runs("open")
     (closed,) = runs("close")
     assert lines_of(opened, "buyer") == [("bitcoin", "opened"), ("litecoin", "none")]
-    assert lines_of(closed, "seller") == [("bitcoin", "closed")]
+    assert lines_of(closed, "seller") == [("bitcoin", "none")]  # its old position was settled by the open step
     w.held.refresh_from_db()
     assert w.held.status == "closed"
     assert "its task failed (killed past its time limit, or its worker lost)" in lost[0].message
