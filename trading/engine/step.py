@@ -306,6 +306,7 @@ def _exits(
     exit_price, exit_fee, pnl, pnl_ratio = (np.zeros(b.k) for _ in range(4))
     exits = (exit_code, exit_index, exit_time_seconds, exit_price, exit_fee, pnl, pnl_ratio)
     if risk:
+        no_finer = np.zeros((1, b.k), dtype=np.int64)
         risk_exits_at_boundary(
             rules,
             0,
@@ -315,6 +316,12 @@ def _exits(
             b.t_open,
             b.t_high,
             b.t_low,
+            # no finer candles live (yet): an ambiguous candle takes the stop, as CRITERIA.md says
+            no_finer,
+            no_finer,
+            np.empty(0),
+            np.empty(0),
+            np.empty(0),
             b.is_open,
             b.quantity,
             b.entry_price,
@@ -324,6 +331,8 @@ def _exits(
             b.take_profit,
             b.trail_reference,
             b.trail_level,
+            np.zeros(b.k, dtype=np.int64),
+            np.zeros(b.k),
             *exits,
         )
         code[:] = exit_code
