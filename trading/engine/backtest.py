@@ -222,9 +222,7 @@ def backtest(
         return np.ascontiguousarray(np.column_stack([column[name] for column in columns]))
 
     capacity = int(sum(int(column["entry_signal"].sum()) for column in columns))
-    finer_start, finer_end, finer_open, finer_high, finer_low = _finer_columns(
-        ordered, finer or {}, steps - candle_seconds, candle_seconds
-    )
+    finer_bounds, finer_prices = _finer_columns(ordered, finer or {}, steps - candle_seconds, candle_seconds)
     ints, floats, codes, still_open, _, ambiguous_ints, ambiguous_floats = run_boundaries(
         criteria_rules(criteria),
         float(starting_cash),
@@ -241,11 +239,8 @@ def backtest(
         next_index=stacked("next_index"),
         next_time_seconds=stacked("next_time_seconds"),
         next_price=stacked("next_price"),
-        finer_start=finer_start,
-        finer_end=finer_end,
-        finer_open=finer_open,
-        finer_high=finer_high,
-        finer_low=finer_low,
+        finer_bounds=finer_bounds,
+        finer_prices=finer_prices,
         capacity=capacity,
     )
     if close_at_end:
@@ -313,8 +308,8 @@ def _finer_columns(
     finer: Mapping[str, CandleArrays],
     t_open_time_seconds: np.ndarray,
     candle_seconds: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The finer candles of every instrument as flat arrays, and where those inside each candle t lie in them.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The finer candles of every instrument in one array, and where those inside each candle t lie in it.
 
     Args:
         ordered: the instruments, in slot (symbol) order.
@@ -323,9 +318,9 @@ def _finer_columns(
         candle_seconds: the length of candle t.
 
     Returns:
-        ``(finer_start, finer_end, finer_open, finer_high, finer_low)``: shape (n, k) int64 each for the first
-        two (the finer candles opening in ``[t, t + candle_seconds)`` are ``finer_start .. finer_end - 1``), and
-        the instruments' finer candles one after another, shape (f,) float64, for the others.
+        ``(finer_bounds, finer_prices)``: shape (n, k, 2) int64 (the finer candles opening in
+        ``[t, t + candle_seconds)`` are the columns ``finer_bounds[j, i, 0] .. finer_bounds[j, i, 1] - 1``), and
+        shape (3, f) float64, the open, high and low of the instruments' finer candles one after another.
 
     Raises:
         ValueError: a symbol of ``finer`` is not one of the instruments.
@@ -334,28 +329,25 @@ def _finer_columns(
     if unknown:
         raise ValueError(f"finer candles given for {unknown}, which are not instruments of the backtest")
     n, k = t_open_time_seconds.shape[0], len(ordered)
-    start = np.zeros((n, k), dtype=np.int64)
-    end = np.zeros((n, k), dtype=np.int64)
+    bounds = np.zeros((n, k, 2), dtype=np.int64)
     parts: list[CandleArrays] = []
     base = 0
     for i, candles in enumerate(ordered):
         fine = finer.get(candles.symbol)
         if fine is None or len(fine) == 0:
-            start[:, i] = end[:, i] = base
+            bounds[:, i, :] = base
             continue
-        start[:, i] = base + np.searchsorted(fine.open_time_seconds, t_open_time_seconds, side="left")
-        end[:, i] = base + np.searchsorted(
-            fine.open_time_seconds, t_open_time_seconds + candle_seconds, side="left"
-        )
+        times = fine.open_time_seconds
+        bounds[:, i, 0] = base + np.searchsorted(times, t_open_time_seconds, side="left")
+        bounds[:, i, 1] = base + np.searchsorted(times, t_open_time_seconds + candle_seconds, side="left")
         parts.append(fine)
         base += len(fine)
-
-    def flat(name: str) -> np.ndarray:
-        if not parts:
-            return np.empty(0)
-        return np.ascontiguousarray(np.concatenate([getattr(p, name) for p in parts]), dtype=np.float64)
-
-    return start, end, flat("open"), flat("high"), flat("low")
+    if not parts:
+        return bounds, np.empty((3, 0))
+    prices = np.empty((3, base))
+    for row, name in enumerate(("open", "high", "low")):
+        prices[row] = np.concatenate([getattr(p, name) for p in parts])
+    return bounds, prices
 
 
 def _market_columns(

@@ -94,11 +94,8 @@ def run_boundaries(
     next_index: np.ndarray,
     next_time_seconds: np.ndarray,
     next_price: np.ndarray,
-    finer_start: np.ndarray,
-    finer_end: np.ndarray,
-    finer_open: np.ndarray,
-    finer_high: np.ndarray,
-    finer_low: np.ndarray,
+    finer_bounds: np.ndarray,
+    finer_prices: np.ndarray,
     capacity: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
     """Run every boundary in the contract's order (CRITERIA.md), as the daily cycle does day by day: the risk
@@ -109,9 +106,10 @@ def run_boundaries(
         cash: starting cash, quote currency.
         has_t .. next_price: shape (n, k): the market of each of the k instruments (slots in symbol order) at
             each of the n boundaries, in time order (see :mod:`trading.engine.boundary`).
-        finer_start, finer_end: shape (n, k), int64: the finer candles inside candle t of each boundary and
-            instrument are ``finer_start .. finer_end - 1`` of ``finer_open``, ``finer_high``, ``finer_low``
-            (shape (f,), float64; empty, and the bounds equal, without finer candles).
+        finer_bounds: shape (n, k, 2), int64: the finer candles inside candle t of each boundary and instrument
+            are the columns ``finer_bounds[j, i, 0] .. finer_bounds[j, i, 1] - 1`` of ``finer_prices``.
+        finer_prices: shape (3, f), float64: open, high and low of the finer candles (f = 0, and the bounds
+            equal, without finer candles).
         capacity: an upper bound of the number of trades (the count of entry signals is one).
 
     Returns:
@@ -163,11 +161,8 @@ def run_boundaries(
             t_open,
             t_high,
             t_low,
-            finer_start,
-            finer_end,
-            finer_open,
-            finer_high,
-            finer_low,
+            finer_bounds,
+            finer_prices,
             is_open,
             quantity,
             entry_price,

@@ -306,7 +306,6 @@ def _exits(
     exit_price, exit_fee, pnl, pnl_ratio = (np.zeros(b.k) for _ in range(4))
     exits = (exit_code, exit_index, exit_time_seconds, exit_price, exit_fee, pnl, pnl_ratio)
     if risk:
-        no_finer = np.zeros((1, b.k), dtype=np.int64)
         risk_exits_at_boundary(
             rules,
             0,
@@ -317,11 +316,8 @@ def _exits(
             b.t_high,
             b.t_low,
             # no finer candles live (yet): an ambiguous candle takes the stop, as CRITERIA.md says
-            no_finer,
-            no_finer,
-            np.empty(0),
-            np.empty(0),
-            np.empty(0),
+            np.zeros((1, b.k, 2), dtype=np.int64),
+            np.empty((3, 0)),
             b.is_open,
             b.quantity,
             b.entry_price,
