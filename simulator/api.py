@@ -93,8 +93,26 @@ class SimulationSerializer(SimulationSummarySerializer):
         "every instrument is run over the days that have data; gaps are runs of days without a candle.",
     )
 
+    ambiguous = serializers.JSONField(
+        source="statistics.ambiguous",
+        read_only=True,
+        default=None,
+        help_text="The daily candles whose stop and take-profit were both inside, and how each was resolved (null "
+        'for a run saved before they were kept): [{"day", "instrument", "symbol", "stop_price", '
+        '"take_profit_price", "resolution"}], resolution one of stop_loss, trailing_stop, take_profit (decided by '
+        "stored 1h or 1m candles) or pessimistic (the stop, CRITERIA.md's rule, when none could tell). "
+        'See docs/criteria.md "Finer candles inside a daily candle".',
+    )
+
     class Meta(SimulationSummarySerializer.Meta):
-        fields = [*SimulationSummarySerializer.Meta.fields, "criteria", "trades", "equity_curve", "coverage"]
+        fields = [
+            *SimulationSummarySerializer.Meta.fields,
+            "criteria",
+            "trades",
+            "equity_curve",
+            "coverage",
+            "ambiguous",
+        ]
         read_only_fields = fields
 
 

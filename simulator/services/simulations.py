@@ -31,6 +31,7 @@ from barter_site.heartbeat import Heartbeat
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from simulator.models import RunStatus, Simulation, Sweep
 from simulator.services.coverage import coverage_compute
+from simulator.services.magnifier import ambiguous_as_json, finer_candles_load
 from simulator.services.requests import SimulationInputError, SimulationRequest, day_start
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import CriteriaError, criteria_parse
@@ -73,11 +74,17 @@ def candles_load(instruments: Sequence[Instrument], end: date) -> list[CandleArr
 
 
 def engine_run(
-    criteria: dict[str, Any], candles: list[CandleArrays], start: date, end: date, starting_cash: Decimal
+    criteria: dict[str, Any],
+    candles: list[CandleArrays],
+    start: date,
+    end: date,
+    starting_cash: Decimal,
+    finer: dict[str, CandleArrays] | None = None,
 ) -> BacktestResult:
     """Backtest ``criteria`` over ``candles`` (:func:`trading.engine.backtest.backtest`) with trades at the opens of
     the days ``start`` .. ``end``, the last candle's risk exits settled, and what is still open then closed at the
-    last close (``end_of_data``).
+    last close (``end_of_data``). ``finer``: finer candles by symbol (:func:`simulator.services.magnifier.
+    finer_candles_load`) that decide the ambiguous daily candles (docs/criteria.md).
 
     Raises:
         ValueError, OverflowError, CriteriaError: as the engine does, for criteria it refuses.
@@ -89,6 +96,7 @@ def engine_run(
         end_time_seconds=to_seconds(day_start(end)),
         starting_cash=float(starting_cash),
         close_at_end=True,
+        finer=finer,
     )
 
 
@@ -195,11 +203,16 @@ def _simulation_compute(simulation: Simulation, report: Callable[[float], None])
         )
         report(0.4)
         # Only the days that have data: a range past every instrument's data is clamped to it (issue 13, item 3).
+        finer = finer_candles_load(instruments, coverage.start, coverage.end)
         result = engine_run(
-            simulation.criteria, candles, coverage.start, coverage.end, simulation.starting_cash
+            simulation.criteria, candles, coverage.start, coverage.end, simulation.starting_cash, finer
         )
         report(0.8)
-        simulation.statistics = {**result.statistics, "coverage": coverage.document}
+        simulation.statistics = {
+            **result.statistics,
+            "coverage": coverage.document,
+            "ambiguous": ambiguous_as_json(result, {i.symbol: i.coingecko_id for i in instruments}),
+        }
         simulation.trades = trades_as_json(result, {i.symbol: i.coingecko_id for i in instruments})
         simulation.equity_curve = equity_curve_as_json(result, float(simulation.starting_cash))
         simulation.status = RunStatus.DONE

@@ -20,6 +20,7 @@ from barter_site.heartbeat import Heartbeat
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from simulator.services import simulations
 from simulator.services.coverage import Coverage, coverage_compute
+from simulator.services.magnifier import ambiguous_as_json, finer_candles_load
 from simulator.services.requests import SimulationInputError, SimulationRequest
 from simulator.services.simulations import simulation_create, simulation_run
 from trading.engine.criteria import CriteriaError, criteria_parse
@@ -284,6 +285,8 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
         refused = ""
     except ValueError as exc:
         coverage, refused = None, f"ValueError: {exc}"
+    # The bar magnifier's finer candles, as a simulation of one point loads them.
+    finer = {} if coverage is None else finer_candles_load(instruments, coverage.start, coverage.end)
     points = []
     for index in todo:
         values = grid[index]
@@ -301,8 +304,13 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
                 coverage.start,
                 coverage.end,
                 sweep.starting_cash,
+                finer,
             )
-            point.statistics = {**result.statistics, "coverage": coverage.document}
+            point.statistics = {
+                **result.statistics,
+                "coverage": coverage.document,
+                "ambiguous": ambiguous_as_json(result, {i.symbol: i.coingecko_id for i in instruments}),
+            }
         except (ValueError, OverflowError, CriteriaError) as exc:
             point.error = f"{type(exc).__name__}: {exc}"
         points.append(point)

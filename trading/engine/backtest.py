@@ -15,7 +15,7 @@ the curves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -26,6 +26,12 @@ from trading.engine.conditions import Signals, signals_compute
 from trading.engine.criteria import Criteria
 from trading.engine.curves import curves_from_trades
 from trading.engine.layout import (
+    AMBIGUITY_PESSIMISTIC,
+    AMBIGUOUS_FLOAT_STOP,
+    AMBIGUOUS_FLOAT_TAKE_PROFIT,
+    AMBIGUOUS_INT_OPEN_TIME_SECONDS,
+    AMBIGUOUS_INT_RESOLUTION,
+    AMBIGUOUS_INT_SLOT,
     END_OF_DATA_CODE,
     FLOAT_ENTRY_FEE,
     FLOAT_ENTRY_PRICE,
@@ -46,7 +52,8 @@ from trading.engine.layout import (
 from trading.engine.loop import run_boundaries
 from trading.engine.rules import close_fill
 from trading.engine.step import InstrumentAtBoundary, criteria_rules
-from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade, TradeLog
+from trading.engine.types import SECONDS_PER_DAY, AmbiguousCandle, CandleArrays, Trade, TradeLog
+from trading.engine.vocabulary import PESSIMISTIC_RESOLUTION, exit_reason_value
 
 
 @dataclass
@@ -60,7 +67,10 @@ class BacktestResult:
         buy_and_hold_curve: shape (n,), float64: the starting cash split equally across the instruments,
             each share bought at its first open in the range (no fee) and marked at the closes.
         exposure: shape (n,), bool: a position was open at some point of the candle.
-        statistics: :func:`trading.engine.statistics.backtest_statistics` of the above.
+        statistics: :func:`trading.engine.statistics.backtest_statistics` of the above (with
+            ``ambiguous_candles`` and ``ambiguous_resolved`` counted from ``ambiguous``).
+        ambiguous: the ambiguous candles (stop and take-profit both inside), in time order then symbol, each
+            with its resolution (docs/criteria.md "Finer candles inside a daily candle").
     """
 
     trade_log: TradeLog
@@ -69,6 +79,7 @@ class BacktestResult:
     buy_and_hold_curve: np.ndarray
     exposure: np.ndarray
     statistics: dict[str, Any] = field(default_factory=dict)
+    ambiguous: list[AmbiguousCandle] = field(default_factory=list)
 
     @cached_property
     def trades(self) -> list[Trade]:
@@ -150,6 +161,7 @@ def backtest(
     starting_cash: float,
     candle_seconds: int = SECONDS_PER_DAY,
     close_at_end: bool = False,
+    finer: Mapping[str, CandleArrays] | None = None,
 ) -> BacktestResult:
     """Run ``criteria`` over the candles of one or several instruments that share one cash balance.
 
@@ -172,6 +184,10 @@ def backtest(
             the run ends as the daily cycle replayed over the same days does: the last candle has not closed at
             the last boundary, so an open trade is reported open even when that candle goes through a level
             (the live close step settles it at the next boundary, at the level, timed at the candle's open).
+        finer: optional finer candles (1h or 1m, oldest first) by symbol, for the bar magnifier: an ambiguous
+            candle (its stop and take-profit both inside, :func:`trading.engine.boundary.is_ambiguous`) is
+            decided by the first of its finer candles (those opening inside it) that crosses a level; without
+            them, or for a symbol missing here, it takes the stop (CRITERIA.md). Other candles are unaffected.
 
     Returns:
         :class:`BacktestResult`.
@@ -206,7 +222,8 @@ def backtest(
         return np.ascontiguousarray(np.column_stack([column[name] for column in columns]))
 
     capacity = int(sum(int(column["entry_signal"].sum()) for column in columns))
-    ints, floats, codes, still_open, _ = run_boundaries(
+    finer_bounds, finer_prices = _finer_columns(ordered, finer or {}, steps - candle_seconds, candle_seconds)
+    ints, floats, codes, still_open, _, ambiguous_ints, ambiguous_floats = run_boundaries(
         criteria_rules(criteria),
         float(starting_cash),
         has_t=stacked("has_t"),
@@ -222,6 +239,8 @@ def backtest(
         next_index=stacked("next_index"),
         next_time_seconds=stacked("next_time_seconds"),
         next_price=stacked("next_price"),
+        finer_bounds=finer_bounds,
+        finer_prices=finer_prices,
         capacity=capacity,
     )
     if close_at_end:
@@ -257,6 +276,18 @@ def backtest(
     buy_and_hold = _buy_and_hold(
         [column["next_index"][: boundaries.shape[0]] for column in columns], ordered, closes, starting_cash
     )
+    ambiguous = [
+        AmbiguousCandle(
+            symbol=ordered[int(row[AMBIGUOUS_INT_SLOT])].symbol,
+            open_time_seconds=int(row[AMBIGUOUS_INT_OPEN_TIME_SECONDS]),
+            stop_price=float(levels[AMBIGUOUS_FLOAT_STOP]),
+            take_profit_price=float(levels[AMBIGUOUS_FLOAT_TAKE_PROFIT]),
+            resolution=PESSIMISTIC_RESOLUTION
+            if int(row[AMBIGUOUS_INT_RESOLUTION]) == AMBIGUITY_PESSIMISTIC
+            else str(exit_reason_value(int(row[AMBIGUOUS_INT_RESOLUTION]))),
+        )
+        for row, levels in zip(ambiguous_ints, ambiguous_floats, strict=True)
+    ]
     from trading.engine.statistics import backtest_statistics
 
     statistics = backtest_statistics(
@@ -266,8 +297,57 @@ def backtest(
         trades=log,
         candle_seconds=candle_seconds,
         starting_cash=starting_cash,
+        ambiguous_candles=len(ambiguous),
+        ambiguous_resolved=sum(1 for a in ambiguous if a.resolution != PESSIMISTIC_RESOLUTION),
     )
-    return BacktestResult(log, boundaries, equity, buy_and_hold, exposure, statistics)
+    return BacktestResult(log, boundaries, equity, buy_and_hold, exposure, statistics, ambiguous)
+
+
+def _finer_columns(
+    ordered: Sequence[CandleArrays],
+    finer: Mapping[str, CandleArrays],
+    t_open_time_seconds: np.ndarray,
+    candle_seconds: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The finer candles of every instrument in one array, and where those inside each candle t lie in it.
+
+    Args:
+        ordered: the instruments, in slot (symbol) order.
+        finer: finer candles by symbol (oldest first, open times strictly increasing); symbols absent have none.
+        t_open_time_seconds: shape (n,), int64: the open of candle t at each boundary.
+        candle_seconds: the length of candle t.
+
+    Returns:
+        ``(finer_bounds, finer_prices)``: shape (n, k, 2) int64 (the finer candles opening in
+        ``[t, t + candle_seconds)`` are the columns ``finer_bounds[j, i, 0] .. finer_bounds[j, i, 1] - 1``), and
+        shape (3, f) float64, the open, high and low of the instruments' finer candles one after another.
+
+    Raises:
+        ValueError: a symbol of ``finer`` is not one of the instruments.
+    """
+    unknown = sorted(set(finer) - {c.symbol for c in ordered})
+    if unknown:
+        raise ValueError(f"finer candles given for {unknown}, which are not instruments of the backtest")
+    n, k = t_open_time_seconds.shape[0], len(ordered)
+    bounds = np.zeros((n, k, 2), dtype=np.int64)
+    parts: list[CandleArrays] = []
+    base = 0
+    for i, candles in enumerate(ordered):
+        fine = finer.get(candles.symbol)
+        if fine is None or len(fine) == 0:
+            bounds[:, i, :] = base
+            continue
+        times = fine.open_time_seconds
+        bounds[:, i, 0] = base + np.searchsorted(times, t_open_time_seconds, side="left")
+        bounds[:, i, 1] = base + np.searchsorted(times, t_open_time_seconds + candle_seconds, side="left")
+        parts.append(fine)
+        base += len(fine)
+    if not parts:
+        return bounds, np.empty((3, 0))
+    prices = np.empty((3, base))
+    for row, name in enumerate(("open", "high", "low")):
+        prices[row] = np.concatenate([getattr(p, name) for p in parts])
+    return bounds, prices
 
 
 def _market_columns(

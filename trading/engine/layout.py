@@ -32,6 +32,13 @@ MAX_HOLDING_CODE: int = ExitReason.MAX_HOLDING.code
 END_OF_DATA_CODE: int = ExitReason.END_OF_DATA.code
 MANUAL_CODE: int = ExitReason.MANUAL.code
 
+#: How the risk exits of an ambiguous daily candle were decided (the stop and the take-profit both inside it, the
+#: open through neither): ``AMBIGUITY_NONE`` the candle was not ambiguous, ``AMBIGUITY_PESSIMISTIC`` the stop was
+#: taken without finer candles to tell (or a finer candle held both levels too); otherwise the exit code of the
+#: level the finer candles crossed first (``STOP_LOSS_CODE``, ``TAKE_PROFIT_CODE`` or ``TRAILING_STOP_CODE``).
+AMBIGUITY_NONE = -1
+AMBIGUITY_PESSIMISTIC = 0
+
 #: Sizing method codes (CRITERIA.md "Sizing").
 SIZING_EQUITY_FRACTION = 0
 SIZING_FIXED_QUOTE = 1
@@ -70,6 +77,14 @@ FLOAT_EXIT_FEE = 7
 FLOAT_PNL = 8
 FLOAT_PNL_RATIO = 9
 FLOAT_COLUMNS = 10
+# Columns of the ambiguous candles' ``ints`` array (int64, shape (a, 3)) and ``floats`` array (float64, (a, 2)).
+AMBIGUOUS_INT_SLOT = 0
+AMBIGUOUS_INT_OPEN_TIME_SECONDS = 1
+AMBIGUOUS_INT_RESOLUTION = 2
+AMBIGUOUS_INT_COLUMNS = 3
+AMBIGUOUS_FLOAT_STOP = 0
+AMBIGUOUS_FLOAT_TAKE_PROFIT = 1
+AMBIGUOUS_FLOAT_COLUMNS = 2
 
 #: Options of the functions of one boundary, which the backtest calls once a candle: compiled without Numba's
 #: reference counting (its option ``_nrt``), they cost nanoseconds instead of the ~300 ns that counting the

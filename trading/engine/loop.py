@@ -17,6 +17,14 @@ from numba import njit
 
 from trading.engine.boundary import entries_at_boundary, risk_exits_at_boundary, signal_exits_at_boundary
 from trading.engine.layout import (
+    AMBIGUITY_NONE,
+    AMBIGUOUS_FLOAT_COLUMNS,
+    AMBIGUOUS_FLOAT_STOP,
+    AMBIGUOUS_FLOAT_TAKE_PROFIT,
+    AMBIGUOUS_INT_COLUMNS,
+    AMBIGUOUS_INT_OPEN_TIME_SECONDS,
+    AMBIGUOUS_INT_RESOLUTION,
+    AMBIGUOUS_INT_SLOT,
     FLOAT_COLUMNS,
     FLOAT_ENTRY_FEE,
     FLOAT_ENTRY_PRICE,
@@ -86,8 +94,10 @@ def run_boundaries(
     next_index: np.ndarray,
     next_time_seconds: np.ndarray,
     next_price: np.ndarray,
+    finer_bounds: np.ndarray,
+    finer_prices: np.ndarray,
     capacity: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
     """Run every boundary in the contract's order (CRITERIA.md), as the daily cycle does day by day: the risk
     exits of candle t, the entries at the open, the signal and maximum-holding exits at the open.
 
@@ -96,13 +106,20 @@ def run_boundaries(
         cash: starting cash, quote currency.
         has_t .. next_price: shape (n, k): the market of each of the k instruments (slots in symbol order) at
             each of the n boundaries, in time order (see :mod:`trading.engine.boundary`).
+        finer_bounds: shape (n, k, 2), int64: the finer candles inside candle t of each boundary and instrument
+            are the columns ``finer_bounds[j, i, 0] .. finer_bounds[j, i, 1] - 1`` of ``finer_prices``.
+        finer_prices: shape (3, f), float64: open, high and low of the finer candles (f = 0, and the bounds
+            equal, without finer candles).
         capacity: an upper bound of the number of trades (the count of entry signals is one).
 
     Returns:
         ``(ints, floats, codes, still_open, cash)``: the trades in the order they were entered (then slot):
         ``ints`` shape (m, 5) int64 and ``floats`` shape (m, 10) float64 with the columns ``INT_*`` and
         ``FLOAT_*`` of :mod:`trading.engine.layout` (NaN where absent), ``codes`` shape (m,) int64 exit codes
-        (``NO_EXIT`` while open), ``still_open`` shape (m,) bool, and the cash at the end.
+        (``NO_EXIT`` while open), ``still_open`` shape (m,) bool, the cash at the end, and the ambiguous candles
+        in time order (then slot): ``ambiguous_ints`` shape (a, 3) int64 and ``ambiguous_floats`` shape (a, 2)
+        float64 with the columns ``AMBIGUOUS_*`` of :mod:`trading.engine.layout`. Each ambiguous candle closes
+        a trade, so ``a <= m``.
     """
     n, k = has_t.shape
     ints = np.full((capacity, INT_COLUMNS), -1, dtype=np.int64)
@@ -127,6 +144,11 @@ def run_boundaries(
     pnl = np.zeros(k)
     pnl_ratio = np.zeros(k)
     slot_trade = np.full(k, -1, dtype=np.int64)
+    ambiguity = np.full(k, AMBIGUITY_NONE, dtype=np.int64)
+    ambiguous_stop = np.full(k, np.nan)
+    ambiguous_ints = np.full((capacity, AMBIGUOUS_INT_COLUMNS), -1, dtype=np.int64)
+    ambiguous_floats = np.full((capacity, AMBIGUOUS_FLOAT_COLUMNS), np.nan)
+    a = 0
     m = 0
     for j in range(n):
         # 1. the risk exits of candle t, settled before the open: entries there see them closed, and their cash
@@ -139,6 +161,8 @@ def run_boundaries(
             t_open,
             t_high,
             t_low,
+            finer_bounds,
+            finer_prices,
             is_open,
             quantity,
             entry_price,
@@ -148,6 +172,8 @@ def run_boundaries(
             take_profit,
             trail_reference,
             trail_level,
+            ambiguity,
+            ambiguous_stop,
             exit_code,
             exit_index,
             exit_time_seconds,
@@ -156,6 +182,14 @@ def run_boundaries(
             pnl,
             pnl_ratio,
         )
+        for i in range(k):
+            if ambiguity[i] != AMBIGUITY_NONE:
+                ambiguous_ints[a, AMBIGUOUS_INT_SLOT] = i
+                ambiguous_ints[a, AMBIGUOUS_INT_OPEN_TIME_SECONDS] = t_open_time_seconds[j, i]
+                ambiguous_ints[a, AMBIGUOUS_INT_RESOLUTION] = ambiguity[i]
+                ambiguous_floats[a, AMBIGUOUS_FLOAT_STOP] = ambiguous_stop[i]
+                ambiguous_floats[a, AMBIGUOUS_FLOAT_TAKE_PROFIT] = take_profit[i]
+                a += 1
         _exits_record(
             slot_trade,
             exit_code,
@@ -249,4 +283,4 @@ def run_boundaries(
         if slot_trade[i] >= 0:
             still_open[slot_trade[i]] = True
             floats[slot_trade[i], FLOAT_TRAILING_STOP_PRICE] = trail_level[i]
-    return ints[:m], floats[:m], codes[:m], still_open, cash
+    return ints[:m], floats[:m], codes[:m], still_open, cash, ambiguous_ints[:a], ambiguous_floats[:a]

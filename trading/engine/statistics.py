@@ -95,6 +95,8 @@ def backtest_statistics(
     trades: Sequence[Trade] | TradeLog,
     candle_seconds: int,
     starting_cash: float,
+    ambiguous_candles: int = 0,
+    ambiguous_resolved: int = 0,
 ) -> dict[str, float | int | None]:
     """Return the report's statistics (``CRITERIA.md`` "Statistics") of one run.
 
@@ -150,6 +152,12 @@ def backtest_statistics(
     - ``total_fees``: the entry fees of every trade, open or closed, plus the exit fees of the closed ones,
       quote currency: what the run actually paid.
 
+    Bar magnifier figures (docs/criteria.md "Finer candles inside a daily candle"), passed in by the backtest:
+
+    - ``ambiguous_candles``: the candles of open trades whose stop (the higher of the stop-loss and the trailing
+      level) and take-profit were both inside the candle, its open through neither;
+    - ``ambiguous_resolved``: those of them that finer candles decided (the others took the stop).
+
     Args:
         equity_curve: shape (n,), float64, quote currency, the account's equity (cash plus open positions at
             the close) at each candle's close, in time order, all finite and > 0, n >= 1.
@@ -161,6 +169,7 @@ def backtest_statistics(
             trade must have ``exit_time_seconds``, ``exit_fee``, ``pnl`` and ``pnl_ratio`` set.
         candle_seconds: length of one candle in seconds, > 0 (86_400 for daily, 60 for one-minute).
         starting_cash: the cash at the first candle's open, quote currency, > 0.
+        ambiguous_candles, ambiguous_resolved: ints >= 0 (see above), 0 by default.
 
     Returns:
         The keys of :data:`~trading.engine.vocabulary.STATISTICS_KEYS`, in that order: ``n_trades`` an int, the
@@ -220,6 +229,8 @@ def backtest_statistics(
             **_trade_statistics(trades),
             "exposure_ratio": float(np.count_nonzero(exposure_array)) / n,
             "final_equity": final_equity,
+            "ambiguous_candles": int(ambiguous_candles),
+            "ambiguous_resolved": int(ambiguous_resolved),
         }
     return {key: statistics[key] for key in STATISTICS_KEYS}
 

@@ -315,6 +315,9 @@ def _exits(
             b.t_open,
             b.t_high,
             b.t_low,
+            # no finer candles live (yet): an ambiguous candle takes the stop, as CRITERIA.md says
+            np.zeros((1, b.k, 2), dtype=np.int64),
+            np.empty((3, 0)),
             b.is_open,
             b.quantity,
             b.entry_price,
@@ -324,6 +327,8 @@ def _exits(
             b.take_profit,
             b.trail_reference,
             b.trail_level,
+            np.zeros(b.k, dtype=np.int64),
+            np.zeros(b.k),
             *exits,
         )
         code[:] = exit_code

@@ -36,6 +36,29 @@ class CandleArrays:
         return int(self.open_time_seconds.shape[0])
 
 
+@dataclass(frozen=True)
+class AmbiguousCandle:
+    """A daily candle of an open trade whose stop and take-profit were both inside it, its open through neither
+    (docs/criteria.md "Finer candles inside a daily candle").
+
+    Attributes:
+        symbol: the instrument's symbol.
+        open_time_seconds: the candle's open, seconds since epoch (UTC): its day.
+        stop_price: the stop in force during the candle (the higher of the stop-loss and the trailing level),
+            quote currency.
+        take_profit_price: the take-profit, quote currency.
+        resolution: ``stop_loss``, ``trailing_stop`` or ``take_profit``, the level the finer candles crossed
+            first; ``pessimistic`` when no finer candle could tell (none stored, or one held both levels too):
+            the stop was taken.
+    """
+
+    symbol: str
+    open_time_seconds: int
+    stop_price: float
+    take_profit_price: float
+    resolution: str
+
+
 @dataclass
 class Trade:
     """One position of a backtest or of the live cycle, open or closed.

@@ -151,6 +151,12 @@ STATISTICS: tuple[Statistic, ...] = (
     Statistic("worst_trade_ratio", "Worst trade", "ratio", signed=True),
     Statistic("total_fees", "Total fees", "money", higher_is_better=False),
     Statistic("final_equity", "Final equity", "money", buy_and_hold=True),
+    # ambiguous_candles: the daily candles of open trades whose stop (the higher of the stop-loss and the
+    # trailing level) and take-profit were both inside the candle, its open through neither (docs/criteria.md
+    # "Finer candles inside a daily candle"). ambiguous_resolved: those of them that finer candles (1h or 1m)
+    # decided; the others took the stop (CRITERIA.md's pessimistic rule).
+    Statistic("ambiguous_candles", "Ambiguous candles (stop and take-profit both inside)", "count"),
+    Statistic("ambiguous_resolved", "Ambiguous candles resolved by finer candles", "count"),
 )
 #: Key -> :class:`Statistic`.
 STATISTIC_BY_KEY: dict[str, Statistic] = {statistic.key: statistic for statistic in STATISTICS}
@@ -164,6 +170,17 @@ def statistics_described() -> str:
         f"{s.key}: {s.label}, {s.unit}, {'higher' if s.higher_is_better else 'lower'} is better"
         for s in STATISTICS
     )
+
+
+#: How an ambiguous candle was resolved (:class:`trading.engine.types.AmbiguousCandle`): the exit reason the finer
+#: candles decided, or ``pessimistic`` (the stop, taken without finer candles that could tell).
+PESSIMISTIC_RESOLUTION = "pessimistic"
+RESOLUTIONS = (
+    ExitReason.STOP_LOSS.value,
+    ExitReason.TRAILING_STOP.value,
+    ExitReason.TAKE_PROFIT.value,
+    PESSIMISTIC_RESOLUTION,
+)
 
 
 #: The figure shown first and by default (a sweep's heatmap unless another is chosen).

@@ -21,7 +21,10 @@ from hypothesis import strategies as st
 from trading.engine import statistics
 from trading.engine.statistics import backtest_statistics, drawdown_curve, max_drawdown_ratio
 from trading.engine.types import SECONDS_PER_DAY, Trade
-from trading.engine.vocabulary import STATISTICS_KEYS
+from trading.engine.vocabulary import STATISTICS, STATISTICS_KEYS
+
+#: The statistics that are ints (n_trades and the bar magnifier's counts of ambiguous candles).
+COUNTS = {statistic.key for statistic in STATISTICS if statistic.unit == "count"}
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 DAY = SECONDS_PER_DAY
@@ -425,8 +428,9 @@ def test_trade_figures(case: str, trades: list[Trade], expected: dict[str, float
 def test_keys_types_and_json() -> None:
     result = run([100.0, 110.0, 99.0, 120.0], trades=_MIXED, exposure=[True, True, False, False])
     assert tuple(result) == STATISTICS_KEYS
-    assert len(STATISTICS_KEYS) == 18
-    assert all(type(value) is float for key, value in result.items() if key != "n_trades")
+    assert len(STATISTICS_KEYS) == 20  # with the bar magnifier's ambiguous_candles and ambiguous_resolved
+    assert all(type(value) is float for key, value in result.items() if key not in COUNTS)
+    assert all(type(result[key]) is int for key in COUNTS)
     json.dumps(result, allow_nan=False)
 
 
@@ -688,7 +692,7 @@ def test_output_is_always_json_friendly(
     assert all(
         value is None or (type(value) is float and math.isfinite(value))
         for key, value in result.items()
-        if key != "n_trades"
+        if key not in COUNTS
     )
     json.dumps(result, allow_nan=False)
     assert result["n_trades"] == sum(not trade.is_open for trade in trades)
