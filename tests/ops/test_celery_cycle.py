@@ -407,7 +407,8 @@ def test_two_chains_at_once_double_nothing(worker: Worker, fake_coingecko: FakeC
                     later
                 )
     assert Position.objects.filter(strategy=w.buyer).count() == 1
-    assert History.objects.filter(kind=HistoryKind.POSITION_OPENED).count() == 2  # the buyer's, the seller's again
+    # the buyer's, and the seller's again (its missed days caught up)
+    assert History.objects.filter(kind=HistoryKind.POSITION_OPENED).count() == 2
     assert History.objects.filter(kind=HistoryKind.POSITION_CLOSED, position=w.held).count() == 1
     w.held.refresh_from_db()
     assert w.held.status == "closed" and w.held.exit_at == datetime(2024, 11, 21, tzinfo=UTC)
