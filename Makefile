@@ -85,6 +85,7 @@ MINUTES ?= ../shared/data/minute/binance_btcusdt_1m_2024
 bench: $(VENV)/.dev .venv-runtime/.created
 	$(PY) benchmarks/engine_minutes.py $(MINUTES) --python .venv-runtime/bin/python
 	$(PY) benchmarks/simulator_request.py
+	$(PY) benchmarks/simulator_minutes.py $(MINUTES)
 	$(PY) benchmarks/simulator_sweep.py
 	$(PY) benchmarks/abuse.py --database postgres
 

@@ -34,6 +34,8 @@ _CANDLES_SQL = {
     ),
 }
 _SINCE_SQL = " AND open_time >= %s"
+#: The price and volume columns of :class:`CandleColumns`, in the order the queries select them.
+CANDLE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +65,9 @@ def candles_float(
     """Return the candles of ``instrument`` that opened in ``[since, before)``, as float64 columns.
 
     The one conversion of stored prices to floats (style guide rule 5): one raw query, the database casting
-    each ``Decimal`` to a double, so neither a ``Decimal`` nor a model is built per candle. With ``before`` a
-    day boundary, only candles completed by then are returned, so the live cycle cannot look ahead.
+    each ``Decimal`` to a double, so neither a ``Decimal`` nor a model is built per candle; on PostgreSQL a binary
+    ``COPY`` read straight into numpy (:func:`_candles_copied`), with no Python object per value either. With
+    ``before`` a day boundary, only candles completed by then are returned, so the live cycle cannot look ahead.
 
     Args:
         instrument: whose candles.
@@ -75,6 +78,8 @@ def candles_float(
     Returns:
         :class:`CandleColumns`, oldest first (n = 0 when there are none).
     """
+    if connection.vendor == "postgresql":
+        return _candles_copied(instrument, before=before, since=since, timeframe=str(timeframe))
     sql = _CANDLES_SQL[connection.vendor].format(
         table=InstrumentOHLC._meta.db_table, since="" if since is None else _SINCE_SQL
     )
@@ -93,6 +98,63 @@ def candles_float(
         low=np.ascontiguousarray(table[:, 3]),
         close=np.ascontiguousarray(table[:, 4]),
         volume=np.ascontiguousarray(table[:, 5]),
+    )
+
+
+#: PostgreSQL's binary ``COPY`` of the candle columns: the open time as ``timestamptz`` (microseconds since
+#: 2000-01-01 UTC) and the prices as doubles, no NULL (a volume unknown to the source is NaN).
+_CANDLES_COPY_SQL = (
+    "COPY (SELECT open_time, CAST(open AS DOUBLE PRECISION), CAST(high AS DOUBLE PRECISION), "
+    "CAST(low AS DOUBLE PRECISION), CAST(close AS DOUBLE PRECISION), "
+    "COALESCE(CAST(volume AS DOUBLE PRECISION), 'NaN') FROM {table} "
+    "WHERE instrument_id = %s AND timeframe = %s{since} AND open_time < %s ORDER BY open_time) "
+    "TO STDOUT (FORMAT BINARY)"
+)
+#: One row of that ``COPY``: the field count (int16), then each field's length (int32) and value, big-endian
+#: (PostgreSQL's documentation, "COPY", "Binary Format").
+_COPY_ROW = np.dtype(
+    [("fields", ">i2"), ("time_length", ">i4"), ("time", ">i8")]
+    + [
+        (name, kind)
+        for column in CANDLE_COLUMNS
+        for name, kind in ((f"{column}_length", ">i4"), (column, ">f8"))
+    ]
+)
+#: The binary COPY header: an 11-byte signature, a 32-bit flags field and a 32-bit header-extension length.
+_COPY_HEADER = 19
+#: Seconds from 1970-01-01 to 2000-01-01 UTC, PostgreSQL's timestamp epoch.
+_POSTGRES_EPOCH_SECONDS = 946_684_800
+
+
+def _candles_copied(
+    instrument: Instrument, *, before: datetime, since: datetime | None, timeframe: str
+) -> CandleColumns:
+    """:func:`candles_float` on PostgreSQL: one binary ``COPY`` of the rows, parsed by numpy as fixed-width
+    records (a year of one-minute candles, 527,040 rows, in about a second instead of four through rows of
+    Python floats).
+
+    Raises:
+        RuntimeError: the database answered in a layout this parser does not expect (not 6 fields of 8 bytes).
+    """
+    sql = _CANDLES_COPY_SQL.format(
+        table=InstrumentOHLC._meta.db_table, since="" if since is None else _SINCE_SQL
+    )
+    params: list[object] = [instrument.pk, timeframe, *([] if since is None else [since]), before]
+    with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
+        data = b"".join(bytes(chunk) for chunk in copy)
+    extension = int.from_bytes(data[15:_COPY_HEADER], "big")
+    body = data[_COPY_HEADER + extension : -2]  # the trailer is a field count of -1
+    rows = np.frombuffer(body, dtype=_COPY_ROW)
+    lengths = [rows["time_length"], *(rows[f"{column}_length"] for column in CANDLE_COLUMNS)]
+    if len(body) % _COPY_ROW.itemsize or (
+        rows.size and not (np.all(rows["fields"] == 6) and np.all(np.array(lengths) == 8))
+    ):
+        raise RuntimeError(
+            "the candles' binary COPY has an unexpected layout; expected 6 fields of 8 bytes a row"
+        )
+    return CandleColumns(
+        open_time=(rows["time"] // 1_000_000 + _POSTGRES_EPOCH_SECONDS).astype(np.int64),
+        **{column: rows[column].astype(np.float64) for column in CANDLE_COLUMNS},
     )
 
 

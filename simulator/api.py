@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from barter_site.api import StrictSerializer
-from instruments.models import Instrument
+from instruments.models import Instrument, Timeframe
 from simulator.launch import simulation_start
 from simulator.models import STARTING_CASH_DEFAULT, Simulation
 from simulator.services.requests import SimulationInputError, simulation_request_check
@@ -28,6 +28,12 @@ class SimulationRequestSerializer(StrictSerializer):
     )
     start = serializers.DateField(help_text="First UTC day on which trades may happen.")
     end = serializers.DateField(help_text="Last UTC day (inclusive); what is open at its close is closed.")
+    timeframe = serializers.ChoiceField(
+        choices=Timeframe.choices,
+        default=Timeframe.D1,
+        help_text="The stored candles to run over (1d, 1h or 1m), stored for every instrument: a boundary at "
+        "every candle's open from start 00:00 UTC to the open of the last candle on the end date.",
+    )
     starting_cash = serializers.DecimalField(
         max_digits=38, decimal_places=18, default=STARTING_CASH_DEFAULT, help_text="Quote currency."
     )
@@ -41,6 +47,7 @@ class SimulationRequestSerializer(StrictSerializer):
                 instruments=attrs["instruments"],
                 start=attrs["start"],
                 end=attrs["end"],
+                timeframe=attrs["timeframe"],
                 starting_cash=attrs["starting_cash"],
                 criteria=attrs["criteria"],
             )
@@ -72,6 +79,7 @@ class SimulationSummarySerializer(serializers.ModelSerializer[Simulation]):
             "instruments",
             "start",
             "end",
+            "timeframe",
             "starting_cash",
             "statistics",
             "created_at",
@@ -138,8 +146,9 @@ class SimulationViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[S
 
     @extend_schema(request=SimulationRequestSerializer, responses={201: SimulationSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Run the criteria over the stored daily candles; 201 with statistics, trades and equity curve (status
-        ``done``), or with status ``pending`` for a run large enough to go to a worker (poll the run)."""
+        """Run the criteria over the stored candles of ``timeframe`` (default ``1d``); 201 with statistics, trades
+        and equity curve (status ``done``), or with status ``pending`` for a run large enough to go to a worker
+        (poll the run)."""
         body = SimulationRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         simulation = simulation_start(

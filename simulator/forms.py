@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 
+from instruments.models import Timeframe
 from simulator.builder.conversions import DEFAULT_CRITERIA, SIZING_OPTIONS, path_is_percent
 from simulator.builder.reading import builder_from_criteria, builder_from_data
 from simulator.builder.rows import Builder
@@ -49,7 +50,8 @@ SWEEP_AXES = (1, 2)
 
 
 class SimulatorForm(forms.Form):
-    """The simulator form: instruments, dates, cash, the criteria (builder or JSON box) and the sweep section.
+    """The simulator form: instruments, dates, timeframe (``1d`` by default; only one stored for every chosen
+    instrument is valid), cash, the criteria (builder or JSON box) and the sweep section.
 
     Bind it to the POST data; :meth:`is_valid` runs the builder and :func:`simulator.services.
     simulation_request_check`, and puts each error next to its field: Django's fields in ``errors``, the
@@ -64,6 +66,7 @@ class SimulatorForm(forms.Form):
     instruments = forms.Field(required=False, widget=forms.SelectMultiple)
     start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    timeframe = forms.ChoiceField(choices=Timeframe.choices, required=False, initial=Timeframe.D1)
     starting_cash = forms.DecimalField(required=False, initial=STARTING_CASH_DEFAULT)
     advanced = forms.BooleanField(required=False)
     criteria_json = forms.CharField(required=False, widget=forms.Textarea)
@@ -124,6 +127,7 @@ class SimulatorForm(forms.Form):
                 instruments=[str(i) for i in (cleaned.get("instruments") or []) if str(i).strip()],
                 start=cleaned.get("start"),
                 end=cleaned.get("end"),
+                timeframe=cleaned.get("timeframe") or Timeframe.D1,
                 starting_cash=cleaned.get("starting_cash"),
                 criteria=criteria if readable else {},
             )
@@ -132,6 +136,8 @@ class SimulatorForm(forms.Form):
             if not readable:
                 errors.pop("criteria", None)
             self.place_errors(errors)
+        if self.is_sweep and (cleaned.get("timeframe") or Timeframe.D1) != Timeframe.D1:
+            self.add_error("timeframe", "a sweep runs over daily candles only; choose 1d, or run once")
         if self.is_sweep and readable:
             self.sweep_axes = self._axes(criteria)
         return cleaned

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from instruments.models import Instrument
+from instruments.models import Instrument, Timeframe
 from instruments.precision import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS
 from trading.engine.vocabulary import HEADLINE_STATISTIC
 from trading.models import Strategy, criteria_validate
@@ -52,7 +52,11 @@ class Simulation(models.Model):
     (``instrument``, ``entry_at``, ``entry_price``, ``exit_at``, ``exit_price``, ``quantity``, ``entry_fee``,
     ``exit_fee``, ``pnl``, ``pnl_ratio``, ``exit_reason``; times ISO 8601 UTC, amounts decimal strings in the
     quote currency); ``equity_curve`` is ``{"time": [seconds], "equity": [...], "buy_and_hold": [...],
-    "drawdown_ratio": [...]}`` at each candle's close.
+    "drawdown_ratio": [...]}`` at each candle's close; a curve longer than
+    :data:`simulator.services.simulations.MAX_CURVE_POINTS` (an hourly or minute run) is kept downsampled for
+    display, with ``"candles"`` (the full curve's length) and ``"step"`` (every step-th candle is kept, and the
+    last one and the deepest drawdown's); the statistics are always computed over the full curve.
+    ``timeframe`` is the candle length the run read (:class:`instruments.models.Timeframe`).
     """
 
     name = models.CharField(max_length=200, blank=True)
@@ -63,6 +67,12 @@ class Simulation(models.Model):
     instruments = models.ManyToManyField(Instrument, related_name="simulations")
     start = models.DateField(help_text="First UTC day on which trades may happen.")
     end = models.DateField(help_text="Last UTC day of the run (inclusive).")
+    timeframe = models.CharField(
+        max_length=3,
+        choices=Timeframe.choices,
+        default=Timeframe.D1,
+        help_text="The stored candles the run reads (1d, 1h or 1m); a boundary at every candle's open.",
+    )
     starting_cash = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
     criteria = models.JSONField(validators=[criteria_validate], help_text="Trade criteria, format version 1.")
     source_strategy = models.ForeignKey(

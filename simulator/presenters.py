@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from instruments.candles import TIMEFRAMES
 from simulator.builder.conversions import path_is_percent
 from simulator.display import (
     DASH,
@@ -41,8 +42,8 @@ def _seconds(iso: str | None) -> int | None:
     return to_seconds(datetime.fromisoformat(iso.replace("Z", "+00:00")))
 
 
-def _day(seconds: int) -> int:
-    return seconds - seconds % SECONDS_PER_DAY
+def _bar(seconds: int, bar_seconds: int) -> int:
+    return seconds - seconds % bar_seconds
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ class StatisticRow:
 
 def buy_and_hold_statistics(simulation: Simulation) -> dict[str, Any]:
     """The statistics of buy and hold over the run (its curve through the engine's own statistics: no fee, no
-    trade, always exposed), or ``{}`` when the run has no curve."""
+    trade, always exposed), or ``{}`` when the run has no curve. For a curve kept downsampled (``"step"`` in it:
+    an hourly or minute run) they are those of the kept points, each ``step`` candles apart: the run's own
+    statistics are always over its full curve, buy and hold's here are close to but not exactly those."""
     curve = simulation.equity_curve or {}
     values = np.asarray(curve.get("buy_and_hold") or [], dtype=np.float64)
     if values.size == 0 or not np.all(values > 0):
@@ -69,7 +72,7 @@ def buy_and_hold_statistics(simulation: Simulation) -> dict[str, Any]:
         buy_and_hold_curve=values,
         exposure=np.ones(values.shape, dtype=bool),
         trades=[],
-        candle_seconds=SECONDS_PER_DAY,
+        candle_seconds=int(TIMEFRAMES[simulation.timeframe].total_seconds()) * int(curve.get("step") or 1),
         starting_cash=float(simulation.starting_cash),
     )
 
@@ -160,13 +163,19 @@ def _time_text(iso: str | None) -> str:
     return iso.replace("T00:00:00Z", "").replace("T", " ").replace("Z", "")
 
 
-def chart_data(*, simulation: Simulation, candles: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
-    """What the result page's charts draw, for ``json_script``.
+def chart_data(
+    *,
+    simulation: Simulation,
+    candles: dict[str, list[dict[str, float]]],
+    bar_seconds: int = SECONDS_PER_DAY,
+) -> dict[str, Any]:
+    """What the result page's charts draw, for ``json_script``; ``bar_seconds`` is the length of a chart bar
+    (:func:`simulator.selectors.chart_bar_seconds`), markers go on the bar of their fill.
 
     Returns:
         ``{"currency", "candles": {symbol: [...]}, "markers": {symbol: [{time, position, color, shape, text}]},
         "notes": {symbol: {time: [line, ...]}}, "equity": {"time": [...], "equity": [...], "buy_and_hold":
-        [...], "drawdown_pct": [...]}}``: times in seconds (each candle's open; markers on the day of the fill),
+        [...], "drawdown_pct": [...]}}``: times in seconds (each bar's open; markers on the bar of the fill),
         prices in quote currency (equity and buy and hold to the cent), ``drawdown_pct`` in percent below the
         peak as negative numbers (to 0.01).
     """
@@ -179,7 +188,7 @@ def chart_data(*, simulation: Simulation, candles: dict[str, list[dict[str, floa
             continue
         entry = _seconds(trade.get("entry_at"))
         if entry is not None:
-            day = _day(entry)
+            day = _bar(entry, bar_seconds)
             markers[symbol].append(
                 {"time": day, "position": "belowBar", "color": "#2f6f9f", "shape": "arrowUp"}
             )
@@ -188,7 +197,7 @@ def chart_data(*, simulation: Simulation, candles: dict[str, list[dict[str, floa
             )
         exit_ = _seconds(trade.get("exit_at"))
         if exit_ is not None:
-            day = _day(exit_)
+            day = _bar(exit_, bar_seconds)
             newest = last_time[symbol]
             if newest is not None:
                 day = min(day, int(newest))

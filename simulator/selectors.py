@@ -9,34 +9,50 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from django.db.models import Max, Min, Prefetch, QuerySet
 
-from instruments.models import Instrument, Timeframe
+from instruments.candles import TIMEFRAMES
+from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.selectors import candles_float
 from simulator.models import Simulation, SimulationQuerySet, Sweep
+from trading.engine.types import SECONDS_PER_DAY
 
 
 @dataclass(frozen=True)
 class InstrumentSpan:
-    """An instrument with daily candles, and the UTC days of its first and last one."""
+    """An instrument with candles, the UTC days of its first and last daily one (of its first stored timeframe
+    when it has no daily ones), and the timeframes it has stored (``("1d", "1h")``, in
+    :class:`~instruments.models.Timeframe` order)."""
 
     instrument: Instrument
     first: date
     last: date
+    timeframes: tuple[str, ...] = (Timeframe.D1.value,)
+
+    @property
+    def timeframe(self) -> str:
+        """The timeframe ``first`` and ``last`` are of."""
+        return self.timeframes[0]
 
 
 def instrument_spans() -> list[InstrumentSpan]:
-    """Every instrument that has daily candles, with its first and last candle's day, by symbol (one query)."""
-    rows = (
-        Instrument.objects.filter(candles__timeframe=Timeframe.D1)
-        .annotate(first_open=Min("candles__open_time"), last_open=Max("candles__open_time"))
-        .order_by("symbol", "coingecko_id")
-    )
-    # first_open and last_open are annotations: django-stubs does not see them on the model.
-    return [
-        InstrumentSpan(row, row.first_open.date(), row.last_open.date())  # type: ignore[attr-defined]
-        for row in rows
-    ]
+    """Every instrument that has candles of any timeframe, with its first and last candle's day and its stored
+    timeframes, by symbol (two queries)."""
+    order = [t.value for t in Timeframe]
+    bounds: dict[int, dict[str, tuple[datetime, datetime]]] = {}
+    for row in (
+        InstrumentOHLC.objects.values("instrument", "timeframe")
+        .annotate(first_open=Min("open_time"), last_open=Max("open_time"))
+        .order_by()
+    ):
+        bounds.setdefault(row["instrument"], {})[row["timeframe"]] = (row["first_open"], row["last_open"])
+    spans = []
+    for instrument in Instrument.objects.filter(pk__in=bounds).order_by("symbol", "coingecko_id"):
+        stored = sorted(bounds[instrument.pk], key=order.index)
+        first, last = bounds[instrument.pk][stored[0]]
+        spans.append(InstrumentSpan(instrument, first.date(), last.date(), tuple(stored)))
+    return spans
 
 
 def default_selection(
@@ -58,32 +74,60 @@ def default_selection(
     return [newest.instrument.pk], max(start + timedelta(days=1), newest.first), end
 
 
+#: The most candles a chart of the result page draws per instrument; finer candles are rolled up into bars of a
+#: whole number of candles (:func:`chart_bar_seconds`).
+MAX_CHART_CANDLES = 5_000
+
+
+def chart_bar_seconds(*, start: date, end: date, timeframe: str = Timeframe.D1) -> int:
+    """The length of a chart bar of a run over ``start`` .. ``end`` on ``timeframe``: the candle length, or the
+    shortest of 1 h, 4 h, 1 d, 1 week, 4 weeks (a multiple of it) that keeps the bars within
+    :data:`MAX_CHART_CANDLES` (a year of one-minute candles is drawn in 4-hour bars: 2,196 of them)."""
+    candle = int(TIMEFRAMES[str(timeframe)].total_seconds())
+    span = ((end - start).days + 1) * SECONDS_PER_DAY
+    for bar in (candle, 3_600, 4 * 3_600, SECONDS_PER_DAY, 7 * SECONDS_PER_DAY, 28 * SECONDS_PER_DAY):
+        if bar >= candle and span // bar <= MAX_CHART_CANDLES:
+            return bar
+    return 28 * SECONDS_PER_DAY
+
+
 def simulation_candles(
-    *, instruments: Sequence[Instrument], start: date, end: date
+    *, instruments: Sequence[Instrument], start: date, end: date, timeframe: str = Timeframe.D1
 ) -> dict[str, list[dict[str, float]]]:
-    """The daily candles of each instrument from ``start`` to ``end`` (inclusive UTC days), for the charts.
+    """The candles of ``timeframe`` of each instrument from ``start`` to ``end`` (inclusive UTC days), for the
+    charts, rolled up into bars of :func:`chart_bar_seconds` when there would be more than
+    :data:`MAX_CHART_CANDLES` (first open, highest high, lowest low, last close of each bar).
 
     One query per instrument through :func:`instruments.selectors.candles_float`, the reader the live cycle
     uses too (floats straight from the database, no ``Decimal`` or model per candle).
 
     Returns:
-        symbol -> ``[{"time": seconds of the open, "open", "high", "low", "close"}, ...]`` oldest first (prices
-        float, quote currency).
+        symbol -> ``[{"time": seconds of the (bar's) open, "open", "high", "low", "close"}, ...]`` oldest
+        first (prices float, quote currency).
     """
     since = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
     until = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    bar = chart_bar_seconds(start=start, end=end, timeframe=timeframe)
     found: dict[str, list[dict[str, float]]] = {}
     for instrument in instruments:
-        columns = candles_float(instrument, since=since, before=until)
+        columns = candles_float(instrument, since=since, before=until, timeframe=timeframe)
+        times, opens, highs, lows, closes = (
+            columns.open_time,
+            columns.open,
+            columns.high,
+            columns.low,
+            columns.close,
+        )
+        if bar != int(TIMEFRAMES[str(timeframe)].total_seconds()) and times.size:
+            buckets = times - times % bar
+            heads = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+            tails = np.r_[heads[1:], times.size] - 1
+            times, opens, closes = buckets[heads], opens[heads], closes[tails]
+            highs, lows = np.maximum.reduceat(highs, heads), np.minimum.reduceat(lows, heads)
         found[instrument.symbol] = [
             {"time": t, "open": o, "high": h, "low": lo, "close": c}
             for t, o, h, lo, c in zip(
-                columns.open_time.tolist(),
-                columns.open.tolist(),
-                columns.high.tolist(),
-                columns.low.tolist(),
-                columns.close.tolist(),
-                strict=True,
+                times.tolist(), opens.tolist(), highs.tolist(), lows.tolist(), closes.tolist(), strict=True
             )
         ]
     return found

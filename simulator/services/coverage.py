@@ -1,4 +1,5 @@
-"""Coverage: which days of a requested run have stored candles (issue 13, item 3).
+"""Coverage: which days of a requested run have stored candles (issue 13, item 3), in any timeframe: a day
+counts as covered when it has at least one candle.
 
 A run trades only inside its stored data (CRITERIA.md "When things happen"): a range reaching past the data of all
 its instruments is run over the days that have data, from the first candle any instrument has to the last one any
@@ -49,10 +50,11 @@ def _gaps(open_time_seconds: np.ndarray, first: date, last: date) -> list[dict[s
     """Runs of days between ``first`` and ``last`` (inclusive) without a candle, as ``{"start", "end", "days"}``.
 
     Args:
-        open_time_seconds: shape (m,), int64, strictly increasing: daily candles' open times.
+        open_time_seconds: shape (m,), int64, strictly increasing: candles' open times (any timeframe: a day
+            with at least one candle is not a gap; hours or minutes missing inside a day are not reported).
     """
-    lo, hi = _seconds(first), _seconds(last)
-    days = open_time_seconds[(open_time_seconds >= lo) & (open_time_seconds <= hi)] // SECONDS_PER_DAY
+    lo, hi = _seconds(first), _seconds(last + timedelta(days=1))
+    days = open_time_seconds[(open_time_seconds >= lo) & (open_time_seconds < hi)] // SECONDS_PER_DAY
     gaps: list[dict[str, Any]] = []
     for at in np.flatnonzero(np.diff(days) > 1).tolist():
         before, after = int(days[at]), int(days[at + 1])
@@ -72,7 +74,7 @@ def coverage_compute(
     """The used range of a run requested over ``start`` .. ``end`` and the JSON it keeps.
 
     Args:
-        candles: each instrument's stored daily candles (up to ``end`` at least).
+        candles: each instrument's stored candles of the run's timeframe (up to ``end`` at least).
         names: symbol -> the name shown (coingecko id).
         start, end: the requested range, UTC days, inclusive.
 

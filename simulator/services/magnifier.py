@@ -42,19 +42,23 @@ def _stored(instrument: Instrument, timeframe: str, start: date, end: date) -> C
     )
 
 
-def finer_candles_load(instruments: Sequence[Instrument], start: date, end: date) -> dict[str, CandleArrays]:
-    """The finer candles of each instrument for the days ``start .. end``, by symbol (instruments without any
-    are left out): on each day the finest stored, the one-minute candles where that day has some, else its
-    hourly candles; oldest first.
+def finer_candles_load(
+    instruments: Sequence[Instrument], start: date, end: date, timeframe: str = Timeframe.D1
+) -> dict[str, CandleArrays]:
+    """The candles finer than the run's ``timeframe`` of each instrument for the days ``start .. end``, by symbol
+    (instruments without any are left out): on each day the finest stored, the one-minute candles where that day
+    has some, else (daily runs only) its hourly candles; oldest first. A one-minute run has none finer.
 
     The run's risk exits are decided on the daily candles of those days (the last one included), so no other
     day's finer candles are read. A year of one-minute candles is some 525,600 rows per instrument.
     """
     finer: dict[str, CandleArrays] = {}
+    if timeframe == Timeframe.M1:
+        return finer
     for instrument in instruments:
         minutes = _stored(instrument, Timeframe.M1, start, end)
-        hours = _stored(instrument, Timeframe.H1, start, end)
-        if len(hours) and len(minutes):
+        hours = _stored(instrument, Timeframe.H1, start, end) if timeframe == Timeframe.D1 else None
+        if hours is not None and len(hours) and len(minutes):
             minute_days = np.unique(minutes.open_time_seconds // SECONDS_PER_DAY)
             keep = ~np.isin(hours.open_time_seconds // SECONDS_PER_DAY, minute_days)
             both = {
@@ -65,8 +69,10 @@ def finer_candles_load(instruments: Sequence[Instrument], start: date, end: date
             finer[instrument.symbol] = CandleArrays(
                 symbol=instrument.symbol, **{name: values[order] for name, values in both.items()}
             )
-        elif len(minutes) or len(hours):
-            finer[instrument.symbol] = minutes if len(minutes) else hours
+        elif len(minutes):
+            finer[instrument.symbol] = minutes
+        elif hours is not None and len(hours):
+            finer[instrument.symbol] = hours
     return finer
 
 

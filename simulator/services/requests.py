@@ -1,5 +1,9 @@
 """A simulation request, checked once for the API, the form and ``manage.py simulate``: instruments, days,
-starting cash and criteria, against the limits of :mod:`trading.engine.limits` and the candles stored.
+timeframe, starting cash and criteria, against the limits of :mod:`trading.engine.limits` and the candles stored.
+
+A run reads one stored timeframe (``1d``, ``1h`` or ``1m``): its boundaries are every candle's open from
+``start`` 00:00 UTC to the open of the last candle on the ``end`` date (:func:`run_bounds`), and only a
+timeframe stored for every chosen instrument is valid.
 """
 
 from __future__ import annotations
@@ -10,9 +14,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Exists, Max, Min, OuterRef
 
 from barter_site.errors import ApplicationError
+from instruments.candles import TIMEFRAMES
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from trading.engine.criteria import CriteriaError, criteria_parse
 from trading.engine.limits import (
@@ -31,7 +36,8 @@ class SimulationInputError(ApplicationError):
 
     Attributes:
         errors: ``{field: [message, ...]}`` with the request's field names (``instruments``, ``start``, ``end``,
-            ``starting_cash``, ``criteria``, ``axes``); criteria messages start with the bad field's path.
+            ``timeframe``, ``starting_cash``, ``criteria``, ``axes``); criteria messages start with the bad
+            field's path.
     """
 
     def __init__(self, errors: dict[str, list[str]]) -> None:
@@ -51,6 +57,8 @@ class SimulationRequest:
         start, end: the first and last UTC day (inclusive).
         starting_cash: quote currency, > 0.
         criteria: the criteria document (CRITERIA.md), valid.
+        timeframe: the stored candles the run reads (:class:`~instruments.models.Timeframe`), stored for every
+            instrument.
     """
 
     instruments: tuple[Instrument, ...]
@@ -58,6 +66,27 @@ class SimulationRequest:
     end: date
     starting_cash: Decimal
     criteria: dict[str, Any]
+    timeframe: str = Timeframe.D1
+
+
+def candle_seconds(timeframe: str) -> int:
+    """The length of a ``timeframe``'s candles in seconds (86,400 for ``1d``, 3,600 for ``1h``, 60 for ``1m``).
+
+    Raises:
+        KeyError: not one of :data:`instruments.candles.TIMEFRAMES`.
+    """
+    return int(TIMEFRAMES[str(timeframe)].total_seconds())
+
+
+def run_bounds(start: date, end: date, timeframe: str) -> tuple[datetime, datetime]:
+    """The first and last boundary of a run over the UTC days ``start`` .. ``end`` (inclusive) on ``timeframe``:
+    ``start`` 00:00 UTC, and the open of the last candle on the ``end`` date (``end`` 00:00 for daily candles,
+    23:00 for hourly, 23:59 for one-minute ones); a boundary at every candle's open in between.
+
+    Returns:
+        ``(first, last)``, aware UTC datetimes.
+    """
+    return day_start(start), day_start(end) + timedelta(days=1) - TIMEFRAMES[str(timeframe)]
 
 
 def day_start(day: date) -> datetime:
@@ -72,22 +101,26 @@ def simulation_request_check(
     end: date | None,
     starting_cash: Decimal | float | int | str | None,
     criteria: Any,
+    timeframe: str | None = Timeframe.D1,
 ) -> SimulationRequest:
     """Check a simulation request and return it typed, or raise every problem at once.
 
     Args:
         instruments: CoinGecko ids (``"bitcoin"``), primary keys or instruments; one or several.
         start, end: the first and last UTC day of the run, inclusive.
+        timeframe: ``"1d"`` (default, also for None or ``""``), ``"1h"`` or ``"1m"``: the stored candles read.
         starting_cash: quote currency, > 0 (a string is parsed as a decimal).
         criteria: the criteria document, already decoded from JSON.
 
     Raises:
         SimulationInputError: with ``errors`` naming each bad field, e.g. ``{"end": ["must be on or after
             start (2024-01-31), was 2024-01-01"]}``; stored candles that do not cover the range are an error of
-            ``start`` or ``end`` that says which days are stored. Dates outside 2009-01-03 .. today (UTC) are an
-            error of their field; criteria beyond :mod:`trading.engine.limits`, or with a look-back period longer
-            than the daily candles an instrument has stored up to ``end``, an error of ``criteria`` that starts
-            with the path of the bad field.
+            ``start`` or ``end`` that says which days are stored. A timeframe that is not one of the three, or not
+            stored for every chosen instrument, is an error of ``timeframe`` that says what is stored. Dates
+            outside 2009-01-03 .. today (UTC) are an error of their field; criteria beyond
+            :mod:`trading.engine.limits`, or with a look-back period longer than the candles an instrument
+            has stored up to ``end``, an error of ``criteria`` that starts
+            with the path of the bad field (look-back periods count candles of ``timeframe``).
     """
     errors: dict[str, list[str]] = {}
 
@@ -115,6 +148,12 @@ def simulation_request_check(
         repeated = sorted({s for s in symbols if symbols.count(s) > 1})
         if repeated:
             problem("instruments", f"two instruments share the symbol {', '.join(repeated)}; choose one")
+
+    timeframe = str(timeframe or Timeframe.D1)
+    if timeframe not in TIMEFRAMES:
+        problem("timeframe", f"must be one of {', '.join(t.value for t in Timeframe)}; was {timeframe!r}")
+    elif found and "instruments" not in errors:
+        _check_timeframe(found, timeframe, problem)
 
     today = datetime.now(tz=UTC).date()
     for name, day in (("start", start), ("end", end)):
@@ -148,23 +187,70 @@ def simulation_request_check(
             problem("criteria", f"{path}: {message}" if path else message)
 
     dates_valid = not ({"start", "end"} & errors.keys())
-    if found and start is not None and end is not None and dates_valid and "instruments" not in errors:
-        _check_coverage(found, start, end, problem)
+    if (
+        found
+        and start is not None
+        and end is not None
+        and dates_valid
+        and not ({"instruments", "timeframe"} & errors.keys())
+    ):
+        _check_coverage(found, start, end, timeframe, problem)
         if criteria_valid and not errors:
-            _check_periods(found, end, criteria, problem)
+            _check_periods(found, end, timeframe, criteria, problem)
     if errors:
         raise SimulationInputError(errors)
     assert start is not None and end is not None and cash is not None  # noqa: S101  # no errors above
-    return SimulationRequest(tuple(found), start, end, cash, criteria)
+    return SimulationRequest(tuple(found), start, end, cash, criteria, Timeframe(timeframe).value)
+
+
+def stored_timeframes(instruments: Sequence[Instrument]) -> dict[int, list[str]]:
+    """The timeframes stored for each of ``instruments`` (one query: an ``EXISTS`` per timeframe, each an index
+    lookup, not a scan of a year of one-minute candles).
+
+    Returns:
+        instrument pk -> the timeframes it has candles of, in :class:`~instruments.models.Timeframe` order
+        (``1d``, ``1h``, ``1m``); an instrument without candles is missing.
+    """
+    order = [t.value for t in Timeframe]
+    rows = Instrument.objects.filter(pk__in=[i.pk for i in instruments]).annotate(
+        **{
+            f"has_{n}": Exists(InstrumentOHLC.objects.filter(instrument=OuterRef("pk"), timeframe=timeframe))
+            for n, timeframe in enumerate(order)
+        }
+    )
+    found: dict[int, list[str]] = {}
+    for row in rows.values("pk", *(f"has_{n}" for n in range(len(order)))):
+        stored = [timeframe for n, timeframe in enumerate(order) if row[f"has_{n}"]]
+        if stored:
+            found[row["pk"]] = stored
+    return found
+
+
+def _check_timeframe(
+    instruments: list[Instrument], timeframe: str, problem: Callable[[str, str], None]
+) -> None:
+    """``timeframe`` must be stored for every instrument that has candles (one without any is an error of
+    ``instruments``, from the coverage check); the message says what each one has."""
+    stored = stored_timeframes(instruments)
+    lacking = [i for i in instruments if i.pk in stored and timeframe not in stored[i.pk]]
+    if lacking:
+        has = "; ".join(
+            f"{i.coingecko_id} has {', '.join(stored.get(i.pk, [])) or 'no candles'}" for i in instruments
+        )
+        problem(
+            "timeframe",
+            f"{timeframe} candles are not stored for {', '.join(i.coingecko_id for i in lacking)} ({has}); "
+            "choose a stored timeframe or import the candles (manage.py import_ohlc)",
+        )
 
 
 def _check_coverage(
-    instruments: list[Instrument], start: date, end: date, problem: Callable[[str, str], None]
+    instruments: list[Instrument], start: date, end: date, timeframe: str, problem: Callable[[str, str], None]
 ) -> None:
-    """Every instrument must have daily candles inside ``start`` .. ``end``."""
+    """Every instrument must have candles of ``timeframe`` inside ``start`` .. ``end``."""
     spans = {
         row["instrument"]: (row["first"], row["last"])
-        for row in InstrumentOHLC.objects.filter(instrument__in=instruments, timeframe=Timeframe.D1)
+        for row in InstrumentOHLC.objects.filter(instrument__in=instruments, timeframe=timeframe)
         .values("instrument")
         .annotate(first=Min("open_time"), last=Max("open_time"))
     }
@@ -172,7 +258,8 @@ def _check_coverage(
         span = spans.get(instrument.pk)
         if span is None:
             problem(
-                "instruments", f"{instrument.coingecko_id} has no stored daily candles; sync or import it"
+                "instruments",
+                f"{instrument.coingecko_id} has no stored {timeframe} candles; sync or import it",
             )
             continue
         first, last = span[0].date(), span[1].date()
@@ -185,14 +272,19 @@ def _check_coverage(
 
 
 def _check_periods(
-    instruments: list[Instrument], end: date, criteria: Any, problem: Callable[[str, str], None]
+    instruments: list[Instrument],
+    end: date,
+    timeframe: str,
+    criteria: Any,
+    problem: Callable[[str, str], None],
 ) -> None:
-    """No look-back period may be longer than the daily candles an instrument has stored up to ``end``."""
+    """No look-back period may be longer than the candles of ``timeframe`` an instrument has stored up to
+    ``end``."""
     counts = {
         row["instrument"]: row["n"]
         for row in InstrumentOHLC.objects.filter(
             instrument__in=instruments,
-            timeframe=Timeframe.D1,
+            timeframe=timeframe,
             open_time__lt=day_start(end) + timedelta(days=1),
         )
         .values("instrument")
@@ -200,5 +292,8 @@ def _check_periods(
     }
     fewest = min(instruments, key=lambda i: (counts.get(i.pk, 0), i.symbol))
     where = f"{fewest.coingecko_id} up to {end.isoformat()}"
-    for path, message in periods_check(criteria, available=counts.get(fewest.pk, 0), where=where):
+    kind = "daily candles" if timeframe == Timeframe.D1 else f"{timeframe} candles"
+    for path, message in periods_check(
+        criteria, available=counts.get(fewest.pk, 0), where=where, candles=kind
+    ):
         problem("criteria", f"{path}: {message}")

@@ -2,15 +2,19 @@
 
 Every run goes through :func:`trading.engine.backtest.backtest`, the engine of the daily cycle (a strategy
 replayed day by day makes the trades a simulation of the same dates reports). Candles come from the database
-through :func:`trading.selectors.candles_before`, the reader the live cycle uses.
+through :func:`instruments.selectors.candles_float`, the reader the live cycle uses.
 
-What a run means: trades happen at the opens of the days ``start`` .. ``end`` (signals of a day's candle act at
-the next day's open, as live); indicators warm up on every stored candle before ``start``; the equity curve is
-the account at each day's close from ``start`` to ``end``; the risk exits inside the candle of ``end`` are settled
-as on every other day, and what is still open at the close of ``end`` is closed there (exit reason
-``end_of_data``, as freqtrade's backtests do), so every trade counts in the statistics. ``start`` and ``end`` are
-the days that have data (:mod:`simulator.services.coverage`): a range past the data of every instrument is
-clamped to it, and the run keeps what it used in ``statistics["coverage"]``.
+What a run means: trades happen at the opens of the candles of its timeframe (``1d``, ``1h`` or ``1m``) from
+``start`` 00:00 UTC to the open of the last candle on the ``end`` date (signals of a candle act at the next
+candle's open, as live; :func:`simulator.services.requests.run_bounds`); indicators warm up on every stored
+candle of that timeframe before ``start``; the equity curve is the account at each candle's close; the risk exits
+inside the last candle are settled as inside every other one, and what is still open at its close is closed there
+(exit reason ``end_of_data``, as freqtrade's backtests do), so every trade counts in the statistics. Durations in
+the criteria keep their units (``max_holding_days`` is days whatever the timeframe), and the statistics'
+day-based figures are days (:func:`trading.engine.statistics.backtest_statistics` takes the candle length). A
+curve longer than :data:`MAX_CURVE_POINTS` is kept downsampled for display (:func:`equity_curve_as_json`).
+``start`` and ``end`` are the days that have data (:mod:`simulator.services.coverage`): a range past the data of
+every instrument is clamped to it, and the run keeps what it used in ``statistics["coverage"]``.
 """
 
 from __future__ import annotations
@@ -29,16 +33,23 @@ from django.db import transaction
 from barter_site.csv_export import csv_text
 from barter_site.heartbeat import Heartbeat
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
+from instruments.selectors import candles_float
 from simulator.models import RunStatus, Simulation, Sweep
 from simulator.services.coverage import coverage_compute
 from simulator.services.magnifier import ambiguous_as_json, finer_candles_load
-from simulator.services.requests import SimulationInputError, SimulationRequest, day_start
+from simulator.services.requests import (
+    SimulationInputError,
+    SimulationRequest,
+    candle_seconds,
+    day_start,
+    run_bounds,
+)
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import CriteriaError, criteria_parse
 from trading.engine.statistics import drawdown_curve
 from trading.engine.types import CandleArrays
 from trading.models import Strategy
-from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
+from trading.selectors import from_seconds, to_decimal, to_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +69,7 @@ def simulation_create(
             created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
             start=request.start,
             end=request.end,
+            timeframe=request.timeframe,
             starting_cash=request.starting_cash,
             criteria=request.criteria,
             source_strategy=source_strategy,
@@ -67,10 +79,28 @@ def simulation_create(
     return simulation
 
 
-def candles_load(instruments: Sequence[Instrument], end: date) -> list[CandleArrays]:
-    """Every stored daily candle of each instrument up to and including day ``end``."""
+def candles_load(
+    instruments: Sequence[Instrument], end: date, timeframe: str = Timeframe.D1
+) -> list[CandleArrays]:
+    """Every stored candle of ``timeframe`` of each instrument that opens up to the end of day ``end``, as
+    engine arrays (one raw query each through :func:`instruments.selectors.candles_float`, the reader the live
+    cycle uses)."""
     until = day_start(end) + timedelta(days=1)
-    return [candles_before(instrument, until) for instrument in instruments]
+    found = []
+    for instrument in instruments:
+        columns = candles_float(instrument, before=until, timeframe=timeframe)
+        found.append(
+            CandleArrays(
+                symbol=instrument.symbol,
+                open_time_seconds=columns.open_time,
+                open=columns.open,
+                high=columns.high,
+                low=columns.low,
+                close=columns.close,
+                volume=columns.volume,
+            )
+        )
+    return found
 
 
 def engine_run(
@@ -79,22 +109,26 @@ def engine_run(
     start: date,
     end: date,
     starting_cash: Decimal,
+    timeframe: str = Timeframe.D1,
     finer: dict[str, CandleArrays] | None = None,
 ) -> BacktestResult:
     """Backtest ``criteria`` over ``candles`` (:func:`trading.engine.backtest.backtest`) with trades at the opens of
-    the days ``start`` .. ``end``, the last candle's risk exits settled, and what is still open then closed at the
-    last close (``end_of_data``). ``finer``: finer candles by symbol (:func:`simulator.services.magnifier.
-    finer_candles_load`) that decide the ambiguous daily candles (docs/criteria.md).
+    the candles of ``timeframe`` from ``start`` 00:00 UTC to the open of the last candle on the ``end`` date
+    (:func:`simulator.services.requests.run_bounds`), the last candle's risk exits settled, and what is still
+    open then closed at the last close (``end_of_data``). ``finer``: finer candles by symbol
+    (:func:`simulator.services.magnifier.finer_candles_load`) that decide the ambiguous candles (docs/criteria.md).
 
     Raises:
         ValueError, OverflowError, CriteriaError: as the engine does, for criteria it refuses.
     """
+    first, last = run_bounds(start, end, timeframe)
     return backtest(
         criteria=criteria_parse(criteria),
         instruments=candles,
-        start_time_seconds=to_seconds(day_start(start)),
-        end_time_seconds=to_seconds(day_start(end)),
+        start_time_seconds=to_seconds(first),
+        end_time_seconds=to_seconds(last),
         starting_cash=float(starting_cash),
+        candle_seconds=candle_seconds(timeframe),
         close_at_end=True,
         finer=finer,
     )
@@ -134,16 +168,52 @@ def trades_as_json(result: BacktestResult, names: dict[str, str]) -> list[dict[s
     return rows
 
 
-def equity_curve_as_json(result: BacktestResult, starting_cash: float) -> dict[str, list[float] | list[int]]:
-    """The curves of ``result``: times (seconds, each candle's open), equity, buy and hold and drawdown."""
-    return {
-        "time": result.times.tolist(),
-        "equity": np.round(result.equity_curve, 8).tolist(),
-        "buy_and_hold": np.round(result.buy_and_hold_curve, 8).tolist(),
-        "drawdown_ratio": np.round(
-            drawdown_curve(result.equity_curve, starting_equity=starting_cash), 10
-        ).tolist(),
+#: The most points of an equity curve a run keeps: about 27 years of daily candles, 14 months of hourly ones. A
+#: longer curve (a year of one-minute candles is 527,040 points, some 40 MB of JSON) is kept downsampled.
+MAX_CURVE_POINTS = 10_000
+
+
+def curve_points(n: int, drawdown: np.ndarray, most: int = MAX_CURVE_POINTS) -> np.ndarray:
+    """Which of ``n`` curve points a run keeps: all of them when ``n <= most``, else every ``step``-th one
+    (``step = ceil(n / (most - 2))``) plus the last point and the deepest drawdown's, so the kept curve ends where
+    the run ends and shows its maximum drawdown.
+
+    Args:
+        n: the full curve's length.
+        drawdown: shape (n,), float64, the drawdown ratio at each point.
+
+    Returns:
+        shape (m,), int64, increasing indices, ``m <= most``.
+    """
+    if n <= most:
+        return np.arange(n, dtype=np.int64)
+    step = math.ceil(n / (most - 2))
+    extra = [n - 1, int(np.argmax(drawdown))] if drawdown.size else [n - 1]
+    return np.unique(
+        np.concatenate((np.arange(0, n, step, dtype=np.int64), np.asarray(extra, dtype=np.int64)))
+    )
+
+
+def equity_curve_as_json(result: BacktestResult, starting_cash: float) -> dict[str, Any]:
+    """The curves of ``result``: times (seconds, each candle's open), equity, buy and hold and drawdown.
+
+    A curve of more than :data:`MAX_CURVE_POINTS` points is kept downsampled (:func:`curve_points`), for the
+    result page, the API and the equity CSV; the document then says ``"candles"`` (the full length) and
+    ``"step"``. The statistics are the engine's, over the full curve.
+    """
+    drawdown = drawdown_curve(result.equity_curve, starting_equity=starting_cash)
+    n = int(result.times.shape[0])
+    kept = curve_points(n, drawdown)
+    document: dict[str, Any] = {
+        "time": result.times[kept].tolist(),
+        "equity": np.round(result.equity_curve[kept], 8).tolist(),
+        "buy_and_hold": np.round(result.buy_and_hold_curve[kept], 8).tolist(),
+        "drawdown_ratio": np.round(drawdown[kept], 10).tolist(),
     }
+    if kept.shape[0] < n:
+        document["candles"] = n
+        document["step"] = math.ceil(n / (MAX_CURVE_POINTS - 2))
+    return document
 
 
 def simulation_run(*, simulation: Simulation, progress: Callable[[float], None] | None = None) -> Simulation:
@@ -194,7 +264,7 @@ def _simulation_compute(simulation: Simulation, report: Callable[[float], None])
     """Run the engine for ``simulation`` and set its results (status ``done``) or its input error (``failed``)."""
     try:
         instruments = list(simulation.instruments.order_by("symbol", "pk"))
-        candles = candles_load(instruments, simulation.end)
+        candles = candles_load(instruments, simulation.end, simulation.timeframe)
         coverage = coverage_compute(
             candles=candles,
             names={i.symbol: i.coingecko_id for i in instruments},
@@ -203,9 +273,15 @@ def _simulation_compute(simulation: Simulation, report: Callable[[float], None])
         )
         report(0.4)
         # Only the days that have data: a range past every instrument's data is clamped to it (issue 13, item 3).
-        finer = finer_candles_load(instruments, coverage.start, coverage.end)
+        finer = finer_candles_load(instruments, coverage.start, coverage.end, simulation.timeframe)
         result = engine_run(
-            simulation.criteria, candles, coverage.start, coverage.end, simulation.starting_cash, finer
+            simulation.criteria,
+            candles,
+            coverage.start,
+            coverage.end,
+            simulation.starting_cash,
+            simulation.timeframe,
+            finer,
         )
         report(0.8)
         simulation.statistics = {
@@ -238,10 +314,10 @@ def simulation_run_queued(*, simulation_id: int) -> str:
 
 
 def simulation_candle_count(request: SimulationRequest) -> int:
-    """How many daily candles a run of ``request`` reads (what decides whether it runs in a task)."""
+    """How many candles (of its timeframe) a run of ``request`` reads (what decides whether it runs in a task)."""
     return InstrumentOHLC.objects.filter(
         instrument__in=request.instruments,
-        timeframe=Timeframe.D1,
+        timeframe=request.timeframe,
         open_time__lt=day_start(request.end) + timedelta(days=1),
     ).count()
 
@@ -273,7 +349,13 @@ def simulation_to_strategy(*, simulation: Simulation, name: str) -> Strategy:
             raise SimulationInputError({"name": [f"a strategy named {name!r} exists; choose another name"]})
         strategy = Strategy.objects.create(
             name=name[:100],
-            description=f"Saved from simulation {simulation.pk} ({simulation.start} .. {simulation.end}).",
+            description=f"Saved from simulation {simulation.pk} ({simulation.start} .. {simulation.end}"
+            + (
+                ""
+                if simulation.timeframe == Timeframe.D1
+                else f", run on {simulation.timeframe} candles; the strategy trades daily"
+            )
+            + ").",
             criteria=simulation.criteria,
             is_enabled=False,
             starting_cash=simulation.starting_cash,

@@ -304,7 +304,7 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
                 coverage.start,
                 coverage.end,
                 sweep.starting_cash,
-                finer,
+                finer=finer,
             )
             point.statistics = {
                 **result.statistics,

@@ -155,6 +155,7 @@ def _initial_form(request: HttpRequest, spans: list[InstrumentSpan]) -> tuple[Si
                 instruments=[str(i.pk) for i in simulation.instruments.all()],
                 start=simulation.start,
                 end=simulation.end,
+                timeframe=simulation.timeframe,
                 starting_cash=_amount_text(simulation.starting_cash),
                 name=simulation.name,
                 source_strategy=simulation.source_strategy_id,

@@ -32,6 +32,7 @@ from simulator.presenters import (
     trade_rows,
 )
 from simulator.selectors import (
+    chart_bar_seconds,
     simulation_candles,
     simulation_for_page,
     simulations_compared,
@@ -47,6 +48,9 @@ from simulator.services.simulations import (
 )
 from simulator.services.sweeps import sweep_point_simulation
 from simulator.views.form import int_or_none
+
+#: How the result page names the bars of its candle charts, by length in seconds.
+TIMEFRAME_BARS = {60: "1-minute", 3_600: "hourly", 4 * 3_600: "4-hour", 86_400: "daily", 604_800: "weekly"}
 
 #: Runs on one page of the list.
 RUNS_PER_PAGE = 50
@@ -77,13 +81,20 @@ def _run_context(simulation: Simulation, save_form: SaveStrategyForm) -> dict[st
         "save_form": save_form,
     }
     if simulation.status == RunStatus.DONE:
-        candles = simulation_candles(instruments=instruments, start=simulation.start, end=simulation.end)
+        bar = chart_bar_seconds(start=simulation.start, end=simulation.end, timeframe=simulation.timeframe)
+        candles = simulation_candles(
+            instruments=instruments,
+            start=simulation.start,
+            end=simulation.end,
+            timeframe=simulation.timeframe,
+        )
         context.update(
             statistics=statistics_rows(simulation, currency),
             trade_columns=TRADE_COLUMNS,
             trades=[_cells_html(row) for row in trade_rows(simulation)],
             n_trades=(simulation.statistics or {}).get("n_trades", 0),
-            chart=chart_data(simulation=simulation, candles=candles),
+            chart=chart_data(simulation=simulation, candles=candles, bar_seconds=bar),
+            chart_bar=TIMEFRAME_BARS.get(bar, f"{bar // 3600}-hour"),
             symbols=[i.symbol for i in instruments],
         )
     return context

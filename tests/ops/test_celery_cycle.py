@@ -551,7 +551,8 @@ def test_sigkill_of_the_worker_child_mid_collect_redelivers_it_and_open_and_clos
     (closed,) = runs("close")
     assert run_started_at(opened["run_id"]) > run_finished_at(again.payload["run_id"])
     assert lines_of(opened, "buyer") == [("bitcoin", "opened"), ("litecoin", "none")]
-    assert lines_of(closed, "seller") == [("bitcoin", "none")]  # its old position was settled by the open step
+    # its old position was settled by the open step
+    assert lines_of(closed, "seller") == [("bitcoin", "none")]
     w.held.refresh_from_db()
     assert w.held.status == "closed"
     print("\nSIGKILL of the worker child mid-collect: 1 fault; the collect ran again, open and close ran")
@@ -600,7 +601,8 @@ def test_a_collect_killed_past_its_time_limit_fails_the_chord_and_the_rescue_run
     (opened,) = runs("open")
     (closed,) = runs("close")
     assert lines_of(opened, "buyer") == [("bitcoin", "opened"), ("litecoin", "none")]
-    assert lines_of(closed, "seller") == [("bitcoin", "none")]  # its old position was settled by the open step
+    # its old position was settled by the open step
+    assert lines_of(closed, "seller") == [("bitcoin", "none")]
     w.held.refresh_from_db()
     assert w.held.status == "closed"
     assert "its task failed (killed past its time limit, or its worker lost)" in lost[0].message

@@ -137,19 +137,22 @@ def criteria_periods(document: Any) -> list[tuple[str, int]]:
     return found
 
 
-def periods_check(document: Any, *, available: int, where: str) -> list[tuple[str, str]]:
+def periods_check(
+    document: Any, *, available: int, where: str, candles: str = "daily candles"
+) -> list[tuple[str, str]]:
     """Refuse look-back periods longer than the candles a run has.
 
     Args:
         document: a valid criteria document.
-        available: the fewest daily candles any instrument of the run has stored up to its last day.
+        available: the fewest candles any instrument of the run has stored up to its last day.
         where: who has that few, for the message (``"bitcoin up to 2024-12-31"``).
+        candles: what they are, for the message (``"daily candles"``, ``"1h candles"``).
 
     Returns:
         ``[(path, message), ...]``, one per period above ``available``.
     """
     return [
-        (path, f"must be at most the {available:,} daily candles stored for {where}; was {value:,}")
+        (path, f"must be at most the {available:,} {candles} stored for {where}; was {value:,}")
         for path, value in criteria_periods(document)
         if value > available
     ]

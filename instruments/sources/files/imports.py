@@ -173,6 +173,7 @@ def ohlc_import(
     column_prefix: str | None = None,
     to_timeframe: str | None = None,
     skip_invalid: bool = False,
+    parsed_files: dict[tuple[str, str, str | None, str], Any] | None = None,
 ) -> list[FileImportResult]:
     """Import candle files into one instrument, file by file, as one ``History`` run of ``Step.IMPORT``.
 
@@ -192,6 +193,9 @@ def ohlc_import(
         to_timeframe: roll the candles up into this longer timeframe before storing (:func:`ohlc_rollup`,
             each file on its own, so a file must hold whole periods); ``None`` stores them as they are.
         skip_invalid: import the valid rows of a file that has invalid ones.
+        parsed_files: a cache of read files shared by several imports of the same files (``load_shipped_history``
+            imports the hourly bitcoin file twice, rolled up to days and as it is, and reads it once); None:
+            every file is read.
 
     Returns:
         One :class:`FileImportResult` per path, in order; refused files have ``error`` set.
@@ -233,6 +237,7 @@ def ohlc_import(
                 column_prefix=column_prefix,
                 to_timeframe=to_timeframe,
                 skip_invalid=skip_invalid,
+                parsed_files=parsed_files,
             )
             results.append(result)
             # After candles_upsert's transaction has committed: the record stays even if a later file fails.
@@ -313,11 +318,18 @@ def _file_import(
     column_prefix: str | None,
     to_timeframe: str | None,
     skip_invalid: bool,
+    parsed_files: dict[tuple[str, str, str | None, str], Any] | None = None,
 ) -> FileImportResult:
     stored_timeframe = to_timeframe or timeframe
     source = _source(path, timeframe, to_timeframe)
+    key = (str(path.resolve()), fmt, column_prefix, timeframe)
     try:
-        parsed = read_ohlc_file(path, fmt=fmt, column_prefix=column_prefix, timeframe=timeframe)
+        if parsed_files is not None and key in parsed_files:
+            parsed = parsed_files[key]
+        else:
+            parsed = read_ohlc_file(path, fmt=fmt, column_prefix=column_prefix, timeframe=timeframe)
+            if parsed_files is not None:
+                parsed_files[key] = parsed
     except OHLCFileError as exc:
         return FileImportResult(path=str(path), timeframe=stored_timeframe, source=source, error=exc.message)
     counts: dict[str, Any] = {

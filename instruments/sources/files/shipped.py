@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -34,10 +35,12 @@ class ShippedFile:
 
 #: What ``load_shipped_history`` imports, in order. Bitcoin comes from Bitstamp (2014-11-28 .. 2020-01-17),
 #: then from Binance BTC/USDT hourly rolled up to days, which replaces the overlapping Bitstamp days from
-#: 2017-08-17 on (``source`` tells which rows came from where); days Binance lacks keep Bitstamp's candle.
+#: 2017-08-17 on (``source`` tells which rows came from where); days Binance lacks keep Bitstamp's candle. The
+#: Binance hours are stored as ``1h`` candles too, so the simulator can run bitcoin on hourly candles.
 SHIPPED_FILES: tuple[ShippedFile, ...] = (
     ShippedFile("bitcoin", "BTC", "Bitcoin", "bitstamp_(BTC,ETH,LTC)USD_d.csv", column_prefix="BTC"),
     ShippedFile("bitcoin", "BTC", "Bitcoin", "BTC_USDT-1h.feather", timeframe="1h", to_timeframe="1d"),
+    ShippedFile("bitcoin", "BTC", "Bitcoin", "BTC_USDT-1h.feather", timeframe="1h"),
     ShippedFile("ethereum", "ETH", "Ethereum", "bitstamp_(BTC,ETH,LTC)USD_d.csv", column_prefix="ETH"),
     ShippedFile("litecoin", "LTC", "Litecoin", "bitstamp_(BTC,ETH,LTC)USD_d.csv", column_prefix="LTC"),
 )
@@ -64,7 +67,8 @@ class ShippedHistoryLoad:
 
 
 def shipped_history_load(*, force: bool = False, directory: Path | None = None) -> ShippedHistoryLoad:
-    """Import the shipped daily history (bitcoin, ethereum, litecoin) when the database has no candles.
+    """Import the shipped history (daily bitcoin, ethereum, litecoin; hourly bitcoin) when the database has no
+    candles.
 
     Args:
         force: import even when candles exist (the upsert leaves identical candles alone and reports them
@@ -82,6 +86,7 @@ def shipped_history_load(*, force: bool = False, directory: Path | None = None) 
     if candles_before and not force:
         return ShippedHistoryLoad(skipped=True, candles_before=candles_before, results=[])
     results: list[FileImportResult] = []
+    parsed_files: dict[tuple[str, str, str | None, str], Any] = {}  # the hourly file is read once
     for shipped in SHIPPED_FILES:
         results += ohlc_import(
             paths=[folder / shipped.filename],
@@ -92,5 +97,6 @@ def shipped_history_load(*, force: bool = False, directory: Path | None = None) 
             timeframe=shipped.timeframe,
             column_prefix=shipped.column_prefix,
             to_timeframe=shipped.to_timeframe,
+            parsed_files=parsed_files,
         )
     return ShippedHistoryLoad(skipped=False, candles_before=candles_before, results=results)

@@ -1,4 +1,5 @@
-"""``manage.py simulate``: run trade criteria over the stored daily candles and print what they would have done."""
+"""``manage.py simulate``: run trade criteria over the stored candles of one timeframe (daily by default) and print
+what they would have done."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from trading.engine.vocabulary import STATISTICS_KEYS
 
 class Command(BaseCommand):
     help = (
-        "Simulate trade criteria (a CRITERIA.md JSON file) over the stored daily candles of one or several "
-        "instruments sharing one cash balance; print the statistics and the trades (JSON with --json). The run "
-        "is saved and shows in the simulator's list."
+        "Simulate trade criteria (a CRITERIA.md JSON file) over the stored candles (--timeframe, daily by "
+        "default) of one or several instruments sharing one cash balance; print the statistics and the trades "
+        "(JSON with --json). The run is saved and shows in the simulator's list."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -35,6 +36,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--start", required=True, help="First UTC day, YYYY-MM-DD.")
         parser.add_argument("--end", required=True, help="Last UTC day, YYYY-MM-DD (inclusive).")
+        parser.add_argument(
+            "--timeframe",
+            default="1d",
+            help="The stored candles to run over: 1d (default), 1h or 1m; stored for every instrument.",
+        )
         parser.add_argument(
             "--cash", default=str(STARTING_CASH_DEFAULT), help="Starting cash (default 10000)."
         )
@@ -58,6 +64,7 @@ class Command(BaseCommand):
                 instruments=options["instruments"],
                 start=parse_date(options["start"], option="--start"),
                 end=parse_date(options["end"], option="--end"),
+                timeframe=options["timeframe"],
                 starting_cash=cash,
                 criteria=criteria,
             )
@@ -79,6 +86,7 @@ class Command(BaseCommand):
                 "instruments": [i.coingecko_id for i in request.instruments],
                 "start": request.start.isoformat(),
                 "end": request.end.isoformat(),
+                "timeframe": request.timeframe,
                 "starting_cash": str(request.starting_cash),
                 "statistics": simulation.statistics,
                 "trades": simulation.trades,
@@ -87,7 +95,7 @@ class Command(BaseCommand):
             return
         self.stdout.write(
             f"Simulation {simulation.pk}: {', '.join(i.coingecko_id for i in request.instruments)} "
-            f"{request.start} .. {request.end}, starting cash {request.starting_cash}"
+            f"{request.start} .. {request.end}, {request.timeframe} candles, starting cash {request.starting_cash}"
         )
         coverage = simulation.statistics.get("coverage")
         if coverage:
@@ -109,6 +117,7 @@ class Command(BaseCommand):
             "exit",
         )
         self.stdout.write("  " + "  ".join(header))
+        width_at = 10 if request.timeframe == "1d" else 16  # the day, or the day and the minute
         for trade in simulation.trades:
             ratio = trade["pnl_ratio"]
             self.stdout.write(
@@ -116,9 +125,9 @@ class Command(BaseCommand):
                 + "  ".join(
                     [
                         trade["instrument"],
-                        (trade["entry_at"] or "")[:10],
+                        (trade["entry_at"] or "")[:width_at],
                         trade["entry_price"] or "",
-                        (trade["exit_at"] or "")[:10],
+                        (trade["exit_at"] or "")[:width_at],
                         trade["exit_price"] or "",
                         trade["pnl"] or "",
                         "" if ratio is None else f"{ratio:.4f}",

@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from instruments.candles import Candle
 from instruments.models import Instrument, InstrumentOHLC
@@ -306,18 +306,26 @@ def test_load_shipped_history_on_an_empty_database() -> None:
     out = _command("load_shipped_history")
 
     counts = dict(
-        Instrument.objects.annotate(n=Count("candles"))
+        Instrument.objects.annotate(n=Count("candles", filter=Q(candles__timeframe="1d")))
         .values_list("coingecko_id", "n")
         .order_by("coingecko_id")
     )
     assert counts == {"bitcoin": 3432, "ethereum": 788, "litecoin": 925}
+    # Bitcoin's Binance hours are stored as they are too (the simulator runs on them), and only bitcoin's.
+    hours = _candles(timeframe="1h")
+    assert len(hours) == 58_419 == InstrumentOHLC.objects.filter(timeframe="1h").count()
+    assert (hours[0].open_time, hours[-1].open_time) == (
+        datetime(2017, 8, 17, 4, tzinfo=UTC),
+        datetime(2024, 4, 21, 14, tzinfo=UTC),
+    )
+    assert {c.source for c in hours} == {"file:BTC_USDT-1h.feather"}
     bitcoin = _candles()
     # One continuous daily history: 2014-11-28 .. 2024-04-20 is 3,432 days, none missing.
     assert bitcoin[0].open_time == datetime(2014, 11, 28, tzinfo=UTC)
     assert bitcoin[-1].open_time == datetime(2024, 4, 20, tzinfo=UTC)
     assert all(b.open_time - a.open_time == timedelta(days=1) for a, b in pairwise(bitcoin))
     sources = dict(
-        InstrumentOHLC.objects.filter(instrument__coingecko_id="bitcoin")
+        InstrumentOHLC.objects.filter(instrument__coingecko_id="bitcoin", timeframe="1d")
         .values_list("source")
         .annotate(n=Count("id"))
         .values_list("source", "n")
@@ -335,9 +343,10 @@ def test_load_shipped_history_on_an_empty_database() -> None:
     assert Instrument.objects.get(coingecko_id="litecoin").name == "Litecoin"
     assert "1,865 rows read, 1,865 candles added" in out
     assert "58,419 rows read, 1,567 candles added, 865 updated, 0 unchanged" in out
+    assert "58,419 rows read, 58,419 candles added, 0 updated, 0 unchanged" in out
     assert "1,865 rows read, 788 candles added" in out
     assert "1,865 rows read, 925 candles added" in out
-    assert History.objects.runs_finished().filter(step=Step.IMPORT, status=RunStatus.OK).count() == 4
+    assert History.objects.runs_finished().filter(step=Step.IMPORT, status=RunStatus.OK).count() == 5
 
 
 def test_load_shipped_history_twice_adds_nothing() -> None:
@@ -346,14 +355,15 @@ def test_load_shipped_history_twice_adds_nothing() -> None:
     again = _command("load_shipped_history")
     forced = shipped_history_load(force=True)
 
-    assert "The database already holds 5,145 candles; skipped the shipped history" in again
-    assert InstrumentOHLC.objects.count() == 5145
-    assert [result.added for result in forced.results] == [0, 0, 0, 0]
+    assert "The database already holds 63,564 candles; skipped the shipped history" in again
+    assert InstrumentOHLC.objects.count() == 5145 + 58_419  # the days and bitcoin's hours
+    assert [result.added for result in forced.results] == [0, 0, 0, 0, 0]
     # --force imports in the same order, so the 865 bitcoin days both exchanges have are written back to
     # Bitstamp's values, then to Binance's again: the end state is the one before.
     assert [(result.updated, result.unchanged) for result in forced.results] == [
         (865, 1000),
         (865, 1567),
+        (0, 58_419),
         (0, 788),
         (0, 925),
     ]
