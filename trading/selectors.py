@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from instruments.models import Instrument
+import numpy as np
+
+from instruments.models import Instrument, Timeframe
 from instruments.precision import decimal_quantize
 from instruments.selectors import candles_float
 from trading.engine.types import CandleArrays
@@ -46,3 +48,51 @@ def candles_before(instrument: Instrument, before: datetime) -> CandleArrays:
         close=columns.close,
         volume=columns.volume,
     )
+
+
+def _candles(instrument: Instrument, timeframe: str, since: datetime, before: datetime) -> CandleArrays:
+    columns = candles_float(instrument, since=since, before=before, timeframe=timeframe)
+    return CandleArrays(
+        symbol=instrument.symbol,
+        open_time_seconds=columns.open_time,
+        open=columns.open,
+        high=columns.high,
+        low=columns.low,
+        close=columns.close,
+        volume=columns.volume,
+    )
+
+
+def finer_candles(
+    instrument: Instrument, since: datetime, before: datetime, timeframe: str = Timeframe.D1
+) -> CandleArrays | None:
+    """The candles finer than ``timeframe`` that ``instrument`` has stored, opening in ``[since, before)``, for the
+    bar magnifier (docs/criteria.md): on each day the finest stored, the one-minute candles where that day has
+    some, else (under daily candles) its hourly ones; oldest first. None when there are none (a one-minute
+    timeframe has none finer).
+
+    Args:
+        instrument: whose candles.
+        since, before: aware UTC datetimes, day boundaries.
+        timeframe: the candles the finer ones lie inside (``1d`` live; the simulator's run timeframe).
+
+    Returns:
+        Engine arrays (prices quote currency, times seconds since epoch), or None.
+    """
+    if timeframe == Timeframe.M1:
+        return None
+    minutes = _candles(instrument, Timeframe.M1, since, before)
+    hours = _candles(instrument, Timeframe.H1, since, before) if timeframe == Timeframe.D1 else None
+    if hours is None or len(hours) == 0:
+        return minutes if len(minutes) else None
+    if len(minutes) == 0:
+        return hours
+    day = 86_400
+    minute_days = np.unique(minutes.open_time_seconds // day)
+    keep = ~np.isin(hours.open_time_seconds // day, minute_days)
+    both = {
+        name: np.concatenate((getattr(minutes, name), getattr(hours, name)[keep]))
+        for name in ("open_time_seconds", "open", "high", "low", "close", "volume")
+    }
+    order = np.argsort(both["open_time_seconds"], kind="stable")
+    return CandleArrays(symbol=instrument.symbol, **{name: values[order] for name, values in both.items()})

@@ -39,7 +39,7 @@ from trading.engine.criteria import Criteria
 from trading.engine.step import OpenTrade, step_exits, step_risk_exits
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
 from trading.models import Strategy
-from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
+from trading.selectors import candles_before, finer_candles, from_seconds, to_decimal, to_seconds
 
 
 def exits_walk(
@@ -53,7 +53,9 @@ def exits_walk(
 ) -> Trade | None:
     """Check ``position`` against every stored candle not yet checked, in order, with the engine's exit rules.
 
-    Each candle before the last gets both exit phases of its boundary (a missed day caught up: the risk exits of
+    A candle holding both a stop and a take-profit is decided by the finer candles stored inside it, when there are
+    some (the bar magnifier, docs/criteria.md; the simulator reads the same ones). Each candle before the last gets
+    both exit phases of its boundary (a missed day caught up: the risk exits of
     the candle, then its signal and maximum-holding exits at the next stored open); the last candle gets its risk
     exits, and, with ``last_signal`` (the close step), its signal and maximum-holding exits at ``quote`` when it is
     the candle before ``as_of``.
@@ -84,6 +86,17 @@ def exits_walk(
     open_trade: OpenTrade = position_trade(position, candles, next_check=k0)
     symbol = candles.symbol
     signals: Signals | None = None
+    finer: dict[str, CandleArrays] = {}
+    if position.take_profit_price is not None and (
+        position.stop_loss_price is not None or position.trailing_stop_price is not None
+    ):  # only a candle holding both a stop and a take-profit can be ambiguous: the bar magnifier's candles
+        found = finer_candles(
+            position.instrument,
+            from_seconds(int(candles.open_time_seconds[k0])),
+            from_seconds(int(candles.open_time_seconds[last]) + SECONDS_PER_DAY),
+        )
+        if found is not None:
+            finer[symbol] = found
     for k in range(k0, last + 1):
         both = k < last or last_signal
         if both and signals is None:
@@ -111,7 +124,7 @@ def exits_walk(
         )
         phases = step_exits if both else step_risk_exits
         closed, still_open = phases(
-            criteria=criteria, market={symbol: here}, open_trades={symbol: open_trade}
+            criteria=criteria, market={symbol: here}, open_trades={symbol: open_trade}, finer=finer
         )
         if closed:
             trade = closed[0]

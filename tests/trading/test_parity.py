@@ -20,6 +20,8 @@ from positions.cycle.open import sync_new_trades
 from positions.cycle.replay import day_range, replay, replay_account_create
 from positions.execution.paper import ReplayBroker
 from positions.models import Order, Position
+from simulator.launch import simulation_start
+from simulator.services.requests import simulation_request_check
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import criteria_parse
 from trading.engine.examples import sma_cross_criteria
@@ -271,3 +273,46 @@ def test_each_day_is_the_same_whichever_step_runs_first(shipped_history: None) -
         [getattr(p, f) for f in fields] for p in _replayed_positions(open_first)
     ]
     assert strategy_cash(close_first) == strategy_cash(open_first)
+
+
+@pytest.mark.django_db
+def test_replay_equals_the_simulator_where_hourly_candles_decide_ambiguous_days(
+    shipped_history: None,
+) -> None:
+    """The bar magnifier live and in the simulator: shipped bitcoin has its Binance hours stored, and a day that
+    holds both the stop and the take-profit is decided by them in the replayed close step exactly as in the
+    simulation (issue 13)."""
+    criteria = {
+        "version": 1,
+        "side": "long",
+        "entry": {"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}},
+        "stop_loss_ratio": 0.03,
+        "take_profit_ratio": 0.03,
+        "fee_rate": 0.001,
+        "slippage_ratio": 0.0,
+        "sizing": {"method": "equity_fraction", "value": 1.0},
+    }
+    start, end = date(2021, 5, 1), date(2021, 6, 30)
+    simulation = simulation_start(
+        request=simulation_request_check(
+            instruments=["bitcoin"], start=start, end=end, starting_cash=Decimal(10_000), criteria=criteria
+        )
+    )
+    ambiguous = simulation.statistics["ambiguous"]
+    resolved = {row["resolution"] for row in ambiguous}
+    assert "take_profit" in resolved and "stop_loss" in resolved  # the hours decided both ways
+    strategy = Strategy.objects.create(name="both-levels", criteria=criteria, starting_cash=10_000)
+    strategy.instruments.set(Instrument.objects.filter(coingecko_id="bitcoin"))
+
+    # One day further: the simulation settles the risk exits of its last candle, the live cycle at the next day.
+    replayed = _replayed_positions(replay(strategy=strategy, start=start, end=end + timedelta(days=1)).account)
+    positions = [p for p in replayed if p.entry_at.date() <= end]
+
+    closed = [t for t in simulation.trades if t["exit_reason"] != "end_of_data"]
+    assert [p.exit_reason for p in positions if p.status == "closed"] == [t["exit_reason"] for t in closed]
+    for position, trade in zip(positions, closed, strict=False):
+        assert position.entry_at.isoformat().replace("+00:00", "Z") == trade["entry_at"]
+        assert position.exit_at is not None
+        assert position.exit_at.isoformat().replace("+00:00", "Z") == trade["exit_at"]
+        assert close(position.exit_price, Decimal(trade["exit_price"]))
+        assert close(position.pnl, Decimal(trade["pnl"]))

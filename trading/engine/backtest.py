@@ -50,6 +50,7 @@ from trading.engine.layout import (
     INT_SLOT,
 )
 from trading.engine.loop import run_boundaries
+from trading.engine.magnifier import finer_columns
 from trading.engine.rules import close_fill
 from trading.engine.step import InstrumentAtBoundary, criteria_rules
 from trading.engine.types import SECONDS_PER_DAY, AmbiguousCandle, CandleArrays, Trade, TradeLog
@@ -222,7 +223,9 @@ def backtest(
         return np.ascontiguousarray(np.column_stack([column[name] for column in columns]))
 
     capacity = int(sum(int(column["entry_signal"].sum()) for column in columns))
-    finer_bounds, finer_prices = _finer_columns(ordered, finer or {}, steps - candle_seconds, candle_seconds)
+    finer_bounds, finer_prices = finer_columns(
+        [c.symbol for c in ordered], finer or {}, steps - candle_seconds, candle_seconds
+    )
     ints, floats, codes, still_open, _, ambiguous_ints, ambiguous_floats = run_boundaries(
         criteria_rules(criteria),
         float(starting_cash),
@@ -301,53 +304,6 @@ def backtest(
         ambiguous_resolved=sum(1 for a in ambiguous if a.resolution != PESSIMISTIC_RESOLUTION),
     )
     return BacktestResult(log, boundaries, equity, buy_and_hold, exposure, statistics, ambiguous)
-
-
-def _finer_columns(
-    ordered: Sequence[CandleArrays],
-    finer: Mapping[str, CandleArrays],
-    t_open_time_seconds: np.ndarray,
-    candle_seconds: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The finer candles of every instrument in one array, and where those inside each candle t lie in it.
-
-    Args:
-        ordered: the instruments, in slot (symbol) order.
-        finer: finer candles by symbol (oldest first, open times strictly increasing); symbols absent have none.
-        t_open_time_seconds: shape (n,), int64: the open of candle t at each boundary.
-        candle_seconds: the length of candle t.
-
-    Returns:
-        ``(finer_bounds, finer_prices)``: shape (n, k, 2) int64 (the finer candles opening in
-        ``[t, t + candle_seconds)`` are the columns ``finer_bounds[j, i, 0] .. finer_bounds[j, i, 1] - 1``), and
-        shape (3, f) float64, the open, high and low of the instruments' finer candles one after another.
-
-    Raises:
-        ValueError: a symbol of ``finer`` is not one of the instruments.
-    """
-    unknown = sorted(set(finer) - {c.symbol for c in ordered})
-    if unknown:
-        raise ValueError(f"finer candles given for {unknown}, which are not instruments of the backtest")
-    n, k = t_open_time_seconds.shape[0], len(ordered)
-    bounds = np.zeros((n, k, 2), dtype=np.int64)
-    parts: list[CandleArrays] = []
-    base = 0
-    for i, candles in enumerate(ordered):
-        fine = finer.get(candles.symbol)
-        if fine is None or len(fine) == 0:
-            bounds[:, i, :] = base
-            continue
-        times = fine.open_time_seconds
-        bounds[:, i, 0] = base + np.searchsorted(times, t_open_time_seconds, side="left")
-        bounds[:, i, 1] = base + np.searchsorted(times, t_open_time_seconds + candle_seconds, side="left")
-        parts.append(fine)
-        base += len(fine)
-    if not parts:
-        return bounds, np.empty((3, 0))
-    prices = np.empty((3, base))
-    for row, name in enumerate(("open", "high", "low")):
-        prices[row] = np.concatenate([getattr(p, name) for p in parts])
-    return bounds, prices
 
 
 def _market_columns(

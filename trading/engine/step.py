@@ -20,7 +20,7 @@ at every boundary too; the functions here carry one boundary of the live cycle i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -29,9 +29,10 @@ from trading.engine import layout
 from trading.engine.boundary import entries_at_boundary, risk_exits_at_boundary, signal_exits_at_boundary
 from trading.engine.criteria import Criteria
 from trading.engine.exits import nan_if_none, none_if_nan
+from trading.engine.magnifier import finer_columns
 from trading.engine.rules import close_fill
 from trading.engine.sizing import sizing_code
-from trading.engine.types import SECONDS_PER_DAY, Trade
+from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
 from trading.engine.vocabulary import exit_reason_value
 
 
@@ -242,6 +243,7 @@ def step_risk_exits(
     criteria: Criteria,
     market: dict[str, InstrumentAtBoundary],
     open_trades: dict[str, OpenTrade],
+    finer: Mapping[str, CandleArrays] | None = None,
 ) -> tuple[list[Trade], dict[str, OpenTrade]]:
     """Settle the risk exits of candle t (phase 1 of a boundary: before anything at the open that follows).
 
@@ -252,13 +254,15 @@ def step_risk_exits(
         criteria: the strategy's criteria.
         market: every instrument at this boundary, by symbol (only candle t is read).
         open_trades: the open trades, by symbol.
+        finer: stored finer candles (1h or 1m) by symbol, for the bar magnifier: those inside candle t decide an
+            ambiguous candle (docs/criteria.md); without them the stop is taken (CRITERIA.md).
 
     Returns:
         ``(closed trades, still-open trades)``: closed ones are copies with the exit fields and P&L set (timed
         at t's open, at the level or the gapped open); the still-open ones carry the trailing reference and
         level raised with candle t's high.
     """
-    return _exits(criteria, market, open_trades, risk=True, signal=False)
+    return _exits(criteria, market, open_trades, risk=True, signal=False, finer=finer)
 
 
 def step_signal_exits(
@@ -280,13 +284,14 @@ def step_exits(
     criteria: Criteria,
     market: dict[str, InstrumentAtBoundary],
     open_trades: dict[str, OpenTrade],
+    finer: Mapping[str, CandleArrays] | None = None,
 ) -> tuple[list[Trade], dict[str, OpenTrade]]:
     """Both exit phases of one boundary for trades that no entry of the boundary can change (a past boundary
     caught up): the risk exits of candle t, then the signal and maximum-holding exits at the first price after t.
 
     Args and return value: as :func:`step_risk_exits`.
     """
-    return _exits(criteria, market, open_trades, risk=True, signal=True)
+    return _exits(criteria, market, open_trades, risk=True, signal=True, finer=finer)
 
 
 def _exits(
@@ -296,6 +301,7 @@ def _exits(
     *,
     risk: bool,
     signal: bool,
+    finer: Mapping[str, CandleArrays] | None = None,
 ) -> tuple[list[Trade], dict[str, OpenTrade]]:
     b = _Boundary(open_trades, market, open_trades)
     rules = criteria_rules(criteria)
@@ -315,9 +321,7 @@ def _exits(
             b.t_open,
             b.t_high,
             b.t_low,
-            # no finer candles live (yet): an ambiguous candle takes the stop, as CRITERIA.md says
-            np.zeros((1, b.k, 2), dtype=np.int64),
-            np.empty((3, 0)),
+            *finer_columns(b.symbols, finer or {}, b.t_open_time_seconds, SECONDS_PER_DAY),
             b.is_open,
             b.quantity,
             b.entry_price,
