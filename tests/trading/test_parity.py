@@ -305,7 +305,9 @@ def test_replay_equals_the_simulator_where_hourly_candles_decide_ambiguous_days(
     strategy.instruments.set(Instrument.objects.filter(coingecko_id="bitcoin"))
 
     # One day further: the simulation settles the risk exits of its last candle, the live cycle at the next day.
-    replayed = _replayed_positions(replay(strategy=strategy, start=start, end=end + timedelta(days=1)).account)
+    replayed = _replayed_positions(
+        replay(strategy=strategy, start=start, end=end + timedelta(days=1)).account
+    )
     positions = [p for p in replayed if p.entry_at.date() <= end]
 
     closed = [t for t in simulation.trades if t["exit_reason"] != "end_of_data"]
