@@ -28,10 +28,11 @@ and where the engine's time goes.
 
 Trade counts: the engine counts every trade in its log (closed and the one still open at the end); vectorbt
 counts its exit trades (``pf.trades.count()``), open ones included. Both take the same 10,617 trades, entered at
-the same candles and exited at the same candles, but for the last one: it is entered at the open of the last
-candle but four and stopped inside the last candle; vectorbt settles that stop, the engine reports the trade open
-(``backtest`` without ``close_at_end`` ends as the daily cycle does: the last candle has not closed at the last
-boundary, so its risk exits are settled at the next one).
+the same candles and exited at the same candles (the last one is open at the end in both: entered at the open of
+the last candle but four, neither stop is reached before the data ends). One exit price differs, by rule: the
+trade entered at candle 17,161 has an exit signal on candle 17,163 and a stop-loss level inside candle 17,164;
+the engine sells at the open of 17,164 (42,908.8), which comes first (CRITERIA.md: signal exits fill at the
+open), vectorbt checks the stop of candle 17,164 before that candle's signal and sells at the level (42,542.58).
 """
 
 from __future__ import annotations
@@ -134,7 +135,11 @@ def vectorbt_worker(npz: str, repeat: int) -> None:
                 "trades": int(trades.count()),
                 "open_trades": int(trades.open.count()),
                 "entry_indices": trades.records["entry_idx"].tolist(),
-                "exit_indices": trades.records["exit_idx"].tolist(),
+                # An open trade's exit_idx is the last candle's; -1 here, as the engine's exit_index.
+                "exit_indices": np.where(
+                    trades.records["status"] == 1, trades.records["exit_idx"], -1
+                ).tolist(),
+                "exit_prices": trades.records["exit_price"].tolist(),
                 "final_value": float(portfolio.final_value()),
             }
         )
@@ -279,6 +284,19 @@ def main() -> None:
     print(
         f"exit candles of the trades entered at the same candle: {len(differ):,} differ "
         "(entry, engine's exit or -1 for open, vectorbt's exit): " + ", ".join(map(str, differ[:5]))
+    )
+    prices_engine = dict(zip(log.entry_index.tolist(), log.exit_price.tolist(), strict=True))
+    prices_vectorbt = dict(zip(vbt["entry_indices"], vbt["exit_prices"], strict=True))
+    priced = [
+        (entry, prices_engine[entry], prices_vectorbt[entry])
+        for entry in sorted(entries_engine & entries_vectorbt)
+        if exits_engine[entry] >= 0
+        and exits_engine[entry] == exits_vectorbt[entry]
+        and abs(prices_engine[entry] - prices_vectorbt[entry]) > 1e-9 * prices_engine[entry]
+    ]
+    print(
+        f"exit prices of the closed trades with the same candles: {len(priced):,} differ "
+        "(entry, engine's exit price, vectorbt's): " + ", ".join(map(str, priced[:5]))
     )
     print("where the engine's time goes (median ms of each step):")
     for label, values in split.items():
