@@ -21,9 +21,11 @@ interpreter. This script
 4. runs the engine's :func:`~trading.engine.backtest.backtest` with the same criteria here.
 
 Each side is timed warm: one run first (which loads or compiles the Numba code), then the median of ``--repeat``
-runs. The engine's time is the whole ``backtest`` call: its signals (TA-Lib SMAs), the preparation, the compiled
-loop, the equity curve, buy and hold and the statistics; vectorbt's is ``from_signals`` alone, given the signals,
-which makes no curve or statistics until asked. The script also prints the engine's time without its signals,
+runs, interleaved (one vectorbt run, then one engine run: the vectorbt process waits for a line on its standard
+input before each), so that both see the same load on a shared machine. The engine's time is the whole
+``backtest`` call: its signals (TA-Lib SMAs), the preparation, the compiled loop, the equity curve, buy and
+hold and the statistics; vectorbt's is ``from_signals`` alone, given the signals, which makes no curve or
+statistics until asked. The script also prints the engine's time without its signals,
 and where the engine's time goes.
 
 Trade counts: the engine counts every trade in its log (closed and the one still open at the end); vectorbt
@@ -120,11 +122,16 @@ def vectorbt_worker(npz: str, repeat: int) -> None:
     started = time.perf_counter()
     portfolio = run()
     first = time.perf_counter() - started
+    # Ready: each line read from the standard input asks for one timed run, answered with its seconds, so
+    # that the caller interleaves them with its own runs (both sides then share the machine's load).
+    print("ready", flush=True)
     times = []
     for _ in range(repeat):
+        sys.stdin.readline()
         started = time.perf_counter()
         run()
         times.append(time.perf_counter() - started)
+        print(times[-1], flush=True)
     trades = portfolio.trades
     print(
         json.dumps(
@@ -170,6 +177,16 @@ def main() -> None:
     criteria = criteria_parse(CRITERIA)
     signals = signals_compute(criteria, candles)
 
+    def run() -> BacktestResult:
+        return backtest_module.backtest(
+            criteria=criteria,
+            instruments=[candles],
+            start_time_seconds=int(candles.open_time_seconds[0]),
+            end_time_seconds=int(candles.open_time_seconds[-1]),
+            starting_cash=STARTING_CASH,
+            candle_seconds=60,
+        )
+
     with tempfile.TemporaryDirectory() as folder:
         npz = Path(folder) / "signals.npz"
         np.savez(
@@ -181,23 +198,29 @@ def main() -> None:
             entry=signals.entry,
             exit=signals.exit,
         )
-        out = subprocess.run(  # noqa: S603
+        worker = subprocess.Popen(  # noqa: S603
             [args.vectorbt_python, __file__, "--worker", str(npz), "--repeat", str(args.repeat)],
-            check=True,
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             text=True,
         )
-    vbt = json.loads(out.stdout.strip().splitlines()[-1])
-
-    def run() -> BacktestResult:
-        return backtest_module.backtest(
-            criteria=criteria,
-            instruments=[candles],
-            start_time_seconds=int(candles.open_time_seconds[0]),
-            end_time_seconds=int(candles.open_time_seconds[-1]),
-            starting_cash=STARTING_CASH,
-            candle_seconds=60,
-        )
+        assert worker.stdin is not None and worker.stdout is not None
+        while worker.stdout.readline().strip() != "ready":
+            if worker.poll() is not None:
+                raise SystemExit(f"the vectorbt worker ended with {worker.returncode}")
+        run()  # the engine's first run loads its compiled code
+        times: list[float] = []
+        for _ in range(args.repeat):  # interleaved: one vectorbt run, then one engine run
+            worker.stdin.write("run\n")
+            worker.stdin.flush()
+            worker.stdout.readline()
+            started = time.perf_counter()
+            result = run()
+            times.append(time.perf_counter() - started)
+        worker.stdin.close()
+        vbt = json.loads(worker.stdout.read().strip().splitlines()[-1])
+        if worker.wait() != 0:
+            raise SystemExit(f"the vectorbt worker ended with {worker.returncode}")
 
     # Where the engine's time goes: its steps, timed by wrapping them in backtest's namespace.
     split: dict[str, list[float]] = {}
@@ -224,12 +247,6 @@ def main() -> None:
 
         return wrapper
 
-    result = run()
-    times = []
-    for _ in range(args.repeat):
-        started = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - started)
     signal_times = []
     for _ in range(args.repeat):
         started = time.perf_counter()
