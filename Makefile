@@ -75,8 +75,11 @@ beat: $(VENV)/.runtime
 
 ## bench: the speed figures of benchmarks/README.md (needs PostgreSQL and Redis: BENCH_DATABASE_URL,
 ## BENCH_REDIS_URL; and the one-minute candles, MINUTES). Fresh processes run in .venv-runtime, which holds the
-## runtime dependencies only, as deployed.
+## runtime dependencies only, as deployed. VECTORBT_PYTHON, when set, is the interpreter of a virtual environment
+## of its own holding vectorbt 1.x (never a dependency of Barter): the engine is then timed against it
+## (benchmarks/engine_vs_vectorbt.py); empty, that comparison is skipped.
 MINUTES ?= ../shared/data/minute/binance_btcusdt_1m_2024
+VECTORBT_PYTHON ?=
 .venv-runtime/.created: requirements.lock
 	$(PYTHON) -m venv .venv-runtime
 	.venv-runtime/bin/pip install --quiet --require-hashes -r requirements.lock
@@ -84,6 +87,7 @@ MINUTES ?= ../shared/data/minute/binance_btcusdt_1m_2024
 
 bench: $(VENV)/.dev .venv-runtime/.created
 	$(PY) benchmarks/engine_minutes.py $(MINUTES) --python .venv-runtime/bin/python
+	$(if $(VECTORBT_PYTHON),$(PY) benchmarks/engine_vs_vectorbt.py $(MINUTES) --vectorbt-python $(VECTORBT_PYTHON))
 	$(PY) benchmarks/simulator_request.py
 	$(PY) benchmarks/simulator_minutes.py $(MINUTES)
 	$(PY) benchmarks/simulator_sweep.py

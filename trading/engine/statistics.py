@@ -202,7 +202,9 @@ def backtest_statistics(
 
     anchored = np.concatenate(([starting_cash], equity))
     final_equity = float(equity[-1])
-    drawdown = drawdown_curve(equity, starting_equity=starting_cash)
+    # drawdown_curve(equity, starting_equity=starting_cash), keeping the running peak for the duration below.
+    peak = np.maximum(np.maximum.accumulate(equity), starting_cash)
+    drawdown = (peak - equity) / peak
     max_drawdown = float(drawdown.max())
     years = n * int(candle_seconds) / SECONDS_PER_YEAR
     periods_per_year = SECONDS_PER_YEAR / int(candle_seconds)
@@ -210,10 +212,12 @@ def backtest_statistics(
     # Valid but extreme inputs (equity spanning 1e-300 to 1e300, a 1000x gain over three one-minute candles)
     # overflow float64; such figures come out inf or NaN here and are reported as None by _finite_or_none.
     with np.errstate(over="ignore", invalid="ignore"):
-        returns = anchored[1:] / anchored[:-1] - 1.0
+        returns = anchored[1:] / anchored[:-1]
+        returns -= 1.0
+        mean = returns.mean()
         cagr = _finite_or_none(np.float64(final_equity / starting_cash) ** (1.0 / years) - 1.0)
-        sharpe = _sharpe_ratio(returns, periods_per_year)
-        sortino = _sortino_ratio(returns, periods_per_year)
+        sharpe = _sharpe_ratio(returns, mean, periods_per_year)
+        sortino = _sortino_ratio(returns, mean, periods_per_year)
         calmar = _finite_or_none(cagr / max_drawdown) if cagr is not None and max_drawdown > 0 else None
         statistics: dict[str, float | int | None] = {
             "total_return_ratio": _finite_or_none(np.float64(final_equity) / starting_cash - 1.0),
@@ -222,7 +226,7 @@ def backtest_statistics(
             "sharpe_ratio": sharpe,
             "sortino_ratio": sortino,
             "max_drawdown_ratio": max_drawdown,
-            "max_drawdown_duration_days": _max_drawdown_candles(anchored)
+            "max_drawdown_duration_days": _max_drawdown_candles(equity, peak)
             * int(candle_seconds)
             / SECONDS_PER_DAY,
             "calmar_ratio": calmar,
@@ -235,8 +239,9 @@ def backtest_statistics(
     return {key: statistics[key] for key in STATISTICS_KEYS}
 
 
-def _sharpe_ratio(returns: np.ndarray, periods_per_year: float) -> float | None:
-    """empyrical.sharpe_ratio with risk-free 0; None where empyrical gives NaN or inf."""
+def _sharpe_ratio(returns: np.ndarray, mean: np.floating, periods_per_year: float) -> float | None:
+    """empyrical.sharpe_ratio with risk-free 0 (``mean`` is ``returns.mean()``); None where empyrical gives NaN
+    or inf."""
     if returns.shape[0] < 2:
         return None
     # Returns within a few rounding errors of the division that made them are equal: a curve growing by a
@@ -247,27 +252,34 @@ def _sharpe_ratio(returns: np.ndarray, periods_per_year: float) -> float | None:
     std = returns.std(ddof=1)
     if not std > 0:  # overflowed to NaN, or underflowed to 0 for returns too close to tell apart
         return None
-    return _finite_or_none(returns.mean() / std * np.sqrt(periods_per_year))
+    return _finite_or_none(mean / std * np.sqrt(periods_per_year))
 
 
-def _sortino_ratio(returns: np.ndarray, periods_per_year: float) -> float | None:
-    """empyrical.sortino_ratio with required return 0; None where empyrical gives NaN or inf."""
+def _sortino_ratio(returns: np.ndarray, mean: np.floating, periods_per_year: float) -> float | None:
+    """empyrical.sortino_ratio with required return 0 (``mean`` is ``returns.mean()``); None where empyrical
+    gives NaN or inf."""
     if returns.shape[0] < 2:
         return None
-    downside_deviation = np.sqrt(np.mean(np.square(np.minimum(returns, 0.0))))
+    shortfall = np.minimum(returns, 0.0)
+    downside_deviation = np.sqrt(np.mean(np.square(shortfall, out=shortfall)))
     if not downside_deviation > 0:
         return None
-    return _finite_or_none(returns.mean() / downside_deviation * np.sqrt(periods_per_year))
+    return _finite_or_none(mean / downside_deviation * np.sqrt(periods_per_year))
 
 
-def _max_drawdown_candles(anchored: np.ndarray) -> int:
-    """The longest underwater stretch of ``anchored`` (shape (n + 1,)), in candles.
+def _max_drawdown_candles(equity: np.ndarray, peak: np.ndarray) -> int:
+    """The longest underwater stretch of the anchored curve ``[starting_cash, equity...]``, in candles.
 
     A stretch runs from a peak (a point at or above every earlier point) to the next peak, or to the last point
     when the curve ends below its peak. Two adjacent peaks have no stretch between them.
+
+    Args:
+        equity: shape (n,), float64, the equity curve (without the starting cash).
+        peak: shape (n,), float64, ``maximum(maximum.accumulate(equity), starting_cash)``: the running peak of
+            the anchored curve at each of its points but the first, which is a peak.
     """
-    last = anchored.shape[0] - 1
-    peaks = np.flatnonzero(anchored >= np.maximum.accumulate(anchored))
+    last = equity.shape[0]
+    peaks = np.concatenate(([0], np.flatnonzero(equity >= peak) + 1))
     gaps = np.diff(peaks)
     longest = int(gaps.max()) if gaps.size and gaps.max() > 1 else 0
     return int(max(longest, last - int(peaks[-1])))
@@ -314,6 +326,10 @@ def _positive_curve(values: np.ndarray, *, name: str) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-D, shape (n,); was shape {array.shape}")
+    # Two passes where all is well (a year of minutes: 527,040 values): every value > 0 (NaN is not) and a finite
+    # maximum (so no +inf); the failing index is looked for only when one fails.
+    if array.size and (array > 0).all() and np.isfinite(array.max()):
+        return array
     bad = np.flatnonzero(~(np.isfinite(array) & (array > 0)))
     if bad.size:
         raise ValueError(
