@@ -542,6 +542,16 @@ def oracle_backtest(
                 continue
             cash += _close(position, instrument.open[nxt], nxt, b, reason, fee_rate, slip)
             del positions[instrument.symbol]
+        # An instrument trades only inside its stored candles: with close_at_end, what is open when its data ends
+        # before the run's is sold at its last close ("end_of_data"), timed at that close (this boundary); like
+        # every sale at a boundary its cash is spent from the next boundary on.
+        for instrument in instruments:
+            position = positions.get(instrument.symbol)
+            t = instrument.at(b - DAY_SECONDS)
+            if not close_at_end or position is None or t is None or t != len(instrument.times) - 1:
+                continue
+            cash += _close(position, instrument.close[t], t, b, "end_of_data", fee_rate, slip)
+            del positions[instrument.symbol]
 
     if close_at_end:
         for instrument in instruments:

@@ -95,9 +95,15 @@ def binance_daily() -> Candles:
 
 
 def candles_for(source: str, symbols: tuple[str, ...]) -> dict[str, Candles]:
-    """The candles of ``symbols`` from ``source`` (``"bitstamp"`` or ``"binance"``, whose one symbol is BTC)."""
+    """The candles of ``symbols`` from ``source``: ``"bitstamp"``; ``"binance"``, whose one symbol is BTC; or
+    ``"binance+bitstamp"``, Binance's BTC (to 2024-04) with Bitstamp's other ``symbols`` (to 2020-01-17)."""
     if source == "binance":
         return {"BTC": binance_daily()}
+    if source == "binance+bitstamp":
+        return {
+            "BTC": binance_daily(),
+            **{symbol: bitstamp()[symbol] for symbol in symbols if symbol != "BTC"},
+        }
     return {symbol: bitstamp()[symbol] for symbol in symbols}
 
 
@@ -430,6 +436,30 @@ CASES: list[Case] = [
         close_at_end=True,
         reasons=("end_of_data",),
         claim=("the last trade ends at end_of_data", lambda r, _: r.trades[-1].exit_reason == "end_of_data"),
+    ),
+    Case(
+        "data_end_of_one_instrument_frees_its_cash_for_the_other",
+        "binance+bitstamp",
+        ("BTC", "ETH"),
+        criteria_doc(
+            entry=SMA_CROSS_UP, exit=SMA_CROSS_DOWN, sizing={"method": "equity_fraction", "value": 0.9}
+        ),
+        "2019-10-01",
+        "2020-06-30",
+        close_at_end=True,
+        reasons=("end_of_data",),
+        claim=(
+            "ETH's data ends 2020-01-17 inside a trade, sold end_of_data at that close, and BTC enters later",
+            lambda r, _: (
+                any(
+                    t.symbol == "ETH"
+                    and t.exit_reason == "end_of_data"
+                    and iso(t.exit_time_seconds) == "2020-01-18"
+                    for t in r.trades
+                )
+                and any(t.symbol == "BTC" and iso(t.entry_time_seconds) > "2020-01-18" for t in r.trades)
+            ),
+        ),
     ),
 ]
 

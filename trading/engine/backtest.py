@@ -48,6 +48,8 @@ from trading.engine.layout import (
     INT_EXIT_INDEX,
     INT_EXIT_TIME_SECONDS,
     INT_SLOT,
+    MAX_HOLDING_CODE,
+    SIGNAL_CODE,
 )
 from trading.engine.loop import run_boundaries
 from trading.engine.magnifier import finer_columns
@@ -185,6 +187,9 @@ def backtest(
             the run ends as the daily cycle replayed over the same days does: the last candle has not closed at
             the last boundary, so an open trade is reported open even when that candle goes through a level
             (the live close step settles it at the next boundary, at the level, timed at the candle's open).
+            With it, an instrument whose data ends before the run's last candle is sold there too, at its last
+            close (``end_of_data``, timed at that close): its cash is spent by the other instruments from the next
+            boundary on (CRITERIA.md: an instrument trades only inside its stored candles).
         finer: optional finer candles (1h or 1m, oldest first) by symbol, for the bar magnifier: an ambiguous
             candle (its stop and take-profit both inside, :func:`trading.engine.boundary.is_ambiguous`) is
             decided by the first of its finer candles (those opening inside it) that crosses a level; without
@@ -211,9 +216,12 @@ def backtest(
         # exits inside the last candle, as at every other boundary, before the end_of_data close below.
         steps = np.append(boundaries, boundaries[-1] + candle_seconds)
     columns = [_market_columns(criteria, c, steps, candle_seconds) for c in ordered]
+    first_prices = [column["next_index"][: boundaries.shape[0]].copy() for column in columns]
+    data_ends: list[int | None] = [None] * len(columns)
     if close_at_end:
-        for column in columns:
+        for i, column in enumerate(columns):
             _end_of_prices(column)
+            data_ends[i] = _close_at_data_end(column, ordered[i], candle_seconds)
     # The close each instrument shows at each boundary's candle: what the equity curve marks positions at.
     closes = [_closes_on(c, boundaries, candle_seconds) for c in ordered]
 
@@ -247,6 +255,12 @@ def backtest(
         capacity=capacity,
     )
     if close_at_end:
+        for row in np.flatnonzero(
+            np.isin(codes, (SIGNAL_CODE, MAX_HOLDING_CODE)) & (ints[:, INT_EXIT_TIME_SECONDS] >= 0)
+        ):
+            end = data_ends[int(ints[row, INT_SLOT])]
+            if end is not None and ints[row, INT_EXIT_TIME_SECONDS] == end:
+                codes[row] = END_OF_DATA_CODE  # the sale at the instrument's last close (_close_at_data_end)
         for row in np.flatnonzero(still_open):
             candles = ordered[int(ints[row, INT_SLOT])]
             last = int(np.searchsorted(candles.open_time_seconds, end_time_seconds, side="right")) - 1
@@ -276,9 +290,7 @@ def backtest(
         log.exit_code,
         float(starting_cash),
     )
-    buy_and_hold = _buy_and_hold(
-        [column["next_index"][: boundaries.shape[0]] for column in columns], ordered, closes, starting_cash
-    )
+    buy_and_hold = _buy_and_hold(first_prices, ordered, closes, starting_cash)
     ambiguous = [
         AmbiguousCandle(
             symbol=ordered[int(row[AMBIGUOUS_INT_SLOT])].symbol,
@@ -350,6 +362,37 @@ def _end_of_prices(column: dict[str, np.ndarray]) -> None:
     column["next_price"][-1] = np.nan
     column["entry_signal"][-1] = False
     column["exit_signal"][-1] = False
+
+
+def _close_at_data_end(
+    column: dict[str, np.ndarray], candles: CandleArrays, candle_seconds: int
+) -> int | None:
+    """When an instrument's data ends before the run's last candle, make the boundary after its last candle sell
+    what is open there at that candle's close, in place (CRITERIA.md: an instrument trades only inside its stored
+    candles; the simulator closes what is open at the end of the data ``end_of_data``).
+
+    That boundary settles the last candle's risk exits first, as every boundary does; then the sale is phase 3's
+    (an exit signal, no entry, at the last close as the price after it), so its cash is spent by the other
+    instruments from the next boundary on instead of lying idle to the end of the run. The caller relabels that
+    exit ``end_of_data``.
+
+    Returns:
+        The sale's time (the last candle's open plus ``candle_seconds``, seconds since epoch), or None when the
+        instrument's last candle is the run's last one (or not in the run).
+    """
+    last = len(candles) - 1
+    rows = np.flatnonzero(column["t_index"] == last) if last >= 0 else np.empty(0, dtype=np.int64)
+    if rows.shape[0] == 0 or int(rows[0]) >= column["t_index"].shape[0] - 1:
+        return None
+    j = int(rows[0])
+    when = int(candles.open_time_seconds[last]) + candle_seconds
+    column["has_next"][j] = True
+    column["next_index"][j] = last
+    column["next_time_seconds"][j] = when
+    column["next_price"][j] = candles.close[last]
+    column["entry_signal"][j] = False
+    column["exit_signal"][j] = True
+    return when
 
 
 def _trade_log(symbols: tuple[str, ...], ints: np.ndarray, floats: np.ndarray, codes: np.ndarray) -> TradeLog:

@@ -160,3 +160,45 @@ def test_without_the_end_of_data_close_the_run_stops_where_the_live_cycle_does()
     trade = only_trade(run((99.0, 100.0, 88.0, 95.0), close_at_end=False, stop_loss_ratio=0.1))
 
     assert trade.is_open
+
+
+def test_an_instrument_whose_data_ends_first_is_sold_at_its_last_close_and_its_cash_spent_by_the_other() -> (
+    None
+):
+    """CRITERIA.md: an instrument trades only inside its stored candles. A's data ends with candle 3 while the run
+    goes on to candle 6: with close_at_end, A's trade is sold end_of_data at candle 3's close, timed at that close
+    (the boundary of day 4), and B, which wanted in from the start but found no cash, enters with A's proceeds at
+    the next open (day 5): a sale at a boundary is spent from the next one on."""
+    criteria = criteria_parse(
+        {
+            "version": 1,
+            "side": "long",
+            "entry": {"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}},
+            "fee_rate": 0.001,
+            "slippage_ratio": 0.0,
+        }
+    )
+    a = candles([QUIET, QUIET, QUIET, (100.0, 101.0, 99.0, 110.0)])
+    b = candles([QUIET] * 7)
+    b = CandleArrays("B", b.open_time_seconds, b.open, b.high, b.low, b.close, b.volume)
+    a = CandleArrays("A", a.open_time_seconds, a.open, a.high, a.low, a.close, a.volume)
+
+    result = backtest(
+        criteria=criteria,
+        instruments=[b, a],
+        start_time_seconds=DAY,
+        end_time_seconds=6 * DAY,
+        starting_cash=1000.0,
+        close_at_end=True,
+    )
+
+    first, second, *rest = result.trades
+    assert (first.symbol, first.entry_index, first.exit_reason) == ("A", 1, "end_of_data")
+    assert first.exit_index == 3 and first.exit_time_seconds == 4 * DAY
+    assert first.exit_price == pytest.approx(110.0)
+    proceeds = 110.0 * first.quantity * (1 - 0.001)
+    assert (second.symbol, second.entry_index) == ("B", 5)
+    assert second.quantity == pytest.approx(proceeds / (100.0 * 1.001))
+    assert not rest
+    # B's trade is closed at the run's end, at candle 6's close (its own last).
+    assert second.exit_reason == "end_of_data" and second.exit_time_seconds == 7 * DAY
