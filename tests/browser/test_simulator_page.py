@@ -80,3 +80,58 @@ def test_an_sma_crossover_on_the_shipped_btc_history_draws_its_charts_and_lists_
     assert result.step("rows")["count"] == n_trades
     assert result.page_errors == []
     assert live_browser.artifact("simulator-result.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_form_says_what_dates_past_an_instruments_data_will_use_before_the_run(
+    live_browser: LiveBrowser,
+) -> None:
+    """Issue 13, item 3: ETH's shipped data ends 2020-01-17; with dates to 2024 the form says, next to the dates,
+    that the run will use the days with data and that ETH trades only until its data ends."""
+    from django.core.management import call_command
+
+    from instruments.models import Instrument
+
+    call_command("load_shipped_history", verbosity=0)
+    ethereum = Instrument.objects.get(coingecko_id="ethereum")
+    bitcoin = Instrument.objects.get(coingecko_id="bitcoin")
+
+    result = live_browser.run(
+        [
+            {"do": "waitFor", "selector": "#simulator-form"},
+            {"do": "select", "selector": "#id_instruments", "value": [str(ethereum.pk)]},
+            {"do": "fill", "selector": "input[name='start']", "value": "2019-04-21"},
+            {"do": "fill", "selector": "input[name='end']", "value": "2024-04-20"},
+            {
+                "do": "evaluate",
+                "name": "eth",
+                "expression": "document.getElementById('coverage-note').textContent",
+            },
+            {"do": "select", "selector": "#id_instruments", "value": [str(ethereum.pk), str(bitcoin.pk)]},
+            {
+                "do": "evaluate",
+                "name": "both",
+                "expression": "document.getElementById('coverage-note').textContent",
+            },
+            {"do": "fill", "selector": "input[name='end']", "value": "2019-12-31"},
+            {
+                "do": "evaluate",
+                "name": "inside",
+                "expression": "document.getElementById('coverage-note').hidden",
+            },
+            {"do": "fill", "selector": "input[name='end']", "value": "2024-04-20"},
+            {"do": "select", "selector": "#id_instruments", "value": [str(ethereum.pk)]},
+            {"do": "screenshot", "path": "simulator-coverage-note.png"},
+        ],
+        login_next="/simulator/",
+    )
+
+    eth = result.step("eth")["value"]
+    assert "The run will use 2019-04-21 to 2020-01-17" in eth
+    assert "ETH's data ends 2020-01-17: it trades only until then" in eth
+    both = result.step("both")["value"]
+    assert "The run will use" not in both  # bitcoin has data to 2024-04-20
+    assert "ETH's data ends 2020-01-17" in both
+    assert result.step("inside")["value"] is True
+    assert result.page_errors == []

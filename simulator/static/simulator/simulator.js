@@ -38,17 +38,57 @@
     }
   }
 
+  // Coverage -------------------------------------------------------------------------------------------------
+  // A run trades each instrument only inside its stored candles (CRITERIA.md): before the run, say what the
+  // chosen dates will use. The server decides (the run page's coverage note); this note only announces it.
+
+  function coverageNote() {
+    var note = document.querySelector("[data-coverage-note]");
+    var select = document.getElementById("id_instruments");
+    var start = document.getElementById("id_start");
+    var end = document.getElementById("id_end");
+    if (!note || !select || !start || !end) return;
+    var chosen = Array.prototype.filter.call(select.options, function (option) { return option.selected; });
+    var from = start.value, to = end.value;
+    if (!chosen.length || !from || !to || from > to) {
+      note.hidden = true;
+      note.textContent = "";
+      return;
+    }
+    var first = chosen.map(function (o) { return o.getAttribute("data-first"); }).sort()[0];
+    var last = chosen.map(function (o) { return o.getAttribute("data-last"); }).sort().reverse()[0];
+    var lines = [];
+    chosen.forEach(function (option) {
+      var symbol = option.getAttribute("data-symbol");
+      var ends = option.getAttribute("data-last"), begins = option.getAttribute("data-first");
+      if (ends && ends < to) lines.push(symbol + "'s data ends " + ends + ": it trades only until then (what is open is closed at that close)");
+      if (begins && begins > from) lines.push(symbol + "'s data starts " + begins);
+    });
+    var used = [from > first ? from : first, to < last ? to : last];
+    if (used[0] > used[1]) {
+      lines.unshift("No chosen instrument has data between " + from + " and " + to);
+    } else if (used[0] !== from || used[1] !== to) {
+      lines.unshift("The run will use " + used[0] + " to " + used[1] + ", the days with data");
+    }
+    note.hidden = lines.length === 0;
+    note.textContent = lines.length ? lines.join("; ") + "." : "";
+  }
+
   document.addEventListener("change", function (event) {
     var target = event.target;
     if (!(target instanceof Element)) return;
     if (target.matches("[data-indicator-select]")) showParams(target);
     if (target.matches("[data-advanced-toggle]")) toggleAdvanced(target);
+    if (target.matches("#id_instruments, #id_start, #id_end")) coverageNote();
   });
+  document.addEventListener("DOMContentLoaded", coverageNote);
+  document.addEventListener("htmx:afterSettle", coverageNote);
 
   document.addEventListener("input", function (event) {
     if (event.target instanceof Element && event.target.id === "id_criteria_json") {
       event.target.setAttribute("data-edited", "1");
     }
+    if (event.target instanceof Element && event.target.matches("#id_start, #id_end")) coverageNote();
   });
 
   document.addEventListener("click", function (event) {
