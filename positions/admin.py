@@ -117,7 +117,8 @@ class PositionAdmin(ReadOnlyAdmin):
 
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
-    """Exchange orders, read-only (the cycle writes them): state, fills and the exchange's raw answer."""
+    """Orders, read-only (the cycle writes them): exchange orders with their state, fills and the exchange's raw
+    answer, and paper positions' resting stop-loss and take-profit orders (exchange id `paper` or `replay`)."""
 
     list_display = [
         "created_at",
