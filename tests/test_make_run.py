@@ -41,7 +41,7 @@ def test_first_run_loads_history_records_the_offline_cycle_and_makes_an_admin(
         "ethereum",
         "litecoin",
     }
-    assert InstrumentOHLC.objects.filter(instrument__coingecko_id="bitcoin").count() == 3432
+    assert InstrumentOHLC.objects.filter(instrument__coingecko_id="bitcoin", timeframe="1d").count() == 3432
     assert "collect: failed" in out and "bitcoin: 0 added, 0 updated; error: CoinGecko" in out
     errors = History.objects.filter(step="collect", kind=HistoryKind.ERROR)
     assert errors.count() == 3 and all("no response" in e.message for e in errors)
@@ -64,4 +64,4 @@ def test_first_run_loads_history_records_the_offline_cycle_and_makes_an_admin(
     again = capsys.readouterr().out
     assert Position.objects.count() == before and "already replayed" in again
     assert "An admin user exists already" in again and password not in again
-    assert InstrumentOHLC.objects.filter(instrument__coingecko_id="bitcoin").count() == 3432
+    assert InstrumentOHLC.objects.filter(instrument__coingecko_id="bitcoin", timeframe="1d").count() == 3432

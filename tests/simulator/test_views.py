@@ -31,6 +31,8 @@ from trading.engine.vocabulary import STATISTICS_KEYS
 from trading.models import Strategy
 
 pytestmark = pytest.mark.django_db
+# The data attributes of an instrument option of the form (simulator/_form.html).
+OPTION_DATA = r'data-timeframes="[^"]*" data-symbol="[^"]*" data-first="[^"]*" data-last="[^"]*"'
 
 START, END = date(2018, 1, 1), date(2019, 12, 31)
 TREND = sma_cross_criteria(stop_loss_ratio=0.08, take_profit_ratio=0.3)
@@ -170,7 +172,7 @@ def test_the_form_proposes_the_last_five_years_of_the_newest_instrument(
 
     html = response.content.decode()
     assert response.status_code == 200
-    options = re.findall(r'<option value="(\d+)" data-timeframes="[^"]*"( selected)?>(\w+) ·', html)
+    options = re.findall(r'<option value="(\d+)" ' + OPTION_DATA + r"( selected)?>(\w+) ·", html)
     assert [(symbol, bool(selected)) for _, selected, symbol in options] == [
         ("BTC", True),  # candles up to 2024-04-20, the newest
         ("ETH", False),
@@ -380,7 +382,7 @@ def test_the_form_is_filled_from_a_saved_strategy(shipped_history: None, logged_
 
     assert "Filled from strategy rsi dip." in html
     assert f'<option value="{strategy.pk}" selected>rsi dip</option>' in html  # the "fill from" select
-    selected = re.findall(r'<option value="\d+" data-timeframes="[^"]*" selected>(\w+) ·', html)
+    selected = re.findall(r'<option value="\d+" ' + OPTION_DATA + r" selected>(\w+) ·", html)
     assert selected == ["ETH", "LTC"]
     assert 'name="starting_cash" id="id_starting_cash" value="2500"' in html
     assert 'name="entry-0-left_indicator" data-indicator-select' in html
