@@ -64,7 +64,8 @@ class BacktestResult:
     Attributes:
         trade_log: every trade, closed and open, in entry order (then symbol), as columns.
         times: shape (n,), int64, seconds since epoch: the open time of each candle of the curves.
-        equity_curve: shape (n,), float64, quote currency: cash plus open positions at each candle's close.
+        equity_curve: shape (n,), float64, quote currency: cash plus open positions at each candle's close; >= 0,
+            exactly 0 from a ruin on (:func:`trading.engine.statistics.equity_at_ruin`).
         buy_and_hold_curve: shape (n,), float64: the starting cash split equally across the instruments,
             each share bought at its first open in the range (no fee) and marked at the closes.
         exposure: shape (n,), bool: a position was open at some point of the candle.
@@ -291,8 +292,10 @@ def backtest(
         )
         for row, levels in zip(ambiguous_ints, ambiguous_floats, strict=True)
     ]
-    from trading.engine.statistics import backtest_statistics
+    from trading.engine.statistics import backtest_statistics, equity_at_ruin
 
+    # A ruined account is at exactly 0 from its ruin on, not float rounding below it (the curve is stored and drawn).
+    equity, _ = equity_at_ruin(equity, starting_cash=starting_cash)
     statistics = backtest_statistics(
         equity_curve=equity,
         buy_and_hold_curve=buy_and_hold,
