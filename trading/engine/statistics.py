@@ -153,7 +153,8 @@ def max_drawdown_ratio(equity_curve: np.ndarray, *, starting_equity: float | Non
         starting_equity: the equity before the first candle, quote currency, > 0; the first peak when given.
 
     Returns:
-        Fraction of the running peak in [0, 1]; 0.25 means a 25 % fall, 1.0 a ruined account. 0.0 when the equity never falls below
+        Fraction of the running peak in [0, 1]; 0.25 means a 25 % fall, 1.0 a ruined account.
+        0.0 when the equity never falls below
         a previous peak, which includes n < 2 without ``starting_equity`` and n == 0.
 
     Raises:
