@@ -99,12 +99,12 @@ def _run_context(
         context.update(
             statistics=statistics_rows(simulation, currency),
             trade_columns=TRADE_COLUMNS,
-            trades=[_cells_html(row) for row in trade_rows(simulation, trades_page.object_list)],
+            trades=[_cells_html(row) for row in trade_rows(simulation, list(trades_page.object_list))],
             trades_page=trades_page,
             n_trades=(simulation.statistics or {}).get("n_trades", 0),
             ruin=ruin_text(simulation),
             chart=chart_data(
-                simulation=simulation, candles=candles, bar_seconds=bar, trades=trades_page.object_list
+                simulation=simulation, candles=candles, bar_seconds=bar, trades=list(trades_page.object_list)
             ),
             chart_bar=TIMEFRAME_BARS.get(bar, f"{bar // 3600}-hour"),
             symbols=[i.symbol for i in instruments],

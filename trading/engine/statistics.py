@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from trading.engine.types import SECONDS_PER_DAY, Trade, TradeLog
+from trading.engine.types import RUIN_TOLERANCE_RATIO, SECONDS_PER_DAY, Trade, TradeLog
 from trading.engine.vocabulary import STATISTICS_KEYS
 
 #: Seconds in the 365-day year used for every annualisation here.
@@ -42,7 +42,6 @@ SECONDS_PER_YEAR = 365 * SECONDS_PER_DAY
 
 #: Equity below 0 by at most this fraction of the starting cash is float rounding of an account at 0 (a ruined
 #: one); further below 0 is an error.
-RUIN_TOLERANCE_RATIO = 1e-9
 
 #: Returns spread by no more than this times (1 + the largest |return|) count as all equal (a few float64 ulps).
 _RETURN_ROUNDING = 4 * float(np.finfo(np.float64).eps)
@@ -86,24 +85,28 @@ def drawdown_curve(equity_curve: np.ndarray, *, starting_equity: float | None = 
 
 
 def equity_at_ruin(
-    equity_curve: np.ndarray, *, starting_cash: float | None = None
+    equity_curve: np.ndarray, *, starting_cash: float | None = None, ruin_ratio: float = 0.0
 ) -> tuple[np.ndarray, int | None]:
     """Return ``equity_curve`` with a ruined account at exactly 0, and the index of the candle of the ruin.
 
-    The account is ruined at the first candle whose equity is at or below 0 (``CRITERIA.md``'s account cannot
-    go below 0: it is long only and pays its fees from its cash, so what is below 0 is float rounding of 0).
-    That value and every later one are 0: a ruined account holds nothing to grow again, and the engine has no
-    cash to enter with (an entry that would spend less than a millionth of the equity buys nothing); every later
-    value must be within the rounding of 0 as well.
+    The account is ruined at the first candle whose equity is at or below ``ruin_ratio`` of the starting cash: 0
+    for a bare curve, :data:`~trading.engine.types.RUIN_TOLERANCE_RATIO` for the backtest's own curve, which it
+    clamps with this function before its statistics. CRITERIA.md's account cannot go below 0 (it is long only and
+    pays its fees from its cash): what is below 0 is float rounding of 0, and what is left under a billionth of the
+    start is not money. That value and every later one are 0: the engine makes no entry once the equity is that
+    low (:data:`~trading.engine.layout.RULE_RUIN_EQUITY`), so a ruined account holds nothing to grow again; every
+    later value must be within the rounding of 0 as well.
 
     Args:
         equity_curve: shape (n,), float64, quote currency, the equity at each candle's close, in time order.
         starting_cash: the equity before the first candle, quote currency, > 0; the scale of the rounding
             tolerance. Default: the largest |value| of the curve.
+        ruin_ratio: the fraction of ``starting_cash`` at or below which the account is ruined (used only with
+            ``starting_cash``); :func:`trading.engine.backtest.backtest` passes the engine's ``RUIN_TOLERANCE_RATIO``.
 
     Returns:
         ``(curve, ruin)``: ``curve`` shape (n,), float64, finite and >= 0 (``equity_curve`` itself, not a copy,
-        when there is no ruin); ``ruin`` the index of the first value at or below 0, or None.
+        when there is no ruin); ``ruin`` the index of the first value at or below the ruin, or None.
 
     Raises:
         ValueError: ``equity_curve`` is not 1-D, holds NaN or an infinity, or a value below
@@ -115,15 +118,17 @@ def equity_at_ruin(
         raise ValueError(f"equity_curve must be 1-D, shape (n,); was shape {array.shape}")
     # Two passes where all is well (a year of minutes: 527,040 values): every value > 0 (NaN is not) and a finite
     # maximum (so no +inf); the failing index is looked for only when one fails.
-    if not array.size or ((array > 0).all() and np.isfinite(array.max())):
+    # A bare curve is ruined at 0; a backtest's at the engine's ruin (ruin_ratio of its starting cash).
+    threshold = 0.0 if starting_cash is None else ruin_ratio * float(starting_cash)
+    if not array.size or ((array > threshold).all() and np.isfinite(array.max())):
         return array, None
     bad = np.flatnonzero(~np.isfinite(array))
     if bad.size:
         raise ValueError(
             f"equity_curve must be finite and >= 0 everywhere; was {float(array[bad[0]])!r} at index {bad[0]}"
         )
+    ruin = int(np.argmax(array <= threshold))
     scale = float(starting_cash) if starting_cash is not None else float(np.abs(array).max())
-    ruin = int(np.argmax(array <= 0))
     lowest = ruin + int(np.argmin(array[ruin:]))
     if not array[lowest] + RUIN_TOLERANCE_RATIO * scale >= 0:
         raise ValueError(

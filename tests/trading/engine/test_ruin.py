@@ -9,8 +9,8 @@ import pytest
 from trading.engine.backtest import backtest
 from trading.engine.criteria import criteria_parse
 from trading.engine.examples import sma_cross_criteria
-from trading.engine.statistics import RUIN_TOLERANCE_RATIO, backtest_statistics, equity_at_ruin
-from trading.engine.types import CandleArrays
+from trading.engine.statistics import backtest_statistics, equity_at_ruin
+from trading.engine.types import RUIN_TOLERANCE_RATIO, CandleArrays
 
 
 def test_fees_that_eat_the_account_ruin_it_and_the_run_has_statistics() -> None:
@@ -32,6 +32,8 @@ def test_fees_that_eat_the_account_ruin_it_and_the_run_has_statistics() -> None:
     _, ruin = equity_at_ruin(result.equity_curve, starting_cash=10_000.0)
     assert ruin is not None and 0 < ruin < n - 11
     assert np.all(result.equity_curve[ruin:] == 0.0) and np.all(result.equity_curve[:ruin] > 0)
+    # A ruined account enters no more: no trade starts after the candle of the ruin.
+    assert result.trades and max(t.entry_time_seconds for t in result.trades) <= int(result.times[ruin])
     figures = result.statistics
     assert figures["total_return_ratio"] == -1.0
     assert figures["max_drawdown_ratio"] == 1.0
