@@ -112,6 +112,16 @@ class SimulationSerializer(SimulationSummarySerializer):
         'See docs/criteria.md "Finer candles inside a daily candle".',
     )
 
+    ruined_at = serializers.CharField(
+        source="statistics.ruined_at",
+        read_only=True,
+        default=None,
+        allow_null=True,
+        help_text="When the account was ruined, ISO 8601 UTC (the close of the candle in which its equity reached "
+        "0; no trade after it), or null: not ruined, or a run saved before it was kept. A ruined run has total "
+        "return -1, max drawdown 1, CAGR -1; Sharpe and Sortino over the returns up to the ruin.",
+    )
+
     class Meta(SimulationSummarySerializer.Meta):
         fields = [
             *SimulationSummarySerializer.Meta.fields,
@@ -120,6 +130,7 @@ class SimulationSerializer(SimulationSummarySerializer):
             "equity_curve",
             "coverage",
             "ambiguous",
+            "ruined_at",
         ]
         read_only_fields = fields
 

@@ -120,10 +120,17 @@ TRADE_COLUMNS = (
 )
 
 
-def trade_rows(simulation: Simulation) -> list[list[Cell]]:
-    """The trades table: one row a trade, the cells of :data:`TRADE_COLUMNS` (fees are entry plus exit)."""
+#: Trades on one page of a run's trades table (``?trades_page=``); the charts mark those of the page shown. A year
+#: of one-minute candles can make 10,000 trades: all of them would make a page of ~10 MB that takes seconds to
+#: draw. The trades CSV holds every trade.
+TRADES_PER_PAGE = 250
+
+
+def trade_rows(simulation: Simulation, trades: Sequence[dict[str, Any]] | None = None) -> list[list[Cell]]:
+    """The trades table: one row a trade, the cells of :data:`TRADE_COLUMNS` (fees are entry plus exit).
+    ``trades``: those to show (a page of ``simulation.trades``); every trade of the run by default."""
     rows = []
-    for trade in simulation.trades:
+    for trade in simulation.trades if trades is None else trades:
         pnl = trade.get("pnl")
         ratio = trade.get("pnl_ratio")
         tone = (
@@ -163,14 +170,29 @@ def _time_text(iso: str | None) -> str:
     return iso.replace("T00:00:00Z", "").replace("T", " ").replace("Z", "")
 
 
+def ruin_text(simulation: Simulation) -> str:
+    """The run page's note on a ruined account (``statistics["ruined_at"]``: its equity reached 0), or ``""``."""
+    moment = (simulation.statistics or {}).get("ruined_at")
+    if not moment:
+        return ""
+    shown = moment[:10] if simulation.timeframe == "1d" else _time_text(moment) + " UTC"
+    return (
+        f"The account was ruined on {shown}: its equity reached 0 (losses and costs took all of it), so no "
+        "trade was made after that. Total return -100 %, max drawdown 100 %; Sharpe and Sortino are over the "
+        "returns up to the ruin."
+    )
+
+
 def chart_data(
     *,
     simulation: Simulation,
     candles: dict[str, list[dict[str, float]]],
     bar_seconds: int = SECONDS_PER_DAY,
+    trades: Sequence[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """What the result page's charts draw, for ``json_script``; ``bar_seconds`` is the length of a chart bar
-    (:func:`simulator.selectors.chart_bar_seconds`), markers go on the bar of their fill.
+    (:func:`simulator.selectors.chart_bar_seconds`), markers go on the bar of their fill. ``trades``: the trades
+    to mark (those of the trades table's page shown); every trade of the run by default.
 
     Returns:
         ``{"currency", "candles": {symbol: [...]}, "markers": {symbol: [{time, position, color, shape, text}]},
@@ -182,7 +204,7 @@ def chart_data(
     markers: dict[str, list[dict[str, Any]]] = {symbol: [] for symbol in candles}
     notes: dict[str, dict[int, list[str]]] = {symbol: {} for symbol in candles}
     last_time = {symbol: rows[-1]["time"] if rows else None for symbol, rows in candles.items()}
-    for trade in simulation.trades:
+    for trade in simulation.trades if trades is None else trades:
         symbol = trade.get("symbol") or ""
         if symbol not in markers:
             continue

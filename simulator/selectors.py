@@ -111,26 +111,30 @@ def simulation_candles(
     found: dict[str, list[dict[str, float]]] = {}
     for instrument in instruments:
         columns = candles_float(instrument, since=since, before=until, timeframe=timeframe)
-        times, opens, highs, lows, closes = (
-            columns.open_time,
-            columns.open,
-            columns.high,
-            columns.low,
-            columns.close,
+        found[instrument.symbol] = chart_bars(
+            columns.open_time, columns.open, columns.high, columns.low, columns.close, bar
         )
-        if bar != int(TIMEFRAMES[str(timeframe)].total_seconds()) and times.size:
-            buckets = times - times % bar
-            heads = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
-            tails = np.r_[heads[1:], times.size] - 1
-            times, opens, closes = buckets[heads], opens[heads], closes[tails]
-            highs, lows = np.maximum.reduceat(highs, heads), np.minimum.reduceat(lows, heads)
-        found[instrument.symbol] = [
-            {"time": t, "open": o, "high": h, "low": lo, "close": c}
-            for t, o, h, lo, c in zip(
-                times.tolist(), opens.tolist(), highs.tolist(), lows.tolist(), closes.tolist(), strict=True
-            )
-        ]
     return found
+
+
+def chart_bars(
+    times: np.ndarray, opens: np.ndarray, highs: np.ndarray, lows: np.ndarray, closes: np.ndarray, bar: int
+) -> list[dict[str, float]]:
+    """Candles (shape (n,) columns, ``times`` int64 seconds of each open, oldest first, prices float64) rolled up
+    into bars of ``bar`` seconds (first open, highest high, lowest low, last close), or as they are when ``bar``
+    is their length: ``[{"time", "open", "high", "low", "close"}, ...]`` (:func:`simulation_candles`)."""
+    if times.size:  # the identity when ``bar`` is the candles' length
+        buckets = times - times % bar
+        heads = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+        tails = np.r_[heads[1:], times.size] - 1
+        times, opens, closes = buckets[heads], opens[heads], closes[tails]
+        highs, lows = np.maximum.reduceat(highs, heads), np.minimum.reduceat(lows, heads)
+    return [
+        {"time": t, "open": o, "high": h, "low": lo, "close": c}
+        for t, o, h, lo, c in zip(
+            times.tolist(), opens.tolist(), highs.tolist(), lows.tolist(), closes.tolist(), strict=True
+        )
+    ]
 
 
 def simulations_for(user: Any) -> SimulationQuerySet:

@@ -35,6 +35,7 @@ from barter_site.heartbeat import Heartbeat
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.selectors import candles_float
 from simulator.models import RunStatus, Simulation, Sweep
+from simulator.selectors import chart_bar_seconds, chart_bars
 from simulator.services.coverage import coverage_compute
 from simulator.services.magnifier import ambiguous_as_json, finer_candles_load
 from simulator.services.requests import (
@@ -46,7 +47,7 @@ from simulator.services.requests import (
 )
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import CriteriaError, criteria_parse
-from trading.engine.statistics import drawdown_curve
+from trading.engine.statistics import drawdown_curve, equity_at_ruin
 from trading.engine.types import CandleArrays
 from trading.models import Strategy
 from trading.selectors import from_seconds, to_decimal, to_seconds
@@ -166,6 +167,34 @@ def trades_as_json(result: BacktestResult, names: dict[str, str]) -> list[dict[s
             }
         )
     return rows
+
+
+def stored_chart_bars(
+    simulation: Simulation, candles: Sequence[CandleArrays]
+) -> dict[str, list[dict[str, float]]] | None:
+    """The candle charts' bars of ``simulation`` (:func:`simulator.selectors.simulation_candles`) from the candles
+    the run read, when they are rolled up (an hourly or minute run: the page would otherwise read every candle
+    again, ~2 s for a year of minutes); None when the chart draws the candles themselves."""
+    bar = chart_bar_seconds(start=simulation.start, end=simulation.end, timeframe=simulation.timeframe)
+    if bar == candle_seconds(simulation.timeframe):
+        return None
+    since = to_seconds(datetime.combine(simulation.start, datetime.min.time(), tzinfo=UTC))
+    until = since + ((simulation.end - simulation.start).days + 1) * 86_400
+    found = {}
+    for c in candles:
+        first, last = np.searchsorted(c.open_time_seconds, [since, until])
+        window = slice(int(first), int(last))
+        found[c.symbol] = chart_bars(
+            c.open_time_seconds[window], c.open[window], c.high[window], c.low[window], c.close[window], bar
+        )
+    return found
+
+
+def ruined_at(result: BacktestResult, candle_length: int) -> str | None:
+    """When the account of ``result`` was ruined (its equity reached 0: :func:`trading.engine.statistics.
+    equity_at_ruin`), as ISO 8601 UTC: the close of the candle it happened in; None when it was not."""
+    _, ruin = equity_at_ruin(result.equity_curve)
+    return None if ruin is None else _iso(int(result.times[ruin]) + candle_length)
 
 
 #: The most points of an equity curve a run keeps: about 27 years of daily candles, 14 months of hourly ones. A
@@ -288,9 +317,13 @@ def _simulation_compute(simulation: Simulation, report: Callable[[float], None])
             **result.statistics,
             "coverage": coverage.document,
             "ambiguous": ambiguous_as_json(result, {i.symbol: i.coingecko_id for i in instruments}),
+            "ruined_at": ruined_at(result, candle_seconds(simulation.timeframe)),
         }
         simulation.trades = trades_as_json(result, {i.symbol: i.coingecko_id for i in instruments})
         simulation.equity_curve = equity_curve_as_json(result, float(simulation.starting_cash))
+        bars = stored_chart_bars(simulation, candles)
+        if bars is not None:
+            simulation.equity_curve["chart_candles"] = bars
         simulation.status = RunStatus.DONE
         simulation.error = ""
     except (ValueError, OverflowError, CriteriaError) as exc:

@@ -310,6 +310,7 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
                 **result.statistics,
                 "coverage": coverage.document,
                 "ambiguous": ambiguous_as_json(result, {i.symbol: i.coingecko_id for i in instruments}),
+                "ruined_at": simulations.ruined_at(result, 86_400),  # a sweep runs on daily candles
             }
         except (ValueError, OverflowError, CriteriaError) as exc:
             point.error = f"{type(exc).__name__}: {exc}"

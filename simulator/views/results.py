@@ -22,11 +22,13 @@ from simulator.forms import SaveStrategyForm
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from simulator.presenters import (
     TRADE_COLUMNS,
+    TRADES_PER_PAGE,
     Cell,
     chart_data,
     compare_chart_data,
     compare_rows,
     listed_runs,
+    ruin_text,
     statistics_rows,
     sweep_heatmap,
     trade_rows,
@@ -71,7 +73,11 @@ def _cells_html(cells: list[Cell]) -> SafeString:
     )
 
 
-def _run_context(simulation: Simulation, save_form: SaveStrategyForm) -> dict[str, Any]:
+def _run_context(
+    simulation: Simulation, save_form: SaveStrategyForm, trades_page_number: str | None = None
+) -> dict[str, Any]:
+    """The run page's context; its trades table and chart markers are those of page ``trades_page_number`` of
+    :data:`TRADES_PER_PAGE` trades (the first for a missing or unreadable number, the last past the end)."""
     instruments = list(simulation.instruments.all())
     currency = quote_currency(instruments)
     context: dict[str, Any] = {
@@ -81,8 +87,10 @@ def _run_context(simulation: Simulation, save_form: SaveStrategyForm) -> dict[st
         "save_form": save_form,
     }
     if simulation.status == RunStatus.DONE:
+        trades_page = Paginator(simulation.trades, TRADES_PER_PAGE).get_page(trades_page_number)
         bar = chart_bar_seconds(start=simulation.start, end=simulation.end, timeframe=simulation.timeframe)
-        candles = simulation_candles(
+        # An hourly or minute run keeps its rolled-up chart bars (simulator.services.simulations.stored_chart_bars).
+        candles = (simulation.equity_curve or {}).get("chart_candles") or simulation_candles(
             instruments=instruments,
             start=simulation.start,
             end=simulation.end,
@@ -91,9 +99,13 @@ def _run_context(simulation: Simulation, save_form: SaveStrategyForm) -> dict[st
         context.update(
             statistics=statistics_rows(simulation, currency),
             trade_columns=TRADE_COLUMNS,
-            trades=[_cells_html(row) for row in trade_rows(simulation)],
+            trades=[_cells_html(row) for row in trade_rows(simulation, list(trades_page.object_list))],
+            trades_page=trades_page,
             n_trades=(simulation.statistics or {}).get("n_trades", 0),
-            chart=chart_data(simulation=simulation, candles=candles, bar_seconds=bar),
+            ruin=ruin_text(simulation),
+            chart=chart_data(
+                simulation=simulation, candles=candles, bar_seconds=bar, trades=list(trades_page.object_list)
+            ),
             chart_bar=TIMEFRAME_BARS.get(bar, f"{bar // 3600}-hour"),
             symbols=[i.symbol for i in instruments],
         )
@@ -107,7 +119,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     queued run is pending or running; the error of a failed run."""
     simulation = _simulation(request, pk)
     form = SaveStrategyForm(initial={"name": simulation.name})
-    return render(request, "simulator/run.html", _run_context(simulation, form))
+    return render(
+        request, "simulator/run.html", _run_context(simulation, form, request.GET.get("trades_page"))
+    )
 
 
 @require_safe

@@ -55,7 +55,14 @@ from trading.engine.loop import run_boundaries
 from trading.engine.magnifier import finer_columns
 from trading.engine.rules import close_fill
 from trading.engine.step import InstrumentAtBoundary, criteria_rules
-from trading.engine.types import SECONDS_PER_DAY, AmbiguousCandle, CandleArrays, Trade, TradeLog
+from trading.engine.types import (
+    RUIN_TOLERANCE_RATIO,
+    SECONDS_PER_DAY,
+    AmbiguousCandle,
+    CandleArrays,
+    Trade,
+    TradeLog,
+)
 from trading.engine.vocabulary import PESSIMISTIC_RESOLUTION, exit_reason_value
 
 
@@ -66,7 +73,8 @@ class BacktestResult:
     Attributes:
         trade_log: every trade, closed and open, in entry order (then symbol), as columns.
         times: shape (n,), int64, seconds since epoch: the open time of each candle of the curves.
-        equity_curve: shape (n,), float64, quote currency: cash plus open positions at each candle's close.
+        equity_curve: shape (n,), float64, quote currency: cash plus open positions at each candle's close; >= 0,
+            exactly 0 from a ruin on (:func:`trading.engine.statistics.equity_at_ruin`).
         buy_and_hold_curve: shape (n,), float64: the starting cash split equally across the instruments,
             each share bought at its first open in the range (no fee) and marked at the closes.
         exposure: shape (n,), bool: a position was open at some point of the candle.
@@ -235,7 +243,7 @@ def backtest(
         [c.symbol for c in ordered], finer or {}, steps - candle_seconds, candle_seconds
     )
     ints, floats, codes, still_open, _, ambiguous_ints, ambiguous_floats = run_boundaries(
-        criteria_rules(criteria),
+        criteria_rules(criteria, starting_cash=starting_cash),
         float(starting_cash),
         has_t=stacked("has_t"),
         t_index=stacked("t_index"),
@@ -303,8 +311,10 @@ def backtest(
         )
         for row, levels in zip(ambiguous_ints, ambiguous_floats, strict=True)
     ]
-    from trading.engine.statistics import backtest_statistics
+    from trading.engine.statistics import backtest_statistics, equity_at_ruin
 
+    # A ruined account is at exactly 0 from its ruin on, not float rounding below it (the curve is stored and drawn).
+    equity, _ = equity_at_ruin(equity, starting_cash=starting_cash, ruin_ratio=RUIN_TOLERANCE_RATIO)
     statistics = backtest_statistics(
         equity_curve=equity,
         buy_and_hold_curve=buy_and_hold,

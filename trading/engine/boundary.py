@@ -47,6 +47,7 @@ from trading.engine.layout import (
     NO_EXIT,
     RULE_FEE_RATE,
     RULE_MAX_HOLDING_SECONDS,
+    RULE_RUIN_EQUITY,
     RULE_SIZING_METHOD,
     RULE_SIZING_VALUE,
     RULE_SLIPPAGE_RATIO,
@@ -130,8 +131,11 @@ def entries_at_boundary(
     fee_rate = rules[RULE_FEE_RATE]
     slippage_ratio = rules[RULE_SLIPPAGE_RATIO]
     equity = equity_at_boundary(cash, j, is_open, quantity, entry_price, has_t, t_close, has_next, next_price)
+    ruined = equity <= rules[RULE_RUIN_EQUITY]  # False when NaN (no starting cash given)
     for i in range(is_open.shape[0]):
         entered[i] = False
+        if ruined:
+            continue
         if is_open[i] or not has_t[j, i] or not entry_signal[j, i] or not has_next[j, i]:
             continue
         price = buy_fill_price(next_price[j, i], slippage_ratio)

@@ -47,7 +47,7 @@ SIZING_FIXED_QUOTE = 1
 #: the cash is rounding dust (float in the backtest, Decimal live), not money to open a position with.
 MIN_SPEND_RATIO = 1e-6
 
-# Positions in the ``rules`` vector (float64, shape (8,)) that carries a strategy's parameters into compiled code.
+# Positions in the ``rules`` vector (float64, shape (9,)) that carries a strategy's parameters into compiled code.
 RULE_STOP_LOSS_RATIO = 0
 RULE_TAKE_PROFIT_RATIO = 1
 RULE_TRAILING_STOP_RATIO = 2
@@ -56,7 +56,11 @@ RULE_SIZING_METHOD = 4
 RULE_SIZING_VALUE = 5
 RULE_FEE_RATE = 6
 RULE_SLIPPAGE_RATIO = 7
-RULES_SIZE = 8
+#: Entries are refused while the equity at a boundary is at or below this, quote currency (NaN: never): the
+#: account is ruined (``RUIN_TOLERANCE_RATIO`` of the starting cash, :mod:`trading.engine.types`; what is left is
+#: float rounding, not money).
+RULE_RUIN_EQUITY = 8
+RULES_SIZE = 9
 
 # Columns of the trade log's ``ints`` array (int64, shape (m, 5)).
 INT_SLOT = 0

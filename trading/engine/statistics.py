@@ -4,7 +4,8 @@ Pure numpy; the simulator and the live cycle call the same functions. Public API
 
 - :func:`drawdown_curve`: the fraction below the running peak at every candle (the chart draws it);
 - :func:`max_drawdown_ratio`: its maximum;
-- :func:`backtest_statistics`: every figure of the report, as a JSON-friendly dict.
+- :func:`backtest_statistics`: every figure of the report, as a JSON-friendly dict;
+- :func:`equity_at_ruin`: an equity curve with float rounding below 0 clamped, and where the account was ruined.
 
 Conventions, with their sources:
 
@@ -16,6 +17,13 @@ Conventions, with their sources:
 - **Annualisation.** ``periods_per_year = 365 * 86_400 / candle_seconds`` (365-day years: crypto trades every
   day; empyrical's ``annualization`` argument, backtesting.py's 365-day calendar for assets that trade at
   weekends).
+- **Ruin.** An account whose equity reaches 0 is ruined: it holds nothing to trade with (entries size on the
+  equity and refuse dust, :func:`trading.engine.rules.entry_quantity`), so it stays at 0. A long-only account
+  paying fees from its cash cannot go below 0, but thousands of trades that take it near 0 leave float rounding
+  (about -6e-13 after 10,600 one-minute trades at 0.1 % a side): a value within
+  :data:`RUIN_TOLERANCE_RATIO` of the starting cash below 0 is 0 (:func:`equity_at_ruin`). The statistics of a
+  ruined run are those of backtesting.py and freqtrade for a wiped-out account: total return -100 %, max drawdown
+  100 %, CAGR -100 %; Sharpe and Sortino over the returns up to the ruin (see :func:`backtest_statistics`).
 - **Undefined figures are None**, never NaN or inf, so the dict serialises to strict JSON. A figure that would
   overflow float64 on extreme but valid input (a CAGR over a few one-minute candles) is None as well.
 """
@@ -26,11 +34,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from trading.engine.types import SECONDS_PER_DAY, Trade, TradeLog
+from trading.engine.types import RUIN_TOLERANCE_RATIO, SECONDS_PER_DAY, Trade, TradeLog
 from trading.engine.vocabulary import STATISTICS_KEYS
 
 #: Seconds in the 365-day year used for every annualisation here.
 SECONDS_PER_YEAR = 365 * SECONDS_PER_DAY
+
+#: Equity below 0 by at most this fraction of the starting cash is float rounding of an account at 0 (a ruined
+#: one); further below 0 is an error.
 
 #: Returns spread by no more than this times (1 + the largest |return|) count as all equal (a few float64 ulps).
 _RETURN_ROUNDING = 4 * float(np.finfo(np.float64).eps)
@@ -44,26 +55,96 @@ def drawdown_curve(equity_curve: np.ndarray, *, starting_equity: float | None = 
     with the sign flipped so that a fall is positive. See https://en.wikipedia.org/wiki/Drawdown_(economics).
 
     Args:
-        equity_curve: shape (n,), float64, quote currency, in time order, all finite and > 0.
+        equity_curve: shape (n,), float64, quote currency, in time order, all finite and >= 0 (0 from a ruin
+            on: :func:`equity_at_ruin`, which clamps rounding below 0 here too).
         starting_equity: the equity before the first candle (a backtest's starting cash), quote currency, > 0.
             When given it is the first peak, so a first candle that closes below it is already a drawdown.
 
     Returns:
-        shape (n,), float64, fractions in [0, 1]; 0.25 means 25 % below the peak. Exactly 0.0 at every running
-        peak (where the equity equals its maximum so far). Shape (0,) for an empty curve.
+        shape (n,), float64, fractions in [0, 1]; 0.25 means 25 % below the peak, 1.0 a ruined account. Exactly
+        0.0 at every running peak (where the equity equals its maximum so far), and where there has been no peak
+        above 0 yet (a curve at 0 from its first value, without ``starting_equity``). Shape (0,) for an empty
+        curve.
 
     Raises:
-        ValueError: ``equity_curve`` is not 1-D, or holds a value that is not finite and > 0; or
-            ``starting_equity`` is not finite and > 0.
+        ValueError: ``equity_curve`` is not 1-D, or holds a value that is not finite or further below 0 than
+            rounding (:func:`equity_at_ruin`); or ``starting_equity`` is not finite and > 0.
     """
-    equity = _positive_curve(equity_curve, name="equity_curve")
-    peak = np.maximum.accumulate(equity) if equity.size else equity.copy()
     if starting_equity is not None:
         _require_positive(starting_equity, name="starting_equity")
+    equity, _ = equity_at_ruin(equity_curve, starting_cash=starting_equity)
+    peak = np.maximum.accumulate(equity) if equity.size else equity.copy()
+    if starting_equity is not None:
         peak = np.maximum(peak, float(starting_equity))
     # peak - equity is exactly 0.0 where equity is the running peak, so the peaks are exact zeros.
-    drawdown: np.ndarray = (peak - equity) / peak
+    with np.errstate(invalid="ignore"):
+        drawdown: np.ndarray = (peak - equity) / peak
+    if starting_equity is None and equity.size and equity[0] == 0:
+        drawdown[peak == 0] = 0.0
     return drawdown
+
+
+def equity_at_ruin(
+    equity_curve: np.ndarray, *, starting_cash: float | None = None, ruin_ratio: float = 0.0
+) -> tuple[np.ndarray, int | None]:
+    """Return ``equity_curve`` with a ruined account at exactly 0, and the index of the candle of the ruin.
+
+    The account is ruined at the first candle whose equity is at or below ``ruin_ratio`` of the starting cash: 0
+    for a bare curve, :data:`~trading.engine.types.RUIN_TOLERANCE_RATIO` for the backtest's own curve, which it
+    clamps with this function before its statistics. CRITERIA.md's account cannot go below 0 (it is long only and
+    pays its fees from its cash): what is below 0 is float rounding of 0, and what is left under a billionth of the
+    start is not money. That value and every later one are 0: the engine makes no entry once the equity is that
+    low (:data:`~trading.engine.layout.RULE_RUIN_EQUITY`), so a ruined account holds nothing to grow again; every
+    later value must be within the rounding of 0 as well.
+
+    Args:
+        equity_curve: shape (n,), float64, quote currency, the equity at each candle's close, in time order.
+        starting_cash: the equity before the first candle, quote currency, > 0; the scale of the rounding
+            tolerance. Default: the largest |value| of the curve.
+        ruin_ratio: the fraction of ``starting_cash`` at or below which the account is ruined (used only with
+            ``starting_cash``); :func:`trading.engine.backtest.backtest` passes the engine's ``RUIN_TOLERANCE_RATIO``.
+
+    Returns:
+        ``(curve, ruin)``: ``curve`` shape (n,), float64, finite and >= 0 (``equity_curve`` itself, not a copy,
+        when there is no ruin); ``ruin`` the index of the first value at or below the ruin, or None.
+
+    Raises:
+        ValueError: ``equity_curve`` is not 1-D, holds NaN or an infinity, or a value below
+            ``-RUIN_TOLERANCE_RATIO * starting_cash`` (money the account cannot owe), or above
+            ``RUIN_TOLERANCE_RATIO * starting_cash`` after the ruin; the message says where.
+    """
+    array = np.asarray(equity_curve, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"equity_curve must be 1-D, shape (n,); was shape {array.shape}")
+    # Two passes where all is well (a year of minutes: 527,040 values): every value > 0 (NaN is not) and a finite
+    # maximum (so no +inf); the failing index is looked for only when one fails.
+    # A bare curve is ruined at 0; a backtest's at the engine's ruin (ruin_ratio of its starting cash).
+    threshold = 0.0 if starting_cash is None else ruin_ratio * float(starting_cash)
+    if not array.size or ((array > threshold).all() and np.isfinite(array.max())):
+        return array, None
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ValueError(
+            f"equity_curve must be finite and >= 0 everywhere; was {float(array[bad[0]])!r} at index {bad[0]}"
+        )
+    ruin = int(np.argmax(array <= threshold))
+    scale = float(starting_cash) if starting_cash is not None else float(np.abs(array).max())
+    lowest = ruin + int(np.argmin(array[ruin:]))
+    if not array[lowest] + RUIN_TOLERANCE_RATIO * scale >= 0:
+        raise ValueError(
+            f"equity_curve must be >= 0 everywhere (a long-only account cannot owe money); was "
+            f"{float(array[lowest])!r} at index {lowest}, below the float rounding of 0 "
+            f"({-RUIN_TOLERANCE_RATIO * scale!r})"
+        )
+    highest = ruin + int(np.argmax(array[ruin:]))
+    if array[highest] > RUIN_TOLERANCE_RATIO * scale:
+        raise ValueError(
+            f"equity_curve reaches 0 at index {ruin} (a ruined account) but is {float(array[highest])!r} at index "
+            f"{highest}: a ruined account holds nothing to recover with"
+        )
+    clamped = array.copy()
+    clamped[ruin:] = 0.0
+    return clamped, ruin
 
 
 def max_drawdown_ratio(equity_curve: np.ndarray, *, starting_equity: float | None = None) -> float:
@@ -73,11 +154,12 @@ def max_drawdown_ratio(equity_curve: np.ndarray, *, starting_equity: float | Non
     curve (empyrical anchors its running peak at the starting value, as ``starting_equity`` does here).
 
     Args:
-        equity_curve: shape (n,), float64, quote currency, in time order, all finite and > 0.
+        equity_curve: shape (n,), float64, quote currency, in time order, all finite and >= 0.
         starting_equity: the equity before the first candle, quote currency, > 0; the first peak when given.
 
     Returns:
-        Fraction of the running peak in [0, 1]; 0.25 means a 25 % fall. 0.0 when the equity never falls below
+        Fraction of the running peak in [0, 1]; 0.25 means a 25 % fall, 1.0 a ruined account.
+        0.0 when the equity never falls below
         a previous peak, which includes n < 2 without ``starting_equity`` and n == 0.
 
     Raises:
@@ -135,6 +217,14 @@ def backtest_statistics(
       the candle (backtesting.py's "Exposure Time").
     - ``final_equity = equity_curve[-1]``, quote currency.
 
+    A ruined account (:func:`equity_at_ruin`: the equity reached 0 at candle ``k``, float rounding below 0
+    included) has ``total_return_ratio`` -1, ``max_drawdown_ratio`` 1, ``cagr_ratio`` -1 (``0 ** (1 / years) -
+    1``), ``calmar_ratio`` -1 and ``final_equity`` 0. Its Sharpe and Sortino ratios are over the ``k + 1`` returns
+    up to the ruin, the last of them -1 (everything lost in that candle): after it the returns are 0 / 0,
+    undefined, and empyrical, whose ratios take ``nanmean`` and ``nanstd``, leaves them out in the same way. A
+    constant 0 % return after the ruin would instead dilute the loss with candles in which there was no account.
+    They are None when that leaves fewer than two returns (a ruin in the first candle), as above.
+
     Trade figures: only **closed** trades count (a trade still open at the end has no exit and no pnl yet; a
     simulator that closes it at the last close with ``end_of_data`` makes it count):
 
@@ -160,7 +250,8 @@ def backtest_statistics(
 
     Args:
         equity_curve: shape (n,), float64, quote currency, the account's equity (cash plus open positions at
-            the close) at each candle's close, in time order, all finite and > 0, n >= 1.
+            the close) at each candle's close, in time order, all finite and > 0 up to a ruin (at or below 0 by no
+            more than float rounding: :func:`equity_at_ruin`), n >= 1.
         buy_and_hold_curve: shape (n,), float64, quote currency, the equity of putting ``starting_cash`` into
             the instruments (equal weights) at the first candle's open, at each candle's close; only its last
             value is used.
@@ -180,7 +271,9 @@ def backtest_statistics(
         ValueError: an input has the wrong shape or an invalid value; the message says which and what was
             received.
     """
-    equity = _positive_curve(equity_curve, name="equity_curve")
+    _require_positive(starting_cash, name="starting_cash")
+    starting_cash = float(starting_cash)
+    equity, ruin = equity_at_ruin(equity_curve, starting_cash=starting_cash)
     n = equity.shape[0]
     if n == 0:
         raise ValueError("equity_curve is empty; compute statistics over at least one candle")
@@ -197,10 +290,9 @@ def backtest_statistics(
         raise ValueError(
             f"candle_seconds must be an integer > 0 (86400 for daily candles); was {candle_seconds!r}"
         )
-    _require_positive(starting_cash, name="starting_cash")
-    starting_cash = float(starting_cash)
 
-    anchored = np.concatenate(([starting_cash], equity))
+    # Up to the ruin's candle: the returns after it are 0 / 0 (see the docstring).
+    anchored = np.concatenate(([starting_cash], equity if ruin is None else equity[: ruin + 1]))
     final_equity = float(equity[-1])
     # drawdown_curve(equity, starting_equity=starting_cash), keeping the running peak for the duration below.
     peak = np.maximum(np.maximum.accumulate(equity), starting_cash)

@@ -32,7 +32,7 @@ from trading.engine.exits import nan_if_none, none_if_nan
 from trading.engine.magnifier import finer_columns
 from trading.engine.rules import close_fill
 from trading.engine.sizing import sizing_code
-from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
+from trading.engine.types import RUIN_TOLERANCE_RATIO, SECONDS_PER_DAY, CandleArrays, Trade
 from trading.engine.vocabulary import exit_reason_value
 
 
@@ -74,9 +74,10 @@ class OpenTrade:
     trail_reference: float
 
 
-def criteria_rules(criteria: Criteria) -> np.ndarray:
+def criteria_rules(criteria: Criteria, *, starting_cash: float | None = None) -> np.ndarray:
     """Return the strategy's parameters as the kernel's ``rules`` vector (shape (RULES_SIZE,), float64, NaN
-    for an absent level or limit)."""
+    for an absent level or limit); ``starting_cash`` (quote currency) sets the equity at which the account is
+    ruined and enters no more (:data:`trading.engine.layout.RULE_RUIN_EQUITY`)."""
     rules = np.empty(layout.RULES_SIZE)
     rules[layout.RULE_STOP_LOSS_RATIO] = nan_if_none(criteria.stop_loss_ratio)
     rules[layout.RULE_TAKE_PROFIT_RATIO] = nan_if_none(criteria.take_profit_ratio)
@@ -88,6 +89,9 @@ def criteria_rules(criteria: Criteria) -> np.ndarray:
     rules[layout.RULE_SIZING_VALUE] = criteria.sizing.value
     rules[layout.RULE_FEE_RATE] = criteria.fee_rate
     rules[layout.RULE_SLIPPAGE_RATIO] = criteria.slippage_ratio
+    rules[layout.RULE_RUIN_EQUITY] = (
+        math.nan if starting_cash is None else RUIN_TOLERANCE_RATIO * float(starting_cash)
+    )
     return rules
 
 
@@ -178,6 +182,7 @@ def step_entries(
     market: dict[str, InstrumentAtBoundary],
     open_trades: dict[str, OpenTrade],
     cash: float,
+    starting_cash: float | None = None,
 ) -> tuple[list[Trade], float]:
     """Decide and fill the entries of one boundary (the **open** step).
 
@@ -197,7 +202,7 @@ def step_entries(
     b = _Boundary(set(market) | set(open_trades), market, open_trades)
     entered = np.zeros(b.k, dtype=bool)
     cash_left = entries_at_boundary(
-        criteria_rules(criteria),
+        criteria_rules(criteria, starting_cash=starting_cash),
         0,
         float(cash),
         b.has_t,

@@ -12,6 +12,12 @@ from trading.engine.vocabulary import EXIT_CODES, exit_reason_value
 
 SECONDS_PER_DAY = 86_400
 
+#: An account whose equity is at most this fraction of its starting cash is ruined: it makes no more entries
+#: (:data:`trading.engine.layout.RULE_RUIN_EQUITY`), and its equity curve is 0 from there on
+#: (:func:`trading.engine.statistics.equity_at_ruin`). A billionth: far below any real balance, far above the
+#: float rounding of a year of one-minute trades.
+RUIN_TOLERANCE_RATIO = 1e-9
+
 
 @dataclass(frozen=True)
 class CandleArrays:

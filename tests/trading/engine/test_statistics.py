@@ -140,8 +140,12 @@ def test_max_drawdown_ratio(equity: list[float], starting_equity: float | None, 
     ("equity", "starting_equity", "message"),
     [
         ([[100.0, 110.0]], None, "equity_curve must be 1-D"),
-        ([100.0, 0.0], None, r"equity_curve must be finite and > 0 everywhere; was 0.0 at index 1"),
-        ([100.0, -5.0], None, "at index 1"),
+        (
+            [100.0, -5.0],
+            None,
+            r"equity_curve must be >= 0 everywhere \(a long-only account cannot owe money\); was -5.0 at index 1",
+        ),
+        ([100.0, 0.0, 3.0], None, "reaches 0 at index 1 .* but is 3.0 at index 2"),
         ([100.0, math.nan], None, "was nan at index 1"),
         ([100.0, math.inf], None, "was inf at index 1"),
         ([100.0], 0.0, "starting_equity must be finite and > 0; was 0.0"),
@@ -438,7 +442,8 @@ def test_keys_types_and_json() -> None:
     ("overrides", "message"),
     [
         ({"equity_curve": np.array([])}, "equity_curve is empty"),
-        ({"equity_curve": np.array([100.0, 0.0, 120.0])}, "equity_curve must be finite and > 0"),
+        ({"equity_curve": np.array([100.0, 0.0, 120.0])}, "a ruined account holds nothing to recover with"),
+        ({"equity_curve": np.array([100.0, -1e-3, 0.0])}, "equity_curve must be >= 0 everywhere"),
         (
             {"buy_and_hold_curve": np.array([100.0, 101.0])},
             r"buy_and_hold_curve must have the shape of equity_curve",
