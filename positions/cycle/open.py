@@ -255,7 +255,13 @@ def _open_strategy(
             for instrument_id, p in held.items()
             if instrument_id in prepared
         }
-        entered, _ = step_entries(criteria=criteria, market=market, open_trades=open_trades, cash=float(cash))
+        entered, _ = step_entries(
+            criteria=criteria,
+            market=market,
+            open_trades=open_trades,
+            cash=float(cash),
+            starting_cash=float(strategy.starting_cash),
+        )
         by_key = {trade.symbol: trade for trade in entered}
         for instrument in in_scope:
             if instrument.pk in done:
