@@ -31,26 +31,16 @@ def to_decimal(value: float) -> Decimal:
     return decimal_quantize(Decimal(repr(float(value))))
 
 
-def candles_before(instrument: Instrument, before: datetime) -> CandleArrays:
-    """Return every daily candle of ``instrument`` that opened before ``before``, as engine arrays.
+def candles_before(
+    instrument: Instrument, before: datetime, *, since: datetime | None = None, timeframe: str = Timeframe.D1
+) -> CandleArrays:
+    """Return every candle of ``timeframe`` (daily by default) of ``instrument`` that opened in ``[since,
+    before)``, as engine arrays.
 
     Only completed candles as of ``before`` (a day boundary) are returned, so the live cycle cannot look ahead.
     Read by :func:`instruments.selectors.candles_float`, the reader the simulator uses too; volumes unknown to
     the source are NaN.
     """
-    columns = candles_float(instrument, before=before)
-    return CandleArrays(
-        symbol=instrument.symbol,
-        open_time_seconds=columns.open_time,
-        open=columns.open,
-        high=columns.high,
-        low=columns.low,
-        close=columns.close,
-        volume=columns.volume,
-    )
-
-
-def _candles(instrument: Instrument, timeframe: str, since: datetime, before: datetime) -> CandleArrays:
     columns = candles_float(instrument, since=since, before=before, timeframe=timeframe)
     return CandleArrays(
         symbol=instrument.symbol,
@@ -81,8 +71,12 @@ def finer_candles(
     """
     if timeframe == Timeframe.M1:
         return None
-    minutes = _candles(instrument, Timeframe.M1, since, before)
-    hours = _candles(instrument, Timeframe.H1, since, before) if timeframe == Timeframe.D1 else None
+    minutes = candles_before(instrument, before, since=since, timeframe=Timeframe.M1)
+    hours = (
+        candles_before(instrument, before, since=since, timeframe=Timeframe.H1)
+        if timeframe == Timeframe.D1
+        else None
+    )
     if hours is None or len(hours) == 0:
         return minutes if len(minutes) else None
     if len(minutes) == 0:

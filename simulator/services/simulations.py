@@ -33,7 +33,6 @@ from django.db import transaction
 from barter_site.csv_export import csv_text
 from barter_site.heartbeat import Heartbeat
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from instruments.selectors import candles_float
 from simulator.models import RunStatus, Simulation, Sweep
 from simulator.selectors import chart_bar_seconds, chart_bars
 from simulator.services.coverage import coverage_compute
@@ -50,7 +49,7 @@ from trading.engine.criteria import CriteriaError, criteria_parse
 from trading.engine.statistics import drawdown_curve, equity_at_ruin
 from trading.engine.types import CandleArrays
 from trading.models import Strategy
-from trading.selectors import from_seconds, to_decimal, to_seconds
+from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -87,21 +86,7 @@ def candles_load(
     engine arrays (one raw query each through :func:`instruments.selectors.candles_float`, the reader the live
     cycle uses)."""
     until = day_start(end) + timedelta(days=1)
-    found = []
-    for instrument in instruments:
-        columns = candles_float(instrument, before=until, timeframe=timeframe)
-        found.append(
-            CandleArrays(
-                symbol=instrument.symbol,
-                open_time_seconds=columns.open_time,
-                open=columns.open,
-                high=columns.high,
-                low=columns.low,
-                close=columns.close,
-                volume=columns.volume,
-            )
-        )
-    return found
+    return [candles_before(instrument, until, timeframe=timeframe) for instrument in instruments]
 
 
 def engine_run(
