@@ -28,13 +28,15 @@ hold and the statistics; vectorbt's is ``from_signals`` alone, given the signals
 statistics until asked. The script also prints the engine's time without its signals,
 and where the engine's time goes.
 
-Trade counts: the engine counts every trade in its log (closed and the one still open at the end); vectorbt
-counts its exit trades (``pf.trades.count()``), open ones included. Both take the same 10,617 trades, entered at
-the same candles and exited at the same candles (the last one is open at the end in both: entered at the open of
-the last candle but four, neither stop is reached before the data ends). One exit price differs, by rule: the
-trade entered at candle 17,161 has an exit signal on candle 17,163 and a stop-loss level inside candle 17,164;
-the engine sells at the open of 17,164 (42,908.8), which comes first (CRITERIA.md: signal exits fill at the
-open), vectorbt checks the stop of candle 17,164 before that candle's signal and sells at the level (42,542.58).
+Trade counts: the engine counts every trade in its log (closed and the one still open at the end); vectorbt counts
+its exit trades (``pf.trades.count()``), open ones included. The fees take this losing run's equity below a
+billionth of its starting cash after 10,339 trades: the engine's account is then ruined and enters no more
+(``RUIN_TOLERANCE_RATIO`` in ``trading/engine/types.py``; README "ruined"), while vectorbt goes on trading the dust
+left (``min_size=0``) for 278 more, the last one open at the end. The 10,339 trades of both are entered at the same
+candles and exited at the same candles. One exit price differs, by rule: the trade entered at candle 17,161 has an
+exit signal on candle 17,163 and a stop-loss level inside candle 17,164; the engine sells at the open of 17,164
+(42,908.8), which comes first (CRITERIA.md: signal exits fill at the open), vectorbt checks the stop of candle
+17,164 before that candle's signal and sells at the level (42,542.58).
 """
 
 from __future__ import annotations

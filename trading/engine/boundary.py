@@ -19,7 +19,8 @@ instrument has candle t, the last closed one), ``t_index``, ``t_open_time_second
 t exists), ``next_index`` (the candle whose open it is, -1 live), ``next_time_seconds`` (seconds), ``next_price`` (raw,
 before slippage), and ``finer_bounds`` (shape (n, k, 2), int64: the finer candles inside candle t are the
 columns ``finer_bounds[j, i, 0] .. finer_bounds[j, i, 1] - 1`` of ``finer_prices``, shape (3, f), float64, rows
-open, high and low of every instrument's finer candles in time order; both bounds equal when there are none).
+open, high and low of every instrument's finer candles in time order; both bounds equal when there are none, and
+``finer_bounds`` may have no rows when ``finer_prices`` has no columns).
 Functions of one boundary take the row ``j`` with the arrays: indexing a row, rather than slicing it, keeps
 compiled code free of per-boundary reference counting. The finer candles come packed in these two arrays
 rather than five: with five more array arguments the minute backtest's kernel ran 4 to 7 times slower.
@@ -322,15 +323,23 @@ def risk_exits_at_boundary(
         if is_ambiguous(t_open[j, i], t_high[j, i], t_low[j, i], stop, take_profit[i]):
             ambiguity[i] = AMBIGUITY_PESSIMISTIC
             ambiguous_stop[i] = stop
-            finer_code, finer_price, finer_trailing, resolution = finer_risk_exit(
-                finer_prices,
-                finer_bounds[j, i, 0],
-                finer_bounds[j, i, 1],
-                stop_loss[i],
-                take_profit[i],
-                trail_reference[i],
-                trailing_ratio,
-            )
+            if finer_prices.shape[1] == 0:  # no finer candles at all (and finer_bounds may have no rows)
+                finer_code, finer_price, finer_trailing, resolution = (
+                    NO_EXIT,
+                    np.nan,
+                    np.nan,
+                    AMBIGUITY_PESSIMISTIC,
+                )
+            else:
+                finer_code, finer_price, finer_trailing, resolution = finer_risk_exit(
+                    finer_prices,
+                    finer_bounds[j, i, 0],
+                    finer_bounds[j, i, 1],
+                    stop_loss[i],
+                    take_profit[i],
+                    trail_reference[i],
+                    trailing_ratio,
+                )
             if finer_code != NO_EXIT:
                 code, raw_price, trailing, ambiguity[i] = finer_code, finer_price, finer_trailing, resolution
         if code == NO_EXIT:

@@ -60,10 +60,13 @@ def _exits_record(
     ints: np.ndarray,
     floats: np.ndarray,
     codes: np.ndarray,
-) -> None:
-    """Write the exits of one phase (slots whose ``exit_code`` is set) to their trades' rows, and free the slots."""
+) -> int:
+    """Write the exits of one phase (slots whose ``exit_code`` is set) to their trades' rows, free the slots, and
+    return how many there were."""
+    recorded = 0
     for i in range(exit_code.shape[0]):
         if exit_code[i] != NO_EXIT:
+            recorded += 1
             row = slot_trade[i]
             codes[row] = exit_code[i]
             ints[row, INT_EXIT_INDEX] = exit_index[i]
@@ -75,6 +78,7 @@ def _exits_record(
             floats[row, FLOAT_PNL_RATIO] = pnl_ratio[i]
             slot_trade[i] = -1
             exit_code[i] = NO_EXIT
+    return recorded
 
 
 @njit(cache=True)
@@ -150,134 +154,143 @@ def run_boundaries(
     ambiguous_floats = np.full((capacity, AMBIGUOUS_FLOAT_COLUMNS), np.nan)
     a = 0
     m = 0
+    # Open positions: a phase with nothing to act on is not called (most boundaries of a one-minute run).
+    n_open = 0
     for j in range(n):
         # 1. the risk exits of candle t, settled before the open: entries there see them closed, and their cash
-        cash += risk_exits_at_boundary(
-            rules,
-            j,
-            has_t,
-            t_index,
-            t_open_time_seconds,
-            t_open,
-            t_high,
-            t_low,
-            finer_bounds,
-            finer_prices,
-            is_open,
-            quantity,
-            entry_price,
-            entry_fee,
-            entry_time_seconds,
-            stop_loss,
-            take_profit,
-            trail_reference,
-            trail_level,
-            ambiguity,
-            ambiguous_stop,
-            exit_code,
-            exit_index,
-            exit_time_seconds,
-            exit_price,
-            exit_fee,
-            pnl,
-            pnl_ratio,
-        )
+        if n_open > 0:
+            cash += risk_exits_at_boundary(
+                rules,
+                j,
+                has_t,
+                t_index,
+                t_open_time_seconds,
+                t_open,
+                t_high,
+                t_low,
+                finer_bounds,
+                finer_prices,
+                is_open,
+                quantity,
+                entry_price,
+                entry_fee,
+                entry_time_seconds,
+                stop_loss,
+                take_profit,
+                trail_reference,
+                trail_level,
+                ambiguity,
+                ambiguous_stop,
+                exit_code,
+                exit_index,
+                exit_time_seconds,
+                exit_price,
+                exit_fee,
+                pnl,
+                pnl_ratio,
+            )
+            for i in range(k):
+                if ambiguity[i] != AMBIGUITY_NONE:
+                    ambiguous_ints[a, AMBIGUOUS_INT_SLOT] = i
+                    ambiguous_ints[a, AMBIGUOUS_INT_OPEN_TIME_SECONDS] = t_open_time_seconds[j, i]
+                    ambiguous_ints[a, AMBIGUOUS_INT_RESOLUTION] = ambiguity[i]
+                    ambiguous_floats[a, AMBIGUOUS_FLOAT_STOP] = ambiguous_stop[i]
+                    ambiguous_floats[a, AMBIGUOUS_FLOAT_TAKE_PROFIT] = take_profit[i]
+                    a += 1
+            n_open -= _exits_record(
+                slot_trade,
+                exit_code,
+                exit_index,
+                exit_time_seconds,
+                trail_level,
+                exit_price,
+                exit_fee,
+                pnl,
+                pnl_ratio,
+                ints,
+                floats,
+                codes,
+            )
+        has_entry_signal = False
         for i in range(k):
-            if ambiguity[i] != AMBIGUITY_NONE:
-                ambiguous_ints[a, AMBIGUOUS_INT_SLOT] = i
-                ambiguous_ints[a, AMBIGUOUS_INT_OPEN_TIME_SECONDS] = t_open_time_seconds[j, i]
-                ambiguous_ints[a, AMBIGUOUS_INT_RESOLUTION] = ambiguity[i]
-                ambiguous_floats[a, AMBIGUOUS_FLOAT_STOP] = ambiguous_stop[i]
-                ambiguous_floats[a, AMBIGUOUS_FLOAT_TAKE_PROFIT] = take_profit[i]
-                a += 1
-        _exits_record(
-            slot_trade,
-            exit_code,
-            exit_index,
-            exit_time_seconds,
-            trail_level,
-            exit_price,
-            exit_fee,
-            pnl,
-            pnl_ratio,
-            ints,
-            floats,
-            codes,
-        )
+            has_entry_signal = has_entry_signal or entry_signal[j, i]
         # 2. the entries at the open
-        cash = entries_at_boundary(
-            rules,
-            j,
-            cash,
-            has_t,
-            t_close,
-            entry_signal,
-            has_next,
-            next_index,
-            next_time_seconds,
-            next_price,
-            is_open,
-            quantity,
-            entry_price,
-            entry_fee,
-            entry_time_seconds,
-            entry_index,
-            stop_loss,
-            take_profit,
-            trail_reference,
-            trail_level,
-            entered,
-        )
-        for i in range(k):
-            if entered[i]:
-                ints[m, INT_SLOT] = i
-                ints[m, INT_ENTRY_INDEX] = entry_index[i]
-                ints[m, INT_ENTRY_TIME_SECONDS] = entry_time_seconds[i]
-                floats[m, FLOAT_ENTRY_PRICE] = entry_price[i]
-                floats[m, FLOAT_QUANTITY] = quantity[i]
-                floats[m, FLOAT_ENTRY_FEE] = entry_fee[i]
-                floats[m, FLOAT_STOP_LOSS_PRICE] = stop_loss[i]
-                floats[m, FLOAT_TAKE_PROFIT_PRICE] = take_profit[i]
-                slot_trade[i] = m
-                m += 1
+        if has_entry_signal:
+            cash = entries_at_boundary(
+                rules,
+                j,
+                cash,
+                has_t,
+                t_close,
+                entry_signal,
+                has_next,
+                next_index,
+                next_time_seconds,
+                next_price,
+                is_open,
+                quantity,
+                entry_price,
+                entry_fee,
+                entry_time_seconds,
+                entry_index,
+                stop_loss,
+                take_profit,
+                trail_reference,
+                trail_level,
+                entered,
+            )
+            for i in range(k):
+                if entered[i]:
+                    ints[m, INT_SLOT] = i
+                    ints[m, INT_ENTRY_INDEX] = entry_index[i]
+                    ints[m, INT_ENTRY_TIME_SECONDS] = entry_time_seconds[i]
+                    floats[m, FLOAT_ENTRY_PRICE] = entry_price[i]
+                    floats[m, FLOAT_QUANTITY] = quantity[i]
+                    floats[m, FLOAT_ENTRY_FEE] = entry_fee[i]
+                    floats[m, FLOAT_STOP_LOSS_PRICE] = stop_loss[i]
+                    floats[m, FLOAT_TAKE_PROFIT_PRICE] = take_profit[i]
+                    slot_trade[i] = m
+                    m += 1
+                    n_open += 1
         # 3. the signal and maximum-holding exits at the open; their cash is spent from the next boundary on
-        cash += signal_exits_at_boundary(
-            rules,
-            j,
-            has_t,
-            t_open_time_seconds,
-            exit_signal,
-            has_next,
-            next_index,
-            next_time_seconds,
-            next_price,
-            is_open,
-            quantity,
-            entry_price,
-            entry_fee,
-            entry_time_seconds,
-            exit_code,
-            exit_index,
-            exit_time_seconds,
-            exit_price,
-            exit_fee,
-            pnl,
-            pnl_ratio,
-        )
-        _exits_record(
-            slot_trade,
-            exit_code,
-            exit_index,
-            exit_time_seconds,
-            trail_level,
-            exit_price,
-            exit_fee,
-            pnl,
-            pnl_ratio,
-            ints,
-            floats,
-            codes,
-        )
+        if n_open > 0:
+            cash += signal_exits_at_boundary(
+                rules,
+                j,
+                has_t,
+                t_open_time_seconds,
+                exit_signal,
+                has_next,
+                next_index,
+                next_time_seconds,
+                next_price,
+                is_open,
+                quantity,
+                entry_price,
+                entry_fee,
+                entry_time_seconds,
+                exit_code,
+                exit_index,
+                exit_time_seconds,
+                exit_price,
+                exit_fee,
+                pnl,
+                pnl_ratio,
+            )
+            n_open -= _exits_record(
+                slot_trade,
+                exit_code,
+                exit_index,
+                exit_time_seconds,
+                trail_level,
+                exit_price,
+                exit_fee,
+                pnl,
+                pnl_ratio,
+                ints,
+                floats,
+                codes,
+            )
     still_open = np.zeros(m, dtype=np.bool_)
     for i in range(k):
         if slot_trade[i] >= 0:

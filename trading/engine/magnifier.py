@@ -32,7 +32,8 @@ def finer_columns(
     Returns:
         ``(finer_bounds, finer_prices)``: shape (n, k, 2) int64 (the finer candles opening in
         ``[t, t + candle_seconds)`` are the columns ``finer_bounds[j, i, 0] .. finer_bounds[j, i, 1] - 1``), and
-        shape (3, f) float64, the open, high and low of the instruments' finer candles one after another.
+        shape (3, f) float64, the open, high and low of the instruments' finer candles one after another. Without
+        any finer candle, shapes (0, k, 2) and (3, 0): the compiled risk phase reads no bounds then.
 
     Raises:
         ValueError: a symbol of ``finer`` is not one of ``symbols``.
@@ -41,6 +42,8 @@ def finer_columns(
     if unknown:
         raise ValueError(f"finer candles given for {unknown}, which are not instruments of the backtest")
     n, k = t_open_time_seconds.shape[0], len(symbols)
+    if not any(len(fine) for fine in finer.values()):  # nothing to look at: no rows (the kernel reads none)
+        return np.zeros((0, k, 2), dtype=np.int64), np.empty((3, 0))
     opens = t_open_time_seconds.reshape(n, 1) if t_open_time_seconds.ndim == 1 else t_open_time_seconds
     bounds = np.zeros((n, k, 2), dtype=np.int64)
     parts: list[CandleArrays] = []

@@ -1,6 +1,8 @@
 """Performance statistics of a backtest (or of the live account): the figures ``CRITERIA.md`` "Statistics" names.
 
-Pure numpy; the simulator and the live cycle call the same functions. Public API:
+Numpy, and one compiled pass over the equity curve (:func:`_curve_figures`: a year of minutes is 527,040 values,
+and a dozen numpy passes over them cost more than the backtest's loop); the simulator and the live cycle call the
+same functions. Public API:
 
 - :func:`drawdown_curve`: the fraction below the running peak at every candle (the chart draws it);
 - :func:`max_drawdown_ratio`: its maximum;
@@ -33,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 
 from trading.engine.types import RUIN_TOLERANCE_RATIO, SECONDS_PER_DAY, Trade, TradeLog
 from trading.engine.vocabulary import STATISTICS_KEYS
@@ -291,25 +294,27 @@ def backtest_statistics(
             f"candle_seconds must be an integer > 0 (86400 for daily candles); was {candle_seconds!r}"
         )
 
-    # Up to the ruin's candle: the returns after it are 0 / 0 (see the docstring).
-    anchored = np.concatenate(([starting_cash], equity if ruin is None else equity[: ruin + 1]))
     final_equity = float(equity[-1])
-    # drawdown_curve(equity, starting_equity=starting_cash), keeping the running peak for the duration below.
-    peak = np.maximum(np.maximum.accumulate(equity), starting_cash)
-    drawdown = (peak - equity) / peak
-    max_drawdown = float(drawdown.max())
     years = n * int(candle_seconds) / SECONDS_PER_YEAR
     periods_per_year = SECONDS_PER_YEAR / int(candle_seconds)
+    # Up to the ruin's candle: the returns after it are 0 / 0 (see the docstring).
+    returns_count = n if ruin is None else ruin + 1
+    (
+        max_drawdown,
+        longest_underwater,
+        mean,
+        std,
+        spread,
+        largest,
+        downside_deviation,
+    ) = _curve_figures(equity, starting_cash, returns_count)
 
     # Valid but extreme inputs (equity spanning 1e-300 to 1e300, a 1000x gain over three one-minute candles)
     # overflow float64; such figures come out inf or NaN here and are reported as None by _finite_or_none.
     with np.errstate(over="ignore", invalid="ignore"):
-        returns = anchored[1:] / anchored[:-1]
-        returns -= 1.0
-        mean = returns.mean()
         cagr = _finite_or_none(np.float64(final_equity / starting_cash) ** (1.0 / years) - 1.0)
-        sharpe = _sharpe_ratio(returns, mean, periods_per_year)
-        sortino = _sortino_ratio(returns, mean, periods_per_year)
+        sharpe = _sharpe_ratio(returns_count, mean, std, spread, largest, periods_per_year)
+        sortino = _sortino_ratio(returns_count, mean, downside_deviation, periods_per_year)
         calmar = _finite_or_none(cagr / max_drawdown) if cagr is not None and max_drawdown > 0 else None
         statistics: dict[str, float | int | None] = {
             "total_return_ratio": _finite_or_none(np.float64(final_equity) / starting_cash - 1.0),
@@ -318,9 +323,7 @@ def backtest_statistics(
             "sharpe_ratio": sharpe,
             "sortino_ratio": sortino,
             "max_drawdown_ratio": max_drawdown,
-            "max_drawdown_duration_days": _max_drawdown_candles(equity, peak)
-            * int(candle_seconds)
-            / SECONDS_PER_DAY,
+            "max_drawdown_duration_days": longest_underwater * int(candle_seconds) / SECONDS_PER_DAY,
             "calmar_ratio": calmar,
             **_trade_statistics(trades),
             "exposure_ratio": float(np.count_nonzero(exposure_array)) / n,
@@ -331,50 +334,100 @@ def backtest_statistics(
     return {key: statistics[key] for key in STATISTICS_KEYS}
 
 
-def _sharpe_ratio(returns: np.ndarray, mean: np.floating, periods_per_year: float) -> float | None:
-    """empyrical.sharpe_ratio with risk-free 0 (``mean`` is ``returns.mean()``); None where empyrical gives NaN
-    or inf."""
-    if returns.shape[0] < 2:
+@njit(cache=True, error_model="numpy")
+def _curve_figures(
+    equity: np.ndarray, starting_cash: float, returns_count: int
+) -> tuple[float, int, float, float, float, float, float]:
+    """The figures of :func:`backtest_statistics` that need the whole curve, in one compiled pass each.
+
+    Args:
+        equity: shape (n,), float64, the equity curve (finite, >= 0, exactly 0 from a ruin on), n >= 1.
+        starting_cash: the anchored curve's first value, > 0.
+        returns_count: how many per-candle returns of the anchored curve ``[starting_cash, equity...]`` count
+            (all n, or those up to a ruin), >= 1.
+
+    Returns:
+        ``(max_drawdown, longest_underwater, mean, std, spread, largest, downside_deviation)``:
+        ``max(drawdown)`` with the running peak of the anchored curve (:func:`drawdown_curve`, the same division
+        at each point); the longest stretch, in candles, from a peak of the anchored curve (a point at or above
+        every earlier point) to the next peak, or to the last point when the curve ends below its peak (two
+        adjacent peaks have no stretch between them); and of the first ``returns_count`` returns ``r[i] = e[i +
+        1] / e[i] - 1``: their mean, standard deviation with ddof 1 (NaN for fewer than 2), ``max - min``,
+        ``max |r|`` and ``sqrt(mean(min(r, 0) ** 2))`` (empyrical's downside risk, required return 0). Sums are
+        taken in order (numpy's pairwise sums differ in the last bits).
+    """
+    n = equity.shape[0]
+    peak = starting_cash
+    max_drawdown = 0.0
+    last_peak = 0  # position in the anchored curve, whose point 0 is the starting cash
+    longest = 0
+    for i in range(n):
+        value = equity[i]
+        if value >= peak:
+            gap = i + 1 - last_peak
+            if gap > 1 and gap > longest:
+                longest = gap
+            last_peak = i + 1
+            peak = value
+        else:
+            drawdown = (peak - value) / peak
+            if drawdown > max_drawdown:
+                max_drawdown = drawdown
+    longest = max(longest, n - last_peak)
+    total = 0.0
+    lowest = np.inf
+    highest = -np.inf
+    largest = 0.0
+    shortfall = 0.0
+    previous = starting_cash
+    for i in range(returns_count):
+        r = equity[i] / previous - 1.0
+        previous = equity[i]
+        total += r
+        lowest = min(lowest, r)
+        highest = max(highest, r)
+        largest = max(largest, abs(r))
+        if r < 0.0:
+            shortfall += r * r
+    mean = total / returns_count
+    squares = 0.0
+    previous = starting_cash
+    for i in range(returns_count):
+        r = equity[i] / previous - 1.0
+        previous = equity[i]
+        squares += (r - mean) * (r - mean)
+    std = np.sqrt(squares / (returns_count - 1)) if returns_count > 1 else np.nan
+    return max_drawdown, longest, mean, std, highest - lowest, largest, np.sqrt(shortfall / returns_count)
+
+
+def _sharpe_ratio(
+    count: int, mean: float, std: float, spread: float, largest: float, periods_per_year: float
+) -> float | None:
+    """empyrical.sharpe_ratio with risk-free 0, from :func:`_curve_figures` of ``count`` returns; None where
+    empyrical gives NaN or inf."""
+    if count < 2:
         return None
     # Returns within a few rounding errors of the division that made them are equal: a curve growing by a
     # constant 1 % per candle has returns that differ in the last bit only, and their std of ~1e-18 would
     # make a Sharpe ratio of ~1e15 (the problem empyrical's _zero_dispersion_std solves for exact equality).
-    if np.ptp(returns) <= _RETURN_ROUNDING * (1.0 + np.abs(returns).max()):
+    # NaN (an overflow) fails the comparison and goes on to the checks below.
+    if spread <= _RETURN_ROUNDING * (1.0 + largest):
         return None
-    std = returns.std(ddof=1)
     if not std > 0:  # overflowed to NaN, or underflowed to 0 for returns too close to tell apart
         return None
     return _finite_or_none(mean / std * np.sqrt(periods_per_year))
 
 
-def _sortino_ratio(returns: np.ndarray, mean: np.floating, periods_per_year: float) -> float | None:
-    """empyrical.sortino_ratio with required return 0 (``mean`` is ``returns.mean()``); None where empyrical
-    gives NaN or inf."""
-    if returns.shape[0] < 2:
+def _sortino_ratio(
+    count: int, mean: float, downside_deviation: float, periods_per_year: float
+) -> float | None:
+    """empyrical.sortino_ratio with required return 0, from :func:`_curve_figures` of ``count`` returns; None
+    where empyrical gives NaN or inf."""
+    if count < 2:
         return None
-    shortfall = np.minimum(returns, 0.0)
-    downside_deviation = np.sqrt(np.mean(np.square(shortfall, out=shortfall)))
     if not downside_deviation > 0:
         return None
     return _finite_or_none(mean / downside_deviation * np.sqrt(periods_per_year))
-
-
-def _max_drawdown_candles(equity: np.ndarray, peak: np.ndarray) -> int:
-    """The longest underwater stretch of the anchored curve ``[starting_cash, equity...]``, in candles.
-
-    A stretch runs from a peak (a point at or above every earlier point) to the next peak, or to the last point
-    when the curve ends below its peak. Two adjacent peaks have no stretch between them.
-
-    Args:
-        equity: shape (n,), float64, the equity curve (without the starting cash).
-        peak: shape (n,), float64, ``maximum(maximum.accumulate(equity), starting_cash)``: the running peak of
-            the anchored curve at each of its points but the first, which is a peak.
-    """
-    last = equity.shape[0]
-    peaks = np.concatenate(([0], np.flatnonzero(equity >= peak) + 1))
-    gaps = np.diff(peaks)
-    longest = int(gaps.max()) if gaps.size and gaps.max() > 1 else 0
-    return int(max(longest, last - int(peaks[-1])))
 
 
 def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | int | None]:

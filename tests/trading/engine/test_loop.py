@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trading.engine import backtest as backtest_module
 from trading.engine import layout, rules
 from trading.engine.backtest import _index_at, _index_on, backtest
 from trading.engine.criteria import criteria_parse
@@ -122,3 +123,75 @@ def test_risk_exit_codes(
 ) -> None:
     assert rules.risk_exit_code(open_, high, low, stop, take, trail) == expected
     assert rules.risk_exit_code(100.0, 101.0, 99.0, np.nan, np.nan, np.nan)[0] == layout.NO_EXIT
+
+
+@st.composite
+def windows_over_walk(draw: st.DrawFn) -> tuple[CandleArrays, int, int, bool]:
+    """A random walk of gapless daily candles and a run window that may start before, end after or miss them."""
+    length = draw(st.integers(1, 60))
+    steps = np.array(draw(st.lists(st.floats(-0.06, 0.06), min_size=length, max_size=length)))
+    close = 100.0 * np.cumprod(1.0 + steps)
+    open_ = np.concatenate(([100.0], close[:-1])) * (
+        1.0 + np.array(draw(st.lists(st.floats(-0.02, 0.02), min_size=length, max_size=length)))
+    )
+    high = np.maximum(open_, close) * 1.02
+    low = np.minimum(open_, close) * 0.98
+    first_day = draw(st.integers(0, 20))
+    candles = CandleArrays(
+        symbol="BTC",
+        open_time_seconds=(first_day + np.arange(length, dtype=np.int64)) * 86_400,
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        volume=np.ones(length),
+    )
+    start_day = draw(st.integers(0, 90))
+    end_day = draw(st.integers(start_day, 100))
+    return candles, start_day * 86_400, end_day * 86_400, draw(st.booleans())
+
+
+@given(windows_over_walk())
+@settings(max_examples=200, deadline=None)
+def test_views_of_gapless_candles_equal_the_gathered_columns(
+    data: tuple[CandleArrays, int, int, bool],
+) -> None:
+    """One instrument of gapless candles runs on views of its arrays over the boundaries that have its candle t
+    (backtest.py's fast path); the general path gathers every boundary's values by index. Both give the same
+    run whatever the window: before, inside, past or around the data, with or without the end_of_data close."""
+    candles, start, end, close_at_end = data
+    criteria = criteria_parse(
+        {
+            "version": 1,
+            "side": "long",
+            "entry": {"left": {"indicator": "close"}, "op": ">", "right": {"indicator": "sma", "period": 3}},
+            "exit": {"left": {"indicator": "close"}, "op": "<", "right": {"indicator": "sma", "period": 5}},
+            "stop_loss_ratio": 0.04,
+            "take_profit_ratio": 0.05,
+            "trailing_stop_ratio": 0.06,
+            "max_holding_days": 4,
+            "sizing": {"method": "equity_fraction", "value": 0.9},
+            "fee_rate": 0.001,
+            "slippage_ratio": 0.0005,
+        }
+    )
+
+    def run() -> backtest_module.BacktestResult:
+        return backtest(
+            criteria=criteria,
+            instruments=[candles],
+            start_time_seconds=start,
+            end_time_seconds=end,
+            starting_cash=1_000.0,
+            close_at_end=close_at_end,
+        )
+
+    fast = run()
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(backtest_module, "_gapless_offset", lambda *arguments: None)
+        general = run()
+    assert fast.trades == general.trades
+    assert fast.equity_curve.tolist() == general.equity_curve.tolist()
+    assert fast.buy_and_hold_curve.tolist() == general.buy_and_hold_curve.tolist()
+    assert fast.exposure.tolist() == general.exposure.tolist()
+    assert fast.statistics == general.statistics
