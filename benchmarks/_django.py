@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,9 +25,9 @@ def ensure_postgres_database(url: str) -> None:
             connection.execute(f'CREATE DATABASE "{name}"')  # the name comes from the operator's own URL
 
 
-def django_setup(database_url: str, redis_url: str = "") -> None:
-    """Point Django at ``database_url`` (and Celery at ``redis_url``, in-process when empty), migrate, and load
-    the shipped history when the database has no candles."""
+def django_setup(database_url: str, redis_url: str = "", *, shipped_history: bool = True) -> None:
+    """Point Django at ``database_url`` (and Celery at ``redis_url``, in-process when empty), migrate, and (unless
+    ``shipped_history`` is False) load the shipped history when the database has no candles."""
     if database_url.startswith("postgres"):
         ensure_postgres_database(database_url)
     os.environ["DATABASE_URL"] = database_url
@@ -40,7 +41,42 @@ def django_setup(database_url: str, redis_url: str = "") -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    call_command("load_shipped_history", verbosity=0)
+    if shipped_history:
+        call_command("load_shipped_history", verbosity=0)
+
+
+def minutes_import(folder: Path, coingecko_id: str) -> tuple[int, float | None]:
+    """Store a folder of Binance one-minute kline CSVs as the ``1m`` candles of ``coingecko_id`` (symbol BTCM)
+    unless 500,000 or more are stored already (after :func:`django_setup`).
+
+    Returns:
+        ``(stored, seconds)``: the 1m candles stored now, and the seconds the import took (None when nothing was
+        imported).
+
+    Raises:
+        SystemExit: the folder holds no CSV file, or the import refused a file (its message).
+    """
+    from instruments.models import InstrumentOHLC, Timeframe
+    from instruments.sources.files.imports import ohlc_import
+
+    def stored() -> int:
+        return InstrumentOHLC.objects.filter(
+            instrument__coingecko_id=coingecko_id, timeframe=Timeframe.M1
+        ).count()
+
+    if stored() >= 500_000:
+        return stored(), None
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        sys.exit(f"no CSV files in {folder}")
+    began = time.perf_counter()
+    results = ohlc_import(
+        paths=files, coingecko_id=coingecko_id, symbol="BTCM", name="BTCUSDT minutes", timeframe="1m"
+    )
+    refused = [r.error for r in results if r.error]
+    if refused:
+        sys.exit("import refused: " + refused[0])
+    return stored(), time.perf_counter() - began
 
 
 def example_criteria() -> dict[str, Any]:

@@ -52,38 +52,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from engine_minutes import CRITERIA as MINUTES_CRITERIA
 
 ROOT = Path(__file__).resolve().parent.parent
 
-STOP_LOSS_RATIO = 0.02
-TAKE_PROFIT_RATIO = 0.04
-FEE_RATE = 0.001
+#: The engine's criteria: :mod:`engine_minutes`'s SMA 10/30 crossover, 2 % stop-loss, 4 % take-profit and 0.1 %
+#: fee, without its trailing stop (vectorbt's ``from_signals`` is given the same stops below).
+CRITERIA = {key: value for key, value in MINUTES_CRITERIA.items() if key != "trailing_stop_ratio"}
+STOP_LOSS_RATIO = float(CRITERIA["stop_loss_ratio"])  # type: ignore[arg-type]
+TAKE_PROFIT_RATIO = float(CRITERIA["take_profit_ratio"])  # type: ignore[arg-type]
+FEE_RATE = float(CRITERIA["fee_rate"])  # type: ignore[arg-type]
 STARTING_CASH = 10_000.0
-
-#: The engine's criteria: SMA 10/30 crossover, 2 % stop-loss, 4 % take-profit, no trailing stop.
-CRITERIA = {
-    "version": 1,
-    "side": "long",
-    "entry": {
-        "left": {"indicator": "sma", "period": 10},
-        "op": "crosses_above",
-        "right": {"indicator": "sma", "period": 30},
-    },
-    "exit": {
-        "left": {"indicator": "sma", "period": 10},
-        "op": "crosses_below",
-        "right": {"indicator": "sma", "period": 30},
-    },
-    "stop_loss_ratio": STOP_LOSS_RATIO,
-    "take_profit_ratio": TAKE_PROFIT_RATIO,
-    "sizing": {"method": "equity_fraction", "value": 1.0},
-    "fee_rate": FEE_RATE,
-    "slippage_ratio": 0.0,
-}
 
 
 def vectorbt_worker(npz: str, repeat: int) -> None:
-    """Run in the vectorbt interpreter (imports numpy and vectorbt only): time ``from_signals``, print JSON.
+    """Run in the vectorbt interpreter (numpy, vectorbt and :mod:`engine_minutes`): time ``from_signals``, print JSON.
 
     Args:
         npz: arrays ``open``, ``high``, ``low``, ``close`` (float64) and ``entry``, ``exit`` (bool) of shape

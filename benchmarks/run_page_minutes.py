@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _django import DEFAULT_DATABASE_URL, ensure_postgres_database
+from _django import DEFAULT_DATABASE_URL, django_setup, minutes_import
 from simulator_minutes import COIN, criteria
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,38 +45,15 @@ def main() -> None:
     if not args.database_url.startswith("postgres"):
         sys.exit("--database-url must be a PostgreSQL URL (a throwaway database)")
 
-    ensure_postgres_database(args.database_url)
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ["REDIS_URL"] = ""
-    os.environ["DJANGO_SETTINGS_MODULE"] = "barter_site.settings.local"
-    os.environ["DJANGO_DEBUG"] = "False"
-    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
+    django_setup(args.database_url, shipped_history=False)
+    minutes_import(args.folder, COIN)
 
     from django.contrib.auth.models import User
     from django.test import Client
 
-    from instruments.models import InstrumentOHLC, Timeframe
-    from instruments.sources.files.imports import ohlc_import
     from simulator.services.requests import simulation_request_check
     from simulator.services.simulations import simulation_create, simulation_run
 
-    stored = InstrumentOHLC.objects.filter(instrument__coingecko_id=COIN, timeframe=Timeframe.M1).count()
-    if stored < 500_000:
-        files = sorted(args.folder.glob("*.csv"))
-        if not files:
-            sys.exit(f"no CSV files in {args.folder}")
-        results = ohlc_import(
-            paths=files, coingecko_id=COIN, symbol="BTCM", name="BTCUSDT minutes", timeframe="1m"
-        )
-        refused = [r.error for r in results if r.error]
-        if refused:
-            sys.exit("import refused: " + refused[0])
     user, _ = User.objects.get_or_create(username="benchmark", defaults={"is_staff": True})
     request = simulation_request_check(
         instruments=[COIN],

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _django import DEFAULT_DATABASE_URL, ensure_postgres_database
+from _django import DEFAULT_DATABASE_URL, django_setup, minutes_import
 
 ROOT = Path(__file__).resolve().parent.parent
 COIN = "bench-btc-minutes"
@@ -67,40 +67,14 @@ def main() -> None:
     args = parser.parse_args()
     if not args.database_url.startswith("postgres"):
         sys.exit("--database-url must be a PostgreSQL URL (a throwaway database)")
-    files = sorted(args.folder.glob("*.csv"))
-    if not files:
-        sys.exit(f"no CSV files in {args.folder}")
+    django_setup(args.database_url, shipped_history=False)
+    stored, import_seconds = minutes_import(args.folder, COIN)
+    imported = "" if import_seconds is None else f" (imported in {import_seconds:.1f} s)"
 
-    ensure_postgres_database(args.database_url)
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ["REDIS_URL"] = ""
-    os.environ["DJANGO_SETTINGS_MODULE"] = "barter_site.settings.local"
-    os.environ["DJANGO_DEBUG"] = "False"
-    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-
-    from instruments.models import InstrumentOHLC, Timeframe
-    from instruments.sources.files.imports import ohlc_import
+    from instruments.models import InstrumentOHLC
     from simulator.services.requests import simulation_request_check
     from simulator.services.simulations import simulation_create, simulation_run
 
-    stored = InstrumentOHLC.objects.filter(instrument__coingecko_id=COIN, timeframe=Timeframe.M1).count()
-    imported = ""
-    if stored < 500_000:
-        began = time.perf_counter()
-        results = ohlc_import(
-            paths=files, coingecko_id=COIN, symbol="BTCM", name="BTCUSDT minutes", timeframe="1m"
-        )
-        refused = [r.error for r in results if r.error]
-        if refused:
-            sys.exit("import refused: " + refused[0])
-        stored = InstrumentOHLC.objects.filter(instrument__coingecko_id=COIN, timeframe=Timeframe.M1).count()
-        imported = f" (imported in {time.perf_counter() - began:.1f} s)"
     first = (
         InstrumentOHLC.objects.filter(instrument__coingecko_id=COIN).earliest("open_time").open_time.date()
     )
