@@ -171,7 +171,9 @@ def paper_position_close(position: Position, trade: Trade, pending: Events, back
     position.status = Position.Status.CLOSED
     position.exit_price = to_decimal(trade.exit_price)
     position.exit_fee = to_decimal(trade.exit_fee)
-    position.exit_at = from_seconds(trade.exit_time_seconds)
+    # A risk exit is timed at its candle's open (CRITERIA.md), but a live entry fills after the boundary (at the
+    # step's price of now): a stop crossed in the entry's own candle filled no earlier than the entry itself.
+    position.exit_at = max(from_seconds(trade.exit_time_seconds), position.entry_at)
     position.exit_reason = trade.exit_reason or ExitReason.MANUAL
     position.pnl = to_decimal(trade.pnl or 0.0)
     position.pnl_ratio = to_decimal(trade.pnl_ratio or 0.0)

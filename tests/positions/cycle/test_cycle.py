@@ -175,6 +175,24 @@ def test_close_step_takes_the_stop_and_catches_up_missed_days(
     assert again["results"][0]["action"] == "skipped"
 
 
+def test_a_stop_hit_in_the_entry_candle_is_not_timed_before_the_entry(
+    bitcoin: Instrument, price_105: FakeCoinGecko
+) -> None:
+    """A risk exit is timed at its candle's open (CRITERIA.md), but a live entry fills after the boundary, at the
+    step's price of now: a stop crossed in the entry's own candle filled no earlier than the entry."""
+    strategy_on(bitcoin, stop_loss_ratio=0.1, slippage_ratio=0.0, fee_rate=0.0)
+    with time_machine.travel(NOW, tick=False):
+        sync_new_trades(as_of=AS_OF)  # bought at 105 after the 01-11 boundary, stop at 94.5
+    # The entry's own candle goes through the stop.
+    daily(bitcoin, date(2024, 1, 11), "105", "106", "93", "95")
+    with time_machine.travel(datetime(2024, 1, 12, 0, 40, tzinfo=UTC), tick=False):
+        sync_close_positions(as_of=date(2024, 1, 12))
+    position = Position.objects.get()
+    assert position.exit_reason == "stop_loss" and position.exit_price == Decimal("94.5")
+    assert position.entry_at == NOW
+    assert position.exit_at == position.entry_at  # not 2024-01-11 00:00, 20-odd minutes before it was bought
+
+
 def test_close_step_moves_the_trailing_stop_and_a_signal_exits_at_the_live_price(
     bitcoin: Instrument, price_105: FakeCoinGecko
 ) -> None:
