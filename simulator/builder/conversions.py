@@ -153,9 +153,33 @@ def percent_message(message: str) -> str:
     )
 
 
+def param_references(document: Any) -> dict[str, list[str]]:
+    """Where a criteria document refers to its named parameters: name -> the paths of the fields
+    (``{"fast": ["entry.all[0].left.period", "exit.any[0].right.period"]}``), in document order."""
+    found: dict[str, list[str]] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, Mapping):
+            if isinstance(node.get("param"), str) and path:
+                found.setdefault(node["param"], []).append(path)
+                return
+            for key, value in node.items():
+                if path or key != "params":
+                    walk(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{path}[{index}]")
+
+    walk(document, "")
+    return found
+
+
 def path_is_percent(path: str, document: Mapping[str, Any]) -> bool:
-    """True when the sweep form takes ``path``'s values in percent: a ``_ratio`` or ``_rate`` field, or the
-    ``equity_fraction`` sizing value."""
+    """True when the sweep form takes ``path``'s values in percent: a ``_ratio`` or ``_rate`` field, the
+    ``equity_fraction`` sizing value, or a parameter (``params.stop``) that only such fields refer to."""
+    if path.startswith("params."):
+        paths = param_references(document).get(path.removeprefix("params."), [])
+        return bool(paths) and all(path_is_percent(p, document) for p in paths)
     if path == "sizing.value":
         sizing = document.get("sizing")
         return isinstance(sizing, Mapping) and sizing.get("method", "equity_fraction") == "equity_fraction"
@@ -166,15 +190,23 @@ def path_is_percent(path: str, document: Mapping[str, Any]) -> bool:
 def numeric_paths(document: Any) -> list[tuple[str, str]]:
     """Every number of a criteria document a sweep can vary, as ``(path, label)`` in document order.
 
-    The path uses the engine's error syntax (``entry.all[0].left.period``); the label adds ``(%)`` where the
-    sweep form takes percent. ``version`` is left out.
+    Named parameters come first (path ``params.fast``, label ``fast (parameter)``): sweeping one moves every
+    field that refers to it. The path uses the engine's error syntax (``entry.all[0].left.period``); the label adds
+    ``(%)`` where the sweep form takes percent. ``version`` is left out, and so are fields a parameter stands for
+    (they are not numbers in the document).
     """
     found: list[tuple[str, str]] = []
+    params = document.get("params") if isinstance(document, Mapping) else None
+    if isinstance(params, Mapping):
+        for name, value in params.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                path = f"params.{name}"
+                found.append((path, f"{name} (parameter{', %' if path_is_percent(path, document) else ''})"))
 
     def walk(node: Any, path: str) -> None:
         if isinstance(node, Mapping):
             for key, value in node.items():
-                if path or key != "version":
+                if path or key not in ("version", "params"):
                     walk(value, f"{path}.{key}" if path else str(key))
         elif isinstance(node, list):
             for index, value in enumerate(node):
