@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from simulator.display import percent_text
+from simulator.display import number_text, percent_text
 from trading.engine.criteria import COMPARISONS, TOP_LEVEL_DEFAULTS
 from trading.engine.examples import sma_cross_criteria
 from trading.engine.indicators import INDICATOR_PARAMS
@@ -110,9 +110,31 @@ def _decimal(text: str) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def number_from_text(text: str | None) -> int | float | str | None:
-    """Read a form number: ``""`` -> None, ``"10"`` -> 10, ``"2.5"`` -> 2.5; other text is returned unchanged
-    (stripped), for the engine to refuse with its own message.
+#: A field of the builder that holds a named parameter shows ``$name`` (docs/criteria.md "Named parameters").
+REFERENCE_TEXT = re.compile(r"^\s*\$([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+def reference_name(text: str | None) -> str | None:
+    """The parameter a field's text refers to (``"$fast"`` -> ``"fast"``), or None."""
+    match = REFERENCE_TEXT.match(text or "")
+    return match.group(1) if match else None
+
+
+def field_text(value: Any, *, percent: bool = False) -> str:
+    """A criteria value as a builder field shows it: ``{"param": "fast"}`` -> ``"$fast"``, a fraction in percent
+    when ``percent``, else the number (:func:`simulator.display.number_text`)."""
+    if isinstance(value, Mapping) and isinstance(value.get("param"), str):
+        return f"${value['param']}"
+    return percent_text(value) if percent else number_text(value)
+
+
+#: What a builder field becomes in the criteria document: a number, a reference, text for the engine to refuse.
+FieldValue = int | float | str | dict[str, str] | None
+
+
+def number_from_text(text: str | None) -> FieldValue:
+    """Read a form number: ``""`` -> None, ``"10"`` -> 10, ``"2.5"`` -> 2.5, ``"$fast"`` -> ``{"param":
+    "fast"}``; other text is returned unchanged (stripped), for the engine to refuse with its own message.
 
     Args:
         text: what the user typed.
@@ -122,6 +144,9 @@ def number_from_text(text: str | None) -> int | float | str | None:
     """
     if text is None or not text.strip():
         return None
+    name = reference_name(text)
+    if name is not None:
+        return {"param": name}
     number = _decimal(text)
     if number is None:
         return text.strip()
@@ -130,13 +155,17 @@ def number_from_text(text: str | None) -> int | float | str | None:
     return float(number)  # "1e308" stays a float: as an int of 309 digits the engine's message would puzzle
 
 
-def ratio_from_percent(text: str | None) -> float | str | None:
-    """``"5"`` (percent) -> 0.05; ``""`` -> None; text that is not a number is returned unchanged (stripped).
+def ratio_from_percent(text: str | None) -> FieldValue:
+    """``"5"`` (percent) -> 0.05; ``""`` -> None; ``"$stop"`` -> ``{"param": "stop"}`` (a parameter holds the
+    criteria's own units, a fraction); text that is not a number is returned unchanged (stripped).
 
     The division is made in decimal, so ``"0.1"`` becomes exactly the float nearest 0.001.
     """
     if text is None or not text.strip():
         return None
+    name = reference_name(text)
+    if name is not None:
+        return {"param": name}
     number = _decimal(text)
     if number is None:
         return text.strip()
