@@ -57,8 +57,8 @@ class SimulatorForm(forms.Form):
     Bind it to the POST data; :meth:`is_valid` runs the builder and :func:`simulator.services.
     simulation_request_check`, and puts each error next to its field: Django's fields in ``errors``, the
     builder's in ``builder``. When valid, :attr:`simulation_request` is the checked request, and for a sweep
-    (``action=sweep``) :attr:`sweep_axes` the axes in the criteria's units and :attr:`sweep_constraints` the
-    checked constraints between parameters (``["fast < slow"]``).
+    (``action=sweep``) :attr:`sweep_axes` the axes in the criteria's units and :attr:`sweep_constraint_rules`
+    the checked constraints between parameters (``["fast < slow"]``).
     """
 
     RUN = "run"
@@ -94,7 +94,7 @@ class SimulatorForm(forms.Form):
         self.builder = builder
         self.simulation_request: SimulationRequest | None = None
         self.sweep_axes: list[dict[str, Any]] = []
-        self.sweep_constraints: list[str] = []
+        self.sweep_constraint_rules: list[str] = []
 
     @property
     def uses_json(self) -> bool:
@@ -145,7 +145,7 @@ class SimulatorForm(forms.Form):
         if self.is_sweep and readable:
             self.sweep_axes = self._axes(criteria)
             try:
-                self.sweep_constraints = sweep_constraints_check(
+                self.sweep_constraint_rules = sweep_constraints_check(
                     criteria, cleaned.get("sweep_constraints") or ""
                 )
             except SimulationInputError as exc:

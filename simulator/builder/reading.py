@@ -121,7 +121,8 @@ def _is_plain_operand(operand: Any) -> bool:
             return False
         allowed = {"indicator", "shift", *INDICATOR_PARAMS[str(indicator)]}
     return set(operand) <= allowed and all(
-        isinstance(v, str | int | float) or (isinstance(v, Mapping) and set(v) == {"param"}) for v in operand.values()
+        isinstance(v, str | int | float) or (isinstance(v, Mapping) and set(v) == {"param"})
+        for v in operand.values()
     )
 
 
@@ -138,7 +139,9 @@ def builder_from_data(data: Mapping[str, Any]) -> Builder:
         name = str(data.get(f"param-{n}-name", "") or "").strip()
         value = str(data.get(f"param-{n}-value", "") or "").strip()
         if name or value:
-            params.append(ParamRow(name=name, value=value, old=str(data.get(f"param-{n}-old", "") or "").strip()))
+            params.append(
+                ParamRow(name=name, value=value, old=str(data.get(f"param-{n}-old", "") or "").strip())
+            )
     renamed = {f"${p.old}": f"${p.name}" for p in params if p.old and p.name and p.old != p.name}
     for group in GROUPS:
         if fields[f"{group}_mode"] not in MODES:
@@ -185,7 +188,8 @@ def builder_from_data(data: Mapping[str, Any]) -> Builder:
 
 def _renamed(text: Any, renamed: Mapping[str, str]) -> str:
     """A field's posted text, with a reference to a renamed parameter following the new name."""
-    text = str(text or "")
-    if renamed and reference_name(text) is not None:
-        return renamed.get(f"${reference_name(text)}", text)
-    return text
+    shown = str(text or "")
+    name = reference_name(shown)
+    if renamed and name is not None:
+        return str(renamed.get(f"${name}", shown))
+    return shown

@@ -248,8 +248,9 @@ class Builder:
             text = self.fields.get(input_name, "")
             if reference_name(text):
                 return reference_name(text)
+            method = self.fields.get("sizing_method") or "equity_fraction"
             percent = input_name in PERCENT_FIELDS or (
-                input_name == "sizing_value" and self.fields.get("sizing_method", "equity_fraction") == "equity_fraction"
+                input_name == "sizing_value" and method == "equity_fraction"
             )
             value = ratio_from_percent(text) if percent else number_from_text(text)
             if not isinstance(value, int | float):
@@ -272,7 +273,9 @@ class Builder:
             return reference_name(text)
         number = number_from_text(text)
         if number is None:  # an empty parameter field runs with its default: the parameter starts there
-            number = INDICATOR_PARAMS.get(operand.indicator, {}).get(part, (None, 0 if part == "shift" else None))[1]
+            number = INDICATOR_PARAMS.get(operand.indicator, {}).get(
+                part, (None, 0 if part == "shift" else None)
+            )[1]
         if not isinstance(number, int | float):
             operand.errors.setdefault(part, []).append("type a number first, then make it a parameter")
             return None
@@ -347,11 +350,11 @@ class Builder:
 
     def _place(self, path: str, message: str) -> bool:
         if path == "params" or path.startswith("params."):
-            row = next((p for p in self.params if f"params.{p.name}" == path), None)
-            if row is None:
+            param_row = next((p for p in self.params if f"params.{p.name}" == path), None)
+            if param_row is None:
                 self.errors.setdefault("params", []).append(message)
             else:
-                row.errors.append(message)
+                param_row.errors.append(message)
             return True
         if path in _CRITERIA_FIELD:
             name = _CRITERIA_FIELD[path]
@@ -390,5 +393,9 @@ class Builder:
         return (
             bool(self.errors)
             or any(p.errors for p in self.params)
-            or any(row.errors or row.left.errors or row.right.errors for rows in self.rows.values() for row in rows)
+            or any(
+                row.errors or row.left.errors or row.right.errors
+                for rows in self.rows.values()
+                for row in rows
+            )
         )

@@ -213,7 +213,7 @@ def simulator_form(request: HttpRequest) -> HttpResponse:
                     statistic=form.cleaned_data.get("sweep_statistic") or HEADLINE_STATISTIC,
                     created_by=request.user,
                     name=form.cleaned_data.get("name") or "",
-                    constraints=form.sweep_constraints,
+                    constraints=form.sweep_constraint_rules,
                 )
             except SimulationInputError as exc:
                 form.sweep_errors(exc.errors)
