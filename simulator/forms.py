@@ -17,6 +17,7 @@ from simulator.builder.reading import builder_from_criteria, builder_from_data
 from simulator.builder.rows import Builder
 from simulator.models import STARTING_CASH_DEFAULT
 from simulator.services.requests import SimulationInputError, SimulationRequest, simulation_request_check
+from simulator.services.sweeps import sweep_constraints_check
 from trading.engine.criteria import SIZING_METHODS
 from trading.engine.limits import MAX_DEPTH, criteria_limits_check, json_depth
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS
@@ -56,7 +57,8 @@ class SimulatorForm(forms.Form):
     Bind it to the POST data; :meth:`is_valid` runs the builder and :func:`simulator.services.
     simulation_request_check`, and puts each error next to its field: Django's fields in ``errors``, the
     builder's in ``builder``. When valid, :attr:`simulation_request` is the checked request, and for a sweep
-    (``action=sweep``) :attr:`sweep_axes` the axes in the criteria's units.
+    (``action=sweep``) :attr:`sweep_axes` the axes in the criteria's units and :attr:`sweep_constraint_rules`
+    the checked constraints between parameters (``["fast < slow"]``).
     """
 
     RUN = "run"
@@ -80,6 +82,7 @@ class SimulatorForm(forms.Form):
     sweep_start_2 = forms.DecimalField(required=False)
     sweep_stop_2 = forms.DecimalField(required=False)
     sweep_step_2 = forms.DecimalField(required=False)
+    sweep_constraints = forms.CharField(required=False, max_length=2000, widget=forms.Textarea)
     sweep_statistic = forms.ChoiceField(
         choices=[(key, key) for key in STATISTICS_KEYS], required=False, initial=HEADLINE_STATISTIC
     )
@@ -91,6 +94,7 @@ class SimulatorForm(forms.Form):
         self.builder = builder
         self.simulation_request: SimulationRequest | None = None
         self.sweep_axes: list[dict[str, Any]] = []
+        self.sweep_constraint_rules: list[str] = []
 
     @property
     def uses_json(self) -> bool:
@@ -140,6 +144,12 @@ class SimulatorForm(forms.Form):
             self.add_error("timeframe", "a sweep runs over daily candles only; choose 1d, or run once")
         if self.is_sweep and readable:
             self.sweep_axes = self._axes(criteria)
+            try:
+                self.sweep_constraint_rules = sweep_constraints_check(
+                    criteria, cleaned.get("sweep_constraints") or ""
+                )
+            except SimulationInputError as exc:
+                self.place_errors(exc.errors)
         return cleaned
 
     def _axes(self, criteria: Any) -> list[dict[str, Any]]:
@@ -181,6 +191,9 @@ class SimulatorForm(forms.Form):
                     match = re.match(r"^axes\[(\d)\](?:\.\w+)?: (.*)$", message, re.S)
                     n = int(match.group(1)) + 1 if match and int(match.group(1)) < len(SWEEP_AXES) else 1
                     self.add_error(f"sweep_path_{n}", match.group(2) if match else message)
+            elif key == "constraints":
+                for message in messages:
+                    self.add_error("sweep_constraints", message)
             elif key == "statistic":
                 for message in messages:
                     self.add_error("sweep_statistic", message)

@@ -130,7 +130,9 @@ class Sweep(models.Model):
     """A grid of criteria values, each run over the same instruments, dates and cash.
 
     ``axes`` is ``[{"path": "entry.all[0].left.period", "values": [5, 10, ...]}, ...]`` (one or two axes);
-    every combination is one :class:`SweepPoint`. ``statistic`` is the figure the heatmap shows.
+    every combination is one :class:`SweepPoint`. An axis path may name a parameter (``params.fast``: every field
+    that refers to it moves). ``constraints`` (``["fast < slow"]``) skip the points that break them
+    (:attr:`SweepPoint.skipped`). ``statistic`` is the figure the heatmap shows.
     """
 
     name = models.CharField(max_length=200, blank=True)
@@ -144,6 +146,11 @@ class Sweep(models.Model):
     starting_cash = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
     criteria = models.JSONField(validators=[criteria_validate], help_text="The base criteria.")
     axes = models.JSONField()
+    constraints = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Constraints between parameters, e.g. ["fast < slow"]: grid points that break one are skipped.',
+    )
     statistic = models.CharField(max_length=40, default=HEADLINE_STATISTIC)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
     total = models.PositiveIntegerField(default=0, help_text="Number of grid points.")
@@ -172,13 +179,20 @@ class Sweep(models.Model):
 
 
 class SweepPoint(models.Model):
-    """The statistics of one grid point of a sweep; ``values`` maps each axis path to its value here."""
+    """The statistics of one grid point of a sweep; ``values`` maps each axis path to its value here. A point
+    that breaks one of the sweep's constraints is not run: ``skipped`` says which (``fast >= slow``), and it has
+    no statistics."""
 
     sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="points")
     index = models.PositiveIntegerField(help_text="Position in the grid, row-major over the axes.")
     values = models.JSONField()
     statistics = models.JSONField(default=dict)
     error = models.TextField(blank=True)
+    skipped = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text='The constraint this point breaks, negated ("fast >= slow"): it was not run.',
+    )
     simulation = models.OneToOneField(
         Simulation, null=True, blank=True, on_delete=models.SET_NULL, related_name="sweep_point"
     )

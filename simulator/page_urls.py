@@ -11,6 +11,7 @@ urlpatterns = [
     path("rows/new/", form.condition_row_new, name="row_new"),
     path("criteria/", form.criteria_json, name="criteria_json"),
     path("sweep-paths/", form.sweep_paths, name="sweep_paths"),
+    path("builder/param/", form.builder_param, name="builder_param"),
     path("runs/", results.run_list, name="runs"),
     path("runs/<int:pk>/", results.run_detail, name="run"),
     path("runs/<int:pk>/progress/", results.run_progress, name="run_progress"),

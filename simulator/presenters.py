@@ -335,6 +335,7 @@ class HeatCell:
     style: str
     title: str
     error: str
+    skipped: str = ""
 
 
 @dataclass(frozen=True)
@@ -365,13 +366,16 @@ def sweep_heatmap(sweep: Sweep) -> Heatmap:
     """The heatmap of a sweep's statistic (one query for the points).
 
     Cells are coloured from red (worst) to green (best) over the finite values; a point without the statistic
-    (an error, or undefined such as a Sharpe ratio without returns) is grey.
+    (an error, or undefined such as a Sharpe ratio without returns) is grey; a point that broke a constraint
+    (``skipped``) has no colour and says so.
     """
     axes = sweep.axes
     key = sweep.statistic
     points = {
         p.index: p
-        for p in sweep.points.only("index", "values", "statistics", "error", "sweep_id").order_by("index")
+        for p in sweep.points.only("index", "values", "statistics", "error", "skipped", "sweep_id").order_by(
+            "index"
+        )
     }
     values = {
         index: float(p.statistics[key])
@@ -385,6 +389,8 @@ def sweep_heatmap(sweep: Sweep) -> Heatmap:
         point = points.get(index)
         if point is None:
             return HeatCell(index, "\u2026", "", f"{shown}: not run yet", "")
+        if point.skipped:  # broke a constraint: not run, so neither a loss nor "no trades"
+            return HeatCell(index, "skipped", "", f"{shown}: skipped: {point.skipped}", "", point.skipped)
         if point.error:
             return HeatCell(index, "error", "background: #eceff1", f"{shown}: {point.error}", point.error)
         value = values.get(index)

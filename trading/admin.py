@@ -25,9 +25,9 @@ _KEY_ORDER = {
     key: rank
     for rank, key in enumerate(
         [
-            "version", "side", "entry", "exit", "stop_loss_ratio", "take_profit_ratio", "trailing_stop_ratio",
+            "version", "side", "params", "entry", "exit", "stop_loss_ratio", "take_profit_ratio", "trailing_stop_ratio",
             "max_holding_days", "sizing", "fee_rate", "slippage_ratio", "all", "any", "not", "left", "op", "right",
-            "value", "indicator", "period", "source", "stddev", "fast", "slow", "signal", "shift", "method",
+            "value", "indicator", "period", "source", "stddev", "fast", "slow", "signal", "shift", "method", "param",
         ]
     )
 }  # fmt: skip
@@ -37,7 +37,8 @@ def _in_reading_order(value: Any) -> Any:
     """Return ``value`` with every object's keys in :data:`_KEY_ORDER` (a copy; lists keep their order)."""
     if isinstance(value, dict):
         ordered = sorted(value, key=lambda key: _KEY_ORDER.get(key, len(_KEY_ORDER)))
-        return {key: _in_reading_order(value[key]) for key in ordered}
+        # The named parameters keep the order they were written in (their names are the user's, not ours).
+        return {key: value[key] if key == "params" else _in_reading_order(value[key]) for key in ordered}
     if isinstance(value, list):
         return [_in_reading_order(item) for item in value]
     return value

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from simulator.display import percent_text
+from simulator.display import number_text, percent_text
 from trading.engine.criteria import COMPARISONS, TOP_LEVEL_DEFAULTS
 from trading.engine.examples import sma_cross_criteria
 from trading.engine.indicators import INDICATOR_PARAMS
@@ -110,9 +110,31 @@ def _decimal(text: str) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def number_from_text(text: str | None) -> int | float | str | None:
-    """Read a form number: ``""`` -> None, ``"10"`` -> 10, ``"2.5"`` -> 2.5; other text is returned unchanged
-    (stripped), for the engine to refuse with its own message.
+#: A field of the builder that holds a named parameter shows ``$name`` (docs/criteria.md "Named parameters").
+REFERENCE_TEXT = re.compile(r"^\s*\$([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+def reference_name(text: str | None) -> str | None:
+    """The parameter a field's text refers to (``"$fast"`` -> ``"fast"``), or None."""
+    match = REFERENCE_TEXT.match(text or "")
+    return match.group(1) if match else None
+
+
+def field_text(value: Any, *, percent: bool = False) -> str:
+    """A criteria value as a builder field shows it: ``{"param": "fast"}`` -> ``"$fast"``, a fraction in percent
+    when ``percent``, else the number (:func:`simulator.display.number_text`)."""
+    if isinstance(value, Mapping) and isinstance(value.get("param"), str):
+        return f"${value['param']}"
+    return percent_text(value) if percent else number_text(value)
+
+
+#: What a builder field becomes in the criteria document: a number, a reference, text for the engine to refuse.
+FieldValue = int | float | str | dict[str, str] | None
+
+
+def number_from_text(text: str | None) -> FieldValue:
+    """Read a form number: ``""`` -> None, ``"10"`` -> 10, ``"2.5"`` -> 2.5, ``"$fast"`` -> ``{"param":
+    "fast"}``; other text is returned unchanged (stripped), for the engine to refuse with its own message.
 
     Args:
         text: what the user typed.
@@ -122,6 +144,9 @@ def number_from_text(text: str | None) -> int | float | str | None:
     """
     if text is None or not text.strip():
         return None
+    name = reference_name(text)
+    if name is not None:
+        return {"param": name}
     number = _decimal(text)
     if number is None:
         return text.strip()
@@ -130,13 +155,17 @@ def number_from_text(text: str | None) -> int | float | str | None:
     return float(number)  # "1e308" stays a float: as an int of 309 digits the engine's message would puzzle
 
 
-def ratio_from_percent(text: str | None) -> float | str | None:
-    """``"5"`` (percent) -> 0.05; ``""`` -> None; text that is not a number is returned unchanged (stripped).
+def ratio_from_percent(text: str | None) -> FieldValue:
+    """``"5"`` (percent) -> 0.05; ``""`` -> None; ``"$stop"`` -> ``{"param": "stop"}`` (a parameter holds the
+    criteria's own units, a fraction); text that is not a number is returned unchanged (stripped).
 
     The division is made in decimal, so ``"0.1"`` becomes exactly the float nearest 0.001.
     """
     if text is None or not text.strip():
         return None
+    name = reference_name(text)
+    if name is not None:
+        return {"param": name}
     number = _decimal(text)
     if number is None:
         return text.strip()
@@ -153,9 +182,33 @@ def percent_message(message: str) -> str:
     )
 
 
+def param_references(document: Any) -> dict[str, list[str]]:
+    """Where a criteria document refers to its named parameters: name -> the paths of the fields
+    (``{"fast": ["entry.all[0].left.period", "exit.any[0].right.period"]}``), in document order."""
+    found: dict[str, list[str]] = {}
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, Mapping):
+            if isinstance(node.get("param"), str) and path:
+                found.setdefault(node["param"], []).append(path)
+                return
+            for key, value in node.items():
+                if path or key != "params":
+                    walk(value, f"{path}.{key}" if path else str(key))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{path}[{index}]")
+
+    walk(document, "")
+    return found
+
+
 def path_is_percent(path: str, document: Mapping[str, Any]) -> bool:
-    """True when the sweep form takes ``path``'s values in percent: a ``_ratio`` or ``_rate`` field, or the
-    ``equity_fraction`` sizing value."""
+    """True when the sweep form takes ``path``'s values in percent: a ``_ratio`` or ``_rate`` field, the
+    ``equity_fraction`` sizing value, or a parameter (``params.stop``) that only such fields refer to."""
+    if path.startswith("params."):
+        paths = param_references(document).get(path.removeprefix("params."), [])
+        return bool(paths) and all(path_is_percent(p, document) for p in paths)
     if path == "sizing.value":
         sizing = document.get("sizing")
         return isinstance(sizing, Mapping) and sizing.get("method", "equity_fraction") == "equity_fraction"
@@ -166,15 +219,23 @@ def path_is_percent(path: str, document: Mapping[str, Any]) -> bool:
 def numeric_paths(document: Any) -> list[tuple[str, str]]:
     """Every number of a criteria document a sweep can vary, as ``(path, label)`` in document order.
 
-    The path uses the engine's error syntax (``entry.all[0].left.period``); the label adds ``(%)`` where the
-    sweep form takes percent. ``version`` is left out.
+    Named parameters come first (path ``params.fast``, label ``fast (parameter)``): sweeping one moves every
+    field that refers to it. The path uses the engine's error syntax (``entry.all[0].left.period``); the label adds
+    ``(%)`` where the sweep form takes percent. ``version`` is left out, and so are fields a parameter stands for
+    (they are not numbers in the document).
     """
     found: list[tuple[str, str]] = []
+    params = document.get("params") if isinstance(document, Mapping) else None
+    if isinstance(params, Mapping):
+        for name, value in params.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                path = f"params.{name}"
+                found.append((path, f"{name} (parameter{', %' if path_is_percent(path, document) else ''})"))
 
     def walk(node: Any, path: str) -> None:
         if isinstance(node, Mapping):
             for key, value in node.items():
-                if path or key != "version":
+                if path or key not in ("version", "params"):
                     walk(value, f"{path}.{key}" if path else str(key))
         elif isinstance(node, list):
             for index, value in enumerate(node):

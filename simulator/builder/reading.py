@@ -15,14 +15,17 @@ from simulator.builder.conversions import (
     PERCENT_FIELDS,
     SCALAR_FIELDS,
     SIDES,
+    field_text,
     number_from_text,
+    reference_name,
 )
-from simulator.builder.rows import Builder, ConditionRow, OperandForm, condition_row
-from simulator.display import number_text, percent_text
+from simulator.builder.rows import Builder, ConditionRow, OperandForm, ParamRow, condition_row
+from simulator.display import number_text
 from trading.engine.criteria import SIZING_METHODS, TOP_LEVEL_DEFAULTS, VERSION
 from trading.engine.indicators import INDICATOR_PARAMS
 
 _ROW_KEY = re.compile(r"^(entry|exit)-(\d{1,4})-")
+_PARAM_KEY = re.compile(r"^param-(\d{1,3})-(?:name|value)$")
 
 
 def builder_from_criteria(document: Any) -> Builder:
@@ -39,10 +42,13 @@ def builder_from_criteria(document: Any) -> Builder:
     if not isinstance(document, Mapping):
         document = {}
     data = {**TOP_LEVEL_DEFAULTS, **document}
+    params = data.get("params", {})
     representable = (
-        set(document) <= {"version", "side", "entry", *TOP_LEVEL_DEFAULTS}
+        set(document) <= {"version", "side", "params", "entry", *TOP_LEVEL_DEFAULTS}
         and data.get("version", VERSION) == VERSION
         and data.get("side", "long") == "long"
+        and isinstance(params, Mapping)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in params.values())
     )
     fields: dict[str, str] = {}
     rows: dict[str, list[ConditionRow]] = {}
@@ -52,8 +58,8 @@ def builder_from_criteria(document: Any) -> Builder:
         fields[f"{group}_mode"] = mode
         rows[group] = [condition_row(group, n, c) for n, c in enumerate(conditions)]
     for pct, ratio in PERCENT_FIELDS.items():
-        fields[pct] = percent_text(data.get(ratio))
-    fields["max_holding_days"] = number_text(data.get("max_holding_days"))
+        fields[pct] = field_text(data.get(ratio), percent=True)
+    fields["max_holding_days"] = field_text(data.get("max_holding_days"))
     sizing = data.get("sizing")
     if (
         isinstance(sizing, Mapping)
@@ -62,9 +68,7 @@ def builder_from_criteria(document: Any) -> Builder:
     ):
         fields["sizing_method"] = str(sizing["method"])
         value = sizing.get("value")
-        fields["sizing_value"] = (
-            percent_text(value) if sizing["method"] == "equity_fraction" else number_text(value)
-        )
+        fields["sizing_value"] = field_text(value, percent=sizing["method"] == "equity_fraction")
     else:
         representable = False
         fields["sizing_method"], fields["sizing_value"] = "equity_fraction", "100"
@@ -73,6 +77,10 @@ def builder_from_criteria(document: Any) -> Builder:
         rows=rows,
         next_keys={group: len(rows[group]) for group in GROUPS},
         representable=representable,
+        params=[
+            ParamRow(name=str(name), value=number_text(value), old=str(name))
+            for name, value in (params.items() if isinstance(params, Mapping) else [])
+        ],
     )
 
 
@@ -112,16 +120,29 @@ def _is_plain_operand(operand: Any) -> bool:
         if indicator not in INDICATOR_PARAMS:
             return False
         allowed = {"indicator", "shift", *INDICATOR_PARAMS[str(indicator)]}
-    return set(operand) <= allowed and all(isinstance(v, str | int | float) for v in operand.values())
+    return set(operand) <= allowed and all(
+        isinstance(v, str | int | float) or (isinstance(v, Mapping) and set(v) == {"param"})
+        for v in operand.values()
+    )
 
 
 def builder_from_data(data: Mapping[str, Any]) -> Builder:
     """The builder as the user left it: read from the POST (or GET) data of the form.
 
     Rows are found by their names (``entry-<key>-...``) and kept in key order, which is the order they were
-    added in; a row's key is kept, so an error can be shown on the row it is about.
+    added in; a row's key is kept, so an error can be shown on the row it is about. A parameter renamed in its
+    row (``param-<n>-name`` differs from ``param-<n>-old``) is renamed in every field that referred to it.
     """
     fields = {name: str(data.get(name, "") or "") for name in SCALAR_FIELDS}
+    params: list[ParamRow] = []
+    for n in sorted({int(m.group(1)) for m in map(_PARAM_KEY.match, data) if m}):
+        name = str(data.get(f"param-{n}-name", "") or "").strip()
+        value = str(data.get(f"param-{n}-value", "") or "").strip()
+        if name or value:
+            params.append(
+                ParamRow(name=name, value=value, old=str(data.get(f"param-{n}-old", "") or "").strip())
+            )
+    renamed = {f"${p.old}": f"${p.name}" for p in params if p.old and p.name and p.old != p.name}
     for group in GROUPS:
         if fields[f"{group}_mode"] not in MODES:
             fields[f"{group}_mode"] = "all" if group == "entry" else "any"
@@ -142,7 +163,7 @@ def builder_from_data(data: Mapping[str, Any]) -> Builder:
                 operands[side] = OperandForm(
                     prefix=start,
                     indicator=str(data.get(f"{start}indicator", "") or ""),
-                    values={name: str(data.get(f"{start}{name}", "") or "") for name in OPERAND_FIELDS},
+                    values={name: _renamed(data.get(f"{start}{name}"), renamed) for name in OPERAND_FIELDS},
                 )
             rows[group].append(
                 ConditionRow(
@@ -158,4 +179,17 @@ def builder_from_data(data: Mapping[str, Any]) -> Builder:
             posted if isinstance(posted, int) and 0 <= posted < 10_000 else 0,
             max(keys[group], default=-1) + 1,
         )
-    return Builder(fields=fields, rows=rows, next_keys=next_keys)
+    for name in SCALAR_FIELDS:
+        fields[name] = _renamed(fields[name], renamed)
+    for param in params:
+        param.old = param.name
+    return Builder(fields=fields, rows=rows, next_keys=next_keys, params=params)
+
+
+def _renamed(text: Any, renamed: Mapping[str, str]) -> str:
+    """A field's posted text, with a reference to a renamed parameter following the new name."""
+    shown = str(text or "")
+    name = reference_name(shown)
+    if renamed and name is not None:
+        return str(renamed.get(f"${name}", shown))
+    return shown

@@ -11,7 +11,10 @@ removed) of group ``entry`` or ``exit``:
 - ``entry-<key>-left_indicator``: ``value`` or an indicator of :data:`trading.engine.indicators.INDICATORS`,
   and ``entry-<key>-left_<field>`` for each of :data:`simulator.builder.conversions.OPERAND_FIELDS` (``value``,
   the indicator parameters, ``shift``); the same with ``right_``;
-- the scalars of :data:`simulator.builder.conversions.SCALAR_FIELDS` (``stop_loss_pct``, ``sizing_method``, ...).
+- the scalars of :data:`simulator.builder.conversions.SCALAR_FIELDS` (``stop_loss_pct``, ``sizing_method``, ...);
+- named parameters (docs/criteria.md): ``param-<n>-name`` and ``param-<n>-value`` (in the criteria's units: a
+  fraction for a ratio), and ``param-<n>-old``, the name it had when drawn, so renaming a parameter renames the
+  fields that refer to it. A number field refers to a parameter by holding ``$name``.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from simulator.builder.conversions import (
     PARAM_KINDS,
     PARAM_NAMES,
     PERCENT_FIELDS,
+    field_text,
     number_from_text,
     percent_message,
     ratio_from_percent,
+    reference_name,
 )
 from simulator.display import number_text
 from trading.engine.criteria import TOP_LEVEL_DEFAULTS, VERSION
@@ -171,14 +176,36 @@ def _operand_form(prefix: str, operand: Any) -> OperandForm:
     if not isinstance(operand, Mapping):
         return OperandForm(prefix=prefix, indicator="value")
     if "value" in operand:
-        values = {"value": number_text(operand["value"])}
+        values = {"value": field_text(operand["value"])}
         indicator = "value"
     else:
         indicator = str(operand.get("indicator", ""))
-        values = {name: number_text(operand[name]) for name in PARAM_NAMES if name in operand}
+        values = {name: field_text(operand[name]) for name in PARAM_NAMES if name in operand}
     if "shift" in operand:
-        values["shift"] = number_text(operand["shift"])
+        values["shift"] = field_text(operand["shift"])
     return OperandForm(prefix=prefix, indicator=indicator, values=values)
+
+
+@dataclass
+class ParamRow:
+    """One named parameter of the builder: its name, its value as text (the criteria's units), the name it had
+    when the page was drawn (``old``), and its errors."""
+
+    name: str
+    value: str
+    old: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+#: Builder scalar field -> the name a parameter made from it gets.
+_SCALAR_PARAM_NAMES: dict[str, str] = {
+    **{pct: ratio.removesuffix("_ratio").removesuffix("_rate") for pct, ratio in PERCENT_FIELDS.items()},
+    "max_holding_days": "holding_days",
+    "sizing_value": "size",
+}
+
+
+_OPERAND_INPUT = re.compile(r"^(entry|exit)-(\d{1,4})-(left|right)_([a-z_]+)$")
 
 
 @dataclass
@@ -192,6 +219,7 @@ class Builder:
         errors: scalar field or group name (``entry``, ``exit``) -> messages.
         representable: False when the builder cannot show the document it was made from (nested groups,
             ``not``, unknown fields): the form then shows that document in the JSON box instead.
+        params: the named parameters (:class:`ParamRow`), in order; fields refer to one with ``$name``.
     """
 
     fields: dict[str, str]
@@ -199,6 +227,69 @@ class Builder:
     next_keys: dict[str, int]
     errors: dict[str, list[str]] = field(default_factory=dict)
     representable: bool = True
+    params: list[ParamRow] = field(default_factory=list)
+
+    @property
+    def param_names(self) -> list[str]:
+        """The parameters' names (for the fields' list of ``$name`` choices)."""
+        return [p.name for p in self.params if p.name]
+
+    def make_param(self, input_name: str) -> str | None:
+        """Turn the number field ``input_name`` (a POST name: ``entry-0-left_period``, ``stop_loss_pct``) into a
+        named parameter: a new parameter holding its current value (in the criteria's units: percent becomes a
+        fraction; an empty operand field its indicator's default) replaces the field by ``$name``.
+
+        Returns:
+            The new parameter's name (``sma_period``, ``stop_loss``; ``_2``, ``_3``... when taken), the name the
+            field already referred to, or None when the field is not a number field of the builder or holds no
+            number (an error is put on the field then).
+        """
+        if input_name in _SCALAR_PARAM_NAMES:
+            text = self.fields.get(input_name, "")
+            if reference_name(text):
+                return reference_name(text)
+            method = self.fields.get("sizing_method") or "equity_fraction"
+            percent = input_name in PERCENT_FIELDS or (
+                input_name == "sizing_value" and method == "equity_fraction"
+            )
+            value = ratio_from_percent(text) if percent else number_from_text(text)
+            if not isinstance(value, int | float):
+                self.errors.setdefault(input_name, []).append("type a number first, then make it a parameter")
+                return None
+            name = self._free_name(_SCALAR_PARAM_NAMES[input_name])
+            self.fields[input_name] = f"${name}"
+            self.params.append(ParamRow(name=name, value=number_text(value), old=name))
+            return name
+        match = _OPERAND_INPUT.match(input_name)
+        if not match:
+            return None
+        group, key, side, part = match.groups()
+        row = next((r for r in self.rows[group] if r.key == key), None)
+        if row is None or part not in OPERAND_FIELDS or PARAM_KINDS.get(part, "").startswith("source"):
+            return None
+        operand = row.left if side == "left" else row.right
+        text = operand.values.get(part, "")
+        if reference_name(text):
+            return reference_name(text)
+        number = number_from_text(text)
+        if number is None:  # an empty parameter field runs with its default: the parameter starts there
+            number = INDICATOR_PARAMS.get(operand.indicator, {}).get(
+                part, (None, 0 if part == "shift" else None)
+            )[1]
+        if not isinstance(number, int | float):
+            operand.errors.setdefault(part, []).append("type a number first, then make it a parameter")
+            return None
+        base = part if operand.indicator == "value" or part == "shift" else f"{operand.indicator}_{part}"
+        name = self._free_name(base)
+        operand.values[part] = f"${name}"
+        self.params.append(ParamRow(name=name, value=number_text(number), old=name))
+        return name
+
+    def _free_name(self, base: str) -> str:
+        taken = set(self.param_names)
+        if base not in taken:
+            return base
+        return next(f"{base}_{n}" for n in range(2, len(taken) + 3) if f"{base}_{n}" not in taken)
 
     @property
     def entry_rows(self) -> list[ConditionRow]:
@@ -215,6 +306,9 @@ class Builder:
         fields null, no exit rows a null ``exit``. Never raises: what is not a number is left as text for the
         engine to refuse with the path of the field."""
         document: dict[str, Any] = {"version": VERSION, "side": "long"}
+        params = {p.name: number_from_text(p.value) for p in self.params if p.name or p.value.strip()}
+        if params:
+            document["params"] = params
         for group in GROUPS:
             mode = self.fields.get(f"{group}_mode") or "all"
             conditions = [row.to_condition() for row in self.rows[group]]
@@ -255,6 +349,13 @@ class Builder:
         return left_over
 
     def _place(self, path: str, message: str) -> bool:
+        if path == "params" or path.startswith("params."):
+            param_row = next((p for p in self.params if f"params.{p.name}" == path), None)
+            if param_row is None:
+                self.errors.setdefault("params", []).append(message)
+            else:
+                param_row.errors.append(message)
+            return True
         if path in _CRITERIA_FIELD:
             name = _CRITERIA_FIELD[path]
             percent = name in PERCENT_FIELDS or (
@@ -289,6 +390,12 @@ class Builder:
     @property
     def has_errors(self) -> bool:
         """True when any field or row of the builder shows an error."""
-        return bool(self.errors) or any(
-            row.errors or row.left.errors or row.right.errors for rows in self.rows.values() for row in rows
+        return (
+            bool(self.errors)
+            or any(p.errors for p in self.params)
+            or any(
+                row.errors or row.left.errors or row.right.errors
+                for rows in self.rows.values()
+                for row in rows
+            )
         )

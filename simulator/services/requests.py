@@ -19,7 +19,7 @@ from django.db.models import Count, Exists, Max, Min, OuterRef
 from barter_site.errors import ApplicationError
 from instruments.candles import TIMEFRAMES
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
-from trading.engine.criteria import CriteriaError, criteria_parse
+from trading.engine.criteria import CriteriaError, criteria_parse, criteria_resolve
 from trading.engine.limits import (
     EARLIEST_DAY,
     MAX_INSTRUMENTS,
@@ -294,6 +294,9 @@ def _check_periods(
     where = f"{fewest.coingecko_id} up to {end.isoformat()}"
     kind = "daily candles" if timeframe == Timeframe.D1 else f"{timeframe} candles"
     for path, message in periods_check(
-        criteria, available=counts.get(fewest.pk, 0), where=where, candles=kind
+        criteria_resolve(criteria),  # a period a parameter stands for counts at its value
+        available=counts.get(fewest.pk, 0),
+        where=where,
+        candles=kind,
     ):
         problem("criteria", f"{path}: {message}")

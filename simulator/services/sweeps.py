@@ -68,14 +68,121 @@ def criteria_with(document: dict[str, Any], path: str, value: float) -> dict[str
     return changed
 
 
-def sweep_axes_check(criteria: dict[str, Any], axes: Any) -> list[dict[str, Any]]:
+#: The comparisons a constraint may use, each with its negation (what a skipped point's ``skipped`` says).
+CONSTRAINT_OPS: dict[str, str] = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+#: The most constraints a sweep takes.
+MAX_CONSTRAINTS = 20
+
+_CONSTRAINT = re.compile(
+    r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([A-Za-z_][A-Za-z0-9_]*|[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$"
+)
+
+
+def constraints_split(text: Any) -> list[str]:
+    """The constraints written in a text (one per line or comma-separated) or a list of texts, blanks left out.
+
+    Raises:
+        SimulationInputError: ``{"constraints": [...]}`` when ``text`` is neither a string nor a list of strings.
+    """
+    if text is None:
+        return []
+    if isinstance(text, str):
+        parts = re.split(r"[,\n;]", text)
+    elif isinstance(text, list) and all(isinstance(t, str) for t in text):
+        parts = [p for t in text for p in re.split(r"[,\n;]", t)]
+    else:
+        raise SimulationInputError(
+            {"constraints": ["must be text such as 'fast < slow' or a list of such texts"]}
+        )
+    return [p.strip() for p in parts if p.strip()]
+
+
+def sweep_constraints_check(criteria: Any, constraints: Any) -> list[str]:
+    """Check a sweep's constraints between the criteria's parameters and return them normalised.
+
+    Grammar: ``<parameter> <op> <parameter or number>``, op one of ``<``, ``<=``, ``>``, ``>=``
+    (``fast < slow``, ``fast >= 5``); several one per line or comma-separated.
+
+    Args:
+        criteria: the base criteria document; its ``params`` are the names a constraint may use.
+        constraints: text or a list of texts (:func:`constraints_split`).
+
+    Returns:
+        ``["fast < slow", ...]``, one space around the operator.
+
+    Raises:
+        SimulationInputError: ``{"constraints": [...]}``, one message per bad constraint, naming it.
+    """
+    texts = constraints_split(constraints)
+    params = criteria.get("params") if isinstance(criteria, dict) else None
+    names = set(params) if isinstance(params, dict) else set()
+    known = (
+        ", ".join(sorted(names)) or 'none: declare them in the criteria ("params": {"fast": 10, "slow": 50})'
+    )
+    errors: list[str] = []
+    checked: list[str] = []
+    if len(texts) > MAX_CONSTRAINTS:
+        raise SimulationInputError(
+            {"constraints": [f"at most {MAX_CONSTRAINTS} constraints; was {len(texts)}"]}
+        )
+    for text in texts:
+        match = _CONSTRAINT.match(text)
+        if not match:
+            errors.append(
+                f"{text!r} is not <parameter> <op> <parameter or number>, with op one of <, <=, >, >= "
+                "(e.g. fast < slow)"
+            )
+            continue
+        left, op, right = match.groups()
+        unknown = [n for n in (left, right) if _is_name(n) and n not in names]
+        if unknown:
+            errors.append(f"{text!r}: unknown parameter {', '.join(unknown)}; the parameters are {known}")
+            continue
+        checked.append(f"{left} {op} {right}")
+    if errors:
+        raise SimulationInputError({"constraints": errors})
+    return checked
+
+
+def _is_name(token: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token))
+
+
+def sweep_point_skipped(document: dict[str, Any], constraints: Sequence[str]) -> str:
+    """Which constraint the criteria of a grid point break, or ``""``.
+
+    Args:
+        document: the point's criteria (:func:`sweep_point_criteria`), its ``params`` at the point's values.
+        constraints: normalised constraints (:func:`sweep_constraints_check`).
+
+    Returns:
+        The first broken constraint, negated: ``"fast >= slow"`` for ``fast < slow`` at fast 50, slow 20.
+    """
+    params = document.get("params") or {}
+    for constraint in constraints:
+        left, op, right = constraint.split(" ")
+        a = float(params[left])
+        b = float(params[right]) if _is_name(right) else float(right)
+        holds = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+        if not holds:
+            return f"{left} {CONSTRAINT_OPS[op]} {right}"
+    return ""
+
+
+def sweep_axes_check(
+    criteria: dict[str, Any], axes: Any, constraints: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     """Check sweep axes and return them as ``[{"path", "values"}]``.
 
     Args:
         criteria: the base criteria document (valid).
         axes: one or two axes, each ``{"path": "entry.all[0].left.period", "start": 5, "stop": 50, "step": 5}``
             (``stop`` included when the steps reach it) or ``{"path": ..., "values": [5, 10, 20]}``; the path
-            must name a number in ``criteria``.
+            must name a number in ``criteria``: a field, or a named parameter (``params.fast``, which moves every
+            field that refers to it).
+        constraints: normalised constraints (:func:`sweep_constraints_check`); the points that break one are
+            not checked (they will not run), and a grid where every point breaks one is refused.
 
     Raises:
         SimulationInputError: ``{"axes": [...]}`` naming each bad axis, or ``{"criteria": [...]}`` when a grid
@@ -95,6 +202,11 @@ def sweep_axes_check(criteria: dict[str, Any], axes: Any) -> list[dict[str, Any]
             current = criteria_value_get(criteria, path)
         except (KeyError, IndexError, TypeError, ValueError):
             errors.append(f"{where}.path: {path!r} is not a field of the criteria")
+            continue
+        if isinstance(current, dict) and isinstance(current.get("param"), str):
+            errors.append(
+                f"{where}.path: {path!r} refers to the parameter {current['param']}; sweep params.{current['param']}"
+            )
             continue
         if isinstance(current, bool) or not isinstance(current, int | float):
             errors.append(f"{where}.path: {path!r} is {current!r}, not a number")
@@ -121,9 +233,14 @@ def sweep_axes_check(criteria: dict[str, Any], axes: Any) -> list[dict[str, Any]
             }
         )
     problems: list[str] = []
+    runs = 0
     for point in sweep_grid(checked):
+        document = sweep_point_criteria(criteria, checked, point)
+        if constraints and sweep_point_skipped(document, constraints):
+            continue
+        runs += 1
         try:
-            criteria_parse(sweep_point_criteria(criteria, checked, point))
+            criteria_parse(document)
         except CriteriaError as exc:
             shown = ", ".join(f"{a['path']}={v:g}" for a, v in zip(checked, point, strict=True))
             problems.append(f"at {shown}: {exc}")
@@ -131,6 +248,10 @@ def sweep_axes_check(criteria: dict[str, Any], axes: Any) -> list[dict[str, Any]
                 break
     if problems:
         raise SimulationInputError({"criteria": problems})
+    if not runs:
+        raise SimulationInputError(
+            {"constraints": [f"every grid point breaks {' or '.join(constraints)}: nothing would run"]}
+        )
     return checked
 
 
@@ -183,16 +304,23 @@ def sweep_create(
     statistic: str = HEADLINE_STATISTIC,
     created_by: Any = None,
     name: str = "",
+    constraints: Any = None,
 ) -> Sweep:
     """Check the axes and save a pending sweep (start it with :func:`sweep_start`).
 
+    Args:
+        constraints: constraints between the criteria's parameters (``"fast < slow"``; text, one per line or
+            comma-separated, or a list of texts; :func:`sweep_constraints_check`): grid points that break one are
+            saved as skipped, not run.
+
     Raises:
-        SimulationInputError: bad axes (``axes``), a grid point with invalid criteria, or an unknown
-            ``statistic``.
+        SimulationInputError: bad axes (``axes``), bad constraints (``constraints``), a grid point with invalid
+            criteria, or an unknown ``statistic``.
     """
     if statistic not in STATISTICS_KEYS:
         raise SimulationInputError({"statistic": [f"must be one of {', '.join(STATISTICS_KEYS)}"]})
-    checked = sweep_axes_check(request.criteria, axes)
+    rules = sweep_constraints_check(request.criteria, constraints)
+    checked = sweep_axes_check(request.criteria, axes, rules)
     with transaction.atomic():
         sweep = Sweep.objects.create(
             name=name[:200],
@@ -202,6 +330,7 @@ def sweep_create(
             starting_cash=request.starting_cash,
             criteria=request.criteria,
             axes=checked,
+            constraints=rules,
             statistic=statistic,
             total=len(sweep_grid(checked)),
         )
@@ -293,13 +422,18 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
         point = SweepPoint(
             sweep=sweep, index=index, values={a["path"]: v for a, v in zip(sweep.axes, values, strict=True)}
         )
+        document = sweep_point_criteria(sweep.criteria, sweep.axes, values)
+        point.skipped = sweep_point_skipped(document, sweep.constraints or [])
+        if point.skipped:
+            points.append(point)
+            continue
         if coverage is None:
             point.error = refused
             points.append(point)
             continue
         try:
             result = simulations.engine_run(
-                sweep_point_criteria(sweep.criteria, sweep.axes, values),
+                document,
                 candles,
                 coverage.start,
                 coverage.end,

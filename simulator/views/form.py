@@ -80,8 +80,10 @@ ROW_CONTEXT = {
 }
 
 
-def _sweep_context(form: SimulatorForm) -> dict[str, Any]:
-    """The sweep section: the numeric fields of the current criteria, and each axis as typed, with its errors."""
+def _sweep_context(form: SimulatorForm, *, with_errors: bool = True) -> dict[str, Any]:
+    """The sweep section: the numeric fields of the current criteria, and each axis as typed, with its errors
+    (``with_errors=False`` leaves the form unvalidated and shows none)."""
+    errors: Any = form.errors if with_errors else {}
     paths = numeric_paths(form.criteria_for_paths())
     known = {path for path, _ in paths}
     axes = []
@@ -92,7 +94,7 @@ def _sweep_context(form: SimulatorForm) -> dict[str, Any]:
                 "name": f"sweep_{part}_{n}",
                 "label": part,
                 "value": form[f"sweep_{part}_{n}"].value() or "",
-                "errors": form.errors.get(f"sweep_{part}_{n}", []),
+                "errors": errors.get(f"sweep_{part}_{n}", []),
             }
             for part in ("start", "stop", "step")
         ]
@@ -101,7 +103,7 @@ def _sweep_context(form: SimulatorForm) -> dict[str, Any]:
                 "n": n,
                 "path": chosen if chosen in known else "",
                 "path_name": f"sweep_path_{n}",
-                "path_errors": form.errors.get(f"sweep_path_{n}", []),
+                "path_errors": errors.get(f"sweep_path_{n}", []),
                 "parts": parts,
             }
         )
@@ -211,6 +213,7 @@ def simulator_form(request: HttpRequest) -> HttpResponse:
                     statistic=form.cleaned_data.get("sweep_statistic") or HEADLINE_STATISTIC,
                     created_by=request.user,
                     name=form.cleaned_data.get("name") or "",
+                    constraints=form.sweep_constraint_rules,
                 )
             except SimulationInputError as exc:
                 form.sweep_errors(exc.errors)
@@ -282,3 +285,26 @@ def sweep_paths(request: HttpRequest) -> HttpResponse:
     """``/simulator/sweep-paths/``: the sweep's field selects, listing the numbers of the current criteria and
     keeping what was chosen (htmx, posted form)."""
     return render(request, "simulator/_sweep_axes.html", _sweep_context(SimulatorForm(request.POST)))
+
+
+@require_POST
+@login_required
+def builder_param(request: HttpRequest) -> HttpResponse:
+    """``/simulator/builder/param/``: make a number field of the builder a named parameter (``make_param``: the
+    field's POST name, e.g. ``entry-0-left_period``) and draw the builder again (htmx swaps it into
+    ``#criteria-builder``), with the sweep's field selects out of band so they list the new parameter. The rest of
+    the form is not checked: errors are for the run."""
+    form = SimulatorForm(request.POST)
+    form.builder.make_param(str(request.POST.get("make_param", "")))
+    return render(
+        request,
+        "simulator/_builder_param.html",
+        {
+            **ROW_CONTEXT,
+            **_sweep_context(form, with_errors=False),
+            "form": form,
+            "builder": form.builder,
+            "sizing_options": SIZING_OPTIONS,
+            "oob": True,
+        },
+    )

@@ -253,5 +253,7 @@ def sweep_point(request: HttpRequest, pk: int, index: int) -> HttpResponse:
     asked for, owned by the sweep's owner), by redirect."""
     sweep = _sweep(request, pk)
     point = get_object_or_404(SweepPoint, sweep=sweep, index=index)
+    if point.skipped:
+        raise Http404(f"grid point {index} was skipped ({point.skipped}): it has no run")
     simulation = sweep_point_simulation(point=point, created_by=sweep.created_by or request.user)
     return HttpResponseRedirect(reverse("simulator:run", args=[simulation.pk]))

@@ -14,6 +14,7 @@ from typing import Any
 
 from trading.engine.indicators import INDICATORS, PRICE_FIELDS
 from trading.engine.limits import MAX_PERIOD, MAX_STDDEV, criteria_limits_check
+from trading.engine.params import is_reference, params_resolve, reference_message
 
 VERSION = 1
 COMPARISONS = (">", ">=", "<", "<=", "crosses_above", "crosses_below")
@@ -113,7 +114,8 @@ class Criteria:
         sizing: see :class:`Sizing`.
         fee_rate: fee per fill as a fraction of its notional, in [0, 0.1); 0.001 means 0.1 %.
         slippage_ratio: fills are this fraction worse than the price, in [0, 0.1).
-        document: the normalised JSON document (defaults filled in), as stored and shown.
+        document: the normalised JSON document (defaults filled in), as stored and shown; its ``params`` and
+            ``{"param": name}`` references are kept (docs/criteria.md, "Named parameters").
     """
 
     side: str
@@ -238,23 +240,22 @@ def criteria_parse(document: Any) -> Criteria:
     """Validate a criteria document and return it typed, with defaults filled in.
 
     Args:
-        document: the decoded JSON (``dict``); numbers may be ``int`` or ``float``.
+        document: the decoded JSON (``dict``); numbers may be ``int`` or ``float``. Named parameters
+            (``"params"`` and ``{"param": name}`` references) are substituted first (:func:`criteria_resolve`), so
+            every check applies to the substituted value; an error about a field a parameter stood for names the
+            parameter (``entry.left.period: parameter "fast" is 0; must be an integer >= 1``).
 
     Returns:
-        :class:`Criteria`.
+        :class:`Criteria` (the engine's values: no parameters left).
 
     Raises:
         CriteriaError: listing every problem with its path; nothing is returned for a half-valid document. A
             document beyond :mod:`trading.engine.limits` (size, comparisons, nesting) is refused with that alone.
     """
     check = _Checker()
-    if not isinstance(document, dict):
-        raise CriteriaError([("", f"criteria must be a JSON object, was {_show(document)}")])
-    too_large = criteria_limits_check(document)  # before any recursive walk of the document
-    if too_large:
-        raise CriteriaError(too_large)
-    data = {**TOP_LEVEL_DEFAULTS, **document}
-    check.keys(data, "", {"version", "side", "entry", *TOP_LEVEL_DEFAULTS})
+    resolved, references = _resolved(document)
+    data = {**TOP_LEVEL_DEFAULTS, **resolved}
+    check.keys(data, "", {"version", "side", "params", "entry", *TOP_LEVEL_DEFAULTS})
     if data.get("version") != VERSION:
         check.fail("version", f"must be {VERSION}, was {_show(data.get('version'))}")
     side = data.get("side")
@@ -279,10 +280,24 @@ def criteria_parse(document: Any) -> Criteria:
     fee_rate = check.number(data["fee_rate"], "fee_rate", low=0, high=0.1)
     slippage = check.number(data["slippage_ratio"], "slippage_ratio", low=0, high=0.1)
     if check.errors or entry is None or sizing is None or fee_rate is None or slippage is None:
-        raise CriteriaError(check.errors)
-    normalised = {"version": VERSION, "side": "long", **{k: data[k] for k in TOP_LEVEL_DEFAULTS}}
-    normalised["entry"] = data["entry"]
-    normalised["sizing"] = {"method": sizing.method, "value": sizing.value}
+        raise CriteriaError(
+            [
+                (path, reference_message(references[path], m) if path in references else m)
+                for path, m in check.errors
+            ]
+        )
+    # The document as written (references kept), defaults filled in.
+    written = {**TOP_LEVEL_DEFAULTS, **document}
+    normalised: dict[str, Any] = {"version": VERSION, "side": "long"}
+    if "params" in document:
+        normalised["params"] = dict(document["params"])
+    normalised.update({k: written[k] for k in TOP_LEVEL_DEFAULTS})
+    normalised["entry"] = written["entry"]
+    raw_size = written["sizing"].get("value") if isinstance(written["sizing"], dict) else None
+    normalised["sizing"] = {
+        "method": sizing.method,
+        "value": raw_size if is_reference(raw_size) else sizing.value,
+    }
     return Criteria(
         side="long",
         entry=entry,
@@ -296,6 +311,53 @@ def criteria_parse(document: Any) -> Criteria:
         slippage_ratio=slippage,
         document=normalised,
     )
+
+
+def criteria_resolve(document: Any) -> dict[str, Any]:
+    """Return a criteria document with its named parameters substituted and ``params`` removed (a copy; a
+    document without parameters comes back equal to itself). Only the parameters are checked here.
+
+    Args:
+        document: a decoded criteria document.
+
+    Returns:
+        The document the engine runs: every ``{"param": name}`` replaced by the value of ``params[name]``.
+
+    Raises:
+        CriteriaError: not an object, beyond :mod:`trading.engine.limits`, a bad ``params`` object (a name that is
+            not an identifier, a value that is not a number), a reference to an unknown parameter (the message
+            names the known ones), a reference in place of a field that is not a number, or a parameter that no
+            field refers to. Each with its path (``params.fast``, ``entry.all[0].left.period``).
+    """
+    return _resolved(document)[0]
+
+
+def _resolved(document: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    if not isinstance(document, dict):
+        raise CriteriaError([("", f"criteria must be a JSON object, was {_show(document)}")])
+    too_large = criteria_limits_check(document)  # before any recursive walk of the document
+    if too_large:
+        raise CriteriaError(too_large)
+    if "params" not in document and "param" not in json_keys(document):
+        return document, {}
+    resolved, references, errors = params_resolve(document)
+    if errors:  # the rest is checked once the parameters are right: their values are not known before
+        raise CriteriaError(errors)
+    return resolved, references
+
+
+def json_keys(document: Any) -> set[str]:
+    """Every object key that occurs in a decoded JSON document (iteratively: any depth is safe)."""
+    keys: set[str] = set()
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            keys.update(str(k) for k in node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return keys
 
 
 def _sizing(check: _Checker, data: Any) -> Sizing | None:
