@@ -529,7 +529,7 @@ def test_the_result_shows_statistics_trades_and_chart_data(
     )
     assert table
     assert int(table.group(1)) == n_trades
-    assert table.group(2).count("<tr>") == n_trades
+    assert table.group(2).count("<tr data-trade ") == n_trades
     first = simulation.trades[0]
     assert f'data-sort="{first["entry_at"]}">{first["entry_at"][:10]}</td>' in table.group(2)
     # the charts and their data

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from trading.engine.criteria import AllOf, AnyOf, Compare, Condition, Criteria, NotOf, Operand
+from trading.engine.criteria import AllOf, Compare, Condition, Criteria, NotOf, Operand
 
 #: How each comparison reads, and how it reads negated (``not``).
 _OPS: dict[str, tuple[str, str]] = {

@@ -49,8 +49,11 @@ def test_the_sma_crossover_reads_as_a_trader_would_say_it() -> None:
                     {
                         "any": [
                             {"left": {"indicator": "rsi", "period": 14}, "op": "<", "right": {"value": 30}},
-                            {"left": {"indicator": "close"}, "op": "<=", "right": {"indicator": "bb_lower",
-                                                                                  "period": 20}},
+                            {
+                                "left": {"indicator": "close"},
+                                "op": "<=",
+                                "right": {"indicator": "bb_lower", "period": 20},
+                            },
                         ]
                     },
                 ]
@@ -80,16 +83,28 @@ def test_the_sma_crossover_reads_as_a_trader_would_say_it() -> None:
         (
             {
                 "all": [
-                    {"left": {"indicator": "close", "shift": 1}, "op": ">", "right": {"indicator": "highest",
-                                                                                      "period": 20, "shift": 1}},
-                    {"left": {"indicator": "ema", "period": 8, "source": "high"}, "op": ">",
-                     "right": {"indicator": "lowest", "period": 5, "source": "close", "shift": 3}},
+                    {
+                        "left": {"indicator": "close", "shift": 1},
+                        "op": ">",
+                        "right": {"indicator": "highest", "period": 20, "shift": 1},
+                    },
+                    {
+                        "left": {"indicator": "ema", "period": 8, "source": "high"},
+                        "op": ">",
+                        "right": {"indicator": "lowest", "period": 5, "source": "close", "shift": 3},
+                    },
                     {"left": {"indicator": "macd_hist"}, "op": ">", "right": {"value": -1.5}},
                     {"left": {"indicator": "atr", "period": 14}, "op": "<", "right": {"value": 250.25}},
-                    {"left": {"indicator": "macd", "fast": 5, "slow": 35, "signal": 5}, "op": "crosses_above",
-                     "right": {"indicator": "macd_signal", "fast": 5, "slow": 35, "signal": 5}},
-                    {"left": {"indicator": "bb_upper", "period": 20, "stddev": 2.5}, "op": ">",
-                     "right": {"indicator": "bb_middle", "period": 20}},
+                    {
+                        "left": {"indicator": "macd", "fast": 5, "slow": 35, "signal": 5},
+                        "op": "crosses_above",
+                        "right": {"indicator": "macd_signal", "fast": 5, "slow": 35, "signal": 5},
+                    },
+                    {
+                        "left": {"indicator": "bb_upper", "period": 20, "stddev": 2.5},
+                        "op": ">",
+                        "right": {"indicator": "bb_middle", "period": 20},
+                    },
                 ]
             },
             "close 1 candle earlier is above highest(20) 1 candle earlier and EMA(8, high) is above "
