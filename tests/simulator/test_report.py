@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from instruments.models import Instrument, InstrumentOHLC, Timeframe
+from instruments.models import Instrument, InstrumentOHLC
 from simulator.charts import MAX_CHART_LINES, chart_indicator_lines, chart_operands, operand_pane
 from simulator.launch import simulation_start
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
@@ -344,7 +344,7 @@ def test_deleting_a_run_needs_the_permission_then_ones_own_run(client: Client, t
     assert client.post(f"/simulator/runs/{theirs.pk}/delete/").status_code == 404
     assert client.post("/simulator/runs/999999/delete/").status_code == 404
     page = client.get(f"/simulator/runs/{mine.pk}/").content.decode()
-    assert 'action="/simulator/runs/%d/delete/"' % mine.pk in page and "csrfmiddlewaretoken" in page
+    assert f'action="/simulator/runs/{mine.pk}/delete/"' in page and "csrfmiddlewaretoken" in page
 
     response = client.post(url, follow=True)
 
