@@ -455,7 +455,8 @@ def criteria_leaves(document: dict[str, Any]) -> dict[str, Any]:
     """A criteria document as ``{path: value}`` of its leaves (paths as a sweep's axes write them:
     ``entry.all[0].left.period``), with the top level's and each operand's defaults filled in."""
     found: dict[str, Any] = {}
-    _criteria_leaves({**TOP_LEVEL_DEFAULTS, **document}, "", found)
+    conditions = {key: document[key] for key in ("entry", "exit") if key in document}  # listed first
+    _criteria_leaves({**conditions, **TOP_LEVEL_DEFAULTS, **document}, "", found)
     return found
 
 

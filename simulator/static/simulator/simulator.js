@@ -347,10 +347,11 @@
         priceFormat: { type: "volume" },
         priceLineVisible: false,
         lastValueVisible: false,
-        title: "volume",
       });
       volume.setData(volumes);
+      // The bottom fifth for the volume, the candles above it.
       chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+      chart.priceScale("right").applyOptions({ scaleMargins: { top: 0.08, bottom: 0.24 } });
       container.setAttribute("data-volume-bars", String(volumes.length));
     }
     // The criteria's indicators (computed by the engine on the server): price lines over the candles, volume
