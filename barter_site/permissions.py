@@ -13,7 +13,9 @@ the admin) and the two custom permissions of ``trading.Strategy.Meta.permissions
 Reads of the API and the dashboard need the matching ``view_<model>`` permission, or ``change_<model>`` (the
 admin's rule: who may change may see), of strategies, positions, history, instruments, candles; writes need
 ``add_``/``change_``/``delete_`` (:class:`ModelPermissions`). Simulations are open to every authenticated user,
-each seeing only their own (the simulator's selectors filter by owner). A superuser holds every permission.
+each seeing only their own (the simulator's selectors filter by owner); deleting a run or a sweep needs
+:data:`DELETE_SIMULATION` / :data:`DELETE_SWEEP` as well (403 without), and then it must be one's own (404
+otherwise). A superuser holds every permission.
 This module imports no app: the rules name permissions, models and backends as strings.
 """
 
@@ -34,6 +36,10 @@ if TYPE_CHECKING:
 RUN_STEPS = "trading.run_steps"
 #: Trade real money: needed on top of the model permission for anything of an exchange strategy.
 TRADE_LIVE = "trading.trade_live"
+#: Delete a saved simulator run (one's own; a superuser any): the page's Delete button and the API's DELETE.
+DELETE_SIMULATION = "simulator.delete_simulation"
+#: Delete a sweep with its grid points and the runs made of them (one's own; a superuser any).
+DELETE_SWEEP = "simulator.delete_sweep"
 #: The execution backend that trades real money (``trading.models.Strategy.ExecutionBackend.EXCHANGE``).
 LIVE_BACKEND = "exchange"
 

@@ -1,4 +1,4 @@
-"""REST API of the simulator: ``/api/simulations/`` (create, list, read) and each run's CSV files."""
+"""REST API of the simulator: ``/api/simulations/`` (create, list, read, delete) and each run's CSV files."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from barter_site.api import StrictSerializer
+from barter_site.permissions import DELETE_SIMULATION
 from instruments.models import Instrument, Timeframe
 from simulator.launch import simulation_start
 from simulator.models import STARTING_CASH_DEFAULT, Simulation
+from simulator.services.deletion import simulation_delete
 from simulator.services.requests import SimulationInputError, simulation_request_check
 from simulator.services.simulations import simulation_equity_csv, simulation_trades_csv
 from trading.engine.vocabulary import statistics_described
@@ -142,8 +145,11 @@ def csv_response(text: str, filename: str) -> HttpResponse:
     return response
 
 
-class SimulationViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Simulation]):
-    """``/api/simulations/``: run a simulation (POST), list and read the saved ones, download their CSVs."""
+class SimulationViewSet(
+    mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet[Simulation]
+):
+    """``/api/simulations/``: run a simulation (POST), list and read the saved ones, download their CSVs, delete
+    one (DELETE)."""
 
     queryset = Simulation.objects.none()  # typed for the schema; get_queryset gives the user's runs
 
@@ -167,6 +173,16 @@ class SimulationViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[S
         )
         simulation.refresh_from_db()
         return Response(SimulationSerializer(simulation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None, 409: OpenApiTypes.OBJECT})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Delete the run. Needs ``simulator.delete_simulation`` (403 without), then the run must be one's own
+        (404; a superuser: any); a run still pending or running is refused with 409 (retry once it has
+        finished). 204 with no body when deleted."""
+        if not request.user.has_perm(DELETE_SIMULATION):
+            raise PermissionDenied(f"deleting a run needs the permission {DELETE_SIMULATION}")
+        simulation_delete(simulation=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     def trades_csv(self, request: Request, pk: str | None = None) -> HttpResponse:

@@ -55,7 +55,10 @@ class Simulation(models.Model):
     "drawdown_ratio": [...]}`` at each candle's close; a curve longer than
     :data:`simulator.services.simulations.MAX_CURVE_POINTS` (an hourly or minute run) is kept downsampled for
     display, with ``"candles"`` (the full curve's length) and ``"step"`` (every step-th candle is kept, and the
-    last one and the deepest drawdown's); the statistics are always computed over the full curve.
+    last one and the deepest drawdown's); the statistics are always computed over the full curve. The curve
+    document also keeps what the candle charts draw: ``"chart_indicators"`` (the criteria's indicators at the
+    chart's bars, :func:`simulator.charts.chart_indicator_lines`) and, for a run whose candles are rolled up into
+    longer chart bars, ``"chart_candles"``.
     ``timeframe`` is the candle length the run read (:class:`instruments.models.Timeframe`).
     """
 

@@ -18,8 +18,10 @@ urlpatterns = [
     path("runs/<int:pk>/trades.csv", results.run_trades_csv, name="run_trades_csv"),
     path("runs/<int:pk>/equity.csv", results.run_equity_csv, name="run_equity_csv"),
     path("runs/<int:pk>/strategy/", results.run_save_strategy, name="run_save_strategy"),
+    path("runs/<int:pk>/delete/", results.run_delete, name="run_delete"),
     path("compare/", results.run_compare, name="compare"),
     path("sweeps/<int:pk>/", results.sweep_detail, name="sweep"),
     path("sweeps/<int:pk>/progress/", results.sweep_progress, name="sweep_progress"),
     path("sweeps/<int:pk>/points/<int:index>/", results.sweep_point, name="sweep_point"),
+    path("sweeps/<int:pk>/delete/", results.sweep_delete_view, name="sweep_delete"),
 ]

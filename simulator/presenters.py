@@ -5,6 +5,7 @@ text with units through :mod:`simulator.display`.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import numpy as np
 
 from instruments.candles import TIMEFRAMES
 from simulator.builder.conversions import path_is_percent
+from simulator.charts import PANE_TITLES, lines_coloured
 from simulator.display import (
     DASH,
     decimal_or_zero,
@@ -30,13 +32,17 @@ from simulator.display import (
     statistic_text,
 )
 from simulator.models import Simulation, Sweep
+from trading.engine.criteria import TOP_LEVEL_DEFAULTS, CriteriaError, criteria_parse
+from trading.engine.indicators import INDICATOR_PARAMS
 from trading.engine.statistics import backtest_statistics
 from trading.engine.types import SECONDS_PER_DAY
-from trading.engine.vocabulary import STATISTIC_BY_KEY, STATISTICS_KEYS, exit_reason_text
+from trading.engine.vocabulary import STATISTIC_BY_KEY, STATISTICS_KEYS, best_indices, exit_reason_text
+from trading.engine.words import criteria_words
 from trading.selectors import to_seconds
 
 
-def _seconds(iso: str | None) -> int | None:
+def trade_seconds(iso: str | None) -> int | None:
+    """A trade's time as kept (ISO 8601 UTC, ``...Z``) in seconds since epoch; None for None or ``""``."""
     if not iso:
         return None
     return to_seconds(datetime.fromisoformat(iso.replace("Z", "+00:00")))
@@ -186,20 +192,24 @@ def ruin_text(simulation: Simulation) -> str:
 def chart_data(
     *,
     simulation: Simulation,
-    candles: dict[str, list[dict[str, float]]],
+    candles: dict[str, list[dict[str, Any]]],
     bar_seconds: int = SECONDS_PER_DAY,
     trades: Sequence[dict[str, Any]] | None = None,
+    indicators: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """What the result page's charts draw, for ``json_script``; ``bar_seconds`` is the length of a chart bar
     (:func:`simulator.selectors.chart_bar_seconds`), markers go on the bar of their fill. ``trades``: the trades
-    to mark (those of the trades table's page shown); every trade of the run by default.
+    to mark (those of the trades table's page shown); every trade of the run by default. ``indicators``: the
+    criteria's indicator lines (:func:`simulator.charts.chart_indicator_lines`), none by default.
 
     Returns:
-        ``{"currency", "candles": {symbol: [...]}, "markers": {symbol: [{time, position, color, shape, text}]},
-        "notes": {symbol: {time: [line, ...]}}, "equity": {"time": [...], "equity": [...], "buy_and_hold":
-        [...], "drawdown_pct": [...]}}``: times in seconds (each bar's open; markers on the bar of the fill),
-        prices in quote currency (equity and buy and hold to the cent), ``drawdown_pct`` in percent below the
-        peak as negative numbers (to 0.01).
+        ``{"currency", "bar_seconds", "candles": {symbol: [{time, open, high, low, close, volume}]}, "markers":
+        {symbol: [{time, position, color, shape}]}, "notes": {symbol: {time: [line, ...]}}, "indicators": {symbol:
+        {"time": [...], "lines": [{key, label, pane, color, values}]}}, "panes": {pane: title}, "equity":
+        {"time": [...], "equity": [...], "buy_and_hold": [...], "drawdown_pct": [...]}}``: times in seconds (each
+        bar's open; markers on the bar of the fill), prices in quote currency (equity and buy and hold to the
+        cent), volume in base units (None where unknown), ``drawdown_pct`` in percent below the peak as negative
+        numbers (to 0.01).
     """
     markers: dict[str, list[dict[str, Any]]] = {symbol: [] for symbol in candles}
     notes: dict[str, dict[int, list[str]]] = {symbol: {} for symbol in candles}
@@ -208,7 +218,7 @@ def chart_data(
         symbol = trade.get("symbol") or ""
         if symbol not in markers:
             continue
-        entry = _seconds(trade.get("entry_at"))
+        entry = trade_seconds(trade.get("entry_at"))
         if entry is not None:
             day = _bar(entry, bar_seconds)
             markers[symbol].append(
@@ -217,7 +227,7 @@ def chart_data(
             notes[symbol].setdefault(day, []).append(
                 f"Entry at {price_text(trade.get('entry_price'))}, quantity {quantity_text(trade.get('quantity'))}"
             )
-        exit_ = _seconds(trade.get("exit_at"))
+        exit_ = trade_seconds(trade.get("exit_at"))
         if exit_ is not None:
             day = _bar(exit_, bar_seconds)
             newest = last_time[symbol]
@@ -249,9 +259,17 @@ def chart_data(
         rounded: list[float] = np.round(np.asarray(values, dtype=np.float64), 2).tolist()
         return rounded
 
+    lines = {
+        symbol: {"time": found.get("time", []), "lines": lines_coloured(found.get("lines", []))}
+        for symbol, found in (indicators or {}).items()
+        if symbol in candles
+    }
     return {
         "currency": quote_currency(simulation.instruments.all()),
+        "bar_seconds": bar_seconds,
         "candles": candles,
+        "indicators": lines,
+        "panes": PANE_TITLES,
         "markers": markers,
         "notes": {
             symbol: {str(t): lines for t, lines in by_time.items()} for symbol, by_time in notes.items()
@@ -263,6 +281,52 @@ def chart_data(
             "drawdown_pct": np.round(drawdown * -100, 2).tolist(),
         },
     }
+
+
+@dataclass(frozen=True)
+class CandleChart:
+    """One candle chart of the run page, for its heading and legend.
+
+    Attributes:
+        symbol: the instrument's.
+        lines: its indicator lines (``label``, ``pane``, ``color``), as drawn.
+        volume: its candles have volumes (a histogram is drawn).
+        panes: the titles of the panes below the candles, in the order drawn.
+    """
+
+    symbol: str
+    lines: list[dict[str, Any]]
+    volume: bool
+    panes: list[str]
+
+
+def candle_charts(chart: dict[str, Any]) -> list[CandleChart]:
+    """The candle charts of :func:`chart_data` ``chart``, one per instrument, for the page's legends."""
+    found = []
+    for symbol, rows in chart["candles"].items():
+        lines = [
+            {"label": line["label"], "pane": line["pane"], "color": line["color"]}
+            for line in chart["indicators"].get(symbol, {}).get("lines", [])
+        ]
+        panes = list(dict.fromkeys(line["pane"] for line in lines if line["pane"] not in ("price", "volume")))
+        found.append(
+            CandleChart(
+                symbol=symbol,
+                lines=lines,
+                volume=any(row.get("volume") is not None for row in rows),
+                panes=[PANE_TITLES.get(pane, pane) for pane in panes],
+            )
+        )
+    return found
+
+
+def criteria_words_of(document: dict[str, Any], *, currency: str = "") -> str:
+    """The criteria ``document`` in words (:func:`trading.engine.words.criteria_words`), or why they cannot be
+    read (a run saved under older rules)."""
+    try:
+        return criteria_words(criteria_parse(document), currency=currency).text
+    except CriteriaError as exc:
+        return f"The criteria could not be read: {exc}"
 
 
 #: The columns of the list that come from the statistics.
@@ -294,22 +358,142 @@ def listed_runs(simulations: Iterable[Simulation]) -> list[ListedRun]:
     return lines
 
 
-def compare_rows(simulations: Sequence[Simulation]) -> list[tuple[str, str, list[Cell]]]:
-    """``(key, label, [cell per run])`` for every statistic."""
+@dataclass(frozen=True)
+class ComparedCell:
+    """One run's value of a statistic on the comparison page; ``best``: the best of the runs (marked)."""
+
+    text: str
+    css: str
+    best: bool = False
+
+
+@dataclass(frozen=True)
+class ComparedRow:
+    """A statistic on the comparison page: each run's value, then buy and hold's over each market compared."""
+
+    key: str
+    label: str
+    cells: list[ComparedCell]
+    holds: list[str]
+
+
+@dataclass(frozen=True)
+class Market:
+    """What a run trades over (instruments, dates, timeframe), which buy and hold depends on alone."""
+
+    label: str
+    simulation: Simulation
+
+
+def _market_key(simulation: Simulation) -> tuple[Any, ...]:
+    symbols = tuple(i.symbol for i in simulation.instruments.all())
+    return symbols, simulation.start, simulation.end, simulation.timeframe, simulation.starting_cash
+
+
+def compare_markets(simulations: Sequence[Simulation]) -> list[Market]:
+    """The distinct markets of ``simulations`` (instruments, dates, timeframe and starting cash), in order: buy
+    and hold is shown once for each."""
+    found: dict[tuple[Any, ...], Market] = {}
+    for simulation in simulations:
+        key = _market_key(simulation)
+        if key not in found:
+            symbols, start, end, timeframe, _ = key
+            found[key] = Market(
+                f"{', '.join(symbols)} {start:%Y-%m-%d} to {end:%Y-%m-%d} ({timeframe})", simulation
+            )
+    return list(found.values())
+
+
+def compare_rows(simulations: Sequence[Simulation], markets: Sequence[Market] = ()) -> list[ComparedRow]:
+    """Every statistic of ``simulations`` side by side, the best value of each marked
+    (:func:`trading.engine.vocabulary.best_indices`: by the statistic's direction, for ranked statistics only),
+    and buy and hold's value over each of ``markets`` (:func:`compare_markets`) where it has one."""
+    held = [buy_and_hold_statistics(market.simulation) for market in markets]
+    currencies = [quote_currency(s.instruments.all()) for s in simulations]
+    hold_currencies = [quote_currency(m.simulation.instruments.all()) for m in markets]
     rows = []
     for key in STATISTICS_KEYS:
-        cells = []
-        for simulation in simulations:
-            value = (simulation.statistics or {}).get(key)
-            currency = quote_currency(simulation.instruments.all())
-            cells.append(Cell(statistic_text(key, value, currency), "", f"num {statistic_class(key, value)}"))
-        rows.append((key, statistic_label(key), cells))
+        values = [(simulation.statistics or {}).get(key) for simulation in simulations]
+        best = best_indices(key, values)
+        cells = [
+            ComparedCell(
+                statistic_text(key, value, currency), f"num {statistic_class(key, value)}", i in best
+            )
+            for i, (value, currency) in enumerate(zip(values, currencies, strict=True))
+        ]
+        holds = [
+            statistic_text(key, statistics.get(key), currency)
+            if STATISTIC_BY_KEY[key].buy_and_hold and key in statistics
+            else ""
+            for statistics, currency in zip(held, hold_currencies, strict=True)
+        ]
+        rows.append(ComparedRow(key, statistic_label(key), cells, holds))
     return rows
 
 
-def compare_chart_data(simulations: Sequence[Simulation]) -> list[dict[str, Any]]:
-    """Each run's equity as its return on the starting cash, in percent, for one chart:
-    ``[{"id", "name", "time": [...], "return_pct": [...]}]``."""
+def _criteria_leaves(value: Any, path: str, found: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        if (
+            "indicator" in value
+        ):  # an operand: its parameters' defaults written out, so omitting one is no change
+            spec = INDICATOR_PARAMS.get(value["indicator"], {})
+            value = {
+                "shift": 0,
+                **{name: default for name, (_, default) in spec.items() if default is not None},
+                **value,
+            }
+        for key in value:
+            _criteria_leaves(value[key], f"{path}.{key}" if path else str(key), found)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _criteria_leaves(item, f"{path}[{i}]", found)
+    else:
+        found[path] = value
+
+
+def criteria_leaves(document: dict[str, Any]) -> dict[str, Any]:
+    """A criteria document as ``{path: value}`` of its leaves (paths as a sweep's axes write them:
+    ``entry.all[0].left.period``), with the top level's and each operand's defaults filled in."""
+    found: dict[str, Any] = {}
+    conditions = {key: document[key] for key in ("entry", "exit") if key in document}  # listed first
+    _criteria_leaves({**conditions, **TOP_LEVEL_DEFAULTS, **document}, "", found)
+    return found
+
+
+def compare_differences(simulations: Sequence[Simulation]) -> list[tuple[str, list[str]]]:
+    """What differs between ``simulations``: ``[(what, [value text per run])]``: instruments, dates, timeframe
+    and starting cash where they differ, then every criteria path whose value differs (``—`` where a run's
+    criteria do not have it). Empty for fewer than two runs or identical runs."""
+    if len(simulations) < 2:
+        return []
+    found: list[tuple[str, list[str]]] = []
+    inputs = {
+        "instruments": [", ".join(i.symbol for i in s.instruments.all()) for s in simulations],
+        "dates": [f"{s.start:%Y-%m-%d} to {s.end:%Y-%m-%d}" for s in simulations],
+        "timeframe": [str(s.timeframe) for s in simulations],
+        "starting cash": [number_text(float(s.starting_cash)) for s in simulations],
+    }
+    found.extend((what, texts) for what, texts in inputs.items() if len(set(texts)) > 1)
+    leaves = [criteria_leaves(s.criteria or {}) for s in simulations]
+    paths = list(dict.fromkeys(path for document in leaves for path in document))
+    for path in paths:
+        values = [document.get(path, _MISSING) for document in leaves]
+        if any(v != values[0] for v in values[1:]):
+            found.append(
+                (path, [DASH if v is _MISSING else json.dumps(v, ensure_ascii=False) for v in values])
+            )
+    return found
+
+
+_MISSING = object()
+
+
+def compare_chart_data(
+    simulations: Sequence[Simulation], markets: Sequence[Market] = ()
+) -> list[dict[str, Any]]:
+    """Each run's equity as its return on the starting cash, in percent, for one chart, then buy and hold's over
+    each of ``markets``: ``[{"id", "name", "hold", "time": [...], "return_pct": [...]}]`` (``hold`` True for buy
+    and hold, drawn dashed)."""
     lines = []
     for simulation in simulations:
         curve = simulation.equity_curve or {}
@@ -319,8 +503,22 @@ def compare_chart_data(simulations: Sequence[Simulation]) -> list[dict[str, Any]
             {
                 "id": simulation.pk,
                 "name": str(simulation),
+                "hold": False,
                 "time": curve.get("time", []),
                 "return_pct": np.round((equity / cash - 1) * 100, 4).tolist() if cash > 0 else [],
+            }
+        )
+    for i, market in enumerate(markets):
+        curve = market.simulation.equity_curve or {}
+        held = np.asarray(curve.get("buy_and_hold") or [], dtype=np.float64)
+        cash = float(market.simulation.starting_cash)
+        lines.append(
+            {
+                "id": f"hold-{i + 1}",
+                "name": f"Buy and hold {market.label}",
+                "hold": True,
+                "time": curve.get("time", []),
+                "return_pct": np.round((held / cash - 1) * 100, 4).tolist() if cash > 0 else [],
             }
         )
     return lines

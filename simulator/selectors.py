@@ -4,6 +4,7 @@ writes; what the pages make of the rows is :mod:`simulator.presenters`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -93,7 +94,7 @@ def chart_bar_seconds(*, start: date, end: date, timeframe: str = Timeframe.D1) 
 
 def simulation_candles(
     *, instruments: Sequence[Instrument], start: date, end: date, timeframe: str = Timeframe.D1
-) -> dict[str, list[dict[str, float]]]:
+) -> dict[str, list[dict[str, float | None]]]:
     """The candles of ``timeframe`` of each instrument from ``start`` to ``end`` (inclusive UTC days), for the
     charts, rolled up into bars of :func:`chart_bar_seconds` when there would be more than
     :data:`MAX_CHART_CANDLES` (first open, highest high, lowest low, last close of each bar).
@@ -102,39 +103,66 @@ def simulation_candles(
     uses too (floats straight from the database, no ``Decimal`` or model per candle).
 
     Returns:
-        symbol -> ``[{"time": seconds of the (bar's) open, "open", "high", "low", "close"}, ...]`` oldest
-        first (prices float, quote currency).
+        symbol -> ``[{"time": seconds of the (bar's) open, "open", "high", "low", "close", "volume"}, ...]``
+        oldest first (prices float, quote currency; volume base units, None where unknown).
     """
     since = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
     until = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     bar = chart_bar_seconds(start=start, end=end, timeframe=timeframe)
-    found: dict[str, list[dict[str, float]]] = {}
+    found: dict[str, list[dict[str, float | None]]] = {}
     for instrument in instruments:
         columns = candles_float(instrument, since=since, before=until, timeframe=timeframe)
         found[instrument.symbol] = chart_bars(
-            columns.open_time, columns.open, columns.high, columns.low, columns.close, bar
+            columns.open_time, columns.open, columns.high, columns.low, columns.close, bar, columns.volume
         )
     return found
 
 
+def chart_bar_groups(times: np.ndarray, bar: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How candles (``times``: shape (n,), int64 seconds of each open, oldest first) fall into chart bars of ``bar``
+    seconds: ``(bar open times, index of each bar's first candle, index of its last)``, each shape (m,), int64."""
+    if not times.size:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, empty
+    buckets = times - times % bar
+    heads = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    tails = np.r_[heads[1:], times.size] - 1
+    return buckets[heads], heads, tails
+
+
 def chart_bars(
-    times: np.ndarray, opens: np.ndarray, highs: np.ndarray, lows: np.ndarray, closes: np.ndarray, bar: int
-) -> list[dict[str, float]]:
+    times: np.ndarray,
+    opens: np.ndarray,
+    highs: np.ndarray,
+    lows: np.ndarray,
+    closes: np.ndarray,
+    bar: int,
+    volumes: np.ndarray | None = None,
+) -> list[dict[str, float | None]]:
     """Candles (shape (n,) columns, ``times`` int64 seconds of each open, oldest first, prices float64) rolled up
-    into bars of ``bar`` seconds (first open, highest high, lowest low, last close), or as they are when ``bar``
-    is their length: ``[{"time", "open", "high", "low", "close"}, ...]`` (:func:`simulation_candles`)."""
+    into bars of ``bar`` seconds (first open, highest high, lowest low, last close, the sum of the known volumes),
+    or as they are when ``bar`` is their length: ``[{"time", "open", "high", "low", "close"[, "volume"]}, ...]``
+    (:func:`simulation_candles`). ``volume`` (base units) is there when ``volumes`` is given, None for a bar with
+    no known volume (NaN: unknown to the source)."""
+    shown = volumes
     if times.size:  # the identity when ``bar`` is the candles' length
-        buckets = times - times % bar
-        heads = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
-        tails = np.r_[heads[1:], times.size] - 1
-        times, opens, closes = buckets[heads], opens[heads], closes[tails]
+        bucket_times, heads, tails = chart_bar_groups(times, bar)
+        if volumes is not None:
+            known = np.isfinite(volumes)
+            sums = np.add.reduceat(np.where(known, volumes, 0.0), heads)
+            shown = np.where(np.add.reduceat(known.astype(np.int64), heads) > 0, sums, np.nan)
+        times, opens, closes = bucket_times, opens[heads], closes[tails]
         highs, lows = np.maximum.reduceat(highs, heads), np.minimum.reduceat(lows, heads)
-    return [
+    bars: list[dict[str, float | None]] = [
         {"time": t, "open": o, "high": h, "low": lo, "close": c}
         for t, o, h, lo, c in zip(
             times.tolist(), opens.tolist(), highs.tolist(), lows.tolist(), closes.tolist(), strict=True
         )
     ]
+    if shown is not None:
+        for row, volume in zip(bars, shown.tolist(), strict=True):
+            row["volume"] = volume if math.isfinite(volume) else None
+    return bars
 
 
 def simulations_for(user: Any) -> SimulationQuerySet:

@@ -33,6 +33,7 @@ from django.db import transaction
 from barter_site.csv_export import csv_text
 from barter_site.heartbeat import Heartbeat
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
+from simulator.charts import chart_indicator_lines
 from simulator.models import RunStatus, Simulation, Sweep
 from simulator.selectors import chart_bar_seconds, chart_bars
 from simulator.services.coverage import coverage_compute
@@ -156,7 +157,7 @@ def trades_as_json(result: BacktestResult, names: dict[str, str]) -> list[dict[s
 
 def stored_chart_bars(
     simulation: Simulation, candles: Sequence[CandleArrays]
-) -> dict[str, list[dict[str, float]]] | None:
+) -> dict[str, list[dict[str, float | None]]] | None:
     """The candle charts' bars of ``simulation`` (:func:`simulator.selectors.simulation_candles`) from the candles
     the run read, when they are rolled up (an hourly or minute run: the page would otherwise read every candle
     again, ~2 s for a year of minutes); None when the chart draws the candles themselves."""
@@ -170,7 +171,13 @@ def stored_chart_bars(
         first, last = np.searchsorted(c.open_time_seconds, [since, until])
         window = slice(int(first), int(last))
         found[c.symbol] = chart_bars(
-            c.open_time_seconds[window], c.open[window], c.high[window], c.low[window], c.close[window], bar
+            c.open_time_seconds[window],
+            c.open[window],
+            c.high[window],
+            c.low[window],
+            c.close[window],
+            bar,
+            c.volume[window],
         )
     return found
 
@@ -309,6 +316,16 @@ def _simulation_compute(simulation: Simulation, report: Callable[[float], None])
         bars = stored_chart_bars(simulation, candles)
         if bars is not None:
             simulation.equity_curve["chart_candles"] = bars
+        # The criteria's indicators at the chart's bars, from the candles the engine read (simulator.charts).
+        simulation.equity_curve["chart_indicators"] = chart_indicator_lines(
+            criteria=simulation.criteria,
+            candles=candles,
+            start=simulation.start,
+            end=simulation.end,
+            bar_seconds=chart_bar_seconds(
+                start=simulation.start, end=simulation.end, timeframe=simulation.timeframe
+            ),
+        )
         simulation.status = RunStatus.DONE
         simulation.error = ""
     except (ValueError, OverflowError, CriteriaError) as exc:

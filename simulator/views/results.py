@@ -11,12 +11,16 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST, require_safe
 
+from barter_site.permissions import DELETE_SIMULATION, DELETE_SWEEP
+from instruments.models import Timeframe
 from simulator.api import csv_response
+from simulator.charts import chart_indicator_lines
 from simulator.display import quote_currency, statistic_label
 from simulator.forms import SaveStrategyForm
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
@@ -24,14 +28,19 @@ from simulator.presenters import (
     TRADE_COLUMNS,
     TRADES_PER_PAGE,
     Cell,
+    candle_charts,
     chart_data,
     compare_chart_data,
+    compare_differences,
+    compare_markets,
     compare_rows,
+    criteria_words_of,
     listed_runs,
     ruin_text,
     statistics_rows,
     sweep_heatmap,
     trade_rows,
+    trade_seconds,
 )
 from simulator.selectors import (
     chart_bar_seconds,
@@ -42,8 +51,10 @@ from simulator.selectors import (
     simulations_listed,
     sweeps_for,
 )
+from simulator.services.deletion import SimulatorWorkInProgressError, simulation_delete, sweep_delete
 from simulator.services.requests import SimulationInputError
 from simulator.services.simulations import (
+    candles_load,
     simulation_equity_csv,
     simulation_to_strategy,
     simulation_trades_csv,
@@ -73,6 +84,19 @@ def _cells_html(cells: list[Cell]) -> SafeString:
     )
 
 
+def _trade_row_html(trade: dict[str, Any], cells: list[Cell]) -> SafeString:
+    """A row of the trades table: its cells (:func:`_cells_html`), and the trade's instrument, entry and exit
+    times (seconds; exit empty while open) for the click that shows the trade on its chart."""
+    entry, exit_ = (trade_seconds(trade.get(key)) for key in ("entry_at", "exit_at"))
+    return format_html(
+        '<tr data-trade data-symbol="{}" data-entry-time="{}" data-exit-time="{}" tabindex="0">{}</tr>',
+        trade.get("symbol") or "",
+        "" if entry is None else entry,
+        "" if exit_ is None else exit_,
+        _cells_html(cells),
+    )
+
+
 def _run_context(
     simulation: Simulation, save_form: SaveStrategyForm, trades_page_number: str | None = None
 ) -> dict[str, Any]:
@@ -85,6 +109,7 @@ def _run_context(
         "instruments": instruments,
         "currency": currency,
         "save_form": save_form,
+        "criteria_words": criteria_words_of(simulation.criteria, currency=currency),
     }
     if simulation.status == RunStatus.DONE:
         trades_page = Paginator(simulation.trades, TRADES_PER_PAGE).get_page(trades_page_number)
@@ -96,18 +121,38 @@ def _run_context(
             end=simulation.end,
             timeframe=simulation.timeframe,
         )
+        shown_trades = list(trades_page.object_list)
+        indicators = (simulation.equity_curve or {}).get("chart_indicators")
+        if indicators is None and simulation.timeframe == Timeframe.D1:
+            # A daily run saved before its lines were kept: its candles are few, compute them now.
+            indicators = chart_indicator_lines(
+                criteria=simulation.criteria,
+                candles=candles_load(instruments, simulation.end, simulation.timeframe),
+                start=simulation.start,
+                end=simulation.end,
+                bar_seconds=bar,
+            )
+        chart = chart_data(
+            simulation=simulation,
+            candles=candles,
+            bar_seconds=bar,
+            trades=shown_trades,
+            indicators=indicators,
+        )
         context.update(
             statistics=statistics_rows(simulation, currency),
             trade_columns=TRADE_COLUMNS,
-            trades=[_cells_html(row) for row in trade_rows(simulation, list(trades_page.object_list))],
+            trades=[
+                _trade_row_html(trade, row)
+                for trade, row in zip(shown_trades, trade_rows(simulation, shown_trades), strict=True)
+            ],
             trades_page=trades_page,
             n_trades=(simulation.statistics or {}).get("n_trades", 0),
             ruin=ruin_text(simulation),
-            chart=chart_data(
-                simulation=simulation, candles=candles, bar_seconds=bar, trades=list(trades_page.object_list)
-            ),
+            chart=chart,
             chart_bar=TIMEFRAME_BARS.get(bar, f"{bar // 3600}-hour"),
             symbols=[i.symbol for i in instruments],
+            candle_charts=candle_charts(chart),
         )
     return context
 
@@ -183,6 +228,44 @@ def run_save_strategy(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "simulator/run.html", _run_context(simulation, form))
 
 
+@require_POST
+@login_required
+@permission_required(DELETE_SIMULATION, raise_exception=True)
+def run_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """``POST /simulator/runs/<id>/delete/``: delete the run (the page's Delete button, behind a confirmation
+    step), then show the list. Needs ``simulator.delete_simulation`` (403 without), then the run must be one's
+    own (404); a run still pending or running is refused with the reason, on its page. GET is 405."""
+    simulation = _simulation(request, pk)
+    try:
+        simulation_delete(simulation=simulation)
+    except SimulatorWorkInProgressError as exc:
+        messages.error(request, f"Not deleted: {exc.message}.")
+        return HttpResponseRedirect(reverse("simulator:run", args=[simulation.pk]))
+    messages.success(request, f"Deleted {simulation}.")
+    return HttpResponseRedirect(reverse("simulator:runs"))
+
+
+@require_POST
+@login_required
+@permission_required(DELETE_SWEEP, raise_exception=True)
+def sweep_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """``POST /simulator/sweeps/<id>/delete/``: delete the sweep, its grid points and the runs opened from them
+    (:func:`simulator.services.deletion.sweep_delete`), then show the list of runs. Needs
+    ``simulator.delete_sweep`` (403), then the sweep must be one's own (404); one still running is refused."""
+    sweep = _sweep(request, pk)
+    try:
+        deleted = sweep_delete(sweep=sweep)
+    except SimulatorWorkInProgressError as exc:
+        messages.error(request, f"Not deleted: {exc.message}.")
+        return HttpResponseRedirect(reverse("simulator:sweep", args=[sweep.pk]))
+    messages.success(
+        request,
+        f"Deleted {sweep}: {deleted.points} grid point{pluralize(deleted.points)} and "
+        f"{deleted.simulations} run{pluralize(deleted.simulations)} opened from them.",
+    )
+    return HttpResponseRedirect(reverse("simulator:runs"))
+
+
 @require_safe
 @login_required
 def run_list(request: HttpRequest) -> HttpResponse:
@@ -194,17 +277,25 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 @login_required
 def run_compare(request: HttpRequest) -> HttpResponse:
-    """``/simulator/compare/?ids=1&ids=2``: the runs' statistics side by side and their equity on one chart
-    (as the return on each run's starting cash)."""
+    """``/simulator/compare/?ids=1&ids=2``: the runs' statistics side by side, the best of each marked, buy and
+    hold beside them, what differs between their inputs and criteria, and their equity on one chart (as the
+    return on each run's starting cash, buy and hold's dashed)."""
     ids = [i for i in (int_or_none(v) for v in request.GET.getlist("ids")) if i is not None]
     simulations = simulations_compared(user=request.user, ids=ids)
+    markets = compare_markets(simulations)
     return render(
         request,
         "simulator/compare.html",
         {
             "simulations": simulations,
-            "rows": compare_rows(simulations),
-            "chart": compare_chart_data(simulations),
+            "markets": markets,
+            "rows": compare_rows(simulations, markets),
+            "differences": compare_differences(simulations),
+            "words": [
+                criteria_words_of(s.criteria, currency=quote_currency(s.instruments.all()))
+                for s in simulations
+            ],
+            "chart": compare_chart_data(simulations, markets),
         },
     )
 

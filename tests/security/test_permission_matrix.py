@@ -9,14 +9,15 @@ with the entry to add; an entry that no longer matches anything fails it too.
 
 Roles: ``anonymous``; ``plain`` (a user, not staff, no permission); ``staff`` (staff, no permission); one staff
 user per permission of issue 11 (``run_steps``, ``trade_live``, ``add_strategy``, ``change_strategy``,
-``delete_strategy``, ``view_strategy``, ``change_instrument``); ``viewer`` (staff with every read:
-``tests.accounts.VIEW_ALL``); ``superuser``. API calls send the role's token (``Authorization: Token``), pages
-and the admin its session; anonymous sends nothing.
+``delete_strategy``, ``view_strategy``, ``change_instrument``); ``delete_run`` (staff with
+``simulator.delete_simulation`` and ``simulator.delete_sweep``, not the runs' owner); ``viewer`` (staff with
+every read: ``tests.accounts.VIEW_ALL``); ``superuser``. API calls send the role's token (``Authorization:
+Token``), pages and the admin its session; anonymous sends nothing.
 
 The three step services are stubbed (an allowed call answers 200 at once; the permission code in front of them
-is the real one), and so are the admin's "sync now" and "close now" services. Objects are real: the URLs take
-the ids of one saved object of each kind; the simulation belongs to ``plain`` (each user sees only their own
-runs; a superuser sees every run).
+is the real one), and so are the admin's "sync now" and "close now" services and the simulator's two delete
+services. Objects are real: the URLs take the ids of one saved object of each kind; the simulation belongs to
+``plain`` (each user sees only their own runs; a superuser sees every run).
 
 Status codes of admin actions: Django answers an action the user may not run (it is not offered: the model
 permission of ``@admin.action(permissions=...)`` is missing) with a redirect and "No action selected."; the
@@ -60,6 +61,7 @@ ROLES = (
     "delete_strategy",
     "view_strategy",
     "change_instrument",
+    "delete_run",
     "viewer",
     "superuser",
 )
@@ -72,6 +74,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "delete_strategy": ("trading.delete_strategy",),
     "view_strategy": ("trading.view_strategy",),
     "change_instrument": ("instruments.change_instrument",),
+    "delete_run": ("simulator.delete_simulation", "simulator.delete_sweep"),
     "viewer": VIEW_ALL,
 }
 
@@ -192,6 +195,9 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         ("OPTIONS", url): api_any(200)
         for url in ("/api/simulations/{pk}/", "/api/simulations/{pk}/trades.csv", "/api/simulations/{pk}/equity.csv")
     },
+    # Deleting a run needs simulator.delete_simulation (403), then the run must be one's own (404); the service is
+    # stubbed (204: it ran).
+    ("DELETE", "/api/simulations/{pk}/"): _row(401, 403, delete_run=404, superuser=204),
     # -- pages: the simulator, any user, each their own runs ----------------------------------------------------
     ("GET", "/simulator/"): page_any(200),
     ("POST", "/simulator/"): page_any(200),  # the form with its errors
@@ -219,6 +225,12 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     },
     # "Save as strategy": trading.add_strategy first (403), then the run must be one's own (404); the superuser's
     # empty form is shown again with its error (200).
+    # Delete (a run: simulator.delete_simulation; a sweep: simulator.delete_sweep): the permission first (403),
+    # then one's own (404); the services are stubbed (302: deleted, to the list). GET never deletes.
+    ("POST", "/simulator/runs/{pk}/delete/"): _row(302, 403, delete_run=404, superuser=302),
+    ("POST", "/simulator/sweeps/{pk}/delete/"): _row(302, 403, delete_run=404, superuser=302),
+    ("GET", "/simulator/runs/{pk}/delete/"): same_for_all(405),
+    ("GET", "/simulator/sweeps/{pk}/delete/"): same_for_all(405),
     ("GET", "/simulator/runs/{pk}/strategy/"): same_for_all(405),
     ("POST", "/simulator/runs/{pk}/strategy/"): _row(302, 403, add_strategy=404, superuser=200),
     # -- pages: the dashboard reads strategies, positions and history ----------------------------------------------
@@ -451,7 +463,14 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
         "sync_now": _Stub(answer={"results": []}),
         "close_now": _Stub(raises=ApplicationError("stubbed: not closed")),
     }
+    from simulator.services.deletion import SweepDeleted
+
+    stubs["delete_run"] = _Stub()
+    stubs["delete_sweep"] = _Stub(answer=SweepDeleted(points=0, simulations=0))
     patch = pytest.MonkeyPatch()
+    patch.setattr("simulator.api.simulation_delete", stubs["delete_run"])
+    patch.setattr("simulator.views.results.simulation_delete", stubs["delete_run"])
+    patch.setattr("simulator.views.results.sweep_delete", stubs["delete_sweep"])
     for view in (SyncDataView, SyncNewTradesView, SyncClosePositionsView):
         patch.setattr(view, "service", staticmethod(stubs["steps"]))
     patch.setattr("instruments.admin.sync_data", stubs["sync_now"])
@@ -667,7 +686,10 @@ def test_every_role_gets_the_status_of_the_table(world: dict[str, Any]) -> None:
             if status != expected:
                 wrong.append(f"{entry.method} {entry.key} as {role}: {status}, table says {expected}")
             called = [n for n, stub in world["stubs"].items() if stub.calls != stubs_before[n]]
-            refused = status in (401, 403, 404, 405) or (status == 302 and entry.kind != "action")
+            # A 302 is a refusal when it sends to a login page (anonymous; a non-staff user in the admin); a page
+            # that did its work redirects too (a deleted run: to the list).
+            to_login = role == "anonymous" or entry.kind == "admin"
+            refused = status in (401, 403, 404, 405) or (status == 302 and to_login)
             if refused and called:
                 wrong.append(f"{entry.method} {entry.key} as {role}: {status}, yet {called} ran")
             if entry.method == "POST" and entry.key.startswith("/api/sync_") and status == 200 and not called:

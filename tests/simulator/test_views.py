@@ -529,7 +529,7 @@ def test_the_result_shows_statistics_trades_and_chart_data(
     )
     assert table
     assert int(table.group(1)) == n_trades
-    assert table.group(2).count("<tr>") == n_trades
+    assert table.group(2).count("<tr data-trade ") == n_trades
     first = simulation.trades[0]
     assert f'data-sort="{first["entry_at"]}">{first["entry_at"][:10]}</td>' in table.group(2)
     # the charts and their data
@@ -784,7 +784,10 @@ def test_compare_shows_the_runs_side_by_side(shipped_history: None, logged_in: C
         str(second.statistics["n_trades"]),
     ]
     lines = json_script(html, "compare-data")
-    assert [line["id"] for line in lines] == [first.pk, second.pk]
+    assert [line["id"] for line in lines] == [first.pk, second.pk, "hold-1"]  # one market: one buy and hold
+    assert lines[2]["return_pct"][-1] == pytest.approx(
+        first.statistics["buy_and_hold_return_ratio"] * 100, abs=1e-3
+    )
     assert lines[0]["return_pct"][-1] == pytest.approx(first.statistics["total_return_ratio"] * 100, abs=1e-3)
     assert "theirs" not in html
 

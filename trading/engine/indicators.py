@@ -65,12 +65,17 @@ class Indicator:
         params: see :data:`Params`, in the order the builder shows them.
         compute: see :data:`Compute`; shape (n,) float64 out, NaN while warming up.
         check: see :data:`Check`.
+        scale: what its values are measured in, for charts: ``"price"`` (a price level of the instrument, drawn
+            over its candles: ``bb_upper``, ``high``), ``"volume"``, ``"source"`` (that of its ``source``
+            parameter: ``sma`` of closes is a price, of volumes a volume) or ``"own"`` (a scale of its own,
+            drawn apart: ``rsi`` 0-100, ``roc`` a fraction, ``atr`` and ``macd`` price differences).
     """
 
     name: str
     params: Params
     compute: Compute
     check: Check = field(default=_no_check)
+    scale: str = "own"
 
 
 def _field(candles: CandleArrays, name: str) -> np.ndarray:
@@ -78,7 +83,8 @@ def _field(candles: CandleArrays, name: str) -> np.ndarray:
 
 
 def _price(name: str) -> Indicator:
-    return Indicator(name, {}, lambda candles, params: _field(candles, name))
+    scale = "volume" if name == "volume" else "price"
+    return Indicator(name, {}, lambda candles, params: _field(candles, name), scale=scale)
 
 
 def _talib_on_source(name: str, function: Callable[..., Any], params: Params) -> Indicator:
@@ -86,7 +92,7 @@ def _talib_on_source(name: str, function: Callable[..., Any], params: Params) ->
         source = _field(candles, values["source"])
         return np.asarray(function(source, timeperiod=values["period"]), dtype=np.float64)
 
-    return Indicator(name, params, compute)
+    return Indicator(name, params, compute, scale="source")
 
 
 def _talib_on_close(name: str, function: Callable[..., Any], params: Params) -> Indicator:
@@ -160,9 +166,9 @@ INDICATORS: dict[str, Indicator] = {
         ),
         _talib_on_source("lowest", talib.MIN, {"period": ("period2", None), "source": ("source_hlc", "low")}),
         Indicator("atr", {"period": ("period", None)}, _atr),
-        Indicator("bb_upper", _BANDS, _bollinger(0)),
-        Indicator("bb_middle", _BANDS, _bollinger(1)),
-        Indicator("bb_lower", _BANDS, _bollinger(2)),
+        Indicator("bb_upper", _BANDS, _bollinger(0), scale="price"),
+        Indicator("bb_middle", _BANDS, _bollinger(1), scale="price"),
+        Indicator("bb_lower", _BANDS, _bollinger(2), scale="price"),
         Indicator("macd", _MACD, _macd(0), _fast_below_slow),
         Indicator("macd_signal", _MACD, _macd(1), _fast_below_slow),
         Indicator("macd_hist", _MACD, _macd(2), _fast_below_slow),
@@ -172,6 +178,19 @@ INDICATORS: dict[str, Indicator] = {
 
 #: Parameters of each indicator: name -> {param: (kind, default)} (:data:`Params`).
 INDICATOR_PARAMS: dict[str, Params] = {name: indicator.params for name, indicator in INDICATORS.items()}
+
+
+def indicator_scale(name: str, params: Mapping[str, Any]) -> str:
+    """The scale of indicator ``name`` with ``params`` (``Indicator.scale``, a ``"source"`` resolved): ``"price"``,
+    ``"volume"`` or ``"own"``.
+
+    Raises:
+        KeyError: ``name`` is no indicator of :data:`INDICATORS`.
+    """
+    scale = INDICATORS[name].scale
+    if scale == "source":
+        return "volume" if params.get("source") == "volume" else "price"
+    return scale
 
 
 def lookback_params() -> frozenset[str]:

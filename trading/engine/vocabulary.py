@@ -13,6 +13,8 @@ models (``Position.ExitReason`` choices), the live cycle, the API, the simulator
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -115,6 +117,9 @@ class Statistic:
         higher_is_better: which way is better (a sweep's heatmap turns its colours round when lower is).
         signed: its sign says gain or loss (coloured so).
         buy_and_hold: buy and hold has it too (shown beside the run's).
+        ranked: one value of it is better than another, the way ``higher_is_better`` says (the comparison page
+            marks the best run); False for figures that describe how a run traded rather than how well (the
+            number of trades, the exposure, how long trades lasted, buy and hold's own return).
     """
 
     key: str
@@ -123,12 +128,13 @@ class Statistic:
     higher_is_better: bool = True
     signed: bool = False
     buy_and_hold: bool = False
+    ranked: bool = True
 
 
 #: Every statistic of :func:`trading.engine.statistics.backtest_statistics`, in report order.
 STATISTICS: tuple[Statistic, ...] = (
     Statistic("total_return_ratio", "Total return", "ratio", signed=True, buy_and_hold=True),
-    Statistic("buy_and_hold_return_ratio", "Buy and hold return", "ratio", signed=True),
+    Statistic("buy_and_hold_return_ratio", "Buy and hold return", "ratio", signed=True, ranked=False),
     Statistic("cagr_ratio", "CAGR (365-day years)", "ratio", signed=True, buy_and_hold=True),
     Statistic("sharpe_ratio", "Sharpe ratio", "number", buy_and_hold=True),
     Statistic("sortino_ratio", "Sortino ratio", "number", buy_and_hold=True),
@@ -141,12 +147,12 @@ STATISTICS: tuple[Statistic, ...] = (
         buy_and_hold=True,
     ),
     Statistic("calmar_ratio", "Calmar ratio", "number", buy_and_hold=True),
-    Statistic("n_trades", "Trades", "count"),
+    Statistic("n_trades", "Trades", "count", ranked=False),
     Statistic("win_rate_ratio", "Win rate", "ratio"),
     Statistic("profit_factor", "Profit factor", "number"),
     Statistic("expectancy_ratio", "Expectancy (mean P&L % per trade)", "ratio", signed=True),
-    Statistic("exposure_ratio", "Exposure", "ratio", buy_and_hold=True),
-    Statistic("avg_trade_duration_days", "Average trade duration", "days"),
+    Statistic("exposure_ratio", "Exposure", "ratio", buy_and_hold=True, ranked=False),
+    Statistic("avg_trade_duration_days", "Average trade duration", "days", ranked=False),
     Statistic("best_trade_ratio", "Best trade", "ratio", signed=True),
     Statistic("worst_trade_ratio", "Worst trade", "ratio", signed=True),
     Statistic("total_fees", "Total fees", "money", higher_is_better=False),
@@ -155,9 +161,33 @@ STATISTICS: tuple[Statistic, ...] = (
     # trailing level) and take-profit were both inside the candle, its open through neither (docs/criteria.md
     # "Finer candles inside a daily candle"). ambiguous_resolved: those of them that finer candles (1h or 1m)
     # decided; the others took the stop (CRITERIA.md's pessimistic rule).
-    Statistic("ambiguous_candles", "Ambiguous candles (stop and take-profit both inside)", "count"),
-    Statistic("ambiguous_resolved", "Ambiguous candles resolved by finer candles", "count"),
+    Statistic(
+        "ambiguous_candles", "Ambiguous candles (stop and take-profit both inside)", "count", ranked=False
+    ),
+    Statistic("ambiguous_resolved", "Ambiguous candles resolved by finer candles", "count", ranked=False),
 )
+
+
+def best_indices(key: str, values: Sequence[float | int | None]) -> set[int]:
+    """Which of ``values`` (one statistic ``key`` of several runs, None where undefined) are the best, the way the
+    statistic's ``higher_is_better`` says: every index holding the best finite value; none when the statistic
+    is not ``ranked``, when fewer than two values are finite, or when they are all equal (nothing stands out).
+
+    Raises:
+        KeyError: ``key`` is no statistic of :data:`STATISTICS`.
+    """
+    statistic = STATISTIC_BY_KEY[key]
+    finite = {
+        i: float(v)
+        for i, v in enumerate(values)
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
+    if not statistic.ranked or len(finite) < 2 or len(set(finite.values())) == 1:
+        return set()
+    best = max(finite.values()) if statistic.higher_is_better else min(finite.values())
+    return {i for i, v in finite.items() if v == best}
+
+
 #: Key -> :class:`Statistic`.
 STATISTIC_BY_KEY: dict[str, Statistic] = {statistic.key: statistic for statistic in STATISTICS}
 #: The keys, in report order.
@@ -168,6 +198,8 @@ def statistics_described() -> str:
     """Every statistic as one line of text (``key: label, unit, higher/lower is better``), for API schemas."""
     return "; ".join(
         f"{s.key}: {s.label}, {s.unit}, {'higher' if s.higher_is_better else 'lower'} is better"
+        if s.ranked
+        else f"{s.key}: {s.label}, {s.unit}"
         for s in STATISTICS
     )
 

@@ -80,6 +80,7 @@
     if (target.matches("[data-indicator-select]")) showParams(target);
     if (target.matches("[data-advanced-toggle]")) toggleAdvanced(target);
     if (target.matches("#id_instruments, #id_start, #id_end")) coverageNote();
+    if (target.matches("[data-log-scale-toggle]")) setLogScale(target.checked);
   });
   document.addEventListener("DOMContentLoaded", coverageNote);
   document.addEventListener("htmx:afterSettle", coverageNote);
@@ -102,6 +103,16 @@
     }
     var heading = event.target.closest("table[data-sortable] th[data-sort]");
     if (heading) sortBy(heading);
+    var trade = event.target.closest("tr[data-trade]");
+    if (trade && !event.target.closest("a, button")) showTrade(trade);
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (!(event.target instanceof Element) || !event.target.matches("tr[data-trade]")) return;
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      showTrade(event.target);
+    }
   });
 
   // A row added by htmx changes the criteria too (the sweep's field list follows).
@@ -284,6 +295,30 @@
     });
   }
 
+  // The candle charts by symbol: {chart, times} (times: each bar's open, seconds), for the log toggle and the
+  // trades table's clicks.
+  var CANDLE_CHARTS = {};
+
+  function lineOptions(line) {
+    return {
+      color: line.color,
+      lineWidth: 2,
+      title: line.label,
+      priceLineVisible: false,
+      lastValueVisible: false,
+      crosshairMarkerVisible: false,
+    };
+  }
+
+  // Points of a line at the bars' times; a null value (warming up) is a gap.
+  function linePoints(times, values) {
+    var out = new Array(times.length);
+    for (var i = 0; i < times.length; i++) {
+      out[i] = values[i] === null || values[i] === undefined ? { time: times[i] } : { time: times[i], value: values[i] };
+    }
+    return out;
+  }
+
   function drawCandles(container, data) {
     var symbol = container.getAttribute("data-symbol");
     var chart = newChart(container);
@@ -294,11 +329,105 @@
       wickDownColor: COLORS.loss,
       borderVisible: false,
     });
-    series.setData(data.candles[symbol] || []);
+    var candles = data.candles[symbol] || [];
+    series.setData(candles.map(function (c) {
+      return { time: c.time, open: c.open, high: c.high, low: c.low, close: c.close };
+    }));
+    // Volume: a histogram at the bottom of the candles, on a scale of its own; unknown volumes are left out.
+    var volumes = [];
+    candles.forEach(function (c) {
+      if (c.volume !== null && c.volume !== undefined) {
+        volumes.push({ time: c.time, value: c.volume, color: c.close >= c.open ? "rgba(27,127,59,0.35)" : "rgba(180,35,24,0.35)" });
+      }
+    });
+    var drawnLines = 0;
+    if (volumes.length) {
+      var volume = chart.addSeries(LightweightCharts.HistogramSeries, {
+        priceScaleId: "volume",
+        priceFormat: { type: "volume" },
+        priceLineVisible: false,
+        lastValueVisible: false,
+      });
+      volume.setData(volumes);
+      // The bottom fifth for the volume, the candles above it.
+      chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+      chart.priceScale("right").applyOptions({ scaleMargins: { top: 0.08, bottom: 0.24 } });
+      container.setAttribute("data-volume-bars", String(volumes.length));
+    }
+    // The criteria's indicators (computed by the engine on the server): price lines over the candles, volume
+    // lines over the volume, the others each kind in a pane below.
+    var found = (data.indicators || {})[symbol] || { time: [], lines: [] };
+    var panes = [];
+    found.lines.forEach(function (line) {
+      var pane = 0;
+      var options = lineOptions(line);
+      if (line.pane === "volume") {
+        options.priceScaleId = "volume";
+      } else if (line.pane !== "price") {
+        if (panes.indexOf(line.pane) < 0) panes.push(line.pane);
+        pane = panes.indexOf(line.pane) + 1;
+      }
+      chart.addSeries(LightweightCharts.LineSeries, options, pane).setData(linePoints(found.time, line.values));
+      drawnLines += 1;
+    });
+    var paneBoxes = chart.panes();
+    for (var p = 1; p < paneBoxes.length; p++) paneBoxes[p].setHeight(130);
+    container.setAttribute("data-lines", String(drawnLines));
+    container.setAttribute("data-panes", String(paneBoxes.length));
     LightweightCharts.createSeriesMarkers(series, data.markers[symbol] || []);
     attachTooltip(chart, container, series, data.notes[symbol] || {});
+    chart.timeScale().subscribeVisibleTimeRangeChange(function (range) {
+      if (!range) return;
+      container.setAttribute("data-visible-from", String(range.from));
+      container.setAttribute("data-visible-to", String(range.to));
+    });
     chart.timeScale().fitContent();
+    CANDLE_CHARTS[symbol] = { chart: chart, times: candles.map(function (c) { return c.time; }), container: container };
     return chart;
+  }
+
+  // The log price scale toggle: every candle chart's price scale (the volume keeps its own).
+  function setLogScale(on) {
+    Object.keys(CANDLE_CHARTS).forEach(function (symbol) {
+      var entry = CANDLE_CHARTS[symbol];
+      entry.chart.priceScale("right").applyOptions({
+        mode: on ? LightweightCharts.PriceScaleMode.Logarithmic : LightweightCharts.PriceScaleMode.Normal,
+      });
+      entry.container.setAttribute("data-log-scale", on ? "true" : "false");
+    });
+  }
+
+  // The index of the last bar opening at or before ``seconds`` (0 when none does).
+  function barIndex(times, seconds) {
+    var low = 0, high = times.length - 1, found = 0;
+    while (low <= high) {
+      var middle = (low + high) >> 1;
+      if (times[middle] <= seconds) {
+        found = middle;
+        low = middle + 1;
+      } else {
+        high = middle - 1;
+      }
+    }
+    return found;
+  }
+
+  // A click on a trade row: its chart shows the trade, from entry to exit (to the last bar while open), with
+  // room on either side, and comes into view.
+  function showTrade(row) {
+    var entry = CANDLE_CHARTS[row.getAttribute("data-symbol")];
+    var entryTime = parseInt(row.getAttribute("data-entry-time"), 10);
+    if (!entry || isNaN(entryTime) || !entry.times.length) return;
+    var exitTime = parseInt(row.getAttribute("data-exit-time"), 10);
+    var first = barIndex(entry.times, entryTime);
+    var last = isNaN(exitTime) ? entry.times.length - 1 : barIndex(entry.times, exitTime);
+    var room = Math.max(10, Math.round((last - first) * 0.5));
+    entry.chart.timeScale().setVisibleLogicalRange({ from: first - room, to: last + room });
+    document.querySelectorAll("tr[data-trade].selected").forEach(function (other) {
+      other.classList.remove("selected");
+    });
+    row.classList.add("selected");
+    entry.container.scrollIntoView({ block: "center" });
   }
 
   function drawEquity(container, data) {
@@ -354,12 +483,14 @@
   function drawCompare(container, lines) {
     var chart = newChart(container);
     var legend = document.getElementById("compare-legend");
-    lines.forEach(function (line, index) {
-      var color = PALETTE[index % PALETTE.length];
+    var runs = 0;
+    lines.forEach(function (line) {
+      var color = line.hold ? COLORS.hold : PALETTE[runs++ % PALETTE.length];
       var series = chart.addSeries(LightweightCharts.LineSeries, {
         color: color,
         lineWidth: 2,
-        title: "#" + line.id,
+        lineStyle: line.hold ? LightweightCharts.LineStyle.Dashed : LightweightCharts.LineStyle.Solid,
+        title: line.hold ? "B&H" : "#" + line.id,
         priceFormat: {
           type: "custom",
           formatter: function (value) {
