@@ -21,6 +21,8 @@ from simulator.display import quote_currency, statistic_label
 from simulator.forms import SaveStrategyForm
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from simulator.presenters import (
+    BREAKDOWN_COLUMNS,
+    MONTH_NAMES,
     TRADE_COLUMNS,
     TRADES_PER_PAGE,
     Cell,
@@ -28,9 +30,11 @@ from simulator.presenters import (
     compare_chart_data,
     compare_rows,
     listed_runs,
+    monthly_table,
     ruin_text,
     statistics_rows,
     sweep_heatmap,
+    trade_breakdowns,
     trade_rows,
 )
 from simulator.selectors import (
@@ -108,6 +112,10 @@ def _run_context(
             ),
             chart_bar=TIMEFRAME_BARS.get(bar, f"{bar // 3600}-hour"),
             symbols=[i.symbol for i in instruments],
+            breakdowns=trade_breakdowns(simulation),
+            breakdown_columns=BREAKDOWN_COLUMNS,
+            monthly=monthly_table(simulation),
+            month_names=MONTH_NAMES,
         )
     return context
 

@@ -32,6 +32,7 @@ Conventions, with their sources:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -307,6 +308,8 @@ def backtest_statistics(
         spread,
         largest,
         downside_deviation,
+        drawdown_episodes,
+        episode_maxima_sum,
     ) = _curve_figures(equity, starting_cash, returns_count)
 
     # Valid but extreme inputs (equity spanning 1e-300 to 1e300, a 1000x gain over three one-minute candles)
@@ -316,6 +319,11 @@ def backtest_statistics(
         sharpe = _sharpe_ratio(returns_count, mean, std, spread, largest, periods_per_year)
         sortino = _sortino_ratio(returns_count, mean, downside_deviation, periods_per_year)
         calmar = _finite_or_none(cagr / max_drawdown) if cagr is not None and max_drawdown > 0 else None
+        volatility = (
+            _finite_or_none(std * np.sqrt(periods_per_year))
+            if returns_count > 1 and spread > _RETURN_ROUNDING * (1.0 + largest)
+            else (0.0 if returns_count > 1 else None)
+        )
         statistics: dict[str, float | int | None] = {
             "total_return_ratio": _finite_or_none(np.float64(final_equity) / starting_cash - 1.0),
             "buy_and_hold_return_ratio": _finite_or_none(buy_and_hold[-1] / starting_cash - 1.0),
@@ -325,6 +333,8 @@ def backtest_statistics(
             "max_drawdown_ratio": max_drawdown,
             "max_drawdown_duration_days": longest_underwater * int(candle_seconds) / SECONDS_PER_DAY,
             "calmar_ratio": calmar,
+            "volatility_ratio": volatility,
+            "avg_drawdown_ratio": episode_maxima_sum / drawdown_episodes if drawdown_episodes else 0.0,
             **_trade_statistics(trades),
             "exposure_ratio": float(np.count_nonzero(exposure_array)) / n,
             "final_equity": final_equity,
@@ -337,7 +347,7 @@ def backtest_statistics(
 @njit(cache=True, error_model="numpy")
 def _curve_figures(
     equity: np.ndarray, starting_cash: float, returns_count: int
-) -> tuple[float, int, float, float, float, float, float]:
+) -> tuple[float, int, float, float, float, float, float, int, float]:
     """The figures of :func:`backtest_statistics` that need the whole curve, in one compiled pass each.
 
     Args:
@@ -347,20 +357,25 @@ def _curve_figures(
             (all n, or those up to a ruin), >= 1.
 
     Returns:
-        ``(max_drawdown, longest_underwater, mean, std, spread, largest, downside_deviation)``:
-        ``max(drawdown)`` with the running peak of the anchored curve (:func:`drawdown_curve`, the same division
-        at each point); the longest stretch, in candles, from a peak of the anchored curve (a point at or above
+        ``(max_drawdown, longest_underwater, mean, std, spread, largest, downside_deviation, episodes,
+        episode_maxima_sum)``: ``max(drawdown)`` with the running peak of the anchored curve
+        (:func:`drawdown_curve`, the same division at each point); the longest stretch, in candles, from a peak of the anchored curve (a point at or above
         every earlier point) to the next peak, or to the last point when the curve ends below its peak (two
         adjacent peaks have no stretch between them); and of the first ``returns_count`` returns ``r[i] = e[i +
         1] / e[i] - 1``: their mean, standard deviation with ddof 1 (NaN for fewer than 2), ``max - min``,
-        ``max |r|`` and ``sqrt(mean(min(r, 0) ** 2))`` (empyrical's downside risk, required return 0). Sums are
-        taken in order (numpy's pairwise sums differ in the last bits).
+        ``max |r|`` and ``sqrt(mean(min(r, 0) ** 2))`` (empyrical's downside risk, required return 0); the number
+        of drawdown episodes (maximal runs of consecutive points below the running peak, an unrecovered one at
+        the end included) and the sum of each episode's largest drawdown. Sums are taken in order (numpy's
+        pairwise sums differ in the last bits).
     """
     n = equity.shape[0]
     peak = starting_cash
     max_drawdown = 0.0
     last_peak = 0  # position in the anchored curve, whose point 0 is the starting cash
     longest = 0
+    episodes = 0
+    episode_maxima_sum = 0.0
+    episode_max = 0.0  # the largest drawdown of the episode under way; 0.0 at a peak
     for i in range(n):
         value = equity[i]
         if value >= peak:
@@ -369,10 +384,19 @@ def _curve_figures(
                 longest = gap
             last_peak = i + 1
             peak = value
+            if episode_max > 0.0:
+                episodes += 1
+                episode_maxima_sum += episode_max
+                episode_max = 0.0
         else:
             drawdown = (peak - value) / peak
             if drawdown > max_drawdown:
                 max_drawdown = drawdown
+            if drawdown > episode_max:
+                episode_max = drawdown
+    if episode_max > 0.0:
+        episodes += 1
+        episode_maxima_sum += episode_max
     longest = max(longest, n - last_peak)
     total = 0.0
     lowest = np.inf
@@ -397,7 +421,17 @@ def _curve_figures(
         previous = equity[i]
         squares += (r - mean) * (r - mean)
     std = np.sqrt(squares / (returns_count - 1)) if returns_count > 1 else np.nan
-    return max_drawdown, longest, mean, std, highest - lowest, largest, np.sqrt(shortfall / returns_count)
+    return (
+        max_drawdown,
+        longest,
+        mean,
+        std,
+        highest - lowest,
+        largest,
+        np.sqrt(shortfall / returns_count),
+        episodes,
+        episode_maxima_sum,
+    )
 
 
 def _sharpe_ratio(
@@ -448,12 +482,28 @@ def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | i
             "best_trade_ratio": None,
             "worst_trade_ratio": None,
             "total_fees": total_fees,
+            "sqn": None,
+            "avg_win": None,
+            "avg_loss": None,
+            "avg_win_ratio": None,
+            "avg_loss_ratio": None,
+            "largest_win": None,
+            "largest_loss": None,
+            "max_consecutive_losses": 0,
+            "max_trade_duration_days": None,
         }
     pnl = log.pnl[closed]
     pnl_ratio = log.pnl_ratio[closed]
     duration_seconds = (log.exit_time_seconds[closed] - log.entry_time_seconds[closed]).astype(np.float64)
-    gross_loss = -pnl[pnl < 0].sum()
-    gross_profit = pnl[pnl > 0].sum()
+    wins = pnl > 0
+    losses = pnl < 0
+    gross_loss = -pnl[losses].sum()
+    gross_profit = pnl[wins].sum()
+    # Van Tharp's System Quality Number as backtesting.py computes it: over the trades' pnl in money.
+    pnl_std = float(np.std(pnl, ddof=1)) if n_closed > 1 else math.nan
+    sqn = _finite_or_none(math.sqrt(n_closed) * pnl.mean() / pnl_std) if pnl_std > 0 else None
+    # Losing streaks in exit order (a stable sort keeps the log's entry order between equal exit times).
+    order = np.argsort(log.exit_time_seconds[closed], kind="stable")
     return {
         "n_trades": n_closed,
         "win_rate_ratio": float(np.count_nonzero(pnl > 0)) / n_closed,
@@ -463,7 +513,32 @@ def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | i
         "best_trade_ratio": _finite_or_none(pnl_ratio.max()),
         "worst_trade_ratio": _finite_or_none(pnl_ratio.min()),
         "total_fees": total_fees,
+        "sqn": sqn,
+        "avg_win": _finite_or_none(pnl[wins].mean()) if wins.any() else None,
+        "avg_loss": _finite_or_none(pnl[losses].mean()) if losses.any() else None,
+        "avg_win_ratio": _finite_or_none(pnl_ratio[wins].mean()) if wins.any() else None,
+        "avg_loss_ratio": _finite_or_none(pnl_ratio[losses].mean()) if losses.any() else None,
+        "largest_win": _finite_or_none(pnl.max()) if wins.any() else None,
+        "largest_loss": _finite_or_none(pnl.min()) if losses.any() else None,
+        "max_consecutive_losses": longest_run(losses[order]),
+        "max_trade_duration_days": _finite_or_none(duration_seconds.max() / SECONDS_PER_DAY),
     }
+
+
+def longest_run(flags: np.ndarray) -> int:
+    """Return the length of the longest run of consecutive True values.
+
+    Args:
+        flags: shape (m,), bool (e.g. "this trade lost", in exit order).
+
+    Returns:
+        An int in [0, m]; 0 for an empty array or one without True.
+    """
+    if not flags.any():
+        return 0
+    # Pad with False on both sides: each run starts at a rise and ends at a fall of the padded 0/1 series.
+    edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
 
 
 def _positive_curve(values: np.ndarray, *, name: str) -> np.ndarray:
