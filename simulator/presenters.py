@@ -147,9 +147,12 @@ def _tone(amount: Any) -> str:
 
 
 def duration_text(days: Any) -> str:
-    """A trade's duration: ``3.0 d`` from a day up, hours and minutes below (``5 h 30 min``); a dash for None."""
+    """A trade's duration: ``3.0 d`` from a day up, hours and minutes below (``5 h 30 min``), ``same candle`` for 0
+    (a stop or take-profit hit in the entry candle: its exit is timed at that candle's open); a dash for None."""
     if days is None:
         return DASH
+    if days == 0:
+        return "same candle"
     if days >= 1:
         return f"{days:,.1f} d"
     minutes = round(days * 1_440)

@@ -70,7 +70,9 @@ def trade_excursions(log: TradeLog, candles: Sequence[CandleArrays]) -> tuple[np
         entry = log.entry_index[rows]
         exit_ = log.exit_index[rows]
         if entry.min() < 0 or exit_.max() >= series.open.shape[0] or (exit_ < entry).any():
-            raise IndexError(f"{symbol}: a trade's candle indices are outside its {series.open.shape[0]} candles")
+            raise IndexError(
+                f"{symbol}: a trade's candle indices are outside its {series.open.shape[0]} candles"
+            )
         low, high = _excursion_extremes(
             np.ascontiguousarray(series.open, dtype=np.float64),
             np.ascontiguousarray(series.high, dtype=np.float64),

@@ -217,6 +217,12 @@ def backtest_statistics(
       ``candle_seconds / 86_400``; backtesting.py's "Max. Drawdown Duration". 0.0 when there is no drawdown.
     - ``calmar_ratio = cagr_ratio / max_drawdown_ratio``: ``empyrical.calmar_ratio``; None when there is no
       drawdown or no CAGR.
+    - ``volatility_ratio = std(r, ddof=1) * sqrt(ppy)``: ``empyrical.annual_volatility``, over the same returns as
+      the Sharpe ratio (up to a ruin). None when n < 2; 0.0 when the returns count as equal (as for Sharpe).
+    - ``avg_drawdown_ratio``: the mean over the drawdown episodes of ``e`` (maximal runs of points below the
+      running peak, an unrecovered one at the end included) of each episode's deepest drawdown: backtesting.py's
+      "Avg. Drawdown" (which leaves out a last episode of one candle when an earlier one exists). 0.0 when there
+      is no drawdown, as ``max_drawdown_ratio``.
     - ``exposure_ratio = mean(exposure)``: the share of the n candles with a position open at some point of
       the candle (backtesting.py's "Exposure Time").
     - ``final_equity = equity_curve[-1]``, quote currency.
@@ -242,6 +248,15 @@ def backtest_statistics(
       ``worst_trade_ratio`` are the max and min ``pnl_ratio``.
     - ``avg_trade_duration_days = mean(exit_time_seconds - entry_time_seconds) / 86_400`` (backtesting.py's "Avg. Trade
       Duration").
+    - ``sqn = sqrt(N) * mean(pnl) / std(pnl, ddof=1)`` over the N closed trades' quote-currency pnl: Van Tharp's
+      System Quality Number as backtesting.py's "SQN" computes it; None for N < 2 or equal pnl.
+    - ``avg_win``, ``avg_loss``: the mean pnl of the trades with ``pnl > 0``, ``pnl < 0`` (quote currency;
+      ``avg_loss`` < 0); ``avg_win_ratio``, ``avg_loss_ratio`` the mean ``pnl_ratio`` of the same trades;
+      ``largest_win = max(pnl)``, ``largest_loss = min(pnl)`` over them. None without a win (a loss).
+    - ``max_consecutive_losses``: the longest run of trades with ``pnl < 0`` in exit order (ties in the given
+      order; a zero pnl ends a run), an int, 0 without a losing trade (and without a closed trade).
+    - ``max_trade_duration_days``: the longest ``exit_time_seconds - entry_time_seconds``, in days
+      (backtesting.py's "Max. Trade Duration").
     - These are None when there is no closed trade; ``n_trades`` is then 0.
     - ``total_fees``: the entry fees of every trade, open or closed, plus the exit fees of the closed ones,
       quote currency: what the run actually paid.
@@ -267,9 +282,10 @@ def backtest_statistics(
         ambiguous_candles, ambiguous_resolved: ints >= 0 (see above), 0 by default.
 
     Returns:
-        The keys of :data:`~trading.engine.vocabulary.STATISTICS_KEYS`, in that order: ``n_trades`` an int, the
-        others Python floats or None (undefined). Ratios are fractions (0.05 = 5 %); ``total_fees`` and
-        ``final_equity`` are quote currency; ``*_days`` are days. No value is NaN or infinite.
+        The keys of :data:`~trading.engine.vocabulary.STATISTICS_KEYS`, in that order: ``n_trades``,
+        ``max_consecutive_losses`` and the ambiguous counts ints, the others Python floats or None (undefined).
+        Ratios are fractions (0.05 = 5 %); ``total_fees``, ``final_equity``, ``avg_win``, ``avg_loss``,
+        ``largest_win`` and ``largest_loss`` are quote currency; ``*_days`` are days. No value is NaN or infinite.
 
     Raises:
         ValueError: an input has the wrong shape or an invalid value; the message says which and what was
@@ -359,14 +375,14 @@ def _curve_figures(
     Returns:
         ``(max_drawdown, longest_underwater, mean, std, spread, largest, downside_deviation, episodes,
         episode_maxima_sum)``: ``max(drawdown)`` with the running peak of the anchored curve
-        (:func:`drawdown_curve`, the same division at each point); the longest stretch, in candles, from a peak of the anchored curve (a point at or above
-        every earlier point) to the next peak, or to the last point when the curve ends below its peak (two
-        adjacent peaks have no stretch between them); and of the first ``returns_count`` returns ``r[i] = e[i +
-        1] / e[i] - 1``: their mean, standard deviation with ddof 1 (NaN for fewer than 2), ``max - min``,
-        ``max |r|`` and ``sqrt(mean(min(r, 0) ** 2))`` (empyrical's downside risk, required return 0); the number
-        of drawdown episodes (maximal runs of consecutive points below the running peak, an unrecovered one at
-        the end included) and the sum of each episode's largest drawdown. Sums are taken in order (numpy's
-        pairwise sums differ in the last bits).
+        (:func:`drawdown_curve`, the same division at each point); the longest stretch, in candles, from a peak
+        of the anchored curve (a point at or above every earlier point) to the next peak, or to the last point
+        when the curve ends below its peak (two adjacent peaks have no stretch between them); and of the first
+        ``returns_count`` returns ``r[i] = e[i + 1] / e[i] - 1``: their mean, standard deviation with ddof 1 (NaN
+        for fewer than 2), ``max - min``, ``max |r|`` and ``sqrt(mean(min(r, 0) ** 2))`` (empyrical's downside
+        risk, required return 0); the number of drawdown episodes (maximal runs of consecutive points below the
+        running peak, an unrecovered one at the end included) and the sum of each episode's largest drawdown.
+        Sums are taken in order (numpy's pairwise sums differ in the last bits).
     """
     n = equity.shape[0]
     peak = starting_cash

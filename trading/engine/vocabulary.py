@@ -150,7 +150,7 @@ STATISTICS: tuple[Statistic, ...] = (
     ),
     Statistic(
         "avg_drawdown_ratio",
-        "Average drawdown (mean of each drawdown's deepest point)",
+        "Average drawdown (per drawdown)",
         "ratio",
         higher_is_better=False,
         buy_and_hold=True,

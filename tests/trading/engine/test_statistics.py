@@ -765,7 +765,9 @@ def test_volatility_and_average_drawdown(
 ) -> None:
     starting_cash = 2.0 if case == "last candle below the peak" else 100.0
     buy_and_hold = [100.0] * len(equity)
-    result = run(equity, candle_seconds=candle_seconds, starting_cash=starting_cash, buy_and_hold=buy_and_hold)
+    result = run(
+        equity, candle_seconds=candle_seconds, starting_cash=starting_cash, buy_and_hold=buy_and_hold
+    )
     assert {key: result[key] for key in expected} == {
         key: approx_or_none(value) for key, value in expected.items()
     }
@@ -833,7 +835,11 @@ def _streak(results: str) -> list[Trade]:
             },
         ),
         # equal pnl: zero dispersion, no SQN (backtesting.py: std 0 -> NaN)
-        ("equal pnl", [closed_trade(pnl=-2.0, pnl_ratio=-0.02)] * 2, {"sqn": None, "max_consecutive_losses": 2}),
+        (
+            "equal pnl",
+            [closed_trade(pnl=-2.0, pnl_ratio=-0.02)] * 2,
+            {"sqn": None, "max_consecutive_losses": 2},
+        ),
         # exit order L L W L L L 0 L: the longest run of losses is 3 (a break-even trade ends a run)
         ("streaks", _streak("LLWLLL0L"), {"max_consecutive_losses": 3, "largest_loss": -1.0}),
         ("all losses", _streak("LLLL"), {"max_consecutive_losses": 4, "avg_win": None, "sqn": None}),
@@ -841,7 +847,9 @@ def _streak(results: str) -> list[Trade]:
         ("zero mean", _streak("WLWL"), {"sqn": 0.0, "max_consecutive_losses": 1}),
     ],
 )
-def test_issue_14_trade_figures(case: str, trades: list[Trade], expected: dict[str, float | int | None]) -> None:
+def test_issue_14_trade_figures(
+    case: str, trades: list[Trade], expected: dict[str, float | int | None]
+) -> None:
     result = run([100.0, 101.0, 102.0, 103.0], trades=trades)
     assert {key: result[key] for key in expected} == {
         key: value if isinstance(value, int) or value is None else approx_or_none(value)
@@ -852,18 +860,15 @@ def test_issue_14_trade_figures(case: str, trades: list[Trade], expected: dict[s
 
 def _backtesting_py_avg_drawdown(equity: np.ndarray) -> float:
     """backtesting.py's "Avg. Drawdown [%]" / 100 (``_stats.compute_stats`` and ``compute_drawdown_duration_peaks``,
-    backtesting.py 0.3 and later), transcribed with pandas: its equity starts at the starting cash."""
-    import pandas as pd
-
-    dd = pd.Series(1 - equity / np.maximum.accumulate(equity))
-    iloc = np.unique(np.r_[(dd == 0).values.nonzero()[0], len(dd) - 1])
-    frame = pd.Series(iloc).to_frame("iloc").assign(prev=pd.Series(iloc).shift())
-    frame = frame[frame["iloc"] > frame["prev"] + 1].astype(int)
-    if not len(frame):
-        peaks = dd.replace(0, np.nan)
-    else:
-        peaks = frame.apply(lambda row: dd.iloc[row["prev"] : row["iloc"] + 1].max(), axis=1)
-    return float(peaks.mean())
+    backtesting.py 0.3 and later), transcribed from pandas to numpy: its equity starts at the starting cash."""
+    dd = 1 - equity / np.maximum.accumulate(equity)
+    iloc = np.unique(np.r_[(dd == 0).nonzero()[0], len(dd) - 1])
+    prev, cur = iloc[:-1], iloc[1:]
+    keep = cur > prev + 1
+    if not keep.any():  # their "no drawdown since no trade" branch: the mean of dd with 0 replaced by NaN
+        nonzero = dd[dd != 0]
+        return float(nonzero.mean()) if nonzero.size else math.nan
+    return float(np.mean([dd[p : c + 1].max() for p, c in zip(prev[keep], cur[keep], strict=True)]))
 
 
 @settings(max_examples=200, deadline=None)
