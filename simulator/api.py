@@ -125,6 +125,24 @@ class SimulationSerializer(SimulationSummarySerializer):
         "return -1, max drawdown 1, CAGR -1; Sharpe and Sortino over the returns up to the ruin.",
     )
 
+    monthly_returns = serializers.JSONField(
+        source="equity_curve.monthly_returns",
+        read_only=True,
+        default=None,
+        help_text="The equity curve's return in each calendar month (UTC) and year, fractions (null for a run saved "
+        'before they were kept): [{"year": 2024, "months": [12 values, January first, null outside the run], '
+        '"year_ratio"}]. See docs/criteria.md "The report\'s figures".',
+    )
+
+    trades = serializers.JSONField(
+        read_only=True,
+        help_text="The trades in entry order: instrument, symbol, entry_at, entry_price, exit_at, exit_price, "
+        "quantity, entry_fee, exit_fee, pnl (quote currency, decimal strings), pnl_ratio, exit_reason, and "
+        "duration_days, mae_ratio, mfe_ratio (maximum adverse and favourable excursion, fractions of the entry "
+        "price), cumulative_pnl (closed trades' pnl summed in exit order up to this one's exit); those four are "
+        'absent in a run saved before they were kept. See docs/criteria.md "The report\'s figures".',
+    )
+
     class Meta(SimulationSummarySerializer.Meta):
         fields = [
             *SimulationSummarySerializer.Meta.fields,
@@ -134,6 +152,7 @@ class SimulationSerializer(SimulationSummarySerializer):
             "coverage",
             "ambiguous",
             "ruined_at",
+            "monthly_returns",
         ]
         read_only_fields = fields
 

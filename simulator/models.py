@@ -50,9 +50,10 @@ class Simulation(models.Model):
     Results are JSON, in the engine's units: ``statistics`` has the keys of
     :data:`trading.engine.vocabulary.STATISTICS_KEYS` (ratios are fractions); ``trades`` is a list of dicts
     (``instrument``, ``entry_at``, ``entry_price``, ``exit_at``, ``exit_price``, ``quantity``, ``entry_fee``,
-    ``exit_fee``, ``pnl``, ``pnl_ratio``, ``exit_reason``; times ISO 8601 UTC, amounts decimal strings in the
-    quote currency); ``equity_curve`` is ``{"time": [seconds], "equity": [...], "buy_and_hold": [...],
-    "drawdown_ratio": [...]}`` at each candle's close; a curve longer than
+    ``exit_fee``, ``pnl``, ``pnl_ratio``, ``exit_reason``, and since issue 14 ``duration_days``, ``mae_ratio``,
+    ``mfe_ratio``, ``cumulative_pnl``; times ISO 8601 UTC, amounts decimal strings in the quote currency);
+    ``equity_curve`` is ``{"time": [seconds], "equity": [...], "buy_and_hold": [...], "drawdown_ratio": [...]}``
+    at each candle's close (and since issue 14 ``"monthly_returns"``, over the full curve); a curve longer than
     :data:`simulator.services.simulations.MAX_CURVE_POINTS` (an hourly or minute run) is kept downsampled for
     display, with ``"candles"`` (the full curve's length) and ``"step"`` (every step-th candle is kept, and the
     last one and the deepest drawdown's); the statistics are always computed over the full curve. The curve

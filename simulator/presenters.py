@@ -34,6 +34,7 @@ from simulator.display import (
 from simulator.models import Simulation, Sweep
 from trading.engine.criteria import TOP_LEVEL_DEFAULTS, CriteriaError, criteria_parse
 from trading.engine.indicators import INDICATOR_PARAMS
+from trading.engine.report import monthly_returns, trade_groups
 from trading.engine.statistics import backtest_statistics
 from trading.engine.types import SECONDS_PER_DAY
 from trading.engine.vocabulary import STATISTIC_BY_KEY, STATISTICS_KEYS, best_indices, exit_reason_text
@@ -118,10 +119,14 @@ TRADE_COLUMNS = (
     ("Entry price", "num"),
     ("Exit (UTC)", "text"),
     ("Exit price", "num"),
+    ("Duration", "num"),
     ("Quantity", "num"),
     ("Fees", "num"),
     ("P&L", "num"),
     ("P&L %", "num"),
+    ("MAE", "num"),
+    ("MFE", "num"),
+    ("Cumulative P&L", "num"),
     ("Exit reason", "text"),
 )
 
@@ -132,22 +137,47 @@ TRADE_COLUMNS = (
 TRADES_PER_PAGE = 250
 
 
+def _ratio_cell(ratio: Any, tone: str = "") -> Cell:
+    """A fraction shown in percent (two decimals), sorted by its value; a dash for None (absent or undefined)."""
+    if ratio is None or not math.isfinite(ratio):
+        return Cell(DASH, "", f"num {tone}".strip())
+    return Cell(f"{ratio * 100:,.2f} %", repr(ratio), f"num {tone}".strip())
+
+
+def _tone(amount: Any) -> str:
+    """``gain``/``loss`` for a money amount's sign (a decimal string), ``""`` for zero or None."""
+    if amount in (None, ""):
+        return ""
+    value = Decimal(str(amount))
+    return "gain" if value > 0 else "loss" if value < 0 else ""
+
+
+def duration_text(days: Any) -> str:
+    """A trade's duration: ``3.0 d`` from a day up, hours and minutes below (``5 h 30 min``), ``same candle`` for 0
+    (a stop or take-profit hit in the entry candle: its exit is timed at that candle's open); a dash for None."""
+    if days is None:
+        return DASH
+    if days == 0:
+        return "same candle"
+    if days >= 1:
+        return f"{days:,.1f} d"
+    minutes = round(days * 1_440)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
 def trade_rows(simulation: Simulation, trades: Sequence[dict[str, Any]] | None = None) -> list[list[Cell]]:
     """The trades table: one row a trade, the cells of :data:`TRADE_COLUMNS` (fees are entry plus exit).
-    ``trades``: those to show (a page of ``simulation.trades``); every trade of the run by default."""
+    ``trades``: those to show (a page of ``simulation.trades``); every trade of the run by default. Duration, MAE,
+    MFE and cumulative P&L are those stored with the run (``simulator.services.simulations.trades_as_json``): a
+    dash in a run saved before they were kept."""
     rows = []
     for trade in simulation.trades if trades is None else trades:
         pnl = trade.get("pnl")
         ratio = trade.get("pnl_ratio")
-        tone = (
-            ""
-            if pnl in (None, "")
-            else "gain"
-            if Decimal(str(pnl)) > 0
-            else "loss"
-            if Decimal(str(pnl)) < 0
-            else ""
-        )
+        tone = _tone(pnl)
+        duration = trade.get("duration_days")
+        running = trade.get("cumulative_pnl")
         fees = decimal_or_zero(trade.get("entry_fee")) + decimal_or_zero(trade.get("exit_fee"))
         rows.append(
             [
@@ -156,6 +186,7 @@ def trade_rows(simulation: Simulation, trades: Sequence[dict[str, Any]] | None =
                 Cell(price_text(trade.get("entry_price")), str(trade.get("entry_price") or ""), "num"),
                 Cell(_time_text(trade.get("exit_at")), trade.get("exit_at") or ""),
                 Cell(price_text(trade.get("exit_price")), str(trade.get("exit_price") or ""), "num"),
+                Cell(duration_text(duration), "" if duration is None else repr(duration), "num"),
                 Cell(quantity_text(trade.get("quantity")), str(trade.get("quantity") or ""), "num"),
                 Cell(price_text(fees), str(fees), "num"),
                 Cell(price_text(pnl), str(pnl or ""), f"num {tone}"),
@@ -164,6 +195,9 @@ def trade_rows(simulation: Simulation, trades: Sequence[dict[str, Any]] | None =
                     "" if ratio is None else repr(ratio),
                     f"num {tone}",
                 ),
+                _ratio_cell(trade.get("mae_ratio"), "loss" if trade.get("mae_ratio") else ""),
+                _ratio_cell(trade.get("mfe_ratio"), "gain" if trade.get("mfe_ratio") else ""),
+                Cell(price_text(running), str(running or ""), f"num {_tone(running)}"),
                 Cell(exit_reason_text(trade.get("exit_reason")) or "open", trade.get("exit_reason") or ""),
             ]
         )
@@ -187,6 +221,128 @@ def ruin_text(simulation: Simulation) -> str:
         "trade was made after that. Total return -100 %, max drawdown 100 %; Sharpe and Sortino are over the "
         "returns up to the ruin."
     )
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    """One line of a breakdown table (by exit reason or by instrument): the group's closed trades."""
+
+    key: str
+    label: str
+    cells: list[Cell]
+
+
+#: The breakdown tables' columns after the group's name: (heading, sort kind).
+BREAKDOWN_COLUMNS = (
+    ("Trades", "num"),
+    ("Win rate", "num"),
+    ("Total P&L", "num"),
+    ("Average P&L %", "num"),
+    ("Time in market", "num"),
+)
+
+
+def _run_span_seconds(simulation: Simulation) -> float | None:
+    """The run's length: its candles (those of the stored curve, or its full length when downsampled) times their
+    length; None without a curve."""
+    curve = simulation.equity_curve or {}
+    candles = curve.get("candles") or len(curve.get("time") or [])
+    if not candles:
+        return None
+    return float(candles) * TIMEFRAMES[simulation.timeframe].total_seconds()
+
+
+def trade_breakdowns(simulation: Simulation) -> dict[str, list[BreakdownRow]]:
+    """The closed trades grouped by exit reason and by instrument (:func:`trading.engine.report.trade_groups`):
+    ``{"exit_reason": [...], "instrument": [...]}``, each group with its count, win rate, total P&L (quote
+    currency), mean P&L % and time in market (its trades' durations over the run's span). Groups in order of
+    first appearance in the trades table; ``[]`` without a closed trade."""
+    trades = [t for t in simulation.trades or [] if t.get("pnl") not in (None, "") and t.get("exit_at")]
+    if not trades:
+        return {"exit_reason": [], "instrument": []}
+    pnl = np.asarray([float(t["pnl"]) for t in trades], dtype=np.float64)
+    pnl_ratio = np.asarray(
+        [math.nan if t.get("pnl_ratio") is None else float(t["pnl_ratio"]) for t in trades], dtype=np.float64
+    )
+    duration = np.asarray(
+        [(trade_seconds(t["exit_at"]) or 0) - (trade_seconds(t.get("entry_at")) or 0) for t in trades],
+        dtype=np.float64,
+    )
+    span = _run_span_seconds(simulation)
+    currency = quote_currency(simulation.instruments.all())
+
+    def rows(keys: list[str], label: Any) -> list[BreakdownRow]:
+        lines = []
+        for group in trade_groups(keys, pnl, pnl_ratio, duration, span):
+            total = f"{group.total_pnl:,.2f} {currency}".rstrip()
+            lines.append(
+                BreakdownRow(
+                    key=group.key,
+                    label=label(group.key),
+                    cells=[
+                        Cell(f"{group.n_trades:,}", str(group.n_trades), "num"),
+                        _ratio_cell(group.win_rate_ratio),
+                        Cell(total, repr(group.total_pnl), f"num {_sign_class(group.total_pnl)}".strip()),
+                        _ratio_cell(group.avg_pnl_ratio, _sign_class(group.avg_pnl_ratio)),
+                        _ratio_cell(group.time_in_market_ratio),
+                    ],
+                )
+            )
+        return lines
+
+    return {
+        "exit_reason": rows([t.get("exit_reason") or "" for t in trades], exit_reason_text),
+        "instrument": rows([t.get("symbol") or t.get("instrument") or "" for t in trades], str),
+    }
+
+
+def _sign_class(value: float) -> str:
+    return "gain" if value > 0 else "loss" if value < 0 else ""
+
+
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True)
+class MonthlyTable:
+    """The run page's monthly returns: one row a year, ``cells`` the 12 months then the year's total.
+
+    Attributes:
+        rows: ``(year, [Cell] * 13)``; a month outside the run is an empty cell.
+        from_stored_curve: True when computed from the curve kept with the run (a run saved before monthly returns
+            were kept; a downsampled curve makes them approximate).
+    """
+
+    rows: list[tuple[int, list[Cell]]]
+    from_stored_curve: bool
+
+
+def monthly_table(simulation: Simulation) -> MonthlyTable:
+    """The equity curve's return per calendar month (UTC) and per year (:func:`trading.engine.report.
+    monthly_returns`), as stored with the run, or computed from the stored curve for an older run."""
+    stored = (simulation.equity_curve or {}).get("monthly_returns")
+    from_curve = stored is None
+    if stored is None:
+        curve = simulation.equity_curve or {}
+        stored = [
+            {"year": row.year, "months": list(row.months), "year_ratio": row.year_ratio}
+            for row in monthly_returns(
+                np.asarray(curve.get("time") or [], dtype=np.int64),
+                np.asarray(curve.get("equity") or [], dtype=np.float64),
+                float(simulation.starting_cash),
+            )
+        ]
+
+    def cell(ratio: float | None) -> Cell:
+        if ratio is None:
+            return Cell("", "", "num")
+        return Cell(f"{ratio * 100:,.1f} %", repr(ratio), f"num {_sign_class(ratio)}".strip())
+
+    rows = [
+        (int(row["year"]), [cell(value) for value in row["months"]] + [cell(row.get("year_ratio"))])
+        for row in stored
+    ]
+    return MonthlyTable(rows=rows, from_stored_curve=from_curve)
 
 
 def chart_data(

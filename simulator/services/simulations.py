@@ -47,8 +47,9 @@ from simulator.services.requests import (
 )
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import CriteriaError, criteria_parse
+from trading.engine.report import cumulative_pnl, monthly_returns, trade_excursions
 from trading.engine.statistics import drawdown_curve, equity_at_ruin
-from trading.engine.types import CandleArrays
+from trading.engine.types import SECONDS_PER_DAY, CandleArrays
 from trading.models import Strategy
 from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
 
@@ -132,10 +133,27 @@ def _iso(seconds: int | None) -> str | None:
     return None if seconds is None else from_seconds(seconds).isoformat().replace("+00:00", "Z")
 
 
-def trades_as_json(result: BacktestResult, names: dict[str, str]) -> list[dict[str, Any]]:
-    """The trades of ``result`` as the JSON rows a :class:`Simulation` keeps (``names``: symbol -> coingecko id)."""
+def trades_as_json(
+    result: BacktestResult, names: dict[str, str], candles: Sequence[CandleArrays] | None = None
+) -> list[dict[str, Any]]:
+    """The trades of ``result`` as the JSON rows a :class:`Simulation` keeps (``names``: symbol -> coingecko id).
+
+    Besides the engine's fields, each row has ``duration_days`` (exit time minus entry time), ``cumulative_pnl``
+    (realised P&L of the closed trades in exit order up to this one's exit, :func:`trading.engine.report.
+    cumulative_pnl`, quote currency) and, when ``candles`` (those the run read) are given, ``mae_ratio`` and
+    ``mfe_ratio`` (:func:`trading.engine.report.trade_excursions`); None where undefined (an open trade).
+    """
+    log = result.trade_log
+    if candles is not None:
+        mae, mfe = trade_excursions(log, candles)
+    else:
+        mae = mfe = np.full(len(log), np.nan)
+    closed = log.closed
+    cumulative = cumulative_pnl(log.exit_time_seconds, np.where(closed, log.pnl, np.nan))
     rows = []
-    for trade in result.trades:
+    for trade, mae_ratio, mfe_ratio, running in zip(
+        result.trades, mae.tolist(), mfe.tolist(), cumulative.tolist(), strict=True
+    ):
         rows.append(
             {
                 "instrument": names.get(trade.symbol, trade.symbol),
@@ -150,9 +168,19 @@ def trades_as_json(result: BacktestResult, names: dict[str, str]) -> list[dict[s
                 "pnl": _money(trade.pnl),
                 "pnl_ratio": trade.pnl_ratio,
                 "exit_reason": trade.exit_reason or "",
+                "duration_days": None
+                if trade.exit_time_seconds is None
+                else (trade.exit_time_seconds - trade.entry_time_seconds) / SECONDS_PER_DAY,
+                "mae_ratio": _float_or_none(mae_ratio),
+                "mfe_ratio": _float_or_none(mfe_ratio),
+                "cumulative_pnl": _money(running),
             }
         )
     return rows
+
+
+def _float_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def stored_chart_bars(
@@ -180,6 +208,17 @@ def stored_chart_bars(
             c.volume[window],
         )
     return found
+
+
+def monthly_returns_as_json(
+    times_seconds: np.ndarray, equity_curve: np.ndarray, starting_cash: float
+) -> list[dict[str, Any]]:
+    """The equity curve's monthly and yearly returns (:func:`trading.engine.report.monthly_returns`) as JSON:
+    ``[{"year": 2024, "months": [ratio or None] * 12, "year_ratio": ratio or None}]``, fractions."""
+    return [
+        {"year": row.year, "months": list(row.months), "year_ratio": row.year_ratio}
+        for row in monthly_returns(times_seconds, equity_curve, starting_cash)
+    ]
 
 
 def ruined_at(result: BacktestResult, candle_length: int) -> str | None:
@@ -311,8 +350,13 @@ def _simulation_compute(simulation: Simulation, report: Callable[[float], None])
             "ambiguous": ambiguous_as_json(result, {i.symbol: i.coingecko_id for i in instruments}),
             "ruined_at": ruined_at(result, candle_seconds(simulation.timeframe)),
         }
-        simulation.trades = trades_as_json(result, {i.symbol: i.coingecko_id for i in instruments})
+        simulation.trades = trades_as_json(result, {i.symbol: i.coingecko_id for i in instruments}, candles)
         simulation.equity_curve = equity_curve_as_json(result, float(simulation.starting_cash))
+        # Over the full curve (the kept one may be downsampled); with the curve, as a sweep point's statistics
+        # (the engine's alone) must equal those of its full run.
+        simulation.equity_curve["monthly_returns"] = monthly_returns_as_json(
+            result.times, result.equity_curve, float(simulation.starting_cash)
+        )
         bars = stored_chart_bars(simulation, candles)
         if bars is not None:
             simulation.equity_curve["chart_candles"] = bars
@@ -412,6 +456,10 @@ TRADE_CSV_COLUMNS = (
     "pnl",
     "pnl_ratio",
     "exit_reason",
+    "duration_days",
+    "mae_ratio",
+    "mfe_ratio",
+    "cumulative_pnl",
 )
 
 

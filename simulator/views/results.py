@@ -25,6 +25,8 @@ from simulator.display import quote_currency, statistic_label
 from simulator.forms import SaveStrategyForm
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from simulator.presenters import (
+    BREAKDOWN_COLUMNS,
+    MONTH_NAMES,
     TRADE_COLUMNS,
     TRADES_PER_PAGE,
     Cell,
@@ -36,9 +38,11 @@ from simulator.presenters import (
     compare_rows,
     criteria_words_of,
     listed_runs,
+    monthly_table,
     ruin_text,
     statistics_rows,
     sweep_heatmap,
+    trade_breakdowns,
     trade_rows,
     trade_seconds,
 )
@@ -153,6 +157,10 @@ def _run_context(
             chart_bar=TIMEFRAME_BARS.get(bar, f"{bar // 3600}-hour"),
             symbols=[i.symbol for i in instruments],
             candle_charts=candle_charts(chart),
+            breakdowns=trade_breakdowns(simulation),
+            breakdown_columns=BREAKDOWN_COLUMNS,
+            monthly=monthly_table(simulation),
+            month_names=MONTH_NAMES,
         )
     return context
 

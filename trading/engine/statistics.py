@@ -32,6 +32,7 @@ Conventions, with their sources:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -216,6 +217,12 @@ def backtest_statistics(
       ``candle_seconds / 86_400``; backtesting.py's "Max. Drawdown Duration". 0.0 when there is no drawdown.
     - ``calmar_ratio = cagr_ratio / max_drawdown_ratio``: ``empyrical.calmar_ratio``; None when there is no
       drawdown or no CAGR.
+    - ``volatility_ratio = std(r, ddof=1) * sqrt(ppy)``: ``empyrical.annual_volatility``, over the same returns as
+      the Sharpe ratio (up to a ruin). None when n < 2; 0.0 when the returns count as equal (as for Sharpe).
+    - ``avg_drawdown_ratio``: the mean over the drawdown episodes of ``e`` (maximal runs of points below the
+      running peak, an unrecovered one at the end included) of each episode's deepest drawdown: backtesting.py's
+      "Avg. Drawdown" (which leaves out a last episode of one candle when an earlier one exists). 0.0 when there
+      is no drawdown, as ``max_drawdown_ratio``.
     - ``exposure_ratio = mean(exposure)``: the share of the n candles with a position open at some point of
       the candle (backtesting.py's "Exposure Time").
     - ``final_equity = equity_curve[-1]``, quote currency.
@@ -241,6 +248,15 @@ def backtest_statistics(
       ``worst_trade_ratio`` are the max and min ``pnl_ratio``.
     - ``avg_trade_duration_days = mean(exit_time_seconds - entry_time_seconds) / 86_400`` (backtesting.py's "Avg. Trade
       Duration").
+    - ``sqn = sqrt(N) * mean(pnl) / std(pnl, ddof=1)`` over the N closed trades' quote-currency pnl: Van Tharp's
+      System Quality Number as backtesting.py's "SQN" computes it; None for N < 2 or equal pnl.
+    - ``avg_win``, ``avg_loss``: the mean pnl of the trades with ``pnl > 0``, ``pnl < 0`` (quote currency;
+      ``avg_loss`` < 0); ``avg_win_ratio``, ``avg_loss_ratio`` the mean ``pnl_ratio`` of the same trades;
+      ``largest_win = max(pnl)``, ``largest_loss = min(pnl)`` over them. None without a win (a loss).
+    - ``max_consecutive_losses``: the longest run of trades with ``pnl < 0`` in exit order (ties in the given
+      order; a zero pnl ends a run), an int, 0 without a losing trade (and without a closed trade).
+    - ``max_trade_duration_days``: the longest ``exit_time_seconds - entry_time_seconds``, in days
+      (backtesting.py's "Max. Trade Duration").
     - These are None when there is no closed trade; ``n_trades`` is then 0.
     - ``total_fees``: the entry fees of every trade, open or closed, plus the exit fees of the closed ones,
       quote currency: what the run actually paid.
@@ -266,9 +282,10 @@ def backtest_statistics(
         ambiguous_candles, ambiguous_resolved: ints >= 0 (see above), 0 by default.
 
     Returns:
-        The keys of :data:`~trading.engine.vocabulary.STATISTICS_KEYS`, in that order: ``n_trades`` an int, the
-        others Python floats or None (undefined). Ratios are fractions (0.05 = 5 %); ``total_fees`` and
-        ``final_equity`` are quote currency; ``*_days`` are days. No value is NaN or infinite.
+        The keys of :data:`~trading.engine.vocabulary.STATISTICS_KEYS`, in that order: ``n_trades``,
+        ``max_consecutive_losses`` and the ambiguous counts ints, the others Python floats or None (undefined).
+        Ratios are fractions (0.05 = 5 %); ``total_fees``, ``final_equity``, ``avg_win``, ``avg_loss``,
+        ``largest_win`` and ``largest_loss`` are quote currency; ``*_days`` are days. No value is NaN or infinite.
 
     Raises:
         ValueError: an input has the wrong shape or an invalid value; the message says which and what was
@@ -307,6 +324,8 @@ def backtest_statistics(
         spread,
         largest,
         downside_deviation,
+        drawdown_episodes,
+        episode_maxima_sum,
     ) = _curve_figures(equity, starting_cash, returns_count)
 
     # Valid but extreme inputs (equity spanning 1e-300 to 1e300, a 1000x gain over three one-minute candles)
@@ -316,6 +335,11 @@ def backtest_statistics(
         sharpe = _sharpe_ratio(returns_count, mean, std, spread, largest, periods_per_year)
         sortino = _sortino_ratio(returns_count, mean, downside_deviation, periods_per_year)
         calmar = _finite_or_none(cagr / max_drawdown) if cagr is not None and max_drawdown > 0 else None
+        volatility = (
+            _finite_or_none(std * np.sqrt(periods_per_year))
+            if returns_count > 1 and spread > _RETURN_ROUNDING * (1.0 + largest)
+            else (0.0 if returns_count > 1 else None)
+        )
         statistics: dict[str, float | int | None] = {
             "total_return_ratio": _finite_or_none(np.float64(final_equity) / starting_cash - 1.0),
             "buy_and_hold_return_ratio": _finite_or_none(buy_and_hold[-1] / starting_cash - 1.0),
@@ -325,6 +349,8 @@ def backtest_statistics(
             "max_drawdown_ratio": max_drawdown,
             "max_drawdown_duration_days": longest_underwater * int(candle_seconds) / SECONDS_PER_DAY,
             "calmar_ratio": calmar,
+            "volatility_ratio": volatility,
+            "avg_drawdown_ratio": episode_maxima_sum / drawdown_episodes if drawdown_episodes else 0.0,
             **_trade_statistics(trades),
             "exposure_ratio": float(np.count_nonzero(exposure_array)) / n,
             "final_equity": final_equity,
@@ -337,7 +363,7 @@ def backtest_statistics(
 @njit(cache=True, error_model="numpy")
 def _curve_figures(
     equity: np.ndarray, starting_cash: float, returns_count: int
-) -> tuple[float, int, float, float, float, float, float]:
+) -> tuple[float, int, float, float, float, float, float, int, float]:
     """The figures of :func:`backtest_statistics` that need the whole curve, in one compiled pass each.
 
     Args:
@@ -347,20 +373,25 @@ def _curve_figures(
             (all n, or those up to a ruin), >= 1.
 
     Returns:
-        ``(max_drawdown, longest_underwater, mean, std, spread, largest, downside_deviation)``:
-        ``max(drawdown)`` with the running peak of the anchored curve (:func:`drawdown_curve`, the same division
-        at each point); the longest stretch, in candles, from a peak of the anchored curve (a point at or above
-        every earlier point) to the next peak, or to the last point when the curve ends below its peak (two
-        adjacent peaks have no stretch between them); and of the first ``returns_count`` returns ``r[i] = e[i +
-        1] / e[i] - 1``: their mean, standard deviation with ddof 1 (NaN for fewer than 2), ``max - min``,
-        ``max |r|`` and ``sqrt(mean(min(r, 0) ** 2))`` (empyrical's downside risk, required return 0). Sums are
-        taken in order (numpy's pairwise sums differ in the last bits).
+        ``(max_drawdown, longest_underwater, mean, std, spread, largest, downside_deviation, episodes,
+        episode_maxima_sum)``: ``max(drawdown)`` with the running peak of the anchored curve
+        (:func:`drawdown_curve`, the same division at each point); the longest stretch, in candles, from a peak
+        of the anchored curve (a point at or above every earlier point) to the next peak, or to the last point
+        when the curve ends below its peak (two adjacent peaks have no stretch between them); and of the first
+        ``returns_count`` returns ``r[i] = e[i + 1] / e[i] - 1``: their mean, standard deviation with ddof 1 (NaN
+        for fewer than 2), ``max - min``, ``max |r|`` and ``sqrt(mean(min(r, 0) ** 2))`` (empyrical's downside
+        risk, required return 0); the number of drawdown episodes (maximal runs of consecutive points below the
+        running peak, an unrecovered one at the end included) and the sum of each episode's largest drawdown.
+        Sums are taken in order (numpy's pairwise sums differ in the last bits).
     """
     n = equity.shape[0]
     peak = starting_cash
     max_drawdown = 0.0
     last_peak = 0  # position in the anchored curve, whose point 0 is the starting cash
     longest = 0
+    episodes = 0
+    episode_maxima_sum = 0.0
+    episode_max = 0.0  # the largest drawdown of the episode under way; 0.0 at a peak
     for i in range(n):
         value = equity[i]
         if value >= peak:
@@ -369,10 +400,19 @@ def _curve_figures(
                 longest = gap
             last_peak = i + 1
             peak = value
+            if episode_max > 0.0:
+                episodes += 1
+                episode_maxima_sum += episode_max
+                episode_max = 0.0
         else:
             drawdown = (peak - value) / peak
             if drawdown > max_drawdown:
                 max_drawdown = drawdown
+            if drawdown > episode_max:
+                episode_max = drawdown
+    if episode_max > 0.0:
+        episodes += 1
+        episode_maxima_sum += episode_max
     longest = max(longest, n - last_peak)
     total = 0.0
     lowest = np.inf
@@ -397,7 +437,17 @@ def _curve_figures(
         previous = equity[i]
         squares += (r - mean) * (r - mean)
     std = np.sqrt(squares / (returns_count - 1)) if returns_count > 1 else np.nan
-    return max_drawdown, longest, mean, std, highest - lowest, largest, np.sqrt(shortfall / returns_count)
+    return (
+        max_drawdown,
+        longest,
+        mean,
+        std,
+        highest - lowest,
+        largest,
+        np.sqrt(shortfall / returns_count),
+        episodes,
+        episode_maxima_sum,
+    )
 
 
 def _sharpe_ratio(
@@ -448,12 +498,28 @@ def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | i
             "best_trade_ratio": None,
             "worst_trade_ratio": None,
             "total_fees": total_fees,
+            "sqn": None,
+            "avg_win": None,
+            "avg_loss": None,
+            "avg_win_ratio": None,
+            "avg_loss_ratio": None,
+            "largest_win": None,
+            "largest_loss": None,
+            "max_consecutive_losses": 0,
+            "max_trade_duration_days": None,
         }
     pnl = log.pnl[closed]
     pnl_ratio = log.pnl_ratio[closed]
     duration_seconds = (log.exit_time_seconds[closed] - log.entry_time_seconds[closed]).astype(np.float64)
-    gross_loss = -pnl[pnl < 0].sum()
-    gross_profit = pnl[pnl > 0].sum()
+    wins = pnl > 0
+    losses = pnl < 0
+    gross_loss = -pnl[losses].sum()
+    gross_profit = pnl[wins].sum()
+    # Van Tharp's System Quality Number as backtesting.py computes it: over the trades' pnl in money.
+    pnl_std = float(np.std(pnl, ddof=1)) if n_closed > 1 else math.nan
+    sqn = _finite_or_none(math.sqrt(n_closed) * pnl.mean() / pnl_std) if pnl_std > 0 else None
+    # Losing streaks in exit order (a stable sort keeps the log's entry order between equal exit times).
+    order = np.argsort(log.exit_time_seconds[closed], kind="stable")
     return {
         "n_trades": n_closed,
         "win_rate_ratio": float(np.count_nonzero(pnl > 0)) / n_closed,
@@ -463,7 +529,32 @@ def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | i
         "best_trade_ratio": _finite_or_none(pnl_ratio.max()),
         "worst_trade_ratio": _finite_or_none(pnl_ratio.min()),
         "total_fees": total_fees,
+        "sqn": sqn,
+        "avg_win": _finite_or_none(pnl[wins].mean()) if wins.any() else None,
+        "avg_loss": _finite_or_none(pnl[losses].mean()) if losses.any() else None,
+        "avg_win_ratio": _finite_or_none(pnl_ratio[wins].mean()) if wins.any() else None,
+        "avg_loss_ratio": _finite_or_none(pnl_ratio[losses].mean()) if losses.any() else None,
+        "largest_win": _finite_or_none(pnl.max()) if wins.any() else None,
+        "largest_loss": _finite_or_none(pnl.min()) if losses.any() else None,
+        "max_consecutive_losses": longest_run(losses[order]),
+        "max_trade_duration_days": _finite_or_none(duration_seconds.max() / SECONDS_PER_DAY),
     }
+
+
+def longest_run(flags: np.ndarray) -> int:
+    """Return the length of the longest run of consecutive True values.
+
+    Args:
+        flags: shape (m,), bool (e.g. "this trade lost", in exit order).
+
+    Returns:
+        An int in [0, m]; 0 for an empty array or one without True.
+    """
+    if not flags.any():
+        return 0
+    # Pad with False on both sides: each run starts at a rise and ends at a fall of the padded 0/1 series.
+    edges = np.diff(np.concatenate(([0], flags.astype(np.int8), [0])))
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
 
 
 def _positive_curve(values: np.ndarray, *, name: str) -> np.ndarray:

@@ -432,7 +432,9 @@ def test_trade_figures(case: str, trades: list[Trade], expected: dict[str, float
 def test_keys_types_and_json() -> None:
     result = run([100.0, 110.0, 99.0, 120.0], trades=_MIXED, exposure=[True, True, False, False])
     assert tuple(result) == STATISTICS_KEYS
-    assert len(STATISTICS_KEYS) == 20  # with the bar magnifier's ambiguous_candles and ambiguous_resolved
+    # 20 with the bar magnifier's ambiguous_candles and ambiguous_resolved; 31 with issue 14's volatility, average
+    # drawdown, SQN, average win and loss (money and ratio), largest win and loss, losing streak, longest trade
+    assert len(STATISTICS_KEYS) == 31
     assert all(type(value) is float for key, value in result.items() if key not in COUNTS)
     assert all(type(result[key]) is int for key in COUNTS)
     json.dumps(result, allow_nan=False)
@@ -498,7 +500,7 @@ def test_module_is_pure() -> None:
             [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
         )
     }
-    assert imported <= {"__future__", "collections", "numba", "numpy", "trading"}
+    assert imported <= {"__future__", "collections", "math", "numba", "numpy", "trading"}
     assert all(
         node.module in {"trading.engine.types", "trading.engine.vocabulary"}
         for node in ast.walk(tree)
@@ -559,6 +561,7 @@ def test_agrees_with_empyrical(curve: str, candle_seconds: int) -> None:
     )
 
     expected = {
+        "volatility_ratio": empyrical.annual_volatility(returns, annualization=periods_per_year),
         "sharpe_ratio": empyrical.sharpe_ratio(returns, annualization=periods_per_year),
         "sortino_ratio": empyrical.sortino_ratio(returns, annualization=periods_per_year),
         "max_drawdown_ratio": -empyrical.max_drawdown(returns),
@@ -710,3 +713,194 @@ def test_output_is_always_json_friendly(
     assert duration is not None and 0.0 <= duration <= n * candle_seconds / DAY
     win_rate = result["win_rate_ratio"]
     assert win_rate is None or 0.0 <= win_rate <= 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Issue 14's figures: volatility, average drawdown, SQN, average and largest win and loss, losing streak, longest
+# trade; worked by hand
+
+# Example V, daily candles, starting cash 100, equity [110, 99, 120, 100, 100, 105]:
+#   anchored [100, 110, 99, 120, 100, 100, 105]; returns [0.1, -0.1, 21/99, -1/6, 0, 0.05]
+#   volatility = std(r, ddof=1) * sqrt(365)
+#   drawdown episodes (runs below the running peak): 110 -> 99 (deepest 11/110 = 0.1), then 120 -> 100 -> 100 ->
+#   105, unrecovered (deepest 20/120 = 1/6); average (0.1 + 1/6) / 2 = 4/30
+_V_RETURNS = [0.1, -0.1, 21 / 99, -1 / 6, 0.0, 0.05]
+_V_MEAN = sum(_V_RETURNS) / 6
+_V_STD = math.sqrt(sum((r - _V_MEAN) ** 2 for r in _V_RETURNS) / 5)
+
+
+@pytest.mark.parametrize(
+    ("case", "equity", "candle_seconds", "expected"),
+    [
+        (
+            "V: two drawdowns, the second unrecovered",
+            [110.0, 99.0, 120.0, 100.0, 100.0, 105.0],
+            DAY,
+            {"volatility_ratio": _V_STD * math.sqrt(365), "avg_drawdown_ratio": (0.1 + 1 / 6) / 2},
+        ),
+        # hourly: the same returns annualised with 8760 candles a year
+        (
+            "V hourly",
+            [110.0, 99.0, 120.0, 100.0, 100.0, 105.0],
+            HOUR,
+            {"volatility_ratio": _V_STD * math.sqrt(8760), "avg_drawdown_ratio": (0.1 + 1 / 6) / 2},
+        ),
+        # a new high every candle: no drawdown (0.0, as max_drawdown_ratio; backtesting.py gives NaN)
+        ("rising", [101.0, 103.0, 104.0], DAY, {"avg_drawdown_ratio": 0.0}),
+        # flat: zero dispersion -> a volatility of 0.0 (empyrical too: std of equal returns is 0)
+        ("flat", [100.0, 100.0, 100.0], DAY, {"volatility_ratio": 0.0, "avg_drawdown_ratio": 0.0}),
+        # one return: no standard deviation (empyrical NaN)
+        ("one candle", [105.0], DAY, {"volatility_ratio": None}),
+        # entry fee below the start, then one drawdown episode of three candles: deepest (100 - 95)/100
+        ("one episode from the start", [99.9, 95.0, 99.0, 101.0], DAY, {"avg_drawdown_ratio": 0.05}),
+        # ruined: the last episode's deepest point is 1 (everything lost); first episode 100 -> 90: 0.1
+        ("ruined", [90.0, 110.0, 50.0, 0.0], DAY, {"avg_drawdown_ratio": (0.1 + 1.0) / 2}),
+        # anchored [2, 1, 3, 1]: episodes 2 -> 1 (0.5) and 3 -> 1, one candle, unrecovered (2/3): (0.5 + 2/3) / 2.
+        # backtesting.py leaves out a last episode of one candle when there is an earlier one (0.5)
+        ("last candle below the peak", [1.0, 3.0, 1.0], DAY, {"avg_drawdown_ratio": (0.5 + 2 / 3) / 2}),
+    ],
+)
+def test_volatility_and_average_drawdown(
+    case: str, equity: list[float], candle_seconds: int, expected: dict[str, float | None]
+) -> None:
+    starting_cash = 2.0 if case == "last candle below the peak" else 100.0
+    buy_and_hold = [100.0] * len(equity)
+    result = run(
+        equity, candle_seconds=candle_seconds, starting_cash=starting_cash, buy_and_hold=buy_and_hold
+    )
+    assert {key: result[key] for key in expected} == {
+        key: approx_or_none(value) for key, value in expected.items()
+    }
+
+
+# _MIXED's closed trades: pnl +20 (3 days), -10 (1 day), +5 (2 days), all entered at the same time, so they exit
+# in the order -10, +5, +20.
+#   SQN = sqrt(3) * mean / std(ddof 1) = sqrt(3) * 5 / 15 (deviations 15, -15, 0: variance 450 / 2 = 225)
+#   average win (20 + 5) / 2 = 12.5 (ratios (0.2 + 0.05) / 2 = 0.125); average loss -10 (-0.1)
+#   largest win 20, largest loss -10; losing streak 1; longest trade 3 days
+def _streak(results: str) -> list[Trade]:
+    """Closed trades exiting one day apart in the order of ``results`` (W win, L loss, 0 break-even), listed in
+    the reverse order, so that the streak must be read in exit order."""
+    pnl = {"W": 1.0, "L": -1.0, "0": 0.0}
+    trades = [
+        closed_trade(pnl=pnl[r], pnl_ratio=pnl[r] / 100, seconds=(k + 1) * DAY) for k, r in enumerate(results)
+    ]
+    return trades[::-1]
+
+
+@pytest.mark.parametrize(
+    ("case", "trades", "expected"),
+    [
+        (
+            "mixed",
+            _MIXED,
+            {
+                "sqn": math.sqrt(3) * 5 / 15,
+                "avg_win": 12.5,
+                "avg_loss": -10.0,
+                "avg_win_ratio": 0.125,
+                "avg_loss_ratio": -0.1,
+                "largest_win": 20.0,
+                "largest_loss": -10.0,
+                "max_consecutive_losses": 1,
+                "max_trade_duration_days": 3.0,
+            },
+        ),
+        (
+            "no closed trade",
+            [open_trade(entry_fee=1.0)],
+            {
+                "sqn": None,
+                "avg_win": None,
+                "avg_loss": None,
+                "avg_win_ratio": None,
+                "avg_loss_ratio": None,
+                "largest_win": None,
+                "largest_loss": None,
+                "max_consecutive_losses": 0,
+                "max_trade_duration_days": None,
+            },
+        ),
+        # one trade: no standard deviation, no SQN; no loss
+        (
+            "one winner",
+            [closed_trade(pnl=4.0, pnl_ratio=0.04, seconds=6 * HOUR)],
+            {
+                "sqn": None,
+                "avg_win": 4.0,
+                "avg_loss": None,
+                "largest_loss": None,
+                "max_consecutive_losses": 0,
+                "max_trade_duration_days": 0.25,
+            },
+        ),
+        # equal pnl: zero dispersion, no SQN (backtesting.py: std 0 -> NaN)
+        (
+            "equal pnl",
+            [closed_trade(pnl=-2.0, pnl_ratio=-0.02)] * 2,
+            {"sqn": None, "max_consecutive_losses": 2},
+        ),
+        # exit order L L W L L L 0 L: the longest run of losses is 3 (a break-even trade ends a run)
+        ("streaks", _streak("LLWLLL0L"), {"max_consecutive_losses": 3, "largest_loss": -1.0}),
+        ("all losses", _streak("LLLL"), {"max_consecutive_losses": 4, "avg_win": None, "sqn": None}),
+        # pnl [1, -1, 1, -1] in exit order: mean 0 -> SQN 0
+        ("zero mean", _streak("WLWL"), {"sqn": 0.0, "max_consecutive_losses": 1}),
+    ],
+)
+def test_issue_14_trade_figures(
+    case: str, trades: list[Trade], expected: dict[str, float | int | None]
+) -> None:
+    result = run([100.0, 101.0, 102.0, 103.0], trades=trades)
+    assert {key: result[key] for key in expected} == {
+        key: value if isinstance(value, int) or value is None else approx_or_none(value)
+        for key, value in expected.items()
+    }
+    assert isinstance(result["max_consecutive_losses"], int)
+
+
+def _backtesting_py_avg_drawdown(equity: np.ndarray) -> float:
+    """backtesting.py's "Avg. Drawdown [%]" / 100 (``_stats.compute_stats`` and ``compute_drawdown_duration_peaks``,
+    backtesting.py 0.3 and later), transcribed from pandas to numpy: its equity starts at the starting cash."""
+    dd = 1 - equity / np.maximum.accumulate(equity)
+    iloc = np.unique(np.r_[(dd == 0).nonzero()[0], len(dd) - 1])
+    prev, cur = iloc[:-1], iloc[1:]
+    keep = cur > prev + 1
+    if not keep.any():  # their "no drawdown since no trade" branch: the mean of dd with 0 replaced by NaN
+        nonzero = dd[dd != 0]
+        return float(nonzero.mean()) if nonzero.size else math.nan
+    return float(np.mean([dd[p : c + 1].max() for p, c in zip(prev[keep], cur[keep], strict=True)]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(equity=st.lists(_moderate, min_size=1, max_size=60), starting_cash=_moderate)
+def test_average_drawdown_agrees_with_backtesting_py(equity: list[float], starting_cash: float) -> None:
+    # Ending at a new high: backtesting.py leaves out a last drawdown of one candle that does not recover (see
+    # "last candle below the peak" above); every other curve gives the same episodes.
+    equity = [*equity, 2 * max(starting_cash, *equity)]
+    result = run(equity, starting_cash=starting_cash)
+    expected = _backtesting_py_avg_drawdown(np.array([starting_cash, *equity]))
+    if math.isnan(expected):  # no drawdown at all: backtesting.py NaN, the report 0.0 (as its max drawdown)
+        assert result["avg_drawdown_ratio"] == 0.0 == result["max_drawdown_ratio"]
+    else:
+        assert result["avg_drawdown_ratio"] == pytest.approx(expected, rel=1e-12)
+    average, deepest = result["avg_drawdown_ratio"], result["max_drawdown_ratio"]
+    assert average is not None and deepest is not None and 0.0 <= average <= deepest
+
+
+@settings(max_examples=200, deadline=None)
+@given(trades=_trades())
+def test_win_and_loss_figures_are_ordered(trades: list[Trade]) -> None:
+    result = run([100.0, 101.0], trades=trades)
+    n_trades = result["n_trades"]
+    assert isinstance(n_trades, int)
+    streak = result["max_consecutive_losses"]
+    assert isinstance(streak, int) and 0 <= streak <= n_trades
+    avg_win, largest_win = result["avg_win"], result["largest_win"]
+    if avg_win is not None and largest_win is not None:
+        assert 0 < avg_win <= largest_win * (1 + 1e-12)
+    avg_loss, largest_loss = result["avg_loss"], result["largest_loss"]
+    if avg_loss is not None and largest_loss is not None:
+        assert largest_loss * (1 + 1e-12) <= avg_loss < 0
+    longest, average = result["max_trade_duration_days"], result["avg_trade_duration_days"]
+    if longest is not None and average is not None:
+        assert average <= longest * (1 + 1e-12)

@@ -87,5 +87,13 @@ def test_units_are_in_the_keys_and_lower_is_better_only_for_losses_and_costs() -
         if statistic.key.endswith("_days"):
             assert statistic.unit == "days", statistic.key
     lower = {s.key for s in STATISTICS if not s.higher_is_better}
-    assert lower == {"max_drawdown_ratio", "max_drawdown_duration_days", "total_fees"}
+    # risks (drawdowns, volatility, losing streaks) and costs
+    assert lower == {
+        "max_drawdown_ratio",
+        "max_drawdown_duration_days",
+        "total_fees",
+        "volatility_ratio",
+        "avg_drawdown_ratio",
+        "max_consecutive_losses",
+    }
     assert STATISTIC_BY_KEY["n_trades"].unit == "count"
