@@ -18,6 +18,7 @@ urlpatterns = [
     path("runs/<int:pk>/equity.csv", results.run_equity_csv, name="run_equity_csv"),
     path("runs/<int:pk>/strategy/", results.run_save_strategy, name="run_save_strategy"),
     path("compare/", results.run_compare, name="compare"),
+    path("sweeps/", results.sweep_list, name="sweeps"),
     path("sweeps/<int:pk>/", results.sweep_detail, name="sweep"),
     path("sweeps/<int:pk>/progress/", results.sweep_progress, name="sweep_progress"),
     path("sweeps/<int:pk>/points/<int:index>/", results.sweep_point, name="sweep_point"),

@@ -28,6 +28,7 @@ from simulator.presenters import (
     compare_chart_data,
     compare_rows,
     listed_runs,
+    point_has_no_trades,
     ruin_text,
     statistics_rows,
     sweep_heatmap,
@@ -40,7 +41,10 @@ from simulator.selectors import (
     simulations_compared,
     simulations_for,
     simulations_listed,
+    sweep_best_values,
+    sweep_points,
     sweeps_for,
+    sweeps_listed,
 )
 from simulator.services.requests import SimulationInputError
 from simulator.services.simulations import (
@@ -49,7 +53,16 @@ from simulator.services.simulations import (
     simulation_trades_csv,
 )
 from simulator.services.sweeps import sweep_point_simulation
+from simulator.sweep_presenters import (
+    TOP_POINTS,
+    axis_names,
+    listed_sweeps,
+    statistic_or_default,
+    top_point_columns,
+    top_points,
+)
 from simulator.views.form import int_or_none
+from trading.engine.vocabulary import STATISTICS
 
 #: How the result page names the bars of its candle charts, by length in seconds.
 TIMEFRAME_BARS = {60: "1-minute", 3_600: "hourly", 4 * 3_600: "4-hour", 86_400: "daily", 604_800: "weekly"}
@@ -213,24 +226,52 @@ def _sweep(request: HttpRequest, pk: int) -> Sweep:
     return get_object_or_404(sweeps_for(request.user).prefetch_related("instruments"), pk=pk)
 
 
-def _sweep_page_context(sweep: Sweep) -> dict[str, Any]:
+def _sweep_page_context(sweep: Sweep, asked: str | None = None) -> dict[str, Any]:
+    """The sweep page's context: progress while it runs; once finished, the heatmap and the table of the best
+    points by the statistic ``asked`` (``?statistic=``; the sweep's own when missing or unknown)."""
     finished = sweep.is_finished
-    return {
+    key = statistic_or_default(sweep, asked)
+    context: dict[str, Any] = {
         "sweep": sweep,
         "done": sweep.points.count(),
         "finished": finished,
-        "heatmap": sweep_heatmap(sweep) if finished else None,
+        "heatmap": None,
         "point_base": reverse("simulator:sweep_point", args=[sweep.pk, 0]).removesuffix("0/"),
-        "statistic_label": statistic_label(sweep.statistic),
+        "statistic": key,
+        "statistic_label": statistic_label(key),
+        "statistics": [(statistic.key, statistic.label) for statistic in STATISTICS],
     }
+    if finished:
+        points = sweep_points(sweep)
+        context.update(
+            heatmap=sweep_heatmap(sweep, key, points),
+            top=top_points(sweep, points, key),
+            top_columns=top_point_columns(key),
+            axis_names=axis_names(sweep),
+            top_limit=TOP_POINTS,
+            no_trades=sum(1 for p in points if point_has_no_trades(p)),
+        )
+    return context
 
 
 @require_safe
 @login_required
 def sweep_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/simulator/sweeps/<id>/``: a progress bar while the grid runs, then the heatmap of its statistic, each
-    cell a link to that grid point's run."""
-    return render(request, "simulator/sweep.html", _sweep_page_context(_sweep(request, pk)))
+    """``/simulator/sweeps/<id>/``: a progress bar while the grid runs, then the heatmap of a statistic
+    (``?statistic=``, any of the report's: every point keeps them all, nothing runs again) and the table of the
+    best points by it, each cell and line a link to that grid point's run."""
+    sweep = _sweep(request, pk)
+    return render(request, "simulator/sweep.html", _sweep_page_context(sweep, request.GET.get("statistic")))
+
+
+@require_safe
+@login_required
+def sweep_list(request: HttpRequest) -> HttpResponse:
+    """``/simulator/sweeps/``: the user's sweeps, newest first, 50 a page: name, instruments, dates, grid points
+    done of the total, status and the best value of each one's statistic."""
+    page = Paginator(sweeps_listed(request.user), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    lines = listed_sweeps(page.object_list, sweep_best_values(list(page.object_list)))
+    return render(request, "simulator/sweeps.html", {"page": page, "sweeps": lines})
 
 
 @require_safe
