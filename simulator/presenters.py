@@ -388,7 +388,9 @@ def sweep_heatmap(
     axes = sweep.axes
     key = statistic or sweep.statistic
     if points is None:
-        points = list(sweep.points.only("index", "values", "statistics", "error", "sweep_id").order_by("index"))
+        points = list(
+            sweep.points.only("index", "values", "statistics", "error", "sweep_id").order_by("index")
+        )
     by_index = {p.index: p for p in points}
     values = {
         index: float(p.statistics[key])

@@ -215,8 +215,8 @@ def sweep_points(sweep: Sweep) -> list[SweepPoint]:
 
 
 def sweep_best_values(sweeps: Sequence[Sweep]) -> dict[int, float]:
-    """The best value of each sweep's own statistic over its saved grid points (the highest, or the lowest where
-    less is better), computed in the database: one query per distinct statistic among ``sweeps``.
+    """The best value of each sweep's own statistic over its saved grid points that traded (the highest, or the
+    lowest where less is better), computed in the database: one query per distinct statistic among ``sweeps``.
 
     Returns:
         sweep pk -> best value (in the engine's units: a fraction for ``_ratio`` keys); a sweep without any
@@ -231,6 +231,9 @@ def sweep_best_values(sweeps: Sequence[Sweep]) -> dict[int, float]:
         pick = Min if statistic is not None and not statistic.higher_is_better else Max
         rows = (
             SweepPoint.objects.filter(sweep_id__in=ids, error="")
+            .exclude(
+                statistics__n_trades=0
+            )  # no trade is no result (simulator.presenters.point_has_no_trades)
             .values("sweep_id")
             .annotate(best=pick(Cast(KeyTextTransform(key, "statistics"), FloatField())))
             .order_by()

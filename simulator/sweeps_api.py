@@ -25,7 +25,7 @@ from simulator.models import STARTING_CASH_DEFAULT, Sweep
 from simulator.selectors import sweep_best_values, sweep_points, sweeps_listed
 from simulator.services.requests import SimulationInputError, simulation_request_check
 from simulator.services.sweeps import sweep_create
-from simulator.sweep_presenters import sweep_grid_document
+from simulator.sweep_presenters import points_ranked, statistic_value, sweep_grid_document
 from trading.engine.limits import MAX_SWEEP_POINTS
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS, statistics_described
 
@@ -161,7 +161,8 @@ class SweepSerializer(SweepSummarySerializer):
     @extend_schema_field(SweepGridSerializer)
     def get_grid(self, sweep: Sweep) -> dict[str, Any]:
         key = self.context.get("statistic") or sweep.statistic
-        return sweep_grid_document(sweep, sweep_points(sweep), key)
+        points = self.context.get("points")
+        return sweep_grid_document(sweep, sweep_points(sweep) if points is None else points, key)
 
 
 STATISTIC_PARAMETER = OpenApiParameter(
@@ -208,7 +209,12 @@ class SweepViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Sweep]
         """One sweep: status, progress (``done`` of ``total``), and its grid: each saved point's value of the
         statistic and its run, and the best point."""
         sweep = self.get_object()
-        context = {**self.get_serializer_context(), "best": sweep_best_values([sweep])}
+        # The points are read once, after the sweep: its count, grid and best agree even while chunks save more.
+        points = sweep_points(sweep)
+        sweep.done = len(points)  # type: ignore[attr-defined]  # the annotation of sweeps_listed, read again
+        ranked = points_ranked(points, sweep.statistic)
+        best = {sweep.pk: statistic_value(ranked[0], sweep.statistic)} if ranked else {}
+        context = {**self.get_serializer_context(), "points": points, "best": best}
         return Response(SweepSerializer(sweep, context=context).data)
 
     @extend_schema(request=SweepRequestSerializer, responses={201: SweepSerializer})

@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST, require_safe
 
 from simulator.api import csv_response
-from simulator.display import quote_currency, statistic_label
+from simulator.display import quote_currency, statistic_label, statistic_text
 from simulator.forms import SaveStrategyForm
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from simulator.presenters import (
@@ -226,14 +226,26 @@ def _sweep(request: HttpRequest, pk: int) -> Sweep:
     return get_object_or_404(sweeps_for(request.user).prefetch_related("instruments"), pk=pk)
 
 
+def _sweep_progress_context(sweep: Sweep) -> dict[str, Any]:
+    """The progress fragment's context: points done, and the best value of the sweep's statistic so far."""
+    best = sweep_best_values([sweep]).get(sweep.pk)
+    return {
+        "sweep": sweep,
+        "done": sweep.points.count(),
+        "progress_label": statistic_label(sweep.statistic),
+        "best_so_far": None
+        if best is None
+        else statistic_text(sweep.statistic, best, quote_currency(sweep.instruments.all())),
+    }
+
+
 def _sweep_page_context(sweep: Sweep, asked: str | None = None) -> dict[str, Any]:
     """The sweep page's context: progress while it runs; once finished, the heatmap and the table of the best
     points by the statistic ``asked`` (``?statistic=``; the sweep's own when missing or unknown)."""
     finished = sweep.is_finished
     key = statistic_or_default(sweep, asked)
     context: dict[str, Any] = {
-        "sweep": sweep,
-        "done": sweep.points.count(),
+        **_sweep_progress_context(sweep),
         "finished": finished,
         "heatmap": None,
         "point_base": reverse("simulator:sweep_point", args=[sweep.pk, 0]).removesuffix("0/"),
@@ -279,9 +291,9 @@ def sweep_list(request: HttpRequest) -> HttpResponse:
 def sweep_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """``/simulator/sweeps/<id>/progress/``: grid points done of the total (htmx polls it); ``HX-Refresh`` once
     the sweep has finished."""
-    sweep = get_object_or_404(sweeps_for(request.user), pk=pk)
-    context = {"sweep": sweep, "done": sweep.points.count()}
-    response = render(request, "simulator/_sweep_progress.html", context)
+    sweep = get_object_or_404(sweeps_for(request.user).prefetch_related("instruments"), pk=pk)
+    render_context = _sweep_progress_context(sweep)
+    response = render(request, "simulator/_sweep_progress.html", render_context)
     if sweep.is_finished:
         response["HX-Refresh"] = "true"
     return response

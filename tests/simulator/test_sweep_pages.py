@@ -228,3 +228,36 @@ def test_a_sweep_over_hourly_candles_is_refused_next_to_the_timeframe_by_the_sha
         "a sweep runs over daily candles only; choose 1d, or run once"
     ]
     assert not Sweep.objects.exists()
+
+
+def test_the_best_value_of_the_list_leaves_out_points_without_trades(
+    client: Client, trader: User, bitcoin: Instrument
+) -> None:
+    # Every point that traded lost; the one without trades has a return of 0, which is no result.
+    _sweep(
+        trader, bitcoin, [_point(-0.1, -0.5, 0.3, 4), _point(0.0, None, 0.0, 0), _point(-0.3, -1.0, 0.5, 2)]
+    )
+
+    html = client.get("/simulator/sweeps/").content.decode()
+
+    assert re.findall(r'data-sort="(-?[\d.]+)">(-?[\d.]+ %)</td>', html) == [("-0.1", "-10.00 %")]
+
+
+def test_a_running_sweep_shows_its_progress_and_best_value_so_far(
+    client: Client, trader: User, bitcoin: Instrument
+) -> None:
+    sweep = _sweep(
+        trader, bitcoin, [_point(0.1, 1.0, 0.2, 3), _point(0.35, 0.5, 0.3, 4)], status=RunStatus.RUNNING
+    )
+    sweep.total = 8
+    sweep.save(update_fields=["total"])
+
+    page = client.get(f"/simulator/sweeps/{sweep.pk}/").content.decode()
+    fragment = client.get(f"/simulator/sweeps/{sweep.pk}/progress/")
+
+    for html in (page, fragment.content.decode()):
+        assert "2 of 8 grid points done." in html
+        assert '<progress max="8" value="2"' in html
+        assert "Best Total return so far: 35.00 %" in html
+    assert 'id="heatmap"' not in page
+    assert "HX-Refresh" not in fragment

@@ -3,7 +3,12 @@ the same checks as the form, progress and the grid of any statistic, one's own s
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+import urllib.request
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +19,9 @@ from rest_framework.test import APIClient
 from simulator.models import RunStatus, Sweep
 from simulator.services.requests import simulation_request_check
 from simulator.services.sweeps import sweep_chunk_run, sweep_create, sweep_grid
+from tests.accounts import api_token
+from tests.simulator.candles import bitcoin_days
+from tests.simulator.test_background import runserver
 from tests.trading.factories import sma_cross_criteria
 from trading.engine.limits import MAX_SWEEP_POINTS
 from trading.engine.vocabulary import STATISTIC_BY_KEY
@@ -220,3 +228,43 @@ def test_a_sweep_that_runs_shows_its_progress(shipped_history: None, api: APICli
     assert detail["progress_ratio"] == 0.5
     assert [p["index"] for p in detail["grid"]["points"]] == [0, 1, 2]
     assert detail["best_value"] == detail["grid"]["best"]["value"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_runserver_without_a_broker_the_post_answers_at_once_and_get_shows_the_progress(
+    tmp_path: Path,
+) -> None:
+    """The embedded mode of ``make run``: the grid runs in a background thread of the server, and the API's
+    answers show it pending or running with a part of the grid, then done with all of it."""
+    bitcoin_days()
+    token = api_token(User.objects.create_user("api-trader"))
+    body = {**BODY, "axes": [{"path": "entry.all[0].left.period", "start": 2, "stop": 101, "step": 1}]}
+    with runserver(tmp_path / "server.log") as url:
+        headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+        posted = time.monotonic()
+        post = urllib.request.Request(f"{url}/api/sweeps/", data=json.dumps(body).encode(), headers=headers)  # noqa: S310
+        created = urllib.request.urlopen(post, timeout=60)  # noqa: S310 - our own local server
+        answered = time.monotonic() - posted
+        sweep = json.loads(created.read())
+        assert created.status == 201
+        assert sweep["status"] in ("pending", "running") and sweep["total"] == 100
+        seen = []
+        deadline = time.monotonic() + 120
+        while True:
+            get = urllib.request.Request(f"{url}/api/sweeps/{sweep['id']}/", headers=headers)  # noqa: S310
+            with urllib.request.urlopen(get, timeout=60) as response:  # noqa: S310
+                detail = json.loads(response.read())
+            seen.append((detail["status"], detail["done"]))
+            assert len(detail["grid"]["points"]) == detail["done"]
+            if detail["status"] in ("done", "failed"):
+                break
+            assert time.monotonic() < deadline, seen
+            threading.Event().wait(0.05)
+
+    assert (detail["status"], detail["done"], detail["progress_ratio"]) == ("done", 100, 1.0)
+    assert seen[0][1] < 100  # the answer came before the grid was done
+    assert detail["grid"]["best"] is not None
+    print(
+        f"\nPOST /api/sweeps/ of 100 points on runserver answered in {answered:.2f} s; polls saw {seen[:3]}..."
+    )
