@@ -1,12 +1,15 @@
-"""API routes of the simulator (``/api/simulations/``), included under ``api/`` by ``barter_site/urls.py``."""
+"""API routes of the simulator (``/api/simulations/``, ``/api/sweeps/``), included under ``api/`` by
+``barter_site/urls.py``."""
 
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from simulator.api import SimulationViewSet
+from simulator.sweeps_api import SweepViewSet
 
 router = SimpleRouter()
 router.register("simulations", SimulationViewSet, basename="simulation")
+router.register("sweeps", SweepViewSet, basename="sweep")
 
 urlpatterns = [
     # The CSVs end in ".csv" (no trailing slash), so they are routed here rather than as router actions.

@@ -140,8 +140,6 @@ class SimulatorForm(forms.Form):
             if not readable:
                 errors.pop("criteria", None)
             self.place_errors(errors)
-        if self.is_sweep and (cleaned.get("timeframe") or Timeframe.D1) != Timeframe.D1:
-            self.add_error("timeframe", "a sweep runs over daily candles only; choose 1d, or run once")
         if self.is_sweep and readable:
             self.sweep_axes = self._axes(criteria)
             try:

@@ -20,6 +20,7 @@ urlpatterns = [
     path("runs/<int:pk>/strategy/", results.run_save_strategy, name="run_save_strategy"),
     path("runs/<int:pk>/delete/", results.run_delete, name="run_delete"),
     path("compare/", results.run_compare, name="compare"),
+    path("sweeps/", results.sweep_list, name="sweeps"),
     path("sweeps/<int:pk>/", results.sweep_detail, name="sweep"),
     path("sweeps/<int:pk>/progress/", results.sweep_progress, name="sweep_progress"),
     path("sweeps/<int:pk>/points/<int:index>/", results.sweep_point, name="sweep_point"),

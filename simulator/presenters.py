@@ -31,7 +31,7 @@ from simulator.display import (
     statistic_label,
     statistic_text,
 )
-from simulator.models import Simulation, Sweep
+from simulator.models import Simulation, Sweep, SweepPoint
 from trading.engine.criteria import TOP_LEVEL_DEFAULTS, CriteriaError, criteria_parse
 from trading.engine.indicators import INDICATOR_PARAMS
 from trading.engine.report import monthly_returns, trade_groups
@@ -690,6 +690,12 @@ class HeatCell:
     title: str
     error: str
     skipped: str = ""
+    no_trades: bool = False
+
+
+def point_has_no_trades(point: SweepPoint) -> bool:
+    """True when a grid point ran and made no trade (``n_trades`` is 0)."""
+    return not point.error and not point.skipped and point.statistics.get("n_trades") == 0
 
 
 @dataclass(frozen=True)
@@ -716,41 +722,60 @@ def axis_value_text(path: str, value: float, criteria: dict[str, Any]) -> str:
     return f"{percent_text(value)} %" if path_is_percent(path, criteria) else number_text(value)
 
 
-def sweep_heatmap(sweep: Sweep) -> Heatmap:
-    """The heatmap of a sweep's statistic (one query for the points).
+#: The colour of a cell without a value to colour by: an error, no trade, or an undefined statistic.
+GREY_CELL = "background: #eceff1"
 
-    Cells are coloured from red (worst) to green (best) over the finite values; a point without the statistic
-    (an error, or undefined such as a Sharpe ratio without returns) is grey; a point that broke a constraint
-    (``skipped``) has no colour and says so.
+
+def sweep_heatmap(
+    sweep: Sweep, statistic: str | None = None, points: Sequence[SweepPoint] | None = None
+) -> Heatmap:
+    """The heatmap of one statistic over a sweep's grid (one query for the points unless ``points`` are given).
+
+    Args:
+        sweep: the sweep; its grid points keep every statistic, so any can be shown without running again.
+        statistic: one of :data:`STATISTICS_KEYS`; the sweep's own (chosen when it was made) by default.
+        points: the sweep's saved points (:func:`simulator.selectors.sweep_points`), when already read.
+
+    Cells are coloured from red (worst) to green (best) over the finite values of the points that traded; a point
+    that made no trade is grey and says "no trades" (its return of 0 is no loss, and no result either); a point
+    without the statistic (an error, or undefined such as a Sharpe ratio without returns) is grey too; a point that
+    broke a constraint (``skipped``) was not run: no colour, and it says so.
     """
     axes = sweep.axes
-    key = sweep.statistic
-    points = {
-        p.index: p
-        for p in sweep.points.only("index", "values", "statistics", "error", "skipped", "sweep_id").order_by(
-            "index"
+    key = statistic or sweep.statistic
+    if points is None:
+        points = list(
+            sweep.points.only("index", "values", "statistics", "error", "skipped", "sweep_id").order_by(
+                "index"
+            )
         )
-    }
+    by_index = {p.index: p for p in points}
     values = {
         index: float(p.statistics[key])
-        for index, p in points.items()
-        if isinstance(p.statistics.get(key), int | float) and math.isfinite(p.statistics[key])
+        for index, p in by_index.items()
+        if not p.error
+        and not p.skipped
+        and not point_has_no_trades(p)
+        and isinstance(p.statistics.get(key), int | float)
+        and math.isfinite(p.statistics[key])
     }
     low, high = (min(values.values()), max(values.values())) if values else (0.0, 0.0)
     currency = quote_currency(sweep.instruments.all())
 
     def cell(index: int, shown: str) -> HeatCell:
-        point = points.get(index)
+        point = by_index.get(index)
         if point is None:
             return HeatCell(index, "\u2026", "", f"{shown}: not run yet", "")
         if point.skipped:  # broke a constraint: not run, so neither a loss nor "no trades"
             return HeatCell(index, "skipped", "", f"{shown}: skipped: {point.skipped}", "", point.skipped)
         if point.error:
-            return HeatCell(index, "error", "background: #eceff1", f"{shown}: {point.error}", point.error)
+            return HeatCell(index, "error", GREY_CELL, f"{shown}: {point.error}", point.error)
+        if point_has_no_trades(point):
+            return HeatCell(index, "no trades", GREY_CELL, f"{shown}: no trades", "", no_trades=True)
         value = values.get(index)
         text = statistic_text(key, point.statistics.get(key), currency)
         if value is None:
-            return HeatCell(index, text, "background: #eceff1", shown, "")
+            return HeatCell(index, text, GREY_CELL, shown, "")
         share = 0.5 if high == low else (value - low) / (high - low)
         if lower_is_better(key):
             share = 1 - share

@@ -11,13 +11,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from django.db.models import Max, Min, Prefetch, QuerySet
+from django.db.models import Count, FloatField, Max, Min, Prefetch, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from instruments.candles import TIMEFRAMES
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.selectors import candles_float
-from simulator.models import Simulation, SimulationQuerySet, Sweep
+from simulator.models import Simulation, SimulationQuerySet, Sweep, SweepPoint
 from trading.engine.types import SECONDS_PER_DAY
+from trading.engine.vocabulary import STATISTIC_BY_KEY
 
 
 @dataclass(frozen=True)
@@ -216,3 +219,52 @@ def sweeps_for(user: Any) -> QuerySet[Sweep]:
     if getattr(user, "is_superuser", False):
         return Sweep.objects.all()
     return Sweep.objects.filter(created_by=user)
+
+
+def sweeps_listed(user: Any) -> QuerySet[Sweep]:
+    """The user's sweeps for the list page and ``GET /api/sweeps/``, newest first, each annotated with ``done``
+    (its grid points saved so far), without its criteria; instruments are prefetched (two queries a page)."""
+    return (
+        sweeps_for(user)
+        .defer("criteria")
+        .annotate(done=Count("points"))
+        .prefetch_related(Prefetch("instruments", queryset=Instrument.objects.order_by("symbol", "pk")))
+        .order_by("-created_at", "-id")
+    )
+
+
+def sweep_points(sweep: Sweep) -> list[SweepPoint]:
+    """Every saved grid point of ``sweep``, in grid order (one query)."""
+    return list(
+        sweep.points.only("index", "values", "statistics", "error", "simulation_id", "sweep_id").order_by(
+            "index"
+        )
+    )
+
+
+def sweep_best_values(sweeps: Sequence[Sweep]) -> dict[int, float]:
+    """The best value of each sweep's own statistic over its saved grid points that traded (the highest, or the
+    lowest where less is better), computed in the database: one query per distinct statistic among ``sweeps``.
+
+    Returns:
+        sweep pk -> best value (in the engine's units: a fraction for ``_ratio`` keys); a sweep without any
+        defined value is missing.
+    """
+    by_statistic: dict[str, list[int]] = {}
+    for sweep in sweeps:
+        by_statistic.setdefault(sweep.statistic, []).append(sweep.pk)
+    best: dict[int, float] = {}
+    for key, ids in by_statistic.items():
+        statistic = STATISTIC_BY_KEY.get(key)
+        pick = Min if statistic is not None and not statistic.higher_is_better else Max
+        rows = (
+            SweepPoint.objects.filter(sweep_id__in=ids, error="")
+            .exclude(
+                statistics__n_trades=0
+            )  # no trade is no result (simulator.presenters.point_has_no_trades)
+            .values("sweep_id")
+            .annotate(best=pick(Cast(KeyTextTransform(key, "statistics"), FloatField())))
+            .order_by()
+        )
+        best.update({row["sweep_id"]: row["best"] for row in rows if row["best"] is not None})
+    return best

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 
 from barter_site.heartbeat import Heartbeat
+from instruments.models import Timeframe
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from simulator.services import simulations
 from simulator.services.coverage import Coverage, coverage_compute
@@ -315,10 +316,16 @@ def sweep_create(
 
     Raises:
         SimulationInputError: bad axes (``axes``), bad constraints (``constraints``), a grid point with invalid
-            criteria, or an unknown ``statistic``.
+            criteria, an unknown ``statistic``, or a ``timeframe`` other than ``1d`` (a sweep runs over daily
+            candles only). The form and ``POST /api/sweeps/`` both come here, so they refuse the same sweeps with
+            the same messages.
     """
     if statistic not in STATISTICS_KEYS:
         raise SimulationInputError({"statistic": [f"must be one of {', '.join(STATISTICS_KEYS)}"]})
+    if request.timeframe != Timeframe.D1:
+        raise SimulationInputError(
+            {"timeframe": ["a sweep runs over daily candles only; choose 1d, or run once"]}
+        )
     rules = sweep_constraints_check(request.criteria, constraints)
     checked = sweep_axes_check(request.criteria, axes, rules)
     with transaction.atomic():

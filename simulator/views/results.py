@@ -21,7 +21,7 @@ from barter_site.permissions import DELETE_SIMULATION, DELETE_SWEEP
 from instruments.models import Timeframe
 from simulator.api import csv_response
 from simulator.charts import chart_indicator_lines
-from simulator.display import quote_currency, statistic_label
+from simulator.display import quote_currency, statistic_label, statistic_text
 from simulator.forms import SaveStrategyForm
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from simulator.presenters import (
@@ -39,6 +39,7 @@ from simulator.presenters import (
     criteria_words_of,
     listed_runs,
     monthly_table,
+    point_has_no_trades,
     ruin_text,
     statistics_rows,
     sweep_heatmap,
@@ -53,7 +54,10 @@ from simulator.selectors import (
     simulations_compared,
     simulations_for,
     simulations_listed,
+    sweep_best_values,
+    sweep_points,
     sweeps_for,
+    sweeps_listed,
 )
 from simulator.services.deletion import SimulatorWorkInProgressError, simulation_delete, sweep_delete
 from simulator.services.requests import SimulationInputError
@@ -64,7 +68,16 @@ from simulator.services.simulations import (
     simulation_trades_csv,
 )
 from simulator.services.sweeps import sweep_point_simulation
+from simulator.sweep_presenters import (
+    TOP_POINTS,
+    axis_names,
+    listed_sweeps,
+    statistic_or_default,
+    top_point_columns,
+    top_points,
+)
 from simulator.views.form import int_or_none
+from trading.engine.vocabulary import STATISTICS
 
 #: How the result page names the bars of its candle charts, by length in seconds.
 TIMEFRAME_BARS = {60: "1-minute", 3_600: "hourly", 4 * 3_600: "4-hour", 86_400: "daily", 604_800: "weekly"}
@@ -312,24 +325,64 @@ def _sweep(request: HttpRequest, pk: int) -> Sweep:
     return get_object_or_404(sweeps_for(request.user).prefetch_related("instruments"), pk=pk)
 
 
-def _sweep_page_context(sweep: Sweep) -> dict[str, Any]:
-    finished = sweep.is_finished
+def _sweep_progress_context(sweep: Sweep) -> dict[str, Any]:
+    """The progress fragment's context: points done, and the best value of the sweep's statistic so far."""
+    best = sweep_best_values([sweep]).get(sweep.pk)
     return {
         "sweep": sweep,
         "done": sweep.points.count(),
-        "finished": finished,
-        "heatmap": sweep_heatmap(sweep) if finished else None,
-        "point_base": reverse("simulator:sweep_point", args=[sweep.pk, 0]).removesuffix("0/"),
-        "statistic_label": statistic_label(sweep.statistic),
+        "progress_label": statistic_label(sweep.statistic),
+        "best_so_far": None
+        if best is None
+        else statistic_text(sweep.statistic, best, quote_currency(sweep.instruments.all())),
     }
+
+
+def _sweep_page_context(sweep: Sweep, asked: str | None = None) -> dict[str, Any]:
+    """The sweep page's context: progress while it runs; once finished, the heatmap and the table of the best
+    points by the statistic ``asked`` (``?statistic=``; the sweep's own when missing or unknown)."""
+    finished = sweep.is_finished
+    key = statistic_or_default(sweep, asked)
+    context: dict[str, Any] = {
+        **_sweep_progress_context(sweep),
+        "finished": finished,
+        "heatmap": None,
+        "point_base": reverse("simulator:sweep_point", args=[sweep.pk, 0]).removesuffix("0/"),
+        "statistic": key,
+        "statistic_label": statistic_label(key),
+        "statistics": [(statistic.key, statistic.label) for statistic in STATISTICS],
+    }
+    if finished:
+        points = sweep_points(sweep)
+        context.update(
+            heatmap=sweep_heatmap(sweep, key, points),
+            top=top_points(sweep, points, key),
+            top_columns=top_point_columns(key),
+            axis_names=axis_names(sweep),
+            top_limit=TOP_POINTS,
+            no_trades=sum(1 for p in points if point_has_no_trades(p)),
+        )
+    return context
 
 
 @require_safe
 @login_required
 def sweep_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/simulator/sweeps/<id>/``: a progress bar while the grid runs, then the heatmap of its statistic, each
-    cell a link to that grid point's run."""
-    return render(request, "simulator/sweep.html", _sweep_page_context(_sweep(request, pk)))
+    """``/simulator/sweeps/<id>/``: a progress bar while the grid runs, then the heatmap of a statistic
+    (``?statistic=``, any of the report's: every point keeps them all, nothing runs again) and the table of the
+    best points by it, each cell and line a link to that grid point's run."""
+    sweep = _sweep(request, pk)
+    return render(request, "simulator/sweep.html", _sweep_page_context(sweep, request.GET.get("statistic")))
+
+
+@require_safe
+@login_required
+def sweep_list(request: HttpRequest) -> HttpResponse:
+    """``/simulator/sweeps/``: the user's sweeps, newest first, 50 a page: name, instruments, dates, grid points
+    done of the total, status and the best value of each one's statistic."""
+    page = Paginator(sweeps_listed(request.user), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    lines = listed_sweeps(page.object_list, sweep_best_values(list(page.object_list)))
+    return render(request, "simulator/sweeps.html", {"page": page, "sweeps": lines})
 
 
 @require_safe
@@ -337,9 +390,9 @@ def sweep_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def sweep_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """``/simulator/sweeps/<id>/progress/``: grid points done of the total (htmx polls it); ``HX-Refresh`` once
     the sweep has finished."""
-    sweep = get_object_or_404(sweeps_for(request.user), pk=pk)
-    context = {"sweep": sweep, "done": sweep.points.count()}
-    response = render(request, "simulator/_sweep_progress.html", context)
+    sweep = get_object_or_404(sweeps_for(request.user).prefetch_related("instruments"), pk=pk)
+    render_context = _sweep_progress_context(sweep)
+    response = render(request, "simulator/_sweep_progress.html", render_context)
     if sweep.is_finished:
         response["HX-Refresh"] = "true"
     return response

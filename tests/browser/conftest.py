@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from pytest_django.live_server_helper import LiveServer
 
 from tests.accounts import VIEW_ALL, user_with
@@ -283,14 +284,33 @@ def live_browser(
     """
     if request.node.get_closest_marker("browser") is None:
         pytest.fail("tests that use live_browser must be marked @pytest.mark.browser", pytrace=False)
+    return browser_on(request, live_server.url, tmp_path)
+
+
+def browser_on(
+    request: pytest.FixtureRequest, base_url: str, tmp_path: Path, *, other_process: bool = False
+) -> LiveBrowser:
+    """A :class:`LiveBrowser` against a server that serves the test database at ``base_url``: pytest-django's
+    ``live_server`` (the ``live_browser`` fixture), or, with ``other_process``, a test's own ``manage.py
+    runserver`` or gunicorn process with the project's settings (a test with ``django_db(transaction=True)``, so
+    that the server sees the staff user made here; its password is hashed with PBKDF2, which those settings
+    check, rather than the test settings' fast hasher).
+
+    Raises:
+        pytest.skip.Exception, pytest.fail.Exception: a browser prerequisite is missing (:func:`require_browser`).
+    """
     require_browser()
     password = secrets.token_urlsafe(16)
     # Staff with the reads of the dashboard (strategies, positions, history); the simulator needs no permission.
     user = user_with("browser", *VIEW_ALL, password=password, is_staff=True)
+    if other_process:
+        hasher = PBKDF2PasswordHasher()
+        user.password = hasher.encode(password, hasher.salt(), iterations=1_000)  # few: a test user
+        user.save(update_fields=["password"])
     artifacts = artifacts_root() / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     shutil.rmtree(artifacts, ignore_errors=True)  # this test's screenshots of an earlier run
     return LiveBrowser(
-        base_url=live_server.url,
+        base_url=base_url.rstrip("/"),
         username=user.get_username(),
         password=password,
         artifacts=artifacts,

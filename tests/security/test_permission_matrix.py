@@ -198,6 +198,11 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # Deleting a run needs simulator.delete_simulation (403), then the run must be one's own (404); the service is
     # stubbed (204: it ran).
     ("DELETE", "/api/simulations/{pk}/"): _row(401, 403, delete_run=404, superuser=204),
+    # -- the API: sweeps, any user, each their own (the superuser every one) ------------------------------------
+    **{(method, "/api/sweeps/"): api_any(200) for method in ("GET", "HEAD", "OPTIONS")},
+    ("POST", "/api/sweeps/"): api_any(400),  # {}: field errors
+    **{(method, "/api/sweeps/{pk}/"): own_run(200, anonymous=401) for method in ("GET", "HEAD")},
+    ("OPTIONS", "/api/sweeps/{pk}/"): api_any(200),  # describes the operation; reads no row
     # -- pages: the simulator, any user, each their own runs ----------------------------------------------------
     ("GET", "/simulator/"): page_any(200),
     ("POST", "/simulator/"): page_any(200),  # the form with its errors
@@ -213,12 +218,13 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/simulator/runs/{pk}/progress/"): own_run(200),
     ("GET", "/simulator/runs/{pk}/trades.csv"): own_run(200),
     ("GET", "/simulator/runs/{pk}/equity.csv"): own_run(200),
+    ("GET", "/simulator/sweeps/"): page_any(200),
     ("GET", "/simulator/sweeps/{pk}/"): own_run(200),
     ("GET", "/simulator/sweeps/{pk}/progress/"): own_run(200),
     ("GET", "/simulator/sweeps/{pk}/points/{index}/"): own_run(302),  # to the point's run
     **{
         ("POST", url): same_for_all(405)
-        for url in ("/simulator/runs/", "/simulator/compare/", "/simulator/runs/{pk}/",
+        for url in ("/simulator/runs/", "/simulator/compare/", "/simulator/sweeps/", "/simulator/runs/{pk}/",
                     "/simulator/runs/{pk}/progress/", "/simulator/runs/{pk}/trades.csv",
                     "/simulator/runs/{pk}/equity.csv", "/simulator/sweeps/{pk}/", "/simulator/sweeps/{pk}/progress/",
                     "/simulator/sweeps/{pk}/points/{index}/")

@@ -29,8 +29,9 @@ from tests.simulator.test_views import form_data
 
 
 @contextmanager
-def runserver(log_path: Path) -> Iterator[str]:
-    """``manage.py runserver --noreload`` (threaded) over the test database, without ``REDIS_URL``; yield its URL."""
+def runserver(log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``manage.py runserver --noreload`` (threaded) over the test database, without ``REDIS_URL`` unless ``env``
+    gives one (``env``: variables added to its environment); yield its URL."""
     port = free_port()
     # As `make run` starts it: manage.py picks the local settings itself (DJANGO_SETTINGS_MODULE unset).
     environment = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}
@@ -39,6 +40,7 @@ def runserver(log_path: Path) -> Iterator[str]:
             "DATABASE_URL": database_url(),
             "DJANGO_DEBUG": "False",
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            **(env or {}),
         }
     )
     command = [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]

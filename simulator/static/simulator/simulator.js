@@ -81,6 +81,8 @@
     if (target.matches("[data-advanced-toggle]")) toggleAdvanced(target);
     if (target.matches("#id_instruments, #id_start, #id_end")) coverageNote();
     if (target.matches("[data-log-scale-toggle]")) setLogScale(target.checked);
+    // A select that shows another view of the same page (the sweep's statistic): submit its GET form at once.
+    if (target.matches("select[data-autosubmit]") && target.form) target.form.submit();
   });
   document.addEventListener("DOMContentLoaded", coverageNote);
   document.addEventListener("htmx:afterSettle", coverageNote);

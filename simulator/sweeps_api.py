@@ -1,0 +1,242 @@
+"""REST API of the simulator's sweeps: ``/api/sweeps/`` (create and start, list, read with progress and grid).
+
+It mirrors ``/api/simulations/`` (:mod:`simulator.api`): any authenticated user, each sees their own sweeps (a
+superuser every one), field errors as a JSON 400. The request goes through the same checks as the form:
+:func:`simulator.services.requests.simulation_request_check`, then
+:func:`simulator.services.sweeps.sweep_create` (axes, grid size, each point's criteria, statistic, timeframe).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from barter_site.api import StrictSerializer
+from instruments.models import Instrument, Timeframe
+from simulator.launch import sweep_start
+from simulator.models import STARTING_CASH_DEFAULT, Sweep
+from simulator.selectors import sweep_best_values, sweep_points, sweeps_listed
+from simulator.services.requests import SimulationInputError, simulation_request_check
+from simulator.services.sweeps import sweep_create
+from simulator.sweep_presenters import points_ranked, statistic_value, sweep_grid_document
+from trading.engine.limits import MAX_SWEEP_POINTS
+from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS, statistics_described
+
+
+class SweepRequestSerializer(StrictSerializer):
+    """``POST /api/sweeps/``: the run every grid point shares, the axes to vary and the statistic to map. Ratios
+    inside ``criteria`` and on ratio axes are fractions (0.02 = 2 %)."""
+
+    instruments = serializers.ListField(
+        child=serializers.CharField(max_length=100), allow_empty=False, help_text="CoinGecko ids."
+    )
+    start = serializers.DateField(help_text="First UTC day on which trades may happen.")
+    end = serializers.DateField(help_text="Last UTC day (inclusive); what is open at its close is closed.")
+    timeframe = serializers.ChoiceField(
+        choices=Timeframe.choices,
+        default=Timeframe.D1,
+        help_text="The stored candles to run over; a sweep runs over daily candles (1d) only.",
+    )
+    starting_cash = serializers.DecimalField(
+        max_digits=38, decimal_places=18, default=STARTING_CASH_DEFAULT, help_text="Quote currency."
+    )
+    criteria = serializers.JSONField(help_text="The base criteria, format version 1 (CRITERIA.md).")
+    axes = serializers.JSONField(
+        help_text='One or two axes, each {"path": "entry.all[0].left.period", "start": 5, "stop": 50, '
+        '"step": 5} (stop included when the steps reach it) or {"path": ..., "values": [5, 10, 20]}; the '
+        "path names a number of the criteria (CriteriaError's path syntax), in the criteria's units (a "
+        f"fraction for a _ratio). At most {MAX_SWEEP_POINTS:,} grid points.",
+    )
+    statistic = serializers.ChoiceField(
+        choices=[(key, key) for key in STATISTICS_KEYS],
+        default=HEADLINE_STATISTIC,
+        help_text="The statistic the heatmap maps and the best point is chosen by (any can be read later).",
+    )
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        try:
+            request = simulation_request_check(
+                instruments=attrs["instruments"],
+                start=attrs["start"],
+                end=attrs["end"],
+                timeframe=attrs["timeframe"],
+                starting_cash=attrs["starting_cash"],
+                criteria=attrs["criteria"],
+            )
+        except SimulationInputError as exc:
+            raise serializers.ValidationError(exc.errors) from exc
+        attrs["request"] = request
+        return attrs
+
+
+class SweepSummarySerializer(serializers.ModelSerializer[Sweep]):
+    """A sweep without its grid (the list): ``done`` of ``total`` grid points saved, and the best value of its
+    statistic so far."""
+
+    instruments: serializers.SlugRelatedField[Instrument] = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="coingecko_id"
+    )
+    done = serializers.IntegerField(read_only=True, help_text="Grid points saved so far.")
+    progress_ratio = serializers.SerializerMethodField(help_text="done / total, 0..1.")
+    best_value = serializers.SerializerMethodField(
+        help_text="The best value of `statistic` over the saved points (highest, or lowest where less is "
+        "better; a fraction for a _ratio), null when none has one."
+    )
+
+    class Meta:
+        model = Sweep
+        fields = [
+            "id",
+            "name",
+            "status",
+            "error",
+            "instruments",
+            "start",
+            "end",
+            "starting_cash",
+            "axes",
+            "statistic",
+            "total",
+            "done",
+            "progress_ratio",
+            "best_value",
+            "created_at",
+            "duration_seconds",
+        ]
+        read_only_fields = fields
+
+    def get_progress_ratio(self, sweep: Sweep) -> float:
+        done = getattr(sweep, "done", 0)
+        return 1.0 if sweep.total == 0 else min(1.0, done / sweep.total)
+
+    def get_best_value(self, sweep: Sweep) -> float | None:
+        best: dict[int, float] = self.context.get("best") or {}
+        return best.get(sweep.pk)
+
+
+class SweepPointSerializer(serializers.Serializer[Any]):
+    """One saved grid point (documentation of ``grid.points``)."""
+
+    index = serializers.IntegerField(help_text="Position in the grid, row-major over the axes.")
+    values = serializers.DictField(help_text="Each axis's value at this point, keyed by the axis's path.")
+    value = serializers.FloatField(
+        allow_null=True, help_text="The statistic asked for; null for an error, no trade, or undefined."
+    )
+    n_trades = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField()
+    simulation = serializers.IntegerField(
+        allow_null=True,
+        help_text="The point's full run (/api/simulations/<id>/); null until it is opened on the sweep's page.",
+    )
+
+
+class SweepGridSerializer(serializers.Serializer[Any]):
+    """The grid of a sweep: every saved point's value of ``statistic``, and the best point."""
+
+    statistic = serializers.CharField(help_text=statistics_described())
+    done = serializers.IntegerField()
+    progress_ratio = serializers.FloatField()
+    points = SweepPointSerializer(many=True)
+    best = SweepPointSerializer(allow_null=True)
+
+
+class SweepSerializer(SweepSummarySerializer):
+    """A sweep with its criteria and its grid (``?statistic=`` chooses the statistic of the grid's values)."""
+
+    grid = serializers.SerializerMethodField()
+
+    class Meta(SweepSummarySerializer.Meta):
+        fields = [*SweepSummarySerializer.Meta.fields, "criteria", "grid"]
+        read_only_fields = fields
+
+    @extend_schema_field(SweepGridSerializer)
+    def get_grid(self, sweep: Sweep) -> dict[str, Any]:
+        key = self.context.get("statistic") or sweep.statistic
+        points = self.context.get("points")
+        return sweep_grid_document(sweep, sweep_points(sweep) if points is None else points, key)
+
+
+STATISTIC_PARAMETER = OpenApiParameter(
+    "statistic",
+    OpenApiTypes.STR,
+    enum=list(STATISTICS_KEYS),
+    description="The statistic of the grid's values and best point; the sweep's own by default.",
+)
+
+
+class SweepViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Sweep]):
+    """``/api/sweeps/``: start a sweep (POST), list and read one's own sweeps with their progress and grid."""
+
+    queryset = Sweep.objects.none()  # typed for the schema; get_queryset gives the user's sweeps
+
+    def get_queryset(self) -> QuerySet[Sweep]:
+        return sweeps_listed(self.request.user)
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        if self.action == "list":
+            return SweepSummarySerializer
+        return SweepSerializer
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = dict(super().get_serializer_context())
+        if self.action == "retrieve":
+            asked = self.request.query_params.get("statistic")
+            if asked is not None and asked not in STATISTICS_KEYS:
+                raise ValidationError(
+                    {"statistic": [f"must be one of {', '.join(STATISTICS_KEYS)}; was {asked!r}"]}
+                )
+            context["statistic"] = asked
+        return context
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The user's sweeps, newest first, paginated, with their progress and best value so far."""
+        page = self.paginate_queryset(self.get_queryset())
+        assert page is not None  # noqa: S101 - the API always paginates (DEFAULT_PAGINATION_CLASS)
+        serializer = SweepSummarySerializer(page, many=True, context={"best": sweep_best_values(page)})
+        return self.get_paginated_response(serializer.data)
+
+    @extend_schema(parameters=[STATISTIC_PARAMETER])
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """One sweep: status, progress (``done`` of ``total``), and its grid: each saved point's value of the
+        statistic and its run, and the best point."""
+        sweep = self.get_object()
+        # The points are read once, after the sweep: its count, grid and best agree even while chunks save more.
+        points = sweep_points(sweep)
+        sweep.done = len(points)  # type: ignore[attr-defined]  # the annotation of sweeps_listed, read again
+        ranked = points_ranked(points, sweep.statistic)
+        best = {sweep.pk: statistic_value(ranked[0], sweep.statistic)} if ranked else {}
+        context = {**self.get_serializer_context(), "points": points, "best": best}
+        return Response(SweepSerializer(sweep, context=context).data)
+
+    @extend_schema(request=SweepRequestSerializer, responses={201: SweepSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Check the sweep and start it; 201 at once with status ``pending`` (poll ``GET /api/sweeps/<id>/``
+        for its progress). The grid runs on the simulator's Celery queue, or without a broker in a background
+        thread of the server, never in this request."""
+        body = SweepRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            sweep = sweep_create(
+                request=body.validated_data["request"],
+                axes=body.validated_data["axes"],
+                statistic=body.validated_data["statistic"],
+                created_by=request.user,
+                name=body.validated_data["name"],
+            )
+        except SimulationInputError as exc:
+            raise ValidationError(exc.errors) from exc
+        sweep_start(sweep=sweep)
+        sweep = self.get_queryset().get(pk=sweep.pk)
+        return Response(
+            SweepSerializer(sweep, context={"best": {}, "statistic": None}).data,
+            status=status.HTTP_201_CREATED,
+        )
