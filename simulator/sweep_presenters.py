@@ -149,9 +149,10 @@ def sweep_grid_document(sweep: Sweep, points: Sequence[SweepPoint], key: str) ->
 
     Returns:
         ``{"statistic": key, "done": saved points, "progress_ratio": done / total, "points": [{"index",
-        "values": {axis: value}, "value", "n_trades", "error", "simulation"}], "best": one of the points or
+        "values": {axis: value}, "value", "n_trades", "error", "skipped", "simulation"}], "best": one of the points or
         None}``: values in the engine's units (fractions for ``_ratio`` keys); ``value`` is None for a point
-        with an error, no trade, or an undefined statistic; ``simulation`` is the id of the point's full run,
+        with an error, no trade, an undefined statistic, or one skipped (it broke a constraint: ``skipped``
+        says which); ``simulation`` is the id of the point's full run,
         None until it is opened (``/simulator/sweeps/<id>/points/<index>/`` makes it).
     """
     rows = [
@@ -161,6 +162,7 @@ def sweep_grid_document(sweep: Sweep, points: Sequence[SweepPoint], key: str) ->
             "value": statistic_value(p, key),
             "n_trades": p.statistics.get("n_trades"),
             "error": p.error,
+            "skipped": p.skipped,
             "simulation": p.simulation_id,
         }
         for p in points

@@ -60,6 +60,14 @@ class SweepRequestSerializer(StrictSerializer):
         help_text="The statistic the heatmap maps and the best point is chosen by (any can be read later).",
     )
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    constraints = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        default=list,
+        help_text='Constraints between the criteria\'s named parameters (docs/criteria.md), e.g. ["fast < slow"]: '
+        "`<param> <op> <param or number>` with op one of < <= > >=. Grid points that break one are not run and "
+        "are reported skipped.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
@@ -104,6 +112,7 @@ class SweepSummarySerializer(serializers.ModelSerializer[Sweep]):
             "end",
             "starting_cash",
             "axes",
+            "constraints",
             "statistic",
             "total",
             "done",
@@ -133,6 +142,7 @@ class SweepPointSerializer(serializers.Serializer[Any]):
     )
     n_trades = serializers.IntegerField(allow_null=True)
     error = serializers.CharField()
+    skipped = serializers.CharField(help_text='The constraint the point broke ("fast >= slow"): not run; or "".')
     simulation = serializers.IntegerField(
         allow_null=True,
         help_text="The point's full run (/api/simulations/<id>/); null until it is opened on the sweep's page.",
@@ -231,6 +241,7 @@ class SweepViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Sweep]
                 statistic=body.validated_data["statistic"],
                 created_by=request.user,
                 name=body.validated_data["name"],
+                constraints=body.validated_data["constraints"],
             )
         except SimulationInputError as exc:
             raise ValidationError(exc.errors) from exc

@@ -268,3 +268,67 @@ def test_on_runserver_without_a_broker_the_post_answers_at_once_and_get_shows_th
     print(
         f"\nPOST /api/sweeps/ of 100 points on runserver answered in {answered:.2f} s; polls saw {seen[:3]}..."
     )
+
+
+def param_criteria() -> dict[str, Any]:
+    """An SMA fast/slow crossover whose entry and exit periods are the named parameters ``fast`` and ``slow``."""
+    fast, slow = {"param": "fast"}, {"param": "slow"}
+    return {
+        **sma_cross_criteria(),
+        "params": {"fast": 10, "slow": 30},
+        "entry": {
+            "left": {"indicator": "sma", "period": fast},
+            "op": "crosses_above",
+            "right": {"indicator": "sma", "period": slow},
+        },
+        "exit": {
+            "left": {"indicator": "sma", "period": fast},
+            "op": "crosses_below",
+            "right": {"indicator": "sma", "period": slow},
+        },
+    }
+
+
+def test_a_named_parameter_sweep_with_a_constraint_reports_the_points_it_skipped(
+    shipped_history: None, api: APIClient, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    """``params`` and ``constraints`` through the API: the grid points that break ``fast < slow`` are saved
+    skipped (saying which constraint), with no statistics: never run."""
+    body = {
+        **BODY,
+        "criteria": param_criteria(),
+        "axes": [
+            {"path": "params.fast", "values": [10, 20, 30]},
+            {"path": "params.slow", "values": [20, 30]},
+        ],
+        "constraints": ["fast < slow"],
+    }
+    response = post(api, django_capture_on_commit_callbacks, body)
+    assert response.status_code == 201, response.json()
+    assert response.json()["constraints"] == ["fast < slow"]
+    grid = api.get(f"/api/sweeps/{response.json()['id']}/").json()["grid"]
+    by_cell = {(p["values"]["params.fast"], p["values"]["params.slow"]): p for p in grid["points"]}
+    assert len(by_cell) == 6
+    skipped = {cell for cell, point in by_cell.items() if point["skipped"]}
+    assert skipped == {(20.0, 20.0), (30.0, 20.0), (30.0, 30.0)}
+    for cell, point in by_cell.items():
+        if cell in skipped:
+            assert point["skipped"] == "fast >= slow"
+            assert (point["value"], point["n_trades"]) == (None, None)
+        else:
+            assert point["n_trades"] is not None and point["n_trades"] > 0
+
+
+def test_a_bad_constraint_is_a_400_on_the_constraints_field(
+    db: None, api: APIClient, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    body = {
+        **BODY,
+        "criteria": param_criteria(),
+        "axes": [{"path": "params.fast", "values": [5, 10]}],
+        "constraints": ["fast < nope"],
+    }
+    response = post(api, django_capture_on_commit_callbacks, body)
+    assert response.status_code == 400
+    assert set(response.json()) == {"constraints"}, response.json()
+    assert not Sweep.objects.exists()
