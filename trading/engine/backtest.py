@@ -246,8 +246,16 @@ def backtest(
         return np.ascontiguousarray(np.column_stack([column[name] for column in columns]))
 
     capacity = int(sum(int(column["entry_signal"].sum()) for column in columns))
+    # Only a candle holding both a stop and a take-profit can be ambiguous: without both, finer candles decide
+    # nothing and are not packed (a sweep of 1,000 stop-loss-only points would pack them 1,000 times).
+    can_be_ambiguous = criteria.take_profit_ratio is not None and (
+        criteria.stop_loss_ratio is not None or criteria.trailing_stop_ratio is not None
+    )
     finer_bounds, finer_prices = finer_columns(  # candle t opens at the same time for every instrument
-        [c.symbol for c in ordered], finer or {}, columns[0]["t_open_time_seconds"], candle_seconds
+        [c.symbol for c in ordered],
+        (finer or {}) if can_be_ambiguous else {},
+        columns[0]["t_open_time_seconds"],
+        candle_seconds,
     )
     ints, floats, codes, still_open, _, ambiguous_ints, ambiguous_floats = run_boundaries(
         criteria_rules(criteria, starting_cash=starting_cash),
