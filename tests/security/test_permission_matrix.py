@@ -212,6 +212,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/simulator/criteria/"): page_any(200),
     ("GET", "/simulator/sweep-paths/"): same_for_all(405),
     ("POST", "/simulator/sweep-paths/"): page_any(200),
+    ("GET", "/simulator/builder/param/"): same_for_all(405),
+    ("POST", "/simulator/builder/param/"): page_any(200),  # the builder drawn again, with the new parameter
     ("GET", "/simulator/runs/"): page_any(200),
     ("GET", "/simulator/compare/"): page_any(200),
     ("GET", "/simulator/runs/{pk}/"): own_run(200),
