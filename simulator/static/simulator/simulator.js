@@ -216,6 +216,11 @@
 
   // Charts -------------------------------------------------------------------------------------------------
 
+  // A price on a chart's scale: two decimals from 1 up (as the library's default), six significant digits below.
+  function priceText(price) {
+    return price >= 1 ? price.toFixed(2) : price.toPrecision(6);
+  }
+
   var COLORS = {
     ink: "#1f2933",
     line: "#e4e7eb",
@@ -330,6 +335,13 @@
       wickUpColor: COLORS.gain,
       wickDownColor: COLORS.loss,
       borderVisible: false,
+      // The price scale leaves its bottom quarter to the volume; no price is below 0, so its labels there stay
+      // blank rather than showing negative prices.
+      priceFormat: {
+        type: "custom",
+        minMove: 0.00000001,
+        formatter: function (price) { return price < 0 ? "" : priceText(price); },
+      },
     });
     var candles = data.candles[symbol] || [];
     series.setData(candles.map(function (c) {
