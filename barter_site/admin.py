@@ -10,17 +10,22 @@ deleting it, and its expiry is set when it is made. Only a superuser sees and ma
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import escape
 from knox.models import AuthToken, get_digest_token
 from knox.settings import CONSTANTS
 
@@ -35,7 +40,65 @@ else:
     _ModelForm = forms.ModelForm
 
 
-class ReadOnlyAdmin(_ModelAdmin):
+#: Decimal places a list column shows at most: a satoshi (1e-8 BTC) is the finest step of the quantities and
+#: prices Barter stores (stored with 18 places).
+LIST_DECIMAL_PLACES = 8
+
+
+def decimal_text(value: Decimal | None, *, places: int = LIST_DECIMAL_PLACES) -> str:
+    """Write a stored decimal for reading: rounded to ``places`` (half to even), without trailing zeros, with
+    thousands separated.
+
+    ``Decimal("64940.580000000000000000")`` gives ``"64,940.58"``, ``Decimal("0.153846153846153846")``
+    ``"0.15384615"``, ``Decimal("100.000")`` ``"100"``; None gives ``"-"``.
+    """
+    if value is None:
+        return "-"
+    rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN).normalize()
+    if rounded.is_zero():
+        return "0"
+    return format(rounded, ",f")
+
+
+def _decimal_column(name: str, field: models.DecimalField[Any, Any]) -> Callable[[Any], str]:
+    """A list column showing decimal field ``name`` with :func:`decimal_text`, sortable by it, titled as it."""
+
+    def column(obj: Any) -> str:
+        return decimal_text(getattr(obj, name))
+
+    column.__name__ = name  # the column's CSS class stays column-<name>
+    return admin.display(description=str(field.verbose_name), ordering=name)(column)
+
+
+class BarterAdmin(_ModelAdmin):
+    """The base of every Barter admin: readable decimals in change lists, and help texts shown as plain text.
+
+    - Decimal fields (stored with 18 places) named in ``list_display`` are shown by :func:`decimal_text`
+      (``64,940.58``, not ``64940.580000000000000000``), still sortable.
+    - A field's ``help_text`` is escaped: Django's admin writes help texts as HTML, so
+      ``BARTER_EXCHANGE_<ID>_KEY`` showed as ``BARTER_EXCHANGE__KEY`` (``<ID>`` taken for a tag).
+    """
+
+    def get_list_display(self, request: HttpRequest) -> Sequence[Any]:
+        columns: list[Any] = []
+        for name in super().get_list_display(request):
+            field = None
+            if isinstance(name, str):
+                try:
+                    field = self.model._meta.get_field(name)
+                except FieldDoesNotExist:
+                    field = None
+            columns.append(_decimal_column(name, field) if isinstance(field, models.DecimalField) else name)
+        return columns
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if formfield is not None and formfield.help_text:
+            formfield.help_text = escape(formfield.help_text)
+        return formfield
+
+
+class ReadOnlyAdmin(BarterAdmin):
     """An admin that shows rows and never adds, changes or deletes them (they are written by services)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
