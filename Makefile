@@ -26,7 +26,8 @@ $(VENV)/.dev: requirements-dev.lock $(VENV)/.created
 	@touch $@ $(VENV)/.runtime
 
 ## run: migrate, load the shipped history and the example strategies, run the daily cycle once (offline: one try
-## per instrument, a short timeout), make an admin, compile the engine into Numba's cache, serve on 127.0.0.1:8000.
+## per instrument, a short timeout), make an admin, compile the engine into Numba's cache, serve on 127.0.0.1:8000
+## (the server loads the compiled engine as it starts, so the first simulation does not wait for it).
 ## The replay of the examples over the last stored year is `make replay` (about a minute per strategy).
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput
@@ -41,7 +42,7 @@ run: $(VENV)/.runtime
 	@echo "  API:      http://$(HOST):$(PORT)/api/   (Authorization: Token <key>)"
 	@echo "  API docs: http://$(HOST):$(PORT)/api/docs/"
 	@echo "  the replay proof of the example strategies: make replay"
-	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
+	BARTER_ENGINE_WARM_AT_START=true $(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
 ## replay: the example strategies (every enabled strategy) replayed by the real daily cycle, day by day, over the
 ## last 365 stored days into fresh disabled paper accounts (the dashboard's "Replay accounts"); skips a strategy

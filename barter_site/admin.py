@@ -11,7 +11,7 @@ deleting it, and its expiry is set when it is made. Only a superuser sees and ma
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,9 @@ from knox.models import AuthToken, get_digest_token
 from knox.settings import CONSTANTS
 
 admin.site.unregister(AuthToken)
+# No navigation sidebar: on a 1,400 px screen it took 300 px from the change lists, whose columns then scrolled
+# sideways; the home page and the breadcrumbs lead to every model.
+admin.site.enable_nav_sidebar = False
 
 
 if TYPE_CHECKING:
@@ -60,11 +63,16 @@ def decimal_text(value: Decimal | None, *, places: int = LIST_DECIMAL_PLACES) ->
     return format(rounded, ",f")
 
 
-def _decimal_column(name: str, field: models.DecimalField[Any, Any]) -> Callable[[Any], str]:
-    """A list column showing decimal field ``name`` with :func:`decimal_text`, sortable by it, titled as it."""
+def moment_text(value: datetime | None) -> str:
+    """Write an aware datetime for a list column, compactly and in UTC: ``"2024-03-01 16:00"``; None gives "-"."""
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _column(name: str, field: Any, text: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A list column showing field ``name`` through ``text``, sortable by it, titled as it."""
 
     def column(obj: Any) -> str:
-        return decimal_text(getattr(obj, name))
+        return text(getattr(obj, name))
 
     column.__name__ = name  # the column's CSS class stays column-<name>
     return admin.display(description=str(field.verbose_name), ordering=name)(column)
@@ -74,7 +82,8 @@ class BarterAdmin(_ModelAdmin):
     """The base of every Barter admin: readable decimals in change lists, and help texts shown as plain text.
 
     - Decimal fields (stored with 18 places) named in ``list_display`` are shown by :func:`decimal_text`
-      (``64,940.58``, not ``64940.580000000000000000``), still sortable.
+      (``64,940.58``, not ``64940.580000000000000000``), and datetime fields by :func:`moment_text`
+      (``2024-03-01 16:00``, not ``March 1, 2024, 4 p.m.``), still sortable: the columns stay narrow.
     - A field's ``help_text`` is escaped: Django's admin writes help texts as HTML, so
       ``BARTER_EXCHANGE_<ID>_KEY`` showed as ``BARTER_EXCHANGE__KEY`` (``<ID>`` taken for a tag).
     """
@@ -88,7 +97,12 @@ class BarterAdmin(_ModelAdmin):
                     field = self.model._meta.get_field(name)
                 except FieldDoesNotExist:
                     field = None
-            columns.append(_decimal_column(name, field) if isinstance(field, models.DecimalField) else name)
+            if isinstance(field, models.DecimalField):
+                columns.append(_column(name, field, decimal_text))
+            elif isinstance(field, models.DateTimeField):
+                columns.append(_column(name, field, moment_text))
+            else:
+                columns.append(name)
         return columns
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:

@@ -46,7 +46,7 @@ def test_the_run_recipe_replays_nothing_and_warms_the_engine_before_serving() ->
         "COINGECKO_MAX_RETRIES=0 COINGECKO_TIMEOUT_SECONDS=$(RUN_COLLECT_TIMEOUT_SECONDS) $(PY) manage.py run_cycle",
         "$(PY) manage.py ensure_admin",
         "$(PY) -m trading.engine.warmup",
-        "$(PY) manage.py runserver --noreload $(HOST):$(PORT)",
+        "BARTER_ENGINE_WARM_AT_START=true $(PY) manage.py runserver --noreload $(HOST):$(PORT)",
     ]
 
 

@@ -76,6 +76,15 @@ def replay_account_parse(name: str) -> ReplayAccountName | None:
     )
 
 
+def strategy_short_name(name: str) -> str:
+    """A strategy's name for narrow columns: a replay account's without its generated stamp
+    (``"trend [replay 2023-04-23..2024-04-21]"``), any other as it is."""
+    replayed = replay_account_parse(name)
+    if replayed is None:
+        return name
+    return f"{replayed.strategy} [replay {replayed.start.isoformat()}..{replayed.end.isoformat()}]"
+
+
 def replay_account_create(*, strategy: Strategy, start: date, end: date) -> Strategy:
     """Return a fresh, disabled paper account with ``strategy``'s criteria, instruments and starting cash."""
     stamp = timezone.now().strftime("%Y%m%dT%H%M%S%f")

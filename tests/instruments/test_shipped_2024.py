@@ -49,7 +49,11 @@ def _shipped_rows() -> list[list[str]]:
 def _frame(rows: list[list[str]]) -> pd.DataFrame:
     """Kline rows as a float frame indexed by open time (UTC)."""
     frame = pd.DataFrame([row[:6] for row in rows], columns=["open_time", *OHLCV])
-    frame.index = pd.to_datetime(frame.pop("open_time").astype("int64"), unit="ms", utc=True)
+    frame.index = (
+        pd.DatetimeIndex(pd.to_datetime(frame.pop("open_time").astype("int64"), unit="ms", utc=True))
+        .as_unit("ns")
+        .rename(None)
+    )
     return frame.astype(float)
 
 
@@ -61,7 +65,7 @@ def _resample(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
 
 def _feather() -> pd.DataFrame:
     frame = pd.read_feather(HISTORY / "BTC_USDT-1h.feather")
-    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("date"), utc=True))
+    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("date"), utc=True)).as_unit("ns").rename(None)
     return frame[OHLCV].astype(float)
 
 
