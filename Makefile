@@ -25,17 +25,17 @@ $(VENV)/.dev: requirements-dev.lock $(VENV)/.created
 	$(VENV)/bin/pip install --quiet --require-hashes -r requirements-dev.lock
 	@touch $@ $(VENV)/.runtime
 
-## run: migrate, load the shipped history and the example strategies, run the daily cycle once (offline: one try
-## per instrument, a short timeout), make an admin, compile the engine into Numba's cache, serve on 127.0.0.1:8000
-## (the server loads the compiled engine as it starts, so the first simulation does not wait for it).
+## run: migrate, load the shipped history (while the engine compiles into Numba's cache beside it, on the other
+## core) and the example strategies, run the daily cycle once (offline: one try per instrument, a short timeout),
+## make an admin, serve on 127.0.0.1:8000 (the server loads the compiled engine as it starts, so the first
+## simulation does not wait for it).
 ## The replay of the examples over the last stored year is `make replay` (about a minute per strategy).
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_shipped_history
+	$(PY) -m trading.engine.warmup & warm=$$!; $(PY) manage.py load_shipped_history && wait $$warm
 	$(PY) manage.py load_example_strategies --enable
 	COINGECKO_MAX_RETRIES=0 COINGECKO_TIMEOUT_SECONDS=$(RUN_COLLECT_TIMEOUT_SECONDS) $(PY) manage.py run_cycle
 	$(PY) manage.py ensure_admin
-	$(PY) -m trading.engine.warmup
 	@echo
 	@echo "Barter is serving on http://$(HOST):$(PORT)/"
 	@echo "  admin:    http://$(HOST):$(PORT)/admin/"

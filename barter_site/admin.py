@@ -10,7 +10,7 @@ deleting it, and its expiry is set when it is made. Only a superuser sees and ma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
@@ -88,7 +88,7 @@ class BarterAdmin(_ModelAdmin):
       ``BARTER_EXCHANGE_<ID>_KEY`` showed as ``BARTER_EXCHANGE__KEY`` (``<ID>`` taken for a tag).
     """
 
-    def get_list_display(self, request: HttpRequest) -> Sequence[Any]:
+    def get_list_display(self, request: HttpRequest) -> Any:
         columns: list[Any] = []
         for name in super().get_list_display(request):
             field = None
@@ -97,9 +97,9 @@ class BarterAdmin(_ModelAdmin):
                     field = self.model._meta.get_field(name)
                 except FieldDoesNotExist:
                     field = None
-            if isinstance(field, models.DecimalField):
+            if isinstance(name, str) and isinstance(field, models.DecimalField):
                 columns.append(_column(name, field, decimal_text))
-            elif isinstance(field, models.DateTimeField):
+            elif isinstance(name, str) and isinstance(field, models.DateTimeField):
                 columns.append(_column(name, field, moment_text))
             else:
                 columns.append(name)

@@ -404,9 +404,9 @@ def why_nothing_opened(
         if not line.get("instrument"):
             reasons.append(str(line.get("error") or line.get("reason") or "the open step failed"))
             continue
-        instrument = instruments.get(str(line["instrument"]))
-        symbol = instrument.symbol if instrument is not None else str(line["instrument"])
-        mark = marks.get(instrument.pk) if instrument is not None else None
+        listed = instruments.get(str(line["instrument"]))
+        symbol = listed.symbol if listed is not None else str(line["instrument"])
+        mark = marks.get(listed.pk) if listed is not None else None
         reasons.append(_reason_in_words(line, symbol=symbol, today=today, newest=mark))
     return [], reasons
 
@@ -433,7 +433,8 @@ def dashboard_read() -> Dashboard:
     marks = latest_closes()
     prices = {instrument_id: mark.close for instrument_id, mark in marks.items()}
     todays = todays_open_results(today)
-    lines, replays = [], []
+    lines: list[StrategyLine] = []
+    replays: list[StrategyLine] = []
     for strategy in strategies:
         equity = strategy_equity(strategy, prices)
         replay = replay_account_parse(strategy.name)

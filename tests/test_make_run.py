@@ -41,11 +41,11 @@ def test_the_run_recipe_replays_nothing_and_warms_the_engine_before_serving() ->
     commands = [" ".join(c) for c in _run_recipe() if not c[0].startswith("echo")]
     assert commands == [
         "$(PY) manage.py migrate --noinput",
-        "$(PY) manage.py load_shipped_history",
+        # the engine compiles on one core while the history loads on the other; both must succeed
+        "$(PY) -m trading.engine.warmup & warm=$$!; $(PY) manage.py load_shipped_history && wait $$warm",
         "$(PY) manage.py load_example_strategies --enable",
         "COINGECKO_MAX_RETRIES=0 COINGECKO_TIMEOUT_SECONDS=$(RUN_COLLECT_TIMEOUT_SECONDS) $(PY) manage.py run_cycle",
         "$(PY) manage.py ensure_admin",
-        "$(PY) -m trading.engine.warmup",
         "BARTER_ENGINE_WARM_AT_START=true $(PY) manage.py runserver --noreload $(HOST):$(PORT)",
     ]
 

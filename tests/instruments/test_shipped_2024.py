@@ -18,7 +18,7 @@ from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # no stubs in the lock
 import pytest
 
 from instruments.models import InstrumentOHLC
@@ -60,7 +60,7 @@ def _frame(rows: list[list[str]]) -> pd.DataFrame:
 def _resample(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
     """pandas' own roll-up: first open, highest high, lowest low, last close, summed volume."""
     spec = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
-    return frame.resample(rule).agg(spec).dropna()  # type: ignore[arg-type]
+    return frame.resample(rule).agg(spec).dropna()
 
 
 def _feather() -> pd.DataFrame:
@@ -104,7 +104,7 @@ def test_the_roll_up_equals_pandas_and_binances_own_hours_and_days_where_both_ex
     pd.testing.assert_frame_equal(days, _resample(by_pandas, "1D"), check_freq=False, rtol=1e-12)
 
     # Binance's own hourly candles of 2024-01-01 00:00 .. 2024-04-21 14:00 (the feather stops there).
-    binance = _feather().loc["2024-01-01":]  # type: ignore[misc]
+    binance = _feather().loc["2024-01-01":]
     assert len(binance) == 111 * 24 + 15
     pd.testing.assert_frame_equal(hours.loc[binance.index], binance, check_freq=False, rtol=1e-9)
     # ... and as days, 2024-01-01 .. 2024-04-20 (2024-04-21 is cut short in the feather).
@@ -142,4 +142,4 @@ def test_loaded_the_hours_continue_the_feather_and_bitcoins_days_reach_2024_12_3
         min(h.low for h in of_day),
         of_day[-1].close,
     )
-    assert day.volume == sum((h.volume for h in of_day), Decimal(0))
+    assert day.volume == sum((h.volume or Decimal(0) for h in of_day), Decimal(0))
