@@ -4,8 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# make run's daily cycle: the seconds a CoinGecko call may take to connect and answer (one try, no retries), so
+# that offline it fails at once instead of retrying (the scheduled cycle keeps COINGECKO_TIMEOUT_SECONDS and retries)
+RUN_COLLECT_TIMEOUT_SECONDS ?= 5
 
-.PHONY: run test lint format audit lock worker beat bench clean
+.PHONY: run replay test lint format audit lock worker beat bench clean
 
 $(VENV)/.created:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Barter needs Python >= 3.11; found " + sys.version' \
@@ -22,21 +25,30 @@ $(VENV)/.dev: requirements-dev.lock $(VENV)/.created
 	$(VENV)/bin/pip install --quiet --require-hashes -r requirements-dev.lock
 	@touch $@ $(VENV)/.runtime
 
-## run: migrate, load the shipped history and the example strategies, replay them over the last stored year,
-## run the daily cycle once, make an admin, serve on 127.0.0.1:8000
+## run: migrate, load the shipped history (while the engine compiles into Numba's cache beside it, on the other
+## core) and the example strategies, run the daily cycle once (offline: one try per instrument, a short timeout),
+## make an admin, serve on 127.0.0.1:8000 (the server loads the compiled engine as it starts, so the first
+## simulation does not wait for it).
+## The replay of the examples over the last stored year is `make replay` (about a minute per strategy).
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_shipped_history
+	$(PY) -m trading.engine.warmup & warm=$$!; $(PY) manage.py load_shipped_history && wait $$warm
 	$(PY) manage.py load_example_strategies --enable
-	$(PY) manage.py replay --days 365 --skip-existing
-	$(PY) manage.py run_cycle
+	COINGECKO_MAX_RETRIES=0 COINGECKO_TIMEOUT_SECONDS=$(RUN_COLLECT_TIMEOUT_SECONDS) $(PY) manage.py run_cycle
 	$(PY) manage.py ensure_admin
 	@echo
 	@echo "Barter is serving on http://$(HOST):$(PORT)/"
 	@echo "  admin:    http://$(HOST):$(PORT)/admin/"
 	@echo "  API:      http://$(HOST):$(PORT)/api/   (Authorization: Token <key>)"
 	@echo "  API docs: http://$(HOST):$(PORT)/api/docs/"
-	$(PY) manage.py runserver --noreload $(HOST):$(PORT)
+	@echo "  the replay proof of the example strategies: make replay"
+	BARTER_ENGINE_WARM_AT_START=true $(PY) manage.py runserver --noreload $(HOST):$(PORT)
+
+## replay: the example strategies (every enabled strategy) replayed by the real daily cycle, day by day, over the
+## last 365 stored days into fresh disabled paper accounts (the dashboard's "Replay accounts"); skips a strategy
+## already replayed over the same days
+replay: $(VENV)/.runtime
+	$(PY) manage.py replay --days 365 --skip-existing
 
 ## test: the whole suite (SQLite by default; DATABASE_URL=postgres://... adds the PostgreSQL-only tests)
 test: $(VENV)/.dev

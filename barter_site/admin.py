@@ -10,21 +10,29 @@ deleting it, and its expiry is set when it is made. Only a superuser sees and ma
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import escape
 from knox.models import AuthToken, get_digest_token
 from knox.settings import CONSTANTS
 
 admin.site.unregister(AuthToken)
+# No navigation sidebar: on a 1,400 px screen it took 300 px from the change lists, whose columns then scrolled
+# sideways; the home page and the breadcrumbs lead to every model.
+admin.site.enable_nav_sidebar = False
 
 
 if TYPE_CHECKING:
@@ -35,7 +43,76 @@ else:
     _ModelForm = forms.ModelForm
 
 
-class ReadOnlyAdmin(_ModelAdmin):
+#: Decimal places a list column shows at most: a satoshi (1e-8 BTC) is the finest step of the quantities and
+#: prices Barter stores (stored with 18 places).
+LIST_DECIMAL_PLACES = 8
+
+
+def decimal_text(value: Decimal | None, *, places: int = LIST_DECIMAL_PLACES) -> str:
+    """Write a stored decimal for reading: rounded to ``places`` (half to even), without trailing zeros, with
+    thousands separated.
+
+    ``Decimal("64940.580000000000000000")`` gives ``"64,940.58"``, ``Decimal("0.153846153846153846")``
+    ``"0.15384615"``, ``Decimal("100.000")`` ``"100"``; None gives ``"-"``.
+    """
+    if value is None:
+        return "-"
+    rounded = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN).normalize()
+    if rounded.is_zero():
+        return "0"
+    return format(rounded, ",f")
+
+
+def moment_text(value: datetime | None) -> str:
+    """Write an aware datetime for a list column, compactly and in UTC: ``"2024-03-01 16:00"``; None gives "-"."""
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _column(name: str, field: Any, text: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A list column showing field ``name`` through ``text``, sortable by it, titled as it."""
+
+    def column(obj: Any) -> str:
+        return text(getattr(obj, name))
+
+    column.__name__ = name  # the column's CSS class stays column-<name>
+    return admin.display(description=str(field.verbose_name), ordering=name)(column)
+
+
+class BarterAdmin(_ModelAdmin):
+    """The base of every Barter admin: readable decimals in change lists, and help texts shown as plain text.
+
+    - Decimal fields (stored with 18 places) named in ``list_display`` are shown by :func:`decimal_text`
+      (``64,940.58``, not ``64940.580000000000000000``), and datetime fields by :func:`moment_text`
+      (``2024-03-01 16:00``, not ``March 1, 2024, 4 p.m.``), still sortable: the columns stay narrow.
+    - A field's ``help_text`` is escaped: Django's admin writes help texts as HTML, so
+      ``BARTER_EXCHANGE_<ID>_KEY`` showed as ``BARTER_EXCHANGE__KEY`` (``<ID>`` taken for a tag).
+    """
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        columns: list[Any] = []
+        for name in super().get_list_display(request):
+            field = None
+            if isinstance(name, str):
+                try:
+                    field = self.model._meta.get_field(name)
+                except FieldDoesNotExist:
+                    field = None
+            if isinstance(name, str) and isinstance(field, models.DecimalField):
+                columns.append(_column(name, field, decimal_text))
+            elif isinstance(name, str) and isinstance(field, models.DateTimeField):
+                columns.append(_column(name, field, moment_text))
+            else:
+                columns.append(name)
+        return columns
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if formfield is not None and formfield.help_text:
+            formfield.help_text = escape(formfield.help_text)
+        return formfield
+
+
+class ReadOnlyAdmin(BarterAdmin):
     """An admin that shows rows and never adds, changes or deletes them (they are written by services)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
 
-from barter_site.admin import ReadOnlyAdmin
+from barter_site.admin import BarterAdmin, ReadOnlyAdmin
 from instruments.collect import sync_data
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 
-if TYPE_CHECKING:
-    _InstrumentAdminBase = admin.ModelAdmin[Instrument]
-else:
-    _InstrumentAdminBase = admin.ModelAdmin  # generic only in django-stubs: not subscriptable at run time
-
 
 @admin.register(Instrument)
-class InstrumentAdmin(_InstrumentAdminBase):
+class InstrumentAdmin(BarterAdmin):
     """Instruments with their daily candle count and last candle."""
 
     list_display = [

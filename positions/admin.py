@@ -15,6 +15,7 @@ from barter_site.admin import ReadOnlyAdmin
 from barter_site.errors import ApplicationError
 from barter_site.permissions import trade_live_check
 from positions.cycle.manual import position_close_manual
+from positions.cycle.replay import strategy_short_name
 from positions.models import Order, Position
 from trading.models import Strategy
 
@@ -62,11 +63,11 @@ class PositionOrderInline(_OrderInline):
 class PositionAdmin(ReadOnlyAdmin):
     """Positions, read-only (the cycle writes them), with a "Close now" action for open ones."""
 
+    # Side and protection are filters, not columns: the list fits a 1,400 px screen.
     list_display = [
         "id",
-        "strategy",
+        "strategy_name",
         "instrument",
-        "side",
         "status",
         "quantity",
         "entry_at",
@@ -76,13 +77,16 @@ class PositionAdmin(ReadOnlyAdmin):
         "exit_reason",
         "pnl",
         "pnl_pct",
-        "protection",
     ]
-    list_filter = ["status", "protection", "strategy", "instrument", "exit_reason"]
+    list_filter = ["status", "side", "protection", "strategy", "instrument", "exit_reason"]
     list_select_related = ["strategy", "instrument"]
     date_hierarchy = "entry_at"
     actions = ["close_now"]
     inlines = [PositionOrderInline]
+
+    @admin.display(description="strategy", ordering="strategy__name")
+    def strategy_name(self, obj: Position) -> str:
+        return strategy_short_name(obj.strategy.name)
 
     @admin.display(description="pnl %", ordering="pnl_ratio")
     def pnl_pct(self, obj: Position) -> str:
@@ -120,9 +124,10 @@ class OrderAdmin(ReadOnlyAdmin):
     """Orders, read-only (the cycle writes them): exchange orders with their state, fills and the exchange's raw
     answer, and paper positions' resting stop-loss and take-profit orders (exchange id `paper` or `replay`)."""
 
+    # The exchange and the client order id are a filter and a search, not columns: the list fits 1,400 px.
     list_display = [
         "created_at",
-        "strategy",
+        "strategy_name",
         "instrument",
         "purpose",
         "side",
@@ -133,10 +138,12 @@ class OrderAdmin(ReadOnlyAdmin):
         "filled_quantity",
         "average_price",
         "fee",
-        "exchange_id",
-        "client_order_id",
     ]
     list_filter = ["status", "purpose", "type", "exchange_id", "strategy"]
     list_select_related = ["strategy", "instrument"]
     search_fields = ["=client_order_id", "=exchange_order_id"]
     date_hierarchy = "created_at"
+
+    @admin.display(description="strategy", ordering="strategy__name")
+    def strategy_name(self, obj: Order) -> str:
+        return strategy_short_name(obj.strategy.name)

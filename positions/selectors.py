@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import F, OuterRef, Subquery, Window
 from django.db.models.functions import RowNumber
+from django.utils import timezone
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from positions.accounts import (
@@ -24,12 +25,18 @@ from positions.accounts import (
     strategy_cash,
     strategy_equity,
 )
+from positions.cycle.replay import ReplayAccountName, replay_account_parse
+from positions.execution.trades import trading_blocked
 from positions.models import Order, Position
 from runs.models import History, Step
 from trading.models import Strategy
 
 #: The steps of the daily cycle the dashboard shows the last runs of, in cycle order.
 DASHBOARD_STEPS = (Step.COLLECT, Step.OPEN, Step.CLOSE)
+
+#: The newest daily candle is stale when it opened more than this many days before today (UTC). Normally the
+#: newest complete candle is yesterday's (the day before yesterday's until the daily collect at 00:40 UTC).
+STALE_AFTER_DAYS = 2
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,11 @@ class StrategyLine:
         equity: cash plus open positions at the newest closes.
         return_ratio: ``equity / starting_cash - 1`` (0.05 is +5 %).
         open_positions_count: how many positions are open.
+        replay: what the name of a replay account says (the strategy replayed, its days); None for a strategy.
+        opened_today: symbols of the instruments the open step of today entered.
+        why_not_today: for a strategy that entered nothing today, one line per reason (disabled, kill switch,
+            the open step not run today, or per instrument what the open step recorded: "BTC: no entry signal
+            on 2024-04-20", "BTC: already in a position", "BTC: data stale: newest candle 2024-04-20").
     """
 
     strategy: Strategy
@@ -87,6 +99,9 @@ class StrategyLine:
     equity: Decimal
     return_ratio: Decimal
     open_positions_count: int
+    replay: ReplayAccountName | None = None
+    opened_today: list[str] = field(default_factory=list)
+    why_not_today: list[str] = field(default_factory=list)
 
     @property
     def return_pct(self) -> Decimal:
@@ -148,21 +163,66 @@ class RunLine:
 
 
 @dataclass(frozen=True)
+class DataFreshness:
+    """How old the newest stored daily candle is, and what to do when it is stale.
+
+    Attributes:
+        today: today (UTC).
+        newest: the day of the newest daily candle of any instrument, or None when there is none.
+        stale: ``newest`` is more than :data:`STALE_AFTER_DAYS` days before ``today`` (or missing).
+        shipped_only: the newest candle came from a file import (``load_shipped_history``, ``import_ohlc``),
+            not from a collect: the data is the shipped history only.
+    """
+
+    today: date
+    newest: date | None
+    stale: bool
+    shipped_only: bool
+
+    @property
+    def days_behind(self) -> int | None:
+        """Days from the newest candle's day to today (1 is up to date), None without candles."""
+        return None if self.newest is None else (self.today - self.newest).days
+
+    @property
+    def advice(self) -> str:
+        """What to do about stale data, one sentence; empty when it is fresh."""
+        if not self.stale:
+            return ""
+        if self.newest is None:
+            return "No daily candle is stored: run manage.py load_shipped_history or manage.py sync_data."
+        if self.shipped_only:
+            return (
+                "The candles are the shipped history only: run manage.py sync_data (it needs CoinGecko) to add "
+                "the days since, then keep them current with the daily cycle (make beat and make worker, or "
+                "the daily GitHub Action)."
+            )
+        return (
+            "The daily collect has not added a candle since: check its schedule (Celery beat or the daily "
+            "GitHub Action) and the collect runs below, or run manage.py sync_data."
+        )
+
+
+@dataclass(frozen=True)
 class Dashboard:
     """Everything the dashboard page shows.
 
     Attributes:
-        strategies: one line per strategy, by name.
+        strategies: one line per strategy (replay accounts apart), by name.
         open_positions: every open position, by strategy name then instrument symbol (each shows whether a
             stop-loss order protects it on the exchange: ``position.protection``).
         runs: ``(step, newest runs first)`` for each step of :data:`DASHBOARD_STEPS`.
         open_orders: the orders the exchange may still fill (new, open, partially filled), by strategy name.
+        replays: one line per replay account (``manage.py replay``), by strategy then first day, newest first.
+        freshness: how old the newest daily candle is.
     """
 
     strategies: list[StrategyLine]
     open_positions: list[OpenPositionLine]
     runs: list[tuple[str, list[RunLine]]]
     open_orders: list[Order] = field(default_factory=list)
+    replays: list[StrategyLine] = field(default_factory=list)
+    freshness: DataFreshness | None = None
 
 
 def _run_line(row: History) -> RunLine:
@@ -225,35 +285,180 @@ def _open_position_line(position: Position, mark: LatestClose | None) -> OpenPos
     return OpenPositionLine(position, mark.close, mark.open_time, cost, value, pnl, pnl / cost)
 
 
+def data_freshness(marks: dict[int, LatestClose], *, today: date) -> DataFreshness:
+    """How old the newest of ``marks`` (:func:`latest_closes` of every instrument) is; one query for its source.
+
+    Args:
+        marks: the newest daily close of each instrument.
+        today: today (UTC).
+    """
+    if not marks:
+        return DataFreshness(today=today, newest=None, stale=True, shipped_only=False)
+    instrument_id, newest = max(marks.items(), key=lambda item: item[1].open_time)
+    source = (
+        InstrumentOHLC.objects.filter(
+            instrument_id=instrument_id, timeframe=Timeframe.D1, open_time=newest.open_time
+        )
+        .values_list("source", flat=True)
+        .first()
+    )
+    day = newest.open_time.date()
+    return DataFreshness(
+        today=today,
+        newest=day,
+        stale=(today - day).days > STALE_AFTER_DAYS,
+        shipped_only=(source or "").startswith("file:"),
+    )
+
+
+def todays_open_results(today: date) -> dict[str, list[dict[str, Any]]]:
+    """The result lines of the newest open-step run of ``today`` that handled each strategy, by strategy name.
+
+    One query: the open runs whose summary's ``as_of`` is today (a replay's runs are of past days), newest first.
+    Each line is the summary's ``{"strategy", "instrument" (CoinGecko id), "action", "reason", "error", ...}``.
+    """
+    runs = (
+        History.objects.runs_finished()
+        .filter(step=Step.OPEN, payload__as_of=today.isoformat())
+        .order_by("-created_at", "-id")[:20]
+    )
+    by_strategy: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        payload = run.payload if isinstance(run.payload, dict) else {}
+        this_run: dict[str, list[dict[str, Any]]] = {}
+        for line in payload.get("results") or []:
+            if isinstance(line, dict) and line.get("strategy"):
+                this_run.setdefault(str(line["strategy"]), []).append(line)
+        for name, lines in this_run.items():
+            by_strategy.setdefault(name, lines)
+    return by_strategy
+
+
+def _reason_in_words(line: dict[str, Any], *, symbol: str, today: date, newest: LatestClose | None) -> str:
+    """One open-step result line (action ``none``, ``skipped`` or an error) as a reason a trader reads."""
+    signal_day = (today - timedelta(days=1)).isoformat()
+    reason = str(line.get("reason") or "")
+    if line.get("error"):
+        return f"{symbol}: error: {line['error']}"
+    if line.get("action") == "skipped":
+        return f"{symbol}: handled by an earlier open run today"
+    if reason == "no entry signal":
+        return f"{symbol}: no entry signal on {signal_day}"
+    if reason == "a position is already open":
+        return f"{symbol}: already in a position"
+    if reason.startswith("no candle for the day before"):
+        stored = f"newest candle {newest.open_time.date().isoformat()}" if newest else "no candle stored"
+        return f"{symbol}: data stale: {stored}, none for {signal_day} (collect first)"
+    return f"{symbol}: {reason or line.get('action', 'nothing done')}"
+
+
+def why_nothing_opened(
+    strategy: Strategy,
+    *,
+    today: date,
+    results: list[dict[str, Any]] | None,
+    marks: dict[int, LatestClose],
+) -> tuple[list[str], list[str]]:
+    """What the open step of ``today`` entered for ``strategy``, and otherwise why it entered nothing.
+
+    It reads what the open step recorded (its run summary's result lines, :func:`todays_open_results`) and the
+    strategy's own switches; it decides nothing itself (the entry rules are the engine's).
+
+    Args:
+        strategy: with ``instruments`` prefetched.
+        today: today (UTC).
+        results: the strategy's result lines of today's newest open run, or None when none ran for it.
+        marks: the newest daily close of each instrument (:func:`latest_closes`).
+
+    Returns:
+        ``(opened, reasons)``: the symbols entered today, and when there are none, one line per reason.
+    """
+    instruments = {i.coingecko_id: i for i in strategy.instruments.all()}
+    opened = [
+        instruments[str(line["instrument"])].symbol if line.get("instrument") in instruments else "?"
+        for line in results or []
+        if line.get("action") == "opened"
+    ]
+    if opened:
+        return opened, []
+    reasons: list[str] = []
+    if not strategy.is_enabled:
+        reasons.append("disabled: the daily cycle does not trade it")
+    if strategy.execution_backend == Strategy.ExecutionBackend.EXCHANGE:
+        blocked = trading_blocked(strategy)
+        if blocked:
+            reasons.append(f"kill switch: {blocked}")
+    if results is None:
+        if strategy.is_enabled:
+            reasons.append(f"the open step has not run today ({today.isoformat()})")
+        for instrument in instruments.values():
+            mark = marks.get(instrument.pk)
+            if mark is None:
+                reasons.append(f"{instrument.symbol}: no daily candle stored")
+            elif (today - mark.open_time.date()).days > STALE_AFTER_DAYS:
+                reasons.append(
+                    f"{instrument.symbol}: data stale: newest candle {mark.open_time.date().isoformat()}"
+                )
+        return [], reasons
+    for line in results:
+        if not line.get("instrument"):
+            reasons.append(str(line.get("error") or line.get("reason") or "the open step failed"))
+            continue
+        listed = instruments.get(str(line["instrument"]))
+        symbol = listed.symbol if listed is not None else str(line["instrument"])
+        mark = marks.get(listed.pk) if listed is not None else None
+        reasons.append(_reason_in_words(line, symbol=symbol, today=today, newest=mark))
+    return [], reasons
+
+
 def dashboard_read() -> Dashboard:
     """Read the dashboard: strategies' equity and return, open positions' unrealized P&L, the last runs.
 
+    Strategies are split from replay accounts (``manage.py replay``'s, named ``<strategy> [replay ...]``); each
+    strategy says what the open step of today entered or why it entered nothing (:func:`why_nothing_opened`),
+    and :class:`DataFreshness` says whether the newest daily candle is stale.
+
     Queries: strategies, their instruments, their positions, the open positions with strategy and instrument,
-    the newest closes, the runs: six, whatever the number of strategies, positions and runs; plus one for the
-    live orders when some strategy trades on an exchange (only those have orders).
+    the newest closes, today's open runs, the newest candle's source, the runs: eight, whatever the number of
+    strategies, positions and runs; plus one for the live orders when some strategy trades on an exchange
+    (only those have orders).
     """
+    today = timezone.now().date()
     strategies = list(strategies_with_accounts().order_by("name"))
     open_rows = list(
         Position.objects.open()
         .select_related("strategy", "instrument")
         .order_by("strategy__name", "instrument__symbol", "id")
     )
-    marks = latest_closes({p.instrument_id for p in open_rows}) if open_rows else {}
+    marks = latest_closes()
     prices = {instrument_id: mark.close for instrument_id, mark in marks.items()}
-    lines = []
+    todays = todays_open_results(today)
+    lines: list[StrategyLine] = []
+    replays: list[StrategyLine] = []
     for strategy in strategies:
         equity = strategy_equity(strategy, prices)
-        lines.append(
-            StrategyLine(
-                strategy=strategy,
-                cash=strategy_cash(strategy),
-                equity=equity,
-                return_ratio=equity / strategy.starting_cash - 1,
-                open_positions_count=account_open_positions_count(strategy),
-            )
+        replay = replay_account_parse(strategy.name)
+        opened, why = (
+            ([], [])
+            if replay is not None
+            else why_nothing_opened(strategy, today=today, results=todays.get(strategy.name), marks=marks)
         )
+        line = StrategyLine(
+            strategy=strategy,
+            cash=strategy_cash(strategy),
+            equity=equity,
+            return_ratio=equity / strategy.starting_cash - 1,
+            open_positions_count=account_open_positions_count(strategy),
+            replay=replay,
+            opened_today=opened,
+            why_not_today=why,
+        )
+        (lines if replay is None else replays).append(line)
+    replays.sort(key=lambda line: (line.replay.strategy, line.replay.start) if line.replay else ("", today))
     return Dashboard(
         strategies=lines,
+        replays=replays,
+        freshness=data_freshness(marks, today=today),
         open_positions=[_open_position_line(p, marks.get(p.instrument_id)) for p in open_rows],
         runs=recent_runs(),
         open_orders=list(

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from barter_site.admin import BarterAdmin
 from barter_site.permissions import TRADE_LIVE, may_trade_live, trade_live_check
 from positions.accounts import account_open_positions_count, strategies_with_accounts, strategy_cash
 from trading.engine.limits import MAX_DEPTH, json_depth
@@ -87,10 +88,8 @@ class CriteriaJSONField(forms.JSONField):
 
 if TYPE_CHECKING:
     _StrategyFormBase = forms.ModelForm[Strategy]
-    _StrategyAdminBase = admin.ModelAdmin[Strategy]
 else:  # generic only in django-stubs: not subscriptable at run time
     _StrategyFormBase = forms.ModelForm
-    _StrategyAdminBase = admin.ModelAdmin
 
 
 class StrategyAdminForm(_StrategyFormBase):
@@ -143,7 +142,7 @@ def _money(value: Decimal) -> str:
 
 
 @admin.register(Strategy)
-class StrategyAdmin(_StrategyAdminBase):
+class StrategyAdmin(BarterAdmin):
     """Strategies with their cash and open positions (read in a constant number of queries)."""
 
     form = StrategyAdminForm

@@ -74,6 +74,10 @@ BARTER_REAPER_ON_REQUEST = True
 # Without a broker, sweeps and simulations too large to answer inline run in this many background threads of the
 # server process (never in the request); 0 runs them in the caller (the test settings do, to stay synchronous).
 BARTER_SIMULATOR_BACKGROUND_THREADS = env.int("BARTER_SIMULATOR_BACKGROUND_THREADS", default=2)
+# Load the engine's compiled code (Numba's cache; compiling it when the cache is empty) in a background thread of
+# the server process as it starts, so that its first simulation does not pay it (make run turns it on for
+# runserver). Off by default: management commands, workers and tests load it when they first need it.
+BARTER_ENGINE_WARM_AT_START = env.bool("BARTER_ENGINE_WARM_AT_START", default=False)
 
 
 def _cron_schedule(name: str, default: str) -> crontab:

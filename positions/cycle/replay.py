@@ -9,6 +9,7 @@ does is what the live cycle would have done, and it must equal the engine's back
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -45,6 +46,43 @@ class ReplayResult:
 def replay_account_prefix(*, strategy: Strategy, start: date, end: date) -> str:
     """The name every replay account of ``strategy`` over ``start``..``end`` starts with."""
     return f"{strategy.name} [replay {start.isoformat()}..{end.isoformat()}"
+
+
+#: A replay account's name: ``<strategy> [replay <start>..<end> <stamp>]`` (:func:`replay_account_create`; the
+#: name is cut at 100 characters, so the stamp and the closing bracket may be missing).
+_REPLAY_NAME = re.compile(
+    r"^(?P<strategy>.+) \[replay (?P<start>\d{4}-\d\d-\d\d)\.\.(?P<end>\d{4}-\d\d-\d\d)"
+)
+
+
+@dataclass(frozen=True)
+class ReplayAccountName:
+    """What a replay account's name says: the strategy replayed and its first and last day."""
+
+    strategy: str
+    start: date
+    end: date
+
+
+def replay_account_parse(name: str) -> ReplayAccountName | None:
+    """Read a replay account's name (:func:`replay_account_create`); None when ``name`` is not one."""
+    found = _REPLAY_NAME.match(name)
+    if found is None:
+        return None
+    return ReplayAccountName(
+        strategy=found["strategy"],
+        start=date.fromisoformat(found["start"]),
+        end=date.fromisoformat(found["end"]),
+    )
+
+
+def strategy_short_name(name: str) -> str:
+    """A strategy's name for narrow columns: a replay account's without its generated stamp
+    (``"trend [replay 2023-04-23..2024-04-21]"``), any other as it is."""
+    replayed = replay_account_parse(name)
+    if replayed is None:
+        return name
+    return f"{replayed.strategy} [replay {replayed.start.isoformat()}..{replayed.end.isoformat()}]"
 
 
 def replay_account_create(*, strategy: Strategy, start: date, end: date) -> Strategy:

@@ -207,6 +207,7 @@ class LiveBrowser:
         login_next: str | None = None,
         check: bool = True,
         timeout_seconds: float = SCENARIO_TIMEOUT_SECONDS,
+        viewport: tuple[int, int] | None = None,
     ) -> ScenarioResult:
         """Run steps in a fresh Chromium profile and return the outcome.
 
@@ -216,6 +217,7 @@ class LiveBrowser:
             login_next: when given, log in first and land on this path (e.g. ``"/"``).
             check: fail the test, with the step's error and the page's console, when a step failed.
             timeout_seconds: wall-clock limit for the whole scenario, browser start included.
+            viewport: the window's ``(width, height)`` in CSS pixels; default run.cjs's 1280 x 800.
 
         Returns:
             The parsed result; ``ok`` is False only when ``check`` is False.
@@ -224,7 +226,12 @@ class LiveBrowser:
         steps = [self._resolve(step) for step in steps]
         if login_next is not None:
             steps = self.login_steps(login_next) + steps
-        scenario = {"steps": steps, "screenshotOnFailure": str(self.artifact(f"failure-{self._runs}.png"))}
+        scenario: dict[str, Any] = {
+            "steps": steps,
+            "screenshotOnFailure": str(self.artifact(f"failure-{self._runs}.png")),
+        }
+        if viewport is not None:
+            scenario["viewport"] = {"width": viewport[0], "height": viewport[1]}
         scenario_path = self.work_dir / f"scenario-{self._runs}.json"
         scenario_path.write_text(json.dumps(scenario, indent=2))
         env = {**os.environ, "BARTER_CHROMIUM": self.chromium, "NODE_PATH": str(self.node_modules)}

@@ -227,8 +227,9 @@ def test_dashboard_queries_do_not_grow_with_strategies_positions_and_runs(
             run_start(step=step, params={}).finish(status=RunStatus.OK, summary={"n": n})
     many = count()
 
-    # session, user; strategies, their instruments, their positions; open positions; newest closes; runs
-    assert few == many == 8
+    # session, user; strategies, their instruments, their positions; open positions; newest closes; today's open
+    # runs; the newest candle's source; runs
+    assert few == many == 10
 
 
 def test_prefetched_accounts_give_the_same_figures_without_queries(

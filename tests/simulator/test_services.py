@@ -122,7 +122,7 @@ def test_results_are_saved_with_statistics_curves_and_units(shipped_history: Non
         ({"start": None}, "start", "required"),
         ({"starting_cash": Decimal("0")}, "starting_cash", "must be > 0"),
         ({"starting_cash": "ten"}, "starting_cash", "must be a number; was 'ten'"),
-        ({"start": date(2025, 1, 1), "end": date(2025, 2, 1)}, "start", "has candles up to 2024-04-20 only"),
+        ({"start": date(2025, 1, 1), "end": date(2025, 2, 1)}, "start", "has candles up to 2024-12-31 only"),
         (
             {"criteria": sma_cross_criteria(stop_loss_ratio=1.5)},
             "criteria",

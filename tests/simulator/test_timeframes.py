@@ -54,10 +54,14 @@ def _run(start: date, end: date, timeframe: str, criteria: dict[str, Any] = HOUR
 def test_the_shipped_history_stores_bitcoins_binance_hours_as_1h_candles(shipped_history: None) -> None:
     hours = InstrumentOHLC.objects.filter(instrument__coingecko_id="bitcoin", timeframe=Timeframe.H1)
 
-    assert hours.count() == 58_419
+    # The feather's 58,419 hours to 2024-04-21 14:00, then the 2024 file's 6,105 more to 2024-12-31 23:00.
+    assert hours.count() == 58_419 + 6_105
     assert hours.earliest("open_time").open_time == datetime(2017, 8, 17, 4, tzinfo=UTC)
-    assert hours.latest("open_time").open_time == datetime(2024, 4, 21, 14, tzinfo=UTC)
-    assert set(hours.values_list("source", flat=True)) == {"file:BTC_USDT-1h.feather"}
+    assert hours.latest("open_time").open_time == datetime(2024, 12, 31, 23, tzinfo=UTC)
+    assert set(hours.values_list("source", flat=True)) == {
+        "file:BTC_USDT-1h.feather",
+        "file:BTCUSDT-1h-2024-04-21_2024-12-31.csv",
+    }
 
 
 def test_an_hourly_run_of_shipped_bitcoin_is_the_engines_backtest_of_its_hourly_candles(

@@ -174,12 +174,12 @@ def test_the_form_proposes_the_last_five_years_of_the_newest_instrument(
     assert response.status_code == 200
     options = re.findall(r'<option value="(\d+)" ' + OPTION_DATA + r"( selected)?>(\w+) ·", html)
     assert [(symbol, bool(selected)) for _, selected, symbol in options] == [
-        ("BTC", True),  # candles up to 2024-04-20, the newest
+        ("BTC", True),  # candles up to 2024-12-31, the newest
         ("ETH", False),
         ("LTC", False),
     ]
-    assert 'name="start" value="2019-04-21"' in html
-    assert 'name="end" value="2024-04-20"' in html
+    assert 'name="start" value="2020-01-01"' in html
+    assert 'name="end" value="2024-12-31"' in html
     assert 'name="starting_cash" id="id_starting_cash" value="10000"' in html
     assert 'name="fee_pct" id="id_fee_pct" value="0.1"' in html
     assert 'name="slippage_pct" id="id_slippage_pct" value="0"' in html

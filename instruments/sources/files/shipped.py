@@ -33,14 +33,22 @@ class ShippedFile:
     to_timeframe: str | None = None
 
 
+#: Binance BTCUSDT hourly klines of 2024-04-21 .. 2024-12-31, rolled up from one-minute klines.
+BINANCE_2024_HOURS = "BTCUSDT-1h-2024-04-21_2024-12-31.csv"
+
 #: What ``load_shipped_history`` imports, in order. Bitcoin comes from Bitstamp (2014-11-28 .. 2020-01-17),
 #: then from Binance BTC/USDT hourly rolled up to days, which replaces the overlapping Bitstamp days from
 #: 2017-08-17 on (``source`` tells which rows came from where); days Binance lacks keep Bitstamp's candle. The
-#: Binance hours are stored as ``1h`` candles too, so the simulator can run bitcoin on hourly candles.
+#: Binance hours are stored as ``1h`` candles too, so the simulator can run bitcoin on hourly candles. The hourly
+#: file stops at 2024-04-21 14:00; Binance hours rolled up from one-minute klines continue it from 2024-04-21
+#: 00:00 to 2024-12-31 23:00 (``make_btcusdt_1h_2024.py`` beside them; the 15 hours both hold are the same
+#: candles), rolled up to days and stored as hours in the same way.
 SHIPPED_FILES: tuple[ShippedFile, ...] = (
     ShippedFile("bitcoin", "BTC", "Bitcoin", "bitstamp_(BTC,ETH,LTC)USD_d.csv", column_prefix="BTC"),
     ShippedFile("bitcoin", "BTC", "Bitcoin", "BTC_USDT-1h.feather", timeframe="1h", to_timeframe="1d"),
     ShippedFile("bitcoin", "BTC", "Bitcoin", "BTC_USDT-1h.feather", timeframe="1h"),
+    ShippedFile("bitcoin", "BTC", "Bitcoin", BINANCE_2024_HOURS, timeframe="1h", to_timeframe="1d"),
+    ShippedFile("bitcoin", "BTC", "Bitcoin", BINANCE_2024_HOURS, timeframe="1h"),
     ShippedFile("ethereum", "ETH", "Ethereum", "bitstamp_(BTC,ETH,LTC)USD_d.csv", column_prefix="ETH"),
     ShippedFile("litecoin", "LTC", "Litecoin", "bitstamp_(BTC,ETH,LTC)USD_d.csv", column_prefix="LTC"),
 )

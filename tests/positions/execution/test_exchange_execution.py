@@ -544,7 +544,8 @@ def test_keys_never_reach_logs_history_or_the_admin(
     for text in [caplog.text, stored, *pages]:
         assert DUMMY_KEY not in text and DUMMY_SECRET not in text
     stop = Order.objects.get(purpose="protection")
-    assert stop.client_order_id in pages[0]  # the order list shows the orders
+    # the order list shows the orders (the client order id is a search there, not a column: the list fits 1,400 px)
+    assert f"/admin/positions/order/{stop.pk}/change/" in pages[0]
     # The dashboard lists the live stop among the open orders and shows the position protected.
     assert f'<tr data-order="{stop.pk}">' in pages[2] and stop.client_order_id in pages[2]
     assert 'data-field="protection"><span class="badge on">stop on exchange' in pages[2]

@@ -310,19 +310,25 @@ def test_load_shipped_history_on_an_empty_database() -> None:
         .values_list("coingecko_id", "n")
         .order_by("coingecko_id")
     )
-    assert counts == {"bitcoin": 3432, "ethereum": 788, "litecoin": 925}
-    # Bitcoin's Binance hours are stored as they are too (the simulator runs on them), and only bitcoin's.
+    # bitcoin: 3,432 days to 2024-04-20, then the 255 days 2024-04-21 .. 2024-12-31 rolled up from minutes.
+    assert counts == {"bitcoin": 3687, "ethereum": 788, "litecoin": 925}
+    # Bitcoin's Binance hours are stored as they are too (the simulator runs on them), and only bitcoin's: the
+    # feather's 58,419, then 2024-04-21 15:00 .. 2024-12-31 23:00 (6,120 hours of the 2024 file, 15 of them the
+    # feather's own hours of 2024-04-21, which the second file leaves unchanged).
     hours = _candles(timeframe="1h")
-    assert len(hours) == 58_419 == InstrumentOHLC.objects.filter(timeframe="1h").count()
+    assert len(hours) == 58_419 + 6_120 - 15 == InstrumentOHLC.objects.filter(timeframe="1h").count()
     assert (hours[0].open_time, hours[-1].open_time) == (
         datetime(2017, 8, 17, 4, tzinfo=UTC),
-        datetime(2024, 4, 21, 14, tzinfo=UTC),
+        datetime(2024, 12, 31, 23, tzinfo=UTC),
     )
-    assert {c.source for c in hours} == {"file:BTC_USDT-1h.feather"}
+    assert {c.source for c in hours} == {
+        "file:BTC_USDT-1h.feather",
+        "file:BTCUSDT-1h-2024-04-21_2024-12-31.csv",
+    }
     bitcoin = _candles()
-    # One continuous daily history: 2014-11-28 .. 2024-04-20 is 3,432 days, none missing.
+    # One continuous daily history: 2014-11-28 .. 2024-12-31 is 3,687 days, none missing.
     assert bitcoin[0].open_time == datetime(2014, 11, 28, tzinfo=UTC)
-    assert bitcoin[-1].open_time == datetime(2024, 4, 20, tzinfo=UTC)
+    assert bitcoin[-1].open_time == datetime(2024, 12, 31, tzinfo=UTC)
     assert all(b.open_time - a.open_time == timedelta(days=1) for a, b in pairwise(bitcoin))
     sources = dict(
         InstrumentOHLC.objects.filter(instrument__coingecko_id="bitcoin", timeframe="1d")
@@ -334,6 +340,7 @@ def test_load_shipped_history_on_an_empty_database() -> None:
     assert sources == {
         "file:bitstamp_(BTC,ETH,LTC)USD_d.csv": 1000,
         "file:BTC_USDT-1h.feather rolled up 1h->1d": 2432,
+        "file:BTCUSDT-1h-2024-04-21_2024-12-31.csv rolled up 1h->1d": 255,
     }
     by_day = {c.open_time.date().isoformat(): c.source for c in bitcoin}
     assert by_day["2017-08-16"].startswith("file:bitstamp")
@@ -346,7 +353,9 @@ def test_load_shipped_history_on_an_empty_database() -> None:
     assert "58,419 rows read, 58,419 candles added, 0 updated, 0 unchanged" in out
     assert "1,865 rows read, 788 candles added" in out
     assert "1,865 rows read, 925 candles added" in out
-    assert History.objects.runs_finished().filter(step=Step.IMPORT, status=RunStatus.OK).count() == 5
+    assert "6,120 rows read, 255 candles added, 0 updated, 0 unchanged" in out
+    assert "6,120 rows read, 6,105 candles added, 0 updated, 15 unchanged" in out
+    assert History.objects.runs_finished().filter(step=Step.IMPORT, status=RunStatus.OK).count() == 7
 
 
 def test_load_shipped_history_twice_adds_nothing() -> None:
@@ -355,20 +364,23 @@ def test_load_shipped_history_twice_adds_nothing() -> None:
     again = _command("load_shipped_history")
     forced = shipped_history_load(force=True)
 
-    assert "The database already holds 63,564 candles; skipped the shipped history" in again
-    assert InstrumentOHLC.objects.count() == 5145 + 58_419  # the days and bitcoin's hours
-    assert [result.added for result in forced.results] == [0, 0, 0, 0, 0]
+    assert "The database already holds 69,924 candles; skipped the shipped history" in again
+    assert InstrumentOHLC.objects.count() == 5400 + 58_419 + 6_105  # the days and bitcoin's hours
+    assert [result.added for result in forced.results] == [0, 0, 0, 0, 0, 0, 0]
     # --force imports in the same order, so the 865 bitcoin days both exchanges have are written back to
     # Bitstamp's values, then to Binance's again: the end state is the one before.
     assert [(result.updated, result.unchanged) for result in forced.results] == [
         (865, 1000),
         (865, 1567),
         (0, 58_419),
+        (0, 255),
+        (0, 6_120),
         (0, 788),
         (0, 925),
     ]
     assert {c.source for c in _candles() if c.open_time >= datetime(2017, 8, 17, tzinfo=UTC)} == {
         "file:BTC_USDT-1h.feather rolled up 1h->1d",
+        "file:BTCUSDT-1h-2024-04-21_2024-12-31.csv rolled up 1h->1d",
         "file:bitstamp_(BTC,ETH,LTC)USD_d.csv",  # the 7 outage days
     }
 
