@@ -236,9 +236,9 @@ def sweeps_listed(user: Any) -> QuerySet[Sweep]:
 def sweep_points(sweep: Sweep) -> list[SweepPoint]:
     """Every saved grid point of ``sweep``, in grid order (one query)."""
     return list(
-        sweep.points.only("index", "values", "statistics", "error", "skipped", "simulation_id", "sweep_id").order_by(
-            "index"
-        )
+        sweep.points.only(
+            "index", "values", "statistics", "error", "skipped", "simulation_id", "sweep_id"
+        ).order_by("index")
     )
 
 

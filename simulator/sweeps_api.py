@@ -142,7 +142,9 @@ class SweepPointSerializer(serializers.Serializer[Any]):
     )
     n_trades = serializers.IntegerField(allow_null=True)
     error = serializers.CharField()
-    skipped = serializers.CharField(help_text='The constraint the point broke ("fast >= slow"): not run; or "".')
+    skipped = serializers.CharField(
+        help_text='The constraint the point broke ("fast >= slow"): not run; or "".'
+    )
     simulation = serializers.IntegerField(
         allow_null=True,
         help_text="The point's full run (/api/simulations/<id>/); null until it is opened on the sweep's page.",
