@@ -14,15 +14,17 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from barter_site.api import StrictSerializer
+from barter_site.permissions import DELETE_SWEEP
 from instruments.models import Instrument, Timeframe
 from simulator.launch import sweep_start
 from simulator.models import STARTING_CASH_DEFAULT, Sweep
 from simulator.selectors import sweep_best_values, sweep_points, sweeps_listed
+from simulator.services.deletion import sweep_delete
 from simulator.services.requests import SimulationInputError, simulation_request_check
 from simulator.services.sweeps import sweep_create
 from simulator.sweep_presenters import points_ranked, statistic_value, sweep_grid_document
@@ -185,8 +187,9 @@ STATISTIC_PARAMETER = OpenApiParameter(
 )
 
 
-class SweepViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Sweep]):
-    """``/api/sweeps/``: start a sweep (POST), list and read one's own sweeps with their progress and grid."""
+class SweepViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet[Sweep]):
+    """``/api/sweeps/``: start a sweep (POST), list and read one's own sweeps with their progress and grid,
+    delete one (DELETE)."""
 
     queryset = Sweep.objects.none()  # typed for the schema; get_queryset gives the user's sweeps
 
@@ -228,6 +231,16 @@ class SweepViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet[Sweep]
         best = {sweep.pk: statistic_value(ranked[0], sweep.statistic)} if ranked else {}
         context = {**self.get_serializer_context(), "points": points, "best": best}
         return Response(SweepSerializer(sweep, context=context).data)
+
+    @extend_schema(responses={204: None, 409: OpenApiTypes.OBJECT})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Delete the sweep, its grid points and the runs opened from them (:func:`simulator.services.deletion.
+        sweep_delete`). Needs ``simulator.delete_sweep`` (403 without), then the sweep must be one's own (404; a
+        superuser: any); a sweep still pending or running is refused with 409. 204 with no body when deleted."""
+        if not request.user.has_perm(DELETE_SWEEP):
+            raise PermissionDenied(f"deleting a sweep needs the permission {DELETE_SWEEP}")
+        sweep_delete(sweep=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=SweepRequestSerializer, responses={201: SweepSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -271,7 +271,7 @@ def run_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(DELETE_SWEEP, raise_exception=True)
 def sweep_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
     """``POST /simulator/sweeps/<id>/delete/``: delete the sweep, its grid points and the runs opened from them
-    (:func:`simulator.services.deletion.sweep_delete`), then show the list of runs. Needs
+    (:func:`simulator.services.deletion.sweep_delete`), then show the list of sweeps. Needs
     ``simulator.delete_sweep`` (403), then the sweep must be one's own (404); one still running is refused."""
     sweep = _sweep(request, pk)
     try:
@@ -284,7 +284,7 @@ def sweep_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
         f"Deleted {sweep}: {deleted.points} grid point{pluralize(deleted.points)} and "
         f"{deleted.simulations} run{pluralize(deleted.simulations)} opened from them.",
     )
-    return HttpResponseRedirect(reverse("simulator:runs"))
+    return HttpResponseRedirect(reverse("simulator:sweeps"))
 
 
 @require_safe

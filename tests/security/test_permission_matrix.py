@@ -203,6 +203,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/sweeps/"): api_any(400),  # {}: field errors
     **{(method, "/api/sweeps/{pk}/"): own_run(200, anonymous=401) for method in ("GET", "HEAD")},
     ("OPTIONS", "/api/sweeps/{pk}/"): api_any(200),  # describes the operation; reads no row
+    # Deleting a sweep needs simulator.delete_sweep (403), then the sweep must be one's own (404); stubbed (204).
+    ("DELETE", "/api/sweeps/{pk}/"): _row(401, 403, delete_run=404, superuser=204),
     # -- pages: the simulator, any user, each their own runs ----------------------------------------------------
     ("GET", "/simulator/"): page_any(200),
     ("POST", "/simulator/"): page_any(200),  # the form with its errors
@@ -479,6 +481,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
     patch.setattr("simulator.api.simulation_delete", stubs["delete_run"])
     patch.setattr("simulator.views.results.simulation_delete", stubs["delete_run"])
     patch.setattr("simulator.views.results.sweep_delete", stubs["delete_sweep"])
+    patch.setattr("simulator.sweeps_api.sweep_delete", stubs["delete_sweep"])
     for view in (SyncDataView, SyncNewTradesView, SyncClosePositionsView):
         patch.setattr(view, "service", staticmethod(stubs["steps"]))
     patch.setattr("instruments.admin.sync_data", stubs["sync_now"])

@@ -406,7 +406,7 @@ def test_deleting_a_sweep_deletes_its_points_and_the_runs_that_belong_only_to_it
     assert logged_in.get(url).status_code == 405
     response = logged_in.post(url, follow=True)
 
-    assert response.redirect_chain == [("/simulator/runs/", 302)]
+    assert response.redirect_chain == [("/simulator/sweeps/", 302)]
     assert "2 grid points and 1 run opened from them" in response.content.decode()
     assert not Sweep.objects.exists() and not SweepPoint.objects.exists()
     assert list(Simulation.objects.all()) == [listed]
@@ -420,3 +420,24 @@ def test_a_running_sweep_is_not_deleted(logged_in: Client, trader: User) -> None
 
     assert f"Not deleted: sweep {sweep.pk} is still running" in response.content.decode()
     assert Sweep.objects.filter(pk=sweep.pk).exists()
+
+
+def test_the_api_deletes_a_sweep_with_the_permission_only(trader: User) -> None:
+    other = User.objects.create_user("other")
+    mine, running = _saved_sweep(trader), _saved_sweep(trader, status=RunStatus.RUNNING)
+    theirs = _saved_sweep(other)
+    opened = _saved_run(trader, sweep=mine)
+    SweepPoint.objects.create(sweep=mine, index=0, values={"stop_loss_ratio": 0.05}, simulation=opened)
+    api = token_client(trader)
+
+    assert api.delete(f"/api/sweeps/{mine.pk}/").status_code == 403
+    trader.user_permissions.add(*permissions("simulator.delete_sweep"))
+    assert api.delete(f"/api/sweeps/{theirs.pk}/").status_code == 404
+    assert api.delete("/api/sweeps/999999/").status_code == 404
+    refused = api.delete(f"/api/sweeps/{running.pk}/")
+    assert refused.status_code == 409
+    assert "is still running" in refused.json()["message"]
+
+    assert api.delete(f"/api/sweeps/{mine.pk}/").status_code == 204
+    assert set(Sweep.objects.all()) == {running, theirs}
+    assert not SweepPoint.objects.exists() and not Simulation.objects.filter(pk=opened.pk).exists()
