@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from positions.events import Events
 from positions.execution.order_state import client_order_id, order_payload
-from positions.execution.protection import stop_level
+from positions.execution.protection import same_price, stop_level
 from positions.models import Order, Position
 from runs.models import HistoryKind
 from trading.engine.vocabulary import ExitReason
@@ -97,7 +97,7 @@ def paper_protection_move(position: Position, as_of: date, backend: str, pending
     (what :func:`positions.execution.protection.protection_replace` does on an exchange)."""
     level = stop_level(position)
     live = Order.objects.live().filter(position=position, type=Order.Type.STOP_LOSS).first()
-    if level is None or (live is not None and live.price == level):
+    if level is None or (live is not None and live.price is not None and same_price(live.price, level)):
         return
     if live is not None:
         live.status = Order.Status.CANCELED

@@ -27,6 +27,17 @@ def stop_level(position: Position) -> Decimal | None:
     return max(levels) if levels else None
 
 
+def same_price(stored: Decimal, level: Decimal) -> bool:
+    """Whether a resting order's stored price is ``level``.
+
+    The engine's level is a float made Decimal (up to ~30 digits); the same price read back from the database has
+    18 decimal places (and passes through a float on SQLite): they differ in their last digits, which must not
+    count as a move, or every step would cancel and replace a stop that did not move. Equal within 1e-12 of the
+    level, far below any exchange's price step.
+    """
+    return abs(stored - level) <= abs(level) * Decimal("1e-12")
+
+
 def protect(
     position: Position, criteria: Criteria, exchange: ExchangeBroker, as_of: date, pending: Events
 ) -> None:
@@ -130,7 +141,11 @@ def protection_replace(
         return
     live = Order.objects.live().filter(position=position, purpose=Order.Purpose.PROTECTION).first()
     symbol = exchange.market_symbol(position.instrument)
-    if live is not None and live.price == exchange.price_precise(symbol, level):
+    if (
+        live is not None
+        and live.price is not None
+        and same_price(live.price, exchange.price_precise(symbol, level))
+    ):
         return
     if protection_cancel(position, criteria, exchange, pending):
         return

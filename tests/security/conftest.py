@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 
 from runs.models import History, Step
 from runs.recorder import run_start
-from simulator.models import RunStatus, Simulation
+from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from tests.accounts import api_token
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
@@ -32,7 +32,7 @@ class Seeded:
 @pytest.fixture
 def seeded(db: None) -> Seeded:
     """A superuser with a token, an instrument with 30 candles, a strategy with an open position, a history
-    run and a finished simulation owned by the user."""
+    run, and a finished simulation and sweep owned by the user."""
     user = User.objects.create_superuser("alice", "alice@example.com", PASSWORD)
     token = api_token(user)
     instrument = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
@@ -58,6 +58,20 @@ def seeded(db: None) -> Seeded:
         },
     )
     simulation.instruments.add(instrument)
+    sweep = Sweep.objects.create(
+        created_by=user,
+        start=date(2024, 1, 1),
+        end=date(2024, 1, 30),
+        starting_cash=Decimal(10000),
+        criteria=sma_cross_criteria(),
+        axes=[{"path": "stop_loss_ratio", "values": [0.05]}],
+        total=1,
+        status=RunStatus.DONE,
+    )
+    sweep.instruments.add(instrument)
+    SweepPoint.objects.create(
+        sweep=sweep, index=0, values={"stop_loss_ratio": 0.05}, statistics={"n_trades": 0}
+    )
     return Seeded(
         user=user,
         token=token,
@@ -68,6 +82,6 @@ def seeded(db: None) -> Seeded:
             "history": History.objects.order_by("id").values_list("id", flat=True).first() or 0,
             "simulations": simulation.pk,
             "runs": simulation.pk,
-            "sweeps": 1,  # no sweep is saved: its pages are only walked anonymously
+            "sweeps": sweep.pk,
         },
     )

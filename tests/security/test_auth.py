@@ -97,7 +97,9 @@ def test_a_token_may_call_every_api_method(
 ) -> None:
     client = Client(HTTP_AUTHORIZATION=f"Token {seeded.token}")
     for route in _api(walk):
-        for method in route.methods:
+        for method in sorted(
+            route.methods, key=lambda m: m == "DELETE"
+        ):  # the reads before the row is deleted
             response = _call(client, method, route.url)
             assert response.status_code not in (401, 403), (method, route.url, response.content[:300])
             assert response.status_code < 500, (method, route.url, response.content[:300])

@@ -110,3 +110,32 @@ def test_a_signal_exit_cancels_both_resting_orders() -> None:
     assert {status for _, _, status in protection(position)} == {"canceled"}
     assert len(protection(position)) == 2
     assert not Order.objects.live().filter(position__status="closed").exists()
+
+
+def test_a_trailing_stop_that_did_not_rise_is_not_replaced() -> None:
+    """Each step walks the open position again: a trailing level that did not move must leave the resting stop
+    alone, whatever the float rounding of prices like these (one order a move, not one a step)."""
+    instrument = coin(
+        [
+            (38_000.0, 38_100.0, 37_900.0, 38_050.0),
+            (
+                38_701.86126,
+                43_044.123457,
+                38_500.0,
+                42_000.0,
+            ),  # entry at the open; the high sets the trailing level
+            (42_000.0, 42_500.987654, 41_000.0, 41_500.0),  # lower highs, lows above the level: nothing moves
+            (41_500.0, 42_100.0, 40_900.0, 41_000.0),
+            (41_000.0, 41_900.0, 40_800.0, 41_200.0),
+        ]
+    )
+    position = replayed(instrument, 4, trailing_stop_ratio=0.07)[0]
+
+    assert position.status == "open"
+    orders = protection(position)
+    assert [(kind, status) for kind, _, status in orders] == [
+        ("stop_loss", "canceled"),
+        ("stop_loss", "open"),
+    ]
+    moved = orders[1][1]
+    assert moved is not None and abs(moved - Decimal("43044.123457") * Decimal("0.93")) < Decimal("1e-6")
