@@ -291,6 +291,12 @@ def worker_running(
             command, cwd=REPO, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     running = Worker(process=process, queue=queue, log=log)
+    # What the test process's app had before: restored afterwards, or a later test in this process would send its
+    # tasks to this worker's queue (the sweep browser tests run before tests/instruments/test_tasks.py).
+    before = {
+        key: app.conf[key]
+        for key in ("broker_url", "result_backend", "task_always_eager", "task_default_queue", "task_routes")
+    }
     app.conf.update(broker_url=redis_url, result_backend=redis_url, task_always_eager=False)
     # Sends from the test go where the worker's own settings route them.
     app.conf.update(
@@ -304,7 +310,7 @@ def worker_running(
         running.wait_ready()
         yield running
     finally:
-        app.conf.update(task_always_eager=True)
+        app.conf.update(before)
         process.send_signal(signal.SIGTERM)  # warm shutdown: finish the current tasks, then exit
         try:
             process.wait(timeout=20)
