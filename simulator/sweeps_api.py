@@ -18,36 +18,29 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from barter_site.api import StrictSerializer
 from barter_site.permissions import DELETE_SWEEP
 from instruments.models import Instrument, Timeframe
+from simulator.api import SimulationRequestSerializer
 from simulator.launch import sweep_start
-from simulator.models import STARTING_CASH_DEFAULT, Sweep
+from simulator.models import Sweep
 from simulator.selectors import sweep_best_values, sweep_points, sweeps_listed
 from simulator.services.deletion import sweep_delete
-from simulator.services.requests import SimulationInputError, simulation_request_check
+from simulator.services.requests import SimulationInputError
 from simulator.services.sweeps import sweep_create
 from simulator.sweep_presenters import points_ranked, statistic_value, sweep_grid_document
 from trading.engine.limits import MAX_SWEEP_POINTS
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS, statistics_described
 
 
-class SweepRequestSerializer(StrictSerializer):
-    """``POST /api/sweeps/``: the run every grid point shares, the axes to vary and the statistic to map. Ratios
-    inside ``criteria`` and on ratio axes are fractions (0.02 = 2 %)."""
+class SweepRequestSerializer(SimulationRequestSerializer):
+    """``POST /api/sweeps/``: the run every grid point shares (the fields and checks of ``POST
+    /api/simulations/``), the axes to vary and the statistic to map. Ratios inside ``criteria`` and on ratio axes
+    are fractions (0.02 = 2 %)."""
 
-    instruments = serializers.ListField(
-        child=serializers.CharField(max_length=100), allow_empty=False, help_text="CoinGecko ids."
-    )
-    start = serializers.DateField(help_text="First UTC day on which trades may happen.")
-    end = serializers.DateField(help_text="Last UTC day (inclusive); what is open at its close is closed.")
     timeframe = serializers.ChoiceField(
         choices=Timeframe.choices,
         default=Timeframe.D1,
         help_text="The stored candles to run over; a sweep runs over daily candles (1d) only.",
-    )
-    starting_cash = serializers.DecimalField(
-        max_digits=38, decimal_places=18, default=STARTING_CASH_DEFAULT, help_text="Quote currency."
     )
     criteria = serializers.JSONField(help_text="The base criteria, format version 1 (CRITERIA.md).")
     axes = serializers.JSONField(
@@ -61,7 +54,6 @@ class SweepRequestSerializer(StrictSerializer):
         default=HEADLINE_STATISTIC,
         help_text="The statistic the heatmap maps and the best point is chosen by (any can be read later).",
     )
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     constraints = serializers.ListField(
         child=serializers.CharField(max_length=200),
         required=False,
@@ -70,22 +62,6 @@ class SweepRequestSerializer(StrictSerializer):
         "`<param> <op> <param or number>` with op one of < <= > >=. Grid points that break one are not run and "
         "are reported skipped.",
     )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        attrs = super().validate(attrs)
-        try:
-            request = simulation_request_check(
-                instruments=attrs["instruments"],
-                start=attrs["start"],
-                end=attrs["end"],
-                timeframe=attrs["timeframe"],
-                starting_cash=attrs["starting_cash"],
-                criteria=attrs["criteria"],
-            )
-        except SimulationInputError as exc:
-            raise serializers.ValidationError(exc.errors) from exc
-        attrs["request"] = request
-        return attrs
 
 
 class SweepSummarySerializer(serializers.ModelSerializer[Sweep]):
