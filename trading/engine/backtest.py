@@ -173,6 +173,7 @@ def backtest(
     candle_seconds: int = SECONDS_PER_DAY,
     close_at_end: bool = False,
     finer: Mapping[str, CandleArrays] | None = None,
+    indicator_cache: Mapping[str, dict[Any, np.ndarray]] | None = None,
 ) -> BacktestResult:
     """Run ``criteria`` over the candles of one or several instruments that share one cash balance.
 
@@ -202,6 +203,8 @@ def backtest(
             candle (its stop and take-profit both inside, :func:`trading.engine.boundary.is_ambiguous`) is
             decided by the first of its finer candles (those opening inside it) that crosses a level; without
             them, or for a symbol missing here, it takes the stop (CRITERIA.md). Other candles are unaffected.
+        indicator_cache: optional memo of indicator series by symbol (:func:`trading.engine.conditions.
+            signals_compute`), shared by runs over the same candles (:func:`trading.engine.sweep.sweep_backtest`).
 
     Returns:
         :class:`BacktestResult`.
@@ -228,7 +231,15 @@ def backtest(
     rows = _rows_with_candle(ordered[0], steps, candle_seconds) if len(ordered) == 1 else slice(0, len(steps))
     steps_run = steps[rows]
     columns = [
-        _market_columns(criteria, c, steps_run, candle_seconds, writable=close_at_end) for c in ordered
+        _market_columns(
+            criteria,
+            c,
+            steps_run,
+            candle_seconds,
+            writable=close_at_end,
+            cache=None if indicator_cache is None else indicator_cache[c.symbol],
+        )
+        for c in ordered
     ]
     data_ends: list[int | None] = [None] * len(columns)
     if close_at_end:
@@ -376,6 +387,7 @@ def _market_columns(
     candle_seconds: int,
     *,
     writable: bool = False,
+    cache: dict[Any, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """One instrument's market at every boundary (shape (n,) each; see :mod:`trading.engine.boundary`).
 
@@ -383,7 +395,7 @@ def _market_columns(
     candle and signal arrays (a year of minutes: 13 gathers of 527,040 values avoided); ``writable`` makes the
     columns that :func:`_end_of_prices` and :func:`_close_at_data_end` change copies of their own.
     """
-    signals = signals_compute(criteria, candles)
+    signals = signals_compute(criteria, candles, cache)
     n = boundaries.shape[0]
     t0 = _gapless_offset(candles, int(boundaries[0]) - candle_seconds, candle_seconds) if n else None
     m = len(candles)

@@ -85,9 +85,15 @@ class Signals:
     exit: np.ndarray
 
 
-def signals_compute(criteria: Criteria, candles: CandleArrays) -> Signals:
-    """Evaluate the entry and exit conditions of ``criteria`` over every candle of one instrument."""
-    cache: dict[Operand, np.ndarray] = {}
+def signals_compute(
+    criteria: Criteria, candles: CandleArrays, cache: dict[Operand, np.ndarray] | None = None
+) -> Signals:
+    """Evaluate the entry and exit conditions of ``criteria`` over every candle of one instrument.
+
+    ``cache``: a memo of indicator series of these candles, shared by the evaluations of several criteria (the
+    points of a sweep compute each distinct indicator once); a new one when None.
+    """
+    cache = {} if cache is None else cache
     entry = condition_mask(criteria.entry, candles, cache)
     exit_ = (
         condition_mask(criteria.exit, candles, cache)
