@@ -32,7 +32,6 @@ from trading.engine.layout import (
     AMBIGUOUS_INT_OPEN_TIME_SECONDS,
     AMBIGUOUS_INT_RESOLUTION,
     AMBIGUOUS_INT_SLOT,
-    END_OF_DATA_CODE,
     FLOAT_ENTRY_FEE,
     FLOAT_ENTRY_PRICE,
     FLOAT_EXIT_FEE,
@@ -48,12 +47,10 @@ from trading.engine.layout import (
     INT_EXIT_INDEX,
     INT_EXIT_TIME_SECONDS,
     INT_SLOT,
-    MAX_HOLDING_CODE,
-    SIGNAL_CODE,
 )
+from trading.engine.loop import close_at_end as close_at_end_rows
 from trading.engine.loop import run_boundaries
 from trading.engine.magnifier import finer_columns
-from trading.engine.rules import close_fill
 from trading.engine.step import InstrumentAtBoundary, criteria_rules
 from trading.engine.types import (
     RUIN_TOLERANCE_RATIO,
@@ -289,27 +286,15 @@ def backtest(
         capacity=capacity,
     )
     if close_at_end:
-        for row in np.flatnonzero(
-            np.isin(codes, (SIGNAL_CODE, MAX_HOLDING_CODE)) & (ints[:, INT_EXIT_TIME_SECONDS] >= 0)
-        ):
-            end = data_ends[int(ints[row, INT_SLOT])]
-            if end is not None and ints[row, INT_EXIT_TIME_SECONDS] == end:
-                codes[row] = END_OF_DATA_CODE  # the sale at the instrument's last close (_close_at_data_end)
-        for row in np.flatnonzero(still_open):
-            candles = ordered[int(ints[row, INT_SLOT])]
-            last = int(np.searchsorted(candles.open_time_seconds, end_time_seconds, side="right")) - 1
-            quantity = floats[row, FLOAT_QUANTITY]
-            cost = floats[row, FLOAT_ENTRY_PRICE] * quantity + floats[row, FLOAT_ENTRY_FEE]
-            price, fee, pnl, pnl_ratio = close_fill(
-                float(candles.close[last]), quantity, cost, criteria.fee_rate, criteria.slippage_ratio
-            )
-            ints[row, INT_EXIT_INDEX] = last
-            ints[row, INT_EXIT_TIME_SECONDS] = int(candles.open_time_seconds[last]) + candle_seconds
-            floats[row, FLOAT_EXIT_PRICE] = price
-            floats[row, FLOAT_EXIT_FEE] = fee
-            floats[row, FLOAT_PNL] = pnl
-            floats[row, FLOAT_PNL_RATIO] = pnl_ratio
-            codes[row] = END_OF_DATA_CODE
+        close_at_end_rows(
+            ints,
+            floats,
+            codes,
+            still_open,
+            *_end_of_run(ordered, data_ends, end_time_seconds, candle_seconds),
+            criteria.fee_rate,
+            criteria.slippage_ratio,
+        )
     log = _trade_log(tuple(c.symbol for c in ordered), ints, floats, codes)
     closed = log.closed
     equity, exposure = curves_from_trades(
@@ -458,6 +443,29 @@ def _market_columns(
         "next_time_seconds": boundaries.copy() if writable else boundaries,
         "next_price": gather(candles.open, at_next, has_next),
     }
+
+
+def _end_of_run(
+    ordered: Sequence[CandleArrays],
+    data_ends: Sequence[int | None],
+    end_time_seconds: int,
+    candle_seconds: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The arrays :func:`trading.engine.loop.close_at_end` takes, one value an instrument (slot order):
+    ``(data_end_seconds, last_index, last_close, last_exit_seconds)``; ``data_ends`` from
+    :func:`_close_at_data_end`."""
+    k = len(ordered)
+    data_end_seconds = np.array([-1 if end is None else end for end in data_ends], dtype=np.int64)
+    last_index = np.full(k, -1, dtype=np.int64)
+    last_close = np.full(k, np.nan)
+    last_exit_seconds = np.full(k, -1, dtype=np.int64)
+    for i, candles in enumerate(ordered):
+        last = int(np.searchsorted(candles.open_time_seconds, end_time_seconds, side="right")) - 1
+        if last >= 0:
+            last_index[i] = last
+            last_close[i] = float(candles.close[last])
+            last_exit_seconds[i] = int(candles.open_time_seconds[last]) + candle_seconds
+    return data_end_seconds, last_index, last_close, last_exit_seconds
 
 
 def _end_of_prices(column: dict[str, np.ndarray]) -> None:

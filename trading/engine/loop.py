@@ -25,6 +25,7 @@ from trading.engine.layout import (
     AMBIGUOUS_INT_OPEN_TIME_SECONDS,
     AMBIGUOUS_INT_RESOLUTION,
     AMBIGUOUS_INT_SLOT,
+    END_OF_DATA_CODE,
     FLOAT_COLUMNS,
     FLOAT_ENTRY_FEE,
     FLOAT_ENTRY_PRICE,
@@ -42,8 +43,11 @@ from trading.engine.layout import (
     INT_EXIT_INDEX,
     INT_EXIT_TIME_SECONDS,
     INT_SLOT,
+    MAX_HOLDING_CODE,
     NO_EXIT,
+    SIGNAL_CODE,
 )
+from trading.engine.rules import close_fill
 
 
 @njit(cache=True)
@@ -297,3 +301,52 @@ def run_boundaries(
             still_open[slot_trade[i]] = True
             floats[slot_trade[i], FLOAT_TRAILING_STOP_PRICE] = trail_level[i]
     return ints[:m], floats[:m], codes[:m], still_open, cash, ambiguous_ints[:a], ambiguous_floats[:a]
+
+
+@njit(cache=True)
+def close_at_end(
+    ints: np.ndarray,
+    floats: np.ndarray,
+    codes: np.ndarray,
+    still_open: np.ndarray,
+    data_end_seconds: np.ndarray,
+    last_index: np.ndarray,
+    last_close: np.ndarray,
+    last_exit_seconds: np.ndarray,
+    fee_rate: float,
+    slippage_ratio: float,
+) -> None:
+    """Finish a run that closes what is open at the end (``end_of_data``), in place, after :func:`run_boundaries`.
+
+    The sale at an instrument's last close when its data ends first (the signal exit that
+    :func:`trading.engine.backtest._close_at_data_end` set up) is relabelled ``end_of_data``; each trade still open
+    is sold at its instrument's last close in the run, timed at that candle's close (CRITERIA.md).
+
+    Args:
+        ints, floats, codes, still_open: :func:`run_boundaries`' trade log (m rows).
+        data_end_seconds: shape (k,), int64: the time of the sale at the end of each instrument's data, -1 where
+            its data reaches the run's last candle.
+        last_index: shape (k,), int64: each instrument's last candle in the run (-1 without one);
+            last_close: shape (k,), float64, its close; last_exit_seconds: shape (k,), int64, its close's time.
+        fee_rate, slippage_ratio: the criteria's.
+    """
+    for row in range(codes.shape[0]):
+        code = codes[row]
+        if code in (SIGNAL_CODE, MAX_HOLDING_CODE) and ints[row, INT_EXIT_TIME_SECONDS] >= 0:
+            end = data_end_seconds[ints[row, INT_SLOT]]
+            if end >= 0 and ints[row, INT_EXIT_TIME_SECONDS] == end:
+                codes[row] = END_OF_DATA_CODE
+    for row in range(codes.shape[0]):
+        if not still_open[row]:
+            continue
+        slot = ints[row, INT_SLOT]
+        quantity = floats[row, FLOAT_QUANTITY]
+        cost = floats[row, FLOAT_ENTRY_PRICE] * quantity + floats[row, FLOAT_ENTRY_FEE]
+        price, fee, pnl, pnl_ratio = close_fill(last_close[slot], quantity, cost, fee_rate, slippage_ratio)
+        ints[row, INT_EXIT_INDEX] = last_index[slot]
+        ints[row, INT_EXIT_TIME_SECONDS] = last_exit_seconds[slot]
+        floats[row, FLOAT_EXIT_PRICE] = price
+        floats[row, FLOAT_EXIT_FEE] = fee
+        floats[row, FLOAT_PNL] = pnl
+        floats[row, FLOAT_PNL_RATIO] = pnl_ratio
+        codes[row] = END_OF_DATA_CODE

@@ -311,11 +311,51 @@ def backtest_statistics(
             f"candle_seconds must be an integer > 0 (86400 for daily candles); was {candle_seconds!r}"
         )
 
-    final_equity = float(equity[-1])
-    years = n * int(candle_seconds) / SECONDS_PER_YEAR
-    periods_per_year = SECONDS_PER_YEAR / int(candle_seconds)
     # Up to the ruin's candle: the returns after it are 0 / 0 (see the docstring).
     returns_count = n if ruin is None else ruin + 1
+    return statistics_from_figures(
+        curve=_curve_figures(equity, starting_cash, returns_count),
+        trades=_trade_statistics(trades),
+        n=n,
+        returns_count=returns_count,
+        final_equity=float(equity[-1]),
+        buy_and_hold_last=float(buy_and_hold[-1]),
+        exposure_count=int(np.count_nonzero(exposure_array)),
+        candle_seconds=int(candle_seconds),
+        starting_cash=starting_cash,
+        ambiguous_candles=ambiguous_candles,
+        ambiguous_resolved=ambiguous_resolved,
+    )
+
+
+def statistics_from_figures(
+    *,
+    curve: tuple[float, int, float, float, float, float, float, int, float],
+    trades: dict[str, float | int | None],
+    n: int,
+    returns_count: int,
+    final_equity: float,
+    buy_and_hold_last: float,
+    exposure_count: int,
+    candle_seconds: int,
+    starting_cash: float,
+    ambiguous_candles: int = 0,
+    ambiguous_resolved: int = 0,
+) -> dict[str, float | int | None]:
+    """The statistics dict of :func:`backtest_statistics` from its compiled figures: the single run and each point
+    of a sweep (:func:`trading.engine.sweep.sweep_statistics`) come here, so their statistics are equal.
+
+    Args:
+        curve: :func:`_curve_figures` of the (ruin-clamped) equity curve.
+        trades: :func:`trade_statistics_from_figures` of the run's trades.
+        n: the number of candles; returns_count: the returns that count (n, or up to a ruin);
+        final_equity, buy_and_hold_last: the last values of the equity and buy-and-hold curves, quote currency;
+        exposure_count: the candles with a position open; candle_seconds: > 0; starting_cash: > 0;
+        ambiguous_candles, ambiguous_resolved: the bar magnifier's counts.
+
+    Returns:
+        As :func:`backtest_statistics`.
+    """
     (
         max_drawdown,
         longest_underwater,
@@ -326,8 +366,9 @@ def backtest_statistics(
         downside_deviation,
         drawdown_episodes,
         episode_maxima_sum,
-    ) = _curve_figures(equity, starting_cash, returns_count)
-
+    ) = curve
+    years = n * candle_seconds / SECONDS_PER_YEAR
+    periods_per_year = SECONDS_PER_YEAR / candle_seconds
     # Valid but extreme inputs (equity spanning 1e-300 to 1e300, a 1000x gain over three one-minute candles)
     # overflow float64; such figures come out inf or NaN here and are reported as None by _finite_or_none.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -342,18 +383,18 @@ def backtest_statistics(
         )
         statistics: dict[str, float | int | None] = {
             "total_return_ratio": _finite_or_none(np.float64(final_equity) / starting_cash - 1.0),
-            "buy_and_hold_return_ratio": _finite_or_none(buy_and_hold[-1] / starting_cash - 1.0),
+            "buy_and_hold_return_ratio": _finite_or_none(buy_and_hold_last / starting_cash - 1.0),
             "cagr_ratio": cagr,
             "sharpe_ratio": sharpe,
             "sortino_ratio": sortino,
-            "max_drawdown_ratio": max_drawdown,
-            "max_drawdown_duration_days": longest_underwater * int(candle_seconds) / SECONDS_PER_DAY,
+            "max_drawdown_ratio": float(max_drawdown),
+            "max_drawdown_duration_days": int(longest_underwater) * candle_seconds / SECONDS_PER_DAY,
             "calmar_ratio": calmar,
             "volatility_ratio": volatility,
-            "avg_drawdown_ratio": episode_maxima_sum / drawdown_episodes if drawdown_episodes else 0.0,
-            **_trade_statistics(trades),
-            "exposure_ratio": float(np.count_nonzero(exposure_array)) / n,
-            "final_equity": final_equity,
+            "avg_drawdown_ratio": float(episode_maxima_sum / drawdown_episodes) if drawdown_episodes else 0.0,
+            **trades,
+            "exposure_ratio": float(exposure_count) / n,
+            "final_equity": float(final_equity),
             "ambiguous_candles": int(ambiguous_candles),
             "ambiguous_resolved": int(ambiguous_resolved),
         }
@@ -480,64 +521,174 @@ def _sortino_ratio(
     return _finite_or_none(mean / downside_deviation * np.sqrt(periods_per_year))
 
 
-def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | int | None]:
-    """The trade figures of :func:`backtest_statistics` (closed trades; fees of all trades)."""
-    log = trades if isinstance(trades, TradeLog) else TradeLog.from_trades(trades)
-    closed = log.closed
-    n_closed = int(np.count_nonzero(closed))
-    total_fees = _finite_or_none(
-        np.sum(log.entry_fee, dtype=np.float64) + np.sum(log.exit_fee[closed], dtype=np.float64)
-    )
-    if not n_closed:
-        return {
-            "n_trades": 0,
-            "win_rate_ratio": None,
-            "profit_factor": None,
-            "expectancy_ratio": None,
-            "avg_trade_duration_days": None,
-            "best_trade_ratio": None,
-            "worst_trade_ratio": None,
-            "total_fees": total_fees,
-            "sqn": None,
-            "avg_win": None,
-            "avg_loss": None,
-            "avg_win_ratio": None,
-            "avg_loss_ratio": None,
-            "largest_win": None,
-            "largest_loss": None,
-            "max_consecutive_losses": 0,
-            "max_trade_duration_days": None,
-        }
-    pnl = log.pnl[closed]
-    pnl_ratio = log.pnl_ratio[closed]
-    duration_seconds = (log.exit_time_seconds[closed] - log.entry_time_seconds[closed]).astype(np.float64)
-    wins = pnl > 0
-    losses = pnl < 0
-    gross_loss = -pnl[losses].sum()
-    gross_profit = pnl[wins].sum()
-    # Van Tharp's System Quality Number as backtesting.py computes it: over the trades' pnl in money.
-    pnl_std = float(np.std(pnl, ddof=1)) if n_closed > 1 else math.nan
-    sqn = _finite_or_none(math.sqrt(n_closed) * pnl.mean() / pnl_std) if pnl_std > 0 else None
+#: Positions in the vector of trade figures (:func:`trade_figures`).
+TRADE_FIGURES = (
+    "n_trades",
+    "win_rate_ratio",
+    "profit_factor",
+    "expectancy_ratio",
+    "avg_trade_duration_days",
+    "best_trade_ratio",
+    "worst_trade_ratio",
+    "total_fees",
+    "sqn",
+    "avg_win",
+    "avg_loss",
+    "avg_win_ratio",
+    "avg_loss_ratio",
+    "largest_win",
+    "largest_loss",
+    "max_consecutive_losses",
+    "max_trade_duration_days",
+)
+TRADE_FIGURES_SIZE = len(TRADE_FIGURES)
+_INT_TRADE_FIGURES = ("n_trades", "max_consecutive_losses")
+
+
+@njit(cache=True, error_model="numpy")
+def trade_figures(
+    closed: np.ndarray,
+    entry_fee: np.ndarray,
+    exit_fee: np.ndarray,
+    pnl: np.ndarray,
+    pnl_ratio: np.ndarray,
+    entry_time_seconds: np.ndarray,
+    exit_time_seconds: np.ndarray,
+) -> np.ndarray:
+    """The trade figures of :func:`backtest_statistics`, in one compiled pass (the single run and every point of
+    a sweep call it, so their figures are equal to the last bit).
+
+    Args:
+        closed: shape (m,), bool, the trade has exited; entry_fee, exit_fee, pnl, pnl_ratio: shape (m,), float64
+            (quote currency; ratios as fractions); entry_time_seconds, exit_time_seconds: shape (m,), int64.
+
+    Returns:
+        shape (TRADE_FIGURES_SIZE,), float64, in the order of :data:`TRADE_FIGURES`; NaN where a figure is
+        undefined (:func:`backtest_statistics` says when). Sums are taken in trade order.
+    """
+    out = np.full(TRADE_FIGURES_SIZE, np.nan)
+    m = closed.shape[0]
+    total_fees = 0.0
+    for i in range(m):
+        total_fees += entry_fee[i]
+    n = 0
+    for i in range(m):
+        if closed[i]:
+            total_fees += exit_fee[i]
+            n += 1
+    out[0] = n
+    out[7] = total_fees
+    out[15] = 0.0
+    if n == 0:
+        return out
+    wins = 0
+    losses = 0
+    gross_profit = 0.0
+    gross_loss = 0.0
+    pnl_sum = 0.0
+    ratio_sum = 0.0
+    win_sum = 0.0
+    loss_sum = 0.0
+    win_ratio_sum = 0.0
+    loss_ratio_sum = 0.0
+    duration_sum = 0.0
+    best = -np.inf
+    worst = np.inf
+    largest = -np.inf
+    smallest = np.inf
+    longest = 0.0
+    exits = np.empty(n, dtype=np.int64)
+    lost = np.empty(n, dtype=np.bool_)
+    j = 0
+    for i in range(m):
+        if not closed[i]:
+            continue
+        value = pnl[i]
+        ratio = pnl_ratio[i]
+        duration = float(exit_time_seconds[i] - entry_time_seconds[i])
+        pnl_sum += value
+        ratio_sum += ratio
+        duration_sum += duration
+        best = max(best, ratio)
+        worst = min(worst, ratio)
+        largest = max(largest, value)
+        smallest = min(smallest, value)
+        longest = max(longest, duration)
+        if value > 0:
+            wins += 1
+            gross_profit += value
+            win_sum += value
+            win_ratio_sum += ratio
+        elif value < 0:
+            losses += 1
+            gross_loss -= value
+            loss_sum += value
+            loss_ratio_sum += ratio
+        exits[j] = exit_time_seconds[i]
+        lost[j] = value < 0
+        j += 1
+    mean = pnl_sum / n
+    out[1] = wins / n
+    if gross_loss > 0:
+        out[2] = gross_profit / gross_loss
+    out[3] = ratio_sum / n
+    out[4] = duration_sum / n / SECONDS_PER_DAY
+    out[5] = best
+    out[6] = worst
+    if n > 1:
+        # Van Tharp's System Quality Number as backtesting.py computes it: over the trades' pnl in money.
+        squares = 0.0
+        for i in range(m):
+            if closed[i]:
+                squares += (pnl[i] - mean) * (pnl[i] - mean)
+        std = np.sqrt(squares / (n - 1))
+        if std > 0:
+            out[8] = np.sqrt(n) * mean / std
+    if wins:
+        out[9] = win_sum / wins
+        out[11] = win_ratio_sum / wins
+        out[13] = largest
+    if losses:
+        out[10] = loss_sum / losses
+        out[12] = loss_ratio_sum / losses
+        out[14] = smallest
     # Losing streaks in exit order (a stable sort keeps the log's entry order between equal exit times).
-    order = np.argsort(log.exit_time_seconds[closed], kind="stable")
+    order = np.argsort(exits, kind="mergesort")
+    run = 0
+    streak = 0
+    for i in range(n):
+        if lost[order[i]]:
+            run += 1
+            streak = max(streak, run)
+        else:
+            run = 0
+    out[15] = streak
+    out[16] = longest / SECONDS_PER_DAY
+    return out
+
+
+def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | int | None]:
+    """The trade figures of :func:`backtest_statistics` (closed trades; fees of all trades) as a dict."""
+    log = trades if isinstance(trades, TradeLog) else TradeLog.from_trades(trades)
+    return trade_statistics_from_figures(
+        trade_figures(
+            np.ascontiguousarray(log.closed),
+            np.ascontiguousarray(log.entry_fee, dtype=np.float64),
+            np.ascontiguousarray(log.exit_fee, dtype=np.float64),
+            np.ascontiguousarray(log.pnl, dtype=np.float64),
+            np.ascontiguousarray(log.pnl_ratio, dtype=np.float64),
+            np.ascontiguousarray(log.entry_time_seconds, dtype=np.int64),
+            np.ascontiguousarray(log.exit_time_seconds, dtype=np.int64),
+        )
+    )
+
+
+def trade_statistics_from_figures(figures: np.ndarray) -> dict[str, float | int | None]:
+    """:func:`trade_figures`' vector as the statistics dict's trade entries (ints as ints, NaN as None)."""
+    values = figures.tolist()
     return {
-        "n_trades": n_closed,
-        "win_rate_ratio": float(np.count_nonzero(pnl > 0)) / n_closed,
-        "profit_factor": _finite_or_none(gross_profit / gross_loss) if gross_loss > 0 else None,
-        "expectancy_ratio": _finite_or_none(pnl_ratio.mean()),
-        "avg_trade_duration_days": _finite_or_none(duration_seconds.mean() / SECONDS_PER_DAY),
-        "best_trade_ratio": _finite_or_none(pnl_ratio.max()),
-        "worst_trade_ratio": _finite_or_none(pnl_ratio.min()),
-        "total_fees": total_fees,
-        "sqn": sqn,
-        "avg_win": _finite_or_none(pnl[wins].mean()) if wins.any() else None,
-        "avg_loss": _finite_or_none(pnl[losses].mean()) if losses.any() else None,
-        "avg_win_ratio": _finite_or_none(pnl_ratio[wins].mean()) if wins.any() else None,
-        "avg_loss_ratio": _finite_or_none(pnl_ratio[losses].mean()) if losses.any() else None,
-        "largest_win": _finite_or_none(pnl.max()) if wins.any() else None,
-        "largest_loss": _finite_or_none(pnl.min()) if losses.any() else None,
-        "max_consecutive_losses": longest_run(losses[order]),
-        "max_trade_duration_days": _finite_or_none(duration_seconds.max() / SECONDS_PER_DAY),
+        name: (int(value) if name in _INT_TRADE_FIGURES else (value if math.isfinite(value) else None))
+        for name, value in zip(TRADE_FIGURES, values, strict=True)
     }
 
 
