@@ -16,7 +16,7 @@ from typing import Any
 from instruments.models import Instrument, Timeframe
 from simulator.services.requests import day_start
 from trading.engine.backtest import BacktestResult
-from trading.engine.types import CandleArrays
+from trading.engine.types import AmbiguousCandle, CandleArrays
 from trading.selectors import finer_candles, from_seconds, to_decimal
 
 
@@ -39,9 +39,14 @@ def finer_candles_load(
 
 
 def ambiguous_as_json(result: BacktestResult, names: dict[str, str]) -> list[dict[str, Any]]:
-    """The ambiguous candles of ``result`` as JSON rows (``names``: symbol -> coingecko id): ``day`` (ISO date),
-    ``instrument``, ``symbol``, ``stop_price`` and ``take_profit_price`` (decimal strings, quote currency) and
-    ``resolution`` (``stop_loss``, ``trailing_stop``, ``take_profit`` or ``pessimistic``)."""
+    """The ambiguous candles of ``result`` as JSON rows (:func:`ambiguous_rows`)."""
+    return ambiguous_rows(result.ambiguous, names)
+
+
+def ambiguous_rows(candles: Sequence[AmbiguousCandle], names: dict[str, str]) -> list[dict[str, Any]]:
+    """Ambiguous candles as JSON rows (``names``: symbol -> coingecko id): ``day`` (ISO date), ``instrument``,
+    ``symbol``, ``stop_price`` and ``take_profit_price`` (decimal strings, quote currency) and ``resolution``
+    (``stop_loss``, ``trailing_stop``, ``take_profit`` or ``pessimistic``)."""
     return [
         {
             "day": from_seconds(candle.open_time_seconds).date().isoformat(),
@@ -51,5 +56,5 @@ def ambiguous_as_json(result: BacktestResult, names: dict[str, str]) -> list[dic
             "take_profit_price": format(to_decimal(candle.take_profit_price).normalize(), "f"),
             "resolution": candle.resolution,
         }
-        for candle in result.ambiguous
+        for candle in candles
     ]

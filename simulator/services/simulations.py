@@ -46,9 +46,10 @@ from simulator.services.requests import (
     run_bounds,
 )
 from trading.engine.backtest import BacktestResult, backtest
-from trading.engine.criteria import CriteriaError, criteria_parse
+from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
 from trading.engine.report import cumulative_pnl, monthly_returns, trade_excursions
 from trading.engine.statistics import drawdown_curve, equity_at_ruin
+from trading.engine.sweep import SweepStatistics, sweep_statistics
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays
 from trading.models import Strategy
 from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
@@ -119,6 +120,37 @@ def engine_run(
         candle_seconds=candle_seconds(timeframe),
         close_at_end=True,
         finer=finer,
+    )
+
+
+def engine_sweep(
+    criteria: Sequence[Criteria],
+    candles: list[CandleArrays],
+    start: date,
+    end: date,
+    starting_cash: Decimal,
+    finer: dict[str, CandleArrays] | None = None,
+    *,
+    keep_curves: bool = False,
+) -> SweepStatistics:
+    """The statistics of many parsed criteria over the same candles and days, each equal to its
+    :func:`engine_run` (daily candles: a sweep's timeframe), through the engine's sweep kernel
+    (:func:`trading.engine.sweep.sweep_statistics`). ``keep_curves`` keeps each point's equity curve.
+
+    Raises:
+        ValueError: as the engine does for the range; a point's own error is in the result's ``errors``.
+    """
+    first, last = run_bounds(start, end, Timeframe.D1)
+    return sweep_statistics(
+        criteria=criteria,
+        instruments=candles,
+        start_time_seconds=to_seconds(first),
+        end_time_seconds=to_seconds(last),
+        starting_cash=float(starting_cash),
+        candle_seconds=SECONDS_PER_DAY,
+        close_at_end=True,
+        finer=finer,
+        keep_curves=keep_curves,
     )
 
 
@@ -225,7 +257,13 @@ def ruined_at(result: BacktestResult, candle_length: int) -> str | None:
     """When the account of ``result`` was ruined (its equity reached 0: :func:`trading.engine.statistics.
     equity_at_ruin`), as ISO 8601 UTC: the close of the candle it happened in; None when it was not."""
     _, ruin = equity_at_ruin(result.equity_curve)
-    return None if ruin is None else _iso(int(result.times[ruin]) + candle_length)
+    return ruin_time(result.times, ruin, candle_length)
+
+
+def ruin_time(times: np.ndarray, ruin: int | None, candle_length: int) -> str | None:
+    """The close of the candle of a ruin (``times``: shape (n,), int64, the candles' open times, seconds; ``ruin``
+    an index of them, or None/negative for none) as ISO 8601 UTC, or None."""
+    return None if ruin is None or ruin < 0 else _iso(int(times[ruin]) + candle_length)
 
 
 #: The most points of an equity curve a run keeps: about 27 years of daily candles, 14 months of hourly ones. A

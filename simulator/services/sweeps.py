@@ -21,10 +21,10 @@ from instruments.models import Timeframe
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
 from simulator.services import simulations
 from simulator.services.coverage import Coverage, coverage_compute
-from simulator.services.magnifier import ambiguous_as_json, finer_candles_load
+from simulator.services.magnifier import ambiguous_rows, finer_candles_load
 from simulator.services.requests import SimulationInputError, SimulationRequest
 from simulator.services.simulations import simulation_create, simulation_run
-from trading.engine.criteria import CriteriaError, criteria_parse
+from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
 from trading.engine.limits import (
     MAX_SWEEP_CONDITION_POINTS,
     MAX_SWEEP_POINTS,
@@ -423,39 +423,53 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
         coverage, refused = None, f"ValueError: {exc}"
     # The bar magnifier's finer candles, as a simulation of one point loads them.
     finer = {} if coverage is None else finer_candles_load(instruments, coverage.start, coverage.end)
+    names = {i.symbol: i.coingecko_id for i in instruments}
     points = []
+    runs: list[tuple[SweepPoint, Criteria]] = []
     for index in todo:
         values = grid[index]
         point = SweepPoint(
             sweep=sweep, index=index, values={a["path"]: v for a, v in zip(sweep.axes, values, strict=True)}
         )
+        points.append(point)
         document = sweep_point_criteria(sweep.criteria, sweep.axes, values)
         point.skipped = sweep_point_skipped(document, sweep.constraints or [])
         if point.skipped:
-            points.append(point)
             continue
         if coverage is None:
             point.error = refused
-            points.append(point)
             continue
         try:
-            result = simulations.engine_run(
-                document,
+            runs.append((point, criteria_parse(document)))
+        except CriteriaError as exc:
+            point.error = f"{type(exc).__name__}: {exc}"
+    if runs and coverage is not None:
+        try:
+            # Every point of the chunk in one call of the engine's sweep kernel; each equals its single run.
+            result = simulations.engine_sweep(
+                [parsed for _, parsed in runs],
                 candles,
                 coverage.start,
                 coverage.end,
                 sweep.starting_cash,
                 finer=finer,
             )
-            point.statistics = {
-                **result.statistics,
-                "coverage": coverage.document,
-                "ambiguous": ambiguous_as_json(result, {i.symbol: i.coingecko_id for i in instruments}),
-                "ruined_at": simulations.ruined_at(result, 86_400),  # a sweep runs on daily candles
-            }
-        except (ValueError, OverflowError, CriteriaError) as exc:
-            point.error = f"{type(exc).__name__}: {exc}"
-        points.append(point)
+        except (ValueError, OverflowError) as exc:
+            for point, _ in runs:
+                point.error = f"{type(exc).__name__}: {exc}"
+        else:
+            for n, (point, _) in enumerate(runs):
+                statistics = result.statistics[n]
+                if statistics is None:
+                    point.error = result.errors[n]
+                    continue
+                point.statistics = {
+                    **statistics,
+                    "coverage": coverage.document,
+                    "ambiguous": ambiguous_rows(result.ambiguous[n], names),
+                    # a sweep runs on daily candles
+                    "ruined_at": simulations.ruin_time(result.times, int(result.ruin_index[n]), 86_400),
+                }
     SweepPoint.objects.bulk_create(points, ignore_conflicts=True)
     return len(points)
 

@@ -313,22 +313,95 @@ def backtest_statistics(
 
     # Up to the ruin's candle: the returns after it are 0 / 0 (see the docstring).
     returns_count = n if ruin is None else ruin + 1
+    log = trades if isinstance(trades, TradeLog) else TradeLog.from_trades(trades)
     return statistics_from_figures(
-        curve=_curve_figures(equity, starting_cash, returns_count),
-        trades=_trade_statistics(trades),
+        curve_figures=np.array([_curve_figures(equity, starting_cash, returns_count)], dtype=np.float64),
+        trade_figures_rows=_trade_figures_of(log).reshape(1, -1),
         n=n,
-        returns_count=returns_count,
-        final_equity=float(equity[-1]),
+        returns_count=np.array([returns_count]),
+        final_equity=equity[-1:],
         buy_and_hold_last=float(buy_and_hold[-1]),
-        exposure_count=int(np.count_nonzero(exposure_array)),
+        exposure_count=np.array([np.count_nonzero(exposure_array)]),
         candle_seconds=int(candle_seconds),
         starting_cash=starting_cash,
-        ambiguous_candles=ambiguous_candles,
-        ambiguous_resolved=ambiguous_resolved,
-    )
+        ambiguous_candles=np.array([ambiguous_candles]),
+        ambiguous_resolved=np.array([ambiguous_resolved]),
+    )[0]
 
 
 def statistics_from_figures(
+    *,
+    curve_figures: np.ndarray,
+    trade_figures_rows: np.ndarray,
+    n: int,
+    returns_count: np.ndarray,
+    final_equity: np.ndarray,
+    buy_and_hold_last: float,
+    exposure_count: np.ndarray,
+    candle_seconds: int,
+    starting_cash: float,
+    ambiguous_candles: np.ndarray,
+    ambiguous_resolved: np.ndarray,
+) -> list[dict[str, float | int | None]]:
+    """The statistics dicts of :func:`backtest_statistics` from the compiled figures of one or many runs over the
+    same candles: the single run (one row) and the points of a sweep (:func:`trading.engine.sweep.
+    sweep_statistics`) come here, so their statistics are equal to the last bit.
+
+    Args:
+        curve_figures: shape (P, 9), float64: :func:`_curve_figures` of each (ruin-clamped) equity curve.
+        trade_figures_rows: shape (P, TRADE_FIGURES_SIZE), float64: :func:`trade_figures` of each run's trades.
+        n: the number of candles of every curve.
+        returns_count: shape (P,), int64: the returns that count (n, or up to a ruin).
+        final_equity: shape (P,), float64, quote currency: each curve's last value.
+        buy_and_hold_last: the buy-and-hold curve's last value, quote currency (the same for every run).
+        exposure_count: shape (P,), int64: the candles with a position open.
+        candle_seconds: > 0; starting_cash: quote currency, > 0.
+        ambiguous_candles, ambiguous_resolved: shape (P,), int64: the bar magnifier's counts.
+
+    Returns:
+        One dict a row, as :func:`backtest_statistics`.
+    """
+    # Valid but extreme inputs (equity spanning 1e-300 to 1e300, a 1000x gain over three one-minute candles)
+    # overflow float64; such figures come out inf or NaN here and are reported as None by _finite_or_none.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return [
+            _statistics_row(
+                curve=(
+                    float(row[0]),
+                    int(row[1]),
+                    float(row[2]),
+                    float(row[3]),
+                    float(row[4]),
+                    float(row[5]),
+                    float(row[6]),
+                    int(row[7]),
+                    float(row[8]),
+                ),
+                trades=trade_statistics_from_figures(trades_row),
+                n=n,
+                returns_count=int(count),
+                final_equity=float(final),
+                buy_and_hold_last=buy_and_hold_last,
+                exposure_count=int(exposed),
+                candle_seconds=candle_seconds,
+                starting_cash=starting_cash,
+                ambiguous_candles=int(ambiguous),
+                ambiguous_resolved=int(resolved),
+            )
+            for row, trades_row, count, final, exposed, ambiguous, resolved in zip(
+                curve_figures.tolist(),
+                trade_figures_rows,
+                returns_count.tolist(),
+                final_equity.tolist(),
+                exposure_count.tolist(),
+                ambiguous_candles.tolist(),
+                ambiguous_resolved.tolist(),
+                strict=True,
+            )
+        ]
+
+
+def _statistics_row(
     *,
     curve: tuple[float, int, float, float, float, float, float, int, float],
     trades: dict[str, float | int | None],
@@ -342,20 +415,7 @@ def statistics_from_figures(
     ambiguous_candles: int = 0,
     ambiguous_resolved: int = 0,
 ) -> dict[str, float | int | None]:
-    """The statistics dict of :func:`backtest_statistics` from its compiled figures: the single run and each point
-    of a sweep (:func:`trading.engine.sweep.sweep_statistics`) come here, so their statistics are equal.
-
-    Args:
-        curve: :func:`_curve_figures` of the (ruin-clamped) equity curve.
-        trades: :func:`trade_statistics_from_figures` of the run's trades.
-        n: the number of candles; returns_count: the returns that count (n, or up to a ruin);
-        final_equity, buy_and_hold_last: the last values of the equity and buy-and-hold curves, quote currency;
-        exposure_count: the candles with a position open; candle_seconds: > 0; starting_cash: > 0;
-        ambiguous_candles, ambiguous_resolved: the bar magnifier's counts.
-
-    Returns:
-        As :func:`backtest_statistics`.
-    """
+    """One row of :func:`statistics_from_figures` (inside its ``np.errstate``)."""
     (
         max_drawdown,
         longest_underwater,
@@ -369,35 +429,32 @@ def statistics_from_figures(
     ) = curve
     years = n * candle_seconds / SECONDS_PER_YEAR
     periods_per_year = SECONDS_PER_YEAR / candle_seconds
-    # Valid but extreme inputs (equity spanning 1e-300 to 1e300, a 1000x gain over three one-minute candles)
-    # overflow float64; such figures come out inf or NaN here and are reported as None by _finite_or_none.
-    with np.errstate(over="ignore", invalid="ignore"):
-        cagr = _finite_or_none(np.float64(final_equity / starting_cash) ** (1.0 / years) - 1.0)
-        sharpe = _sharpe_ratio(returns_count, mean, std, spread, largest, periods_per_year)
-        sortino = _sortino_ratio(returns_count, mean, downside_deviation, periods_per_year)
-        calmar = _finite_or_none(cagr / max_drawdown) if cagr is not None and max_drawdown > 0 else None
-        volatility = (
-            _finite_or_none(std * np.sqrt(periods_per_year))
-            if returns_count > 1 and spread > _RETURN_ROUNDING * (1.0 + largest)
-            else (0.0 if returns_count > 1 else None)
-        )
-        statistics: dict[str, float | int | None] = {
-            "total_return_ratio": _finite_or_none(np.float64(final_equity) / starting_cash - 1.0),
-            "buy_and_hold_return_ratio": _finite_or_none(buy_and_hold_last / starting_cash - 1.0),
-            "cagr_ratio": cagr,
-            "sharpe_ratio": sharpe,
-            "sortino_ratio": sortino,
-            "max_drawdown_ratio": float(max_drawdown),
-            "max_drawdown_duration_days": int(longest_underwater) * candle_seconds / SECONDS_PER_DAY,
-            "calmar_ratio": calmar,
-            "volatility_ratio": volatility,
-            "avg_drawdown_ratio": float(episode_maxima_sum / drawdown_episodes) if drawdown_episodes else 0.0,
-            **trades,
-            "exposure_ratio": float(exposure_count) / n,
-            "final_equity": float(final_equity),
-            "ambiguous_candles": int(ambiguous_candles),
-            "ambiguous_resolved": int(ambiguous_resolved),
-        }
+    cagr = _finite_or_none(np.float64(final_equity / starting_cash) ** (1.0 / years) - 1.0)
+    sharpe = _sharpe_ratio(returns_count, mean, std, spread, largest, periods_per_year)
+    sortino = _sortino_ratio(returns_count, mean, downside_deviation, periods_per_year)
+    calmar = _finite_or_none(cagr / max_drawdown) if cagr is not None and max_drawdown > 0 else None
+    volatility = (
+        _finite_or_none(std * np.sqrt(periods_per_year))
+        if returns_count > 1 and spread > _RETURN_ROUNDING * (1.0 + largest)
+        else (0.0 if returns_count > 1 else None)
+    )
+    statistics: dict[str, float | int | None] = {
+        "total_return_ratio": _finite_or_none(np.float64(final_equity) / starting_cash - 1.0),
+        "buy_and_hold_return_ratio": _finite_or_none(buy_and_hold_last / starting_cash - 1.0),
+        "cagr_ratio": cagr,
+        "sharpe_ratio": sharpe,
+        "sortino_ratio": sortino,
+        "max_drawdown_ratio": float(max_drawdown),
+        "max_drawdown_duration_days": int(longest_underwater) * candle_seconds / SECONDS_PER_DAY,
+        "calmar_ratio": calmar,
+        "volatility_ratio": volatility,
+        "avg_drawdown_ratio": float(episode_maxima_sum / drawdown_episodes) if drawdown_episodes else 0.0,
+        **trades,
+        "exposure_ratio": float(exposure_count) / n,
+        "final_equity": float(final_equity),
+        "ambiguous_candles": int(ambiguous_candles),
+        "ambiguous_resolved": int(ambiguous_resolved),
+    }
     return {key: statistics[key] for key in STATISTICS_KEYS}
 
 
@@ -667,19 +724,16 @@ def trade_figures(
     return out
 
 
-def _trade_statistics(trades: Sequence[Trade] | TradeLog) -> dict[str, float | int | None]:
-    """The trade figures of :func:`backtest_statistics` (closed trades; fees of all trades) as a dict."""
-    log = trades if isinstance(trades, TradeLog) else TradeLog.from_trades(trades)
-    return trade_statistics_from_figures(
-        trade_figures(
-            np.ascontiguousarray(log.closed),
-            np.ascontiguousarray(log.entry_fee, dtype=np.float64),
-            np.ascontiguousarray(log.exit_fee, dtype=np.float64),
-            np.ascontiguousarray(log.pnl, dtype=np.float64),
-            np.ascontiguousarray(log.pnl_ratio, dtype=np.float64),
-            np.ascontiguousarray(log.entry_time_seconds, dtype=np.int64),
-            np.ascontiguousarray(log.exit_time_seconds, dtype=np.int64),
-        )
+def _trade_figures_of(log: TradeLog) -> np.ndarray:
+    """:func:`trade_figures` of a trade log."""
+    return trade_figures(
+        np.ascontiguousarray(log.closed),
+        np.ascontiguousarray(log.entry_fee, dtype=np.float64),
+        np.ascontiguousarray(log.exit_fee, dtype=np.float64),
+        np.ascontiguousarray(log.pnl, dtype=np.float64),
+        np.ascontiguousarray(log.pnl_ratio, dtype=np.float64),
+        np.ascontiguousarray(log.entry_time_seconds, dtype=np.int64),
+        np.ascontiguousarray(log.exit_time_seconds, dtype=np.int64),
     )
 
 
