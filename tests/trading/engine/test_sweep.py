@@ -71,11 +71,13 @@ def assert_points_equal_single_runs(
 
 
 @pytest.mark.parametrize("close_at_end", [True, False])
-def test_every_point_of_a_grid_over_three_gapped_instruments_equals_its_single_run(close_at_end: bool) -> None:
+def test_every_point_of_a_grid_over_three_gapped_instruments_equals_its_single_run(
+    close_at_end: bool,
+) -> None:
     # Bitstamp BTC, ETH and LTC share the cash; their data start on different days, ETH and LTC have gaps, and the
     # window ends after the data (2020-01-17): the end-of-data sale of each instrument is exercised.
     instruments = [arrays(s, c) for s, c in bitstamp().items()]
-    levels = [
+    levels: list[dict[str, Any]] = [
         {"stop_loss_ratio": 0.08},
         {"take_profit_ratio": 0.2, "trailing_stop_ratio": 0.1},
         {"max_holding_days": 15, "sizing": {"method": "fixed_quote", "value": 2_000.0}},
@@ -103,7 +105,7 @@ def test_the_issue_grid_of_1000_points_equals_the_single_runs() -> None:
         sma_cross(fast, slow, stop_loss_ratio=0.08) for fast in range(5, 51, 5) for slow in range(20, 219, 2)
     ]
     assert len(criteria) == 1_000 > POINTS_PER_CALL
-    run = {
+    run: dict[str, Any] = {
         "start_time_seconds": int(btc[0].open_time_seconds[0]),
         "end_time_seconds": int(btc[0].open_time_seconds[-1]),
         "starting_cash": 10_000.0,
@@ -111,7 +113,9 @@ def test_the_issue_grid_of_1000_points_equals_the_single_runs() -> None:
     }
     swept = sweep_statistics(criteria=criteria, instruments=btc, **run)
     for n, point in enumerate(criteria):
-        assert swept.statistics[n] == backtest(criteria=point, instruments=btc, **run).statistics, f"point {n}"
+        assert swept.statistics[n] == backtest(criteria=point, instruments=btc, **run).statistics, (
+            f"point {n}"
+        )
     # The grid is not degenerate: the points differ.
     assert len({s["final_equity"] for s in swept.statistics if s}) > 900
 
@@ -135,7 +139,7 @@ def test_the_bar_magnifier_decides_the_same_candles_in_the_kernel() -> None:
         for fast in (3, 5, 10)
         for stop in (0.02, 0.03)
     ] + [sma_cross(5, 30, stop_loss_ratio=0.02)]  # one point that cannot be ambiguous
-    run = {
+    run: dict[str, Any] = {
         "start_time_seconds": day("2021-01-01"),
         "end_time_seconds": day("2023-12-31"),
         "starting_cash": 10_000.0,
@@ -161,7 +165,7 @@ def test_a_ruined_point_has_the_single_runs_ruin() -> None:
         criteria_parse(criteria_doc(entry=always)),
         criteria_parse(criteria_doc(entry=always, stop_loss_ratio=0.5)),
     ]
-    run = {
+    run: dict[str, Any] = {
         "start_time_seconds": int(times[1]),
         "end_time_seconds": int(times[-1]),
         "starting_cash": 1_000.0,
