@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import logging
 import math
 import re
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from barter_site.heartbeat import Heartbeat
 from instruments.models import Timeframe
@@ -58,12 +59,19 @@ def criteria_value_get(document: dict[str, Any], path: str) -> Any:
 
 
 def criteria_with(document: dict[str, Any], path: str, value: float) -> dict[str, Any]:
-    """A copy of ``document`` with ``value`` at ``path`` (an integral value replaces an int as an int)."""
-    changed = copy.deepcopy(document)
+    """A copy of ``document`` with ``value`` at ``path`` (an integral value replaces an int as an int).
+
+    Only the objects and lists along ``path`` are copied; the rest is shared with ``document`` (a sweep makes
+    10,000 of these: a deep copy each was a third of its time). Neither is changed afterwards: treat both as
+    read-only.
+    """
     steps = _path_steps(path)
+    changed = copy.copy(document)
     node: Any = changed
     for step in steps[:-1]:
-        node = node[step]
+        child = copy.copy(node[step])
+        node[step] = child
+        node = child
     old = node[steps[-1]] if not isinstance(node, dict) or steps[-1] in node else None
     node[steps[-1]] = int(value) if isinstance(old, int) and float(value).is_integer() else value
     return changed
@@ -470,7 +478,46 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
                     # a sweep runs on daily candles
                     "ruined_at": simulations.ruin_time(result.times, int(result.ruin_index[n]), 86_400),
                 }
-    SweepPoint.objects.bulk_create(points, ignore_conflicts=True)
+    return sweep_points_save(points)
+
+
+def sweep_points_save(points: Sequence[SweepPoint]) -> int:
+    """Insert new grid points; a point already saved (a chunk run twice) is left as it is.
+
+    On PostgreSQL the rows go through ``COPY`` into a temporary table, then one ``INSERT ... ON CONFLICT DO
+    NOTHING``: 10,000 points in about a third of the time ``bulk_create`` takes (psycopg escapes each JSON text
+    of its ``UNNEST`` arrays in Python; ``benchmarks/sweep_api_10000.py``). Elsewhere ``bulk_create`` with
+    ``ignore_conflicts``.
+
+    Returns:
+        How many points were given.
+    """
+    if connection.vendor != "postgresql" or not points:
+        SweepPoint.objects.bulk_create(points, ignore_conflicts=True)
+        return len(points)
+    table = SweepPoint._meta.db_table
+    columns = "sweep_id, index, values, statistics, error, skipped"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE sweep_point_load AS SELECT {columns} FROM {table} WITH NO DATA"  # noqa: S608 (names from the model)
+        )
+        with cursor.copy(f"COPY sweep_point_load ({columns}) FROM STDIN") as copy_in:
+            for point in points:
+                copy_in.write_row(
+                    (
+                        point.sweep_id,
+                        point.index,
+                        json.dumps(point.values),
+                        json.dumps(point.statistics),
+                        point.error,
+                        point.skipped,
+                    )
+                )
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM sweep_point_load ON CONFLICT DO NOTHING"  # noqa: S608
+        )
+        # Dropped here, not at commit: the caller's transaction (a test's, say) may save another chunk first.
+        cursor.execute("DROP TABLE sweep_point_load")
     return len(points)
 
 

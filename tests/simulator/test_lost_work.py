@@ -65,7 +65,7 @@ def test_an_unexpected_error_in_a_sweep_chunk_fails_the_sweep_with_its_message(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise TypeError("unsupported operand")
 
-    monkeypatch.setattr(simulations, "engine_run", broken)
+    monkeypatch.setattr(simulations, "engine_sweep", broken)
     sweep = sweep_create(
         request=request_of(),
         axes=[{"path": "entry.all[0].left.period", "start": 5, "stop": 20, "step": 5}],

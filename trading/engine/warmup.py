@@ -3,8 +3,8 @@
 Numba compiles a function the first time it is called with given argument types and, with ``cache=True``, keeps
 the machine code in ``NUMBA_CACHE_DIR`` (or ``__pycache__`` beside the module). The Docker image runs this once
 at build, so no web or worker process pays the compilation (several seconds) on its first simulation or daily
-step. It runs a small backtest with every rule switched on and one boundary of the live path, which calls every
-compiled function with the argument types the app uses.
+step. It runs a small backtest with every rule switched on, a sweep of two points, and one boundary of the live
+path, which calls every compiled function with the argument types the app uses.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from trading.engine.backtest import backtest
 from trading.engine.criteria import criteria_parse
 from trading.engine.step import InstrumentAtBoundary, OpenTrade, step_entries, step_exits, trade_close_at
+from trading.engine.sweep import sweep_statistics
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays
 from trading.engine.vocabulary import ExitReason
 
@@ -52,6 +53,15 @@ def warm() -> float:
         end_time_seconds=9 * SECONDS_PER_DAY,
         starting_cash=1000.0,
         close_at_end=True,
+    )
+    sweep_statistics(  # the sweep kernel: the simulator's sweeps and walk-forwards
+        criteria=[criteria, criteria],
+        instruments=[candles],
+        start_time_seconds=2 * SECONDS_PER_DAY,
+        end_time_seconds=9 * SECONDS_PER_DAY,
+        starting_cash=1000.0,
+        close_at_end=True,
+        keep_curves=True,
     )
     here = InstrumentAtBoundary(
         symbol="WARM",
