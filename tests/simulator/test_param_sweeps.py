@@ -25,6 +25,7 @@ from simulator.services.sweeps import (
     sweep_constraints_check,
     sweep_create,
     sweep_point_criteria,
+    sweep_points_save,
     sweep_run_in_process,
 )
 from tests.accounts import user_with
@@ -264,3 +265,16 @@ def test_the_form_puts_constraint_errors_next_to_the_constraints(
     assert message.replace("'", "&#x27;").replace(">", "&gt;").replace("<", "&lt;") in errors
     form = SimulatorForm(form_data(bitcoin, sweep_constraints=constraints))
     assert not form.is_valid() or constraints == "fast > 1000"  # the last one is found by the service
+
+
+def test_saving_points_twice_keeps_the_first_and_adds_the_new(shipped_history: None) -> None:
+    # Two runs of one chunk (a retried task beside the first): the points saved first stay as they are.
+    sweep = sweep_create(request=request_for(), axes=AXES, statistic="sharpe_ratio")
+
+    def point(index: int, note: str) -> SweepPoint:
+        return SweepPoint(sweep=sweep, index=index, values={"params.fast": 5.0}, statistics={"note": note})
+
+    assert sweep_points_save([point(0, "first"), point(1, "first")]) == 2
+    assert sweep_points_save([point(1, "second"), point(2, "second")]) == 2
+    saved = {p.index: p.statistics["note"] for p in SweepPoint.objects.filter(sweep=sweep)}
+    assert saved == {0: "first", 1: "first", 2: "second"}
