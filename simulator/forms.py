@@ -16,6 +16,7 @@ from instruments.models import Timeframe
 from simulator.builder.conversions import DEFAULT_CRITERIA, SIZING_OPTIONS, path_is_percent
 from simulator.builder.reading import builder_from_criteria, builder_from_data
 from simulator.builder.rows import Builder
+from simulator.display import percent_text
 from simulator.models import STARTING_CASH_DEFAULT
 from simulator.services.monte_carlo import DEFAULT_DRAWDOWN_LIMIT_RATIO, MAX_SEED
 from simulator.services.requests import SimulationInputError, SimulationRequest, simulation_request_check
@@ -255,7 +256,7 @@ class MonteCarloForm(forms.Form):
         label="Drawdown limit (%)",
         max_digits=8,
         decimal_places=4,
-        initial=Decimal(str(DEFAULT_DRAWDOWN_LIMIT_RATIO * 100)),
+        initial=Decimal(percent_text(DEFAULT_DRAWDOWN_LIMIT_RATIO)),  # 30, not 30.0
         help_text="The chance of a drawdown beyond it.",
     )
 

@@ -47,6 +47,11 @@ class MonteCarloSection:
     method: str = ""
     paths: int = 0
 
+    @property
+    def paths_text(self) -> str:
+        """The number of paths with a thousands separator."""
+        return f"{self.paths:,}"
+
 
 def _money(value: float, currency: str) -> str:
     return f"{value:,.2f} {currency}".rstrip()

@@ -31,9 +31,9 @@ Method = Literal["reshuffle", "bootstrap"]
 DEFAULT_PATHS = 1_000
 MAX_PATHS = 10_000
 
-#: The most trade steps a path may draw in all (paths times trades): 10,000 paths of 5,000 trades. A run beyond it
-#: is asked for fewer paths (a few seconds of work at most).
-MAX_PATH_TRADES = 50_000_000
+#: The most trade steps the paths may draw in all (paths times trades): 10,000 paths of 2,000 trades, about a second.
+#: A run beyond it is asked for fewer paths.
+MAX_PATH_TRADES = 20_000_000
 
 #: The percentiles of final equity, maximum drawdown and longest drawdown.
 SUMMARY_PERCENTILES = (5.0, 50.0, 95.0)

@@ -548,7 +548,6 @@
         priceLineVisible: false,
         lastValueVisible: false,
         crosshairMarkerVisible: false,
-        title: index === 4 ? "p95" : index === 0 ? "p5" : "",
       });
       area.setData(points(fan.trade_numbers, fan.equity[index]));
     });
