@@ -18,6 +18,12 @@ from simulator.services.monte_carlo import (
 )
 from trading.engine.monte_carlo import MonteCarloResult
 
+#: The most path-trades the page draws on its own (no parameter asked): a run of many trades (a minute run's
+#: thousands) gets fewer than the default 1,000 paths, at least :data:`PAGE_MIN_PATHS`, so that its page stays quick
+#: (about 0.1 s); asking for more in the form draws them.
+PAGE_DEFAULT_PATH_TRADES = 2_000_000
+PAGE_MIN_PATHS = 100
+
 #: The form's field for each engine parameter (the limit is in percent on the page).
 FORM_FIELDS = {"drawdown_limit_ratio": "drawdown_limit_pct"}
 
@@ -110,9 +116,10 @@ def _chart(result: MonteCarloResult, currency: str) -> dict[str, Any]:
 
 
 def monte_carlo_section(simulation: Simulation, form: MonteCarloForm, currency: str) -> MonteCarloSection:
-    """The section for ``simulation`` with the parameters of ``form`` (its defaults when unbound). A bound form
-    with errors shows them next to its fields and draws nothing; a parameter the engine refuses for this run (too
-    many paths for its trades) is added to the form as that field's error."""
+    """The section for ``simulation`` with the parameters of ``form`` (its defaults when unbound, with at most
+    :data:`PAGE_DEFAULT_PATH_TRADES` path-trades). A bound form with errors shows them next to its fields and draws
+    nothing; a parameter the engine refuses for this run (too many paths for its trades) is added to the form as
+    that field's error."""
     section = MonteCarloSection(form=form)
     if simulation.status != RunStatus.DONE:
         return section
@@ -129,8 +136,14 @@ def monte_carlo_section(simulation: Simulation, form: MonteCarloForm, currency: 
         return section
     if form.is_bound and not form.is_valid():
         return section
+    parameters = form.parameters
+    if not form.is_bound:
+        parameters["paths"] = min(
+            parameters["paths"], max(PAGE_MIN_PATHS, PAGE_DEFAULT_PATH_TRADES // section.n_trades)
+        )
+        form.initial["paths"] = parameters["paths"]
     try:
-        result = simulation_monte_carlo(simulation=simulation, **form.parameters)
+        result = simulation_monte_carlo(simulation=simulation, **parameters)
     except MonteCarloNotEnoughTradesError as exc:
         section.note = exc.message
         return section

@@ -263,6 +263,19 @@ def test_run_page_too_many_paths_for_the_trades_is_an_error_on_paths(owner: User
     assert "at most" in errors[: errors.index("</ul>")]
 
 
+def test_run_page_of_many_trades_draws_fewer_paths_unless_asked(owner: User) -> None:
+    # 5,000 trades: 2,000,000 // 5,000 = 400 paths on its own; 1,000 when asked.
+    simulation = stored_run(owner, many_trades(5_000), starting_cash="1000")
+    html = page_of(simulation, owner)
+    assert 'data-paths="400"' in html and 'name="mc-paths" value="400"' in html
+    asked = page_of(
+        simulation,
+        owner,
+        {"mc-method": "reshuffle", "mc-paths": "1000", "mc-seed": "0", "mc-drawdown_limit_pct": "30"},
+    )
+    assert 'data-paths="1000"' in asked
+
+
 def test_run_page_with_one_closed_trade_says_so_instead_of_a_chart(owner: User) -> None:
     simulation = stored_run(owner, [trade_row("2024-01-03T00:00:00Z", "5")])
     html = page_of(simulation, owner)
