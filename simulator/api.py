@@ -8,6 +8,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,8 +19,15 @@ from instruments.models import Instrument, Timeframe
 from simulator.launch import simulation_start
 from simulator.models import STARTING_CASH_DEFAULT, Simulation
 from simulator.services.deletion import simulation_delete
+from simulator.services.monte_carlo import (
+    DEFAULT_DRAWDOWN_LIMIT_RATIO,
+    MAX_SEED,
+    monte_carlo_as_json,
+    simulation_monte_carlo,
+)
 from simulator.services.requests import SimulationInputError, simulation_request_check
 from simulator.services.simulations import simulation_equity_csv, simulation_trades_csv
+from trading.engine.monte_carlo import DEFAULT_PATHS, MAX_PATHS, METHODS
 from trading.engine.vocabulary import statistics_described
 
 
@@ -157,6 +165,96 @@ class SimulationSerializer(SimulationSummarySerializer):
         read_only_fields = fields
 
 
+class MonteCarloQuerySerializer(StrictSerializer):
+    """``GET /api/simulations/{id}/monte_carlo/``: how to draw the paths (query parameters)."""
+
+    method = serializers.ChoiceField(
+        choices=METHODS,
+        default="reshuffle",
+        help_text="reshuffle: each path a random order of the run's closed trades (the final equity is the run's; "
+        "the drawdowns vary); bootstrap: each path draws as many trades with replacement (the final equity varies).",
+    )
+    paths = serializers.IntegerField(min_value=1, max_value=MAX_PATHS, default=DEFAULT_PATHS)
+    seed = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_SEED,
+        default=0,
+        help_text="numpy's default_rng seed: same seed, same paths.",
+    )
+    drawdown_limit_ratio = serializers.FloatField(
+        default=DEFAULT_DRAWDOWN_LIMIT_RATIO,
+        help_text="The drawdown whose probability is given, a fraction in (0, 1): 0.3 = 30 %.",
+    )
+
+    def validate_drawdown_limit_ratio(self, value: float) -> float:
+        if not 0 < value < 1:
+            raise serializers.ValidationError(f"must be a fraction in (0, 1), e.g. 0.3 for 30 %; was {value}")
+        return value
+
+
+class MonteCarloActualSerializer(serializers.Serializer[Any]):
+    """The run's own realised path."""
+
+    final_equity = serializers.FloatField(
+        help_text="Starting cash plus the closed trades' P&L, quote currency."
+    )
+    max_drawdown_ratio = serializers.FloatField()
+    longest_drawdown_trades = serializers.IntegerField()
+
+
+class MonteCarloFanSerializer(serializers.Serializer[Any]):
+    """The fan chart: percentiles of the equity after each trade number."""
+
+    percentiles = serializers.ListField(child=serializers.IntegerField(), help_text="[5, 25, 50, 75, 95].")
+    trade_numbers = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="0 (the start) to n_trades; at most 501 of them, evenly spaced, for a long run.",
+    )
+    equity = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField()),
+        help_text="One list per percentile: the equity after each of trade_numbers, quote currency.",
+    )
+    actual_equity = serializers.ListField(
+        child=serializers.FloatField(),
+        help_text="The run's realised path: the starting cash, then the equity after each closed trade in exit "
+        "order (n_trades + 1 values).",
+    )
+
+
+class MonteCarloSerializer(serializers.Serializer[Any]):
+    """A Monte Carlo of a run's closed trades (docs/criteria.md "Monte Carlo of the trades"). Returns on the account:
+    each trade's P&L over the starting cash plus the P&L of the trades closed before it. Percentiles are numpy's
+    linear ones over the paths."""
+
+    simulation = serializers.IntegerField()
+    method = serializers.ChoiceField(choices=METHODS)
+    paths = serializers.IntegerField()
+    seed = serializers.IntegerField()
+    n_trades = serializers.IntegerField(help_text="The run's closed trades, each path's length.")
+    starting_equity = serializers.FloatField(help_text="The run's starting cash, quote currency.")
+    drawdown_limit_ratio = serializers.FloatField()
+    percentiles = serializers.ListField(child=serializers.IntegerField(), help_text="[5, 50, 95].")
+    final_equity_percentiles = serializers.ListField(
+        child=serializers.FloatField(), help_text="Quote currency, at the percentiles."
+    )
+    max_drawdown_ratio_percentiles = serializers.ListField(
+        child=serializers.FloatField(), help_text="Fractions of the running peak, at the percentiles."
+    )
+    longest_drawdown_trades_percentiles = serializers.ListField(
+        child=serializers.FloatField(),
+        help_text="Longest run of trades after which the equity was below its peak, in trades, at the percentiles.",
+    )
+    drawdown_beyond_limit_probability = serializers.FloatField(
+        help_text="Share of paths whose maximum drawdown is above drawdown_limit_ratio."
+    )
+    drawdown_beyond_limit_interval = serializers.ListField(
+        child=serializers.FloatField(),
+        help_text="[low, high]: the exact (Clopper-Pearson) 95 % interval of that share over this many paths.",
+    )
+    actual = MonteCarloActualSerializer()
+    fan = MonteCarloFanSerializer()
+
+
 def csv_response(text: str, filename: str) -> HttpResponse:
     """A CSV download."""
     response = HttpResponse(text, content_type="text/csv; charset=utf-8")
@@ -202,6 +300,22 @@ class SimulationViewSet(
             raise PermissionDenied(f"deleting a run needs the permission {DELETE_SIMULATION}")
         simulation_delete(simulation=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        parameters=[MonteCarloQuerySerializer],
+        responses={200: MonteCarloSerializer, 400: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+    )
+    @action(detail=True, methods=["get"], url_path="monte_carlo", url_name="monte-carlo")
+    def monte_carlo(self, request: Request, pk: str | None = None) -> Response:
+        """A Monte Carlo of the run's closed trades: reshuffled or bootstrapped paths (seeded), the 5th, 50th and
+        95th percentiles of final equity, maximum and longest drawdown, the probability of a drawdown beyond
+        ``drawdown_limit_ratio``, and the fan chart's percentiles after each trade. 400 with field errors for a bad
+        parameter; 409 for a run with fewer than 2 closed trades. Seen by whoever can read the run."""
+        query = MonteCarloQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        simulation = self.get_object()
+        result = simulation_monte_carlo(simulation=simulation, **query.validated_data)
+        return Response(MonteCarloSerializer(monte_carlo_as_json(simulation, result)).data)
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     def trades_csv(self, request: Request, pk: str | None = None) -> HttpResponse:

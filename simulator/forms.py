@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -15,11 +16,14 @@ from instruments.models import Timeframe
 from simulator.builder.conversions import DEFAULT_CRITERIA, SIZING_OPTIONS, path_is_percent
 from simulator.builder.reading import builder_from_criteria, builder_from_data
 from simulator.builder.rows import Builder
+from simulator.display import percent_text
 from simulator.models import STARTING_CASH_DEFAULT
+from simulator.services.monte_carlo import DEFAULT_DRAWDOWN_LIMIT_RATIO, MAX_SEED
 from simulator.services.requests import SimulationInputError, SimulationRequest, simulation_request_check
 from simulator.services.sweeps import sweep_constraints_check
 from trading.engine.criteria import SIZING_METHODS
 from trading.engine.limits import MAX_DEPTH, criteria_limits_check, json_depth
+from trading.engine.monte_carlo import DEFAULT_PATHS, MAX_PATHS
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS
 
 assert {m for m, _ in SIZING_OPTIONS} == set(SIZING_METHODS)  # noqa: S101 - one list of sizing methods
@@ -232,3 +236,51 @@ class SaveStrategyForm(forms.Form):
     """The "save as strategy" form of a result page: the new strategy's name."""
 
     name = forms.CharField(max_length=100)
+
+
+class MonteCarloForm(forms.Form):
+    """The run page's "Monte Carlo of the trades" form (GET, prefix ``mc``): method, paths, seed and the drawdown
+    limit in percent (the engine's ``drawdown_limit_ratio`` is :attr:`drawdown_limit_ratio`). Unbound, it holds the
+    defaults the page draws with."""
+
+    method = forms.ChoiceField(
+        choices=[
+            ("reshuffle", "reshuffle (trade order)"),
+            ("bootstrap", "bootstrap (draw with replacement)"),
+        ],
+        initial="reshuffle",
+    )
+    paths = forms.IntegerField(min_value=1, max_value=MAX_PATHS, initial=DEFAULT_PATHS)
+    seed = forms.IntegerField(min_value=0, max_value=MAX_SEED, initial=0)
+    drawdown_limit_pct = forms.DecimalField(
+        label="Drawdown limit (%)",
+        max_digits=8,
+        decimal_places=4,
+        initial=Decimal(percent_text(DEFAULT_DRAWDOWN_LIMIT_RATIO)),  # 30, not 30.0
+        help_text="The chance of a drawdown beyond it.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "mc")
+        super().__init__(*args, **kwargs)
+
+    def clean_drawdown_limit_pct(self) -> Decimal:
+        value: Decimal = self.cleaned_data["drawdown_limit_pct"]
+        if not 0 < value < 100:
+            raise forms.ValidationError(f"must be above 0 and below 100 (percent); was {value}")
+        return value
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The engine's keyword arguments: the cleaned data when bound and valid, else the defaults."""
+        data = (
+            self.cleaned_data
+            if self.is_bound
+            else {name: field.initial for name, field in self.fields.items()}
+        )
+        return {
+            "method": data["method"],
+            "paths": int(data["paths"]),
+            "seed": int(data["seed"]),
+            "drawdown_limit_ratio": float(data["drawdown_limit_pct"]) / 100,
+        }

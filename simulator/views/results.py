@@ -22,8 +22,9 @@ from instruments.models import Timeframe
 from simulator.api import csv_response
 from simulator.charts import chart_indicator_lines
 from simulator.display import quote_currency, statistic_label, statistic_text
-from simulator.forms import SaveStrategyForm
+from simulator.forms import MonteCarloForm, SaveStrategyForm
 from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
+from simulator.monte_carlo_presenters import monte_carlo_section
 from simulator.presenters import (
     BREAKDOWN_COLUMNS,
     MONTH_NAMES,
@@ -115,10 +116,14 @@ def _trade_row_html(trade: dict[str, Any], cells: list[Cell]) -> SafeString:
 
 
 def _run_context(
-    simulation: Simulation, save_form: SaveStrategyForm, trades_page_number: str | None = None
+    simulation: Simulation,
+    save_form: SaveStrategyForm,
+    trades_page_number: str | None = None,
+    monte_carlo_form: MonteCarloForm | None = None,
 ) -> dict[str, Any]:
     """The run page's context; its trades table and chart markers are those of page ``trades_page_number`` of
-    :data:`TRADES_PER_PAGE` trades (the first for a missing or unreadable number, the last past the end)."""
+    :data:`TRADES_PER_PAGE` trades (the first for a missing or unreadable number, the last past the end); its Monte
+    Carlo section draws with ``monte_carlo_form``'s parameters (the defaults when None or unbound)."""
     instruments = list(simulation.instruments.all())
     currency = quote_currency(instruments)
     context: dict[str, Any] = {
@@ -174,6 +179,7 @@ def _run_context(
             breakdown_columns=BREAKDOWN_COLUMNS,
             monthly=monthly_table(simulation),
             month_names=MONTH_NAMES,
+            monte_carlo=monte_carlo_section(simulation, monte_carlo_form or MonteCarloForm(), currency),
         )
     return context
 
@@ -182,11 +188,17 @@ def _run_context(
 @login_required
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """``/simulator/runs/<id>/``: statistics beside buy and hold, the charts, the trades; a progress bar while a
-    queued run is pending or running; the error of a failed run."""
+    queued run is pending or running; the error of a failed run. The Monte Carlo of the trades draws with the
+    ``mc-method``, ``mc-paths``, ``mc-seed`` and ``mc-drawdown_limit_pct`` query parameters when any is given (a bad
+    one is an error next to its field), else with the defaults."""
     simulation = _simulation(request, pk)
     form = SaveStrategyForm(initial={"name": simulation.name})
+    asked = any(key.startswith("mc-") for key in request.GET)
+    monte_carlo_form = MonteCarloForm(request.GET) if asked else MonteCarloForm()
     return render(
-        request, "simulator/run.html", _run_context(simulation, form, request.GET.get("trades_page"))
+        request,
+        "simulator/run.html",
+        _run_context(simulation, form, request.GET.get("trades_page"), monte_carlo_form),
     )
 
 

@@ -195,6 +195,10 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         ("OPTIONS", url): api_any(200)
         for url in ("/api/simulations/{pk}/", "/api/simulations/{pk}/trades.csv", "/api/simulations/{pk}/equity.csv")
     },
+    # The Monte Carlo of a run's trades: whoever may read the run. The matrix's run has no trade, so its owner and
+    # the superuser get past the checks to 409 ("needs at least 2 closed trades"); any other user 404.
+    **{(method, "/api/simulations/{pk}/monte_carlo/"): own_run(409, anonymous=401) for method in ("GET", "HEAD")},
+    ("OPTIONS", "/api/simulations/{pk}/monte_carlo/"): api_any(200),
     # Deleting a run needs simulator.delete_simulation (403), then the run must be one's own (404); the service is
     # stubbed (204: it ran).
     ("DELETE", "/api/simulations/{pk}/"): _row(401, 403, delete_run=404, superuser=204),

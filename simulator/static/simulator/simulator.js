@@ -526,6 +526,53 @@
     chart.timeScale().fitContent();
   }
 
+  // The Monte Carlo fan: the bands between the 5th and 95th and the 25th and 75th percentiles of the paths' equity
+  // after each trade (opaque areas stacked from the top band down, the lowest filled white), the median dashed and
+  // the run's own trades as a line. The horizontal scale is the trade number, given to the chart as its "time".
+  function drawMonteCarlo(container, fan) {
+    var chart = newChart(container, {
+      timeScale: { borderColor: COLORS.line, tickMarkFormatter: function (time) { return String(time); } },
+      localization: { timeFormatter: function (time) { return "after trade " + time; } },
+      handleScroll: false,
+      handleScale: false,
+    });
+    var fills = ["#ffffff", "#d6e4ef", "#a8c5dc", "#d6e4ef"]; // below p5, p5-p25, p25-p75, p75-p95
+    var order = [4, 3, 1, 0]; // p95, p75, p25, p5: each later area paints over the one before
+    var fillOf = { 4: fills[3], 3: fills[2], 1: fills[1], 0: fills[0] };
+    order.forEach(function (index) {
+      var area = chart.addSeries(LightweightCharts.AreaSeries, {
+        lineColor: "#8fb3cf",
+        lineWidth: 1,
+        topColor: fillOf[index],
+        bottomColor: fillOf[index],
+        priceLineVisible: false,
+        lastValueVisible: false,
+        crosshairMarkerVisible: false,
+      });
+      area.setData(points(fan.trade_numbers, fan.equity[index]));
+    });
+    var median = chart.addSeries(LightweightCharts.LineSeries, {
+      color: "#1f4e70",
+      lineWidth: 2,
+      lineStyle: LightweightCharts.LineStyle.Dashed,
+      priceLineVisible: false,
+      lastValueVisible: false,
+      title: "median",
+    });
+    median.setData(points(fan.trade_numbers, fan.equity[2]));
+    var numbers = new Array(fan.actual.length);
+    for (var i = 0; i < numbers.length; i++) numbers[i] = i;
+    var actual = chart.addSeries(LightweightCharts.LineSeries, {
+      color: COLORS.accent,
+      lineWidth: 2,
+      priceLineVisible: false,
+      title: "this run",
+    });
+    actual.setData(points(numbers, fan.actual));
+    chart.timeScale().fitContent();
+    return chart;
+  }
+
   function guarded(container, draw) {
     try {
       var chart = draw();
@@ -556,6 +603,13 @@
         return drawDrawdown(drawdownBox, data);
       });
       if (equity && drawdown) linkTimeScales(equity, drawdown);
+    }
+    var fan = readJson("monte-carlo-data");
+    var fanBox = document.getElementById("chart-monte-carlo");
+    if (fan && fanBox) {
+      guarded(fanBox, function () {
+        return drawMonteCarlo(fanBox, fan);
+      });
     }
     var compare = readJson("compare-data");
     var compareBox = document.getElementById("chart-compare");
