@@ -10,6 +10,7 @@ seconds on one line), so that both sides see the same load on a shared machine; 
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -47,6 +48,68 @@ def signals_shift(signal: np.ndarray) -> np.ndarray:
     shifted = np.zeros_like(signal, dtype=np.bool_)
     shifted[1:] = signal[:-1]
     return shifted
+
+
+def worker_input_save(path: Path, *, candles: Any, **arrays: np.ndarray) -> None:
+    """Write the worker's input: the prices of ``candles`` (a :class:`~trading.engine.types.CandleArrays`) as
+    ``open``, ``high``, ``low``, ``close`` and ``arrays`` under their names, into the ``.npz`` file ``path``."""
+    prices = {name: getattr(candles, name) for name in ("open", "high", "low", "close")}
+    np.savez(path, **prices, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle among them
+
+
+def portfolio_from_signals(
+    vbt: Any,
+    *,
+    candles: dict[str, np.ndarray],
+    entries: np.ndarray,
+    exits: np.ndarray,
+    fee_rate: float,
+    starting_cash: float,
+    freq: str,
+    **stops: float,
+) -> Any:
+    """vectorbt's ``Portfolio.from_signals`` under the engine's rules (:data:`FROM_SIGNALS_RULES`), the signal of
+    candle ``t`` filled at the open of ``t + 1`` (shifted here; ``price=open``).
+
+    Args:
+        vbt: the ``vectorbt`` module (imported by the worker only).
+        candles: ``open``, ``high``, ``low``, ``close``, float64, shape (n,) or (n, 1).
+        entries, exits: shape (n,) or (n, columns), bool: the signals on the candles they hold on.
+        fee_rate: a fraction of each fill's notional (0.001 is 0.1 %).
+        starting_cash: quote currency.
+        freq: the candles' length as pandas writes it (``"1D"``, ``"1min"``): the annualisation of its ratios.
+        stops: ``sl_stop``, ``tp_stop`` as fractions of the fill price.
+
+    Returns:
+        The ``Portfolio``.
+    """
+    return vbt.Portfolio.from_signals(
+        candles["close"],
+        signals_shift(entries),
+        signals_shift(exits),
+        price=candles["open"],
+        open=candles["open"],
+        high=candles["high"],
+        low=candles["low"],
+        fees=fee_rate,
+        init_cash=starting_cash,
+        freq=freq,
+        **stops,
+        **FROM_SIGNALS_RULES,
+    )
+
+
+def script_main(*, worker: Callable[[str, int], None], main: Callable[[], None]) -> None:
+    """A benchmark script's entry: ``--worker NPZ --repeat N`` runs ``worker(NPZ, N)`` (in the vectorbt
+    interpreter, started by :class:`VectorbtWorker`), anything else ``main()``."""
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--worker")
+        parser.add_argument("--repeat", type=int)
+        arguments = parser.parse_args()
+        worker(arguments.worker, arguments.repeat)
+    else:
+        main()
 
 
 def worker_serve(run: Callable[[], Any], repeat: int) -> tuple[Any, float, list[float]]:

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _vectorbt import FROM_SIGNALS_RULES, VectorbtWorker, signals_shift, worker_serve
+from _vectorbt import VectorbtWorker, portfolio_from_signals, script_main, worker_input_save, worker_serve
 from engine_minutes import CRITERIA as MINUTES_CRITERIA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,26 +77,19 @@ def vectorbt_worker(npz: str, repeat: int) -> None:
     import vectorbt as vbt  # type: ignore[import-not-found]  # the benchmark's own interpreter only
 
     data = np.load(npz)
-    open_, high, low, close = data["open"], data["high"], data["low"], data["close"]
-    # The signal of candle t fills at the open of t + 1.
-    entries = signals_shift(data["entry"])
-    exits = signals_shift(data["exit"])
+    candles = {name: data[name] for name in ("open", "high", "low", "close")}
 
     def run() -> Any:
-        return vbt.Portfolio.from_signals(
-            close,
-            entries,
-            exits,
-            price=open_,
-            open=open_,
-            high=high,
-            low=low,
+        return portfolio_from_signals(
+            vbt,
+            candles=candles,
+            entries=data["entry"],
+            exits=data["exit"],
+            fee_rate=FEE_RATE,
+            starting_cash=STARTING_CASH,
+            freq="1min",
             sl_stop=STOP_LOSS_RATIO,
             tp_stop=TAKE_PROFIT_RATIO,
-            fees=FEE_RATE,
-            init_cash=STARTING_CASH,
-            freq="1min",
-            **FROM_SIGNALS_RULES,
         )
 
     portfolio, first, times = worker_serve(run, repeat)
@@ -157,12 +150,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         npz = Path(folder) / "signals.npz"
-        np.savez(
+        worker_input_save(
             npz,
-            open=candles.open,
-            high=candles.high,
-            low=candles.low,
-            close=candles.close,
+            candles=candles,
             entry=signals.entry,
             exit=signals.exit,
         )
@@ -277,11 +267,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker = argparse.ArgumentParser()
-        worker.add_argument("--worker")
-        worker.add_argument("--repeat", type=int)
-        worker_args = worker.parse_args()
-        vectorbt_worker(worker_args.worker, worker_args.repeat)
-    else:
-        main()
+    script_main(worker=vectorbt_worker, main=main)
