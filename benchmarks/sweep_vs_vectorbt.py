@@ -55,6 +55,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -232,6 +233,7 @@ def main() -> None:
     def sweep() -> list[BacktestResult]:
         return sweep_backtest(criteria=criteria, **window)  # type: ignore[arg-type]
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
         npz = Path(folder) / "candles.npz"
         worker_input_save(
@@ -255,6 +257,7 @@ def main() -> None:
             swept = sweep()
             times["b"].append(time.perf_counter() - started)
         vbt = worker.result()
+    load_after = os.getloadavg()[0]
 
     single_seconds = statistics.median(times["a"])
     sweep_seconds = statistics.median(times["b"])
@@ -262,7 +265,8 @@ def main() -> None:
     print(
         f"candles: {len(candles):,} (Bitstamp BTC daily, {iso(arrays['open_time_seconds'][0])} .. "
         f"{iso(arrays['open_time_seconds'][-1])})   points: {len(POINTS):,}   "
-        f"vectorbt {vbt['version']} ({args.vectorbt_python})"
+        f"vectorbt {vbt['version']} ({args.vectorbt_python})   load average (1 min) {load_before:.1f} before, "
+        f"{load_after:.1f} after, {os.cpu_count()} cores"
     )
     print(f"| measure (median of {args.repeat}, warm, interleaved) | seconds | goal |")
     print("|---|---|---|")
