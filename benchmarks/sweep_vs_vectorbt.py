@@ -44,8 +44,9 @@ differs; :data:`REASONS`):
 - a signal on the last candle before the missing days: vectorbt's candles are rows and it fills the signal at
   the next row's open, twelve days later; the engine's next boundary has no candle and the signal lapses.
 
-vectorbt's crossing needs the fast average strictly below the slow one before it crosses (CRITERIA.md's
-``crosses_above``: ``<=``), and TA-Lib and vectorbt round their averages differently; neither changed a trade
+vectorbt's crossing needs the fast average strictly below the slow one at some candle since it was last above
+(``crossed_above_1d_nb``: a tie after being above does not arm it; CRITERIA.md's ``crosses_above`` needs
+``left[t-1] <= right[t-1]``), and TA-Lib and vectorbt round their averages differently; neither changed a trade
 here.
 """
 
