@@ -89,7 +89,8 @@ beat: $(VENV)/.runtime
 ## BENCH_REDIS_URL; and the one-minute candles, MINUTES). Fresh processes run in .venv-runtime, which holds the
 ## runtime dependencies only, as deployed. VECTORBT_PYTHON, when set, is the interpreter of a virtual environment
 ## of its own holding vectorbt 1.x (never a dependency of Barter): the engine is then timed against it
-## (benchmarks/engine_vs_vectorbt.py); empty, that comparison is skipped.
+## (benchmarks/engine_vs_vectorbt.py: one run on minutes; benchmarks/sweep_vs_vectorbt.py: a 1,000-point sweep on
+## the shipped daily BTC); empty, those comparisons are skipped.
 MINUTES ?= ../shared/data/minute/binance_btcusdt_1m_2024
 VECTORBT_PYTHON ?=
 .venv-runtime/.created: requirements.lock
@@ -100,6 +101,7 @@ VECTORBT_PYTHON ?=
 bench: $(VENV)/.dev .venv-runtime/.created
 	$(PY) benchmarks/engine_minutes.py $(MINUTES) --python .venv-runtime/bin/python
 	$(if $(VECTORBT_PYTHON),$(PY) benchmarks/engine_vs_vectorbt.py $(MINUTES) --vectorbt-python $(VECTORBT_PYTHON))
+	$(if $(VECTORBT_PYTHON),$(PY) benchmarks/sweep_vs_vectorbt.py --vectorbt-python $(VECTORBT_PYTHON))
 	$(PY) benchmarks/simulator_request.py
 	$(PY) benchmarks/simulator_minutes.py $(MINUTES)
 	$(PY) benchmarks/simulator_sweep.py

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _vectorbt import VectorbtWorker, portfolio_from_signals, script_main, worker_input_save, worker_serve
 from engine_minutes import CRITERIA as MINUTES_CRITERIA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,8 @@ STARTING_CASH = 10_000.0
 
 
 def vectorbt_worker(npz: str, repeat: int) -> None:
-    """Run in the vectorbt interpreter (numpy, vectorbt and :mod:`engine_minutes`): time ``from_signals``, print JSON.
+    """Run in the vectorbt interpreter (numpy, vectorbt, :mod:`_vectorbt`, :mod:`engine_minutes`): time
+    ``from_signals``, print JSON.
 
     Args:
         npz: arrays ``open``, ``high``, ``low``, ``close`` (float64) and ``entry``, ``exit`` (bool) of shape
@@ -76,47 +77,22 @@ def vectorbt_worker(npz: str, repeat: int) -> None:
     import vectorbt as vbt  # type: ignore[import-not-found]  # the benchmark's own interpreter only
 
     data = np.load(npz)
-    open_, high, low, close = data["open"], data["high"], data["low"], data["close"]
-    # The signal of candle t fills at the open of t + 1.
-    entries = np.zeros_like(data["entry"])
-    exits = np.zeros_like(data["exit"])
-    entries[1:] = data["entry"][:-1]
-    exits[1:] = data["exit"][:-1]
+    candles = {name: data[name] for name in ("open", "high", "low", "close")}
 
     def run() -> Any:
-        return vbt.Portfolio.from_signals(
-            close,
-            entries,
-            exits,
-            price=open_,
-            open=open_,
-            high=high,
-            low=low,
+        return portfolio_from_signals(
+            vbt,
+            candles=candles,
+            entries=data["entry"],
+            exits=data["exit"],
+            fee_rate=FEE_RATE,
+            starting_cash=STARTING_CASH,
+            freq="1min",
             sl_stop=STOP_LOSS_RATIO,
             tp_stop=TAKE_PROFIT_RATIO,
-            stop_entry_price="fillprice",
-            stop_exit_price="stoplimit",
-            size=np.inf,
-            min_size=0.0,
-            fees=FEE_RATE,
-            init_cash=STARTING_CASH,
-            direction="longonly",
-            freq="1min",
         )
 
-    started = time.perf_counter()
-    portfolio = run()
-    first = time.perf_counter() - started
-    # Ready: each line read from the standard input asks for one timed run, answered with its seconds, so
-    # that the caller interleaves them with its own runs (both sides then share the machine's load).
-    print("ready", flush=True)
-    times = []
-    for _ in range(repeat):
-        sys.stdin.readline()
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-        print(times[-1], flush=True)
+    portfolio, first, times = worker_serve(run, repeat)
     trades = portfolio.trades
     print(
         json.dumps(
@@ -174,38 +150,23 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         npz = Path(folder) / "signals.npz"
-        np.savez(
+        worker_input_save(
             npz,
-            open=candles.open,
-            high=candles.high,
-            low=candles.low,
-            close=candles.close,
+            candles=candles,
             entry=signals.entry,
             exit=signals.exit,
         )
-        worker = subprocess.Popen(  # noqa: S603
-            [args.vectorbt_python, __file__, "--worker", str(npz), "--repeat", str(args.repeat)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+        worker = VectorbtWorker(
+            python=args.vectorbt_python, script=__file__, arguments=[str(npz), "--repeat", str(args.repeat)]
         )
-        assert worker.stdin is not None and worker.stdout is not None
-        while worker.stdout.readline().strip() != "ready":
-            if worker.poll() is not None:
-                raise SystemExit(f"the vectorbt worker ended with {worker.returncode}")
         run()  # the engine's first run loads its compiled code
         times: list[float] = []
         for _ in range(args.repeat):  # interleaved: one vectorbt run, then one engine run
-            worker.stdin.write("run\n")
-            worker.stdin.flush()
-            worker.stdout.readline()
+            worker.run()
             started = time.perf_counter()
             result = run()
             times.append(time.perf_counter() - started)
-        worker.stdin.close()
-        vbt = json.loads(worker.stdout.read().strip().splitlines()[-1])
-        if worker.wait() != 0:
-            raise SystemExit(f"the vectorbt worker ended with {worker.returncode}")
+        vbt = worker.result()
 
     # Where the engine's time goes: its steps, timed by wrapping them in backtest's namespace.
     split: dict[str, list[float]] = {}
@@ -306,11 +267,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker = argparse.ArgumentParser()
-        worker.add_argument("--worker")
-        worker.add_argument("--repeat", type=int)
-        worker_args = worker.parse_args()
-        vectorbt_worker(worker_args.worker, worker_args.repeat)
-    else:
-        main()
+    script_main(worker=vectorbt_worker, main=main)
