@@ -13,8 +13,9 @@ turn, the vectorbt worker waiting for a line on its standard input before each),
 
 (a) the engine called once per point: :func:`~trading.engine.backtest.backtest` in a Python loop over the 1,000
     parsed criteria (signals, preparation, loop, curves, buy and hold and statistics of each);
-(b) the engine's sweep path, :func:`~trading.engine.sweep.sweep_backtest`, given the same 1,000 parsed criteria
-    (the very objects of (a)); every point's statistics and equity curve must equal (a)'s, or the script exits
+(b) the engine's sweep kernel, :func:`~trading.engine.sweep.sweep_statistics`, given the same 1,000 parsed
+    criteria (the very objects of (a)), the statistics of every point (the simulator's sweeps run it); every
+    point's statistics and equity curve (one more run that keeps the curves) must equal (a)'s, or the script exits
     with status 1;
 (c) vectorbt: the SMAs of each column (``vbt.MA.run`` with the 1,000 windows of each side), their crossings
     (``ma_crossed_above`` / ``ma_crossed_below``), one 1,000-column ``Portfolio.from_signals`` (8 % stop-loss from
@@ -214,7 +215,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from trading.engine.backtest import BacktestResult, backtest
     from trading.engine.criteria import criteria_parse
-    from trading.engine.sweep import sweep_backtest
+    from trading.engine.sweep import SweepStatistics, sweep_statistics
     from trading.engine.types import CandleArrays
 
     arrays = bitstamp_btc()
@@ -231,8 +232,8 @@ def main() -> None:
     def one_per_point() -> list[BacktestResult]:
         return [backtest(criteria=point, **window) for point in criteria]  # type: ignore[arg-type]
 
-    def sweep() -> list[BacktestResult]:
-        return sweep_backtest(criteria=criteria, **window)  # type: ignore[arg-type]
+    def sweep(*, keep_curves: bool = False) -> SweepStatistics:
+        return sweep_statistics(criteria=criteria, keep_curves=keep_curves, **window)  # type: ignore[arg-type]
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
@@ -255,9 +256,10 @@ def main() -> None:
             singles = one_per_point()
             times["a"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            swept = sweep()
+            sweep()
             times["b"].append(time.perf_counter() - started)
         vbt = worker.result()
+    swept = sweep(keep_curves=True)
     load_after = os.getloadavg()[0]
 
     single_seconds = statistics.median(times["a"])
@@ -272,7 +274,9 @@ def main() -> None:
     print(f"| measure (median of {args.repeat}, warm, interleaved) | seconds | goal |")
     print("|---|---|---|")
     print(f"| (a) engine: backtest once per point, statistics included | {single_seconds:.3f} | |")
-    print(f"| (b) engine: sweep_backtest of the 1,000 criteria | {sweep_seconds:.3f} | |")
+    print(
+        f"| (b) engine: sweep_statistics (the sweep kernel) of the 1,000 criteria | {sweep_seconds:.3f} | |"
+    )
     print(f"| (c) vectorbt: MA.run, crossings, from_signals, statistics | {vectorbt_seconds:.3f} | |")
     print(f"| ratio (b) / (c) | {sweep_seconds / vectorbt_seconds:.2f} | <= 0.4 |")
     print(f"| ratio (a) / (c) | {single_seconds / vectorbt_seconds:.2f} | |")
@@ -282,11 +286,13 @@ def main() -> None:
         + f"; its first run (compiling or loading): {vbt['first_seconds']:.2f} s"
     )
 
+    assert swept.equity_curves is not None
     differ = [
         i
-        for i, (single, point) in enumerate(zip(singles, swept, strict=True))
-        if not same_figures(single.statistics, point.statistics)
-        or not np.array_equal(single.equity_curve, point.equity_curve)
+        for i, single in enumerate(singles)
+        if swept.statistics[i] is None
+        or not same_figures(single.statistics, swept.statistics[i])  # type: ignore[arg-type]
+        or not np.array_equal(single.equity_curve, swept.equity_curves[i])
     ]
     print(
         f"(a) and (b): {len(POINTS) - len(differ):,} of {len(POINTS):,} points with the same statistics and "
