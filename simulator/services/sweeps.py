@@ -23,6 +23,7 @@ from simulator.services import simulations
 from simulator.services.coverage import Coverage, coverage_compute
 from simulator.services.magnifier import ambiguous_as_json, finer_candles_load
 from simulator.services.requests import SimulationInputError, SimulationRequest
+from simulator.services.robustness import RETURNS_MOMENTS_KEY, point_returns_moments, sweep_robustness_safe
 from simulator.services.simulations import simulation_create, simulation_run
 from trading.engine.criteria import CriteriaError, criteria_parse
 from trading.engine.limits import (
@@ -452,6 +453,7 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
                 "coverage": coverage.document,
                 "ambiguous": ambiguous_as_json(result, {i.symbol: i.coingecko_id for i in instruments}),
                 "ruined_at": simulations.ruined_at(result, 86_400),  # a sweep runs on daily candles
+                RETURNS_MOMENTS_KEY: point_returns_moments(result, sweep.starting_cash),  # for its robustness
             }
         except (ValueError, OverflowError, CriteriaError) as exc:
             point.error = f"{type(exc).__name__}: {exc}"
@@ -461,8 +463,9 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
 
 
 def sweep_finish(*, sweep_id: int, duration_seconds: float | None = None) -> Sweep:
-    """Mark a sweep done once all its points are saved (failed when some are missing). A sweep already failed
-    (a chunk's error, the reaper) keeps its error, with the missing points added."""
+    """Mark a sweep done once all its points are saved (failed when some are missing), with its robustness
+    (:func:`simulator.services.robustness.sweep_robustness`). A sweep already failed (a chunk's error, the
+    reaper) keeps its error, with the missing points added."""
     sweep = Sweep.objects.get(pk=sweep_id)
     saved = sweep.points.count()
     missing = (
@@ -477,7 +480,8 @@ def sweep_finish(*, sweep_id: int, duration_seconds: float | None = None) -> Swe
         sweep.duration_seconds = duration_seconds
     elif sweep.created_at:
         sweep.duration_seconds = (datetime.now(tz=UTC) - sweep.created_at).total_seconds()
-    sweep.save(update_fields=["status", "error", "duration_seconds"])
+    sweep.robustness = sweep_robustness_safe(sweep=sweep)  # is the best point luck? (issue 15)
+    sweep.save(update_fields=["status", "error", "duration_seconds", "robustness"])
     return sweep
 
 
