@@ -62,12 +62,17 @@ def _curves(sweep: Sweep) -> dict[int, np.ndarray]:
     instruments = list(sweep.instruments.order_by("symbol", "pk"))
     candles = simulations.candles_load(instruments, sweep.end)
     coverage = coverage_compute(
-        candles=candles, names={i.symbol: i.coingecko_id for i in instruments}, start=sweep.start, end=sweep.end
+        candles=candles,
+        names={i.symbol: i.coingecko_id for i in instruments},
+        start=sweep.start,
+        end=sweep.end,
     )
     finer = finer_candles_load(instruments, coverage.start, coverage.end)
     curves = {}
     for point in SweepPoint.objects.filter(sweep=sweep, skipped="", error="").order_by("index"):
-        document = sweep_point_criteria(sweep.criteria, sweep.axes, [point.values[a["path"]] for a in sweep.axes])
+        document = sweep_point_criteria(
+            sweep.criteria, sweep.axes, [point.values[a["path"]] for a in sweep.axes]
+        )
         result = simulations.engine_run(
             document, candles, coverage.start, coverage.end, sweep.starting_cash, finer=finer
         )
@@ -82,7 +87,9 @@ def test_the_robustness_of_a_sweep_is_the_dsr_and_pbo_of_its_points_curves(shipp
 
     curves = _curves(sweep)
     cash = float(sweep.starting_cash)
-    returns = {i: np.diff(np.concatenate(([cash], c))) / np.concatenate(([cash], c[:-1])) for i, c in curves.items()}
+    returns = {
+        i: np.diff(np.concatenate(([cash], c))) / np.concatenate(([cash], c[:-1])) for i, c in curves.items()
+    }
     # fast 5..25 x slow 30..90 by 20: 5 x 4 points, none breaks fast < slow.
     assert len(returns) == 20 == robustness["trials"]
 
@@ -172,7 +179,9 @@ def test_without_two_trials_or_a_finished_sweep_the_robustness_says_why(shipped_
     finished = sweep_finish(sweep_id=sweep.pk)
     assert finished.status == RunStatus.FAILED
     assert finished.robustness["available"] is False
-    assert finished.robustness["reason"].startswith("the sweep did not finish (1 of 20 grid points are missing")
+    assert finished.robustness["reason"].startswith(
+        "the sweep did not finish (1 of 20 grid points are missing"
+    )
 
 
 def test_flat_trials_have_no_sharpe_ratio_to_deflate(shipped_history: None) -> None:
