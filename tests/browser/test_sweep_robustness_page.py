@@ -21,7 +21,9 @@ BARS = """
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_a_sweep_page_shows_its_deflated_sharpe_line_and_the_logit_histogram(live_browser: LiveBrowser) -> None:
+def test_a_sweep_page_shows_its_deflated_sharpe_line_and_the_logit_histogram(
+    live_browser: LiveBrowser,
+) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
