@@ -182,6 +182,16 @@ def test_without_two_trials_or_a_finished_sweep_the_robustness_says_why(shipped_
     assert finished.robustness["reason"].startswith(
         "the sweep did not finish (1 of 20 grid points are missing"
     )
+    owner = user_with("trader")
+    Sweep.objects.filter(pk=sweep.pk).update(created_by=owner)
+    client = Client()
+    client.force_login(owner)
+    page = client.get(f"/simulator/sweeps/{sweep.pk}/").content.decode()
+    assert (
+        "Is the best point luck? Not computed: the sweep did not finish (1 of 20 grid points are missing"
+        in page
+    )
+    assert 'id="logit-histogram"' not in page
 
 
 def test_flat_trials_have_no_sharpe_ratio_to_deflate(shipped_history: None) -> None:
