@@ -183,29 +183,38 @@ class ReturnsMoments:
     blocks: np.ndarray
 
 
-def block_moments(returns: np.ndarray, blocks: int = DEFAULT_BLOCKS) -> np.ndarray:
-    """Return the count, sum and sum of squares of ``returns`` in each of ``blocks`` contiguous blocks.
+def block_moments(
+    returns: np.ndarray, blocks: int = DEFAULT_BLOCKS, *, candles: int | None = None
+) -> np.ndarray:
+    """Return the count, sum and sum of squares of ``returns`` in each of ``blocks`` contiguous blocks of candles.
 
-    The blocks are ``numpy.array_split``'s: as equal as can be, the first ones one longer when the count does not
-    divide; a block is empty (all 0) when there are fewer returns than blocks.
+    The blocks split the ``candles`` (default: as many as returns) as ``numpy.array_split`` does: as equal as can
+    be, the first ones one longer when the count does not divide; so every trial over the same candles has the
+    same blocks. ``returns`` may be shorter than ``candles`` (a ruined account has no return after its ruin): the
+    blocks past its end are empty (all 0), and so is a block when there are fewer candles than blocks.
 
     Args:
-        returns: shape (T,), float64, per-candle returns in time order.
+        returns: shape (T,), float64, per-candle returns in time order, from the first candle on.
         blocks: S, the number of blocks, >= 1.
+        candles: the number of candles the blocks split, >= T; default T.
 
     Returns:
         shape (S, 3), float64: ``[:, COUNT]``, ``[:, SUM]``, ``[:, SUM_OF_SQUARES]``.
 
     Raises:
-        ValueError: ``returns`` not 1-D, or ``blocks`` < 1.
+        ValueError: ``returns`` not 1-D, ``blocks`` < 1, or ``candles`` < T.
     """
     array = np.asarray(returns, dtype=np.float64)
     if array.ndim != 1:
         raise ValueError(f"returns must be 1-D, shape (T,); was shape {array.shape}")
     if blocks < 1:
         raise ValueError(f"blocks must be >= 1; was {blocks!r}")
+    length = array.size if candles is None else int(candles)
+    if length < array.size:
+        raise ValueError(f"candles must be >= the number of returns, {array.size}; was {candles!r}")
     moments = np.zeros((blocks, 3), dtype=np.float64)
-    for i, part in enumerate(np.array_split(array, blocks)):
+    for i, positions in enumerate(np.array_split(np.arange(length), blocks)):
+        part = array[positions[0] : positions[-1] + 1] if positions.size else array[:0]
         moments[i] = (part.size, part.sum(), np.dot(part, part))
     return moments
 
@@ -249,7 +258,9 @@ def returns_moments(
                 sharpe = _finite_or_none(float(returns.mean()) / std)
                 skewness = _finite_or_none(float(skew(returns)))
                 kurtosis = _finite_or_none(float(scipy_kurtosis(returns, fisher=False)))
-    return ReturnsMoments(count, sharpe, skewness, kurtosis, block_moments(returns, blocks))
+    return ReturnsMoments(
+        count, sharpe, skewness, kurtosis, block_moments(returns, blocks, candles=equity.shape[0])
+    )
 
 
 @dataclass(frozen=True)

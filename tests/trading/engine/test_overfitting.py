@@ -105,9 +105,17 @@ def test_returns_moments_match_the_reports_sharpe_ratio_and_scipys_moments() -> 
 def test_a_flat_curve_has_no_sharpe_ratio_and_a_ruin_stops_the_returns() -> None:
     flat = returns_moments(np.full(50, 1000.0), starting_cash=1000.0)
     assert (flat.sharpe_ratio, flat.skewness, flat.kurtosis) == (None, None, None)
-    ruined = returns_moments(np.array([900.0, 500.0, 0.0, 0.0, 0.0]), starting_cash=1000.0)
-    assert ruined.count == 3
-    assert ruined.blocks[:, 0].sum() == 3
+    # Ruined at the fifth candle of eight: 5 returns, the last -1; the blocks are those of the 8 candles (2 each),
+    # as for every other trial over them, the last one empty.
+    ruined = returns_moments(
+        np.array([900.0, 990.0, 495.0, 500.0, 0.0, 0.0, 0.0, 0.0]), starting_cash=1000.0, blocks=4
+    )
+    assert ruined.count == 5
+    assert ruined.blocks[:, 0].tolist() == [2, 2, 1, 0]
+    assert ruined.blocks[2, 1] == -1.0
+    # Block 0: 900 / 1000 - 1 = -0.1 and 990 / 900 - 1 = 0.1; block 1: 495 / 990 - 1 = -0.5 and 500 / 495 - 1.
+    assert ruined.blocks[0].tolist() == pytest.approx([2, 0.0, 0.02])
+    assert ruined.blocks[1].tolist() == pytest.approx([2, -0.5 + 5 / 495, 0.25 + (5 / 495) ** 2])
 
 
 def _pbo_by_slicing(returns: np.ndarray, blocks: int) -> tuple[float, list[float]]:
