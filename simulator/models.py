@@ -165,6 +165,12 @@ class Sweep(models.Model):
         blank=True,
         help_text="The last beat of a process running one of its chunks (see Simulation.heartbeat_at).",
     )
+    robustness = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Is the best point luck? The deflated Sharpe ratio and the probability of backtest overfitting "
+        "of the finished sweep (simulator.services.robustness); empty until it finishes.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

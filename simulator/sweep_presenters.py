@@ -20,7 +20,7 @@ from simulator.display import (
     statistic_label,
     statistic_text,
 )
-from simulator.models import Sweep, SweepPoint
+from simulator.models import RunStatus, Sweep, SweepPoint
 from simulator.presenters import Cell, axis_value_text, point_has_no_trades
 from trading.engine.vocabulary import STATISTICS_KEYS
 
@@ -184,3 +184,88 @@ def sweep_grid_document(sweep: Sweep, points: Sequence[SweepPoint], key: str) ->
 def statistic_or_default(sweep: Sweep, asked: str | None) -> str:
     """The statistic to show: ``asked`` when it is one of :data:`STATISTICS_KEYS`, else the sweep's own."""
     return asked if asked in STATISTICS_KEYS else sweep.statistic
+
+
+@dataclass(frozen=True)
+class LogitBar:
+    """A bar of the histogram of CSCV's logits: the logits in (low, high], its height as a percentage of the
+    tallest bar, and ``overfit`` when it is at or left of 0 (those PBO counts)."""
+
+    low: float
+    high: float
+    count: int
+    height_pct: float
+    overfit: bool
+
+    @property
+    def title(self) -> str:
+        """The bar's tooltip: its range and count."""
+        return f"logit in ({self.low:g}, {self.high:g}]: {self.count:,} split{'s' if self.count != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class RobustnessView:
+    """The sweep page's "Is the best point luck?" section (:attr:`Sweep.robustness`)."""
+
+    available: bool
+    sentence: str
+    verdict: str = ""
+    figures: list[tuple[str, str]] = field(default_factory=list)
+    pbo_sentence: str = ""
+    bars: list[LogitBar] = field(default_factory=list)
+    chosen_index: int | None = None
+
+    @property
+    def logit_range(self) -> str:
+        """``from -2.5 to 3`` : the span of the histogram's bars."""
+        return f"from {self.bars[0].low:g} to {self.bars[-1].high:g}" if self.bars else ""
+
+
+def robustness_view(sweep: Sweep) -> RobustnessView | None:
+    """What the page shows of a finished sweep's robustness; None while it runs or when it failed without one
+    (the reaper's); a sentence while it is worked out, just after the grid."""
+    document = sweep.robustness or {}
+    if not document:
+        if sweep.status == RunStatus.DONE:
+            return RobustnessView(
+                False,
+                "Being worked out (the deflated Sharpe ratio and the probability of backtest overfitting are "
+                "computed right after the grid): reload in a few seconds.",
+            )
+        return None
+    if not document.get("available"):
+        return RobustnessView(False, str(document.get("sentence", "")))
+    figures = [
+        ("Trials (grid points run)", f"{document['trials']:,}"),
+        (
+            "Sharpe ratio of the best point",
+            f"{document['chosen_sharpe_ratio_annualised']:.2f} a year ({document['chosen_sharpe_ratio']:.4f} a day)",
+        ),
+        (
+            "Expected best Sharpe ratio of as many trials without skill",
+            f"{document['expected_maximum_sharpe_ratio_annualised']:.2f} a year "
+            f"({document['expected_maximum_sharpe_ratio']:.4f} a day)",
+        ),
+        ("Variance of the trials' daily Sharpe ratios", f"{document['trials_sharpe_variance']:.3g}"),
+        (
+            "Daily returns of the best point",
+            f"{document['observations']:,}, skewness {document['skewness']:.2f}, kurtosis {document['kurtosis']:.2f}",
+        ),
+        ("Deflated Sharpe ratio", f"{document['deflated_sharpe_ratio']:.4f}"),
+    ]
+    pbo = document.get("pbo") or {}
+    bins = (pbo.get("histogram") or {}).get("bins") or []
+    tallest = max((b["count"] for b in bins), default=0) or 1
+    bars = [
+        LogitBar(b["low"], b["high"], b["count"], round(100.0 * b["count"] / tallest, 1), b["high"] <= 0)
+        for b in bins
+    ]
+    return RobustnessView(
+        True,
+        str(document["sentence"]),
+        str(document.get("verdict", "")),
+        figures,
+        str(pbo.get("sentence", "")),
+        bars,
+        document.get("chosen_index"),
+    )

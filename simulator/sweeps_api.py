@@ -139,14 +139,86 @@ class SweepGridSerializer(serializers.Serializer[Any]):
     best = SweepPointSerializer(allow_null=True)
 
 
+class LogitBinSerializer(serializers.Serializer[Any]):
+    """One bar of the histogram of the logits: the logits in (low, high]."""
+
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+    count = serializers.IntegerField()
+
+
+class LogitHistogramSerializer(serializers.Serializer[Any]):
+    """The histogram of the logits of CSCV."""
+
+    bin_width = serializers.FloatField()
+    bins = LogitBinSerializer(many=True)
+
+
+class OverfittingSerializer(serializers.Serializer[Any]):
+    """The probability of backtest overfitting by combinatorially symmetric cross-validation (documentation)."""
+
+    probability = serializers.FloatField(
+        help_text="PBO, 0..1: the share of splits whose in-sample best ranks at or below the median out of sample."
+    )
+    combinations = serializers.IntegerField(help_text="C(S, S/2) splits of the days (12,870 for S = 16).")
+    blocks = serializers.IntegerField(help_text="S, contiguous blocks of the days.")
+    logits = serializers.ListField(
+        child=serializers.FloatField(),
+        help_text="ln(w / (1 - w)) per split, w the relative rank out of sample.",
+    )
+    histogram = LogitHistogramSerializer()
+    sentence = serializers.CharField()
+
+
+class RobustnessSerializer(serializers.Serializer[Any]):
+    """Is the best point luck? (documentation of ``robustness``; ``{}`` until the sweep finishes). Every Sharpe
+    ratio is per daily candle, not annualised, except the ``_annualised`` ones (x sqrt(365))."""
+
+    available = serializers.BooleanField(help_text="False with a `reason` when it could not be computed.")
+    sentence = serializers.CharField(
+        help_text="'Best of 1,000 trials: deflated Sharpe ratio 0.42, a 42 % chance that its true Sharpe ratio is "
+        "above zero: likely luck.'"
+    )
+    reason = serializers.CharField(required=False, help_text="Why it is not available.")
+    verdict = serializers.ChoiceField(
+        choices=["likely real", "uncertain", "likely luck"],
+        required=False,
+        help_text="likely real: DSR >= 0.95; uncertain: 0.5 <= DSR < 0.95; likely luck: DSR < 0.5.",
+    )
+    statistic = serializers.CharField(required=False, help_text="The statistic the best point is chosen by.")
+    trials = serializers.IntegerField(
+        required=False, help_text="Grid points run (skipped and failed left out)."
+    )
+    chosen_index = serializers.IntegerField(required=False)
+    chosen_values = serializers.DictField(required=False)
+    chosen_sharpe_ratio = serializers.FloatField(required=False, help_text="Per candle, not annualised.")
+    chosen_sharpe_ratio_annualised = serializers.FloatField(required=False)
+    observations = serializers.IntegerField(required=False, help_text="Returns of the chosen point.")
+    skewness = serializers.FloatField(required=False)
+    kurtosis = serializers.FloatField(required=False, help_text="Not excess: 3 for normal returns.")
+    trials_sharpe_variance = serializers.FloatField(required=False, help_text="Of per-candle Sharpe ratios.")
+    expected_maximum_sharpe_ratio = serializers.FloatField(required=False, help_text="Per candle.")
+    expected_maximum_sharpe_ratio_annualised = serializers.FloatField(required=False)
+    deflated_sharpe_ratio = serializers.FloatField(
+        required=False,
+        help_text="The probability that the true Sharpe ratio of the best point is above zero.",
+    )
+    pbo = OverfittingSerializer(required=False, allow_null=True)
+
+
 class SweepSerializer(SweepSummarySerializer):
     """A sweep with its criteria and its grid (``?statistic=`` chooses the statistic of the grid's values)."""
 
     grid = serializers.SerializerMethodField()
+    robustness = serializers.SerializerMethodField()
 
     class Meta(SweepSummarySerializer.Meta):
-        fields = [*SweepSummarySerializer.Meta.fields, "criteria", "grid"]
+        fields = [*SweepSummarySerializer.Meta.fields, "criteria", "grid", "robustness"]
         read_only_fields = fields
+
+    @extend_schema_field(RobustnessSerializer)
+    def get_robustness(self, sweep: Sweep) -> dict[str, Any]:
+        return dict(sweep.robustness or {})
 
     @extend_schema_field(SweepGridSerializer)
     def get_grid(self, sweep: Sweep) -> dict[str, Any]:

@@ -13,8 +13,9 @@ import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 from django.db import connection, transaction
 
 from barter_site.heartbeat import Heartbeat
@@ -24,6 +25,7 @@ from simulator.services import simulations
 from simulator.services.coverage import Coverage, coverage_compute
 from simulator.services.magnifier import ambiguous_rows, finer_candles_load
 from simulator.services.requests import SimulationInputError, SimulationRequest
+from simulator.services.robustness import RETURNS_MOMENTS_KEY, point_returns_moments, sweep_robustness_safe
 from simulator.services.simulations import simulation_create, simulation_run
 from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
 from trading.engine.limits import (
@@ -461,11 +463,15 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
                 coverage.end,
                 sweep.starting_cash,
                 finer=finer,
+                keep_curves=True,
             )
         except (ValueError, OverflowError) as exc:
             for point, _ in runs:
                 point.error = f"{type(exc).__name__}: {exc}"
         else:
+            curves = cast(
+                np.ndarray, result.equity_curves
+            )  # kept (keep_curves): each point's returns' moments
             for n, (point, _) in enumerate(runs):
                 statistics = result.statistics[n]
                 if statistics is None:
@@ -477,6 +483,8 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
                     "ambiguous": ambiguous_rows(result.ambiguous[n], names),
                     # a sweep runs on daily candles
                     "ruined_at": simulations.ruin_time(result.times, int(result.ruin_index[n]), 86_400),
+                    # for the sweep's robustness (simulator.services.robustness)
+                    RETURNS_MOMENTS_KEY: point_returns_moments(curves[n], sweep.starting_cash),
                 }
     return sweep_points_save(points)
 
@@ -522,8 +530,10 @@ def sweep_points_save(points: Sequence[SweepPoint]) -> int:
 
 
 def sweep_finish(*, sweep_id: int, duration_seconds: float | None = None) -> Sweep:
-    """Mark a sweep done once all its points are saved (failed when some are missing). A sweep already failed
-    (a chunk's error, the reaper) keeps its error, with the missing points added."""
+    """Mark a sweep done once all its points are saved (failed when some are missing), then work out its
+    robustness (:func:`simulator.services.robustness.sweep_robustness`) and save it: the heatmap is shown first
+    (PBO over 10,000 points takes seconds). A sweep already failed (a chunk's error, the reaper) keeps its error,
+    with the missing points added."""
     sweep = Sweep.objects.get(pk=sweep_id)
     saved = sweep.points.count()
     missing = (
@@ -539,6 +549,8 @@ def sweep_finish(*, sweep_id: int, duration_seconds: float | None = None) -> Swe
     elif sweep.created_at:
         sweep.duration_seconds = (datetime.now(tz=UTC) - sweep.created_at).total_seconds()
     sweep.save(update_fields=["status", "error", "duration_seconds"])
+    sweep.robustness = sweep_robustness_safe(sweep=sweep)  # is the best point luck? (issue 15)
+    sweep.save(update_fields=["robustness"])
     return sweep
 
 

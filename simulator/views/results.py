@@ -73,6 +73,7 @@ from simulator.sweep_presenters import (
     TOP_POINTS,
     axis_names,
     listed_sweeps,
+    robustness_view,
     statistic_or_default,
     top_point_columns,
     top_points,
@@ -373,6 +374,7 @@ def _sweep_page_context(sweep: Sweep, asked: str | None = None) -> dict[str, Any
             axis_names=axis_names(sweep),
             top_limit=TOP_POINTS,
             no_trades=sum(1 for p in points if point_has_no_trades(p)),
+            robustness=robustness_view(sweep),
         )
     return context
 

@@ -287,7 +287,8 @@ def test_a_sweep_fans_out_and_each_point_equals_its_own_simulation(
     assert again.pk == simulation.pk  # made once
     assert simulation.criteria["entry"]["all"][0]["left"]["period"] == 10
     assert simulation.criteria["stop_loss_ratio"] == 0.08
-    assert simulation.statistics == points[3].statistics
+    # The point keeps its returns' moments besides (for the sweep's robustness, issue 15): not a statistic.
+    assert simulation.statistics == {k: v for k, v in points[3].statistics.items() if k != "returns_moments"}
     assert not Simulation.objects.listed().filter(pk=simulation.pk).exists()  # sweep points stay off the list
 
 
