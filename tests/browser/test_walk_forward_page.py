@@ -105,3 +105,65 @@ def test_the_walk_forward_page_draws_the_stitched_curve_and_the_folds(live_brows
     assert result.step("overall")["count"] > 20
     assert "Walk-forward efficiency" in result.step("efficiency")["text"]
     assert result.step("listed")["count"] == 1
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_walk_forward_started_from_the_form_shows_its_folds(live_browser: LiveBrowser) -> None:
+    """The form's sweep section (the grid) and its walk-forward fields; a bad step first (its error next to the
+    field), then a good one, which answers with the walk-forward's page (the test settings run it in the
+    request)."""
+    from django.core.management import call_command
+
+    from instruments.models import Instrument
+    from simulator.models import WalkForward
+
+    call_command("load_shipped_history", verbosity=0)
+    bitcoin = Instrument.objects.get(coingecko_id="bitcoin")
+
+    result = live_browser.run(
+        [
+            {"do": "waitFor", "selector": "#simulator-form"},
+            {"do": "select", "selector": "#id_instruments", "value": [str(bitcoin.pk)]},
+            {"do": "fill", "selector": "input[name='start']", "value": "2018-01-01"},
+            {"do": "fill", "selector": "input[name='end']", "value": "2020-12-31"},
+            {"do": "fill", "selector": "input[name='name']", "value": "fast period, anchored"},
+            {"do": "click", "selector": "#sweep summary"},
+            {"do": "select", "selector": "#id_sweep_path_1", "value": "entry.all[0].left.period"},
+            {"do": "fill", "selector": "#id_sweep_start_1", "value": "4"},
+            {"do": "fill", "selector": "#id_sweep_stop_1", "value": "16"},
+            {"do": "fill", "selector": "#id_sweep_step_1", "value": "2"},
+            {"do": "fill", "selector": "#id_wf_train_days", "value": "365"},
+            {"do": "fill", "selector": "#id_wf_test_days", "value": "120"},
+            {"do": "fill", "selector": "#id_wf_step_days", "value": "60"},
+            {"do": "check", "selector": "#id_wf_anchored"},
+            {"do": "select", "selector": "#id_wf_rule", "value": "plateau"},
+            {"do": "click", "selector": "#walk-forward-button"},
+            {"do": "waitFor", "selector": "[data-error-for=wf_step_days] li"},
+            {"do": "text", "name": "step error", "selector": "[data-error-for=wf_step_days]"},
+            {"do": "screenshot", "path": "walk-forward-form-error.png", "selector": "#walk-forward-fields"},
+            {"do": "fill", "selector": "#id_wf_step_days", "value": ""},
+            {"do": "click", "selector": "#walk-forward-button"},
+            {"do": "waitForUrl", "name": "page", "url": "**/simulator/walk-forwards/*/"},
+            {"do": "waitFor", "selector": "#chart-equity[data-drawn=true]", "state": "attached"},
+            {"do": "count", "name": "folds", "selector": "#folds tbody tr"},
+            {"do": "text", "name": "summary", "selector": "#walk-forward-summary"},
+            {"do": "screenshot", "path": "walk-forward-from-form.png", "fullPage": True},
+        ],
+        login_next="/simulator/",
+    )
+
+    assert "must be a whole number of days >= test_days (120)" in result.step("step error")["text"]
+    record = WalkForward.objects.get()
+    assert result.step("page")["url"].endswith(f"/simulator/walk-forwards/{record.pk}/")
+    assert (record.anchored, record.rule, record.train_days, record.test_days, record.step_days) == (
+        True,
+        "plateau",
+        365,
+        120,
+        120,
+    )
+    # 2018-01-01 .. 2020-12-31 is 1,096 days: (1096 - 365 - 120) // 120 + 1 = 6 folds.
+    assert len(record.result["folds"]) == 6
+    assert result.step("folds")["count"] == 6
+    assert "anchored" in result.step("summary")["text"]

@@ -308,3 +308,31 @@ def test_the_command_says_how_to_fix_bad_windows(shipped_history: None, tmp_path
             "--test-days",
             "50",
         )
+
+
+def test_a_walk_forward_whose_worker_died_is_failed_by_the_reaper(shipped_history: None) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from simulator.reaper import simulations_reap
+
+    request = simulation_request_check(
+        instruments=["bitcoin"],
+        start=date(2018, 1, 1),
+        end=date(2018, 12, 31),
+        starting_cash=1000,
+        criteria=crossover(),
+    )
+    record = walk_forward_create(request=request, axes=[AXES[0]], train_days=200, test_days=60)
+    last = datetime.now(tz=UTC) - timedelta(hours=1)
+    WalkForward.objects.filter(pk=record.pk).update(
+        status=RunStatus.RUNNING, heartbeat_at=last, progress_ratio=0.4
+    )
+    alive = walk_forward_create(request=request, axes=[AXES[0]], train_days=200, test_days=60)
+    WalkForward.objects.filter(pk=alive.pk).update(status=RunStatus.RUNNING, heartbeat_at=datetime.now(tz=UTC))
+
+    assert simulations_reap() == {"simulations": [], "sweeps": [], "walk_forwards": [record.pk]}
+
+    record.refresh_from_db()
+    assert record.status == RunStatus.FAILED
+    assert record.error == f"worker lost: no heartbeat since {last.isoformat()} (it was at 40%)"
+    assert WalkForward.objects.get(pk=alive.pk).status == RunStatus.RUNNING
