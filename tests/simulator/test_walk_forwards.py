@@ -328,7 +328,9 @@ def test_a_walk_forward_whose_worker_died_is_failed_by_the_reaper(shipped_histor
         status=RunStatus.RUNNING, heartbeat_at=last, progress_ratio=0.4
     )
     alive = walk_forward_create(request=request, axes=[AXES[0]], train_days=200, test_days=60)
-    WalkForward.objects.filter(pk=alive.pk).update(status=RunStatus.RUNNING, heartbeat_at=datetime.now(tz=UTC))
+    WalkForward.objects.filter(pk=alive.pk).update(
+        status=RunStatus.RUNNING, heartbeat_at=datetime.now(tz=UTC)
+    )
 
     assert simulations_reap() == {"simulations": [], "sweeps": [], "walk_forwards": [record.pk]}
 
