@@ -280,7 +280,9 @@ def result_document(
 
     Returns:
         ``{"folds": [{"index", "train": {"start", "end"}, "test": {"start", "end"}, "chosen": {path: value},
-        "chosen_index", "score", "in_sample_statistic", "in_sample_statistics", "in_sample_failed",
+        "chosen_index", "score", "in_sample_statistic", "in_sample_values" (the statistic of every grid point on the
+        train window, row-major, null where none), "in_sample_sharpe_ratios" (likewise the Sharpe ratios: the
+        trials of a deflated Sharpe ratio), "in_sample_statistics", "in_sample_failed",
         "out_of_sample_statistics", "starting_cash", "final_equity", "efficiency"}], "curve": {"time", "equity",
         "buy_and_hold", "drawdown_ratio"} (the stitched out-of-sample account, as a simulation's curve),
         "statistics": {"out_of_sample", "in_sample"}, "efficiency", "stability": [per axis], "trials" (grid
@@ -301,6 +303,8 @@ def result_document(
                 "chosen_index": fold.chosen_index,
                 "score": fold.score,
                 "in_sample_statistic": fold.in_sample_values[fold.chosen_index],
+                "in_sample_values": fold.in_sample_values,
+                "in_sample_sharpe_ratios": fold.in_sample_sharpe_ratios,
                 "in_sample_statistics": fold.in_sample_statistics,
                 "in_sample_failed": len(fold.in_sample_errors),
                 "out_of_sample_statistics": test.statistics,

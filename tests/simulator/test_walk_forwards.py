@@ -93,6 +93,10 @@ def test_post_runs_it_and_get_shows_the_folds_the_stitched_curve_and_the_efficie
         assert fold["chosen"]["params.fast"] < fold["chosen"]["params.slow"]
         assert fold["chosen"]["params.fast"] in (5, 10, 20)
         assert set(fold["out_of_sample_statistics"]) >= set(STATISTICS_KEYS)
+        assert len(fold["in_sample_values"]) == len(fold["in_sample_sharpe_ratios"]) == 6
+        # The statistic chosen by is the Sharpe ratio here: the two lists agree.
+        assert fold["in_sample_values"] == fold["in_sample_sharpe_ratios"]
+        assert fold["in_sample_statistic"] == fold["in_sample_values"][fold["chosen_index"]]
     curve = result["curve"]
     assert len(curve["time"]) == 5 * 90
     assert curve["equity"][-1] == pytest.approx(result["folds"][-1]["final_equity"])

@@ -262,6 +262,8 @@ class FoldResult:
         in_sample_values: the statistic of every grid point on the train window; None where undefined, skipped
             or failed.
         in_sample_errors: index -> the error of each point that failed on the train window.
+        in_sample_sharpe_ratios: every grid point's Sharpe ratio on the train window (None where undefined,
+            skipped or failed): the trials a deflated Sharpe ratio of the choice needs, whatever the statistic.
         in_sample_statistics: every statistic of the chosen point on the train window.
         out_of_sample: the chosen point's run over the test window.
         starting_cash: the test run's starting equity (the previous fold's final equity), quote currency.
@@ -273,6 +275,7 @@ class FoldResult:
     score: float | None
     in_sample_values: list[float | None]
     in_sample_errors: dict[int, str]
+    in_sample_sharpe_ratios: list[float | None]
     in_sample_statistics: dict[str, Any]
     out_of_sample: BacktestResult
     starting_cash: float
@@ -421,6 +424,7 @@ def walk_forward(
             candle_seconds,
         )
         values: list[float | None] = [None] * len(points)
+        sharpe: list[float | None] = [None] * len(points)
         ran = [False] * len(points)
         errors: dict[int, str] = {}
         by_index: dict[int, BacktestResult] = {}
@@ -430,8 +434,8 @@ def walk_forward(
                 continue
             ran[i] = True
             by_index[i] = run
-            value = run.statistics.get(statistic)
-            values[i] = float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+            values[i] = _finite(run.statistics.get(statistic))
+            sharpe[i] = _finite(run.statistics.get("sharpe_ratio"))
         try:
             chosen, score = choose_point(
                 values, shape=shape, rule=rule, radius=radius, higher_is_better=higher, ran=ran
@@ -463,6 +467,7 @@ def walk_forward(
                 score=score,
                 in_sample_values=values,
                 in_sample_errors=errors,
+                in_sample_sharpe_ratios=sharpe,
                 in_sample_statistics=in_sample,
                 out_of_sample=test,
                 starting_cash=cash,
@@ -475,6 +480,13 @@ def walk_forward(
         if progress is not None:
             progress(done + 1, len(windows))
     return _stitched(folds, float(starting_cash), candle_seconds)
+
+
+def _finite(value: Any) -> float | None:
+    """A statistic's value as a float, or None when it is undefined (None, NaN, an infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _stitched(folds: list[FoldResult], starting_cash: float, candle_seconds: int) -> WalkForwardResult:

@@ -355,6 +355,7 @@ def test_poisoning_a_folds_test_window_leaves_its_choice_unchanged(anchored: boo
         for before in range(k + 1):
             assert dirty.folds[before].chosen_index == clean.folds[before].chosen_index
             assert dirty.folds[before].in_sample_values == clean.folds[before].in_sample_values
+            assert dirty.folds[before].in_sample_sharpe_ratios == clean.folds[before].in_sample_sharpe_ratios
         assert dirty.folds[k].out_of_sample.statistics != clean.folds[k].out_of_sample.statistics
 
 
