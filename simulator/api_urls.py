@@ -1,15 +1,17 @@
-"""API routes of the simulator (``/api/simulations/``, ``/api/sweeps/``), included under ``api/`` by
-``barter_site/urls.py``."""
+"""API routes of the simulator (``/api/simulations/``, ``/api/sweeps/``, ``/api/walk_forwards/``), included under
+``api/`` by ``barter_site/urls.py``."""
 
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from simulator.api import SimulationViewSet
 from simulator.sweeps_api import SweepViewSet
+from simulator.walk_forwards_api import WalkForwardViewSet
 
 router = SimpleRouter()
 router.register("simulations", SimulationViewSet, basename="simulation")
 router.register("sweeps", SweepViewSet, basename="sweep")
+router.register("walk_forwards", WalkForwardViewSet, basename="walk-forward")
 
 urlpatterns = [
     # The CSVs end in ".csv" (no trailing slash), so they are routed here rather than as router actions.

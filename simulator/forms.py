@@ -25,6 +25,7 @@ from trading.engine.criteria import SIZING_METHODS
 from trading.engine.limits import MAX_DEPTH, criteria_limits_check, json_depth
 from trading.engine.monte_carlo import DEFAULT_PATHS, MAX_PATHS
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS
+from trading.engine.walk_forward import MAX_RADIUS, RULES
 
 assert {m for m, _ in SIZING_OPTIONS} == set(SIZING_METHODS)  # noqa: S101 - one list of sizing methods
 
@@ -67,6 +68,7 @@ class SimulatorForm(forms.Form):
 
     RUN = "run"
     SWEEP = "sweep"
+    WALK_FORWARD = "walk_forward"
 
     name = forms.CharField(max_length=200, required=False)
     instruments = forms.Field(required=False, widget=forms.SelectMultiple)
@@ -77,7 +79,9 @@ class SimulatorForm(forms.Form):
     advanced = forms.BooleanField(required=False)
     criteria_json = forms.CharField(required=False, widget=forms.Textarea)
     source_strategy = forms.IntegerField(required=False, widget=forms.HiddenInput)
-    action = forms.ChoiceField(choices=[(RUN, RUN), (SWEEP, SWEEP)], required=False)
+    action = forms.ChoiceField(
+        choices=[(RUN, RUN), (SWEEP, SWEEP), (WALK_FORWARD, WALK_FORWARD)], required=False
+    )
     sweep_path_1 = forms.CharField(required=False)
     sweep_start_1 = forms.DecimalField(required=False)
     sweep_stop_1 = forms.DecimalField(required=False)
@@ -90,6 +94,14 @@ class SimulatorForm(forms.Form):
     sweep_statistic = forms.ChoiceField(
         choices=[(key, key) for key in STATISTICS_KEYS], required=False, initial=HEADLINE_STATISTIC
     )
+
+    # The walk-forward's windows and rule (action=walk_forward; the grid is the sweep section's).
+    wf_train_days = forms.IntegerField(required=False, min_value=1, initial=365)
+    wf_test_days = forms.IntegerField(required=False, min_value=1, initial=90)
+    wf_step_days = forms.IntegerField(required=False, min_value=1)
+    wf_anchored = forms.BooleanField(required=False)
+    wf_rule = forms.ChoiceField(choices=[(rule, rule) for rule in RULES], required=False, initial="best")
+    wf_radius = forms.IntegerField(required=False, min_value=0, max_value=MAX_RADIUS, initial=1)
 
     def __init__(self, data: Any = None, *, builder: Builder | None = None, **kwargs: Any) -> None:
         super().__init__(data, **kwargs)
@@ -123,8 +135,13 @@ class SimulatorForm(forms.Form):
 
     @property
     def is_sweep(self) -> bool:
-        """True when the sweep button was pressed."""
-        return bool(self._value("action") == self.SWEEP)
+        """True when the sweep or the walk-forward button was pressed (both read the sweep section's grid)."""
+        return bool(self._value("action") in (self.SWEEP, self.WALK_FORWARD))
+
+    @property
+    def is_walk_forward(self) -> bool:
+        """True when the walk-forward button was pressed."""
+        return bool(self._value("action") == self.WALK_FORWARD)
 
     def clean(self) -> dict[str, Any]:
         """Check the whole request with the simulator's service and place every problem next to its field."""
@@ -144,6 +161,10 @@ class SimulatorForm(forms.Form):
             if not readable:
                 errors.pop("criteria", None)
             self.place_errors(errors)
+        if self.is_walk_forward:
+            for name in ("wf_train_days", "wf_test_days"):
+                if cleaned.get(name) is None and name not in self.errors:
+                    self.add_error(name, "required for a walk-forward")
         if self.is_sweep and readable:
             self.sweep_axes = self._axes(criteria)
             try:
@@ -199,6 +220,9 @@ class SimulatorForm(forms.Form):
             elif key == "statistic":
                 for message in messages:
                     self.add_error("sweep_statistic", message)
+            elif f"wf_{key}" in self.fields:
+                for message in messages:
+                    self.add_error(f"wf_{key}", message)
             elif key in self.fields:
                 if key not in self.errors:
                     for message in messages:

@@ -19,7 +19,7 @@ from django.db import transaction
 
 from barter_site.errors import ApplicationError
 from simulator.background import background_submit, embedded
-from simulator.models import RunStatus, Simulation, Sweep
+from simulator.models import RunStatus, Simulation, Sweep, WalkForward
 from simulator.services.inline import inline_slot
 from simulator.services.requests import SimulationRequest
 from simulator.services.simulations import (
@@ -30,7 +30,8 @@ from simulator.services.simulations import (
     simulation_run_queued,
 )
 from simulator.services.sweeps import sweep_chunks, sweep_run_in_process
-from simulator.tasks import run_simulation_task, sweep_chunk_task, sweep_finish_task
+from simulator.services.walk_forwards import walk_forward_run
+from simulator.tasks import run_simulation_task, sweep_chunk_task, sweep_finish_task, walk_forward_task
 from trading.models import Strategy
 
 
@@ -170,6 +171,39 @@ def sweep_start(*, sweep: Sweep) -> None:
         except TaskQueueUnavailableError as exc:
             Sweep.objects.filter(pk=sweep.pk, status__in=[RunStatus.PENDING, RunStatus.RUNNING]).update(
                 status=RunStatus.FAILED, error=exc.message
+            )
+            raise
+
+    transaction.on_commit(send)
+
+
+def walk_forward_start(*, walk_forward: WalkForward) -> None:
+    """Start a saved walk-forward once the current transaction commits: the Celery task ``simulator.walk_forward``
+    on the simulator's queue, or without a broker a background thread of this process
+    (:mod:`simulator.background`), never the request. It stays ``pending`` until it starts (then ``running``,
+    with a heartbeat and its progress after each fold).
+
+    Raises:
+        TaskQueueUnavailableError: the broker did not answer (once the current transaction commits; at once
+            outside one); the walk-forward is then ``failed`` with that message.
+    """
+    pk = walk_forward.pk
+    if embedded():
+        transaction.on_commit(
+            lambda: background_submit(
+                lambda: walk_forward_run(walk_forward_id=pk),
+                what=f"walk-forward {pk}",
+                beat=lambda: WalkForward.objects.filter(pk=pk).update(heartbeat_at=datetime.now(tz=UTC)),
+            )
+        )
+        return
+
+    def send() -> None:
+        try:
+            task_send(lambda: walk_forward_task.delay(pk), what=f"walk-forward {pk}")
+        except TaskQueueUnavailableError as exc:
+            WalkForward.objects.filter(pk=pk, status__in=[RunStatus.PENDING, RunStatus.RUNNING]).update(
+                status=RunStatus.FAILED, error=exc.message, progress_ratio=1.0
             )
             raise
 

@@ -218,5 +218,75 @@ class SweepPoint(models.Model):
         return f"{self.sweep} #{self.index}"
 
 
+class WalkForward(models.Model):
+    """A walk-forward analysis (issue 15): a sweep's grid chosen on each train window and run on the test window
+    that follows (:mod:`trading.engine.walk_forward`, docs/walk_forward.md).
+
+    The request: instruments, days ``start`` .. ``end``, cash, the base ``criteria``, ``axes`` and ``constraints``
+    as a :class:`Sweep`'s; ``statistic`` and ``rule`` (``best`` or ``plateau`` with ``radius``) choose each
+    fold's point; the windows are ``train_days`` (the first train window when ``anchored``), ``test_days`` and
+    ``step_days``. ``result`` is the JSON of :func:`simulator.services.walk_forwards.result_document`: the folds
+    (their days, chosen values, in-sample statistic and statistics, out-of-sample statistics, WFE), the stitched
+    out-of-sample curve, the overall in-sample and out-of-sample statistics, the overall WFE and the parameters'
+    stability.
+    """
+
+    name = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="walk_forwards",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    instruments = models.ManyToManyField(Instrument, related_name="walk_forwards")
+    start = models.DateField(help_text="First UTC day of the first train window.")
+    end = models.DateField(help_text="Last UTC day a test window may reach (inclusive).")
+    starting_cash = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
+    criteria = models.JSONField(validators=[criteria_validate], help_text="The base criteria.")
+    axes = models.JSONField(help_text="As Sweep.axes.")
+    constraints = models.JSONField(default=list, blank=True, help_text="As Sweep.constraints.")
+    statistic = models.CharField(max_length=40, default=HEADLINE_STATISTIC)
+    rule = models.CharField(max_length=16, default="best", help_text="best or plateau.")
+    radius = models.PositiveSmallIntegerField(default=1, help_text="The plateau's grid steps on each side.")
+    anchored = models.BooleanField(default=False, help_text="Train windows start at start and grow.")
+    train_days = models.PositiveIntegerField()
+    test_days = models.PositiveIntegerField()
+    step_days = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    progress_ratio = models.FloatField(default=0.0, help_text="Folds done / folds, 0..1.")
+    error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The last beat of the process running it (see Simulation.heartbeat_at).",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(starting_cash__gt=0), name="walk_forward_starting_cash_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(end__gte=models.F("start")), name="walk_forward_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(step_days__gte=models.F("test_days")), name="walk_forward_step_covers_test"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"walk-forward {self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        """True once it is done or failed."""
+        return self.status in FINISHED_STATUSES
+
+
 #: The money type of starting cash, for forms and serializers.
 STARTING_CASH_DEFAULT = Decimal("10000")

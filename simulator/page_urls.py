@@ -25,4 +25,7 @@ urlpatterns = [
     path("sweeps/<int:pk>/progress/", results.sweep_progress, name="sweep_progress"),
     path("sweeps/<int:pk>/points/<int:index>/", results.sweep_point, name="sweep_point"),
     path("sweeps/<int:pk>/delete/", results.sweep_delete_view, name="sweep_delete"),
+    path("walk-forwards/", results.walk_forward_list, name="walk_forwards"),
+    path("walk-forwards/<int:pk>/", results.walk_forward_detail, name="walk_forward"),
+    path("walk-forwards/<int:pk>/progress/", results.walk_forward_progress, name="walk_forward_progress"),
 ]

@@ -407,14 +407,6 @@ def chart_data(
             )
     for rows in markers.values():
         rows.sort(key=lambda m: (m["time"], m["position"] == "aboveBar"))
-    curve = simulation.equity_curve or {}
-    drawdown = np.asarray(curve.get("drawdown_ratio") or [], dtype=np.float64)
-
-    def cents(values: Sequence[float]) -> list[float]:
-        # The chart needs no more than cents, and short numbers make the page's JSON a third quicker to write.
-        rounded: list[float] = np.round(np.asarray(values, dtype=np.float64), 2).tolist()
-        return rounded
-
     lines = {
         symbol: {"time": found.get("time", []), "lines": lines_coloured(found.get("lines", []))}
         for symbol, found in (indicators or {}).items()
@@ -430,12 +422,26 @@ def chart_data(
         "notes": {
             symbol: {str(t): lines for t, lines in by_time.items()} for symbol, by_time in notes.items()
         },
-        "equity": {
-            "time": curve.get("time", []),
-            "equity": cents(curve.get("equity") or []),
-            "buy_and_hold": cents(curve.get("buy_and_hold") or []),
-            "drawdown_pct": np.round(drawdown * -100, 2).tolist(),
-        },
+        "equity": equity_chart_data(simulation.equity_curve or {}),
+    }
+
+
+def equity_chart_data(curve: dict[str, Any]) -> dict[str, Any]:
+    """What the equity and drawdown charts draw of a stored curve document (a simulation's ``equity_curve``, a
+    walk-forward's stitched ``result["curve"]``): ``{"time", "equity", "buy_and_hold", "drawdown_pct"}``, money
+    to the cent, ``drawdown_pct`` in percent below the peak as negative numbers (to 0.01)."""
+    drawdown = np.asarray(curve.get("drawdown_ratio") or [], dtype=np.float64)
+
+    def cents(values: Sequence[float]) -> list[float]:
+        # The chart needs no more than cents, and short numbers make the page's JSON a third quicker to write.
+        rounded: list[float] = np.round(np.asarray(values, dtype=np.float64), 2).tolist()
+        return rounded
+
+    return {
+        "time": curve.get("time", []),
+        "equity": cents(curve.get("equity") or []),
+        "buy_and_hold": cents(curve.get("buy_and_hold") or []),
+        "drawdown_pct": np.round(drawdown * -100, 2).tolist(),
     }
 
 

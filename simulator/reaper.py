@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db.models import Count, Q
 
-from simulator.models import RunStatus, Simulation, Sweep
+from simulator.models import RunStatus, Simulation, Sweep, WalkForward
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def simulations_reap(*, stale_seconds: float | None = None) -> dict[str, list[in
         stale_seconds: beats older than this are stale; None reads ``BARTER_HEARTBEAT_STALE_SECONDS``.
 
     Returns:
-        ``{"simulations": [ids failed], "sweeps": [ids failed]}``.
+        ``{"simulations": [ids failed], "sweeps": [ids failed], "walk_forwards": [ids failed]}`` (a walk-forward's
+        error reads ``"worker lost: no heartbeat since <time> (it was at 40 %)"``).
     """
     stale = settings.BARTER_HEARTBEAT_STALE_SECONDS if stale_seconds is None else stale_seconds
     cutoff = datetime.now(tz=UTC) - timedelta(seconds=stale)
@@ -41,7 +42,7 @@ def simulations_reap(*, stale_seconds: float | None = None) -> dict[str, list[in
     dead = Q(status=RunStatus.RUNNING) & (
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
     ) | Q(status=RunStatus.PENDING, heartbeat_at__lt=cutoff)
-    reaped: dict[str, list[int]] = {"simulations": [], "sweeps": []}
+    reaped: dict[str, list[int]] = {"simulations": [], "sweeps": [], "walk_forwards": []}
     for simulation in Simulation.objects.filter(dead).only("id", "status", "heartbeat_at", "progress_ratio"):
         since = _since(simulation.heartbeat_at)
         message = f"worker lost: no heartbeat since {since} (the run was at {simulation.progress_ratio:.0%})"
@@ -63,7 +64,15 @@ def simulations_reap(*, stale_seconds: float | None = None) -> dict[str, list[in
         ).update(status=RunStatus.FAILED, error=message)
         if changed:
             reaped["sweeps"].append(sweep.pk)
-    if reaped["simulations"] or reaped["sweeps"]:
+    for record in WalkForward.objects.filter(dead).only("id", "status", "heartbeat_at", "progress_ratio"):
+        since = _since(record.heartbeat_at)
+        message = f"worker lost: no heartbeat since {since} (it was at {record.progress_ratio:.0%})"
+        changed = WalkForward.objects.filter(
+            pk=record.pk, status=record.status, heartbeat_at=record.heartbeat_at
+        ).update(status=RunStatus.FAILED, error=message, progress_ratio=1.0)
+        if changed:
+            reaped["walk_forwards"].append(record.pk)
+    if any(reaped.values()):
         logger.warning("reaped simulator work whose worker was lost: %s", reaped)
     return reaped
 

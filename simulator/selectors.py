@@ -18,7 +18,7 @@ from django.db.models.functions import Cast
 from instruments.candles import TIMEFRAMES
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.selectors import candles_float
-from simulator.models import Simulation, SimulationQuerySet, Sweep, SweepPoint
+from simulator.models import Simulation, SimulationQuerySet, Sweep, SweepPoint, WalkForward
 from trading.engine.types import SECONDS_PER_DAY
 from trading.engine.vocabulary import STATISTIC_BY_KEY
 
@@ -268,3 +268,21 @@ def sweep_best_values(sweeps: Sequence[Sweep]) -> dict[int, float]:
         )
         best.update({row["sweep_id"]: row["best"] for row in rows if row["best"] is not None})
     return best
+
+
+def walk_forwards_for(user: Any) -> QuerySet[WalkForward]:
+    """The walk-forwards ``user`` may see (their own; every one for a superuser)."""
+    if getattr(user, "is_superuser", False):
+        return WalkForward.objects.all()
+    return WalkForward.objects.filter(created_by=user)
+
+
+def walk_forwards_listed(user: Any) -> QuerySet[WalkForward]:
+    """The user's walk-forwards for the list page and ``GET /api/walk_forwards/``, newest first, without their
+    criteria and result; instruments prefetched."""
+    return (
+        walk_forwards_for(user)
+        .defer("criteria", "result")
+        .prefetch_related(Prefetch("instruments", queryset=Instrument.objects.order_by("symbol", "pk")))
+        .order_by("-created_at", "-id")
+    )

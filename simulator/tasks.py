@@ -1,9 +1,10 @@
 """Celery tasks of the simulator: thin wrappers over :mod:`simulator.services`, with primitive arguments.
 
-``simulator.run_simulation``, ``simulator.sweep_chunk`` and ``simulator.sweep_finish`` go to the simulator's
-own queue (``CELERY_TASK_ROUTES``), so trading steps never wait behind them. They are acknowledged late but not
-redelivered when their worker dies (a run that killed its worker, out of memory say, would kill the next one
-too): the reaper (``simulator.reap``, on the default queue) fails them instead, from their stopped heartbeat.
+``simulator.run_simulation``, ``simulator.sweep_chunk``, ``simulator.sweep_finish`` and ``simulator.walk_forward``
+go to the simulator's own queue (``CELERY_TASK_ROUTES``), so trading steps never wait behind them. They are
+acknowledged late but not redelivered when their worker dies (a run that killed its worker, out of memory say,
+would kill the next one too): the reaper (``simulator.reap``, on the default queue) fails them instead, from their
+stopped heartbeat.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from celery import shared_task
 from simulator.reaper import simulations_reap
 from simulator.services.simulations import simulation_run_queued
 from simulator.services.sweeps import sweep_chunk_run_guarded, sweep_finish
+from simulator.services.walk_forwards import walk_forward_run
 
 
 @shared_task(name="simulator.run_simulation")
@@ -35,6 +37,13 @@ def sweep_chunk_task(sweep_id: int, first: int, stop: int) -> int:
 def sweep_finish_task(sweep_id: int) -> str:
     """Mark a sweep done once its chunks have run (:func:`simulator.services.sweep_finish`)."""
     return str(sweep_finish(sweep_id=sweep_id).status)
+
+
+@shared_task(name="simulator.walk_forward")
+def walk_forward_task(walk_forward_id: int) -> str:
+    """Run a saved walk-forward (:func:`simulator.services.walk_forwards.walk_forward_run`: every error is stored
+    on it, status ``failed``, so the task itself succeeds)."""
+    return str(walk_forward_run(walk_forward_id=walk_forward_id).status)
 
 
 @shared_task(name="simulator.reap")

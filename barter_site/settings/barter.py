@@ -43,7 +43,12 @@ CELERY_TASK_QUEUES = {
 }
 CELERY_TASK_ROUTES = {
     name: {"queue": BARTER_CELERY_SIMULATOR_QUEUE}
-    for name in ("simulator.run_simulation", "simulator.sweep_chunk", "simulator.sweep_finish")
+    for name in (
+        "simulator.run_simulation",
+        "simulator.sweep_chunk",
+        "simulator.sweep_finish",
+        "simulator.walk_forward",
+    )
 }
 # A task is acknowledged when it has finished (CELERY_TASK_ACKS_LATE above), and the idempotent trading tasks set
 # reject_on_worker_lost: when the worker process running one dies (SIGKILL, out of memory), the message goes back

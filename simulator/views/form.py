@@ -30,7 +30,7 @@ from simulator.builder.conversions import (
 from simulator.builder.reading import builder_from_criteria
 from simulator.builder.rows import condition_row
 from simulator.forms import SWEEP_AXES, SimulatorForm
-from simulator.launch import TaskQueueUnavailableError, simulation_start, sweep_start
+from simulator.launch import TaskQueueUnavailableError, simulation_start, sweep_start, walk_forward_start
 from simulator.models import STARTING_CASH_DEFAULT
 from simulator.selectors import (
     InstrumentSpan,
@@ -41,6 +41,7 @@ from simulator.selectors import (
 from simulator.services.inline import SimulatorBusyError
 from simulator.services.requests import SimulationInputError
 from simulator.services.sweeps import sweep_create
+from simulator.services.walk_forwards import walk_forward_create
 from trading.engine.indicators import PRICE_FIELDS
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS
 from trading.models import Strategy
@@ -195,7 +196,8 @@ def _initial_form(request: HttpRequest, spans: list[InstrumentSpan]) -> tuple[Si
 @login_required
 def simulator_form(request: HttpRequest) -> HttpResponse:
     """``/simulator/``: the form. GET shows it (``?from=<run id>`` or ``?strategy=<id>`` fill it); POST runs
-    the simulation (or, with ``action=sweep``, starts a sweep) and redirects to its page, or shows the form
+    the simulation (or, with ``action=sweep``, starts a sweep; with ``action=walk_forward``, a walk-forward of the
+    sweep section's grid) and redirects to its page, or shows the form
     again with every error next to its field. An htmx POST gets the form alone, or ``HX-Redirect``."""
     if request.method != "POST":
         spans = instrument_spans()
@@ -205,7 +207,33 @@ def simulator_form(request: HttpRequest) -> HttpResponse:
     if form.is_valid() and form.simulation_request is not None:
         source = form.cleaned_data.get("source_strategy")
         strategy = Strategy.objects.filter(pk=source).first() if source else None
-        if form.is_sweep:
+        if form.is_walk_forward:
+            try:
+                record = walk_forward_create(
+                    request=form.simulation_request,
+                    axes=form.sweep_axes,
+                    constraints=form.sweep_constraint_rules,
+                    statistic=form.cleaned_data.get("sweep_statistic") or HEADLINE_STATISTIC,
+                    rule=form.cleaned_data.get("wf_rule") or "best",
+                    radius=1
+                    if form.cleaned_data.get("wf_radius") is None
+                    else form.cleaned_data["wf_radius"],
+                    anchored=bool(form.cleaned_data.get("wf_anchored")),
+                    train_days=form.cleaned_data.get("wf_train_days"),
+                    test_days=form.cleaned_data.get("wf_test_days"),
+                    step_days=form.cleaned_data.get("wf_step_days"),
+                    created_by=request.user,
+                    name=form.cleaned_data.get("name") or "",
+                )
+            except SimulationInputError as exc:
+                form.sweep_errors(exc.errors)
+            else:
+                try:
+                    walk_forward_start(walk_forward=record)
+                except TaskQueueUnavailableError as exc:
+                    return _queue_unavailable(request, form, exc)
+                return _redirect(request, reverse("simulator:walk_forward", args=[record.pk]))
+        elif form.is_sweep:
             try:
                 sweep = sweep_create(
                     request=form.simulation_request,

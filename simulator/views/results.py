@@ -23,7 +23,7 @@ from simulator.api import csv_response
 from simulator.charts import chart_indicator_lines
 from simulator.display import quote_currency, statistic_label, statistic_text
 from simulator.forms import MonteCarloForm, SaveStrategyForm
-from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
+from simulator.models import RunStatus, Simulation, Sweep, SweepPoint, WalkForward
 from simulator.monte_carlo_presenters import monte_carlo_section
 from simulator.presenters import (
     BREAKDOWN_COLUMNS,
@@ -59,6 +59,8 @@ from simulator.selectors import (
     sweep_points,
     sweeps_for,
     sweeps_listed,
+    walk_forwards_for,
+    walk_forwards_listed,
 )
 from simulator.services.deletion import SimulatorWorkInProgressError, simulation_delete, sweep_delete
 from simulator.services.requests import SimulationInputError
@@ -79,6 +81,7 @@ from simulator.sweep_presenters import (
     top_points,
 )
 from simulator.views.form import int_or_none
+from simulator.walk_forward_presenters import efficiency_text, fold_rows, overall_rows, walk_forward_chart
 from trading.engine.vocabulary import STATISTICS
 
 #: How the result page names the bars of its candle charts, by length in seconds.
@@ -423,3 +426,51 @@ def sweep_point(request: HttpRequest, pk: int, index: int) -> HttpResponse:
         raise Http404(f"grid point {index} was skipped ({point.skipped}): it has no run")
     simulation = sweep_point_simulation(point=point, created_by=sweep.created_by or request.user)
     return HttpResponseRedirect(reverse("simulator:run", args=[simulation.pk]))
+
+
+def _walk_forward(request: HttpRequest, pk: int) -> WalkForward:
+    return get_object_or_404(walk_forwards_for(request.user).prefetch_related("instruments"), pk=pk)
+
+
+@require_safe
+@login_required
+def walk_forward_list(request: HttpRequest) -> HttpResponse:
+    """``/simulator/walk-forwards/``: the user's walk-forwards, newest first, 50 a page, and how to start one
+    (the simulator form's sweep section, button "Run walk-forward")."""
+    page = Paginator(walk_forwards_listed(request.user), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "simulator/walk_forwards.html", {"page": page, "walk_forwards": page.object_list})
+
+
+@require_safe
+@login_required
+def walk_forward_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/simulator/walk-forwards/<id>/``: progress while it runs; then the stitched out-of-sample equity curve,
+    the folds (windows, chosen parameters, in-sample statistic, out-of-sample return, WFE), the overall
+    in-sample and out-of-sample statistics side by side, and the parameters' stability."""
+    record = _walk_forward(request, pk)
+    currency = quote_currency(record.instruments.all())
+    result = record.result or {}
+    context = {
+        "walk_forward": record,
+        "finished": record.is_finished,
+        "statistic_label": statistic_label(record.statistic),
+        "folds": fold_rows(record, currency),
+        "overall": overall_rows(record, currency),
+        "efficiency": efficiency_text(result.get("efficiency")),
+        "stability": result.get("stability") or [],
+        "chart": walk_forward_chart(record),
+        "curve": result.get("curve") or {},
+        "coverage_note": (result.get("coverage") or {}).get("note", ""),
+    }
+    return render(request, "simulator/walk_forward.html", context)
+
+
+@require_safe
+@login_required
+def walk_forward_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """``/simulator/walk-forwards/<id>/progress/``: folds done (htmx polls it); ``HX-Refresh`` once finished."""
+    record = _walk_forward(request, pk)
+    response = render(request, "simulator/_walk_forward_progress.html", {"walk_forward": record})
+    if record.is_finished:
+        response["HX-Refresh"] = "true"
+    return response

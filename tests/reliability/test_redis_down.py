@@ -34,7 +34,7 @@ from barter_site.celery_app import app
 from instruments.models import Instrument, InstrumentOHLC
 from runs.models import History, HistoryKind
 from simulator.builder.reading import builder_from_criteria
-from simulator.models import RunStatus, Simulation, Sweep
+from simulator.models import RunStatus, Simulation, Sweep, WalkForward
 from tests.accounts import RUN_STEPS, user_with
 from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, Reply
 from tests.instruments.factories import CandleFactory, InstrumentFactory
@@ -199,6 +199,46 @@ def test_a_sweep_shows_the_queue_error_and_is_failed_not_running(
     assert saved.points.count() == 0
     # The sweep's page does not poll forever: its progress fragment says it has finished.
     assert client.get(f"/simulator/sweeps/{saved.pk}/progress/")["HX-Refresh"] == "true"
+
+
+def test_a_walk_forward_shows_the_queue_error_and_is_failed_not_running(
+    redis_down: str, bitcoin: Instrument, trader: User
+) -> None:
+    client = Client()
+    client.force_login(trader)
+    walk_forward = {
+        "action": "walk_forward",
+        "sweep_path_1": "entry.all[0].left.period",
+        "sweep_start_1": "5",
+        "sweep_stop_1": "15",
+        "sweep_step_1": "5",
+        "wf_train_days": "30",
+        "wf_test_days": "20",
+    }
+
+    response = client.post("/simulator/", form_data(bitcoin, **walk_forward))
+
+    assert response.status_code == 503
+    saved = WalkForward.objects.get()
+    assert saved.status == RunStatus.FAILED
+    assert saved.error.startswith(f"{QUEUE_MESSAGE}, so walk-forward {saved.pk} was not started (")
+    assert saved.error in response.content.decode().replace("&#x27;", "'")
+    assert client.get(f"/simulator/walk-forwards/{saved.pk}/progress/")["HX-Refresh"] == "true"
+    api = APIClient()
+    api.force_authenticate(trader)
+    body = {
+        "instruments": ["bitcoin"],
+        "start": "2024-02-01",
+        "end": "2024-03-31",
+        "criteria": CRITERIA,
+        "axes": [{"path": "entry.all[0].left.period", "values": [5, 10]}],
+        "train_days": 30,
+        "test_days": 20,
+    }
+    answer = api.post("/api/walk_forwards/", body, format="json")
+    assert answer.status_code == 503
+    assert QUEUE_MESSAGE in answer.content.decode()
+    assert not WalkForward.objects.exclude(status=RunStatus.FAILED).exists()
 
 
 @time_machine.travel(datetime(2024, 1, 3, 0, 40, tzinfo=UTC), tick=False)

@@ -209,6 +209,11 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("OPTIONS", "/api/sweeps/{pk}/"): api_any(200),  # describes the operation; reads no row
     # Deleting a sweep needs simulator.delete_sweep (403), then the sweep must be one's own (404); stubbed (204).
     ("DELETE", "/api/sweeps/{pk}/"): _row(401, 403, delete_run=404, superuser=204),
+    # -- the API: walk-forwards, any user, each their own (the superuser every one) -------------------------------
+    **{(method, "/api/walk_forwards/"): api_any(200) for method in ("GET", "HEAD", "OPTIONS")},
+    ("POST", "/api/walk_forwards/"): api_any(400),  # {}: field errors
+    **{(method, "/api/walk_forwards/{pk}/"): own_run(200, anonymous=401) for method in ("GET", "HEAD")},
+    ("OPTIONS", "/api/walk_forwards/{pk}/"): api_any(200),  # describes the operation; reads no row
     # -- pages: the simulator, any user, each their own runs ----------------------------------------------------
     ("GET", "/simulator/"): page_any(200),
     ("POST", "/simulator/"): page_any(200),  # the form with its errors
@@ -230,12 +235,16 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/simulator/sweeps/{pk}/"): own_run(200),
     ("GET", "/simulator/sweeps/{pk}/progress/"): own_run(200),
     ("GET", "/simulator/sweeps/{pk}/points/{index}/"): own_run(302),  # to the point's run
+    ("GET", "/simulator/walk-forwards/"): page_any(200),
+    ("GET", "/simulator/walk-forwards/{pk}/"): own_run(200),
+    ("GET", "/simulator/walk-forwards/{pk}/progress/"): own_run(200),
     **{
         ("POST", url): same_for_all(405)
         for url in ("/simulator/runs/", "/simulator/compare/", "/simulator/sweeps/", "/simulator/runs/{pk}/",
                     "/simulator/runs/{pk}/progress/", "/simulator/runs/{pk}/trades.csv",
                     "/simulator/runs/{pk}/equity.csv", "/simulator/sweeps/{pk}/", "/simulator/sweeps/{pk}/progress/",
-                    "/simulator/sweeps/{pk}/points/{index}/")
+                    "/simulator/sweeps/{pk}/points/{index}/", "/simulator/walk-forwards/",
+                    "/simulator/walk-forwards/{pk}/", "/simulator/walk-forwards/{pk}/progress/")
     },
     # "Save as strategy": trading.add_strategy first (403), then the run must be one's own (404); the superuser's
     # empty form is shown again with its error (200).
@@ -466,7 +475,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
     from positions.models import Order, Position
     from runs.models import History, Step
     from runs.recorder import run_start
-    from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
+    from simulator.models import RunStatus, Simulation, Sweep, SweepPoint, WalkForward
     from tests.instruments.factories import CandleFactory, InstrumentFactory
     from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
     from trading.models import Strategy
@@ -543,6 +552,19 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
         )
         sweep.instruments.add(instrument)
         SweepPoint.objects.create(sweep=sweep, index=0, values=[0.05], simulation=simulation)
+        walk_forward = WalkForward.objects.create(
+            created_by=users["plain"],
+            start=date(2024, 1, 1),
+            end=date(2024, 1, 30),
+            starting_cash=Decimal(10000),
+            criteria=sma_cross_criteria(),
+            axes=[{"path": "stop_loss_ratio", "values": [0.05]}],
+            train_days=20,
+            test_days=10,
+            step_days=10,
+            status=RunStatus.DONE,
+        )
+        walk_forward.instruments.add(instrument)
         group = Group.objects.create(name="traders")
         # django-axes' records (written by axes only; read-only in the admin).
         attempt = AccessAttempt.objects.create(
@@ -567,6 +589,8 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
                 "simulations": simulation.pk,
                 "runs": simulation.pk,
                 "sweeps": sweep.pk,
+                "walk_forwards": walk_forward.pk,
+                "walk-forwards": walk_forward.pk,
             },
             "ids": {
                 "format": "json",

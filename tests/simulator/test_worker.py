@@ -104,8 +104,13 @@ def test_a_simulation_whose_worker_child_is_sigkilled_mid_run_is_failed_by_the_r
     assert (simulation.status, simulation.progress_ratio) == (RunStatus.RUNNING, 0.05)  # what was left
     beat = simulation.heartbeat_at
     assert beat is not None
-    assert simulations_reap() == {"simulations": [], "sweeps": []}  # its beat is recent: it could be working
-    assert simulations_reap(stale_seconds=0) == {"simulations": [simulation.pk], "sweeps": []}
+    # Its beat is recent: it could be working.
+    assert simulations_reap() == {"simulations": [], "sweeps": [], "walk_forwards": []}
+    assert simulations_reap(stale_seconds=0) == {
+        "simulations": [simulation.pk],
+        "sweeps": [],
+        "walk_forwards": [],
+    }
     simulation.refresh_from_db()
     assert simulation.status == RunStatus.FAILED
     assert simulation.error == f"worker lost: no heartbeat since {beat.isoformat()} (the run was at 5%)"
