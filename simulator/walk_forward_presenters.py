@@ -24,6 +24,7 @@ class FoldRow:
     out_of_sample_return: str
     out_of_sample_css: str
     efficiency: str
+    deflated_sharpe: str = DASH
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ def fold_rows(record: WalkForward, currency: str) -> list[FoldRow]:
                 out_of_sample_return=statistic_text("total_return_ratio", total),
                 out_of_sample_css=statistic_class("total_return_ratio", total),
                 efficiency=efficiency_text(fold.get("efficiency")),
+                deflated_sharpe=DASH
+                if fold.get("deflated_sharpe_ratio") is None
+                else f"{float(fold['deflated_sharpe_ratio']):.2f}",
             )
         )
     return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import statistics
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from simulator.services import simulations
 from simulator.services.coverage import coverage_compute
 from simulator.services.magnifier import finer_candles_load
 from simulator.services.requests import SimulationInputError, SimulationRequest, day_start
+from simulator.services.robustness import LIKELY_REAL_RATIO, verdict
 from simulator.services.sweeps import (
     sweep_axes_check,
     sweep_constraints_check,
@@ -286,9 +288,11 @@ def result_document(
         "out_of_sample_statistics", "starting_cash", "final_equity", "efficiency"}], "curve": {"time", "equity",
         "buy_and_hold", "drawdown_ratio"} (the stitched out-of-sample account, as a simulation's curve),
         "statistics": {"out_of_sample", "in_sample"}, "efficiency", "stability": [per axis], "trials" (grid
-        points run in each fold), "coverage", "deflated_sharpe": null}``; days ISO dates, ratios fractions,
-        amounts floats in the quote currency. ``deflated_sharpe`` is kept for the deflated Sharpe ratio of the
-        chosen points (trading/engine/overfitting.py), None until it is computed.
+        points run in each fold), "coverage", "deflated_sharpe"}``; days ISO dates, ratios fractions, amounts
+        floats in the quote currency. Each fold has ``deflated_sharpe_ratio``: the deflated Sharpe ratio of its
+        choice among the points run on its train window (:func:`trading.engine.walk_forward.
+        _choice_deflated_sharpe`; null when undefined); ``deflated_sharpe`` is ``{"folds", "median", "verdict",
+        "sentence"}`` over them (null when no fold has one).
     """
     folds = []
     for fold in result.folds:
@@ -313,6 +317,7 @@ def result_document(
                 if test.equity_curve.size
                 else fold.starting_cash,
                 "efficiency": fold.efficiency,
+                "deflated_sharpe_ratio": fold.deflated_sharpe,
             }
         )
     # The stitched curves in a BacktestResult (the last fold's, its curves replaced): the simulation's curve
@@ -334,5 +339,25 @@ def result_document(
         ),
         "trials": trials,
         "coverage": coverage,
-        "deflated_sharpe": None,
+        "deflated_sharpe": _deflated_sharpe_summary([f.deflated_sharpe for f in result.folds], trials),
+    }
+
+
+def _deflated_sharpe_summary(per_fold: list[float | None], trials: int) -> dict[str, Any] | None:
+    """The deflated Sharpe ratios of the folds' choices in one line: their median and its verdict
+    (:func:`simulator.services.robustness.verdict`, the sweep page's thresholds); None when no fold has one."""
+    known = sorted(v for v in per_fold if v is not None)
+    if not known:
+        return None
+    median = float(statistics.median(known))
+    said = verdict(median)
+    real = sum(v >= LIKELY_REAL_RATIO for v in known)
+    return {
+        "folds": per_fold,
+        "median": median,
+        "verdict": said,
+        "sentence": (
+            f"Each fold chose the best of {trials:,} trials: median deflated Sharpe ratio {median:.2f} over "
+            f"{len(known)} fold{'s' if len(known) != 1 else ''} ({real} likely real): {said}."
+        ),
     }

@@ -457,6 +457,7 @@ def walk_forward_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "folds": fold_rows(record, currency),
         "overall": overall_rows(record, currency),
         "efficiency": efficiency_text(result.get("efficiency")),
+        "deflated_sharpe": result.get("deflated_sharpe"),
         "stability": result.get("stability") or [],
         "chart": walk_forward_chart(record),
         "curve": result.get("curve") or {},

@@ -30,14 +30,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import Criteria
-from trading.engine.statistics import backtest_statistics
-from trading.engine.sweep import sweep_backtest
+from trading.engine.overfitting import deflated_sharpe_ratio, returns_moments
+from trading.engine.statistics import SECONDS_PER_YEAR, backtest_statistics
+from trading.engine.sweep import SweepStatistics, sweep_statistics
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
 from trading.engine.vocabulary import STATISTIC_BY_KEY, STATISTICS_KEYS
 
@@ -268,6 +269,9 @@ class FoldResult:
         out_of_sample: the chosen point's run over the test window.
         starting_cash: the test run's starting equity (the previous fold's final equity), quote currency.
         efficiency: the fold's walk-forward efficiency (:func:`walk_forward_efficiency`), or None.
+        deflated_sharpe: the deflated Sharpe ratio of the choice among the points run on the train window
+            (:func:`_choice_deflated_sharpe`: the probability that the chosen point's true Sharpe ratio is above
+            0), or None.
     """
 
     window: FoldWindow
@@ -280,6 +284,7 @@ class FoldResult:
     out_of_sample: BacktestResult
     starting_cash: float
     efficiency: float | None
+    deflated_sharpe: float | None = None
 
 
 @dataclass
@@ -326,40 +331,61 @@ def candles_until(candles: CandleArrays, until_seconds: int) -> CandleArrays:
     )
 
 
-def _window_runs(
-    criteria: Sequence[Criteria],
+def _window_arguments(
     instruments: Sequence[CandleArrays],
     finer: Mapping[str, CandleArrays] | None,
     first: date,
     last: date,
     starting_cash: float,
     candle_seconds: int,
-) -> list[BacktestResult | str]:
-    """Backtest each of ``criteria`` over the days ``first`` .. ``last`` with only the candles that open before
-    ``last`` ends; a point the engine refuses gives its error text instead."""
+) -> dict[str, Any]:
+    """The run arguments of the days ``first`` .. ``last`` with only the candles that open before ``last`` ends."""
     until = day_seconds(last) + SECONDS_PER_DAY
-    cut = [candles_until(c, until) for c in instruments]
-    cut_finer = None if finer is None else {s: candles_until(c, until) for s, c in finer.items()}
-    arguments: dict[str, Any] = {
-        "instruments": cut,
+    return {
+        "instruments": [candles_until(c, until) for c in instruments],
         "start_time_seconds": day_seconds(first),
         "end_time_seconds": until - candle_seconds,
         "starting_cash": starting_cash,
         "candle_seconds": candle_seconds,
         "close_at_end": True,
-        "finer": cut_finer,
+        "finer": None if finer is None else {s: candles_until(c, until) for s, c in finer.items()},
     }
+
+
+def _train_runs(criteria: Sequence[Criteria], arguments: dict[str, Any]) -> SweepStatistics | str:
+    """Every grid point over a train window through the sweep kernel (its statistics and curves), or the error
+    text when the window itself is refused."""
     try:
-        return list(sweep_backtest(criteria=criteria, **arguments))
-    except (ValueError, OverflowError):
-        pass
-    runs: list[BacktestResult | str] = []
-    for point in criteria:  # one by one, so that one refused point does not fail the others
-        try:
-            runs.append(backtest(criteria=point, **arguments))
-        except (ValueError, OverflowError) as exc:
-            runs.append(f"{type(exc).__name__}: {exc}")
-    return runs
+        return sweep_statistics(criteria=criteria, keep_curves=True, **arguments)
+    except (ValueError, OverflowError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _choice_deflated_sharpe(
+    curve: np.ndarray, sharpe_ratios: Sequence[float | None], starting_cash: float, candle_seconds: int
+) -> float | None:
+    """The deflated Sharpe ratio (:func:`trading.engine.overfitting.deflated_sharpe_ratio`) of the point chosen on
+    a train window, among the trials that ran there: its curve's per-candle returns (their moments), and the
+    trials' Sharpe ratios (annualised, as reported; None where undefined, counted as 0 as a sweep counts them).
+    None when fewer than 2 trials ran or the chosen point has no Sharpe ratio."""
+    if len(sharpe_ratios) < 2:
+        return None
+    moments = returns_moments(curve, starting_cash=starting_cash)
+    if moments.sharpe_ratio is None or moments.skewness is None or moments.kurtosis is None:
+        return None
+    per_candle = math.sqrt(SECONDS_PER_YEAR / candle_seconds)
+    trials = np.array([(s or 0.0) / per_candle for s in sharpe_ratios], dtype=np.float64)
+    try:
+        return deflated_sharpe_ratio(
+            moments.sharpe_ratio,
+            moments.count,
+            moments.skewness,
+            moments.kurtosis,
+            len(sharpe_ratios),
+            float(np.var(trials, ddof=1)),
+        )
+    except ValueError:
+        return None
 
 
 def walk_forward(
@@ -414,28 +440,24 @@ def walk_forward(
     folds: list[FoldResult] = []
     cash = float(starting_cash)
     for done, window in enumerate(windows):
-        train = _window_runs(
-            [points[i] for i in runnable],  # type: ignore[misc]
-            instruments,
-            finer,
-            window.train_start,
-            window.train_end,
-            float(starting_cash),
-            candle_seconds,
+        train_arguments = _window_arguments(
+            instruments, finer, window.train_start, window.train_end, float(starting_cash), candle_seconds
         )
+        train = _train_runs([points[i] for i in runnable], train_arguments)  # type: ignore[misc]
         values: list[float | None] = [None] * len(points)
         sharpe: list[float | None] = [None] * len(points)
         ran = [False] * len(points)
         errors: dict[int, str] = {}
-        by_index: dict[int, BacktestResult] = {}
-        for i, run in zip(runnable, train, strict=True):
-            if isinstance(run, str):
-                errors[i] = run
+        by_index: dict[int, int] = {}  # grid index -> row of the train runs
+        for row, i in enumerate(runnable):
+            statistics = None if isinstance(train, str) else train.statistics[row]
+            if statistics is None:
+                errors[i] = train if isinstance(train, str) else train.errors[row]
                 continue
             ran[i] = True
-            by_index[i] = run
-            values[i] = _finite(run.statistics.get(statistic))
-            sharpe[i] = _finite(run.statistics.get("sharpe_ratio"))
+            by_index[i] = row
+            values[i] = _finite(statistics.get(statistic))
+            sharpe[i] = _finite(statistics.get("sharpe_ratio"))
         try:
             chosen, score = choose_point(
                 values, shape=shape, rule=rule, radius=radius, higher_is_better=higher, ran=ran
@@ -445,21 +467,29 @@ def walk_forward(
                 exc.field,
                 f"fold {window.index + 1} ({window.train_start} .. {window.train_end}): {exc.message}",
             ) from exc
-        test = _window_runs(
-            [points[chosen]],  # type: ignore[list-item]
-            instruments,
-            finer,
-            window.test_start,
-            window.test_end,
-            cash,
-            candle_seconds,
-        )[0]
-        if isinstance(test, str):
+        try:
+            test = backtest(
+                criteria=points[chosen],  # type: ignore[arg-type]
+                **_window_arguments(
+                    instruments, finer, window.test_start, window.test_end, cash, candle_seconds
+                ),
+            )
+        except (ValueError, OverflowError) as exc:
             raise WalkForwardError(
                 "axes",
-                f"fold {window.index + 1}: the chosen point failed on {window.test_start} .. {window.test_end}: {test}",
-            )
-        in_sample = dict(by_index[chosen].statistics)
+                f"fold {window.index + 1}: the chosen point failed on {window.test_start} .. {window.test_end}: "
+                f"{type(exc).__name__}: {exc}",
+            ) from exc
+        ran_train = cast(SweepStatistics, train)  # a point was chosen: the train window ran
+        chosen_row = by_index[chosen]
+        in_sample = dict(ran_train.statistics[chosen_row] or {})
+        curves = cast(np.ndarray, ran_train.equity_curves)
+        deflated = _choice_deflated_sharpe(
+            curves[chosen_row],
+            [sharpe[i] for i in runnable if ran[i]],
+            float(starting_cash),
+            candle_seconds,
+        )
         folds.append(
             FoldResult(
                 window=window,
@@ -474,6 +504,7 @@ def walk_forward(
                 efficiency=walk_forward_efficiency(
                     test.statistics.get("cagr_ratio"), in_sample.get("cagr_ratio")
                 ),
+                deflated_sharpe=deflated,
             )
         )
         cash = float(test.equity_curve[-1]) if test.equity_curve.size else cash

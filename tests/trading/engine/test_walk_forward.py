@@ -28,6 +28,7 @@ from trading.engine.walk_forward import (
 
 DAY = 86_400
 START = date(2024, 1, 1)
+ARRAYS = ("open_time_seconds", "open", "high", "low", "close", "volume")
 
 
 def series(prices: Any, start: date = START, symbol: str = "BTC", warm_days: int = 0) -> CandleArrays:
@@ -400,3 +401,56 @@ def test_skipped_points_are_never_run_nor_chosen() -> None:
     )
     assert result.folds[0].chosen_index == 1  # 1.0 would win, but it is skipped
     assert result.folds[0].in_sample_values[2] is None
+
+
+def test_each_folds_deflated_sharpe_ratio_is_the_papers_formula_over_its_train_window() -> None:
+    """Worked from Bailey and López de Prado (2014), equations 2 and 4, with scipy in the test: the chosen
+    point's per-candle returns over its train window (its single run with the candles cut at the window's end),
+    the trials' per-candle Sharpe ratios (their report's, over sqrt(365); 0 where undefined)."""
+    from scipy import stats
+
+    instruments = [series(random_walk(400, 4)), series(random_walk(400, 5), symbol="ETH")]
+    points = [criteria_parse(crossover(f, s)) for f in FAST for s in SLOW]
+    windows = fold_windows(
+        start=START + timedelta(days=40), end=START + timedelta(days=399), train_days=120, test_days=40
+    )
+    result = walk_forward(
+        points=points,
+        shape=(3, 3),
+        instruments=instruments,
+        windows=windows,
+        statistic="total_return_ratio",
+        rule="best",
+        starting_cash=10_000.0,
+    )
+    checked = 0
+    for fold in result.folds:
+        w = fold.window
+        until = day_seconds(w.train_end) + DAY
+        cut = [
+            replace(c, **{k: getattr(c, k)[c.open_time_seconds < until] for k in ARRAYS}) for c in instruments
+        ]
+        chosen = backtest(
+            criteria=points[fold.chosen_index],
+            instruments=cut,
+            start_time_seconds=day_seconds(w.train_start),
+            end_time_seconds=until - DAY,
+            starting_cash=10_000.0,
+            close_at_end=True,
+        )
+        anchored = np.concatenate(([10_000.0], chosen.equity_curve))
+        r = anchored[1:] / anchored[:-1] - 1
+        sharpe = r.mean() / r.std(ddof=1)
+        trials = np.array([(s or 0.0) / math.sqrt(365) for s in fold.in_sample_sharpe_ratios])
+        n, gamma = len(trials), 0.5772156649015329
+        sr0 = math.sqrt(trials.var(ddof=1)) * (
+            (1 - gamma) * stats.norm.ppf(1 - 1 / n) + gamma * stats.norm.ppf(1 - 1 / (n * math.e))
+        )
+        skew, kurt = stats.skew(r), stats.kurtosis(r, fisher=False)
+        expected = stats.norm.cdf(
+            (sharpe - sr0) * math.sqrt(len(r) - 1) / math.sqrt(1 - skew * sharpe + (kurt - 1) / 4 * sharpe**2)
+        )
+        assert fold.deflated_sharpe is not None
+        assert fold.deflated_sharpe == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        checked += 1
+    assert checked == len(windows) >= 5
