@@ -108,7 +108,9 @@ def test_post_runs_it_and_get_shows_the_folds_the_stitched_curve_and_the_efficie
     assert deflated["folds"] == [f["deflated_sharpe_ratio"] for f in result["folds"]]
     assert all(0.0 <= v <= 1.0 for v in deflated["folds"])
     assert deflated["median"] == pytest.approx(sorted(deflated["folds"])[2])
-    assert deflated["sentence"].startswith("Each fold chose the best of 6 trials: median deflated Sharpe ratio")
+    assert deflated["sentence"].startswith(
+        "Each fold chose the best of 6 trials: median deflated Sharpe ratio"
+    )
     listed = api.get("/api/walk_forwards/").json()
     assert [row["id"] for row in listed["results"]] == [record.pk]
     assert "result" not in listed["results"][0]
