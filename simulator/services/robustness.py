@@ -2,7 +2,7 @@
 overfitting of a finished sweep, from what each grid point kept of its returns.
 
 Each grid point that runs keeps its per-candle returns' moments under ``statistics["returns_moments"]``
-(:func:`point_returns_moments`: not a statistic of the report, so it is left out where statistics are listed);
+(:func:`points_returns_moments`: not a statistic of the report, so it is left out where statistics are listed);
 :func:`sweep_robustness` reads them when the sweep finishes and makes the document saved in
 :attr:`simulator.models.Sweep.robustness`. The formulas are :mod:`trading.engine.overfitting`'s; the sentences and
 thresholds are here.
@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
-from simulator.models import RunStatus, Sweep, SweepPoint
+from simulator.models import RunStatus, Sweep
 from trading.engine.overfitting import (
     DEFAULT_BLOCKS,
     deflated_sharpe_ratio,
     expected_maximum_sharpe_ratio,
     probability_of_backtest_overfitting,
-    returns_moments,
+    returns_moments_of_curves,
 )
 from trading.engine.vocabulary import STATISTIC_BY_KEY
 
@@ -45,29 +46,31 @@ LOGIT_BIN_WIDTH = 0.5
 CANDLES_PER_YEAR = 365
 
 
-def point_returns_moments(equity_curve: np.ndarray, starting_cash: Decimal) -> dict[str, Any]:
-    """What a grid point keeps of its per-candle returns for :func:`sweep_robustness`.
+def points_returns_moments(equity_curves: np.ndarray, starting_cash: Decimal) -> list[dict[str, Any]]:
+    """What each grid point keeps of its per-candle returns for :func:`sweep_robustness`.
 
     Args:
-        equity_curve: shape (n,), float64, quote currency: the point's equity curve (the backtest's, ruin-clamped:
-            :func:`simulator.services.simulations.engine_sweep` with ``keep_curves``).
+        equity_curves: shape (P, n), float64, quote currency: the points' equity curves (ruin-clamped, as
+            :func:`simulator.services.simulations.engine_sweep` keeps them with ``keep_curves``).
         starting_cash: the sweep's starting cash, quote currency.
 
     Returns:
-        ``{"count", "sharpe_ratio", "skewness", "kurtosis", "blocks"}``: the returns' count; their Sharpe ratio
-        **per candle, not annualised** (None for a flat curve); skewness; kurtosis (not excess: 3 for normal
-        returns); and ``blocks``, :data:`~trading.engine.overfitting.DEFAULT_BLOCKS` lists ``[count, sum,
+        One ``{"count", "sharpe_ratio", "skewness", "kurtosis", "blocks"}`` a point: the returns' count; their
+        Sharpe ratio **per candle, not annualised** (None for a flat curve); skewness; kurtosis (not excess: 3 for
+        normal returns); and ``blocks``, :data:`~trading.engine.overfitting.DEFAULT_BLOCKS` lists ``[count, sum,
         sum of squares]`` of the returns in contiguous blocks of the candles (:func:`trading.engine.overfitting.
-        returns_moments`).
+        returns_moments_of_curves`).
     """
-    moments = returns_moments(equity_curve, starting_cash=float(starting_cash))
-    return {
-        "count": moments.count,
-        "sharpe_ratio": moments.sharpe_ratio,
-        "skewness": moments.skewness,
-        "kurtosis": moments.kurtosis,
-        "blocks": moments.blocks.tolist(),
-    }
+    return [
+        {
+            "count": moments.count,
+            "sharpe_ratio": moments.sharpe_ratio,
+            "skewness": moments.skewness,
+            "kurtosis": moments.kurtosis,
+            "blocks": moments.blocks.tolist(),
+        }
+        for moments in returns_moments_of_curves(equity_curves, starting_cash=float(starting_cash))
+    ]
 
 
 def verdict(deflated_sharpe: float) -> str:
@@ -89,7 +92,7 @@ def _absent(reason: str, **known: Any) -> dict[str, Any]:
     }
 
 
-def _chosen(trials: list[SweepPoint], key: str) -> SweepPoint | None:
+def _chosen(trials: list[_Trial], key: str) -> _Trial | None:
     """The best trial by ``key`` as the sweep page ranks them (:func:`simulator.sweep_presenters.points_ranked`:
     a point with no trade or no value of ``key`` is not chosen; the lower grid index on a tie)."""
     statistic = STATISTIC_BY_KEY.get(key)
@@ -103,6 +106,28 @@ def _chosen(trials: list[SweepPoint], key: str) -> SweepPoint | None:
             continue
         valued.append((sign * float(value), point.index, point))
     return min(valued, key=lambda t: (t[0], t[1]))[2] if valued else None
+
+
+@dataclass(frozen=True)
+class _Trial:
+    """A grid point that ran, as the robustness reads it (a light :class:`SweepPoint`)."""
+
+    index: int
+    values: dict[str, Any]
+    statistics: dict[str, Any]
+
+
+def _trials(sweep: Sweep) -> list[_Trial]:
+    """The grid points that ran, in grid order, each with only what the robustness reads of its statistics (the
+    sweep's statistic, ``n_trades`` and the returns' moments): 10,000 whole statistics documents take a second to
+    decode."""
+    keys = (sweep.statistic, "n_trades", RETURNS_MOMENTS_KEY)
+    rows = (
+        sweep.points.filter(skipped="", error="")
+        .order_by("index")
+        .values_list("index", "values", *(f"statistics__{key}" for key in keys))
+    )
+    return [_Trial(index, values, dict(zip(keys, figures, strict=True))) for index, values, *figures in rows]
 
 
 def sweep_robustness(*, sweep: Sweep) -> dict[str, Any]:
@@ -125,7 +150,7 @@ def sweep_robustness(*, sweep: Sweep) -> dict[str, Any]:
     """
     if sweep.status != RunStatus.DONE:
         return _absent("the sweep did not finish" + (f" ({sweep.error})" if sweep.error else ""))
-    trials = list(sweep.points.filter(skipped="", error="").order_by("index"))
+    trials = _trials(sweep)
     if len(trials) < 2:
         return _absent(f"a sweep needs at least 2 grid points run to compare; it ran {len(trials)}")
     if any(not isinstance(p.statistics.get(RETURNS_MOMENTS_KEY), dict) for p in trials):
@@ -179,7 +204,7 @@ def sweep_robustness(*, sweep: Sweep) -> dict[str, Any]:
     }
 
 
-def _pbo_document(trials: list[SweepPoint]) -> dict[str, Any] | None:
+def _pbo_document(trials: list[_Trial]) -> dict[str, Any] | None:
     """The probability of backtest overfitting of the trials (CSCV over their per-block moments), its logits and
     their histogram; None when the points kept another number of blocks than the engine's default."""
     blocks = np.array([p.statistics[RETURNS_MOMENTS_KEY]["blocks"] for p in trials], dtype=np.float64)

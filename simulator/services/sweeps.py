@@ -25,7 +25,7 @@ from simulator.services import simulations
 from simulator.services.coverage import Coverage, coverage_compute
 from simulator.services.magnifier import ambiguous_rows, finer_candles_load
 from simulator.services.requests import SimulationInputError, SimulationRequest
-from simulator.services.robustness import RETURNS_MOMENTS_KEY, point_returns_moments, sweep_robustness_safe
+from simulator.services.robustness import RETURNS_MOMENTS_KEY, points_returns_moments, sweep_robustness_safe
 from simulator.services.simulations import simulation_create, simulation_run
 from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
 from trading.engine.limits import (
@@ -469,9 +469,8 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
             for point, _ in runs:
                 point.error = f"{type(exc).__name__}: {exc}"
         else:
-            curves = cast(
-                np.ndarray, result.equity_curves
-            )  # kept (keep_curves): each point's returns' moments
+            # for the sweep's robustness (simulator.services.robustness), from each point's curve (keep_curves)
+            moments = points_returns_moments(cast(np.ndarray, result.equity_curves), sweep.starting_cash)
             for n, (point, _) in enumerate(runs):
                 statistics = result.statistics[n]
                 if statistics is None:
@@ -483,8 +482,7 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
                     "ambiguous": ambiguous_rows(result.ambiguous[n], names),
                     # a sweep runs on daily candles
                     "ruined_at": simulations.ruin_time(result.times, int(result.ruin_index[n]), 86_400),
-                    # for the sweep's robustness (simulator.services.robustness)
-                    RETURNS_MOMENTS_KEY: point_returns_moments(curves[n], sweep.starting_cash),
+                    RETURNS_MOMENTS_KEY: moments[n],
                 }
     return sweep_points_save(points)
 

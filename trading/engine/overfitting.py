@@ -239,28 +239,114 @@ def returns_moments(
     Raises:
         ValueError: as :func:`~trading.engine.statistics.equity_at_ruin`, or ``starting_cash`` not finite and > 0.
     """
+    equity, _ = equity_at_ruin(equity_curve, starting_cash=float(starting_cash))
+    return returns_moments_of_curves(equity.reshape(1, -1), starting_cash=starting_cash, blocks=blocks)[0]
+
+
+def returns_moments_of_curves(
+    equity_curves: np.ndarray, *, starting_cash: float, blocks: int = DEFAULT_BLOCKS
+) -> list[ReturnsMoments]:
+    """:func:`returns_moments` of many curves over the same candles (a sweep's points), in one compiled pass.
+
+    Args:
+        equity_curves: shape (P, n), float64, quote currency: ruin-clamped equity curves (exactly 0 from a ruin
+            on, as :func:`~trading.engine.statistics.equity_at_ruin` leaves them and the sweep kernel keeps them).
+        starting_cash: the equity at the first candle's open, quote currency, > 0.
+        blocks: S for CSCV, >= 1.
+
+    Returns:
+        One :class:`ReturnsMoments` a curve. The skewness and kurtosis are the biased sample moments
+        ``m3 / m2 ** 1.5`` and ``m4 / m2 ** 2`` (``m_k`` the mean of ``(r - mean) ** k``), as ``scipy.stats.skew``
+        and ``scipy.stats.kurtosis(fisher=False)`` compute them (the tests compare).
+
+    Raises:
+        ValueError: ``starting_cash`` not finite and > 0, ``blocks`` < 1, or the curves not 2-D.
+    """
     if not (math.isfinite(starting_cash) and starting_cash > 0):
         raise ValueError(f"starting_cash must be finite and > 0; was {starting_cash!r}")
-    equity, ruin = equity_at_ruin(equity_curve, starting_cash=float(starting_cash))
-    count = equity.shape[0] if ruin is None else ruin + 1
-    anchored = np.concatenate(([float(starting_cash)], equity[:count]))
-    returns = anchored[1:] / anchored[:-1] - 1.0
-    sharpe = skewness = kurtosis = None
-    if count >= 2:
-        spread = float(returns.max() - returns.min())
-        # The report's test of "all returns equal" (trading.engine.statistics._sharpe_ratio).
-        if spread > _RETURN_ROUNDING * (1.0 + float(np.abs(returns).max())):
-            from scipy.stats import kurtosis as scipy_kurtosis
-            from scipy.stats import skew
+    if blocks < 1:
+        raise ValueError(f"blocks must be >= 1; was {blocks!r}")
+    curves = np.ascontiguousarray(equity_curves, dtype=np.float64)
+    if curves.ndim != 2:
+        raise ValueError(f"equity_curves must be 2-D, shape (P, n); was shape {curves.shape}")
+    # The blocks split the candles as numpy.array_split does (block_moments).
+    n = curves.shape[1]
+    sizes = np.full(blocks, n // blocks, dtype=np.int64)
+    sizes[: n % blocks] += 1
+    bounds = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+    counts, figures, moments = _moments_of_curves(curves, float(starting_cash), bounds, _RETURN_ROUNDING)
+    return [
+        ReturnsMoments(
+            int(count),
+            _finite_or_none(row[0]),
+            _finite_or_none(row[1]),
+            _finite_or_none(row[2]),
+            block,
+        )
+        for count, row, block in zip(counts.tolist(), figures.tolist(), moments, strict=True)
+    ]
 
-            std = float(returns.std(ddof=1))
-            if std > 0:
-                sharpe = _finite_or_none(float(returns.mean()) / std)
-                skewness = _finite_or_none(float(skew(returns)))
-                kurtosis = _finite_or_none(float(scipy_kurtosis(returns, fisher=False)))
-    return ReturnsMoments(
-        count, sharpe, skewness, kurtosis, block_moments(returns, blocks, candles=equity.shape[0])
-    )
+
+@njit(cache=True, error_model="numpy")
+def _moments_of_curves(
+    curves: np.ndarray, starting_cash: float, bounds: np.ndarray, rounding: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each curve: the count of its returns (up to its ruin, its first value <= 0), ``(sharpe, skewness,
+    kurtosis)`` (NaN where undefined: fewer than 2 returns, or returns that count as equal as the report's
+    Sharpe ratio counts them) and the per-block ``(count, sum, sum of squares)`` between ``bounds``."""
+    points, n = curves.shape
+    blocks = bounds.shape[0] - 1
+    counts = np.zeros(points, dtype=np.int64)
+    figures = np.full((points, 3), np.nan)
+    moments = np.zeros((points, blocks, 3))
+    returns = np.empty(n)
+    for p in range(points):
+        count = n
+        for j in range(n):
+            if curves[p, j] <= 0.0:
+                count = j + 1
+                break
+        previous = starting_cash
+        lowest = np.inf
+        highest = -np.inf
+        largest = 0.0
+        total = 0.0
+        for j in range(count):
+            r = curves[p, j] / previous - 1.0
+            previous = curves[p, j]
+            returns[j] = r
+            total += r
+            lowest = min(lowest, r)
+            highest = max(highest, r)
+            largest = max(largest, abs(r))
+        counts[p] = count
+        for b in range(blocks):
+            stop = min(bounds[b + 1], count)
+            for j in range(bounds[b], stop):
+                moments[p, b, 0] += 1.0
+                moments[p, b, 1] += returns[j]
+                moments[p, b, 2] += returns[j] * returns[j]
+        if count < 2 or not highest - lowest > rounding * (1.0 + largest):
+            continue
+        mean = total / count
+        m2 = 0.0
+        m3 = 0.0
+        m4 = 0.0
+        for j in range(count):
+            d = returns[j] - mean
+            m2 += d * d
+            m3 += d * d * d
+            m4 += d * d * d * d
+        std = np.sqrt(m2 / (count - 1))
+        if not std > 0:
+            continue
+        m2 /= count
+        m3 /= count
+        m4 /= count
+        figures[p, 0] = mean / std
+        figures[p, 1] = m3 / m2**1.5
+        figures[p, 2] = m4 / (m2 * m2)
+    return counts, figures, moments
 
 
 @dataclass(frozen=True)

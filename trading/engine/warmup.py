@@ -3,8 +3,8 @@
 Numba compiles a function the first time it is called with given argument types and, with ``cache=True``, keeps
 the machine code in ``NUMBA_CACHE_DIR`` (or ``__pycache__`` beside the module). The Docker image runs this once
 at build, so no web or worker process pays the compilation (several seconds) on its first simulation or daily
-step. It runs a small backtest with every rule switched on, a sweep of two points, and one boundary of the live
-path, which calls every compiled function with the argument types the app uses.
+step. It runs a small backtest with every rule switched on, a sweep of two points with the moments and PBO of their
+curves, and one boundary of the live path, which calls every compiled function with the argument types the app uses.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from trading.engine.backtest import backtest
 from trading.engine.criteria import criteria_parse
+from trading.engine.overfitting import probability_of_backtest_overfitting, returns_moments_of_curves
 from trading.engine.step import InstrumentAtBoundary, OpenTrade, step_entries, step_exits, trade_close_at
 from trading.engine.sweep import sweep_statistics
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays
@@ -63,6 +64,9 @@ def warm() -> float:
         close_at_end=True,
         keep_curves=True,
     )
+    curves = np.vstack([result.equity_curve, result.equity_curve * 1.01])
+    moments = returns_moments_of_curves(curves, starting_cash=1000.0, blocks=4)  # a sweep's robustness
+    probability_of_backtest_overfitting(np.stack([m.blocks for m in moments]))
     here = InstrumentAtBoundary(
         symbol="WARM",
         index=3,
