@@ -7,10 +7,18 @@ The grid: SMA fast 2..101 (100 values) x SMA slow 20..218 by 2 (100 values) of t
 example (8 % stop-loss), over every stored BTC day (2014-12-01 .. 2024-04-20, the shipped history). The timing
 starts at ``POST /api/sweeps/`` (a user with the sweep permissions, through DRF's test client: the view, its
 checks of every grid point, the save) and ends when the sweep page with its heatmap of 10,000 cells has been
-rendered after the sweep is done: in the embedded mode of ``make run`` (no ``REDIS_URL``), the chunks run one
-after the other in a background thread of this process, so it is one core. Peak memory is this process's peak
-resident set (``ru_maxrss``), Django, the compiled engine and the candles included; the baseline before the first
-sweep is printed beside it.
+rendered after the sweep is done. Two ways, both printed:
+
+- the embedded mode of ``make run`` (no ``REDIS_URL``): the chunks run one after the other in a background thread
+  of this process, so on one core;
+- with ``--redis-url`` (the default; empty to skip): the production way, this process configured for Redis and a
+  real Celery worker with ``--workers`` processes (2: the machine's cores) consuming the simulator's queue, the
+  chunks fanned out to them as a chord.
+
+Peak memory: this process's peak resident set (``ru_maxrss``: Django, the compiled engine, the candles and, in the
+embedded mode, the sweep itself; the baseline before the first sweep printed beside it), and each worker
+process's (``VmHWM``). The sweep's robustness (its deflated Sharpe ratio and PBO) is worked out after it is marked
+done, so it is not in these times; the last line gives how long it took after.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _django import DEFAULT_DATABASE_URL, django_setup, example_criteria
+from _processes import celery_worker_start, memory_mb, worker_pids
 
 AXES = [
     {"path": "entry.all[0].left.period", "start": 2, "stop": 101, "step": 1},
@@ -38,9 +49,9 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def one_sweep(user: Any) -> tuple[float, float, int]:
+def one_sweep(user: Any) -> tuple[float, float, int, float]:
     """POST the sweep, wait until it is done, render its page; return (seconds to done, seconds to the rendered
-    page, points saved)."""
+    page, points saved, seconds until its robustness was saved after it was done)."""
     from django.test import Client
     from rest_framework.test import APIClient
 
@@ -81,7 +92,19 @@ def one_sweep(user: Any) -> tuple[float, float, int]:
     html = page.get(f"/simulator/sweeps/{pk}/")
     if html.status_code != 200 or b"heatmap" not in html.content.lower():
         raise SystemExit(f"the sweep page answered {html.status_code} without its heatmap")
-    return done, time.perf_counter() - began, sweep.points.count()
+    rendered = time.perf_counter() - began
+    while not Sweep.objects.get(pk=pk).robustness:
+        time.sleep(0.05)
+    return done, rendered, sweep.points.count(), time.perf_counter() - began - done
+
+
+def table(title: str, rows: list[tuple[float, float, int, float]]) -> None:
+    print(title)
+    print("| sweep | points saved | API call to done, s | API call to the rendered heatmap, s | goal |")
+    print("|---|---|---|---|---|")
+    for n, (done, page, points, _) in enumerate(rows, 1):
+        print(f"| {n} | {points:,} | {done:.2f} | {page:.2f} | <= 10 |")
+    print("robustness saved after done: " + ", ".join(f"{r[3]:.1f} s" for r in rows))
 
 
 def main() -> None:
@@ -89,9 +112,28 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"))
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (default 2)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--stage", choices=["embedded", "worker"], default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    django_setup(args.database_url)  # no REDIS_URL: the embedded mode's background thread runs the sweep
+    if not args.stage:
+        print(f"database: {args.database_url.split('@')[-1]}   cores: {os.cpu_count()}")
+        stages = ["embedded"] + (["worker"] if args.redis_url else [])
+        for stage in stages:  # each in a process of its own: its own peak memory, its own Celery settings
+            command = [sys.executable, __file__, "--stage", stage, "--database-url", args.database_url]
+            command += [
+                "--redis-url",
+                args.redis_url,
+                "--workers",
+                str(args.workers),
+                "--repeat",
+                str(args.repeat),
+            ]
+            subprocess.run(command, check=True)  # noqa: S603
+        return
+    embedded = args.stage == "embedded"
+    django_setup(args.database_url, "" if embedded else args.redis_url)
     from django.contrib.auth.models import Permission, User
 
     user, _ = User.objects.get_or_create(username="bench-sweeps")
@@ -101,13 +143,46 @@ def main() -> None:
 
     warm()  # load the compiled engine (the server does at start: BARTER_ENGINE_WARM_AT_START)
     baseline = peak_mb()
-    rows = [one_sweep(user) for _ in range(args.repeat)]
-    print(f"database: {args.database_url.split('@')[-1]}   cores: {os.cpu_count()}")
-    print("| sweep | points saved | API call to done, s | API call to the rendered heatmap, s | goal |")
-    print("|---|---|---|---|---|")
-    for n, (done, page, points) in enumerate(rows, 1):
-        print(f"| {n} | {points:,} | {done:.2f} | {page:.2f} | <= 10 |")
-    print(f"peak resident memory: {peak_mb():.0f} MB (before the first sweep {baseline:.0f} MB; goal < 500)")
+    if embedded:
+        rows = [one_sweep(user) for _ in range(args.repeat)]
+        table("embedded mode (no broker): the sweep in a background thread of this process, one core", rows)
+        print(
+            f"peak resident memory: {peak_mb():.0f} MB (before the first sweep {baseline:.0f} MB; goal < 500)"
+        )
+        return
+    from django.conf import settings
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "DJANGO_SETTINGS_MODULE": "barter_site.settings.local",
+        "DJANGO_DEBUG": "False",
+        "BARTER_SIMULATOR_SWEEP_WORKERS": str(args.workers),
+    }
+    queue = f"{settings.CELERY_TASK_DEFAULT_QUEUE}-simulator"
+    with tempfile.TemporaryDirectory() as folder:
+        worker = celery_worker_start(env, queue, args.workers, Path(folder) / "worker.log")
+        try:
+            from barter_site.celery_app import app
+
+            deadline = time.time() + 60
+            while not app.control.ping(timeout=0.5) and time.time() < deadline:
+                time.sleep(0.5)
+            one_sweep(user)  # the worker processes load the compiled engine once
+            rows = [one_sweep(user) for _ in range(args.repeat)]
+            peaks = [memory_mb(pid, "VmHWM") for pid in worker_pids(worker.pid)]
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+    table(
+        f"Celery worker with {args.workers} processes on the simulator queue (Redis), the API in this process",
+        rows,
+    )
+    print(
+        f"peak resident memory: worker processes {', '.join(f'{p:.0f}' for p in peaks)} MB; this process "
+        f"{peak_mb():.0f} MB (goal < 500 each)"
+    )
 
 
 if __name__ == "__main__":

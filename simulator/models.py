@@ -203,6 +203,13 @@ class SweepPoint(models.Model):
         blank=True,
         help_text='The constraint this point breaks, negated ("fast >= slow"): it was not run.',
     )
+    returns_moments = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the sweep's robustness reads of this point's per-candle returns (count, per-candle Sharpe "
+        "ratio, skewness, kurtosis, per-block moments: simulator.services.robustness); kept apart from the "
+        "statistics, which the pages and the API read.",
+    )
     simulation = models.OneToOneField(
         Simulation, null=True, blank=True, on_delete=models.SET_NULL, related_name="sweep_point"
     )

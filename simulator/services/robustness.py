@@ -1,8 +1,8 @@
 """Is the best point of a sweep luck? (issue 15): the deflated Sharpe ratio and the probability of backtest
 overfitting of a finished sweep, from what each grid point kept of its returns.
 
-Each grid point that runs keeps its per-candle returns' moments under ``statistics["returns_moments"]``
-(:func:`points_returns_moments`: not a statistic of the report, so it is left out where statistics are listed);
+Each grid point that runs keeps its per-candle returns' moments in :attr:`SweepPoint.returns_moments`
+(:func:`points_returns_moments`: not a statistic of the report, so they are kept apart from the statistics);
 :func:`sweep_robustness` reads them when the sweep finishes and makes the document saved in
 :attr:`simulator.models.Sweep.robustness`. The formulas are :mod:`trading.engine.overfitting`'s; the sentences and
 thresholds are here.
@@ -121,13 +121,16 @@ def _trials(sweep: Sweep) -> list[_Trial]:
     """The grid points that ran, in grid order, each with only what the robustness reads of its statistics (the
     sweep's statistic, ``n_trades`` and the returns' moments): 10,000 whole statistics documents take a second to
     decode."""
-    keys = (sweep.statistic, "n_trades", RETURNS_MOMENTS_KEY)
+    keys = (sweep.statistic, "n_trades")
     rows = (
         sweep.points.filter(skipped="", error="")
         .order_by("index")
-        .values_list("index", "values", *(f"statistics__{key}" for key in keys))
+        .values_list("index", "values", "returns_moments", *(f"statistics__{key}" for key in keys))
     )
-    return [_Trial(index, values, dict(zip(keys, figures, strict=True))) for index, values, *figures in rows]
+    return [
+        _Trial(index, values, {**dict(zip(keys, figures, strict=True)), RETURNS_MOMENTS_KEY: moments or None})
+        for index, values, moments, *figures in rows
+    ]
 
 
 def sweep_robustness(*, sweep: Sweep) -> dict[str, Any]:

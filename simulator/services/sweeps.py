@@ -25,7 +25,7 @@ from simulator.services import simulations
 from simulator.services.coverage import Coverage, coverage_compute
 from simulator.services.magnifier import ambiguous_rows, finer_candles_load
 from simulator.services.requests import SimulationInputError, SimulationRequest
-from simulator.services.robustness import RETURNS_MOMENTS_KEY, points_returns_moments, sweep_robustness_safe
+from simulator.services.robustness import points_returns_moments, sweep_robustness_safe
 from simulator.services.simulations import simulation_create, simulation_run
 from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
 from trading.engine.limits import (
@@ -482,8 +482,8 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
                     "ambiguous": ambiguous_rows(result.ambiguous[n], names),
                     # a sweep runs on daily candles
                     "ruined_at": simulations.ruin_time(result.times, int(result.ruin_index[n]), 86_400),
-                    RETURNS_MOMENTS_KEY: moments[n],
                 }
+                point.returns_moments = moments[n]
     return sweep_points_save(points)
 
 
@@ -502,7 +502,7 @@ def sweep_points_save(points: Sequence[SweepPoint]) -> int:
         SweepPoint.objects.bulk_create(points, ignore_conflicts=True)
         return len(points)
     table = SweepPoint._meta.db_table
-    columns = "sweep_id, index, values, statistics, error, skipped"
+    columns = "sweep_id, index, values, statistics, error, skipped, returns_moments"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE sweep_point_load AS SELECT {columns} FROM {table} WITH NO DATA"  # noqa: S608 (names from the model)
@@ -517,6 +517,7 @@ def sweep_points_save(points: Sequence[SweepPoint]) -> int:
                         json.dumps(point.statistics),
                         point.error,
                         point.skipped,
+                        json.dumps(point.returns_moments),
                     )
                 )
         cursor.execute(

@@ -198,8 +198,8 @@ def test_flat_trials_have_no_sharpe_ratio_to_deflate(shipped_history: None) -> N
     sweep = _sweep()
     # As if no point had traded: the best point has no Sharpe ratio, and a flat one no value to be chosen by.
     for point in sweep.points.all():
-        point.statistics["returns_moments"]["sharpe_ratio"] = None
-        point.save(update_fields=["statistics"])
+        point.returns_moments["sharpe_ratio"] = None
+        point.save(update_fields=["returns_moments"])
     robustness = sweep_robustness(sweep=sweep)
     assert robustness["available"] is False
     assert robustness["reason"] == "the best point has no Sharpe ratio (its equity hardly moved)"
