@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from instruments.candles import TIMEFRAMES
 from simulator.builder.conversions import path_is_percent
@@ -697,6 +699,34 @@ class HeatCell:
     error: str
     skipped: str = ""
     no_trades: bool = False
+
+
+def heatmap_cells_html(cells: Sequence[HeatCell], point_base: str) -> SafeString:
+    """The ``<td>`` cells of one heatmap row (each a link to its point's run at ``point_base`` + index, a skipped
+    one without), escaped: formatted here rather than by a template loop, which takes a second for 10,000 cells."""
+    return format_html_join(
+        "",
+        "{}",
+        (
+            (
+                format_html(
+                    '<td class="num skipped" title="{}" data-index="{}">skipped</td>', cell.title, cell.index
+                )
+                if cell.skipped
+                else format_html(
+                    '<td class="num{}" style="{}" title="{}" data-index="{}"><a href="{}{}/">{}</a></td>',
+                    " no-trades" if cell.no_trades else "",
+                    cell.style,
+                    cell.title,
+                    cell.index,
+                    point_base,
+                    cell.index,
+                    cell.text,
+                ),
+            )
+            for cell in cells
+        ),
+    )
 
 
 def point_has_no_trades(point: SweepPoint) -> bool:

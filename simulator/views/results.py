@@ -38,6 +38,7 @@ from simulator.presenters import (
     compare_markets,
     compare_rows,
     criteria_words_of,
+    heatmap_cells_html,
     listed_runs,
     monthly_table,
     point_has_no_trades,
@@ -370,8 +371,12 @@ def _sweep_page_context(sweep: Sweep, asked: str | None = None) -> dict[str, Any
     }
     if finished:
         points = sweep_points(sweep)
+        heatmap = sweep_heatmap(sweep, key, points)
         context.update(
-            heatmap=sweep_heatmap(sweep, key, points),
+            heatmap=heatmap,
+            heatmap_rows=[
+                (label, heatmap_cells_html(cells, context["point_base"])) for label, cells in heatmap.rows
+            ],
             top=top_points(sweep, points, key),
             top_columns=top_point_columns(key),
             axis_names=axis_names(sweep),
