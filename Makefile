@@ -105,6 +105,9 @@ bench: $(VENV)/.dev .venv-runtime/.created
 	$(PY) benchmarks/simulator_request.py
 	$(PY) benchmarks/simulator_minutes.py $(MINUTES)
 	$(PY) benchmarks/simulator_sweep.py
+	$(PY) benchmarks/sweep_api_10000.py
+	$(PY) benchmarks/walk_forward_1000.py
+	$(PY) benchmarks/engine_monte_carlo.py
 	$(PY) benchmarks/abuse.py --database postgres
 
 ## lock: re-pin requirements*.lock from pyproject.toml (needs the package registry)
