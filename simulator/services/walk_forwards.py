@@ -35,6 +35,7 @@ from simulator.services.sweeps import (
     sweep_point_skipped,
 )
 from trading.engine.criteria import CriteriaError, criteria_parse
+from trading.engine.limits import MAX_WALK_FORWARD_RUNS
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS
 from trading.engine.walk_forward import (
     MAX_RADIUS,
@@ -144,7 +145,7 @@ def walk_forward_create(
     if used is None:
         raise SimulationInputError({"start": [f"no daily candles between {request.start} and {request.end}"]})
     try:
-        fold_windows(
+        folds = fold_windows(
             start=used[0],
             end=used[1],
             train_days=train_days,
@@ -156,6 +157,16 @@ def walk_forward_create(
         raise SimulationInputError(
             {exc.field: [f"the data covers {used[0]} .. {used[1]} only: {exc.message}"]}
         ) from exc
+    points = len(sweep_grid(checked))
+    if len(folds) * points > MAX_WALK_FORWARD_RUNS:
+        raise SimulationInputError(
+            {
+                "axes": [
+                    f"{len(folds)} folds x {points:,} grid points are {len(folds) * points:,} runs; at most "
+                    f"{MAX_WALK_FORWARD_RUNS:,}: sweep fewer values, or make fewer folds (longer test or step days)"
+                ]
+            }
+        )
     with transaction.atomic():
         record = WalkForward.objects.create(
             name=name[:200],

@@ -127,6 +127,18 @@ def test_post_runs_it_and_get_shows_the_folds_the_stitched_curve_and_the_efficie
         ({"constraints": ["fast < sloww"]}, "constraints", "unknown parameter"),
         ({"statistic": "luck"}, "statistic", "not a valid choice"),
         ({"radius": 99}, "radius", "less than or equal to"),
+        (  # 100 folds of 2,000 points: 200,000 runs of the grid on train windows
+            {
+                "train_days": 30,
+                "test_days": 7,
+                "axes": [
+                    {"path": "params.fast", "start": 1, "stop": 100, "step": 1},
+                    {"path": "params.slow", "start": 101, "stop": 120, "step": 1},
+                ],
+            },
+            "axes",
+            "100 folds x 2,000 grid points are 200,000 runs; at most 100,000",
+        ),
     ],
 )
 def test_bad_input_is_a_400_with_field_errors(
