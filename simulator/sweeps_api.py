@@ -171,8 +171,9 @@ class OverfittingSerializer(serializers.Serializer[Any]):
 
 
 class RobustnessSerializer(serializers.Serializer[Any]):
-    """Is the best point luck? (documentation of ``robustness``; ``{}`` until the sweep finishes). Every Sharpe
-    ratio is per daily candle, not annualised, except the ``_annualised`` ones (x sqrt(365))."""
+    """Is the best point luck? (documentation of ``robustness``; null until it is worked out, just after the sweep
+    is done). Every Sharpe ratio is per daily candle, not annualised, except the ``_annualised`` ones (x
+    sqrt(365))."""
 
     available = serializers.BooleanField(help_text="False with a `reason` when it could not be computed.")
     sentence = serializers.CharField(
@@ -216,9 +217,9 @@ class SweepSerializer(SweepSummarySerializer):
         fields = [*SweepSummarySerializer.Meta.fields, "criteria", "grid", "robustness"]
         read_only_fields = fields
 
-    @extend_schema_field(RobustnessSerializer)
-    def get_robustness(self, sweep: Sweep) -> dict[str, Any]:
-        return dict(sweep.robustness or {})
+    @extend_schema_field(RobustnessSerializer(allow_null=True))
+    def get_robustness(self, sweep: Sweep) -> dict[str, Any] | None:
+        return dict(sweep.robustness) if sweep.robustness else None
 
     @extend_schema_field(SweepGridSerializer)
     def get_grid(self, sweep: Sweep) -> dict[str, Any]:

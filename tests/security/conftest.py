@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 
 from runs.models import History, Step
 from runs.recorder import run_start
-from simulator.models import RunStatus, Simulation, Sweep, SweepPoint
+from simulator.models import RunStatus, Simulation, Sweep, SweepPoint, WalkForward
 from tests.accounts import api_token
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
@@ -50,6 +50,11 @@ def seeded(db: None) -> Seeded:
         starting_cash=Decimal(10000),
         criteria=sma_cross_criteria(),
         status=RunStatus.DONE,
+        # Two closed trades: enough for its Monte Carlo (GET /api/simulations/{id}/monte_carlo/) to answer 200.
+        trades=[
+            {"exit_at": "2024-01-10T00:00:00Z", "pnl": "120.5"},
+            {"exit_at": "2024-01-20T00:00:00Z", "pnl": "-80.25"},
+        ],
         equity_curve={
             "time": [int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())],
             "equity": [10000.0],
@@ -72,6 +77,19 @@ def seeded(db: None) -> Seeded:
     SweepPoint.objects.create(
         sweep=sweep, index=0, values={"stop_loss_ratio": 0.05}, statistics={"n_trades": 0}
     )
+    walk_forward = WalkForward.objects.create(
+        created_by=user,
+        start=date(2024, 1, 1),
+        end=date(2024, 1, 30),
+        starting_cash=Decimal(10000),
+        criteria=sma_cross_criteria(),
+        axes=[{"path": "stop_loss_ratio", "values": [0.05]}],
+        train_days=20,
+        test_days=10,
+        step_days=10,
+        status=RunStatus.DONE,
+    )
+    walk_forward.instruments.add(instrument)
     return Seeded(
         user=user,
         token=token,
@@ -83,5 +101,7 @@ def seeded(db: None) -> Seeded:
             "simulations": simulation.pk,
             "runs": simulation.pk,
             "sweeps": sweep.pk,
+            "walk_forwards": walk_forward.pk,
+            "walk-forwards": walk_forward.pk,
         },
     )
