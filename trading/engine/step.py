@@ -95,7 +95,9 @@ def criteria_rules(criteria: Criteria, *, starting_cash: float | None = None) ->
     return rules
 
 
-_MARKET = (
+#: The market of a boundary the compiled kernel takes, one column each, in its argument order
+#: (:func:`trading.engine.loop.run_boundaries`; :mod:`trading.engine.boundary`).
+MARKET_COLUMNS = (
     "has_t",
     "t_index",
     "t_open_time_seconds",
@@ -158,7 +160,7 @@ class _Boundary:
         self.next_price = np.array(
             [h.next_price if ok and h else math.nan for h, ok in zip(here, nxt, strict=True)]
         )
-        for name in _MARKET:  # the kernel takes the market as rows of boundaries: this is row 0
+        for name in MARKET_COLUMNS:  # the kernel takes the market as rows of boundaries: this is row 0
             setattr(self, name, getattr(self, name).reshape(1, k))
         self.held = held
         self.is_open = np.array([o is not None for o in held], dtype=bool)

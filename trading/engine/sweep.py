@@ -57,7 +57,7 @@ from trading.engine.statistics import (
     statistics_from_figures,
     trade_figures,
 )
-from trading.engine.step import criteria_rules
+from trading.engine.step import MARKET_COLUMNS, criteria_rules
 from trading.engine.types import RUIN_TOLERANCE_RATIO, SECONDS_PER_DAY, AmbiguousCandle, CandleArrays
 from trading.engine.vocabulary import PESSIMISTIC_RESOLUTION, exit_reason_value
 
@@ -333,20 +333,9 @@ def _ambiguous_by_point(
     return by_point
 
 
-#: The market columns every point shares, in :func:`_points_run`'s argument order.
-_SHARED = (
-    "has_t",
-    "t_index",
-    "t_open_time_seconds",
-    "t_open",
-    "t_high",
-    "t_low",
-    "t_close",
-    "has_next",
-    "next_index",
-    "next_time_seconds",
-    "next_price",
-)
+#: The market columns every point shares, in :func:`_points_run`'s argument order: the live step's and the
+#: backtest's columns (:data:`trading.engine.step.MARKET_COLUMNS`) but the signals, which are each point's own.
+_SHARED = tuple(name for name in MARKET_COLUMNS if name not in ("entry_signal", "exit_signal"))
 
 
 @dataclass
