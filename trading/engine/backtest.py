@@ -170,7 +170,6 @@ def backtest(
     candle_seconds: int = SECONDS_PER_DAY,
     close_at_end: bool = False,
     finer: Mapping[str, CandleArrays] | None = None,
-    indicator_cache: Mapping[str, dict[Any, np.ndarray]] | None = None,
 ) -> BacktestResult:
     """Run ``criteria`` over the candles of one or several instruments that share one cash balance.
 
@@ -200,8 +199,6 @@ def backtest(
             candle (its stop and take-profit both inside, :func:`trading.engine.boundary.is_ambiguous`) is
             decided by the first of its finer candles (those opening inside it) that crosses a level; without
             them, or for a symbol missing here, it takes the stop (CRITERIA.md). Other candles are unaffected.
-        indicator_cache: optional memo of indicator series by symbol (:func:`trading.engine.conditions.
-            signals_compute`), shared by runs over the same candles (:func:`trading.engine.sweep.sweep_backtest`).
 
     Returns:
         :class:`BacktestResult`.
@@ -234,7 +231,6 @@ def backtest(
             steps_run,
             candle_seconds,
             writable=close_at_end,
-            cache=None if indicator_cache is None else indicator_cache[c.symbol],
         )
         for c in ordered
     ]
@@ -372,7 +368,6 @@ def _market_columns(
     candle_seconds: int,
     *,
     writable: bool = False,
-    cache: dict[Any, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """One instrument's market at every boundary (shape (n,) each; see :mod:`trading.engine.boundary`).
 
@@ -380,7 +375,7 @@ def _market_columns(
     candle and signal arrays (a year of minutes: 13 gathers of 527,040 values avoided); ``writable`` makes the
     columns that :func:`_end_of_prices` and :func:`_close_at_data_end` change copies of their own.
     """
-    signals = signals_compute(criteria, candles, cache)
+    signals = signals_compute(criteria, candles)
     n = boundaries.shape[0]
     t0 = _gapless_offset(candles, int(boundaries[0]) - candle_seconds, candle_seconds) if n else None
     m = len(candles)

@@ -1,7 +1,7 @@
 """Sweeps in the engine: many criteria run over the same candles and days, the work they share done once.
 
 A point of a sweep equals the single run of its criteria exactly (:func:`trading.engine.backtest.backtest` with
-the same arguments): the same trades, curves and statistics, bit for bit.
+the same arguments): the same curve and statistics, bit for bit (:func:`sweep_statistics`, the sweep kernel).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import numpy as np
 from numba import njit
 
 from trading.engine.backtest import (
-    BacktestResult,
     _buy_and_hold,
     _close_at_data_end,
     _closes_on,
@@ -60,51 +59,6 @@ from trading.engine.statistics import (
 from trading.engine.step import MARKET_COLUMNS, criteria_rules
 from trading.engine.types import RUIN_TOLERANCE_RATIO, SECONDS_PER_DAY, AmbiguousCandle, CandleArrays
 from trading.engine.vocabulary import PESSIMISTIC_RESOLUTION, exit_reason_value
-
-
-def sweep_backtest(
-    *,
-    criteria: Sequence[Criteria],
-    instruments: Sequence[CandleArrays],
-    start_time_seconds: int,
-    end_time_seconds: int,
-    starting_cash: float,
-    candle_seconds: int = SECONDS_PER_DAY,
-    close_at_end: bool = False,
-    finer: Mapping[str, CandleArrays] | None = None,
-) -> list[BacktestResult]:
-    """Backtest each of ``criteria`` over the same candles and boundaries.
-
-    Each distinct indicator series (an operand of the criteria: indicator, parameters, shift) is computed once
-    per instrument for the whole sweep.
-
-    Args:
-        criteria: the points' parsed criteria, in the order of the results.
-        instruments, start_time_seconds, end_time_seconds, starting_cash, candle_seconds, close_at_end, finer:
-            as :func:`trading.engine.backtest.backtest`, the same for every point.
-
-    Returns:
-        One :class:`~trading.engine.backtest.BacktestResult` per criteria, equal to ``backtest(criteria=c, ...)``.
-
-    Raises:
-        ValueError: as :func:`~trading.engine.backtest.backtest` (bad range, repeated symbols).
-    """
-    cache: dict[str, dict[Any, np.ndarray]] = {c.symbol: {} for c in instruments}
-    return [
-        backtest(
-            criteria=point,
-            instruments=instruments,
-            start_time_seconds=start_time_seconds,
-            end_time_seconds=end_time_seconds,
-            starting_cash=starting_cash,
-            candle_seconds=candle_seconds,
-            close_at_end=close_at_end,
-            finer=finer,
-            indicator_cache=cache,
-        )
-        for point in criteria
-    ]
-
 
 #: Columns of the kernel's per-point counts (:func:`_points_run`).
 _COUNT_RETURNS, _COUNT_EXPOSURE, _COUNT_AMBIGUOUS, _COUNT_RESOLVED, _COUNT_INVALID, _COUNT_RUIN = range(6)
