@@ -36,6 +36,7 @@ from simulator.services.sweeps import (
 )
 from trading.engine.criteria import CriteriaError, criteria_parse
 from trading.engine.limits import MAX_WALK_FORWARD_RUNS
+from trading.engine.magnifier import uses_finer_candles
 from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS
 from trading.engine.walk_forward import (
     MAX_RADIUS,
@@ -249,7 +250,11 @@ def _compute(record: WalkForward) -> dict[str, Any]:
         document = sweep_point_criteria(record.criteria, record.axes, values)
         skipped = bool(record.constraints) and bool(sweep_point_skipped(document, record.constraints))
         points.append(None if skipped else criteria_parse(document))
-    finer = finer_candles_load(instruments, coverage.start, coverage.end)
+    finer = (
+        finer_candles_load(instruments, coverage.start, coverage.end)
+        if any(p is not None and uses_finer_candles(p) for p in points)
+        else {}
+    )
 
     def progress(done: int, total: int) -> None:
         WalkForward.objects.filter(pk=record.pk).update(

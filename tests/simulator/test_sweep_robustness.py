@@ -154,7 +154,9 @@ def test_the_robustness_of_a_sweep_is_the_dsr_and_pbo_of_its_points_curves(shipp
     assert api.get(f"/api/sweeps/{sweep.pk}/").json()["robustness"] is None
     waiting = client.get(f"/simulator/sweeps/{sweep.pk}/").content.decode()
     assert 'id="heatmap"' in waiting
-    assert "Being worked out (the deflated Sharpe ratio and the probability of backtest overfitting" in waiting
+    assert (
+        "Being worked out (the deflated Sharpe ratio and the probability of backtest overfitting" in waiting
+    )
 
 
 def test_a_sweep_chosen_by_another_statistic_reports_the_sharpe_ratio_of_its_best_point(

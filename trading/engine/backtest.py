@@ -50,7 +50,7 @@ from trading.engine.layout import (
 )
 from trading.engine.loop import close_at_end as close_at_end_rows
 from trading.engine.loop import run_boundaries
-from trading.engine.magnifier import finer_columns
+from trading.engine.magnifier import finer_columns, uses_finer_candles
 from trading.engine.step import InstrumentAtBoundary, criteria_rules
 from trading.engine.types import (
     RUIN_TOLERANCE_RATIO,
@@ -252,9 +252,7 @@ def backtest(
     capacity = int(sum(int(column["entry_signal"].sum()) for column in columns))
     # Only a candle holding both a stop and a take-profit can be ambiguous: without both, finer candles decide
     # nothing and are not packed (a sweep of 1,000 stop-loss-only points would pack them 1,000 times).
-    can_be_ambiguous = criteria.take_profit_ratio is not None and (
-        criteria.stop_loss_ratio is not None or criteria.trailing_stop_ratio is not None
-    )
+    can_be_ambiguous = uses_finer_candles(criteria)
     finer_bounds, finer_prices = finer_columns(  # candle t opens at the same time for every instrument
         [c.symbol for c in ordered],
         (finer or {}) if can_be_ambiguous else {},

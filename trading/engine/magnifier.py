@@ -11,7 +11,17 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from trading.engine.criteria import Criteria
 from trading.engine.types import CandleArrays
+
+
+def uses_finer_candles(criteria: Criteria) -> bool:
+    """True when a candle of ``criteria`` can be ambiguous (docs/criteria.md "Finer candles inside a daily
+    candle"): it has a take-profit and a stop (stop-loss or trailing stop). Without both, finer candles decide
+    nothing, and are neither packed nor loaded."""
+    return criteria.take_profit_ratio is not None and (
+        criteria.stop_loss_ratio is not None or criteria.trailing_stop_ratio is not None
+    )
 
 
 def finer_columns(

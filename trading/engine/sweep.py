@@ -49,7 +49,7 @@ from trading.engine.layout import (
     RULE_SLIPPAGE_RATIO,
 )
 from trading.engine.loop import close_at_end, run_boundaries
-from trading.engine.magnifier import finer_columns
+from trading.engine.magnifier import finer_columns, uses_finer_candles
 from trading.engine.statistics import (
     TRADE_FIGURES_SIZE,
     _curve_figures,
@@ -140,11 +140,7 @@ def sweep_statistics(
     closes = [_closes_on(c, boundaries, candle_seconds) for c in ordered]
     closes_array = np.ascontiguousarray(np.column_stack(closes)) if closes else np.zeros((len(boundaries), 0))
     buy_and_hold = _buy_and_hold(boundaries, ordered, closes, starting_cash, candle_seconds)
-    any_ambiguous = any(
-        c.take_profit_ratio is not None
-        and (c.stop_loss_ratio is not None or c.trailing_stop_ratio is not None)
-        for c in criteria
-    )
+    any_ambiguous = any(uses_finer_candles(c) for c in criteria)
     finer_bounds, finer_prices = finer_columns(
         [c.symbol for c in ordered],
         (finer or {}) if any_ambiguous else {},
