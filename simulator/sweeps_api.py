@@ -274,7 +274,8 @@ class SweepViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.R
         statistic and its run, and the best point."""
         sweep = self.get_object()
         # The points are read once, after the sweep: its count, grid and best agree even while chunks save more.
-        points = sweep_points(sweep)
+        key = self.get_serializer_context().get("statistic") or sweep.statistic
+        points = sweep_points(sweep, keys=[sweep.statistic, key, "n_trades"])  # only what the grid shows
         sweep.done = len(points)  # type: ignore[attr-defined]  # the annotation of sweeps_listed, read again
         ranked = points_ranked(points, sweep.statistic)
         best = {sweep.pk: statistic_value(ranked[0], sweep.statistic)} if ranked else {}

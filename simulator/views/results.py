@@ -370,7 +370,10 @@ def _sweep_page_context(sweep: Sweep, asked: str | None = None) -> dict[str, Any
         "statistics": [(statistic.key, statistic.label) for statistic in STATISTICS],
     }
     if finished:
-        points = sweep_points(sweep)
+        # Only the statistics the page shows: the heatmap's, the table's, and whether a point traded.
+        points = sweep_points(
+            sweep, keys=[key, "n_trades", *(column for column, _ in top_point_columns(key))]
+        )
         heatmap = sweep_heatmap(sweep, key, points)
         context.update(
             heatmap=heatmap,
