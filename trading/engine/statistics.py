@@ -93,9 +93,12 @@ def equity_at_ruin(
 ) -> tuple[np.ndarray, int | None]:
     """Return ``equity_curve`` with a ruined account at exactly 0, and the index of the candle of the ruin.
 
-    The account is ruined at the first candle whose equity is at or below ``ruin_ratio`` of the starting cash: 0
+    The account is ruined at the first candle whose equity is at or below ``ruin_ratio`` of the starting cash (0
     for a bare curve, :data:`~trading.engine.types.RUIN_TOLERANCE_RATIO` for the backtest's own curve, which it
-    clamps with this function before its statistics. CRITERIA.md's account cannot go below 0 (it is long only and
+    clamps with this function before its statistics) and never again above the float rounding of 0 after it: a
+    dip to that level while a position worth dust is held, which then recovers, is not a ruin (the engine only
+    stops entering there); a value at or below 0 followed by a recovery is an error. CRITERIA.md's account cannot
+    go below 0 (it is long only and
     pays its fees from its cash): what is below 0 is float rounding of 0, and what is left under a billionth of the
     start is not money. That value and every later one are 0: the engine makes no entry once the equity is that
     low (:data:`~trading.engine.layout.RULE_RUIN_EQUITY`), so a ruined account holds nothing to grow again; every
@@ -110,7 +113,7 @@ def equity_at_ruin(
 
     Returns:
         ``(curve, ruin)``: ``curve`` shape (n,), float64, finite and >= 0 (``equity_curve`` itself, not a copy,
-        when there is no ruin); ``ruin`` the index of the first value at or below the ruin, or None.
+        when there is no ruin); ``ruin`` the index of the ruin's first value, or None.
 
     Raises:
         ValueError: ``equity_curve`` is not 1-D, holds NaN or an infinity, or a value below
@@ -131,20 +134,32 @@ def equity_at_ruin(
         raise ValueError(
             f"equity_curve must be finite and >= 0 everywhere; was {float(array[bad[0]])!r} at index {bad[0]}"
         )
-    ruin = int(np.argmax(array <= threshold))
     scale = float(starting_cash) if starting_cash is not None else float(np.abs(array).max())
+    tolerance = RUIN_TOLERANCE_RATIO * scale
+    # A dip to the ruin level while a position is held (its value dust, but > 0) is no ruin when the position then
+    # recovers: the engine only stops entering. The ruin is the first candle at or below the level from which
+    # the equity never again exceeds the rounding of 0.
+    above = np.flatnonzero(array > tolerance)
+    after = int(above[-1]) + 1 if above.size else 0
+    at_level = np.flatnonzero(array[after:] <= threshold)
+    ruin: int | None = after + int(at_level[0]) if at_level.size else None
+    # Before it, nothing at 0 or below: an account that had nothing cannot recover.
+    nothing = np.flatnonzero(array[: ruin if ruin is not None else array.shape[0]] <= 0.0)
+    if nothing.size:
+        first = int(nothing[0])
+        highest = first + int(np.argmax(array[first:]))
+        raise ValueError(
+            f"equity_curve reaches 0 at index {first} (a ruined account) but is {float(array[highest])!r} at index "
+            f"{highest}: a ruined account holds nothing to recover with"
+        )
+    if ruin is None:
+        return array, None
     lowest = ruin + int(np.argmin(array[ruin:]))
-    if not array[lowest] + RUIN_TOLERANCE_RATIO * scale >= 0:
+    if not array[lowest] + tolerance >= 0:
         raise ValueError(
             f"equity_curve must be >= 0 everywhere (a long-only account cannot owe money); was "
             f"{float(array[lowest])!r} at index {lowest}, below the float rounding of 0 "
-            f"({-RUIN_TOLERANCE_RATIO * scale!r})"
-        )
-    highest = ruin + int(np.argmax(array[ruin:]))
-    if array[highest] > RUIN_TOLERANCE_RATIO * scale:
-        raise ValueError(
-            f"equity_curve reaches 0 at index {ruin} (a ruined account) but is {float(array[highest])!r} at index "
-            f"{highest}: a ruined account holds nothing to recover with"
+            f"({-tolerance!r})"
         )
     clamped = array.copy()
     clamped[ruin:] = 0.0

@@ -483,19 +483,27 @@ def _points_run(
             codes,
             cash,
         )
-        # equity_at_ruin(equity, starting_cash=cash, ruin_ratio=RUIN_TOLERANCE_RATIO), its checks included.
-        ruin = -1
+        # equity_at_ruin(equity, starting_cash=cash, ruin_ratio=RUIN_TOLERANCE_RATIO), its checks included: the
+        # ruin is the first value at or below the level after the last one above it (a dip while dust is held
+        # that recovers is none); nothing at or below 0 before it; nothing below the rounding of 0 from it on.
+        tolerance = ruin_equity  # RUIN_TOLERANCE_RATIO of the starting cash: the level and the rounding of 0
         invalid = False
+        after = 0
         for j in range(n):
             if not np.isfinite(equity[j]):
                 invalid = True
                 break
-            if ruin < 0 and equity[j] <= ruin_equity:
-                ruin = j
+            if equity[j] > tolerance:
+                after = j + 1
+        ruin = after if after < n else -1
+        if not invalid:
+            for j in range(n if ruin < 0 else ruin):
+                if equity[j] <= 0.0:
+                    invalid = True
+                    break
         if not invalid and ruin >= 0:
-            tolerance = ruin_equity  # RUIN_TOLERANCE_RATIO of the starting cash
             for j in range(ruin, n):
-                if not equity[j] + tolerance >= 0 or equity[j] > tolerance:
+                if not equity[j] + tolerance >= 0:
                     invalid = True
                     break
             for j in range(ruin, n):

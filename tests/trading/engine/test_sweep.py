@@ -210,3 +210,34 @@ def test_random_windows_and_grids_equal_their_single_runs(
         starting_cash=5_000.0,
         close_at_end=close_at_end,
     )
+
+
+def test_a_dip_to_dust_that_recovers_is_no_ruin_in_the_single_run_nor_the_kernel() -> None:
+    # Found by hypothesis (tests/trading/engine/test_report.py): all-in entries at 425, 988, 225 and 21 each sold
+    # at 1 leave ~1e-6 of 1,000 (the ruin level) at a close while a position is held; the position then doubles.
+    # The engine only stops entering at the level, so this is no ruin (it was a ValueError before).
+    rows = [
+        (1.0, 1.0, 1.0, 1.0),
+        (425.0, 425.0, 1.0, 1.0),
+        *[(1.0, 1.0, 1.0, 1.0)] * 13,
+        (2.0, 2.0, 1.0, 1.0),
+    ]
+    rows += [(1.0, 1.0, 1.0, 1.0), (988.0, 988.0, 1.0, 1.0), (1.0, 1.0, 1.0, 1.0), (225.0, 225.0, 1.0, 1.0)]
+    rows += [(2.0, 2.0, 1.0, 1.0), (21.0, 21.0, 1.0, 1.0), (2.0, 2.0, 1.0, 1.0)]
+    prices = np.array(rows, dtype=np.float64)
+    times = 86_400 * np.arange(len(rows), dtype=np.int64)
+    open_, high, low, close = (np.ascontiguousarray(prices[:, k]) for k in range(4))
+    candles = CandleArrays("X", times, open_, high, low, close, close.copy())
+    exit_ = {"any": [{"left": {"indicator": "close"}, "op": "<", "right": {"indicator": "open"}}]}
+    always = {"all": [{"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}}]}
+    point = criteria_parse(criteria_doc(entry=always, exit=exit_))
+    run: dict[str, Any] = {
+        "start_time_seconds": 0,
+        "end_time_seconds": int(times[-1]),
+        "starting_cash": 1_000.0,
+        "close_at_end": True,
+    }
+    single = backtest(criteria=point, instruments=[candles], **run)
+    assert min(single.equity_curve) <= 1e-6 < single.equity_curve[-1]  # the dip, and the recovery
+    assert single.statistics["final_equity"] == single.equity_curve[-1]
+    assert_points_equal_single_runs([point], [candles], **run)
