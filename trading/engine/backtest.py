@@ -15,6 +15,7 @@ the curves.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -47,20 +48,25 @@ from trading.engine.layout import (
     INT_EXIT_INDEX,
     INT_EXIT_TIME_SECONDS,
     INT_SLOT,
+    REFUSAL_BOUNDARY_SECONDS,
+    REFUSAL_LIMIT,
+    REFUSAL_SLOT,
 )
 from trading.engine.loop import close_at_end as close_at_end_rows
 from trading.engine.loop import run_boundaries
 from trading.engine.magnifier import finer_columns, uses_finer_candles
-from trading.engine.step import InstrumentAtBoundary, criteria_rules
+from trading.engine.step import InstrumentAtBoundary, criteria_rules, halts_from_log
 from trading.engine.types import (
     RUIN_TOLERANCE_RATIO,
     SECONDS_PER_DAY,
     AmbiguousCandle,
     CandleArrays,
+    Halt,
+    LimitRefusal,
     Trade,
     TradeLog,
 )
-from trading.engine.vocabulary import PESSIMISTIC_RESOLUTION, exit_reason_value
+from trading.engine.vocabulary import PESSIMISTIC_RESOLUTION, RiskLimit, exit_reason_value
 
 
 @dataclass
@@ -79,6 +85,9 @@ class BacktestResult:
             ``ambiguous_candles`` and ``ambiguous_resolved`` counted from ``ambiguous``).
         ambiguous: the ambiguous candles (stop and take-profit both inside), in time order then symbol, each
             with its resolution (docs/criteria.md "Finer candles inside a daily candle").
+        refusals: the entry signals a risk limit refused, in time order then symbol (docs/criteria.md "Risk
+            limits").
+        halts: each halt of the entries by a daily loss limit or a drawdown halt, beginning and end, in time order.
     """
 
     trade_log: TradeLog
@@ -88,6 +97,8 @@ class BacktestResult:
     exposure: np.ndarray
     statistics: dict[str, Any] = field(default_factory=dict)
     ambiguous: list[AmbiguousCandle] = field(default_factory=list)
+    refusals: list[LimitRefusal] = field(default_factory=list)
+    halts: list[Halt] = field(default_factory=list)
 
     @cached_property
     def trades(self) -> list[Trade]:
@@ -154,6 +165,7 @@ def market_at(
         close=float(candles.close[t]),
         entry_signal=bool(signals.entry[t]),
         exit_signal=bool(signals.exit[t]),
+        atr=math.nan if signals.atr is None else float(signals.atr[t]),
         next_index=next_index,
         next_time_seconds=next_time_seconds,
         next_price=next_price,
@@ -259,7 +271,19 @@ def backtest(
         columns[0]["t_open_time_seconds"],
         candle_seconds,
     )
-    ints, floats, codes, still_open, _, ambiguous_ints, ambiguous_floats = run_boundaries(
+    uses_atr = criteria.sizing.atr_multiple is not None
+    (
+        ints,
+        floats,
+        codes,
+        still_open,
+        _,
+        ambiguous_ints,
+        ambiguous_floats,
+        refusal_rows,
+        halt_ints,
+        halt_floats,
+    ) = run_boundaries(
         criteria_rules(criteria, starting_cash=starting_cash),
         float(starting_cash),
         has_t=stacked("has_t"),
@@ -278,6 +302,9 @@ def backtest(
         finer_bounds=finer_bounds,
         finer_prices=finer_prices,
         capacity=capacity,
+        t_atr=stacked("t_atr") if uses_atr else np.empty((0, 0)),
+        boundary_seconds=np.ascontiguousarray(steps_run),
+        log_limits=True,
     )
     if close_at_end:
         close_at_end_rows(
@@ -330,7 +357,25 @@ def backtest(
         ambiguous_candles=len(ambiguous),
         ambiguous_resolved=sum(1 for a in ambiguous if a.resolution != PESSIMISTIC_RESOLUTION),
     )
-    return BacktestResult(log, boundaries, equity, buy_and_hold, exposure, statistics, ambiguous)
+    refusals = [
+        LimitRefusal(
+            boundary_seconds=int(row[REFUSAL_BOUNDARY_SECONDS]),
+            symbol=ordered[int(row[REFUSAL_SLOT])].symbol,
+            limit=RiskLimit.from_code(int(row[REFUSAL_LIMIT])),
+        )
+        for row in refusal_rows.tolist()
+    ]
+    return BacktestResult(
+        log,
+        boundaries,
+        equity,
+        buy_and_hold,
+        exposure,
+        statistics,
+        ambiguous,
+        refusals,
+        halts_from_log(halt_ints, halt_floats),
+    )
 
 
 def _gapless_offset(candles: CandleArrays, moment: int, candle_seconds: int) -> int | None:
@@ -357,6 +402,11 @@ def _rows_with_candle(candles: CandleArrays, boundaries: np.ndarray, candle_seco
         return slice(0, n)
     start = min(max(0, -t0), n)
     return slice(start, max(start, min(n, len(candles) - t0)))
+
+
+#: The ``t_atr`` column of an instrument whose criteria do not size on an ATR stop (never read: the kernel then
+#: takes a (0, 0) array).
+_NO_ATR = np.empty(0)
 
 
 def _market_columns(
@@ -394,6 +444,7 @@ def _market_columns(
             "t_close": candles.close[rows],
             "entry_signal": signals.entry[rows],
             "exit_signal": signals.exit[rows],
+            "t_atr": signals.atr[rows] if signals.atr is not None else _NO_ATR,
             "has_next": has_next,
             "next_index": after[1:],
             "next_time_seconds": boundaries,
@@ -431,6 +482,7 @@ def _market_columns(
         "t_close": gather(candles.close, at_t, has_t),
         "entry_signal": has_t & (signals.entry[at_t] if not empty else False),
         "exit_signal": has_t & (signals.exit[at_t] if not empty else False),
+        "t_atr": gather(signals.atr, at_t, has_t) if signals.atr is not None else _NO_ATR,
         "has_next": has_next,
         "next_index": nxt,
         "next_time_seconds": boundaries.copy() if writable else boundaries,

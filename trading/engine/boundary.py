@@ -44,11 +44,31 @@ import numpy as np
 from trading.engine.layout import (
     AMBIGUITY_NONE,
     AMBIGUITY_PESSIMISTIC,
+    HALT_FLOAT_EQUITY,
+    HALT_FLOAT_REFERENCE,
+    HALT_INT_BEGAN,
+    HALT_INT_BOUNDARY_SECONDS,
+    HALT_INT_LIMIT,
+    LIMIT_COOLDOWN,
+    LIMIT_DAILY_LOSS,
+    LIMIT_MAX_DRAWDOWN,
+    LIMIT_MAX_EXPOSURE,
+    LIMIT_MAX_OPEN_POSITIONS,
+    LIMIT_NONE,
+    LIMIT_RISK_STOP,
     MAX_HOLDING_CODE,
+    MIN_SPEND_RATIO,
     NO_EXIT,
+    RULE_COOLDOWN_SECONDS,
+    RULE_DAILY_LOSS_LIMIT_RATIO,
+    RULE_DRAWDOWN_RESUME_SECONDS,
     RULE_FEE_RATE,
+    RULE_MAX_DRAWDOWN_HALT_RATIO,
+    RULE_MAX_EXPOSURE_RATIO,
     RULE_MAX_HOLDING_SECONDS,
+    RULE_MAX_OPEN_POSITIONS,
     RULE_RUIN_EQUITY,
+    RULE_SIZING_ATR_MULTIPLE,
     RULE_SIZING_METHOD,
     RULE_SIZING_VALUE,
     RULE_SLIPPAGE_RATIO,
@@ -56,6 +76,14 @@ from trading.engine.layout import (
     RULE_TAKE_PROFIT_RATIO,
     RULE_TRAILING_STOP_RATIO,
     SIGNAL_CODE,
+    SIZING_RISK,
+    STATE_DAY,
+    STATE_DAY_START_EQUITY,
+    STATE_DRAWDOWN_HALT_SECONDS,
+    STATE_HALT_DAY,
+    STATE_LAST_EQUITY,
+    STATE_PEAK_EQUITY,
+    STOP_LOSS_CODE,
     njit_without_refcounts,
 )
 from trading.engine.rules import (
@@ -64,10 +92,13 @@ from trading.engine.rules import (
     entry_quantity,
     fill_fee,
     risk_exit_code,
+    risk_quantity,
     stop_loss_level,
     take_profit_level,
     trailing_stop_level,
 )
+
+SECONDS_PER_DAY = 86_400
 
 
 @njit_without_refcounts
@@ -99,12 +130,127 @@ def equity_at_boundary(
 
 
 @njit_without_refcounts
+def _halt_logged(
+    halt_ints: np.ndarray,
+    halt_floats: np.ndarray,
+    h: int,
+    boundary_seconds: int,
+    limit: int,
+    began: int,
+    equity: float,
+    reference: float,
+) -> int:
+    """Write one halt event to row ``h`` of the halts log when it has room; return the rows used."""
+    if h < halt_ints.shape[0]:
+        halt_ints[h, HALT_INT_BOUNDARY_SECONDS] = boundary_seconds
+        halt_ints[h, HALT_INT_LIMIT] = limit
+        halt_ints[h, HALT_INT_BEGAN] = began
+        halt_floats[h, HALT_FLOAT_EQUITY] = equity
+        halt_floats[h, HALT_FLOAT_REFERENCE] = reference
+        return h + 1
+    return h
+
+
+@njit_without_refcounts
+def limits_at_boundary(
+    rules: np.ndarray,
+    state: np.ndarray,
+    equity: float,
+    boundary_seconds: int,
+    halt_ints: np.ndarray,
+    halt_floats: np.ndarray,
+    h: int,
+) -> tuple[int, int]:
+    """The account's halts at one boundary (docs/criteria.md "Risk limits"): update ``state`` with this
+    boundary's equity and return ``(limit, h)``: the limit that refuses every entry here (``LIMIT_NONE``,
+    ``LIMIT_DAILY_LOSS`` or ``LIMIT_MAX_DRAWDOWN``) and the rows of the halts log now used.
+
+    Called at every boundary of a run whose rules have a daily loss limit or a drawdown halt, after the risk
+    exits of candle t and before the entries, with the equity the entries are sized on (:func:`equity_at_boundary`).
+
+    - The day is the UTC day of candle t (``(boundary_seconds - 1) // 86400``: a daily boundary at D 00:00 closes
+      day D - 1). Its starting equity is the equity measured at the last boundary of the day before (this one's, on
+      an account's first boundary). Once the equity is below ``(1 - daily_loss_limit_ratio)`` of it, no entry is
+      made at any boundary of that day; the next day starts afresh.
+    - The peak is the highest equity measured at a boundary. While the equity is below ``(1 -
+      max_drawdown_halt_ratio)`` of the peak, no entry is made. The halt ends when the equity is back at or above
+      that line (open positions recovered), or, with ``drawdown_resume_days``, at the first boundary at least that
+      many days after it began: the peak is then reset to the equity there (the drawdown is measured afresh).
+
+    Args:
+        rules: the strategy's ``rules`` vector (:mod:`trading.engine.layout` ``RULE_*``).
+        state: shape (LIMIT_STATE_SIZE,), float64, updated in place (``STATE_*``; NaN unknown, -1 not halted).
+        equity: cash plus open positions at this boundary's prices, quote currency.
+        boundary_seconds: the boundary's time, seconds since epoch.
+        halt_ints, halt_floats: the halts log (``HALT_*`` columns), written from row ``h`` while it has room.
+        h: the rows of the halts log used so far.
+    """
+    daily = rules[RULE_DAILY_LOSS_LIMIT_RATIO]
+    drawdown = rules[RULE_MAX_DRAWDOWN_HALT_RATIO]
+    blocked = LIMIT_NONE
+    day = (boundary_seconds - 1) // SECONDS_PER_DAY
+    if state[STATE_DAY] != day:  # True while NaN: the account's first boundary
+        state[STATE_DAY] = day
+        last = state[STATE_LAST_EQUITY]
+        state[STATE_DAY_START_EQUITY] = equity if np.isnan(last) else last
+    if not np.isnan(daily):
+        start = state[STATE_DAY_START_EQUITY]
+        if state[STATE_HALT_DAY] != day and equity < start * (1.0 - daily):
+            state[STATE_HALT_DAY] = day
+            h = _halt_logged(halt_ints, halt_floats, h, boundary_seconds, LIMIT_DAILY_LOSS, 1, equity, start)
+        if state[STATE_HALT_DAY] == day:
+            blocked = LIMIT_DAILY_LOSS
+    if not np.isnan(drawdown):
+        peak = state[STATE_PEAK_EQUITY]
+        if np.isnan(peak) or equity > peak:
+            peak = equity
+        since = state[STATE_DRAWDOWN_HALT_SECONDS]
+        if since >= 0.0:
+            resume = rules[RULE_DRAWDOWN_RESUME_SECONDS]
+            if equity >= peak * (1.0 - drawdown):
+                since = -1.0
+            elif not np.isnan(resume) and boundary_seconds - since >= resume:
+                since = -1.0
+                peak = equity
+            if since < 0.0:
+                h = _halt_logged(
+                    halt_ints, halt_floats, h, boundary_seconds, LIMIT_MAX_DRAWDOWN, 0, equity, peak
+                )
+        elif equity < peak * (1.0 - drawdown):
+            since = float(boundary_seconds)
+            h = _halt_logged(halt_ints, halt_floats, h, boundary_seconds, LIMIT_MAX_DRAWDOWN, 1, equity, peak)
+        state[STATE_PEAK_EQUITY] = peak
+        state[STATE_DRAWDOWN_HALT_SECONDS] = since
+        if since >= 0.0 and blocked == LIMIT_NONE:
+            blocked = LIMIT_MAX_DRAWDOWN
+    state[STATE_LAST_EQUITY] = equity
+    return blocked, h
+
+
+@njit_without_refcounts
+def cooldowns_after_exits(
+    rules: np.ndarray, exit_code: np.ndarray, exit_time_seconds: np.ndarray, cooldown_until: np.ndarray
+) -> None:
+    """Start the cooldown of every slot whose exit (``exit_code``, shape (k,)) was a stop-loss: no entry there
+    at a boundary at or before ``exit_time_seconds[i] + cooldown_days_after_stop_loss`` days
+    (``cooldown_until``, shape (k,), int64 seconds, updated in place). A take-profit, trailing stop or signal exit
+    starts none; nothing happens without the limit."""
+    cooldown = rules[RULE_COOLDOWN_SECONDS]
+    if np.isnan(cooldown):
+        return
+    for i in range(exit_code.shape[0]):
+        if exit_code[i] == STOP_LOSS_CODE:
+            cooldown_until[i] = max(cooldown_until[i], exit_time_seconds[i] + int(cooldown))
+
+
+@njit_without_refcounts
 def entries_at_boundary(
     rules: np.ndarray,
     j: int,
     cash: float,
     has_t: np.ndarray,
     t_close: np.ndarray,
+    t_atr: np.ndarray,
     entry_signal: np.ndarray,
     has_next: np.ndarray,
     next_index: np.ndarray,
@@ -121,32 +267,85 @@ def entries_at_boundary(
     trail_reference: np.ndarray,
     trail_level: np.ndarray,
     entered: np.ndarray,
+    blocked: int,
+    cooldown_until: np.ndarray,
+    refused: np.ndarray,
 ) -> float:
     """The **open** step of one boundary: enter, in slot (symbol) order, every instrument without an open trade
     whose entry signal holds on candle t, at the first price after t, sized on the equity at this boundary,
-    while cash lasts.
+    while cash lasts and the risk limits allow (docs/criteria.md "Risk limits").
 
-    Updates the state of the entered slots in place, sets ``entered[i]`` (shape (k,), bool) for each, and
-    returns the cash left (never below 0).
+    An entry signal is refused, in this order: by ``blocked`` (a halt of the whole account,
+    :func:`limits_at_boundary`), by the instrument's cooldown (``cooldown_until[i]`` at or after the entry time),
+    by ``max_open_positions`` (the positions open, those entered here included), by ``max_exposure_ratio`` (the
+    spend is cut to what keeps the open positions' value at this boundary's prices, the new one's at its fill
+    price, at most that share of the equity; refused when what is left is dust), and, with risk-based sizing, when
+    there is no stop to size on (``LIMIT_RISK_STOP``). ``t_atr`` (shape (n, k)) is the ATR on candle t, read only
+    by risk-based sizing with an ATR stop, which also sets the trade's stop-loss at ``fill - multiple * ATR``.
+
+    Updates the state of the entered slots in place, sets ``entered[i]`` (shape (k,), bool) for each and
+    ``refused[i]`` (shape (k,), int64) to the ``LIMIT_*`` code that refused slot ``i`` (``LIMIT_NONE`` else),
+    and returns the cash left (never below 0).
     """
     fee_rate = rules[RULE_FEE_RATE]
     slippage_ratio = rules[RULE_SLIPPAGE_RATIO]
+    method = int(rules[RULE_SIZING_METHOD])
+    max_open = rules[RULE_MAX_OPEN_POSITIONS]
+    max_exposure = rules[RULE_MAX_EXPOSURE_RATIO]
+    atr_multiple = rules[RULE_SIZING_ATR_MULTIPLE]
     equity = equity_at_boundary(cash, j, is_open, quantity, entry_price, has_t, t_close, has_next, next_price)
     ruined = equity <= rules[RULE_RUIN_EQUITY]  # False when NaN (no starting cash given)
+    n_open = 0
+    exposure = 0.0
+    for i in range(is_open.shape[0]):
+        if is_open[i]:
+            n_open += 1
+    if not np.isnan(max_exposure):
+        exposure = equity_at_boundary(
+            0.0, j, is_open, quantity, entry_price, has_t, t_close, has_next, next_price
+        )
     for i in range(is_open.shape[0]):
         entered[i] = False
+        refused[i] = LIMIT_NONE
         if ruined:
             continue
         if is_open[i] or not has_t[j, i] or not entry_signal[j, i] or not has_next[j, i]:
             continue
+        if blocked != LIMIT_NONE:
+            refused[i] = blocked
+            continue
+        if cooldown_until[i] >= next_time_seconds[j, i]:
+            refused[i] = LIMIT_COOLDOWN
+            continue
+        if not np.isnan(max_open) and n_open >= max_open:
+            refused[i] = LIMIT_MAX_OPEN_POSITIONS
+            continue
         price = buy_fill_price(next_price[j, i], slippage_ratio)
-        units = entry_quantity(
-            int(rules[RULE_SIZING_METHOD]), rules[RULE_SIZING_VALUE], equity, cash, price, fee_rate
-        )
+        stop = stop_loss_level(price, rules[RULE_STOP_LOSS_RATIO])
+        if method == SIZING_RISK:
+            if not np.isnan(atr_multiple):
+                stop = price - atr_multiple * t_atr[j, i]
+            units = risk_quantity(
+                rules[RULE_SIZING_VALUE], equity, cash, price, stop, fee_rate, slippage_ratio
+            )
+            if units <= 0.0 and (np.isnan(stop) or stop <= 0.0):
+                refused[i] = LIMIT_RISK_STOP
+                continue
+        else:
+            units = entry_quantity(method, rules[RULE_SIZING_VALUE], equity, cash, price, fee_rate)
+        if units > 0.0 and not np.isnan(max_exposure):
+            room = max_exposure * equity - exposure
+            if units * price > room:
+                units = room / price if room > MIN_SPEND_RATIO * equity else 0.0
+                if units <= 0.0:
+                    refused[i] = LIMIT_MAX_EXPOSURE
+                    continue
         if units <= 0.0:
             continue
         fee = fill_fee(price, units, fee_rate)
         cash -= price * units + fee
+        n_open += 1
+        exposure += price * units
         entered[i] = True
         is_open[i] = True
         quantity[i] = units
@@ -154,7 +353,7 @@ def entries_at_boundary(
         entry_fee[i] = fee
         entry_time_seconds[i] = next_time_seconds[j, i]
         entry_index[i] = next_index[j, i]
-        stop_loss[i] = stop_loss_level(price, rules[RULE_STOP_LOSS_RATIO])
+        stop_loss[i] = stop
         take_profit[i] = take_profit_level(price, rules[RULE_TAKE_PROFIT_RATIO])
         trail_reference[i] = price
         trail_level[i] = trailing_stop_level(price, rules[RULE_TRAILING_STOP_RATIO])

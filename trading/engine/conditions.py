@@ -79,10 +79,13 @@ class Signals:
     Attributes:
         entry: shape (n,), bool; True on candle t means: enter at the open of t+1.
         exit: shape (n,), bool; True on candle t means: exit at the open of t+1 (all False without an exit rule).
+        atr: shape (n,), float64, price units: the ATR that risk-based sizing with an ATR stop sizes on (the
+            stop of an entry at t + 1 is ``fill - multiple * atr[t]``); None without such sizing.
     """
 
     entry: np.ndarray
     exit: np.ndarray
+    atr: np.ndarray | None = None
 
 
 def signals_compute(
@@ -100,7 +103,13 @@ def signals_compute(
         if criteria.exit is not None
         else np.zeros(len(candles), dtype=bool)
     )
-    return Signals(entry=np.asarray(entry, dtype=bool), exit=np.asarray(exit_, dtype=bool))
+    period = criteria.sizing.atr_period
+    atr = (
+        None
+        if period is None
+        else indicator_series(Operand(indicator="atr", params=(("period", period),)), candles, cache)
+    )
+    return Signals(entry=np.asarray(entry, dtype=bool), exit=np.asarray(exit_, dtype=bool), atr=atr)
 
 
 def indicator_series(

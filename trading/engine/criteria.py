@@ -18,7 +18,18 @@ from trading.engine.params import is_reference, params_resolve, reference_messag
 
 VERSION = 1
 COMPARISONS = (">", ">=", "<", "<=", "crosses_above", "crosses_below")
-SIZING_METHODS = ("equity_fraction", "fixed_quote")
+SIZING_METHODS = ("equity_fraction", "fixed_quote", "risk")
+#: The risk limits a criteria document's ``limits`` object may set (docs/criteria.md "Risk limits").
+LIMIT_FIELDS = (
+    "max_open_positions",
+    "max_exposure_ratio",
+    "daily_loss_limit_ratio",
+    "max_drawdown_halt_ratio",
+    "drawdown_resume_days",
+    "cooldown_days_after_stop_loss",
+)
+#: The most ATRs a risk-sized entry's stop may be below its fill.
+MAX_ATR_MULTIPLE = 100.0
 #: The largest period, shift or holding time accepted: TA-Lib's own bound for every period
 #: (:data:`trading.engine.limits.MAX_PERIOD`).
 MAX_INTEGER = MAX_PERIOD
@@ -93,10 +104,42 @@ Condition = Compare | AllOf | AnyOf | NotOf
 
 @dataclass(frozen=True)
 class Sizing:
-    """How much an entry spends: ``equity_fraction`` (``value`` in (0, 1]) or ``fixed_quote`` (quote currency)."""
+    """How much an entry spends: ``equity_fraction`` (``value`` in (0, 1]), ``fixed_quote`` (quote currency),
+    or ``risk`` (``value`` in (0, 1): the fraction of equity lost when the stop is hit, docs/criteria.md
+    "Risk-based sizing").
+
+    Attributes:
+        method, value: as above.
+        atr_period, atr_multiple: with ``risk``, the stop is ``atr_multiple`` ATRs (Wilder's, ``atr_period``
+            candles) below the fill; both None when the stop is the criteria's ``stop_loss_ratio``.
+    """
 
     method: str = "equity_fraction"
     value: float = 1.0
+    atr_period: int | None = None
+    atr_multiple: float | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The risk limits of a strategy (docs/criteria.md "Risk limits"), each None when not set.
+
+    Attributes:
+        max_open_positions: the most positions open at once, >= 1.
+        max_exposure_ratio: the most of the equity held in open positions, in (0, 1].
+        daily_loss_limit_ratio: no entries for the rest of a UTC day once its loss exceeds this, in (0, 1).
+        max_drawdown_halt_ratio: no entries while the drawdown from the peak equity exceeds this, in (0, 1).
+        drawdown_resume_days: the drawdown halt ends this many days after it began (the peak is reset), >= 1;
+            only with ``max_drawdown_halt_ratio``.
+        cooldown_days_after_stop_loss: no entry in an instrument for this many days after its stop-loss, >= 1.
+    """
+
+    max_open_positions: int | None = None
+    max_exposure_ratio: float | None = None
+    daily_loss_limit_ratio: float | None = None
+    max_drawdown_halt_ratio: float | None = None
+    drawdown_resume_days: int | None = None
+    cooldown_days_after_stop_loss: int | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +157,7 @@ class Criteria:
         sizing: see :class:`Sizing`.
         fee_rate: fee per fill as a fraction of its notional, in [0, 0.1); 0.001 means 0.1 %.
         slippage_ratio: fills are this fraction worse than the price, in [0, 0.1).
+        limits: the risk limits (:class:`Limits`; all None without a ``limits`` object).
         document: the normalised JSON document (defaults filled in), as stored and shown; its ``params`` and
             ``{"param": name}`` references are kept (docs/criteria.md, "Named parameters").
     """
@@ -128,6 +172,7 @@ class Criteria:
     sizing: Sizing
     fee_rate: float
     slippage_ratio: float
+    limits: Limits = field(default_factory=Limits)
     document: dict[str, Any] = field(compare=False, hash=False, default_factory=dict)
 
     def operands(self) -> list[Operand]:
@@ -255,7 +300,7 @@ def criteria_parse(document: Any) -> Criteria:
     check = _Checker()
     resolved, references = _resolved(document)
     data = {**TOP_LEVEL_DEFAULTS, **resolved}
-    check.keys(data, "", {"version", "side", "params", "entry", *TOP_LEVEL_DEFAULTS})
+    check.keys(data, "", {"version", "side", "params", "entry", "limits", *TOP_LEVEL_DEFAULTS})
     if data.get("version") != VERSION:
         check.fail("version", f"must be {VERSION}, was {_show(data.get('version'))}")
     side = data.get("side")
@@ -276,10 +321,20 @@ def criteria_parse(document: Any) -> Criteria:
         data["trailing_stop_ratio"], "trailing_stop_ratio", low=0, high=1, low_open=True, nullable=True
     )
     max_holding = check.integer(data["max_holding_days"], "max_holding_days", low=1, nullable=True)
-    sizing = _sizing(check, data["sizing"])
+    sizing = _sizing(
+        check, data["sizing"], stop_loss=stop_loss, has_stop_loss=data["stop_loss_ratio"] is not None
+    )
+    limits = _limits(check, data.get("limits", {}))
     fee_rate = check.number(data["fee_rate"], "fee_rate", low=0, high=0.1)
     slippage = check.number(data["slippage_ratio"], "slippage_ratio", low=0, high=0.1)
-    if check.errors or entry is None or sizing is None or fee_rate is None or slippage is None:
+    if (
+        check.errors
+        or entry is None
+        or sizing is None
+        or limits is None
+        or fee_rate is None
+        or slippage is None
+    ):
         raise CriteriaError(
             [
                 (path, reference_message(references[path], m) if path in references else m)
@@ -298,6 +353,10 @@ def criteria_parse(document: Any) -> Criteria:
         "method": sizing.method,
         "value": raw_size if is_reference(raw_size) else sizing.value,
     }
+    if sizing.method == "risk":
+        normalised["sizing"]["stop"] = written["sizing"]["stop"]
+    if "limits" in document:
+        normalised["limits"] = dict(document["limits"])
     return Criteria(
         side="long",
         entry=entry,
@@ -309,6 +368,7 @@ def criteria_parse(document: Any) -> Criteria:
         sizing=sizing,
         fee_rate=fee_rate,
         slippage_ratio=slippage,
+        limits=limits,
         document=normalised,
     )
 
@@ -360,23 +420,97 @@ def json_keys(document: Any) -> set[str]:
     return keys
 
 
-def _sizing(check: _Checker, data: Any) -> Sizing | None:
+def _sizing(check: _Checker, data: Any, *, stop_loss: float | None, has_stop_loss: bool) -> Sizing | None:
     if not isinstance(data, dict):
         check.fail(
             "sizing",
             f'must be an object like {{"method": "equity_fraction", "value": 1.0}}, was {_show(data)}',
         )
         return None
-    check.keys(data, "sizing", {"method", "value"})
     method = data.get("method")
+    check.keys(data, "sizing", {"method", "value", "stop"} if method == "risk" else {"method", "value"})
     if method not in SIZING_METHODS:
         check.fail("sizing.method", f"must be one of {', '.join(SIZING_METHODS)}, was {_show(method)}")
         return None
     if method == "equity_fraction":
         value = check.number(data.get("value"), "sizing.value", low=0, high=1, low_open=True, high_open=False)
+    elif method == "risk":
+        value = check.number(data.get("value"), "sizing.value", low=0, high=1, low_open=True)
+        return _risk_sizing(check, data.get("stop"), value, stop_loss=stop_loss, has_stop_loss=has_stop_loss)
     else:
         value = check.number(data.get("value"), "sizing.value", low=0, low_open=True)
     return None if value is None else Sizing(method=method, value=value)
+
+
+def _risk_sizing(
+    check: _Checker, stop: Any, value: float | None, *, stop_loss: float | None, has_stop_loss: bool
+) -> Sizing | None:
+    """``{"method": "risk", "value": v, "stop": "stop_loss" | {"atr": period, "multiple": m}}``."""
+    if stop == "stop_loss":
+        if not has_stop_loss:
+            check.fail("sizing.stop", 'is "stop_loss", so stop_loss_ratio must be set (the stop sized on)')
+            return None
+        return None if value is None or stop_loss is None else Sizing(method="risk", value=value)
+    if not isinstance(stop, dict):
+        check.fail(
+            "sizing.stop",
+            f'must be "stop_loss" or an ATR stop like {{"atr": 14, "multiple": 2}}, was {_show(stop)}',
+        )
+        return None
+    check.keys(stop, "sizing.stop", {"atr", "multiple"})
+    period = check.integer(stop.get("atr"), "sizing.stop.atr", low=1)
+    multiple = check.number(
+        stop.get("multiple"),
+        "sizing.stop.multiple",
+        low=0,
+        high=MAX_ATR_MULTIPLE,
+        low_open=True,
+        high_open=False,
+    )
+    if has_stop_loss:
+        check.fail(
+            "sizing.stop",
+            'an ATR stop sets each trade\'s stop-loss: remove stop_loss_ratio, or size on it with "stop_loss"',
+        )
+        return None
+    if value is None or period is None or multiple is None:
+        return None
+    return Sizing(method="risk", value=value, atr_period=period, atr_multiple=multiple)
+
+
+def _limits(check: _Checker, data: Any) -> Limits | None:
+    if not isinstance(data, dict):
+        check.fail("limits", f'must be an object like {{"max_open_positions": 3}}, was {_show(data)}')
+        return None
+    errors_before = len(check.errors)
+    check.keys(data, "limits", set(LIMIT_FIELDS))
+    ratio = {"low": 0, "high": 1, "low_open": True, "nullable": True}
+    limits = Limits(
+        max_open_positions=check.integer(
+            data.get("max_open_positions"), "limits.max_open_positions", low=1, nullable=True
+        ),
+        max_exposure_ratio=check.number(
+            data.get("max_exposure_ratio"), "limits.max_exposure_ratio", **ratio, high_open=False
+        ),
+        daily_loss_limit_ratio=check.number(
+            data.get("daily_loss_limit_ratio"), "limits.daily_loss_limit_ratio", **ratio
+        ),
+        max_drawdown_halt_ratio=check.number(
+            data.get("max_drawdown_halt_ratio"), "limits.max_drawdown_halt_ratio", **ratio
+        ),
+        drawdown_resume_days=check.integer(
+            data.get("drawdown_resume_days"), "limits.drawdown_resume_days", low=1, nullable=True
+        ),
+        cooldown_days_after_stop_loss=check.integer(
+            data.get("cooldown_days_after_stop_loss"),
+            "limits.cooldown_days_after_stop_loss",
+            low=1,
+            nullable=True,
+        ),
+    )
+    if data.get("drawdown_resume_days") is not None and data.get("max_drawdown_halt_ratio") is None:
+        check.fail("limits.drawdown_resume_days", "resumes a drawdown halt: set max_drawdown_halt_ratio too")
+    return None if len(check.errors) > errors_before else limits
 
 
 def _condition(check: _Checker, data: Any, path: str) -> Condition | None:

@@ -39,15 +39,53 @@ MANUAL_CODE: int = ExitReason.MANUAL.code
 AMBIGUITY_NONE = -1
 AMBIGUITY_PESSIMISTIC = 0
 
-#: Sizing method codes (CRITERIA.md "Sizing").
+#: Sizing method codes (CRITERIA.md "Sizing"; ``SIZING_RISK`` is docs/criteria.md's risk-based sizing).
 SIZING_EQUITY_FRACTION = 0
 SIZING_FIXED_QUOTE = 1
+SIZING_RISK = 2
+
+#: Why an entry signal did not enter (the refusals a run reports, docs/criteria.md "Risk limits"); 0: it was
+#: not refused by a limit. The names are :data:`trading.engine.vocabulary.LIMIT_NAMES`.
+LIMIT_NONE = 0
+LIMIT_MAX_OPEN_POSITIONS = 1
+LIMIT_MAX_EXPOSURE = 2
+LIMIT_DAILY_LOSS = 3
+LIMIT_MAX_DRAWDOWN = 4
+LIMIT_COOLDOWN = 5
+LIMIT_RISK_STOP = 6
+
+# Positions in a run's limit state (float64, shape (LIMIT_STATE_SIZE,)), which :func:`trading.engine.boundary.
+# limits_at_boundary` carries from one boundary to the next (the live cycle keeps it in the database). Days are
+# days since 1970-01-01 UTC, times seconds; NaN where not yet known (a fresh account), -1 where not halted.
+STATE_DAY = 0
+STATE_DAY_START_EQUITY = 1
+STATE_LAST_EQUITY = 2
+STATE_HALT_DAY = 3
+STATE_PEAK_EQUITY = 4
+STATE_DRAWDOWN_HALT_SECONDS = 5
+LIMIT_STATE_SIZE = 6
+
+# Columns of a run's halts log (int64, shape (h, 3)): the boundary a halt began or ended at, its limit, and
+# whether it began (1) or ended (0); and of its float companion (float64, shape (h, 2)): the equity then and the
+# level it was measured against (the day's starting equity, or the peak), quote currency.
+# Columns of a run's refusals log (int64, shape (r, 3)): every entry signal a risk limit refused.
+REFUSAL_BOUNDARY_SECONDS = 0
+REFUSAL_SLOT = 1
+REFUSAL_LIMIT = 2
+REFUSAL_COLUMNS = 3
+HALT_INT_BOUNDARY_SECONDS = 0
+HALT_INT_LIMIT = 1
+HALT_INT_BEGAN = 2
+HALT_INT_COLUMNS = 3
+HALT_FLOAT_EQUITY = 0
+HALT_FLOAT_REFERENCE = 1
+HALT_FLOAT_COLUMNS = 2
 
 #: Entries that would spend less than this fraction of equity are skipped: what is left after spending "all"
 #: the cash is rounding dust (float in the backtest, Decimal live), not money to open a position with.
 MIN_SPEND_RATIO = 1e-6
 
-# Positions in the ``rules`` vector (float64, shape (9,)) that carries a strategy's parameters into compiled code.
+# Positions in the ``rules`` vector (float64, shape (RULES_SIZE,)): a strategy's parameters in compiled code.
 RULE_STOP_LOSS_RATIO = 0
 RULE_TAKE_PROFIT_RATIO = 1
 RULE_TRAILING_STOP_RATIO = 2
@@ -60,7 +98,16 @@ RULE_SLIPPAGE_RATIO = 7
 #: account is ruined (``RUIN_TOLERANCE_RATIO`` of the starting cash, :mod:`trading.engine.types`; what is left is
 #: float rounding, not money).
 RULE_RUIN_EQUITY = 8
-RULES_SIZE = 9
+#: Risk-based sizing with an ATR stop: the stop is this many ATRs (``t_atr``) below the fill (NaN: the stop-loss).
+RULE_SIZING_ATR_MULTIPLE = 9
+#: Risk limits (docs/criteria.md "Risk limits"), NaN where the criteria set none.
+RULE_MAX_OPEN_POSITIONS = 10
+RULE_MAX_EXPOSURE_RATIO = 11
+RULE_DAILY_LOSS_LIMIT_RATIO = 12
+RULE_MAX_DRAWDOWN_HALT_RATIO = 13
+RULE_DRAWDOWN_RESUME_SECONDS = 14
+RULE_COOLDOWN_SECONDS = 15
+RULES_SIZE = 16
 
 # Columns of the trade log's ``ints`` array (int64, shape (m, 5)).
 INT_SLOT = 0

@@ -15,7 +15,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from trading.engine.boundary import entries_at_boundary, risk_exits_at_boundary, signal_exits_at_boundary
+from trading.engine.boundary import (
+    cooldowns_after_exits,
+    entries_at_boundary,
+    equity_at_boundary,
+    limits_at_boundary,
+    risk_exits_at_boundary,
+    signal_exits_at_boundary,
+)
 from trading.engine.layout import (
     AMBIGUITY_NONE,
     AMBIGUOUS_FLOAT_COLUMNS,
@@ -37,15 +44,28 @@ from trading.engine.layout import (
     FLOAT_STOP_LOSS_PRICE,
     FLOAT_TAKE_PROFIT_PRICE,
     FLOAT_TRAILING_STOP_PRICE,
+    HALT_FLOAT_COLUMNS,
+    HALT_INT_COLUMNS,
     INT_COLUMNS,
     INT_ENTRY_INDEX,
     INT_ENTRY_TIME_SECONDS,
     INT_EXIT_INDEX,
     INT_EXIT_TIME_SECONDS,
     INT_SLOT,
+    LIMIT_NONE,
+    LIMIT_STATE_SIZE,
     MAX_HOLDING_CODE,
     NO_EXIT,
+    REFUSAL_BOUNDARY_SECONDS,
+    REFUSAL_COLUMNS,
+    REFUSAL_LIMIT,
+    REFUSAL_SLOT,
+    RULE_COOLDOWN_SECONDS,
+    RULE_DAILY_LOSS_LIMIT_RATIO,
+    RULE_MAX_DRAWDOWN_HALT_RATIO,
     SIGNAL_CODE,
+    STATE_DRAWDOWN_HALT_SECONDS,
+    STATE_HALT_DAY,
 )
 from trading.engine.rules import close_fill
 
@@ -105,7 +125,12 @@ def run_boundaries(
     finer_bounds: np.ndarray,
     finer_prices: np.ndarray,
     capacity: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
+    t_atr: np.ndarray,
+    boundary_seconds: np.ndarray,
+    log_limits: bool,
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]:
     """Run every boundary in the contract's order (CRITERIA.md), as the daily cycle does day by day: the risk
     exits of candle t, the entries at the open, the signal and maximum-holding exits at the open.
 
@@ -119,6 +144,11 @@ def run_boundaries(
         finer_prices: shape (3, f), float64: open, high and low of the finer candles (f = 0, and the bounds
             equal, without finer candles).
         capacity: an upper bound of the number of trades (the count of entry signals is one).
+        t_atr: shape (n, k), float64: the ATR on candle t, for risk-based sizing with an ATR stop; may be (0, 0)
+            when the rules do not size on an ATR stop.
+        boundary_seconds: shape (n,), int64: each boundary's time (the open of candle t + 1), seconds.
+        log_limits: log the entries refused by a risk limit and the halts (else the refusal and halt logs are
+            empty; the limits apply either way).
 
     Returns:
         ``(ints, floats, codes, still_open, cash)``: the trades in the order they were entered (then slot):
@@ -127,7 +157,10 @@ def run_boundaries(
         (``NO_EXIT`` while open), ``still_open`` shape (m,) bool, the cash at the end, and the ambiguous candles
         in time order (then slot): ``ambiguous_ints`` shape (a, 3) int64 and ``ambiguous_floats`` shape (a, 2)
         float64 with the columns ``AMBIGUOUS_*`` of :mod:`trading.engine.layout`. Each ambiguous candle closes
-        a trade, so ``a <= m``.
+        a trade, so ``a <= m``. Then the risk limits' logs (:mod:`trading.engine.layout`, docs/criteria.md "Risk
+        limits"): ``refusals`` shape (r, 3) int64 (``REFUSAL_*``: the boundary, slot and limit of every entry
+        signal a limit refused, in time order then slot), ``halt_ints`` shape (h, 3) int64 and ``halt_floats``
+        shape (h, 2) float64 (``HALT_*``: each halt's beginning and end, in time order).
     """
     n, k = has_t.shape
     ints = np.full((capacity, INT_COLUMNS), -1, dtype=np.int64)
@@ -158,6 +191,21 @@ def run_boundaries(
     ambiguous_floats = np.full((capacity, AMBIGUOUS_FLOAT_COLUMNS), np.nan)
     a = 0
     m = 0
+    # The risk limits (docs/criteria.md "Risk limits"): the account's halts are checked at every boundary (the
+    # peak and the day's starting equity are measured at each), the cooldowns after each risk exit.
+    halts = not np.isnan(rules[RULE_DAILY_LOSS_LIMIT_RATIO]) or not np.isnan(rules[RULE_MAX_DRAWDOWN_HALT_RATIO])
+    cooldowns = not np.isnan(rules[RULE_COOLDOWN_SECONDS])
+    state = np.full(LIMIT_STATE_SIZE, np.nan)
+    state[STATE_HALT_DAY] = -1.0
+    state[STATE_DRAWDOWN_HALT_SECONDS] = -1.0
+    cooldown_until = np.full(k, np.iinfo(np.int64).min, dtype=np.int64)
+    refused = np.zeros(k, dtype=np.int64)
+    refusals = np.full((capacity if log_limits else 0, REFUSAL_COLUMNS), -1, dtype=np.int64)
+    halt_rows = 2 * n if log_limits and halts else 0
+    halt_ints = np.full((halt_rows, HALT_INT_COLUMNS), -1, dtype=np.int64)
+    halt_floats = np.full((halt_rows, HALT_FLOAT_COLUMNS), np.nan)
+    r = 0
+    h = 0
     # Open positions: a phase with nothing to act on is not called (most boundaries of a one-minute run).
     n_open = 0
     for j in range(n):
@@ -201,6 +249,8 @@ def run_boundaries(
                     ambiguous_floats[a, AMBIGUOUS_FLOAT_STOP] = ambiguous_stop[i]
                     ambiguous_floats[a, AMBIGUOUS_FLOAT_TAKE_PROFIT] = take_profit[i]
                     a += 1
+            if cooldowns:
+                cooldowns_after_exits(rules, exit_code, exit_time_seconds, cooldown_until)
             n_open -= _exits_record(
                 slot_trade,
                 exit_code,
@@ -215,6 +265,14 @@ def run_boundaries(
                 floats,
                 codes,
             )
+        blocked = LIMIT_NONE
+        if halts:
+            equity = equity_at_boundary(
+                cash, j, is_open, quantity, entry_price, has_t, t_close, has_next, next_price
+            )
+            blocked, h = limits_at_boundary(
+                rules, state, equity, boundary_seconds[j], halt_ints, halt_floats, h
+            )
         has_entry_signal = False
         for i in range(k):
             has_entry_signal = has_entry_signal or entry_signal[j, i]
@@ -226,6 +284,7 @@ def run_boundaries(
                 cash,
                 has_t,
                 t_close,
+                t_atr,
                 entry_signal,
                 has_next,
                 next_index,
@@ -242,8 +301,16 @@ def run_boundaries(
                 trail_reference,
                 trail_level,
                 entered,
+                blocked,
+                cooldown_until,
+                refused,
             )
             for i in range(k):
+                if log_limits and refused[i] != LIMIT_NONE:
+                    refusals[r, REFUSAL_BOUNDARY_SECONDS] = boundary_seconds[j]
+                    refusals[r, REFUSAL_SLOT] = i
+                    refusals[r, REFUSAL_LIMIT] = refused[i]
+                    r += 1
                 if entered[i]:
                     ints[m, INT_SLOT] = i
                     ints[m, INT_ENTRY_INDEX] = entry_index[i]
@@ -300,7 +367,18 @@ def run_boundaries(
         if slot_trade[i] >= 0:
             still_open[slot_trade[i]] = True
             floats[slot_trade[i], FLOAT_TRAILING_STOP_PRICE] = trail_level[i]
-    return ints[:m], floats[:m], codes[:m], still_open, cash, ambiguous_ints[:a], ambiguous_floats[:a]
+    return (
+        ints[:m],
+        floats[:m],
+        codes[:m],
+        still_open,
+        cash,
+        ambiguous_ints[:a],
+        ambiguous_floats[:a],
+        refusals[:r],
+        halt_ints[:h],
+        halt_floats[:h],
+    )
 
 
 @njit(cache=True)

@@ -1,7 +1,7 @@
 """The trading rules of one position, compiled by Numba: fills and fees, sizing, risk exits and a closing fill.
 
 - fills and fees (CRITERIA.md "Fills"): :func:`buy_fill_price`, :func:`sell_fill_price`, :func:`fill_fee`;
-- sizing (CRITERIA.md "Sizing"): :func:`entry_quantity`;
+- sizing (CRITERIA.md "Sizing"): :func:`entry_quantity`, and risk-based sizing :func:`risk_quantity`;
 - risk exits (CRITERIA.md "When things happen"): the levels, and :func:`risk_exit_code`;
 - a closing fill with its P&L: :func:`close_fill`.
 
@@ -61,6 +61,37 @@ def entry_quantity(
     if spend <= MIN_SPEND_RATIO * equity or fill_price <= 0.0:
         return 0.0
     return spend / (fill_price * (1.0 + fee_rate))
+
+
+@njit(cache=True)
+def risk_quantity(
+    risk_ratio: float,
+    equity: float,
+    cash: float,
+    fill_price: float,
+    stop_price: float,
+    fee_rate: float,
+    slippage_ratio: float,
+) -> float:
+    """Return how many base units a risk-sized entry buys (docs/criteria.md "Risk-based sizing"), or 0.0.
+
+    A unit bought at ``fill_price`` costs ``fill_price * (1 + fee_rate)``; sold at the stop it returns
+    ``stop_price * (1 - slippage_ratio) * (1 - fee_rate)`` (the stop's own fill and fee, :func:`close_fill`).
+    The difference is what a unit loses when the stop is hit, so ``quantity = risk_ratio * equity / loss`` loses
+    ``risk_ratio`` of the equity at the stop (more only when a candle gaps through it). Never more than ``cash``
+    buys, fee included, and a spend at or below ``MIN_SPEND_RATIO`` of equity is dust and buys nothing, as
+    :func:`entry_quantity`. No stop (NaN) or a stop at or below 0 buys nothing: there is no loss to size on.
+    """
+    if np.isnan(stop_price) or stop_price <= 0.0 or fill_price <= 0.0:
+        return 0.0
+    unit_cost = fill_price * (1.0 + fee_rate)
+    unit_loss = unit_cost - stop_price * (1.0 - slippage_ratio) * (1.0 - fee_rate)
+    if unit_loss <= 0.0:
+        return 0.0
+    units = min(risk_ratio * equity / unit_loss, cash / unit_cost)
+    if units * unit_cost <= MIN_SPEND_RATIO * equity:
+        return 0.0
+    return units
 
 
 @njit(cache=True)

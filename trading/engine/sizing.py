@@ -10,8 +10,13 @@ __all__ = ["MIN_SPEND_RATIO", "entry_quantity", "sizing_code"]
 
 
 def sizing_code(sizing: Sizing) -> int:
-    """Return the kernel's code of a sizing method (``SIZING_EQUITY_FRACTION`` or ``SIZING_FIXED_QUOTE``)."""
-    return layout.SIZING_EQUITY_FRACTION if sizing.method == "equity_fraction" else layout.SIZING_FIXED_QUOTE
+    """Return the kernel's code of a sizing method (``SIZING_EQUITY_FRACTION``, ``SIZING_FIXED_QUOTE`` or
+    ``SIZING_RISK``)."""
+    return {
+        "equity_fraction": layout.SIZING_EQUITY_FRACTION,
+        "fixed_quote": layout.SIZING_FIXED_QUOTE,
+        "risk": layout.SIZING_RISK,
+    }[sizing.method]
 
 
 def entry_quantity(
@@ -32,7 +37,12 @@ def entry_quantity(
 
     Returns:
         Base units, >= 0.
+
+    Raises:
+        ValueError: risk-based sizing, which needs the stop (:func:`trading.engine.rules.risk_quantity`).
     """
+    if sizing.method == "risk":
+        raise ValueError("risk-based sizing needs the stop: see trading.engine.rules.risk_quantity")
     return float(
         rules.entry_quantity(
             sizing_code(sizing),

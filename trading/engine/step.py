@@ -26,14 +26,21 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from trading.engine import layout
-from trading.engine.boundary import entries_at_boundary, risk_exits_at_boundary, signal_exits_at_boundary
+from trading.engine.boundary import (
+    cooldowns_after_exits,
+    entries_at_boundary,
+    equity_at_boundary,
+    limits_at_boundary,
+    risk_exits_at_boundary,
+    signal_exits_at_boundary,
+)
 from trading.engine.criteria import Criteria
 from trading.engine.exits import nan_if_none, none_if_nan
 from trading.engine.magnifier import finer_columns
 from trading.engine.rules import close_fill
 from trading.engine.sizing import sizing_code
-from trading.engine.types import RUIN_TOLERANCE_RATIO, SECONDS_PER_DAY, CandleArrays, Trade
-from trading.engine.vocabulary import exit_reason_value
+from trading.engine.types import RUIN_TOLERANCE_RATIO, SECONDS_PER_DAY, CandleArrays, Halt, Trade
+from trading.engine.vocabulary import ExitReason, RiskLimit, exit_reason_value
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class InstrumentAtBoundary:
         open_time_seconds: seconds since epoch of candle t's open (when ``index`` is set).
         open, high, low, close: candle t's prices (when ``index`` is set), quote currency.
         entry_signal, exit_signal: the signals on candle t.
+        atr: the ATR on candle t that risk-based sizing with an ATR stop sizes on (NaN without one).
         next_index: index of the candle whose open is the next price (replay), or -1 live / None at the end.
         next_time_seconds: seconds since epoch of the next price (open of t+1, or now live); None at the end of data.
         next_price: the first price after t (raw, before slippage); None at the end of data.
@@ -61,6 +69,7 @@ class InstrumentAtBoundary:
     close: float = 0.0
     entry_signal: bool = False
     exit_signal: bool = False
+    atr: float = math.nan
     next_index: int | None = None
     next_time_seconds: int | None = None
     next_price: float | None = None
@@ -92,7 +101,78 @@ def criteria_rules(criteria: Criteria, *, starting_cash: float | None = None) ->
     rules[layout.RULE_RUIN_EQUITY] = (
         math.nan if starting_cash is None else RUIN_TOLERANCE_RATIO * float(starting_cash)
     )
+    rules[layout.RULE_SIZING_ATR_MULTIPLE] = nan_if_none(criteria.sizing.atr_multiple)
+    limits = criteria.limits
+    rules[layout.RULE_MAX_OPEN_POSITIONS] = nan_if_none(limits.max_open_positions)
+    rules[layout.RULE_MAX_EXPOSURE_RATIO] = nan_if_none(limits.max_exposure_ratio)
+    rules[layout.RULE_DAILY_LOSS_LIMIT_RATIO] = nan_if_none(limits.daily_loss_limit_ratio)
+    rules[layout.RULE_MAX_DRAWDOWN_HALT_RATIO] = nan_if_none(limits.max_drawdown_halt_ratio)
+    rules[layout.RULE_DRAWDOWN_RESUME_SECONDS] = (
+        math.nan if limits.drawdown_resume_days is None else limits.drawdown_resume_days * SECONDS_PER_DAY
+    )
+    rules[layout.RULE_COOLDOWN_SECONDS] = (
+        math.nan
+        if limits.cooldown_days_after_stop_loss is None
+        else limits.cooldown_days_after_stop_loss * SECONDS_PER_DAY
+    )
     return rules
+
+
+def criteria_halts(criteria: Criteria) -> bool:
+    """True when the criteria set a limit that halts the whole account (a daily loss limit or a drawdown halt):
+    its state must then be measured at every boundary, entry signal or not (:func:`step_limits`)."""
+    return criteria.limits.daily_loss_limit_ratio is not None or criteria.limits.max_drawdown_halt_ratio is not None
+
+
+@dataclass(frozen=True)
+class LimitState:
+    """An account's risk-limit state between two boundaries (:func:`trading.engine.boundary.limits_at_boundary`),
+    which the live cycle keeps in the database. None where not yet known (a fresh account).
+
+    Attributes:
+        day: the UTC day (days since 1970-01-01) of the last boundary's candle t.
+        day_start_equity: that day's starting equity, quote currency.
+        last_equity: the equity measured at the last boundary, quote currency.
+        halt_day: the day the daily loss limit halted entries, or None.
+        peak_equity: the highest equity measured at a boundary (since the last reset), quote currency.
+        drawdown_halt_seconds: when the drawdown halt in force began (seconds since epoch), or None.
+    """
+
+    day: int | None = None
+    day_start_equity: float | None = None
+    last_equity: float | None = None
+    halt_day: int | None = None
+    peak_equity: float | None = None
+    drawdown_halt_seconds: int | None = None
+
+    def array(self) -> np.ndarray:
+        """The kernel's state vector (shape (LIMIT_STATE_SIZE,), float64; ``layout.STATE_*``)."""
+        state = np.empty(layout.LIMIT_STATE_SIZE)
+        state[layout.STATE_DAY] = nan_if_none(self.day)
+        state[layout.STATE_DAY_START_EQUITY] = nan_if_none(self.day_start_equity)
+        state[layout.STATE_LAST_EQUITY] = nan_if_none(self.last_equity)
+        state[layout.STATE_HALT_DAY] = -1.0 if self.halt_day is None else self.halt_day
+        state[layout.STATE_PEAK_EQUITY] = nan_if_none(self.peak_equity)
+        state[layout.STATE_DRAWDOWN_HALT_SECONDS] = (
+            -1.0 if self.drawdown_halt_seconds is None else self.drawdown_halt_seconds
+        )
+        return state
+
+    @classmethod
+    def from_array(cls, state: np.ndarray) -> LimitState:
+        """The state of a kernel state vector (the inverse of :meth:`array`)."""
+
+        def whole(value: float) -> int | None:
+            return None if math.isnan(value) or value < 0 else int(value)
+
+        return cls(
+            day=whole(float(state[layout.STATE_DAY])),
+            day_start_equity=none_if_nan(float(state[layout.STATE_DAY_START_EQUITY])),
+            last_equity=none_if_nan(float(state[layout.STATE_LAST_EQUITY])),
+            halt_day=whole(float(state[layout.STATE_HALT_DAY])),
+            peak_equity=none_if_nan(float(state[layout.STATE_PEAK_EQUITY])),
+            drawdown_halt_seconds=whole(float(state[layout.STATE_DRAWDOWN_HALT_SECONDS])),
+        )
 
 
 #: The market of a boundary the compiled kernel takes, one column each, in its argument order
@@ -160,7 +240,8 @@ class _Boundary:
         self.next_price = np.array(
             [h.next_price if ok and h else math.nan for h, ok in zip(here, nxt, strict=True)]
         )
-        for name in MARKET_COLUMNS:  # the kernel takes the market as rows of boundaries: this is row 0
+        self.t_atr = np.array([h.atr if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
+        for name in (*MARKET_COLUMNS, "t_atr"):  # the kernel takes the market as rows of boundaries: this is row 0
             setattr(self, name, getattr(self, name).reshape(1, k))
         self.held = held
         self.is_open = np.array([o is not None for o in held], dtype=bool)
@@ -178,6 +259,25 @@ class _Boundary:
         self.k = k
 
 
+@dataclass(frozen=True)
+class Entries:
+    """What the open step of one boundary decided (:func:`step_entries`).
+
+    Attributes:
+        trades: the new trades, open, in symbol order.
+        cash: the free cash after them, quote currency.
+        refused: the instruments whose entry signal a risk limit refused, by symbol, with the limit.
+        limit_state: the account's risk-limit state after this boundary (keep it for the next one).
+        halts: the halts that began or ended at this boundary.
+    """
+
+    trades: list[Trade]
+    cash: float
+    refused: dict[str, RiskLimit]
+    limit_state: LimitState
+    halts: list[Halt]
+
+
 def step_entries(
     *,
     criteria: Criteria,
@@ -185,30 +285,67 @@ def step_entries(
     open_trades: dict[str, OpenTrade],
     cash: float,
     starting_cash: float | None = None,
-) -> tuple[list[Trade], float]:
-    """Decide and fill the entries of one boundary (the **open** step).
+    boundary_seconds: int | None = None,
+    limit_state: LimitState | None = None,
+    stop_loss_exits: Mapping[str, int] | None = None,
+) -> Entries:
+    """Decide and fill the entries of one boundary (the **open** step), within the risk limits.
 
     Each instrument (in symbol order) without an open trade whose entry signal holds on candle t enters at the
     first price after t, sized on the equity at this boundary (cash plus the open trades at the next price,
-    else t's close, else their entry price), while cash lasts (:func:`trading.engine.boundary.entries_at_boundary`).
+    else t's close, else their entry price), while cash lasts and the criteria's risk limits allow
+    (:func:`trading.engine.boundary.limits_at_boundary`, :func:`trading.engine.boundary.entries_at_boundary`).
 
     Args:
         criteria: the strategy's criteria.
         market: every instrument of the strategy at this boundary, by symbol.
         open_trades: the trades open before this boundary, by symbol (at most one per instrument).
         cash: free cash before this boundary, quote currency.
+        starting_cash: the account's starting cash (the ruin level), quote currency.
+        boundary_seconds: the boundary's time (the open of candle t + 1), seconds since epoch: required when the
+            criteria have a daily loss limit or a drawdown halt.
+        limit_state: the account's state after its previous boundary (a fresh one when None).
+        stop_loss_exits: the time of each instrument's last stop-loss exit (seconds since epoch), by symbol, for
+            the cooldown after a stop-loss.
 
     Returns:
-        ``(new trades, cash after them)``; the new trades are open, in symbol order.
+        :class:`Entries`.
+
+    Raises:
+        ValueError: halting limits without ``boundary_seconds``.
     """
     b = _Boundary(set(market) | set(open_trades), market, open_trades)
+    rules = criteria_rules(criteria, starting_cash=starting_cash)
+    state = (limit_state or LimitState()).array()
+    halt_ints = np.full((2, layout.HALT_INT_COLUMNS), -1, dtype=np.int64)
+    halt_floats = np.full((2, layout.HALT_FLOAT_COLUMNS), math.nan)
+    blocked, h = layout.LIMIT_NONE, 0
+    if criteria_halts(criteria):
+        if boundary_seconds is None:
+            raise ValueError("a daily loss limit or a drawdown halt needs the boundary's time")
+        equity = equity_at_boundary(
+            float(cash), 0, b.is_open, b.quantity, b.entry_price, b.has_t, b.t_close, b.has_next, b.next_price
+        )
+        blocked, h = limits_at_boundary(rules, state, equity, int(boundary_seconds), halt_ints, halt_floats, 0)
+    cooldown_until = np.full(b.k, np.iinfo(np.int64).min, dtype=np.int64)
+    stopped = stop_loss_exits or {}
+    cooldowns_after_exits(
+        rules,
+        np.array(
+            [ExitReason.STOP_LOSS.code if s in stopped else layout.NO_EXIT for s in b.symbols], dtype=np.int64
+        ),
+        np.array([stopped.get(s, 0) for s in b.symbols], dtype=np.int64),
+        cooldown_until,
+    )
     entered = np.zeros(b.k, dtype=bool)
+    refused = np.zeros(b.k, dtype=np.int64)
     cash_left = entries_at_boundary(
-        criteria_rules(criteria, starting_cash=starting_cash),
+        rules,
         0,
         float(cash),
         b.has_t,
         b.t_close,
+        b.t_atr,
         b.entry_signal,
         b.has_next,
         b.next_index,
@@ -225,6 +362,9 @@ def step_entries(
         b.trail_reference,
         b.trail_level,
         entered,
+        blocked,
+        cooldown_until,
+        refused,
     )
     trades = [
         Trade(
@@ -242,7 +382,31 @@ def step_entries(
         for i, symbol in enumerate(b.symbols)
         if entered[i]
     ]
-    return trades, float(cash_left)
+    return Entries(
+        trades=trades,
+        cash=float(cash_left),
+        refused={
+            symbol: RiskLimit.from_code(int(refused[i]))
+            for i, symbol in enumerate(b.symbols)
+            if refused[i] != layout.LIMIT_NONE
+        },
+        limit_state=LimitState.from_array(state),
+        halts=halts_from_log(halt_ints[:h], halt_floats[:h]),
+    )
+
+
+def halts_from_log(halt_ints: np.ndarray, halt_floats: np.ndarray) -> list[Halt]:
+    """The kernel's halts log (``layout.HALT_*`` columns) as :class:`~trading.engine.types.Halt` rows."""
+    return [
+        Halt(
+            boundary_seconds=int(row[layout.HALT_INT_BOUNDARY_SECONDS]),
+            limit=RiskLimit.from_code(int(row[layout.HALT_INT_LIMIT])),
+            began=bool(row[layout.HALT_INT_BEGAN]),
+            equity=float(values[layout.HALT_FLOAT_EQUITY]),
+            reference_equity=float(values[layout.HALT_FLOAT_REFERENCE]),
+        )
+        for row, values in zip(halt_ints.tolist(), halt_floats.tolist(), strict=True)
+    ]
 
 
 def step_risk_exits(

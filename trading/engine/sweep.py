@@ -160,11 +160,15 @@ def sweep_statistics(
         chunk = criteria[first : first + POINTS_PER_CALL]
         entry = np.zeros((len(chunk), len(ordered), longest), dtype=np.bool_)
         exit_ = np.zeros_like(entry)
+        uses_atr = any(point.sizing.atr_period is not None for point in chunk)
+        atr = np.full(entry.shape if uses_atr else (0, 0, 0), np.nan)
         for p, point in enumerate(chunk):
             for i, candles in enumerate(ordered):
                 signals = signals_compute(point, candles, cache[candles.symbol])
                 entry[p, i, : len(candles)] = signals.entry
                 exit_[p, i, : len(candles)] = signals.exit
+                if signals.atr is not None:
+                    atr[p, i, : len(candles)] = signals.atr
         rules = np.stack([criteria_rules(point, starting_cash=starting_cash) for point in chunk])
         (
             curve_figures,
@@ -193,6 +197,8 @@ def sweep_statistics(
             market.exit_override,
             entry,
             exit_,
+            atr,
+            market.steps,
             finer_bounds,
             finer_prices,
             close_at_end,
@@ -294,6 +300,7 @@ class _Market:
     where the end of the run or of an instrument's data fixes the signals (-1 where it does not, else 0/1)."""
 
     boundaries: np.ndarray
+    steps: np.ndarray
     columns: dict[str, np.ndarray]
     entry_override: np.ndarray
     exit_override: np.ndarray
@@ -339,7 +346,14 @@ def _shared_market(
     }
     for name in ("t_index", "next_index", "t_open_time_seconds", "next_time_seconds"):
         stacked[name] = stacked[name].astype(np.int64)
-    return _Market(boundaries, stacked, stacked.pop("entry_signal"), stacked.pop("exit_signal"), data_ends)
+    return _Market(
+        boundaries,
+        np.ascontiguousarray(steps_run),
+        stacked,
+        stacked.pop("entry_signal"),
+        stacked.pop("exit_signal"),
+        data_ends,
+    )
 
 
 @njit(cache=True)
@@ -361,6 +375,8 @@ def _points_run(
     exit_override: np.ndarray,
     entry_candles: np.ndarray,
     exit_candles: np.ndarray,
+    atr_candles: np.ndarray,
+    steps: np.ndarray,
     finer_bounds: np.ndarray,
     finer_prices: np.ndarray,
     closes_at_end: bool,
@@ -383,6 +399,9 @@ def _points_run(
         has_t .. next_price: shape (rows, k): the shared market columns (:func:`_shared_market`).
         entry_override, exit_override: shape (rows, k), int8: -1, or the value the signal takes there.
         entry_candles, exit_candles: shape (P, k, m), bool: each point's signals on each instrument's candles.
+        atr_candles: shape (P, k, m), float64: each point's ATR for risk-based sizing on an ATR stop (NaN where
+            it has none), or (0, 0, 0) when no point sizes on one.
+        steps: shape (rows,), int64: the time of each boundary the kernel runs (its limits' days and cooldowns).
         finer_bounds, finer_prices: :func:`trading.engine.magnifier.finer_columns`.
         closes_at_end: close what is open at the end (``end_of_data``); data_end_seconds .. last_exit_seconds:
             :func:`trading.engine.backtest._end_of_run`.
@@ -410,6 +429,8 @@ def _points_run(
     a_total = 0
     entry = np.zeros((rows, k), dtype=np.bool_)
     exit_ = np.zeros((rows, k), dtype=np.bool_)
+    uses_atr = atr_candles.shape[0] > 0
+    t_atr = np.full((rows, k) if uses_atr else (0, 0), np.nan)
     for p in range(points):
         capacity = 0
         for j in range(rows):
@@ -427,7 +448,9 @@ def _points_run(
                 exit_[j, i] = x
                 if e:
                     capacity += 1
-        ints, floats, codes, still_open, _, a_ints, a_floats = run_boundaries(
+                if uses_atr:
+                    t_atr[j, i] = atr_candles[p, i, t_index[j, i]] if has_t[j, i] else np.nan
+        ints, floats, codes, still_open, _, a_ints, a_floats, _, _, _ = run_boundaries(
             rules[p],
             cash,
             has_t,
@@ -446,6 +469,9 @@ def _points_run(
             finer_bounds,
             finer_prices,
             capacity,
+            t_atr,
+            steps,
+            False,
         )
         if closes_at_end:
             close_at_end(

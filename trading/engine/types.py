@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trading.engine.vocabulary import EXIT_CODES, exit_reason_value
+from trading.engine.vocabulary import EXIT_CODES, RiskLimit, exit_reason_value
 
 SECONDS_PER_DAY = 86_400
 
@@ -63,6 +63,36 @@ class AmbiguousCandle:
     stop_price: float
     take_profit_price: float
     resolution: str
+
+
+@dataclass(frozen=True)
+class Halt:
+    """A halt of an account's entries by a risk limit beginning or ending (docs/criteria.md "Risk limits").
+
+    Attributes:
+        boundary_seconds: the boundary it happened at (the open of candle t + 1), seconds since epoch.
+        limit: ``daily_loss_limit_ratio`` or ``max_drawdown_halt_ratio`` (:class:`~trading.engine.vocabulary.
+            RiskLimit`).
+        began: True when the halt began there, False when it ended.
+        equity: the equity measured there, quote currency.
+        reference_equity: what the loss was measured from: the day's starting equity, or the peak (the new peak
+            when a drawdown halt ends by its resume rule), quote currency.
+    """
+
+    boundary_seconds: int
+    limit: RiskLimit
+    began: bool
+    equity: float
+    reference_equity: float
+
+
+@dataclass(frozen=True)
+class LimitRefusal:
+    """An entry signal a risk limit refused: at ``boundary_seconds`` (seconds since epoch), on ``symbol``."""
+
+    boundary_seconds: int
+    symbol: str
+    limit: RiskLimit
 
 
 @dataclass

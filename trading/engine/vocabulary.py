@@ -240,3 +240,42 @@ RESOLUTIONS = (
 
 #: The figure shown first and by default (a sweep's heatmap unless another is chosen).
 HEADLINE_STATISTIC = "total_return_ratio"
+
+
+class RiskLimit(enum.StrEnum):
+    """Why an entry signal was refused (docs/criteria.md "Risk limits"): the name a run reports, its kernel code
+    (:mod:`trading.engine.layout` ``LIMIT_*``) and what it means for people.
+
+    Attributes:
+        code: the integer of compiled code (``refused`` arrays), stable (compiled into Numba's cache).
+        label: for people, lower-cased in running text.
+    """
+
+    code: int
+    label: str
+
+    def __new__(cls, value: str, code: int, label: str) -> RiskLimit:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.code = code
+        member.label = label
+        return member
+
+    MAX_OPEN_POSITIONS = "max_open_positions", 1, "the most positions open at once"
+    MAX_EXPOSURE = "max_exposure_ratio", 2, "the most of the equity in open positions"
+    DAILY_LOSS = "daily_loss_limit_ratio", 3, "the day's loss limit (no entries for the rest of the day)"
+    MAX_DRAWDOWN = "max_drawdown_halt_ratio", 4, "the drawdown halt (no entries while the drawdown exceeds it)"
+    COOLDOWN = "cooldown_days_after_stop_loss", 5, "the cooldown after a stop-loss on this instrument"
+    RISK_STOP = "risk_stop", 6, "no stop to size the risk on (ATR not yet defined, or the stop at or below 0)"
+
+    @classmethod
+    def from_code(cls, code: int) -> RiskLimit:
+        """The limit of a kernel code (:mod:`trading.engine.layout` ``LIMIT_*``, not ``LIMIT_NONE``).
+
+        Raises:
+            KeyError: no limit has ``code``.
+        """
+        return _LIMIT_BY_CODE[code]
+
+
+_LIMIT_BY_CODE: dict[int, RiskLimit] = {limit.code: limit for limit in RiskLimit}

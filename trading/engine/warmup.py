@@ -81,7 +81,7 @@ def warm() -> float:
         next_time_seconds=4 * SECONDS_PER_DAY,
         next_price=99.0,
     )
-    entered, _ = step_entries(criteria=criteria, market={"WARM": here}, open_trades={}, cash=1000.0)
+    entered = step_entries(criteria=criteria, market={"WARM": here}, open_trades={}, cash=1000.0).trades
     open_trades = {t.symbol: OpenTrade(trade=t, trail_reference=t.entry_price) for t in result.trades[:1]}
     step_exits(criteria=criteria, market={"WARM": here}, open_trades=open_trades)
     for trade in entered:
