@@ -16,7 +16,7 @@ from barter_site.errors import ApplicationError
 from barter_site.permissions import trade_live_check
 from positions.cycle.manual import position_close_manual
 from positions.cycle.replay import strategy_short_name
-from positions.models import Order, Position
+from positions.models import LimitState, Order, Position
 from trading.models import Strategy
 
 if (
@@ -147,3 +147,41 @@ class OrderAdmin(ReadOnlyAdmin):
     @admin.display(description="strategy", ordering="strategy__name")
     def strategy_name(self, obj: Order) -> str:
         return strategy_short_name(obj.strategy.name)
+
+
+@admin.register(LimitState)
+class LimitStateAdmin(ReadOnlyAdmin):
+    """Each strategy's risk-limit state (docs/criteria.md "Risk limits"), written by the open step; read-only,
+    but deleting a row resets the strategy's limits (a drawdown halt ends, the peak is measured afresh), which
+    needs ``positions.delete_limitstate``, and for a strategy on an exchange ``trading.trade_live`` too."""
+
+    list_display = [
+        "strategy",
+        "as_of",
+        "peak_equity",
+        "last_equity",
+        "day_start_equity",
+        "halt_day",
+        "drawdown_halt_since",
+    ]
+    list_select_related = ["strategy"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("positions.delete_limitstate")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[LimitState]) -> None:
+        self._live_check(request, queryset)
+        super().delete_queryset(request, queryset)
+
+    def delete_model(self, request: HttpRequest, obj: LimitState) -> None:
+        self._live_check(request, LimitState.objects.filter(pk=obj.pk))
+        super().delete_model(request, obj)
+
+    @staticmethod
+    def _live_check(request: HttpRequest, queryset: QuerySet[LimitState]) -> None:
+        if queryset.filter(strategy__execution_backend=Strategy.ExecutionBackend.EXCHANGE).exists():
+            trade_live_check(
+                request.user,
+                backends=[Strategy.ExecutionBackend.EXCHANGE],
+                what="resetting the risk limits of an exchange strategy",
+            )

@@ -339,3 +339,37 @@ class Order(models.Model):
     def is_live(self) -> bool:
         """Whether the exchange may still fill it."""
         return self.status in self.LIVE_STATUSES
+
+
+class LimitState(models.Model):
+    """A strategy's risk-limit state between two daily boundaries (docs/criteria.md "Risk limits"): what the
+    engine's :class:`trading.engine.step.LimitState` carries, kept by the open step in the transaction that
+    holds the strategy's lock, so the next day's open step decides as the backtest does at its next boundary.
+
+    The peak and the day's starting equity are measured by the open step at each boundary (cash plus the open
+    positions at the day's prices). Deleting the row resets the limits (a drawdown halt ends, the peak is
+    measured afresh): the admin's way to resume a strategy halted with nothing open.
+    """
+
+    strategy = models.OneToOneField(Strategy, on_delete=models.CASCADE, related_name="limit_state")
+    as_of = models.DateField(help_text="The boundary (day) last measured.")
+    day = models.DateField(null=True, blank=True, help_text="The UTC day of that boundary's candle t.")
+    day_start_equity = models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, null=True, blank=True
+    )
+    last_equity = models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, null=True, blank=True
+    )
+    halt_day = models.DateField(
+        null=True, blank=True, help_text="The day the daily loss limit halted entries, if it did."
+    )
+    peak_equity = models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, null=True, blank=True
+    )
+    drawdown_halt_since = models.DateTimeField(
+        null=True, blank=True, help_text="When the drawdown halt in force began, if one is."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.strategy} limits as of {self.as_of}"

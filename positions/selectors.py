@@ -27,6 +27,7 @@ from positions.accounts import (
 )
 from positions.cycle.replay import ReplayAccountName, replay_account_parse
 from positions.execution.trades import trading_blocked
+from positions.limits import halts_in_force
 from positions.models import Order, Position
 from runs.models import History, Step
 from trading.models import Strategy
@@ -92,6 +93,8 @@ class StrategyLine:
         why_not_today: for a strategy that entered nothing today, one line per reason (disabled, kill switch,
             the open step not run today, or per instrument what the open step recorded: "BTC: no entry signal
             on 2024-04-20", "BTC: already in a position", "BTC: data stale: newest candle 2024-04-20").
+        halt: what halts its entries now by a risk limit (the kill switch's automatic twin: exits still run),
+            or "" (:func:`positions.limits.halts_in_force`).
     """
 
     strategy: Strategy
@@ -102,6 +105,7 @@ class StrategyLine:
     replay: ReplayAccountName | None = None
     opened_today: list[str] = field(default_factory=list)
     why_not_today: list[str] = field(default_factory=list)
+    halt: str = ""
 
     @property
     def return_pct(self) -> Decimal:
@@ -419,9 +423,9 @@ def dashboard_read() -> Dashboard:
     and :class:`DataFreshness` says whether the newest daily candle is stale.
 
     Queries: strategies, their instruments, their positions, the open positions with strategy and instrument,
-    the newest closes, today's open runs, the newest candle's source, the runs: eight, whatever the number of
-    strategies, positions and runs; plus one for the live orders when some strategy trades on an exchange
-    (only those have orders).
+    the newest closes, today's open runs, the risk limits' halts, the newest candle's source, the runs: nine,
+    whatever the number of strategies, positions and runs; plus one for the live orders when some strategy
+    trades on an exchange (only those have orders).
     """
     today = timezone.now().date()
     strategies = list(strategies_with_accounts().order_by("name"))
@@ -433,6 +437,7 @@ def dashboard_read() -> Dashboard:
     marks = latest_closes()
     prices = {instrument_id: mark.close for instrument_id, mark in marks.items()}
     todays = todays_open_results(today)
+    halted = halts_in_force(strategies, today)
     lines: list[StrategyLine] = []
     replays: list[StrategyLine] = []
     for strategy in strategies:
@@ -452,6 +457,7 @@ def dashboard_read() -> Dashboard:
             replay=replay,
             opened_today=opened,
             why_not_today=why,
+            halt=halted.get(strategy.pk, ""),
         )
         (lines if replay is None else replays).append(line)
     replays.sort(key=lambda line: (line.replay.strategy, line.replay.start) if line.replay else ("", today))

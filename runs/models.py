@@ -50,6 +50,7 @@ class HistoryKind(models.TextChoices):
     ORDER_CANCELED = "order_canceled"
     ORDER_REJECTED = "order_rejected"
     ENTRY_REFUSED = "entry_refused"
+    HALT = "halt"
     RECONCILED = "reconciled"
     ERROR = "error"
 

@@ -48,12 +48,19 @@ from positions.execution.exchange import ExchangeBroker
 from positions.execution.paper import paper_position_open
 from positions.execution.reconcile import reconcile
 from positions.execution.trades import entry_execute, entry_order_new, trading_blocked
+from positions.limits import (
+    halts_record,
+    limit_state_read,
+    limit_state_save,
+    refusal_words,
+    stop_loss_exits,
+)
 from positions.models import Order, Position, StrategyStep
 from runs.models import HistoryKind, Step
 from trading.engine.backtest import market_at
 from trading.engine.conditions import Signals, signals_compute
 from trading.engine.criteria import Criteria
-from trading.engine.step import InstrumentAtBoundary, step_entries
+from trading.engine.step import InstrumentAtBoundary, criteria_halts, step_entries
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays
 from trading.models import Strategy
 from trading.selectors import candles_before, from_seconds, to_seconds
@@ -224,8 +231,10 @@ def _open_strategy(
         for i in in_scope
         for (_, _, signals, t) in [prepared[i.pk]]
     )
-    # Prices are needed only when something may be entered (they also mark the held positions for sizing).
-    quotes = broker.quotes(list(universe.values()), as_of=as_of) if wanted else {}
+    # Prices are needed when something may be entered (they also mark the held positions for sizing), and every
+    # day a position is held when a limit halts on the equity (its peak and day's start are measured each day).
+    halting = criteria_halts(criteria)
+    quotes = broker.quotes(list(universe.values()), as_of=as_of) if wanted or (halting and held_now) else {}
     blocked = trading_blocked(strategy) if exchange is not None else None
     if exchange is not None and wanted and blocked is None:
         exchange.prepare(in_scope)
@@ -255,14 +264,23 @@ def _open_strategy(
             for instrument_id, p in held.items()
             if instrument_id in prepared
         }
-        entered, _ = step_entries(
+        limits = criteria.limits
+        decided = step_entries(
             criteria=criteria,
             market=market,
             open_trades=open_trades,
             cash=float(cash),
             starting_cash=float(strategy.starting_cash),
+            boundary_seconds=to_seconds(boundary_at(as_of)),
+            limit_state=limit_state_read(strategy) if halting else None,
+            stop_loss_exits=stop_loss_exits(strategy, {pk: _key(i) for pk, (i, *_) in prepared.items()})
+            if limits.cooldown_days_after_stop_loss is not None
+            else None,
         )
-        by_key = {trade.symbol: trade for trade in entered}
+        if halting:
+            limit_state_save(strategy, as_of, decided.limit_state)
+            halts_record(decided.halts, pending)
+        by_key = {trade.symbol: trade for trade in decided.trades}
         for instrument in in_scope:
             if instrument.pk in done:
                 lines.append(skipped(strategy, Step.OPEN, as_of, instrument))
@@ -277,6 +295,27 @@ def _open_strategy(
                     payload={"candle": from_seconds(here.open_time_seconds).isoformat(), "side": "entry"},
                 )
             trade = by_key.get(_key(instrument))
+            limit = decided.refused.get(_key(instrument))
+            if trade is None and limit is not None:
+                pending.add(
+                    HistoryKind.ENTRY_REFUSED,
+                    f"entry on {instrument.symbol} refused: {refusal_words(limit)}",
+                    instrument=instrument,
+                    payload={
+                        "reason": refusal_words(limit),
+                        "limit": limit.value,
+                        "as_of": as_of.isoformat(),
+                    },
+                )
+                lines.append(
+                    StepResult(
+                        strategy=strategy.name,
+                        instrument=instrument.coingecko_id,
+                        action="none",
+                        reason=refusal_words(limit),
+                    )
+                )
+                continue
             if trade is None:
                 reason = _why_not_entered(
                     here,

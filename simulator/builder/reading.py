@@ -15,13 +15,14 @@ from simulator.builder.conversions import (
     PERCENT_FIELDS,
     SCALAR_FIELDS,
     SIDES,
+    SIZING_OPTIONS,
     field_text,
     number_from_text,
     reference_name,
 )
 from simulator.builder.rows import Builder, ConditionRow, OperandForm, ParamRow, condition_row
 from simulator.display import number_text
-from trading.engine.criteria import SIZING_METHODS, TOP_LEVEL_DEFAULTS, VERSION
+from trading.engine.criteria import TOP_LEVEL_DEFAULTS, VERSION
 from trading.engine.indicators import INDICATOR_PARAMS
 
 _ROW_KEY = re.compile(r"^(entry|exit)-(\d{1,4})-")
@@ -64,7 +65,7 @@ def builder_from_criteria(document: Any) -> Builder:
     if (
         isinstance(sizing, Mapping)
         and set(sizing) <= {"method", "value"}
-        and sizing.get("method") in SIZING_METHODS
+        and sizing.get("method") in {method for method, _ in SIZING_OPTIONS}
     ):
         fields["sizing_method"] = str(sizing["method"])
         value = sizing.get("value")

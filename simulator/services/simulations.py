@@ -45,6 +45,7 @@ from simulator.services.requests import (
     day_start,
     run_bounds,
 )
+from simulator.services.risk_limits import limits_as_json
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
 from trading.engine.report import cumulative_pnl, monthly_returns, trade_excursions
@@ -387,6 +388,7 @@ def _simulation_compute(simulation: Simulation, report: Callable[[float], None])
             "coverage": coverage.document,
             "ambiguous": ambiguous_as_json(result, {i.symbol: i.coingecko_id for i in instruments}),
             "ruined_at": ruined_at(result, candle_seconds(simulation.timeframe)),
+            "limits": limits_as_json(result, {i.symbol: i.coingecko_id for i in instruments}),
         }
         simulation.trades = trades_as_json(result, {i.symbol: i.coingecko_id for i in instruments}, candles)
         simulation.equity_curve = equity_curve_as_json(result, float(simulation.starting_cash))

@@ -8,10 +8,14 @@ all of history at once. Agreement is also the proof that the engine never looks 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
 
 from instruments.models import Instrument
 from positions.accounts import strategy_cash
@@ -20,6 +24,7 @@ from positions.cycle.open import sync_new_trades
 from positions.cycle.replay import day_range, replay, replay_account_create
 from positions.execution.paper import ReplayBroker
 from positions.models import Order, Position
+from runs.models import History, HistoryKind
 from simulator.launch import simulation_start
 from simulator.services.requests import simulation_request_check
 from trading.engine.backtest import BacktestResult, backtest
@@ -120,6 +125,52 @@ STRATEGIES = {
             "sizing": {"method": "fixed_quote", "value": 3000},
         },
     ),
+    # Issue 16: every risk limit fires over 2019 (test_the_limits_strategies_fire_every_limit).
+    "rsi-limits": (
+        ["bitcoin", "ethereum", "litecoin"],
+        {
+            "version": 1,
+            "side": "long",
+            "entry": {"left": {"indicator": "rsi", "period": 14}, "op": "<", "right": {"value": 45}},
+            "exit": {"left": {"indicator": "rsi", "period": 14}, "op": ">", "right": {"value": 60}},
+            "stop_loss_ratio": 0.04,
+            "fee_rate": 0.001,
+            "slippage_ratio": 0.0005,
+            "sizing": {"method": "equity_fraction", "value": 0.45},
+            "limits": {
+                "max_open_positions": 2,
+                "daily_loss_limit_ratio": 0.02,
+                "max_drawdown_halt_ratio": 0.08,
+                "drawdown_resume_days": 20,
+                "cooldown_days_after_stop_loss": 5,
+            },
+        },
+    ),
+    "breakout-atr-risk": (
+        ["bitcoin", "ethereum"],
+        {
+            "version": 1,
+            "side": "long",
+            "entry": {
+                "all": [
+                    {
+                        "left": {"indicator": "close"},
+                        "op": ">",
+                        "right": {"indicator": "highest", "period": 10, "source": "high", "shift": 1},
+                    }
+                ]
+            },
+            "exit": {
+                "left": {"indicator": "close"},
+                "op": "<",
+                "right": {"indicator": "lowest", "period": 10, "source": "low", "shift": 1},
+            },
+            "fee_rate": 0.001,
+            "slippage_ratio": 0.0005,
+            "sizing": {"method": "risk", "value": 0.05, "stop": {"atr": 14, "multiple": 2}},
+            "limits": {"max_exposure_ratio": 0.3},
+        },
+    ),
 }
 
 
@@ -185,6 +236,57 @@ def test_the_parity_strategies_use_every_exit_kind(shipped_history: None) -> Non
     for name in STRATEGIES:
         reasons |= {t.exit_reason for t in backtest_of(name).trades if t.exit_reason}
     assert reasons == {"signal", "stop_loss", "take_profit", "trailing_stop", "max_holding"}
+
+
+@pytest.mark.django_db
+def test_the_limits_strategies_fire_every_limit_and_the_replay_records_each_refusal_and_halt(
+    shipped_history: None,
+) -> None:
+    """The parity of the limits strategies means something: every limit refuses entries over 2019, and the
+    replay's History has exactly the backtest's refusals (``entry_refused``) and halts (``halt``)."""
+    fired = set()
+    for name in ("rsi-limits", "breakout-atr-risk"):
+        coins, document = STRATEGIES[name]
+        expected = backtest_of(name)
+        fired |= {refusal.limit.value for refusal in expected.refusals}
+        strategy = Strategy.objects.create(name=name, criteria=document, starting_cash=10_000)
+        strategy.instruments.set(Instrument.objects.filter(coingecko_id__in=coins))
+        account = replay(strategy=strategy, start=START, end=END).account
+        refused = sorted(
+            (date.fromisoformat(row.payload["as_of"]), row.instrument.symbol, row.payload["limit"])
+            for row in _history(account, HistoryKind.ENTRY_REFUSED)
+        )
+        assert refused == sorted(
+            (from_seconds(r.boundary_seconds).date(), r.symbol, r.limit.value) for r in expected.refusals
+        )
+        halts = [
+            (date.fromisoformat(row.payload["boundary"][:10]), row.payload["limit"], row.payload["began"])
+            for row in _history(account, HistoryKind.HALT)
+        ]
+        assert halts == [
+            (from_seconds(h.boundary_seconds).date(), h.limit.value, h.began) for h in expected.halts
+        ]
+        if name == "rsi-limits":
+            assert {h.limit.value for h in expected.halts if h.began} == {
+                "daily_loss_limit_ratio",
+                "max_drawdown_halt_ratio",
+            }
+            assert any(not h.began for h in expected.halts)  # a drawdown halt ended
+    assert fired == {
+        "max_open_positions",
+        "max_exposure_ratio",
+        "daily_loss_limit_ratio",
+        "max_drawdown_halt_ratio",
+        "cooldown_days_after_stop_loss",
+    }
+
+
+def _history(account: Strategy, kind: str) -> list[History]:
+    return list(
+        History.objects.filter(strategy=account, kind=kind)
+        .select_related("instrument")
+        .order_by("created_at", "id")
+    )
 
 
 RSI_STOP = {
@@ -318,3 +420,36 @@ def test_replay_equals_the_simulator_where_hourly_candles_decide_ambiguous_days(
         assert position.exit_at.isoformat().replace("+00:00", "Z") == trade["exit_at"]
         assert close(position.exit_price, Decimal(trade["exit_price"]))
         assert close(position.pnl, Decimal(trade["pnl"]))
+
+
+@pytest.mark.django_db
+def test_the_simulator_reports_what_the_limits_refused_as_the_backtest_and_shows_it(
+    shipped_history: None, client: Client
+) -> None:
+    """Issue 16: "the simulator shows when limits blocked entries": the run's statistics keep every refusal and
+    halt of the engine's run, and its page shows the counts per limit and the halts."""
+    coins, document = STRATEGIES["rsi-limits"]
+    simulation = simulation_start(
+        request=simulation_request_check(
+            instruments=coins, start=START, end=END, starting_cash=Decimal(10_000), criteria=document
+        )
+    )
+    expected = backtest_of("rsi-limits")
+    limits = simulation.statistics["limits"]
+    assert limits["refused"] == dict(Counter(r.limit.value for r in expected.refusals))
+    assert limits["refusals_total"] == len(expected.refusals) == len(limits["refusals"])
+    assert [(row["at"], row["symbol"], row["limit"]) for row in limits["refusals"]] == [
+        (from_seconds(r.boundary_seconds).isoformat(), r.symbol, r.limit.value) for r in expected.refusals
+    ]
+    assert [(row["limit"], row["began"]) for row in limits["halts"]] == [
+        (h.limit.value, h.began) for h in expected.halts
+    ]
+    client.force_login(User.objects.create_superuser("boss", password="unused-password-123"))
+    page = client.get(reverse("simulator:run", args=[simulation.pk])).content.decode()
+    for limit, count in limits["refused"].items():
+        assert (
+            f'<tr data-limit="{limit}"><td><code>{limit}</code></td><td class="num" data-field="count">{count}</td>'
+            in page
+        )
+    assert page.count('data-began="true"') == sum(1 for h in expected.halts if h.began)
+    assert page.count('data-began="false"') == sum(1 for h in expected.halts if not h.began)

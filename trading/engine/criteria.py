@@ -484,29 +484,28 @@ def _limits(check: _Checker, data: Any) -> Limits | None:
         return None
     errors_before = len(check.errors)
     check.keys(data, "limits", set(LIMIT_FIELDS))
-    ratio = {"low": 0, "high": 1, "low_open": True, "nullable": True}
-    limits = Limits(
-        max_open_positions=check.integer(
-            data.get("max_open_positions"), "limits.max_open_positions", low=1, nullable=True
-        ),
-        max_exposure_ratio=check.number(
-            data.get("max_exposure_ratio"), "limits.max_exposure_ratio", **ratio, high_open=False
-        ),
-        daily_loss_limit_ratio=check.number(
-            data.get("daily_loss_limit_ratio"), "limits.daily_loss_limit_ratio", **ratio
-        ),
-        max_drawdown_halt_ratio=check.number(
-            data.get("max_drawdown_halt_ratio"), "limits.max_drawdown_halt_ratio", **ratio
-        ),
-        drawdown_resume_days=check.integer(
-            data.get("drawdown_resume_days"), "limits.drawdown_resume_days", low=1, nullable=True
-        ),
-        cooldown_days_after_stop_loss=check.integer(
-            data.get("cooldown_days_after_stop_loss"),
-            "limits.cooldown_days_after_stop_loss",
-            low=1,
+
+    def ratio(key: str, *, up_to_one: bool = False) -> float | None:
+        return check.number(
+            data.get(key),
+            f"limits.{key}",
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=not up_to_one,
             nullable=True,
-        ),
+        )
+
+    def count(key: str) -> int | None:
+        return check.integer(data.get(key), f"limits.{key}", low=1, nullable=True)
+
+    limits = Limits(
+        max_open_positions=count("max_open_positions"),
+        max_exposure_ratio=ratio("max_exposure_ratio", up_to_one=True),
+        daily_loss_limit_ratio=ratio("daily_loss_limit_ratio"),
+        max_drawdown_halt_ratio=ratio("max_drawdown_halt_ratio"),
+        drawdown_resume_days=count("drawdown_resume_days"),
+        cooldown_days_after_stop_loss=count("cooldown_days_after_stop_loss"),
     )
     if data.get("drawdown_resume_days") is not None and data.get("max_drawdown_halt_ratio") is None:
         check.fail("limits.drawdown_resume_days", "resumes a drawdown halt: set max_drawdown_halt_ratio too")

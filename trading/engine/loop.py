@@ -129,7 +129,16 @@ def run_boundaries(
     boundary_seconds: np.ndarray,
     log_limits: bool,
 ) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    float,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
 ]:
     """Run every boundary in the contract's order (CRITERIA.md), as the daily cycle does day by day: the risk
     exits of candle t, the entries at the open, the signal and maximum-holding exits at the open.
@@ -193,7 +202,9 @@ def run_boundaries(
     m = 0
     # The risk limits (docs/criteria.md "Risk limits"): the account's halts are checked at every boundary (the
     # peak and the day's starting equity are measured at each), the cooldowns after each risk exit.
-    halts = not np.isnan(rules[RULE_DAILY_LOSS_LIMIT_RATIO]) or not np.isnan(rules[RULE_MAX_DRAWDOWN_HALT_RATIO])
+    halts = not np.isnan(rules[RULE_DAILY_LOSS_LIMIT_RATIO]) or not np.isnan(
+        rules[RULE_MAX_DRAWDOWN_HALT_RATIO]
+    )
     cooldowns = not np.isnan(rules[RULE_COOLDOWN_SECONDS])
     state = np.full(LIMIT_STATE_SIZE, np.nan)
     state[STATE_HALT_DAY] = -1.0

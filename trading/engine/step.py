@@ -121,7 +121,10 @@ def criteria_rules(criteria: Criteria, *, starting_cash: float | None = None) ->
 def criteria_halts(criteria: Criteria) -> bool:
     """True when the criteria set a limit that halts the whole account (a daily loss limit or a drawdown halt):
     its state must then be measured at every boundary, entry signal or not (:func:`step_limits`)."""
-    return criteria.limits.daily_loss_limit_ratio is not None or criteria.limits.max_drawdown_halt_ratio is not None
+    return (
+        criteria.limits.daily_loss_limit_ratio is not None
+        or criteria.limits.max_drawdown_halt_ratio is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,10 @@ class _Boundary:
             [h.next_price if ok and h else math.nan for h, ok in zip(here, nxt, strict=True)]
         )
         self.t_atr = np.array([h.atr if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
-        for name in (*MARKET_COLUMNS, "t_atr"):  # the kernel takes the market as rows of boundaries: this is row 0
+        for name in (
+            *MARKET_COLUMNS,
+            "t_atr",
+        ):  # the kernel takes the market as rows of boundaries: this is row 0
             setattr(self, name, getattr(self, name).reshape(1, k))
         self.held = held
         self.is_open = np.array([o is not None for o in held], dtype=bool)
@@ -326,7 +332,9 @@ def step_entries(
         equity = equity_at_boundary(
             float(cash), 0, b.is_open, b.quantity, b.entry_price, b.has_t, b.t_close, b.has_next, b.next_price
         )
-        blocked, h = limits_at_boundary(rules, state, equity, int(boundary_seconds), halt_ints, halt_floats, 0)
+        blocked, h = limits_at_boundary(
+            rules, state, equity, int(boundary_seconds), halt_ints, halt_floats, 0
+        )
     cooldown_until = np.full(b.k, np.iinfo(np.int64).min, dtype=np.int64)
     stopped = stop_loss_exits or {}
     cooldowns_after_exits(

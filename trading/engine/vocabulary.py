@@ -264,7 +264,11 @@ class RiskLimit(enum.StrEnum):
     MAX_OPEN_POSITIONS = "max_open_positions", 1, "the most positions open at once"
     MAX_EXPOSURE = "max_exposure_ratio", 2, "the most of the equity in open positions"
     DAILY_LOSS = "daily_loss_limit_ratio", 3, "the day's loss limit (no entries for the rest of the day)"
-    MAX_DRAWDOWN = "max_drawdown_halt_ratio", 4, "the drawdown halt (no entries while the drawdown exceeds it)"
+    MAX_DRAWDOWN = (
+        "max_drawdown_halt_ratio",
+        4,
+        "the drawdown halt (no entries while the drawdown exceeds it)",
+    )
     COOLDOWN = "cooldown_days_after_stop_loss", 5, "the cooldown after a stop-loss on this instrument"
     RISK_STOP = "risk_stop", 6, "no stop to size the risk on (ATR not yet defined, or the stop at or below 0)"
 
