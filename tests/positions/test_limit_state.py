@@ -116,6 +116,8 @@ def test_resetting_the_limits_needs_the_delete_permission_and_trade_live_for_an_
     assert deleter.post(f"/admin/positions/limitstate/{live.pk}/delete/", {"post": "yes"}).status_code == 403
     assert LimitState.objects.filter(pk=live.pk).exists()
 
-    User.objects.get(username="view_limitstate-delete_limitstate").user_permissions.add(Permission.objects.get(codename="trade_live"))
+    User.objects.get(username="view_limitstate-delete_limitstate").user_permissions.add(
+        Permission.objects.get(codename="trade_live")
+    )
     assert deleter.post(f"/admin/positions/limitstate/{live.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not LimitState.objects.filter(pk=live.pk).exists()
