@@ -123,6 +123,14 @@ class SimulationSerializer(SimulationSummarySerializer):
         'See docs/criteria.md "Finer candles inside a daily candle".',
     )
 
+    limits = serializers.JSONField(
+        source="limits_report",
+        read_only=True,
+        help_text='What the criteria\'s risk limits did (docs/criteria.md "Risk limits"): {"refused": {limit: '
+        'count}, "refusals_total", "refusals": [{"at", "symbol", "instrument", "limit"}] (the first '
+        '1,000), "halts": [{"at", "limit", "began", "equity", "reference_equity"}]}; {} for a run saved '
+        "before it was kept.",
+    )
     ruined_at = serializers.CharField(
         source="statistics.ruined_at",
         read_only=True,
@@ -160,6 +168,7 @@ class SimulationSerializer(SimulationSummarySerializer):
             "coverage",
             "ambiguous",
             "ruined_at",
+            "limits",
             "monthly_returns",
         ]
         read_only_fields = fields

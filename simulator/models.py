@@ -88,6 +88,12 @@ class Simulation(models.Model):
     statistics = models.JSONField(default=dict, blank=True)
     trades = models.JSONField(default=list, blank=True)
     equity_curve = models.JSONField(default=dict, blank=True)
+    limits_report = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the criteria's risk limits did: refused entry signals and halts "
+        "(simulator.services.risk_limits.limits_as_json); empty for a run saved before it was kept.",
+    )
     duration_seconds = models.FloatField(null=True, blank=True, help_text="Engine and saving, seconds.")
     heartbeat_at = models.DateTimeField(
         null=True,

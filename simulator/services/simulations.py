@@ -349,6 +349,7 @@ def simulation_run(*, simulation: Simulation, progress: Callable[[float], None] 
             "statistics",
             "trades",
             "equity_curve",
+            "limits_report",
             "status",
             "error",
             "progress_ratio",
@@ -388,8 +389,8 @@ def _simulation_compute(simulation: Simulation, report: Callable[[float], None])
             "coverage": coverage.document,
             "ambiguous": ambiguous_as_json(result, {i.symbol: i.coingecko_id for i in instruments}),
             "ruined_at": ruined_at(result, candle_seconds(simulation.timeframe)),
-            "limits": limits_as_json(result, {i.symbol: i.coingecko_id for i in instruments}),
         }
+        simulation.limits_report = limits_as_json(result, {i.symbol: i.coingecko_id for i in instruments})
         simulation.trades = trades_as_json(result, {i.symbol: i.coingecko_id for i in instruments}, candles)
         simulation.equity_curve = equity_curve_as_json(result, float(simulation.starting_cash))
         # Over the full curve (the kept one may be downsampled); with the curve, as a sweep point's statistics

@@ -436,7 +436,7 @@ def test_the_simulator_reports_what_the_limits_refused_as_the_backtest_and_shows
         )
     )
     expected = backtest_of("rsi-limits")
-    limits = simulation.statistics["limits"]
+    limits = simulation.limits_report
     assert limits["refused"] == dict(Counter(r.limit.value for r in expected.refusals))
     assert limits["refusals_total"] == len(expected.refusals) == len(limits["refusals"])
     assert [(row["at"], row["symbol"], row["limit"]) for row in limits["refusals"]] == [

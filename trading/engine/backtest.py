@@ -55,7 +55,7 @@ from trading.engine.layout import (
 from trading.engine.loop import close_at_end as close_at_end_rows
 from trading.engine.loop import run_boundaries
 from trading.engine.magnifier import finer_columns, uses_finer_candles
-from trading.engine.step import InstrumentAtBoundary, criteria_rules, halts_from_log
+from trading.engine.step import InstrumentAtBoundary, halts_from_log, single_book, standalone_rules
 from trading.engine.types import (
     RUIN_TOLERANCE_RATIO,
     SECONDS_PER_DAY,
@@ -272,6 +272,7 @@ def backtest(
         candle_seconds,
     )
     uses_atr = criteria.sizing.atr_multiple is not None
+    book_rules, account_rules = standalone_rules(criteria, starting_cash=starting_cash)
     (
         ints,
         floats,
@@ -284,7 +285,9 @@ def backtest(
         halt_ints,
         halt_floats,
     ) = run_boundaries(
-        criteria_rules(criteria, starting_cash=starting_cash),
+        book_rules,
+        *single_book(len(ordered)),
+        account_rules,
         float(starting_cash),
         has_t=stacked("has_t"),
         t_index=stacked("t_index"),

@@ -47,6 +47,7 @@ from trading.engine.layout import (
     HALT_FLOAT_EQUITY,
     HALT_FLOAT_REFERENCE,
     HALT_INT_BEGAN,
+    HALT_INT_BOOK,
     HALT_INT_BOUNDARY_SECONDS,
     HALT_INT_LIMIT,
     LIMIT_COOLDOWN,
@@ -139,9 +140,11 @@ def _halt_logged(
     began: int,
     equity: float,
     reference: float,
+    book: int,
 ) -> int:
     """Write one halt event to row ``h`` of the halts log when it has room; return the rows used."""
     if h < halt_ints.shape[0]:
+        halt_ints[h, HALT_INT_BOOK] = book
         halt_ints[h, HALT_INT_BOUNDARY_SECONDS] = boundary_seconds
         halt_ints[h, HALT_INT_LIMIT] = limit
         halt_ints[h, HALT_INT_BEGAN] = began
@@ -160,6 +163,7 @@ def limits_at_boundary(
     halt_ints: np.ndarray,
     halt_floats: np.ndarray,
     h: int,
+    book: int,
 ) -> tuple[int, int]:
     """The account's halts at one boundary (docs/criteria.md "Risk limits"): update ``state`` with this
     boundary's equity and return ``(limit, h)``: the limit that refuses every entry here (``LIMIT_NONE``,
@@ -184,6 +188,7 @@ def limits_at_boundary(
         boundary_seconds: the boundary's time, seconds since epoch.
         halt_ints, halt_floats: the halts log (``HALT_*`` columns), written from row ``h`` while it has room.
         h: the rows of the halts log used so far.
+        book: which book's halts these are, for the log (-1: the whole account's).
     """
     daily = rules[RULE_DAILY_LOSS_LIMIT_RATIO]
     drawdown = rules[RULE_MAX_DRAWDOWN_HALT_RATIO]
@@ -197,7 +202,9 @@ def limits_at_boundary(
         start = state[STATE_DAY_START_EQUITY]
         if state[STATE_HALT_DAY] != day and equity < start * (1.0 - daily):
             state[STATE_HALT_DAY] = day
-            h = _halt_logged(halt_ints, halt_floats, h, boundary_seconds, LIMIT_DAILY_LOSS, 1, equity, start)
+            h = _halt_logged(
+                halt_ints, halt_floats, h, boundary_seconds, LIMIT_DAILY_LOSS, 1, equity, start, book
+            )
         if state[STATE_HALT_DAY] == day:
             blocked = LIMIT_DAILY_LOSS
     if not np.isnan(drawdown):
@@ -214,11 +221,13 @@ def limits_at_boundary(
                 peak = equity
             if since < 0.0:
                 h = _halt_logged(
-                    halt_ints, halt_floats, h, boundary_seconds, LIMIT_MAX_DRAWDOWN, 0, equity, peak
+                    halt_ints, halt_floats, h, boundary_seconds, LIMIT_MAX_DRAWDOWN, 0, equity, peak, book
                 )
         elif equity < peak * (1.0 - drawdown):
             since = float(boundary_seconds)
-            h = _halt_logged(halt_ints, halt_floats, h, boundary_seconds, LIMIT_MAX_DRAWDOWN, 1, equity, peak)
+            h = _halt_logged(
+                halt_ints, halt_floats, h, boundary_seconds, LIMIT_MAX_DRAWDOWN, 1, equity, peak, book
+            )
         state[STATE_PEAK_EQUITY] = peak
         state[STATE_DRAWDOWN_HALT_SECONDS] = since
         if since >= 0.0 and blocked == LIMIT_NONE:
@@ -229,23 +238,63 @@ def limits_at_boundary(
 
 @njit_without_refcounts
 def cooldowns_after_exits(
-    rules: np.ndarray, exit_code: np.ndarray, exit_time_seconds: np.ndarray, cooldown_until: np.ndarray
+    book_rules: np.ndarray,
+    slot_book: np.ndarray,
+    exit_code: np.ndarray,
+    exit_time_seconds: np.ndarray,
+    cooldown_until: np.ndarray,
 ) -> None:
     """Start the cooldown of every slot whose exit (``exit_code``, shape (k,)) was a stop-loss: no entry there
     at a boundary at or before ``exit_time_seconds[i] + cooldown_days_after_stop_loss`` days
     (``cooldown_until``, shape (k,), int64 seconds, updated in place). A take-profit, trailing stop or signal exit
-    starts none; nothing happens without the limit."""
-    cooldown = rules[RULE_COOLDOWN_SECONDS]
-    if np.isnan(cooldown):
-        return
+    starts none; nothing happens without the limit (each slot's from its book's rules: ``book_rules`` shape
+    (B, RULES_SIZE), ``slot_book`` shape (k,), int64)."""
     for i in range(exit_code.shape[0]):
-        if exit_code[i] == STOP_LOSS_CODE:
+        cooldown = book_rules[slot_book[i], RULE_COOLDOWN_SECONDS]
+        if exit_code[i] == STOP_LOSS_CODE and not np.isnan(cooldown):
             cooldown_until[i] = max(cooldown_until[i], exit_time_seconds[i] + int(cooldown))
 
 
 @njit_without_refcounts
+def book_equities(
+    book_weight: np.ndarray,
+    starting_cash: float,
+    realized: np.ndarray,
+    slot_book: np.ndarray,
+    j: int,
+    is_open: np.ndarray,
+    quantity: np.ndarray,
+    entry_price: np.ndarray,
+    entry_fee: np.ndarray,
+    has_t: np.ndarray,
+    t_close: np.ndarray,
+    has_next: np.ndarray,
+    next_price: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Each book's own equity in a portfolio (its sleeve, docs/portfolios.md): its weight of the starting cash,
+    plus the P&L of its closed trades (``realized``, shape (B,)), plus its open trades' value at this boundary's
+    prices less what they cost. Written to ``out`` (shape (B,), quote currency); its halts are measured on it."""
+    for b in range(out.shape[0]):
+        out[b] = book_weight[b] * starting_cash + realized[b]
+    for i in range(is_open.shape[0]):
+        if not is_open[i]:
+            continue
+        if has_next[j, i]:
+            price = next_price[j, i]
+        elif has_t[j, i]:
+            price = t_close[j, i]
+        else:
+            price = entry_price[i]
+        out[slot_book[i]] += quantity[i] * price - (entry_price[i] * quantity[i] + entry_fee[i])
+
+
+@njit_without_refcounts
 def entries_at_boundary(
-    rules: np.ndarray,
+    book_rules: np.ndarray,
+    slot_book: np.ndarray,
+    book_weight: np.ndarray,
+    portfolio_rules: np.ndarray,
     j: int,
     cash: float,
     has_t: np.ndarray,
@@ -268,42 +317,60 @@ def entries_at_boundary(
     trail_level: np.ndarray,
     entered: np.ndarray,
     blocked: int,
+    book_blocked: np.ndarray,
+    book_open: np.ndarray,
+    book_exposure: np.ndarray,
     cooldown_until: np.ndarray,
     refused: np.ndarray,
 ) -> float:
-    """The **open** step of one boundary: enter, in slot (symbol) order, every instrument without an open trade
-    whose entry signal holds on candle t, at the first price after t, sized on the equity at this boundary,
-    while cash lasts and the risk limits allow (docs/criteria.md "Risk limits").
+    """The **open** step of one boundary: enter, in slot order, every slot without an open trade whose entry
+    signal holds on candle t, at the first price after t, sized on its book's budget at this boundary, while
+    cash lasts and the risk limits allow (docs/criteria.md "Risk limits", docs/portfolios.md).
+
+    Slots are instruments of books (a strategy's instruments, in symbol order; a portfolio's strategies one after
+    the other): ``slot_book`` (shape (k,), int64) names each slot's book, ``book_rules`` (shape (B,
+    RULES_SIZE)) holds each book's rules, ``book_weight`` (shape (B,)) its share of the account: a book's budget,
+    what its sizing calls equity, is its weight of the account's equity (cash plus every open position at this
+    boundary's prices). A strategy run alone is one book of weight 1. ``portfolio_rules`` (shape (RULES_SIZE,))
+    holds the account's own limits (its ruin level, and ``max_open_positions`` and ``max_exposure_ratio`` over
+    every book; NaN where none).
 
     An entry signal is refused, in this order: by ``blocked`` (a halt of the whole account,
-    :func:`limits_at_boundary`), by the instrument's cooldown (``cooldown_until[i]`` at or after the entry time),
-    by ``max_open_positions`` (the positions open, those entered here included), by ``max_exposure_ratio`` (the
-    spend is cut to what keeps the open positions' value at this boundary's prices, the new one's at its fill
-    price, at most that share of the equity; refused when what is left is dust), and, with risk-based sizing, when
-    there is no stop to size on (``LIMIT_RISK_STOP``). ``t_atr`` (shape (n, k)) is the ATR on candle t, read only
-    by risk-based sizing with an ATR stop, which also sets the trade's stop-loss at ``fill - multiple * ATR``.
+    :func:`limits_at_boundary`), by ``book_blocked[b]`` (a halt of its book), by the slot's cooldown
+    (``cooldown_until[i]`` at or after the entry time), by ``max_open_positions`` (its book's, then the
+    account's: the positions open, those entered here included), by ``max_exposure_ratio`` (its book's over its
+    budget, then the account's over its equity: the spend is cut to what keeps the open positions' value at this
+    boundary's prices, the new one's at its fill price, within the limit; refused when what is left is dust), and,
+    with risk-based sizing, when there is no stop to size on (``LIMIT_RISK_STOP``). ``t_atr`` (shape (n, k)) is
+    the ATR on candle t, read only by risk-based sizing with an ATR stop, which also sets the trade's stop-loss at
+    ``fill - multiple * ATR``. ``book_open`` (shape (B,), int64) and ``book_exposure`` (shape (B,), float64) are
+    work arrays (overwritten).
 
     Updates the state of the entered slots in place, sets ``entered[i]`` (shape (k,), bool) for each and
     ``refused[i]`` (shape (k,), int64) to the ``LIMIT_*`` code that refused slot ``i`` (``LIMIT_NONE`` else),
     and returns the cash left (never below 0).
     """
-    fee_rate = rules[RULE_FEE_RATE]
-    slippage_ratio = rules[RULE_SLIPPAGE_RATIO]
-    method = int(rules[RULE_SIZING_METHOD])
-    max_open = rules[RULE_MAX_OPEN_POSITIONS]
-    max_exposure = rules[RULE_MAX_EXPOSURE_RATIO]
-    atr_multiple = rules[RULE_SIZING_ATR_MULTIPLE]
     equity = equity_at_boundary(cash, j, is_open, quantity, entry_price, has_t, t_close, has_next, next_price)
-    ruined = equity <= rules[RULE_RUIN_EQUITY]  # False when NaN (no starting cash given)
+    ruined = equity <= portfolio_rules[RULE_RUIN_EQUITY]  # False when NaN (no starting cash given)
+    for b in range(book_open.shape[0]):
+        book_open[b] = 0
+        book_exposure[b] = 0.0
     n_open = 0
     exposure = 0.0
     for i in range(is_open.shape[0]):
         if is_open[i]:
+            if has_next[j, i]:
+                mark = next_price[j, i]
+            elif has_t[j, i]:
+                mark = t_close[j, i]
+            else:
+                mark = entry_price[i]
+            book_open[slot_book[i]] += 1
+            book_exposure[slot_book[i]] += quantity[i] * mark
             n_open += 1
-    if not np.isnan(max_exposure):
-        exposure = equity_at_boundary(
-            0.0, j, is_open, quantity, entry_price, has_t, t_close, has_next, next_price
-        )
+            exposure += quantity[i] * mark
+    max_open_total = portfolio_rules[RULE_MAX_OPEN_POSITIONS]
+    max_exposure_total = portfolio_rules[RULE_MAX_EXPOSURE_RATIO]
     for i in range(is_open.shape[0]):
         entered[i] = False
         refused[i] = LIMIT_NONE
@@ -311,30 +378,47 @@ def entries_at_boundary(
             continue
         if is_open[i] or not has_t[j, i] or not entry_signal[j, i] or not has_next[j, i]:
             continue
+        b = slot_book[i]
         if blocked != LIMIT_NONE:
             refused[i] = blocked
+            continue
+        if book_blocked[b] != LIMIT_NONE:
+            refused[i] = book_blocked[b]
             continue
         if cooldown_until[i] >= next_time_seconds[j, i]:
             refused[i] = LIMIT_COOLDOWN
             continue
-        if not np.isnan(max_open) and n_open >= max_open:
+        max_open = book_rules[b, RULE_MAX_OPEN_POSITIONS]
+        if (not np.isnan(max_open) and book_open[b] >= max_open) or (
+            not np.isnan(max_open_total) and n_open >= max_open_total
+        ):
             refused[i] = LIMIT_MAX_OPEN_POSITIONS
             continue
+        fee_rate = book_rules[b, RULE_FEE_RATE]
+        slippage_ratio = book_rules[b, RULE_SLIPPAGE_RATIO]
+        budget = book_weight[b] * equity
         price = buy_fill_price(next_price[j, i], slippage_ratio)
-        stop = stop_loss_level(price, rules[RULE_STOP_LOSS_RATIO])
+        stop = stop_loss_level(price, book_rules[b, RULE_STOP_LOSS_RATIO])
+        method = int(book_rules[b, RULE_SIZING_METHOD])
         if method == SIZING_RISK:
+            atr_multiple = book_rules[b, RULE_SIZING_ATR_MULTIPLE]
             if not np.isnan(atr_multiple):
                 stop = price - atr_multiple * t_atr[j, i]
             units = risk_quantity(
-                rules[RULE_SIZING_VALUE], equity, cash, price, stop, fee_rate, slippage_ratio
+                book_rules[b, RULE_SIZING_VALUE], budget, cash, price, stop, fee_rate, slippage_ratio
             )
             if units <= 0.0 and (np.isnan(stop) or stop <= 0.0):
                 refused[i] = LIMIT_RISK_STOP
                 continue
         else:
-            units = entry_quantity(method, rules[RULE_SIZING_VALUE], equity, cash, price, fee_rate)
-        if units > 0.0 and not np.isnan(max_exposure):
-            room = max_exposure * equity - exposure
+            units = entry_quantity(method, book_rules[b, RULE_SIZING_VALUE], budget, cash, price, fee_rate)
+        max_exposure = book_rules[b, RULE_MAX_EXPOSURE_RATIO]
+        if units > 0.0 and not (np.isnan(max_exposure) and np.isnan(max_exposure_total)):
+            room = np.inf
+            if not np.isnan(max_exposure):
+                room = max_exposure * budget - book_exposure[b]
+            if not np.isnan(max_exposure_total):
+                room = min(room, max_exposure_total * equity - exposure)
             if units * price > room:
                 units = room / price if room > MIN_SPEND_RATIO * equity else 0.0
                 if units <= 0.0:
@@ -345,7 +429,9 @@ def entries_at_boundary(
         fee = fill_fee(price, units, fee_rate)
         cash -= price * units + fee
         n_open += 1
+        book_open[b] += 1
         exposure += price * units
+        book_exposure[b] += price * units
         entered[i] = True
         is_open[i] = True
         quantity[i] = units
@@ -354,15 +440,16 @@ def entries_at_boundary(
         entry_time_seconds[i] = next_time_seconds[j, i]
         entry_index[i] = next_index[j, i]
         stop_loss[i] = stop
-        take_profit[i] = take_profit_level(price, rules[RULE_TAKE_PROFIT_RATIO])
+        take_profit[i] = take_profit_level(price, book_rules[b, RULE_TAKE_PROFIT_RATIO])
         trail_reference[i] = price
-        trail_level[i] = trailing_stop_level(price, rules[RULE_TRAILING_STOP_RATIO])
+        trail_level[i] = trailing_stop_level(price, book_rules[b, RULE_TRAILING_STOP_RATIO])
     return max(cash, 0.0)
 
 
 @njit_without_refcounts
 def _exit_fill(
-    rules: np.ndarray,
+    fee_rate: float,
+    slippage_ratio: float,
     i: int,
     code: int,
     raw_price: float,
@@ -382,9 +469,7 @@ def _exit_fill(
     """Fill the exit of slot ``i`` (slippage and fee applied to ``raw_price``), write it to the ``exit_*``,
     ``pnl`` and ``pnl_ratio`` arrays, and return its proceeds net of the fee, quote currency."""
     cost = entry_price[i] * quantity[i] + entry_fee[i]
-    price, fee, gain, gain_ratio = close_fill(
-        raw_price, quantity[i], cost, rules[RULE_FEE_RATE], rules[RULE_SLIPPAGE_RATIO]
-    )
+    price, fee, gain, gain_ratio = close_fill(raw_price, quantity[i], cost, fee_rate, slippage_ratio)
     exit_code[i] = code
     exit_index[i] = where
     exit_time_seconds[i] = when
@@ -457,7 +542,8 @@ def finer_risk_exit(
 
 @njit_without_refcounts
 def risk_exits_at_boundary(
-    rules: np.ndarray,
+    book_rules: np.ndarray,
+    slot_book: np.ndarray,
     j: int,
     has_t: np.ndarray,
     t_index: np.ndarray,
@@ -507,11 +593,11 @@ def risk_exits_at_boundary(
         The cash the exits bring in (proceeds net of fees), quote currency: available to the entries at the
         open that follows (:func:`entries_at_boundary`).
     """
-    trailing_ratio = rules[RULE_TRAILING_STOP_RATIO]
     proceeds = 0.0
     for i in range(is_open.shape[0]):
         exit_code[i] = NO_EXIT
         ambiguity[i] = AMBIGUITY_NONE
+        trailing_ratio = book_rules[slot_book[i], RULE_TRAILING_STOP_RATIO]
         if not is_open[i] or not has_t[j, i] or entry_time_seconds[i] > t_open_time_seconds[j, i]:
             continue
         trailing = trailing_stop_level(trail_reference[i], trailing_ratio)
@@ -548,7 +634,8 @@ def risk_exits_at_boundary(
         is_open[i] = False
         trail_level[i] = trailing
         proceeds += _exit_fill(
-            rules,
+            book_rules[slot_book[i], RULE_FEE_RATE],
+            book_rules[slot_book[i], RULE_SLIPPAGE_RATIO],
             i,
             code,
             raw_price,
@@ -570,7 +657,8 @@ def risk_exits_at_boundary(
 
 @njit_without_refcounts
 def signal_exits_at_boundary(
-    rules: np.ndarray,
+    book_rules: np.ndarray,
+    slot_book: np.ndarray,
     j: int,
     has_t: np.ndarray,
     t_open_time_seconds: np.ndarray,
@@ -603,10 +691,10 @@ def signal_exits_at_boundary(
     Returns:
         The cash the exits bring in (proceeds net of fees), quote currency: spent from the next boundary on.
     """
-    max_holding_seconds = rules[RULE_MAX_HOLDING_SECONDS]
     proceeds = 0.0
     for i in range(is_open.shape[0]):
         exit_code[i] = NO_EXIT
+        max_holding_seconds = book_rules[slot_book[i], RULE_MAX_HOLDING_SECONDS]
         if (
             not is_open[i]
             or not has_t[j, i]
@@ -625,7 +713,8 @@ def signal_exits_at_boundary(
             continue
         is_open[i] = False
         proceeds += _exit_fill(
-            rules,
+            book_rules[slot_book[i], RULE_FEE_RATE],
+            book_rules[slot_book[i], RULE_SLIPPAGE_RATIO],
             i,
             code,
             next_price[j, i],

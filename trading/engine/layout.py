@@ -65,18 +65,20 @@ STATE_PEAK_EQUITY = 4
 STATE_DRAWDOWN_HALT_SECONDS = 5
 LIMIT_STATE_SIZE = 6
 
-# Columns of a run's halts log (int64, shape (h, 3)): the boundary a halt began or ended at, its limit, and
-# whether it began (1) or ended (0); and of its float companion (float64, shape (h, 2)): the equity then and the
-# level it was measured against (the day's starting equity, or the peak), quote currency.
 # Columns of a run's refusals log (int64, shape (r, 3)): every entry signal a risk limit refused.
 REFUSAL_BOUNDARY_SECONDS = 0
 REFUSAL_SLOT = 1
 REFUSAL_LIMIT = 2
 REFUSAL_COLUMNS = 3
+# Columns of a run's halts log (int64, shape (h, 4)): the boundary a halt began or ended at, its limit,
+# whether it began (1) or ended (0), and the book whose halt it is (-1: the whole account's); and of its float
+# companion (float64, shape (h, 2)): the equity then and the level it was measured against (the day's starting
+# equity, or the peak), quote currency.
 HALT_INT_BOUNDARY_SECONDS = 0
 HALT_INT_LIMIT = 1
 HALT_INT_BEGAN = 2
-HALT_INT_COLUMNS = 3
+HALT_INT_BOOK = 3
+HALT_INT_COLUMNS = 4
 HALT_FLOAT_EQUITY = 0
 HALT_FLOAT_REFERENCE = 1
 HALT_FLOAT_COLUMNS = 2

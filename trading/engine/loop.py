@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit
 
 from trading.engine.boundary import (
+    book_equities,
     cooldowns_after_exits,
     entries_at_boundary,
     equity_at_boundary,
@@ -107,7 +108,10 @@ def _exits_record(
 
 @njit(cache=True)
 def run_boundaries(
-    rules: np.ndarray,
+    book_rules: np.ndarray,
+    slot_book: np.ndarray,
+    book_weight: np.ndarray,
+    portfolio_rules: np.ndarray,
     cash: float,
     has_t: np.ndarray,
     t_index: np.ndarray,
@@ -144,10 +148,16 @@ def run_boundaries(
     exits of candle t, the entries at the open, the signal and maximum-holding exits at the open.
 
     Args:
-        rules: shape (RULES_SIZE,), float64: the strategy's parameters (``RULE_*`` positions).
+        book_rules: shape (B, RULES_SIZE), float64: each book's parameters (``RULE_*`` positions): one book for a
+            strategy run alone (its rules without the account's halts, :func:`trading.engine.step.
+            standalone_rules`), one per strategy of a portfolio (docs/portfolios.md).
+        slot_book: shape (k,), int64: the book of each slot.
+        book_weight: shape (B,), float64: each book's share of the account's equity (its budget).
+        portfolio_rules: shape (RULES_SIZE,), float64: the account's own limits and ruin level (NaN where none).
         cash: starting cash, quote currency.
-        has_t .. next_price: shape (n, k): the market of each of the k instruments (slots in symbol order) at
-            each of the n boundaries, in time order (see :mod:`trading.engine.boundary`).
+        has_t .. next_price: shape (n, k): the market of each of the k slots (each book's instruments in symbol
+            order, the books one after the other) at each of the n boundaries, in time order (see
+            :mod:`trading.engine.boundary`).
         finer_bounds: shape (n, k, 2), int64: the finer candles inside candle t of each boundary and instrument
             are the columns ``finer_bounds[j, i, 0] .. finer_bounds[j, i, 1] - 1`` of ``finer_prices``.
         finer_prices: shape (3, f), float64: open, high and low of the finer candles (f = 0, and the bounds
@@ -159,6 +169,9 @@ def run_boundaries(
         log_limits: log the entries refused by a risk limit and the halts (else the refusal and halt logs are
             empty; the limits apply either way).
 
+    A book's halts (daily loss, drawdown) are measured on its own equity (:func:`trading.engine.boundary.
+    book_equities`), the account's on the account's equity.
+
     Returns:
         ``(ints, floats, codes, still_open, cash)``: the trades in the order they were entered (then slot):
         ``ints`` shape (m, 5) int64 and ``floats`` shape (m, 10) float64 with the columns ``INT_*`` and
@@ -168,8 +181,8 @@ def run_boundaries(
         float64 with the columns ``AMBIGUOUS_*`` of :mod:`trading.engine.layout`. Each ambiguous candle closes
         a trade, so ``a <= m``. Then the risk limits' logs (:mod:`trading.engine.layout`, docs/criteria.md "Risk
         limits"): ``refusals`` shape (r, 3) int64 (``REFUSAL_*``: the boundary, slot and limit of every entry
-        signal a limit refused, in time order then slot), ``halt_ints`` shape (h, 3) int64 and ``halt_floats``
-        shape (h, 2) float64 (``HALT_*``: each halt's beginning and end, in time order).
+        signal a limit refused, in time order then slot), ``halt_ints`` shape (h, 4) int64 and ``halt_floats``
+        shape (h, 2) float64 (``HALT_*``: each halt's beginning and end, in time order, the account's first).
     """
     n, k = has_t.shape
     ints = np.full((capacity, INT_COLUMNS), -1, dtype=np.int64)
@@ -202,17 +215,36 @@ def run_boundaries(
     m = 0
     # The risk limits (docs/criteria.md "Risk limits"): the account's halts are checked at every boundary (the
     # peak and the day's starting equity are measured at each), the cooldowns after each risk exit.
-    halts = not np.isnan(rules[RULE_DAILY_LOSS_LIMIT_RATIO]) or not np.isnan(
-        rules[RULE_MAX_DRAWDOWN_HALT_RATIO]
+    books = book_rules.shape[0]
+    halts = not np.isnan(portfolio_rules[RULE_DAILY_LOSS_LIMIT_RATIO]) or not np.isnan(
+        portfolio_rules[RULE_MAX_DRAWDOWN_HALT_RATIO]
     )
-    cooldowns = not np.isnan(rules[RULE_COOLDOWN_SECONDS])
+    book_halts = False
+    cooldowns = False
+    for b in range(books):
+        book_halts = (
+            book_halts
+            or not np.isnan(book_rules[b, RULE_DAILY_LOSS_LIMIT_RATIO])
+            or not np.isnan(book_rules[b, RULE_MAX_DRAWDOWN_HALT_RATIO])
+        )
+        cooldowns = cooldowns or not np.isnan(book_rules[b, RULE_COOLDOWN_SECONDS])
+    starting_cash = cash
     state = np.full(LIMIT_STATE_SIZE, np.nan)
     state[STATE_HALT_DAY] = -1.0
     state[STATE_DRAWDOWN_HALT_SECONDS] = -1.0
+    book_state = np.full((books, LIMIT_STATE_SIZE), np.nan)
+    for b in range(books):
+        book_state[b, STATE_HALT_DAY] = -1.0
+        book_state[b, STATE_DRAWDOWN_HALT_SECONDS] = -1.0
+    book_blocked = np.zeros(books, dtype=np.int64)
+    book_open = np.zeros(books, dtype=np.int64)
+    book_exposure = np.zeros(books)
+    book_equity = np.zeros(books)
+    realized = np.zeros(books)
     cooldown_until = np.full(k, np.iinfo(np.int64).min, dtype=np.int64)
     refused = np.zeros(k, dtype=np.int64)
     refusals = np.full((capacity if log_limits else 0, REFUSAL_COLUMNS), -1, dtype=np.int64)
-    halt_rows = 2 * n if log_limits and halts else 0
+    halt_rows = 2 * n * (1 + books) if log_limits and (halts or book_halts) else 0
     halt_ints = np.full((halt_rows, HALT_INT_COLUMNS), -1, dtype=np.int64)
     halt_floats = np.full((halt_rows, HALT_FLOAT_COLUMNS), np.nan)
     r = 0
@@ -223,7 +255,8 @@ def run_boundaries(
         # 1. the risk exits of candle t, settled before the open: entries there see them closed, and their cash
         if n_open > 0:
             cash += risk_exits_at_boundary(
-                rules,
+                book_rules,
+                slot_book,
                 j,
                 has_t,
                 t_index,
@@ -261,7 +294,11 @@ def run_boundaries(
                     ambiguous_floats[a, AMBIGUOUS_FLOAT_TAKE_PROFIT] = take_profit[i]
                     a += 1
             if cooldowns:
-                cooldowns_after_exits(rules, exit_code, exit_time_seconds, cooldown_until)
+                cooldowns_after_exits(book_rules, slot_book, exit_code, exit_time_seconds, cooldown_until)
+            if book_halts:
+                for i in range(k):
+                    if exit_code[i] != NO_EXIT:
+                        realized[slot_book[i]] += pnl[i]
             n_open -= _exits_record(
                 slot_trade,
                 exit_code,
@@ -282,15 +319,46 @@ def run_boundaries(
                 cash, j, is_open, quantity, entry_price, has_t, t_close, has_next, next_price
             )
             blocked, h = limits_at_boundary(
-                rules, state, equity, boundary_seconds[j], halt_ints, halt_floats, h
+                portfolio_rules, state, equity, boundary_seconds[j], halt_ints, halt_floats, h, -1
             )
+        if book_halts:
+            book_equities(
+                book_weight,
+                starting_cash,
+                realized,
+                slot_book,
+                j,
+                is_open,
+                quantity,
+                entry_price,
+                entry_fee,
+                has_t,
+                t_close,
+                has_next,
+                next_price,
+                book_equity,
+            )
+            for b in range(books):
+                book_blocked[b], h = limits_at_boundary(
+                    book_rules[b],
+                    book_state[b],
+                    book_equity[b],
+                    boundary_seconds[j],
+                    halt_ints,
+                    halt_floats,
+                    h,
+                    b,
+                )
         has_entry_signal = False
         for i in range(k):
             has_entry_signal = has_entry_signal or entry_signal[j, i]
         # 2. the entries at the open
         if has_entry_signal:
             cash = entries_at_boundary(
-                rules,
+                book_rules,
+                slot_book,
+                book_weight,
+                portfolio_rules,
                 j,
                 cash,
                 has_t,
@@ -313,6 +381,9 @@ def run_boundaries(
                 trail_level,
                 entered,
                 blocked,
+                book_blocked,
+                book_open,
+                book_exposure,
                 cooldown_until,
                 refused,
             )
@@ -337,7 +408,8 @@ def run_boundaries(
         # 3. the signal and maximum-holding exits at the open; their cash is spent from the next boundary on
         if n_open > 0:
             cash += signal_exits_at_boundary(
-                rules,
+                book_rules,
+                slot_book,
                 j,
                 has_t,
                 t_open_time_seconds,
@@ -359,6 +431,10 @@ def run_boundaries(
                 pnl,
                 pnl_ratio,
             )
+            if book_halts:
+                for i in range(k):
+                    if exit_code[i] != NO_EXIT:
+                        realized[slot_book[i]] += pnl[i]
             n_open -= _exits_record(
                 slot_trade,
                 exit_code,

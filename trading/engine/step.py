@@ -118,6 +118,40 @@ def criteria_rules(criteria: Criteria, *, starting_cash: float | None = None) ->
     return rules
 
 
+#: The positions of the ``rules`` vector that halt a whole account (docs/criteria.md "Risk limits").
+_ACCOUNT_HALTS = (
+    layout.RULE_DAILY_LOSS_LIMIT_RATIO,
+    layout.RULE_MAX_DRAWDOWN_HALT_RATIO,
+    layout.RULE_DRAWDOWN_RESUME_SECONDS,
+)
+
+
+def standalone_rules(
+    criteria: Criteria, *, starting_cash: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's rules for a strategy run alone, as one book of weight 1 that is the whole account
+    (:func:`trading.engine.loop.run_boundaries`): ``(book_rules, portfolio_rules)``.
+
+    Returns:
+        ``book_rules`` shape (1, RULES_SIZE): :func:`criteria_rules` without the halts of the account (the daily
+        loss limit and the drawdown halt); ``portfolio_rules`` shape (RULES_SIZE,): NaN but those halts and the
+        ruin level, so the halts are measured on the account's equity (cash plus open positions).
+    """
+    rules = criteria_rules(criteria, starting_cash=starting_cash)
+    account = np.full(layout.RULES_SIZE, math.nan)
+    for position in (*_ACCOUNT_HALTS, layout.RULE_RUIN_EQUITY):
+        account[position] = rules[position]
+        if position != layout.RULE_RUIN_EQUITY:
+            rules[position] = math.nan
+    return rules.reshape(1, layout.RULES_SIZE), account
+
+
+#: Each slot's book in a strategy run alone (every slot is the one book's), by slot count.
+def single_book(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(slot_book, book_weight)`` of a strategy run alone over ``k`` slots: every slot in book 0, weight 1."""
+    return np.zeros(k, dtype=np.int64), np.ones(1)
+
+
 def criteria_halts(criteria: Criteria) -> bool:
     """True when the criteria set a limit that halts the whole account (a daily loss limit or a drawdown halt):
     its state must then be measured at every boundary, entry signal or not (:func:`step_limits`)."""
@@ -321,7 +355,8 @@ def step_entries(
         ValueError: halting limits without ``boundary_seconds``.
     """
     b = _Boundary(set(market) | set(open_trades), market, open_trades)
-    rules = criteria_rules(criteria, starting_cash=starting_cash)
+    book_rules, account_rules = standalone_rules(criteria, starting_cash=starting_cash)
+    slot_book, book_weight = single_book(b.k)
     state = (limit_state or LimitState()).array()
     halt_ints = np.full((2, layout.HALT_INT_COLUMNS), -1, dtype=np.int64)
     halt_floats = np.full((2, layout.HALT_FLOAT_COLUMNS), math.nan)
@@ -333,12 +368,13 @@ def step_entries(
             float(cash), 0, b.is_open, b.quantity, b.entry_price, b.has_t, b.t_close, b.has_next, b.next_price
         )
         blocked, h = limits_at_boundary(
-            rules, state, equity, int(boundary_seconds), halt_ints, halt_floats, 0
+            account_rules, state, equity, int(boundary_seconds), halt_ints, halt_floats, 0, -1
         )
     cooldown_until = np.full(b.k, np.iinfo(np.int64).min, dtype=np.int64)
     stopped = stop_loss_exits or {}
     cooldowns_after_exits(
-        rules,
+        book_rules,
+        slot_book,
         np.array(
             [ExitReason.STOP_LOSS.code if s in stopped else layout.NO_EXIT for s in b.symbols], dtype=np.int64
         ),
@@ -348,7 +384,10 @@ def step_entries(
     entered = np.zeros(b.k, dtype=bool)
     refused = np.zeros(b.k, dtype=np.int64)
     cash_left = entries_at_boundary(
-        rules,
+        book_rules,
+        slot_book,
+        book_weight,
+        account_rules,
         0,
         float(cash),
         b.has_t,
@@ -371,6 +410,9 @@ def step_entries(
         b.trail_level,
         entered,
         blocked,
+        np.zeros(1, dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
+        np.zeros(1),
         cooldown_until,
         refused,
     )
@@ -412,6 +454,7 @@ def halts_from_log(halt_ints: np.ndarray, halt_floats: np.ndarray) -> list[Halt]
             began=bool(row[layout.HALT_INT_BEGAN]),
             equity=float(values[layout.HALT_FLOAT_EQUITY]),
             reference_equity=float(values[layout.HALT_FLOAT_REFERENCE]),
+            book=None if row[layout.HALT_INT_BOOK] < 0 else int(row[layout.HALT_INT_BOOK]),
         )
         for row, values in zip(halt_ints.tolist(), halt_floats.tolist(), strict=True)
     ]
@@ -483,7 +526,8 @@ def _exits(
     finer: Mapping[str, CandleArrays] | None = None,
 ) -> tuple[list[Trade], dict[str, OpenTrade]]:
     b = _Boundary(open_trades, market, open_trades)
-    rules = criteria_rules(criteria)
+    book_rules, _ = standalone_rules(criteria)
+    slot_book, _ = single_book(b.k)
     code = np.zeros(b.k, dtype=np.int64)
     exit_code = np.zeros(b.k, dtype=np.int64)
     exit_index = np.zeros(b.k, dtype=np.int64)
@@ -492,7 +536,8 @@ def _exits(
     exits = (exit_code, exit_index, exit_time_seconds, exit_price, exit_fee, pnl, pnl_ratio)
     if risk:
         risk_exits_at_boundary(
-            rules,
+            book_rules,
+            slot_book,
             0,
             b.has_t,
             b.t_index,
@@ -517,7 +562,8 @@ def _exits(
         code[:] = exit_code
     if signal:
         signal_exits_at_boundary(
-            rules,
+            book_rules,
+            slot_book,
             0,
             b.has_t,
             b.t_open_time_seconds,

@@ -56,7 +56,7 @@ from trading.engine.statistics import (
     statistics_from_figures,
     trade_figures,
 )
-from trading.engine.step import MARKET_COLUMNS, criteria_rules
+from trading.engine.step import MARKET_COLUMNS, standalone_rules
 from trading.engine.types import RUIN_TOLERANCE_RATIO, SECONDS_PER_DAY, AmbiguousCandle, CandleArrays
 from trading.engine.vocabulary import PESSIMISTIC_RESOLUTION, exit_reason_value
 
@@ -169,7 +169,9 @@ def sweep_statistics(
                 exit_[p, i, : len(candles)] = signals.exit
                 if signals.atr is not None:
                     atr[p, i, : len(candles)] = signals.atr
-        rules = np.stack([criteria_rules(point, starting_cash=starting_cash) for point in chunk])
+        standalone = [standalone_rules(point, starting_cash=starting_cash) for point in chunk]
+        book_rules = np.stack([rules for rules, _ in standalone])
+        account_rules = np.stack([account for _, account in standalone])
         (
             curve_figures,
             trade_figures_out,
@@ -180,7 +182,8 @@ def sweep_statistics(
             amb_floats,
             amb_point,
         ) = _points_run(
-            rules,
+            book_rules,
+            account_rules,
             float(starting_cash),
             market.columns["has_t"],
             market.columns["t_index"],
@@ -358,7 +361,8 @@ def _shared_market(
 
 @njit(cache=True)
 def _points_run(
-    rules: np.ndarray,
+    book_rules: np.ndarray,
+    account_rules: np.ndarray,
     cash: float,
     has_t: np.ndarray,
     t_index: np.ndarray,
@@ -394,7 +398,8 @@ def _points_run(
     of :func:`~trading.engine.statistics.equity_at_ruin` and the figures of the statistics, as the single run does.
 
     Args:
-        rules: shape (P, RULES_SIZE), float64: each point's rules (:func:`trading.engine.step.criteria_rules`).
+        book_rules, account_rules: shape (P, 1, RULES_SIZE) and (P, RULES_SIZE), float64: each point's rules
+            (:func:`trading.engine.step.standalone_rules`).
         cash: the starting cash, quote currency.
         has_t .. next_price: shape (rows, k): the shared market columns (:func:`_shared_market`).
         entry_override, exit_override: shape (rows, k), int8: -1, or the value the signal takes there.
@@ -414,7 +419,7 @@ def _points_run(
         curves, ambiguous_ints (a, 3), ambiguous_floats (a, 2), ambiguous_point (a,))``; a point whose curve fails
         a check of ``equity_at_ruin`` has ``counts[p, 4] = 1`` and no figures.
     """
-    points = rules.shape[0]
+    points = book_rules.shape[0]
     rows, k = has_t.shape
     n = times.shape[0]
     curve_figures = np.full((points, 9), np.nan)
@@ -431,6 +436,8 @@ def _points_run(
     exit_ = np.zeros((rows, k), dtype=np.bool_)
     uses_atr = atr_candles.shape[0] > 0
     t_atr = np.full((rows, k) if uses_atr else (0, 0), np.nan)
+    slot_book = np.zeros(k, dtype=np.int64)  # a point is a strategy run alone: one book of weight 1
+    book_weight = np.ones(1)
     for p in range(points):
         capacity = 0
         for j in range(rows):
@@ -451,7 +458,10 @@ def _points_run(
                 if uses_atr:
                     t_atr[j, i] = atr_candles[p, i, t_index[j, i]] if has_t[j, i] else np.nan
         ints, floats, codes, still_open, _, a_ints, a_floats, _, _, _ = run_boundaries(
-            rules[p],
+            book_rules[p],
+            slot_book,
+            book_weight,
+            account_rules[p],
             cash,
             has_t,
             t_index,
@@ -483,8 +493,8 @@ def _points_run(
                 last_index,
                 last_close,
                 last_exit_seconds,
-                rules[p, RULE_FEE_RATE],
-                rules[p, RULE_SLIPPAGE_RATIO],
+                book_rules[p, 0, RULE_FEE_RATE],
+                book_rules[p, 0, RULE_SLIPPAGE_RATIO],
             )
         m = codes.shape[0]
         closed = np.empty(m, dtype=np.bool_)

@@ -77,6 +77,7 @@ class Halt:
         equity: the equity measured there, quote currency.
         reference_equity: what the loss was measured from: the day's starting equity, or the peak (the new peak
             when a drawdown halt ends by its resume rule), quote currency.
+        book: in a portfolio, the index of the strategy whose own limit it is; None for the account's.
     """
 
     boundary_seconds: int
@@ -84,6 +85,7 @@ class Halt:
     began: bool
     equity: float
     reference_equity: float
+    book: int | None = None
 
 
 @dataclass(frozen=True)
