@@ -17,12 +17,15 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from instruments.models import InstrumentOHLC, Timeframe
-from simulator.models import Simulation
+from simulator.builder.reading import builder_from_criteria
+from simulator.models import RunStatus, Simulation, SweepPoint
 from simulator.services.requests import SimulationInputError, simulation_request_check
 from simulator.services.simulations import simulation_create, simulation_run
+from simulator.services.sweeps import sweep_chunks, sweep_create, sweep_point_criteria, sweep_run_in_process
 from tests.accounts import STRATEGY_EDITOR, token_client, user_with
 from tests.simulator.test_views import errors_for, form_data
 from tests.trading.factories import sma_cross_criteria
+from trading.engine.criteria import criteria_resolve
 from trading.models import Strategy
 
 pytestmark = pytest.mark.django_db
@@ -218,3 +221,47 @@ def test_a_run_on_ethereum_follows_bitcoins_weekly_trend(shipped_history: None) 
             held = True
         day = nxt
     assert entries == expected
+
+
+def test_the_builder_leaves_such_criteria_to_the_json_box() -> None:
+    # the builder has no input for instrument and timeframe: it must not show the criteria without them
+    assert not builder_from_criteria(BTC_TREND).representable
+
+
+def test_a_sweep_over_the_weeks_of_bitcoins_sma_equals_its_single_runs(shipped_history: None) -> None:
+    criteria = {
+        **BTC_TREND,
+        "params": {"weeks": 10},
+        "entry": {
+            **BTC_TREND["entry"],
+            "right": {**BTC_TREND["entry"]["right"], "period": {"param": "weeks"}},
+        },
+    }
+
+    def request(document: dict[str, Any]) -> Any:
+        return simulation_request_check(
+            instruments=["ethereum", "litecoin"],
+            start=date(2018, 1, 1),
+            end=date(2019, 12, 31),
+            starting_cash=Decimal(10_000),
+            criteria=document,
+        )
+
+    sweep = sweep_create(
+        request=request(criteria),
+        axes=[{"path": "params.weeks", "start": 4, "stop": 16, "step": 4}],
+        statistic="sharpe_ratio",
+    )
+    sweep_run_in_process(sweep_id=sweep.pk, chunks=sweep_chunks(sweep.total, 2))
+    sweep.refresh_from_db()
+    assert sweep.status == RunStatus.DONE, sweep.error
+    points = list(SweepPoint.objects.filter(sweep=sweep).order_by("index"))
+    assert [p.values["params.weeks"] for p in points] == [4.0, 8.0, 12.0, 16.0]
+    assert len({p.statistics["final_equity"] for p in points}) == 4  # the period matters
+    for point in points:
+        resolved = criteria_resolve(
+            sweep_point_criteria(sweep.criteria, sweep.axes, [point.values["params.weeks"]])
+        )
+        single = simulation_run(simulation=simulation_create(request=request(resolved)))
+        assert single.status == RunStatus.DONE, single.error
+        assert single.statistics == point.statistics, point.values
