@@ -48,14 +48,17 @@ def operand_pane(operand: Operand) -> str:
 def chart_operands(criteria: dict[str, Any]) -> list[Operand]:
     """The distinct operands of ``criteria`` that a chart draws as lines, in the order they are first written,
     at most :data:`MAX_CHART_LINES`. A candle's own field is left out unless shifted (the candles show it), and so
-    is an unreadable document (a run saved under older rules): no line rather than an error page."""
+    is an unreadable document (a run saved under older rules): no line rather than an error page. An operand of
+    another instrument (``"instrument": "bitcoin"``) is left out too: it is not on the chart's instrument's scale."""
     try:
         parsed = criteria_parse(criteria)
     except CriteriaError:
         return []
     found: list[Operand] = []
     for operand in parsed.operands():
-        if operand.indicator in PRICE_FIELDS and not operand.shift:
+        if (operand.indicator in PRICE_FIELDS and not operand.shift and operand.timeframe == "1d") or (
+            operand.instrument is not None
+        ):
             continue
         if operand not in found:
             found.append(operand)
@@ -93,7 +96,10 @@ def chart_indicator_lines(
         cache: dict[Operand, np.ndarray] = {}
         lines = []
         for operand in operands:
-            series = indicator_series(operand, instrument, cache)[first:last]
+            try:
+                series = indicator_series(operand, instrument, cache)[first:last]
+            except ValueError:  # a weekly operand over candles that are not daily (a run refuses it first)
+                continue
             lines.append(
                 {
                     "key": _operand_key(operand),
@@ -113,7 +119,11 @@ def to_seconds_of(day: date) -> int:
 
 def _operand_key(operand: Operand) -> str:
     params = ",".join(f"{name}={value}" for name, value in operand.params)
-    return f"{operand.indicator}({params})" + (f"[{operand.shift}]" if operand.shift else "")
+    return (
+        f"{operand.indicator}({params})"
+        + (f"[{operand.shift}]" if operand.shift else "")
+        + (f"@{operand.timeframe}" if operand.timeframe != "1d" else "")
+    )
 
 
 #: Colours of the lines, in order (the candles are green and red, the markers blue, green and red).

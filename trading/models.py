@@ -16,6 +16,7 @@ from instruments.precision import (
     AMOUNT_MAX_DIGITS,
 )
 from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
+from trading.selectors import criteria_instruments_unknown
 
 
 class StrategyQuerySet(models.QuerySet["Strategy"]):
@@ -27,13 +28,17 @@ class StrategyQuerySet(models.QuerySet["Strategy"]):
 
 
 def criteria_validate(value: Any) -> None:
-    """Django validator: raise ``ValidationError`` listing each problem of a criteria document with its path."""
+    """Django validator: raise ``ValidationError`` listing each problem of a criteria document with its path; an
+    operand naming an instrument that is not stored (``"instrument": "bitcoinn"``) is one too."""
     try:
         criteria_parse(value)
     except CriteriaError as exc:
         raise ValidationError(
             [f"{path}: {message}" if path else message for path, message in exc.errors]
         ) from exc
+    unknown = criteria_instruments_unknown(value)
+    if unknown:
+        raise ValidationError([f"{path}: {message}" for path, message in unknown])
 
 
 class Strategy(models.Model):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
 from instruments.models import Instrument, Timeframe
 from instruments.precision import decimal_quantize
 from instruments.selectors import candles_float
+from trading.engine.limits import criteria_operand_fields
 from trading.engine.types import CandleArrays
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -90,3 +93,42 @@ def finer_candles(
     }
     order = np.argsort(both["open_time_seconds"], kind="stable")
     return CandleArrays(symbol=instrument.symbol, **{name: values[order] for name, values in both.items()})
+
+
+def criteria_instruments_unknown(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """The operands of a valid criteria document that name an instrument no :class:`Instrument` has as its
+    ``coingecko_id`` (one query), each as ``(path, message)``: ``("entry.all[0].left.instrument", "unknown
+    instrument 'bitcoinn': no instrument has this CoinGecko id; add it first")``."""
+    named = [
+        (path, value)
+        for path, value in criteria_operand_fields(document, "instrument")
+        if isinstance(value, str)
+    ]
+    if not named:
+        return []
+    known = set(
+        Instrument.objects.filter(coingecko_id__in={v for _, v in named}).values_list(
+            "coingecko_id", flat=True
+        )
+    )
+    return [
+        (path, f"unknown instrument {value!r}: no instrument has this CoinGecko id; add it first")
+        for path, value in named
+        if value not in known
+    ]
+
+
+def reference_candles(
+    coingecko_ids: Iterable[str], before: datetime, *, timeframe: str = Timeframe.D1
+) -> dict[str, CandleArrays]:
+    """The candles of the other instruments criteria operands name (:func:`trading.engine.criteria.
+    criteria_instruments`), as :func:`candles_before` reads them: CoinGecko id -> every candle of ``timeframe``
+    that opened before ``before``. An id no instrument has is left out (the engine then refuses the criteria:
+    :func:`trading.engine.conditions.signals_compute`)."""
+    ids = sorted(set(coingecko_ids))
+    if not ids:
+        return {}
+    return {
+        instrument.coingecko_id: candles_before(instrument, before, timeframe=timeframe)
+        for instrument in Instrument.objects.filter(coingecko_id__in=ids).order_by("coingecko_id")
+    }

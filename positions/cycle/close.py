@@ -24,7 +24,7 @@ from instruments.models import Instrument
 from positions.accounts import open_positions
 from positions.cycle.run import boundary_at, claimed_instruments, claims_create, skipped
 from positions.cycle.runner import step_run
-from positions.cycle.settle import exits_walk, risk_exits_settle
+from positions.cycle.settle import exits_walk, references_at, risk_exits_settle
 from positions.events import Events, StepResult
 from positions.execution.base import ExecutionBackend
 from positions.execution.exchange import ExchangeBroker
@@ -76,12 +76,18 @@ def _close_strategy(
 ) -> list[StepResult]:
     exchange = broker if isinstance(broker, ExchangeBroker) else None
     criteria = strategy.parsed_criteria()
+    references, missing = references_at(criteria, as_of)
     settled: list[StepResult] = []
     if exchange is not None:
         reconcile(strategy, exchange, criteria=criteria, as_of=as_of, pending=pending)
     else:
         settled = risk_exits_settle(
-            strategy, criteria=criteria, as_of=as_of, backend=broker.name, pending=pending
+            strategy,
+            criteria=criteria,
+            as_of=as_of,
+            backend=broker.name,
+            pending=pending,
+            references=references,
         )
     boundary = boundary_at(as_of)
     done = claimed_instruments(strategy, Step.CLOSE, as_of)
@@ -90,6 +96,20 @@ def _close_strategy(
         for p in open_positions(strategy)
         if (only is None or p.instrument_id in only) and p.instrument_id not in done
     ]
+    if missing:
+        # Another instrument the criteria name lacks the candle of as_of - 1 day: the day's exit signals are not
+        # known. Nothing is decided or claimed (the risk exits were settled above); a run after the collect does it.
+        return settled + [
+            StepResult(
+                strategy=strategy.name,
+                instrument=p.instrument.coingecko_id,
+                action="none",
+                reason=f"no candle of {', '.join(missing)} (named by the criteria) for the day before as_of: the "
+                "exit signal is not known (collect first)",
+                position_id=p.pk,
+            )
+            for p in positions
+        ]
     quotes = broker.quotes([p.instrument for p in positions], as_of=as_of) if positions else {}
     lines: list[StepResult] = list(settled)
     exits: list[tuple[int, Order]] = []
@@ -129,6 +149,7 @@ def _close_strategy(
                 quote=quotes.get(position.instrument_id),
                 as_of=as_of,
                 last_signal=True,
+                references=references,
             )
             if closed is None:
                 if exchange is not None and position.trailing_stop_price != level_before:

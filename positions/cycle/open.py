@@ -41,7 +41,7 @@ from instruments.models import Instrument
 from positions.accounts import open_positions, position_trade, strategy_cash
 from positions.cycle.run import boundary_at, claimed_instruments, claims_create, skipped
 from positions.cycle.runner import step_run
-from positions.cycle.settle import exchange_risk_exits_settle, risk_exits_settle
+from positions.cycle.settle import exchange_risk_exits_settle, references_at, risk_exits_settle
 from positions.events import Events, StepResult
 from positions.execution.base import ExecutionBackend, Quote
 from positions.execution.exchange import ExchangeBroker
@@ -101,9 +101,13 @@ def sync_new_trades(
     )
 
 
-def _signals_at(criteria: Criteria, candles: CandleArrays, as_of: date) -> tuple[int | None, Signals]:
-    """Signals over ``candles`` and the index of candle ``as_of - 1 day`` (None when it is not stored)."""
-    signals = signals_compute(criteria, candles)
+def _signals_at(
+    criteria: Criteria, candles: CandleArrays, as_of: date, references: dict[str, CandleArrays]
+) -> tuple[int | None, Signals]:
+    """Signals over ``candles`` and the index of candle ``as_of - 1 day`` (None when it is not stored);
+    ``references``: the other instruments' candles the criteria name (:func:`positions.cycle.settle.
+    references_at`)."""
+    signals = signals_compute(criteria, candles, references=references)
     wanted = to_seconds(boundary_at(as_of)) - SECONDS_PER_DAY
     t = len(candles) - 1
     return (t if t >= 0 and int(candles.open_time_seconds[t]) == wanted else None), signals
@@ -199,17 +203,25 @@ def _open_strategy(
     """
     exchange = broker if isinstance(broker, ExchangeBroker) else None
     criteria = strategy.parsed_criteria()
+    # Another instrument the criteria name that lacks the candle of as_of - 1 day leaves the day's entry signals
+    # unknown: nothing is entered, and the instruments are left unclaimed for a run after the collect.
+    references, missing = references_at(criteria, as_of)
     settled: list[StepResult] = []
     if exchange is not None:
         reconcile(
             strategy, exchange, criteria=criteria, as_of=as_of, pending=pending, send_todays_entries=True
         )
         settled = exchange_risk_exits_settle(
-            strategy, exchange, criteria=criteria, as_of=as_of, pending=pending
+            strategy, exchange, criteria=criteria, as_of=as_of, pending=pending, references=references
         )
     else:
         settled = risk_exits_settle(
-            strategy, criteria=criteria, as_of=as_of, backend=broker.name, pending=pending
+            strategy,
+            criteria=criteria,
+            as_of=as_of,
+            backend=broker.name,
+            pending=pending,
+            references=references,
         )
     in_scope = [i for i in strategy.instruments.order_by("symbol", "pk") if only is None or i.pk in only]
     done = claimed_instruments(strategy, Step.OPEN, as_of)
@@ -224,9 +236,9 @@ def _open_strategy(
     prepared: dict[int, tuple[Instrument, CandleArrays, Signals, int | None]] = {}
     for instrument_id, instrument in universe.items():
         candles = candles_before(instrument, boundary_at(as_of))
-        t, signals = _signals_at(criteria, candles, as_of)
+        t, signals = _signals_at(criteria, candles, as_of, references)
         prepared[instrument_id] = (instrument, candles, signals, t)
-    wanted = any(
+    wanted = not missing and any(
         t is not None and signals.entry[t] and i.pk not in held_now and i.pk not in done
         for i in in_scope
         for (_, _, signals, t) in [prepared[i.pk]]
@@ -244,7 +256,7 @@ def _open_strategy(
         Strategy.objects.select_for_update().only("pk").get(pk=strategy.pk)
         done = claimed_instruments(strategy, Step.OPEN, as_of)  # again, under the strategy's lock
         todo = [i for i in in_scope if i.pk not in done]
-        deciding = [i for i in todo if prepared[i.pk][3] is not None]
+        deciding = [i for i in todo if prepared[i.pk][3] is not None and not missing]
         claims = claims_create(strategy, Step.OPEN, as_of, run_id, deciding)
         if claims is None:
             return settled + [skipped(strategy, Step.OPEN, as_of, i) for i in in_scope]
@@ -323,6 +335,7 @@ def _open_strategy(
                     t,
                     quotes.get(instrument.pk),
                     as_of,
+                    missing,
                 )
                 lines.append(
                     StepResult(
@@ -366,7 +379,12 @@ def _entry_allowed(here: InstrumentAtBoundary, allowed: bool) -> InstrumentAtBou
 
 
 def _why_not_entered(
-    here: InstrumentAtBoundary, held: str, t: int | None, quote: Quote | None, as_of: date
+    here: InstrumentAtBoundary,
+    held: str,
+    t: int | None,
+    quote: Quote | None,
+    as_of: date,
+    missing: Sequence[str] = (),
 ) -> str:
     if t is None:
         return "no candle for the day before as_of (collect first)"
@@ -377,6 +395,11 @@ def _why_not_entered(
         )
     if held:
         return "a position is already open"
+    if missing:
+        return (
+            f"no candle of {', '.join(missing)} (named by the criteria) for the day before as_of: the entry signal "
+            "is not known (collect first)"
+        )
     if not here.entry_signal:
         return "no entry signal"
     if quote is None:

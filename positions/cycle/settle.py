@@ -19,6 +19,7 @@ The walk (:func:`exits_walk`) is the close step's too: one function decides ever
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 import numpy as np
@@ -35,11 +36,47 @@ from positions.execution.trades import exit_execute, exit_order_new
 from positions.models import Order, Position
 from trading.engine.backtest import market_at
 from trading.engine.conditions import Signals, signals_compute
-from trading.engine.criteria import Criteria
+from trading.engine.criteria import Criteria, criteria_instruments
 from trading.engine.step import OpenTrade, step_exits, step_risk_exits
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
 from trading.models import Strategy
-from trading.selectors import candles_before, finer_candles, from_seconds, to_decimal, to_seconds
+from trading.selectors import (
+    candles_before,
+    finer_candles,
+    from_seconds,
+    reference_candles,
+    to_decimal,
+    to_seconds,
+)
+
+
+def references_at(criteria: Criteria, as_of: date) -> tuple[dict[str, CandleArrays], list[str]]:
+    """The candles of the other instruments the operands of ``criteria`` name (``"instrument": "bitcoin"``), those
+    stored before the boundary of ``as_of`` as the traded ones are read, and which of them lack the candle of
+    ``as_of - 1 day``.
+
+    Where one lacks it, the signal of the day is not known: the steps decide no signal for it (reported as a
+    missing candle is), never from the other instrument's older, stale value. An id no instrument has counts as
+    lacking it and gets no candles (its operand is NaN: never true).
+
+    Returns:
+        ``(references, missing)``: CoinGecko id -> candles, for every named id; the ids lacking the candle, sorted.
+    """
+    ids = criteria_instruments(criteria)
+    if not ids:
+        return {}, []
+    boundary = boundary_at(as_of)
+    found = reference_candles(ids, boundary)
+    wanted = to_seconds(boundary) - SECONDS_PER_DAY
+    missing = [
+        i for i in ids if i not in found or not len(found[i]) or int(found[i].open_time_seconds[-1]) != wanted
+    ]
+    nothing = np.zeros(0, dtype=np.float64)
+    for i in ids:
+        found.setdefault(
+            i, CandleArrays(i, np.zeros(0, dtype=np.int64), nothing, nothing, nothing, nothing, nothing)
+        )
+    return found, missing
 
 
 def exits_walk(
@@ -50,6 +87,7 @@ def exits_walk(
     quote: Quote | None,
     as_of: date,
     last_signal: bool,
+    references: Mapping[str, CandleArrays] | None = None,
 ) -> Trade | None:
     """Check ``position`` against every stored candle not yet checked, in order, with the engine's exit rules.
 
@@ -67,6 +105,7 @@ def exits_walk(
         quote: the price now (the close step's), or None.
         as_of: the run's day.
         last_signal: whether the last candle's signal and maximum-holding exits are decided here.
+        references: the candles of the other instruments the criteria name (:func:`references_at`).
 
     Returns:
         The closed trade (in memory; the caller writes it), or None: then the position's ``exits_checked_through``
@@ -100,7 +139,7 @@ def exits_walk(
     for k in range(k0, last + 1):
         both = k < last or last_signal
         if both and signals is None:
-            signals = signals_compute(criteria, candles)
+            signals = signals_compute(criteria, candles, references=references)
         if k < last:
             nxt_index, nxt_time, nxt_price = (
                 k + 1,
@@ -148,7 +187,13 @@ def _no_signals(n: int) -> Signals:
 
 
 def risk_exits_settle(
-    strategy: Strategy, *, criteria: Criteria, as_of: date, backend: str, pending: Events
+    strategy: Strategy,
+    *,
+    criteria: Criteria,
+    as_of: date,
+    backend: str,
+    pending: Events,
+    references: Mapping[str, CandleArrays] | None = None,
 ) -> list[StepResult]:
     """The reconcile phase of a paper strategy's step: settle the risk exits of every completed candle.
 
@@ -156,7 +201,9 @@ def risk_exits_settle(
     candles stored before the boundary of ``as_of`` (:func:`exits_walk` without the last candle's signal exits);
     one whose stop-loss, take-profit or trailing stop was crossed is closed at its level, its resting paper order
     filled; one that stays open has its resting stop moved when the trailing level rose. Idempotent: a second call
-    finds nothing new. Runs in its own transaction under the strategy's row lock.
+    finds nothing new. Runs in its own transaction under the strategy's row lock. ``references``: the other
+    instruments' candles the criteria name (:func:`references_at`; read here when None), for the signal exits of
+    the candles before the last one (a missed day caught up).
 
     Returns:
         A ``closed`` result line per position closed.
@@ -173,7 +220,17 @@ def risk_exits_settle(
             .order_by("instrument__symbol", "instrument_id")
         ):
             candles = candles_before(position.instrument, boundary)
-            closed = exits_walk(position, criteria, candles, quote=None, as_of=as_of, last_signal=False)
+            if references is None:
+                references, _ = references_at(criteria, as_of)
+            closed = exits_walk(
+                position,
+                criteria,
+                candles,
+                quote=None,
+                as_of=as_of,
+                last_signal=False,
+                references=references,
+            )
             if closed is None:
                 paper_protection_move(position, as_of, backend, pending)
                 continue
@@ -193,7 +250,13 @@ def risk_exits_settle(
 
 
 def exchange_risk_exits_settle(
-    strategy: Strategy, exchange: ExchangeBroker, *, criteria: Criteria, as_of: date, pending: Events
+    strategy: Strategy,
+    exchange: ExchangeBroker,
+    *,
+    criteria: Criteria,
+    as_of: date,
+    pending: Events,
+    references: Mapping[str, CandleArrays] | None = None,
 ) -> list[StepResult]:
     """The open step's reconcile phase for an exchange strategy, after its orders were taken up
     (:func:`positions.execution.reconcile.reconcile`): sell what a risk exit of the completed candles closed and no
@@ -202,7 +265,8 @@ def exchange_risk_exits_settle(
     Decided by the same walk as paper (:func:`exits_walk`, the last candle's signal exits left to the close step);
     each sell is a ``new`` exit order written under the strategy's lock and sent after the commit
     (:func:`positions.execution.trades.exit_execute`: the stop cancelled first, the position closed from the real
-    fill). A position with an exit order of the day already is left to reconciliation.
+    fill). A position with an exit order of the day already is left to reconciliation. ``references`` as
+    :func:`risk_exits_settle`.
 
     Returns:
         The result line of each sell.
@@ -224,7 +288,17 @@ def exchange_risk_exits_settle(
             if Order.objects.live().filter(position=position, purpose=Order.Purpose.EXIT).exists():
                 continue
             candles = candles_before(position.instrument, boundary)
-            closed = exits_walk(position, criteria, candles, quote=None, as_of=as_of, last_signal=False)
+            if references is None:
+                references, _ = references_at(criteria, as_of)
+            closed = exits_walk(
+                position,
+                criteria,
+                candles,
+                quote=None,
+                as_of=as_of,
+                last_signal=False,
+                references=references,
+            )
             if closed is not None and closed.exit_reason:
                 orders.append(exit_order_new(position, closed.exit_reason, exchange, as_of, pending))
     return [exit_execute(strategy, order, criteria, exchange, as_of, pending) for order in orders]

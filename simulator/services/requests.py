@@ -23,8 +23,10 @@ from trading.engine.criteria import CriteriaError, criteria_parse, criteria_reso
 from trading.engine.limits import (
     EARLIEST_DAY,
     MAX_INSTRUMENTS,
+    criteria_operand_fields,
     periods_check,
 )
+from trading.selectors import criteria_instruments_unknown
 
 # MAX_INSTRUMENTS and MAX_SWEEP_POINTS live with the other limits in trading.engine.limits.
 #: The largest starting cash accepted, quote currency (beyond it, float64 sums lose cents).
@@ -120,7 +122,10 @@ def simulation_request_check(
             outside 2009-01-03 .. today (UTC) are an error of their field; criteria beyond
             :mod:`trading.engine.limits`, or with a look-back period longer than the candles an instrument
             has stored up to ``end``, an error of ``criteria`` that starts
-            with the path of the bad field (look-back periods count candles of ``timeframe``).
+            with the path of the bad field (look-back periods count candles of ``timeframe``; a weekly one 7 daily
+            candles a week). An operand naming an instrument that is not stored, or one without candles of
+            ``timeframe``, or a weekly operand in a run that is not on ``1d`` candles, is an error of ``criteria``
+            at the operand's field (``entry.all[0].left.instrument: unknown instrument 'bitcoinn'...``).
     """
     errors: dict[str, list[str]] = {}
 
@@ -185,6 +190,8 @@ def simulation_request_check(
         criteria_valid = False
         for path, message in exc.errors:
             problem("criteria", f"{path}: {message}" if path else message)
+    if criteria_valid:
+        criteria_valid = _check_operands(criteria, timeframe, problem)
 
     dates_valid = not ({"start", "end"} & errors.keys())
     if (
@@ -271,6 +278,25 @@ def _check_coverage(
             problem("end", f"{instrument.coingecko_id} has candles from {first.isoformat()} only; end later")
 
 
+def _check_operands(criteria: Any, timeframe: str, problem: Callable[[str, str], None]) -> bool:
+    """The operands' other instruments must be stored, and a weekly operand needs a run on daily candles (a week
+    counts on the daily candle of its Sunday: docs/criteria.md). Returns whether they pass."""
+    passed = True
+    for path, message in criteria_instruments_unknown(criteria):
+        problem("criteria", f"{path}: {message}")
+        passed = False
+    if timeframe != Timeframe.D1:
+        for path, value in criteria_operand_fields(criteria, "timeframe"):
+            if value == "1w":
+                problem(
+                    "criteria",
+                    f"{path}: a weekly operand is built from daily candles and needs a run on 1d candles; this run "
+                    f"reads {timeframe} candles",
+                )
+                passed = False
+    return passed
+
+
 def _check_periods(
     instruments: list[Instrument],
     end: date,
@@ -279,11 +305,14 @@ def _check_periods(
     problem: Callable[[str, str], None],
 ) -> None:
     """No look-back period may be longer than the candles of ``timeframe`` an instrument has stored up to
-    ``end``."""
+    ``end`` (a weekly one counts 7 daily candles a week; one of another instrument counts that instrument's), and
+    an operand's other instrument must have candles of ``timeframe`` up to ``end``."""
+    named = criteria_operand_fields(criteria, "instrument")
+    others = {i.coingecko_id: i for i in Instrument.objects.filter(coingecko_id__in={v for _, v in named})}
     counts = {
         row["instrument"]: row["n"]
         for row in InstrumentOHLC.objects.filter(
-            instrument__in=instruments,
+            instrument__in=[*instruments, *others.values()],
             timeframe=timeframe,
             open_time__lt=day_start(end) + timedelta(days=1),
         )
@@ -293,10 +322,20 @@ def _check_periods(
     fewest = min(instruments, key=lambda i: (counts.get(i.pk, 0), i.symbol))
     where = f"{fewest.coingecko_id} up to {end.isoformat()}"
     kind = "daily candles" if timeframe == Timeframe.D1 else f"{timeframe} candles"
+    for path, coingecko_id in named:
+        if coingecko_id in others and not counts.get(others[coingecko_id].pk):
+            problem(
+                "criteria",
+                f"{path}: {coingecko_id} has no stored {kind} up to {end.isoformat()}; sync or import it",
+            )
     for path, message in periods_check(
         criteria_resolve(criteria),  # a period a parameter stands for counts at its value
         available=counts.get(fewest.pk, 0),
         where=where,
         candles=kind,
+        references={
+            coingecko_id: (counts.get(other.pk, 0), f"{coingecko_id} up to {end.isoformat()}")
+            for coingecko_id, other in others.items()
+        },
     ):
         problem("criteria", f"{path}: {message}")

@@ -47,13 +47,13 @@ from simulator.services.requests import (
 )
 from simulator.services.risk_limits import limits_as_json
 from trading.engine.backtest import BacktestResult, backtest
-from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
+from trading.engine.criteria import Criteria, CriteriaError, criteria_instruments, criteria_parse
 from trading.engine.report import cumulative_pnl, monthly_returns, trade_excursions
 from trading.engine.statistics import drawdown_curve, equity_at_ruin
 from trading.engine.sweep import SweepStatistics, sweep_statistics
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays
 from trading.models import Strategy
-from trading.selectors import candles_before, from_seconds, to_decimal, to_seconds
+from trading.selectors import candles_before, from_seconds, reference_candles, to_decimal, to_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,16 @@ def candles_load(
     return [candles_before(instrument, until, timeframe=timeframe) for instrument in instruments]
 
 
+def references_load(
+    criteria: Sequence[Criteria], end: date, timeframe: str = Timeframe.D1
+) -> dict[str, CandleArrays]:
+    """The candles of the other instruments that the operands of ``criteria`` name (``"instrument":
+    "bitcoin"``), as :func:`candles_load` reads the traded ones: CoinGecko id -> every stored candle of
+    ``timeframe`` up to the end of day ``end`` (:func:`trading.selectors.reference_candles`)."""
+    ids = {coingecko_id for parsed in criteria for coingecko_id in criteria_instruments(parsed)}
+    return reference_candles(ids, day_start(end) + timedelta(days=1), timeframe=timeframe)
+
+
 def engine_run(
     criteria: dict[str, Any],
     candles: list[CandleArrays],
@@ -101,12 +111,14 @@ def engine_run(
     starting_cash: Decimal,
     timeframe: str = Timeframe.D1,
     finer: dict[str, CandleArrays] | None = None,
+    references: dict[str, CandleArrays] | None = None,
 ) -> BacktestResult:
     """Backtest ``criteria`` over ``candles`` (:func:`trading.engine.backtest.backtest`) with trades at the opens of
     the candles of ``timeframe`` from ``start`` 00:00 UTC to the open of the last candle on the ``end`` date
     (:func:`simulator.services.requests.run_bounds`), the last candle's risk exits settled, and what is still
     open then closed at the last close (``end_of_data``). ``finer``: finer candles by symbol
     (:func:`simulator.services.magnifier.finer_candles_load`) that decide the ambiguous candles (docs/criteria.md).
+    ``references``: the candles of the other instruments the operands name (:func:`references_load`).
 
     Raises:
         ValueError, OverflowError, CriteriaError: as the engine does, for criteria it refuses.
@@ -121,6 +133,7 @@ def engine_run(
         candle_seconds=candle_seconds(timeframe),
         close_at_end=True,
         finer=finer,
+        references=references,
     )
 
 
@@ -133,10 +146,12 @@ def engine_sweep(
     finer: dict[str, CandleArrays] | None = None,
     *,
     keep_curves: bool = False,
+    references: dict[str, CandleArrays] | None = None,
 ) -> SweepStatistics:
     """The statistics of many parsed criteria over the same candles and days, each equal to its
     :func:`engine_run` (daily candles: a sweep's timeframe), through the engine's sweep kernel
-    (:func:`trading.engine.sweep.sweep_statistics`). ``keep_curves`` keeps each point's equity curve.
+    (:func:`trading.engine.sweep.sweep_statistics`). ``keep_curves`` keeps each point's equity curve;
+    ``references`` the candles of the other instruments the operands name (:func:`references_load`).
 
     Raises:
         ValueError: as the engine does for the range; a point's own error is in the result's ``errors``.
@@ -152,6 +167,7 @@ def engine_sweep(
         close_at_end=True,
         finer=finer,
         keep_curves=keep_curves,
+        references=references,
     )
 
 
@@ -382,6 +398,7 @@ def _simulation_compute(simulation: Simulation, report: Callable[[float], None])
             simulation.starting_cash,
             simulation.timeframe,
             finer,
+            references_load([criteria_parse(simulation.criteria)], simulation.end, simulation.timeframe),
         )
         report(0.8)
         simulation.statistics = {

@@ -470,6 +470,7 @@ def _sweep_chunk_compute(*, sweep_id: int, first: int, stop: int) -> int:
                 sweep.starting_cash,
                 finer=finer,
                 keep_curves=True,
+                references=simulations.references_load([parsed for _, parsed in runs], sweep.end),
             )
         except (ValueError, OverflowError) as exc:
             for point, _ in runs:

@@ -272,6 +272,7 @@ def _compute(record: WalkForward) -> dict[str, Any]:
         starting_cash=float(record.starting_cash),
         finer=finer,
         progress=progress,
+        references=simulations.references_load([p for p in points if p is not None], record.end),
     )
     return result_document(
         result,

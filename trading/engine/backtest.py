@@ -182,6 +182,7 @@ def backtest(
     candle_seconds: int = SECONDS_PER_DAY,
     close_at_end: bool = False,
     finer: Mapping[str, CandleArrays] | None = None,
+    references: Mapping[str, CandleArrays] | None = None,
 ) -> BacktestResult:
     """Run ``criteria`` over the candles of one or several instruments that share one cash balance.
 
@@ -211,12 +212,16 @@ def backtest(
             candle (its stop and take-profit both inside, :func:`trading.engine.boundary.is_ambiguous`) is
             decided by the first of its finer candles (those opening inside it) that crosses a level; without
             them, or for a symbol missing here, it takes the stop (CRITERIA.md). Other candles are unaffected.
+        references: CoinGecko id -> candles (the run's timeframe, oldest first, all of them) of every other
+            instrument the criteria's operands name (:func:`trading.engine.criteria.criteria_instruments`); see
+            :func:`trading.engine.conditions.signals_compute`.
 
     Returns:
         :class:`BacktestResult`.
 
     Raises:
-        ValueError: ``end_time_seconds < start_time_seconds``, or symbols repeat.
+        ValueError: ``end_time_seconds < start_time_seconds``, symbols repeat, or an operand names an instrument
+            missing from ``references``.
     """
     if end_time_seconds < start_time_seconds:
         raise ValueError(
@@ -243,6 +248,7 @@ def backtest(
             steps_run,
             candle_seconds,
             writable=close_at_end,
+            references=references,
         )
         for c in ordered
     ]
@@ -419,14 +425,18 @@ def _market_columns(
     candle_seconds: int,
     *,
     writable: bool = False,
+    references: Mapping[str, CandleArrays] | None = None,
+    cache: dict[Any, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """One instrument's market at every boundary (shape (n,) each; see :mod:`trading.engine.boundary`).
 
     Where the instrument has candle t at every boundary and its candles are gapless, the columns are views of the
     candle and signal arrays (a year of minutes: 13 gathers of 527,040 values avoided); ``writable`` makes the
-    columns that :func:`_end_of_prices` and :func:`_close_at_data_end` change copies of their own.
+    columns that :func:`_end_of_prices` and :func:`_close_at_data_end` change copies of their own; ``references``
+    the other instruments' candles the operands name (:func:`trading.engine.conditions.signals_compute`), ``cache``
+    its memo of indicator series (a sweep's).
     """
-    signals = signals_compute(criteria, candles)
+    signals = signals_compute(criteria, candles, cache, references)
     n = boundaries.shape[0]
     t0 = _gapless_offset(candles, int(boundaries[0]) - candle_seconds, candle_seconds) if n else None
     m = len(candles)

@@ -3,27 +3,61 @@
 A condition's value at candle t uses data up to t's close only (indicators are causal). A comparison with an
 undefined value (NaN: an indicator still warming up) is false, as CRITERIA.md requires; ``crosses_above`` holds
 on t when ``left[t] > right[t]`` and ``left[t-1] <= right[t-1]``, both defined.
+
+An operand may name another instrument (``"instrument": "bitcoin"``) and weekly candles (``"timeframe": "1w"``):
+its series is computed over those candles and aligned to the traded ones without look-ahead
+(:mod:`trading.engine.timeframes`; docs/criteria.md, "Another instrument and weekly candles"). The other
+instruments' candles come in ``references`` (CoinGecko id -> candles).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from trading.engine.criteria import AllOf, AnyOf, Compare, Condition, Criteria, NotOf, Operand
 from trading.engine.indicators import INDICATORS
+from trading.engine.timeframes import (
+    at_or_before_index,
+    completed_weeks_index,
+    daily_check,
+    take_at,
+    weekly_candles,
+)
 from trading.engine.types import CandleArrays
 
+#: The key, in a memo of indicator series (``cache``), of a dict shared by the memos of several traded
+#: instruments: the series computed over another instrument's (or weekly) candles, before their alignment, so that
+#: a sweep over several traded instruments computes each of them once (:func:`series_memo`).
+SHARED_SERIES = "shared series of other candles"
 
-def _operand_values(operand: Operand, candles: CandleArrays, cache: dict[Operand, np.ndarray]) -> np.ndarray:
+#: CoinGecko id -> that instrument's candles (of the run's timeframe, oldest first): the other instruments that
+#: operands name.
+References = Mapping[str, CandleArrays]
+
+
+def series_memo(shared: dict[Any, Any] | None = None) -> dict[Any, Any]:
+    """A new memo of indicator series for one traded instrument; ``shared``, when given, is the dict of series
+    over other candles shared with the memos of the other traded instruments (:data:`SHARED_SERIES`)."""
+    return {} if shared is None else {SHARED_SERIES: shared}
+
+
+def _operand_values(
+    operand: Operand, candles: CandleArrays, cache: dict[Any, Any], references: References | None
+) -> np.ndarray:
     if operand.indicator == "value":
         return np.full(len(candles), float(operand.value if operand.value is not None else np.nan))
-    return indicator_series(operand, candles, cache)
+    return indicator_series(operand, candles, cache, references)
 
 
 def condition_mask(
-    condition: Condition, candles: CandleArrays, cache: dict[Operand, np.ndarray] | None = None
+    condition: Condition,
+    candles: CandleArrays,
+    cache: dict[Any, Any] | None = None,
+    references: References | None = None,
 ) -> np.ndarray:
     """Return where ``condition`` holds.
 
@@ -31,6 +65,7 @@ def condition_mask(
         condition: a parsed condition (:mod:`trading.engine.criteria`).
         candles: the instrument's candles, oldest first.
         cache: optional memo of indicator series shared by several conditions.
+        references: the candles of the other instruments operands name (see :func:`signals_compute`).
 
     Returns:
         shape (n,), bool.
@@ -38,20 +73,24 @@ def condition_mask(
     cache = {} if cache is None else cache
     if isinstance(condition, AllOf):
         every: np.ndarray = np.logical_and.reduce(
-            [condition_mask(c, candles, cache) for c in condition.items]
+            [condition_mask(c, candles, cache, references) for c in condition.items]
         )
         return every
     if isinstance(condition, AnyOf):
-        some: np.ndarray = np.logical_or.reduce([condition_mask(c, candles, cache) for c in condition.items])
+        some: np.ndarray = np.logical_or.reduce(
+            [condition_mask(c, candles, cache, references) for c in condition.items]
+        )
         return some
     if isinstance(condition, NotOf):
-        return ~condition_mask(condition.item, candles, cache)
-    return _compare(condition, candles, cache)
+        return ~condition_mask(condition.item, candles, cache, references)
+    return _compare(condition, candles, cache, references)
 
 
-def _compare(condition: Compare, candles: CandleArrays, cache: dict[Operand, np.ndarray]) -> np.ndarray:
-    left = _operand_values(condition.left, candles, cache)
-    right = _operand_values(condition.right, candles, cache)
+def _compare(
+    condition: Compare, candles: CandleArrays, cache: dict[Any, Any], references: References | None
+) -> np.ndarray:
+    left = _operand_values(condition.left, candles, cache, references)
+    right = _operand_values(condition.right, candles, cache, references)
     op = condition.op
     if op == ">":
         return np.asarray(np.greater(left, right))
@@ -89,17 +128,33 @@ class Signals:
 
 
 def signals_compute(
-    criteria: Criteria, candles: CandleArrays, cache: dict[Operand, np.ndarray] | None = None
+    criteria: Criteria,
+    candles: CandleArrays,
+    cache: dict[Any, Any] | None = None,
+    references: References | None = None,
 ) -> Signals:
     """Evaluate the entry and exit conditions of ``criteria`` over every candle of one instrument.
 
-    ``cache``: a memo of indicator series of these candles, shared by the evaluations of several criteria (the
-    points of a sweep compute each distinct indicator once); a new one when None.
+    Args:
+        criteria: parsed criteria.
+        candles: the traded instrument's candles, oldest first.
+        cache: a memo of indicator series of these candles, shared by the evaluations of several criteria (the
+            points of a sweep compute each distinct indicator once); a new one when None (:func:`series_memo`).
+        references: CoinGecko id -> candles of each other instrument the operands name
+            (:func:`trading.engine.criteria.criteria_instruments`), of the same timeframe as ``candles``; may be
+            None when they name none.
+
+    Returns:
+        :class:`Signals`, shape (n,) each.
+
+    Raises:
+        ValueError: an operand names an instrument missing from ``references``, or a weekly operand is computed
+            over candles that are not daily.
     """
     cache = {} if cache is None else cache
-    entry = condition_mask(criteria.entry, candles, cache)
+    entry = condition_mask(criteria.entry, candles, cache, references)
     exit_ = (
-        condition_mask(criteria.exit, candles, cache)
+        condition_mask(criteria.exit, candles, cache, references)
         if criteria.exit is not None
         else np.zeros(len(candles), dtype=bool)
     )
@@ -113,23 +168,48 @@ def signals_compute(
 
 
 def indicator_series(
-    operand: Operand, candles: CandleArrays, cache: dict[Operand, np.ndarray] | None = None
+    operand: Operand,
+    candles: CandleArrays,
+    cache: dict[Any, Any] | None = None,
+    references: References | None = None,
 ) -> np.ndarray:
-    """Return the values of ``operand`` at every candle.
+    """Return the values of ``operand`` at every candle of ``candles``.
+
+    An operand of the traded instrument's own candles is computed over them. One that names another
+    ``instrument`` or the ``"1w"`` timeframe is computed over those candles (``references[instrument]``, weekly
+    candles built from them: :func:`trading.engine.timeframes.weekly_candles`), its ``shift`` counted in those
+    candles (weeks for a weekly operand), then aligned to ``candles``: on candle t, the value of the other
+    instrument's last candle opening at or before t (forward-filled over its missing days), or of the last week
+    complete at t's close (its Sunday at or before t).
 
     Args:
         operand: an indicator operand (not ``"value"``); its ``shift`` is applied.
-        candles: the instrument's candles, oldest first.
-        cache: optional memo shared across the operands of one evaluation.
+        candles: the traded instrument's candles, oldest first.
+        cache: optional memo shared across the operands of one evaluation (:func:`series_memo`).
+        references: the other instruments' candles (:func:`signals_compute`).
 
     Returns:
-        shape (n,), float64; NaN during warm-up and for the first ``shift`` candles.
+        shape (n,), float64; NaN during warm-up, for the first ``shift`` candles, and before the other series'
+        first value.
 
     Raises:
-        ValueError: the operand names no indicator of :data:`INDICATORS` (``criteria_parse`` refuses it first).
+        ValueError: the operand names no indicator of :data:`INDICATORS` (``criteria_parse`` refuses it first), an
+            instrument missing from ``references``, or a weekly operand over candles that are not daily.
     """
     if cache is not None and operand in cache:
-        return cache[operand]
+        cached: np.ndarray = cache[operand]
+        return cached
+    if operand.instrument is None and operand.timeframe == "1d":
+        base = _own_series(operand, candles)
+    else:
+        base = _other_series(operand, candles, {} if cache is None else cache, references)
+    if cache is not None:
+        cache[operand] = base
+    return base
+
+
+def _own_series(operand: Operand, candles: CandleArrays) -> np.ndarray:
+    """The operand's series over ``candles`` themselves, shifted."""
     indicator = INDICATORS.get(operand.indicator)
     if indicator is None:
         raise ValueError(f"unknown indicator {operand.indicator!r}")
@@ -140,6 +220,34 @@ def indicator_series(
         if operand.shift < base.shape[0]:
             shifted[operand.shift :] = base[: -operand.shift]
         base = shifted
-    if cache is not None:
-        cache[operand] = base
     return base
+
+
+def _other_series(
+    operand: Operand, candles: CandleArrays, cache: dict[Any, Any], references: References | None
+) -> np.ndarray:
+    """The operand's series over another instrument's or weekly candles, aligned to ``candles``."""
+    if operand.instrument is None:
+        source, memo = candles, cache  # the traded instrument's own weekly candles: this memo only
+    else:
+        found = None if references is None else references.get(operand.instrument)
+        if found is None:
+            raise ValueError(
+                f"the criteria name the instrument {operand.instrument!r}, whose candles were not given"
+            )
+        source, memo = found, cache.get(SHARED_SERIES, cache)
+    if operand.timeframe == "1w":
+        weekly_key = ("weekly candles", operand.instrument)
+        if weekly_key not in memo:
+            memo[weekly_key] = weekly_candles(source)
+        source = memo[weekly_key]
+    plain = replace(operand, instrument=None, timeframe="1d")  # the same operand over the source's candles
+    series_key = ("series", operand.instrument, operand.timeframe, plain)
+    if series_key not in memo:
+        memo[series_key] = _own_series(plain, source)
+    if operand.timeframe == "1w":
+        daily_check(candles)  # the completeness rule counts a week on the traded candle of its Sunday
+        index = completed_weeks_index(source.open_time_seconds, candles.open_time_seconds)
+    else:
+        index = at_or_before_index(source.open_time_seconds, candles.open_time_seconds)
+    return take_at(memo[series_key], index)

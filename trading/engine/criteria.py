@@ -9,6 +9,7 @@ listing every problem with the path of the bad field, e.g. ``entry.all[1].right.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,11 @@ MAX_ATR_MULTIPLE = 100.0
 #: The largest period, shift or holding time accepted: TA-Lib's own bound for every period
 #: (:data:`trading.engine.limits.MAX_PERIOD`).
 MAX_INTEGER = MAX_PERIOD
+#: The timeframes an indicator operand may name: the run's own candles, or weekly ones built from daily candles.
+OPERAND_TIMEFRAMES = ("1d", "1w")
+#: A CoinGecko id as an operand's ``instrument``: lower-case letters, digits and ``-``, at most 100 characters
+#: (the length of ``Instrument.coingecko_id``).
+INSTRUMENT_ID = re.compile(r"[a-z0-9-]{1,100}")
 
 
 class CriteriaError(ValueError):
@@ -56,13 +62,20 @@ class Operand:
             fields included).
         params: the indicator's parameters with defaults filled in, as sorted ``(name, value)`` pairs.
         value: the constant, for ``"value"``.
-        shift: how many candles earlier the value is taken (>= 0).
+        shift: how many candles earlier the value is taken (>= 0), candles of the operand's own series: weeks for
+            a weekly operand, the other instrument's candles for one of another instrument.
+        instrument: the CoinGecko id of the instrument whose candles the series is computed over, or None for the
+            traded instrument (docs/criteria.md, "Another instrument and weekly candles").
+        timeframe: ``"1d"`` (the run's own candles) or ``"1w"`` (weekly candles built from the daily ones,
+            counted once complete).
     """
 
     indicator: str
     params: tuple[tuple[str, Any], ...] = ()
     value: float | None = None
     shift: int = 0
+    instrument: str | None = None
+    timeframe: str = "1d"
 
     def param(self, name: str) -> Any:
         """Return parameter ``name``."""
@@ -568,7 +581,19 @@ def _operand(check: _Checker, data: Any, path: str) -> Operand | None:
         check.fail(f"{path}.indicator", f"must be one of value, {', '.join(INDICATORS)}, was {_show(name)}")
         return None
     spec = INDICATORS[name].params
-    check.keys(data, path, {"indicator", "shift", *spec})
+    check.keys(data, path, {"indicator", "shift", "instrument", "timeframe", *spec})
+    instrument = data.get("instrument")
+    if instrument is not None and not (isinstance(instrument, str) and INSTRUMENT_ID.fullmatch(instrument)):
+        check.fail(
+            f"{path}.instrument",
+            "must be a CoinGecko id (1 to 100 characters of a-z, 0-9 and -, such as bitcoin), "
+            f"was {_show(instrument)}",
+        )
+    timeframe = data.get("timeframe", "1d")
+    if timeframe not in OPERAND_TIMEFRAMES:
+        check.fail(
+            f"{path}.timeframe", f"must be one of {', '.join(OPERAND_TIMEFRAMES)}, was {_show(timeframe)}"
+        )
     params: dict[str, Any] = {}
     for param, (kind, default) in spec.items():
         where = f"{path}.{param}"
@@ -594,4 +619,16 @@ def _operand(check: _Checker, data: Any, path: str) -> Operand | None:
         check.fail(f"{path}.{param}", message)
     if len(check.errors) > errors_before or shift is None:
         return None
-    return Operand(indicator=name, params=tuple(sorted(params.items())), shift=shift)
+    return Operand(
+        indicator=name,
+        params=tuple(sorted(params.items())),
+        shift=shift,
+        instrument=instrument,
+        timeframe=timeframe,
+    )
+
+
+def criteria_instruments(criteria: Criteria) -> tuple[str, ...]:
+    """The CoinGecko ids of the other instruments ``criteria`` name (operands' ``instrument``), sorted, distinct:
+    the instruments whose candles a run must load besides the traded ones."""
+    return tuple(sorted({o.instrument for o in criteria.operands() if o.instrument is not None}))

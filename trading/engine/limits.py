@@ -33,6 +33,8 @@ look back.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -141,22 +143,113 @@ def criteria_periods(document: Any) -> list[tuple[str, int]]:
     return found
 
 
+@dataclass(frozen=True)
+class Lookback:
+    """A look-back parameter of a criteria document and the candles it looks back over.
+
+    Attributes:
+        path: the parameter's path (``entry.all[0].left.period``).
+        value: the parameter's value, in candles of ``timeframe``.
+        instrument: the CoinGecko id its operand names, or None for the traded instruments.
+        timeframe: ``"1d"`` (the run's own candles) or ``"1w"`` (weeks).
+    """
+
+    path: str
+    value: int
+    instrument: str | None
+    timeframe: str
+
+    @property
+    def candles(self) -> int:
+        """How many of the run's candles it needs: ``value``, or 7 days a week for a weekly operand."""
+        return self.value * WEEK_DAYS if self.timeframe == "1w" else self.value
+
+
+#: The days of a week, by which a weekly look-back counts stored daily candles.
+WEEK_DAYS = 7
+
+
+def criteria_lookbacks(document: Any) -> list[Lookback]:
+    """Every look-back parameter of a valid criteria document (:func:`criteria_periods`) with the instrument and
+    timeframe of its operand, in document order."""
+    found: list[Lookback] = []
+    lookbacks = lookback_params()
+    # (node, path, key, the enclosing operand's instrument and timeframe)
+    stack: list[tuple[Any, str, str, str | None, str]] = [(document, "", "", None, "1d")]
+    while stack:  # depth first, children pushed in reverse: popped in document order
+        node, path, key, instrument, timeframe = stack.pop()
+        if isinstance(node, dict):
+            if "indicator" in node:
+                instrument = node.get("instrument") if isinstance(node.get("instrument"), str) else None
+                timeframe = "1w" if node.get("timeframe") == "1w" else "1d"
+            stack.extend(
+                (v, f"{path}.{k}" if path else str(k), str(k), instrument, timeframe)
+                for k, v in reversed(node.items())
+            )
+        elif isinstance(node, list):
+            stack.extend(
+                (v, f"{path}[{i}]", "", instrument, timeframe) for i, v in reversed(list(enumerate(node)))
+            )
+        elif key in lookbacks and isinstance(node, int) and not isinstance(node, bool):
+            found.append(Lookback(path, node, instrument, timeframe))
+    return found
+
+
+def criteria_operand_fields(document: Any, name: str) -> list[tuple[str, Any]]:
+    """Every field ``name`` (``"instrument"``, ``"timeframe"``) of an indicator operand of a decoded criteria
+    document, with its path (``entry.all[0].left.instrument``) and value, in document order (iteratively)."""
+    found: list[tuple[str, Any]] = []
+    stack: list[tuple[Any, str]] = [(document, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            if "indicator" in node and name in node:
+                found.append((f"{path}.{name}" if path else name, node[name]))
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(node))))
+    return found
+
+
 def periods_check(
-    document: Any, *, available: int, where: str, candles: str = "daily candles"
+    document: Any,
+    *,
+    available: int,
+    where: str,
+    candles: str = "daily candles",
+    references: Mapping[str, tuple[int, str]] | None = None,
 ) -> list[tuple[str, str]]:
     """Refuse look-back periods longer than the candles a run has.
+
+    A weekly operand's period (``"timeframe": "1w"``) counts weeks of 7 stored daily candles each; an operand of
+    another instrument (``"instrument": "bitcoin"``) is checked against that instrument's candles, named in the
+    message.
 
     Args:
         document: a valid criteria document.
         available: the fewest candles any instrument of the run has stored up to its last day.
         where: who has that few, for the message (``"bitcoin up to 2024-12-31"``).
         candles: what they are, for the message (``"daily candles"``, ``"1h candles"``).
+        references: CoinGecko id -> ``(available, where)`` of each other instrument the operands name; one
+            missing here counts as having no candles.
 
     Returns:
-        ``[(path, message), ...]``, one per period above ``available``.
+        ``[(path, message), ...]``, one per period above what is stored.
     """
-    return [
-        (path, f"must be at most the {available:,} {candles} stored for {where}; was {value:,}")
-        for path, value in criteria_periods(document)
-        if value > available
-    ]
+    problems = []
+    for lookback in criteria_lookbacks(document):
+        if lookback.instrument is None:
+            stored, holder = available, where
+        else:
+            stored, holder = (references or {}).get(lookback.instrument, (0, lookback.instrument))
+        if lookback.candles <= stored:
+            continue
+        if lookback.timeframe == "1w":
+            message = (
+                f"must be at most the {stored // WEEK_DAYS:,} weeks ({WEEK_DAYS} days each) of the {stored:,} "
+                f"{candles} stored for {holder}; was {lookback.value:,} weeks ({lookback.candles:,} days)"
+            )
+        else:
+            message = f"must be at most the {stored:,} {candles} stored for {holder}; was {lookback.value:,}"
+        problems.append((lookback.path, message))
+    return problems

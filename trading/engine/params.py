@@ -26,6 +26,8 @@ _NOT_NUMBERS = frozenset(
         "op",
         "indicator",
         "source",
+        "instrument",
+        "timeframe",
         "method",
         "entry",
         "exit",

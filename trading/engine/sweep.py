@@ -23,7 +23,7 @@ from trading.engine.backtest import (
     _rows_with_candle,
     backtest,
 )
-from trading.engine.conditions import signals_compute
+from trading.engine.conditions import series_memo, signals_compute
 from trading.engine.criteria import Criteria
 from trading.engine.curves import curves_from_trades
 from trading.engine.layout import (
@@ -101,6 +101,7 @@ def sweep_statistics(
     close_at_end: bool = False,
     finer: Mapping[str, CandleArrays] | None = None,
     keep_curves: bool = False,
+    references: Mapping[str, CandleArrays] | None = None,
 ) -> SweepStatistics:
     """The statistics of each of ``criteria`` run over the same candles and boundaries, all points inside one
     compiled loop (the sweep kernel).
@@ -114,8 +115,10 @@ def sweep_statistics(
 
     Args:
         criteria: the points' parsed criteria.
-        instruments, start_time_seconds, end_time_seconds, starting_cash, candle_seconds, close_at_end, finer:
-            as :func:`trading.engine.backtest.backtest`.
+        instruments, start_time_seconds, end_time_seconds, starting_cash, candle_seconds, close_at_end, finer,
+        references: as :func:`trading.engine.backtest.backtest`. A series over another instrument's (or weekly)
+            candles is computed once for the sweep, whichever traded instrument and point use it
+            (:func:`trading.engine.conditions.series_memo`).
         keep_curves: return every point's equity curve (P x n float64: 15 MB for 1,000 points of 5 years).
 
     Returns:
@@ -133,8 +136,19 @@ def sweep_statistics(
     if len(set(symbols)) != len(symbols):
         raise ValueError(f"instrument symbols must be unique, got {symbols}")
     ordered = sorted(instruments, key=lambda c: c.symbol)
+    # One memo of indicator series per traded instrument; those over other candles (another instrument's, weekly)
+    # shared by all of them: each distinct series is computed once per sweep.
+    shared: dict[Any, Any] = {}
+    cache: dict[str, dict[Any, Any]] = {c.symbol: series_memo(shared) for c in ordered}
     market = _shared_market(
-        criteria, ordered, start_time_seconds, end_time_seconds, candle_seconds, close_at_end
+        criteria,
+        ordered,
+        start_time_seconds,
+        end_time_seconds,
+        candle_seconds,
+        close_at_end,
+        references,
+        cache,
     )
     boundaries = market.boundaries
     closes = [_closes_on(c, boundaries, candle_seconds) for c in ordered]
@@ -148,7 +162,6 @@ def sweep_statistics(
         candle_seconds,
     )
     end_arrays = _end_of_run(ordered, market.data_ends, end_time_seconds, candle_seconds)
-    cache: dict[str, dict[Any, np.ndarray]] = {c.symbol: {} for c in ordered}
     longest = max((len(c) for c in ordered), default=0)
     total = len(criteria)
     statistics: list[dict[str, Any] | None] = []
@@ -164,7 +177,7 @@ def sweep_statistics(
         atr = np.full(entry.shape if uses_atr else (0, 0, 0), np.nan)
         for p, point in enumerate(chunk):
             for i, candles in enumerate(ordered):
-                signals = signals_compute(point, candles, cache[candles.symbol])
+                signals = signals_compute(point, candles, cache[candles.symbol], references)
                 entry[p, i, : len(candles)] = signals.entry
                 exit_[p, i, : len(candles)] = signals.exit
                 if signals.atr is not None:
@@ -245,6 +258,7 @@ def sweep_statistics(
                         candle_seconds=candle_seconds,
                         close_at_end=close_at_end,
                         finer=finer,
+                        references=references,
                     )
                 )
                 ambiguous.append([])
@@ -317,6 +331,8 @@ def _shared_market(
     end_time_seconds: int,
     candle_seconds: int,
     close_at_end: bool,
+    references: Mapping[str, CandleArrays] | None = None,
+    cache: Mapping[str, dict[Any, Any]] | None = None,
 ) -> _Market:
     """The market columns of :func:`trading.engine.backtest.backtest`, made once for every point: the same
     boundaries, rows and end-of-run changes; the signal columns become overrides (int8, -1 none), which the
@@ -332,7 +348,15 @@ def _shared_market(
     data_ends: list[int | None] = [None] * len(ordered)
     for i, candles in enumerate(ordered):
         column = (
-            _market_columns(probe, candles, steps_run, candle_seconds, writable=True)
+            _market_columns(
+                probe,
+                candles,
+                steps_run,
+                candle_seconds,
+                writable=True,
+                references=references,
+                cache=None if cache is None else cache[candles.symbol],
+            )
             if probe is not None
             else {}
         )

@@ -338,6 +338,7 @@ def _window_arguments(
     last: date,
     starting_cash: float,
     candle_seconds: int,
+    references: Mapping[str, CandleArrays] | None = None,
 ) -> dict[str, Any]:
     """The run arguments of the days ``first`` .. ``last`` with only the candles that open before ``last`` ends."""
     until = day_seconds(last) + SECONDS_PER_DAY
@@ -349,6 +350,9 @@ def _window_arguments(
         "candle_seconds": candle_seconds,
         "close_at_end": True,
         "finer": None if finer is None else {s: candles_until(c, until) for s, c in finer.items()},
+        "references": None
+        if references is None
+        else {i: candles_until(c, until) for i, c in references.items()},
     }
 
 
@@ -401,6 +405,7 @@ def walk_forward(
     candle_seconds: int = SECONDS_PER_DAY,
     finer: Mapping[str, CandleArrays] | None = None,
     progress: Callable[[int, int], object] | None = None,
+    references: Mapping[str, CandleArrays] | None = None,
 ) -> WalkForwardResult:
     """Run a walk-forward (see the module's docstring).
 
@@ -417,6 +422,8 @@ def walk_forward(
         candle_seconds: the candles' length (daily: 86,400).
         finer: finer candles by symbol for the ambiguous candles (as :func:`~trading.engine.backtest.backtest`).
         progress: called ``(folds done, folds)`` after each fold.
+        references: the other instruments' candles the operands name (as :func:`~trading.engine.backtest.backtest`),
+            cut at each window's end as ``instruments`` are.
 
     Returns:
         :class:`WalkForwardResult`.
@@ -441,7 +448,13 @@ def walk_forward(
     cash = float(starting_cash)
     for done, window in enumerate(windows):
         train_arguments = _window_arguments(
-            instruments, finer, window.train_start, window.train_end, float(starting_cash), candle_seconds
+            instruments,
+            finer,
+            window.train_start,
+            window.train_end,
+            float(starting_cash),
+            candle_seconds,
+            references,
         )
         train = _train_runs([points[i] for i in runnable], train_arguments)  # type: ignore[misc]
         values: list[float | None] = [None] * len(points)
@@ -471,7 +484,7 @@ def walk_forward(
             test = backtest(
                 criteria=points[chosen],  # type: ignore[arg-type]
                 **_window_arguments(
-                    instruments, finer, window.test_start, window.test_end, cash, candle_seconds
+                    instruments, finer, window.test_start, window.test_end, cash, candle_seconds, references
                 ),
             )
         except (ValueError, OverflowError) as exc:

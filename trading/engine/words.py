@@ -62,7 +62,8 @@ def percent_text(ratio: float) -> str:
 def operand_text(operand: Operand) -> str:
     """An operand as text: ``SMA(10)``, ``EMA(20, high)``, ``RSI(14)``, ``highest(20)`` (of highs),
     ``highest(20, close)``, ``upper Bollinger band(20, 2)``, ``MACD(12, 26, 9)``, ``close``, ``70``; a shift adds
-    ``1 candle earlier`` / ``3 candles earlier``."""
+    ``1 candle earlier`` / ``3 candles earlier``; a weekly operand reads ``weekly SMA(200)`` (its shift in weeks)
+    and one of another instrument ``SMA(200) of bitcoin``."""
     if operand.indicator == "value":
         text = number_text(operand.value if operand.value is not None else float("nan"))
     else:
@@ -81,8 +82,13 @@ def operand_text(operand: Operand) -> str:
             if source is not None and source != _DEFAULT_SOURCE.get(operand.indicator):
                 shown.append(source)
             text = f"{name}({', '.join(_param_text(p) for p in shown)})"
+    unit = "week" if operand.timeframe == "1w" else "candle"
+    if operand.timeframe == "1w":
+        text = f"weekly {text}"
+    if operand.instrument is not None:
+        text += f" of {operand.instrument}"
     if operand.shift:
-        text += f" {operand.shift} candle{'s' if operand.shift != 1 else ''} earlier"
+        text += f" {operand.shift} {unit}{'s' if operand.shift != 1 else ''} earlier"
     return text
 
 
