@@ -20,7 +20,7 @@ at every boundary too; the functions here carry one boundary of the live cycle i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,7 +34,7 @@ from trading.engine.boundary import (
     risk_exits_at_boundary,
     signal_exits_at_boundary,
 )
-from trading.engine.criteria import Criteria
+from trading.engine.criteria import Criteria, Limits
 from trading.engine.exits import nan_if_none, none_if_nan
 from trading.engine.magnifier import finer_columns
 from trading.engine.rules import close_fill
@@ -150,6 +150,45 @@ def standalone_rules(
 def single_book(k: int) -> tuple[np.ndarray, np.ndarray]:
     """``(slot_book, book_weight)`` of a strategy run alone over ``k`` slots: every slot in book 0, weight 1."""
     return np.zeros(k, dtype=np.int64), np.ones(1)
+
+
+def limits_rules(limits: Limits, *, starting_cash: float | None = None) -> np.ndarray:
+    """A portfolio's own rules (the kernel's ``portfolio_rules``, shape (RULES_SIZE,), float64): its limits over
+    every strategy (:class:`~trading.engine.criteria.Limits`) and the ruin level of ``starting_cash``; NaN
+    elsewhere (docs/portfolios.md)."""
+    rules = np.full(layout.RULES_SIZE, math.nan)
+    rules[layout.RULE_MAX_OPEN_POSITIONS] = nan_if_none(limits.max_open_positions)
+    rules[layout.RULE_MAX_EXPOSURE_RATIO] = nan_if_none(limits.max_exposure_ratio)
+    rules[layout.RULE_DAILY_LOSS_LIMIT_RATIO] = nan_if_none(limits.daily_loss_limit_ratio)
+    rules[layout.RULE_MAX_DRAWDOWN_HALT_RATIO] = nan_if_none(limits.max_drawdown_halt_ratio)
+    rules[layout.RULE_DRAWDOWN_RESUME_SECONDS] = (
+        math.nan if limits.drawdown_resume_days is None else limits.drawdown_resume_days * SECONDS_PER_DAY
+    )
+    rules[layout.RULE_COOLDOWN_SECONDS] = (
+        math.nan
+        if limits.cooldown_days_after_stop_loss is None
+        else limits.cooldown_days_after_stop_loss * SECONDS_PER_DAY
+    )
+    rules[layout.RULE_RUIN_EQUITY] = (
+        math.nan if starting_cash is None else RUIN_TOLERANCE_RATIO * float(starting_cash)
+    )
+    return rules
+
+
+def portfolio_rules(
+    criteria: Sequence[Criteria], limits: Limits, *, starting_cash: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's rules of a portfolio (:func:`trading.engine.loop.run_boundaries`): ``(book_rules,
+    account_rules)``, one row of ``book_rules`` (shape (B, RULES_SIZE)) per strategy, its criteria's rules, and
+    the portfolio's own (:func:`limits_rules`). The portfolio's cooldown after a stop-loss applies to every
+    strategy's instruments: a strategy's is the longer of its own and the portfolio's."""
+    account = limits_rules(limits, starting_cash=starting_cash)
+    books = np.stack([criteria_rules(c) for c in criteria]) if criteria else np.zeros((0, layout.RULES_SIZE))
+    if not math.isnan(account[layout.RULE_COOLDOWN_SECONDS]):
+        books[:, layout.RULE_COOLDOWN_SECONDS] = np.fmax(
+            books[:, layout.RULE_COOLDOWN_SECONDS], account[layout.RULE_COOLDOWN_SECONDS]
+        )
+    return books, account
 
 
 def criteria_halts(criteria: Criteria) -> bool:
