@@ -149,6 +149,8 @@ def halts_in_force(strategies: list[Strategy], today: date) -> dict[int, str]:
     """
     halted: dict[int, str] = {}
     for row in LimitState.objects.filter(strategy__in=strategies):
+        if row.strategy_id is None:  # a portfolio's own state (filtered out; for the type checker)
+            continue
         if row.drawdown_halt_since is not None:
             halted[row.strategy_id] = (
                 f"halted by max_drawdown_halt_ratio since {row.drawdown_halt_since.date().isoformat()} "

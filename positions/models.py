@@ -21,7 +21,7 @@ from instruments.precision import (
 )
 from runs.models import Step
 from trading.engine.vocabulary import ExitReason
-from trading.models import Strategy
+from trading.models import Portfolio, Strategy
 
 
 class PositionQuerySet(models.QuerySet["Position"]):
@@ -66,6 +66,14 @@ class Position(models.Model):
     ExitReason = ExitReason
 
     strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="positions")
+    portfolio = models.ForeignKey(
+        Portfolio,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="positions",
+        help_text="The portfolio whose cash the position spent (its strategy was a member when it opened).",
+    )
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="positions")
     side = models.CharField(max_length=8, choices=Side.choices, default=Side.LONG)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
@@ -342,16 +350,21 @@ class Order(models.Model):
 
 
 class LimitState(models.Model):
-    """A strategy's risk-limit state between two daily boundaries (docs/criteria.md "Risk limits"): what the
-    engine's :class:`trading.engine.step.LimitState` carries, kept by the open step in the transaction that
-    holds the strategy's lock, so the next day's open step decides as the backtest does at its next boundary.
+    """A strategy's or a portfolio's risk-limit state between two daily boundaries (docs/criteria.md "Risk
+    limits"): what the engine's :class:`trading.engine.step.LimitState` carries, kept by the open step in the
+    transaction that holds the strategy's lock, so the next day's open step decides as the backtest does at its next boundary.
 
     The peak and the day's starting equity are measured by the open step at each boundary (cash plus the open
     positions at the day's prices). Deleting the row resets the limits (a drawdown halt ends, the peak is
     measured afresh): the admin's way to resume a strategy halted with nothing open.
     """
 
-    strategy = models.OneToOneField(Strategy, on_delete=models.CASCADE, related_name="limit_state")
+    strategy = models.OneToOneField(
+        Strategy, null=True, blank=True, on_delete=models.CASCADE, related_name="limit_state"
+    )
+    portfolio = models.OneToOneField(
+        Portfolio, null=True, blank=True, on_delete=models.CASCADE, related_name="limit_state"
+    )
     as_of = models.DateField(help_text="The boundary (day) last measured.")
     day = models.DateField(null=True, blank=True, help_text="The UTC day of that boundary's candle t.")
     day_start_equity = models.DecimalField(
@@ -371,5 +384,14 @@ class LimitState(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        constraints = [
+            # One account's state: a strategy's (alone, or as a member of a portfolio) or a portfolio's own.
+            models.CheckConstraint(
+                condition=Q(strategy__isnull=True) ^ Q(portfolio__isnull=True),
+                name="limit_state_of_a_strategy_or_a_portfolio",
+            ),
+        ]
+
     def __str__(self) -> str:
-        return f"{self.strategy} limits as of {self.as_of}"
+        return f"{self.strategy or self.portfolio} limits as of {self.as_of}"

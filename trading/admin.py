@@ -17,7 +17,7 @@ from barter_site.admin import BarterAdmin
 from barter_site.permissions import TRADE_LIVE, may_trade_live, trade_live_check
 from positions.accounts import account_open_positions_count, strategies_with_accounts, strategy_cash
 from trading.engine.limits import MAX_DEPTH, json_depth
-from trading.models import Strategy
+from trading.models import Portfolio, PortfolioStrategy, Strategy
 from trading.strategies import strategies_set_enabled
 
 #: Keys in the order CRITERIA.md writes them; PostgreSQL's jsonb keeps its own order (shortest key first),
@@ -237,3 +237,63 @@ def _trade_live_check_all(request: HttpRequest, strategies: QuerySet[Strategy], 
             backends=[Strategy.ExecutionBackend.EXCHANGE],
             what=f"{doing} {', '.join(map(repr, live))}",
         )
+
+
+class PortfolioMembersFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg]
+    """The members of a portfolio: their weights add up to at most 1 (a weight is a share of its equity)."""
+
+    def clean(self) -> None:
+        super().clean()
+        total = Decimal(0)
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data and not data.get("DELETE") and data.get("weight") is not None:
+                total += data["weight"]
+        if total > 1:
+            raise ValidationError(f"the members' weights add up to {total.normalize():f}; at most 1")
+
+
+if TYPE_CHECKING:  # the stubs make the inline generic (child and parent model)
+    _MemberInline = admin.TabularInline[PortfolioStrategy, Portfolio]
+else:
+    _MemberInline = admin.TabularInline
+
+
+class PortfolioMemberInline(_MemberInline):
+    """A portfolio's strategies and their weights (docs/portfolios.md)."""
+
+    model = PortfolioStrategy
+    formset = PortfolioMembersFormSet
+    extra = 1
+    fields = ("strategy", "weight", "order")
+    autocomplete_fields = ["strategy"]
+
+
+@admin.register(Portfolio)
+class PortfolioAdmin(BarterAdmin):
+    """Portfolios: strategies with weights on one account's cash, and the portfolio's own risk limits. A member
+    on an exchange makes the portfolio trade real money: changing it needs ``trading.trade_live`` too."""
+
+    list_display = ["name", "is_enabled", "members_display", "starting_cash", "updated_at"]
+    list_filter = ["is_enabled"]
+    search_fields = ["name", "description"]
+    inlines = [PortfolioMemberInline]
+
+    @admin.display(description="members")
+    def members_display(self, obj: Portfolio) -> str:
+        return (
+            ", ".join(f"{m.strategy.name} {m.weight:.0%}" for m in obj.members.select_related("strategy"))
+            or "-"
+        )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Save the members, refusing (403) an exchange member without ``trade_live`` (real money)."""
+        backends = [
+            f.cleaned_data["strategy"].execution_backend
+            for formset in formsets
+            for f in formset.forms
+            if getattr(f, "cleaned_data", None) and f.cleaned_data.get("strategy") is not None
+        ]
+        backends += [m.strategy.execution_backend for m in form.instance.members.select_related("strategy")]
+        trade_live_check(request.user, backends=backends, what=f"changing portfolio {form.instance.name!r}")
+        super().save_related(request, form, formsets, change)

@@ -15,7 +15,7 @@ from instruments.precision import (
     AMOUNT_DECIMAL_PLACES,
     AMOUNT_MAX_DIGITS,
 )
-from trading.engine.criteria import Criteria, CriteriaError, criteria_parse
+from trading.engine.criteria import Criteria, CriteriaError, Limits, criteria_parse, limits_parse
 from trading.selectors import criteria_instruments_unknown
 
 
@@ -159,3 +159,78 @@ def strategy_backend_change_check(*, strategy: Strategy, execution_backend: str)
             '"Close now") or let the close step exit them, then switch.',
             code="open_positions",
         )
+
+
+def limits_validate(value: Any) -> None:
+    """Django validator of a portfolio's ``limits`` object: each problem with its path."""
+    try:
+        limits_parse(value)
+    except CriteriaError as exc:
+        raise ValidationError(
+            [f"{path}: {message}" if path else message for path, message in exc.errors]
+        ) from exc
+
+
+class Portfolio(models.Model):
+    """Several strategies with weights trading one account's cash (docs/portfolios.md).
+
+    Each member strategy's budget is its weight of the portfolio's equity; the members share the cash, whose
+    balance is derived from the positions they opened as members (``Position.portfolio``), never stored. The
+    portfolio's own ``limits`` (docs/criteria.md "Risk limits") apply over every member; each member's criteria
+    keep their own. The daily open step decides a portfolio's entries together, in member order.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    starting_cash = models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, default=Decimal("10000")
+    )
+    limits = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[limits_validate],
+        help_text='Risk limits over every member, e.g. {"max_open_positions": 5, '
+        '"max_drawdown_halt_ratio": 0.2} (docs/criteria.md "Risk limits").',
+    )
+    is_enabled = models.BooleanField(
+        default=False, help_text="Traded by the daily cycle (with its enabled members)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(starting_cash__gt=0), name="portfolio_starting_cash_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def parsed_limits(self) -> Limits:
+        """The portfolio's own limits, typed (:func:`trading.engine.criteria.limits_parse`)."""
+        return limits_parse(self.limits or {})
+
+
+class PortfolioStrategy(models.Model):
+    """A strategy's membership of a portfolio, with its weight: its budget is ``weight`` of the portfolio's
+    equity. A strategy belongs to at most one portfolio (its entries spend the portfolio's cash from then on)."""
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="members")
+    strategy = models.OneToOneField(Strategy, on_delete=models.PROTECT, related_name="membership")
+    weight = models.DecimalField(
+        max_digits=7, decimal_places=6, help_text="The strategy's share of the portfolio's equity, 0 to 1."
+    )
+    order = models.PositiveIntegerField(default=0, help_text="Members enter in this order (then by name).")
+
+    class Meta:
+        ordering = ["portfolio", "order", "strategy__name"]
+        verbose_name_plural = "portfolio strategies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(weight__gte=0) & Q(weight__lte=1), name="portfolio_strategy_weight_0_to_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} in {self.portfolio} ({self.weight})"

@@ -491,6 +491,25 @@ def _risk_sizing(
     return Sizing(method="risk", value=value, atr_period=period, atr_multiple=multiple)
 
 
+def limits_parse(document: Any) -> Limits:
+    """Validate a ``limits`` object (a portfolio's own, or a criteria document's) and return it typed.
+
+    Args:
+        document: the decoded JSON object (``{}``: no limits).
+
+    Returns:
+        :class:`Limits`.
+
+    Raises:
+        CriteriaError: every problem with its path (``limits.max_open_positions: must be an integer >= 1 ...``).
+    """
+    check = _Checker()
+    limits = _limits(check, document)
+    if check.errors or limits is None:
+        raise CriteriaError(check.errors)
+    return limits
+
+
 def _limits(check: _Checker, data: Any) -> Limits | None:
     if not isinstance(data, dict):
         check.fail("limits", f'must be an object like {{"max_open_positions": 3}}, was {_show(data)}')
