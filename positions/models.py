@@ -352,7 +352,8 @@ class Order(models.Model):
 class LimitState(models.Model):
     """A strategy's or a portfolio's risk-limit state between two daily boundaries (docs/criteria.md "Risk
     limits"): what the engine's :class:`trading.engine.step.LimitState` carries, kept by the open step in the
-    transaction that holds the strategy's lock, so the next day's open step decides as the backtest does at its next boundary.
+    transaction that holds the strategy's lock, so the next day's open step decides as the backtest does at its
+    next boundary.
 
     The peak and the day's starting equity are measured by the open step at each boundary (cash plus the open
     positions at the day's prices). Deleting the row resets the limits (a drawdown halt ends, the peak is
