@@ -47,7 +47,11 @@ Choices where CRITERIA.md is silent (taken from the engine's public docstrings: 
   candle ``t``'s close; else its entry price). The text ("equity = cash + open positions at the fill price")
   could also be read as re-valued before each fill, which would make the second of two same-boundary entries
   smaller by the first one's fee and slippage; the engine does not, and neither does the oracle.
-- ``max_holding_days = N``: exit at the first open at least ``N`` days after the entry (``b - entry >= N`` days).
+- ``max_holding_days = N``: exit at the first open at least ``N`` days after the entry (``b - entry >= N`` days)
+  at a boundary whose candle t is stored: like a signal exit, it is decided on candle t (docs/criteria.md "Exits
+  at the open across a gap"; the live close step waits for the day's candle too).
+- A held position is marked, for sizing and the limits, at the next open, else candle t's close, else the close
+  of its last candle before the boundary (across a gap), as the equity curve marks it.
   A position entered at boundary ``b`` is not exited by a signal or max-holding at that same boundary (its exit
   condition on candle ``t`` held before it existed); when both a signal and max-holding apply, the reason is
   ``signal``.
@@ -561,9 +565,9 @@ def oracle_backtest(
         nxt = instrument.at(b)
         if nxt is not None:
             return instrument.open[nxt]
-        t = instrument.at(b - DAY_SECONDS)
-        if t is not None:
-            return instrument.close[t]
+        last = instrument.last_at_or_before(b - DAY_SECONDS)  # candle t, or the last one before a gap
+        if last is not None:
+            return instrument.close[last]
         return position.trade.entry_price
 
     for b in steps:
@@ -716,7 +720,9 @@ def oracle_backtest(
             if position is None or nxt is None or instrument.symbol in entered:
                 continue
             t = instrument.at(b - DAY_SECONDS)
-            if t is not None and instrument.exit[t]:
+            if t is None:  # exits at the open are decided on a stored candle t (docs/criteria.md), as live
+                continue
+            if instrument.exit[t]:
                 reason = "signal"
             elif max_days is not None and b - position.trade.entry_time_seconds >= max_days * DAY_SECONDS:
                 reason = "max_holding"

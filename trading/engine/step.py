@@ -55,6 +55,8 @@ class InstrumentAtBoundary:
         open, high, low, close: candle t's prices (when ``index`` is set), quote currency.
         entry_signal, exit_signal: the signals on candle t.
         atr: the ATR on candle t that risk-based sizing with an ATR stop sizes on (NaN without one).
+        last_close: the close of the instrument's last candle before the boundary (candle t's, or an earlier one
+            across a gap); NaN when none is known. It marks a held position without candle t nor a next price.
         next_index: index of the candle whose open is the next price (replay), or -1 live / None at the end.
         next_time_seconds: seconds since epoch of the next price (open of t+1, or now live); None at the end of data.
         next_price: the first price after t (raw, before slippage); None at the end of data.
@@ -70,6 +72,7 @@ class InstrumentAtBoundary:
     entry_signal: bool = False
     exit_signal: bool = False
     atr: float = math.nan
+    last_close: float = math.nan
     next_index: int | None = None
     next_time_seconds: int | None = None
     next_price: float | None = None
@@ -317,6 +320,15 @@ class _Boundary:
             [h.next_price if ok and h else math.nan for h, ok in zip(here, nxt, strict=True)]
         )
         self.t_atr = np.array([h.atr if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
+        # A held instrument in a gap is marked at its last close (the equity curve's mark), else its entry price.
+        self.last_close = np.array(
+            [
+                h.last_close
+                if h is not None and not math.isnan(h.last_close)
+                else (o.trade.entry_price if o else math.nan)
+                for h, o in zip(here, held, strict=True)
+            ]
+        )
         for name in (
             *MARKET_COLUMNS,
             "t_atr",
@@ -404,7 +416,7 @@ def step_entries(
         if boundary_seconds is None:
             raise ValueError("a daily loss limit or a drawdown halt needs the boundary's time")
         equity = equity_at_boundary(
-            float(cash), 0, b.is_open, b.quantity, b.entry_price, b.has_t, b.t_close, b.has_next, b.next_price
+            float(cash), 0, b.is_open, b.quantity, b.last_close, b.has_t, b.t_close, b.has_next, b.next_price
         )
         blocked, h = limits_at_boundary(
             account_rules, state, equity, int(boundary_seconds), halt_ints, halt_floats, 0, -1
@@ -447,6 +459,7 @@ def step_entries(
         b.take_profit,
         b.trail_reference,
         b.trail_level,
+        b.last_close,
         entered,
         blocked,
         np.zeros(1, dtype=np.int64),
