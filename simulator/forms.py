@@ -319,7 +319,7 @@ DEPLOY_STATISTICS = [(s.key, s.label) for s in STATISTICS if s.higher_is_better 
 
 
 class DeployForm(forms.Form):
-    """The "Deploy winners" form of a portfolio (``/simulator/portfolios/<id>/deploy/``): a run per member
+    """The "Deploy winners" form of a portfolio (``/simulator/deploy/<id>/``): a run per member
     (``run_<member id>``: ``simulation:<id>``, ``walk_forward:<id>``, or empty for "no run: weight unchanged"),
     the rule, the statistic and the threshold; ``token`` is the Confirm button's signed proposal.
 

@@ -28,9 +28,9 @@ urlpatterns = [
     path("walk-forwards/", results.walk_forward_list, name="walk_forwards"),
     path("walk-forwards/<int:pk>/", results.walk_forward_detail, name="walk_forward"),
     path("walk-forwards/<int:pk>/progress/", results.walk_forward_progress, name="walk_forward_progress"),
-    path("portfolios/<int:pk>/deploy/", deploy.portfolio_deploy, name="portfolio_deploy"),
+    path("deploy/<int:pk>/", deploy.portfolio_deploy, name="portfolio_deploy"),
     path(
-        "portfolios/<int:pk>/deploy/confirm/",
+        "deploy/<int:pk>/confirm/",
         deploy.portfolio_deploy_confirm,
         name="portfolio_deploy_confirm",
     ),

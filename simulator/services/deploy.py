@@ -1,6 +1,6 @@
 """Deploy winners: propose a portfolio's weights from its members' saved runs, and apply them on confirmation.
 
-The one service behind ``/simulator/portfolios/<id>/deploy/``. It lives in the simulator, not in ``trading``,
+The one service behind ``/simulator/deploy/<id>/``. It lives in the simulator, not in ``trading``,
 because it reads the simulator's runs (``Simulation``, ``WalkForward``) and ``trading`` must not import the
 simulator (import-linter: ``simulator -> trading``). The rules themselves are pure
 (:func:`trading.engine.deploy.weights_propose`).

@@ -1,4 +1,4 @@
-"""The "Deploy winners" page of a portfolio: ``/simulator/portfolios/<id>/deploy/``.
+"""The "Deploy winners" page of a portfolio: ``/simulator/deploy/<id>/``.
 
 A simulator page rather than an admin view: the runs it weighs are the user's own simulator runs (each user sees
 only theirs), its table is the simulator's, and the portfolio's admin change page links here. The work is
@@ -105,7 +105,7 @@ def _portfolio(request: HttpRequest, pk: int) -> tuple[Portfolio, list[Portfolio
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 def portfolio_deploy(request: HttpRequest, pk: int) -> HttpResponse:
-    """``/simulator/portfolios/<id>/deploy/``: the members and their weights, and the form (a run per member,
+    """``/simulator/deploy/<id>/``: the members and their weights, and the form (a run per member,
     the rule, the statistic, the threshold); its POST ("Propose") shows the proposed weights beside the current
     ones, with a Confirm button for who may apply them. Needs ``trading.view_portfolio`` (or
     ``change_portfolio``; 403 without). Nothing is written here."""
@@ -131,7 +131,7 @@ def portfolio_deploy(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @permission_required(CHANGE_PORTFOLIO, raise_exception=True)
 def portfolio_deploy_confirm(request: HttpRequest, pk: int) -> HttpResponse:
-    """``POST /simulator/portfolios/<id>/deploy/confirm/``: the Confirm button: the proposal is made again from
+    """``POST /simulator/deploy/<id>/confirm/``: the Confirm button: the proposal is made again from
     the posted choices, checked against the signed token of the one shown, and applied
     (:func:`simulator.services.deploy.deploy_apply`); then the page again with a success message linking to the
     History row. Needs ``trading.change_portfolio`` (403), and ``trading.trade_live`` when a member trades on an

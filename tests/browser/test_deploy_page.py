@@ -118,7 +118,7 @@ def test_deploy_winners_end_to_end(live_browser: LiveBrowser) -> None:
             {"do": "evaluate", "name": "admin weights", "function": ADMIN_WEIGHTS},
             {"do": "screenshot", "path": "deploy-admin.png", "fullPage": True},
         ],
-        login_next=f"/simulator/portfolios/{portfolio.pk}/deploy/",
+        login_next=f"/simulator/deploy/{portfolio.pk}/",
     )
 
     table = {row["strategy"]: row for row in result.step("table")["value"]}

@@ -300,7 +300,7 @@ def _client(user: User) -> Client:
 def _propose(client: Client, portfolio: Portfolio, runs: dict[int, Simulation], **fields: Any) -> Any:
     data = {"rule": "winners", "statistic": "sharpe_ratio", "threshold": "0", **fields}
     data.update({f"run_{member_id}": f"simulation:{run.pk}" for member_id, run in runs.items()})
-    return client.post(f"/simulator/portfolios/{portfolio.pk}/deploy/", data)
+    return client.post(f"/simulator/deploy/{portfolio.pk}/", data)
 
 
 def _confirm_data(html: str) -> dict[str, str]:
@@ -318,7 +318,7 @@ def test_the_page_proposes_for_a_viewer_but_only_a_changer_may_confirm() -> None
     }
     client = _client(viewer)
 
-    assert client.get(f"/simulator/portfolios/{portfolio.pk}/deploy/").status_code == 200
+    assert client.get(f"/simulator/deploy/{portfolio.pk}/").status_code == 200
     response = _propose(client, portfolio, runs)
 
     html = response.content.decode()
@@ -328,7 +328,7 @@ def test_the_page_proposes_for_a_viewer_but_only_a_changer_may_confirm() -> None
     )
     assert re.search(r'data-strategy="b">.*?data-field="proposed">0<.*?data-field="change">-0.5<', html, re.S)
     assert 'id="deploy-confirm-form"' not in html and "trading.change_portfolio" in html
-    confirm = client.post(f"/simulator/portfolios/{portfolio.pk}/deploy/confirm/", {"rule": "winners"})
+    confirm = client.post(f"/simulator/deploy/{portfolio.pk}/confirm/", {"rule": "winners"})
     assert confirm.status_code == 403
     assert _weights(portfolio) == [Decimal("0.5"), Decimal("0.5")]
 
@@ -337,8 +337,8 @@ def test_the_page_needs_view_portfolio() -> None:
     portfolio, _ = _portfolio("0.5", "0.5")
     client = _client(user_with("nobody"))
 
-    assert client.get(f"/simulator/portfolios/{portfolio.pk}/deploy/").status_code == 403
-    assert client.post(f"/simulator/portfolios/{portfolio.pk}/deploy/", {}).status_code == 403
+    assert client.get(f"/simulator/deploy/{portfolio.pk}/").status_code == 403
+    assert client.post(f"/simulator/deploy/{portfolio.pk}/", {}).status_code == 403
 
 
 def test_confirm_applies_then_a_second_confirm_is_stale() -> None:
@@ -351,14 +351,14 @@ def test_confirm_applies_then_a_second_confirm_is_stale() -> None:
     client = _client(editor)
     data = _confirm_data(_propose(client, portfolio, runs).content.decode())
 
-    applied = client.post(f"/simulator/portfolios/{portfolio.pk}/deploy/confirm/", data, follow=True)
+    applied = client.post(f"/simulator/deploy/{portfolio.pk}/confirm/", data, follow=True)
 
-    assert applied.redirect_chain == [(f"/simulator/portfolios/{portfolio.pk}/deploy/", 302)]
+    assert applied.redirect_chain == [(f"/simulator/deploy/{portfolio.pk}/", 302)]
     assert "Weights of core changed: a 0.5 -&gt; 1, b 0.5 -&gt; 0" in applied.content.decode()
     assert _weights(portfolio) == [Decimal(1), Decimal(0)]
     assert History.objects.filter(kind=HistoryKind.WEIGHTS_CHANGED).count() == 1
     # The same Confirm again: the weights are no longer the ones it was proposed against.
-    again = client.post(f"/simulator/portfolios/{portfolio.pk}/deploy/confirm/", data)
+    again = client.post(f"/simulator/deploy/{portfolio.pk}/confirm/", data)
     assert again.status_code == 200
     assert "the weights changed since the proposal; propose again" in again.content.decode()
     assert History.objects.filter(kind=HistoryKind.WEIGHTS_CHANGED).count() == 1
@@ -376,7 +376,7 @@ def test_confirm_of_an_exchange_member_needs_trade_live() -> None:
     assert 'id="deploy-confirm-form"' not in page and "trading.trade_live" in page
     data = {"rule": "winners", "statistic": "sharpe_ratio", "threshold": "0", "token": "x"}
 
-    assert client.post(f"/simulator/portfolios/{portfolio.pk}/deploy/confirm/", data).status_code == 403
+    assert client.post(f"/simulator/deploy/{portfolio.pk}/confirm/", data).status_code == 403
     assert _weights(portfolio) == [Decimal("0.5"), Decimal("0.5")]
 
 
@@ -389,7 +389,7 @@ def test_form_errors_are_shown_by_their_field() -> None:
 
     bad = _propose(client, portfolio, runs, threshold="lots", statistic="max_drawdown_ratio")
     foreign = client.post(
-        f"/simulator/portfolios/{portfolio.pk}/deploy/",
+        f"/simulator/deploy/{portfolio.pk}/",
         {
             "rule": "winners",
             "statistic": "sharpe_ratio",
