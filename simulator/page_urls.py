@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from simulator.views import form, results
+from simulator.views import deploy, form, results
 
 app_name = "simulator"
 
@@ -28,4 +28,10 @@ urlpatterns = [
     path("walk-forwards/", results.walk_forward_list, name="walk_forwards"),
     path("walk-forwards/<int:pk>/", results.walk_forward_detail, name="walk_forward"),
     path("walk-forwards/<int:pk>/progress/", results.walk_forward_progress, name="walk_forward_progress"),
+    path("deploy/<int:pk>/", deploy.portfolio_deploy, name="portfolio_deploy"),
+    path(
+        "deploy/<int:pk>/confirm/",
+        deploy.portfolio_deploy_confirm,
+        name="portfolio_deploy_confirm",
+    ),
 ]

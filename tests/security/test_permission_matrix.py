@@ -256,6 +256,13 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/simulator/sweeps/{pk}/delete/"): same_for_all(405),
     ("GET", "/simulator/runs/{pk}/strategy/"): same_for_all(405),
     ("POST", "/simulator/runs/{pk}/strategy/"): _row(302, 403, add_strategy=404, superuser=200),
+    # "Deploy winners" of a portfolio: proposing needs trading.view_portfolio (or change_portfolio), which only the
+    # superuser holds here; POST {} is the form with its errors (200). Confirming needs trading.change_portfolio
+    # (403), then the form's errors again (200: no token, nothing applied); GET never confirms.
+    ("GET", "/simulator/deploy/{pk}/"): page_for(200),
+    ("POST", "/simulator/deploy/{pk}/"): page_for(200),
+    ("GET", "/simulator/deploy/{pk}/confirm/"): same_for_all(405),
+    ("POST", "/simulator/deploy/{pk}/confirm/"): page_for(200),
     # -- pages: the dashboard reads strategies, positions and history ----------------------------------------------
     ("GET", "/"): page_for(200, "viewer"),
     ("POST", "/"): same_for_all(405),
@@ -478,7 +485,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
     from simulator.models import RunStatus, Simulation, Sweep, SweepPoint, WalkForward
     from tests.instruments.factories import CandleFactory, InstrumentFactory
     from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
-    from trading.models import Strategy
+    from trading.models import Portfolio, PortfolioStrategy, Strategy
 
     summary: dict[str, Any] = {"run_id": None, "step": "stub", "status": "ok", "results": [], "errors": []}
     stubs = {
@@ -565,6 +572,8 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
             status=RunStatus.DONE,
         )
         walk_forward.instruments.add(instrument)
+        portfolio = Portfolio.objects.create(name="core")
+        PortfolioStrategy.objects.create(portfolio=portfolio, strategy=strategy, weight=Decimal("0.5"))
         group = Group.objects.create(name="traders")
         # django-axes' records (written by axes only; read-only in the admin).
         attempt = AccessAttempt.objects.create(
@@ -591,6 +600,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
                 "sweeps": sweep.pk,
                 "walk_forwards": walk_forward.pk,
                 "walk-forwards": walk_forward.pk,
+                "deploy": portfolio.pk,
             },
             "ids": {
                 "format": "json",
