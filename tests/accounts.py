@@ -23,6 +23,9 @@ VIEW_ALL = (
     "runs.view_history",
     "positions.view_order",
     "trading.view_strategy",
+    "trading.view_portfolio",
+    "trading.view_portfoliostrategy",
+    "positions.view_limitstate",
 )
 #: The cycle token's only permission.
 RUN_STEPS = ("trading.run_steps",)

@@ -259,8 +259,9 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # "Deploy winners" of a portfolio: proposing needs trading.view_portfolio (or change_portfolio), which only the
     # superuser holds here; POST {} is the form with its errors (200). Confirming needs trading.change_portfolio
     # (403), then the form's errors again (200: no token, nothing applied); GET never confirms.
-    ("GET", "/simulator/deploy/{pk}/"): page_for(200),
-    ("POST", "/simulator/deploy/{pk}/"): page_for(200),
+    # proposing weights needs trading.view_portfolio (the viewer's), applying them change_portfolio
+    ("GET", "/simulator/deploy/{pk}/"): page_for(200, "viewer"),
+    ("POST", "/simulator/deploy/{pk}/"): page_for(200, "viewer"),
     ("GET", "/simulator/deploy/{pk}/confirm/"): same_for_all(405),
     ("POST", "/simulator/deploy/{pk}/confirm/"): page_for(200),
     # -- pages: the dashboard reads strategies, positions and history ----------------------------------------------
@@ -309,12 +310,24 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/admin/trading/strategy/{object_id}/history/"): admin_for(200, *STRATEGY_READERS),
     ("GET", "/admin/trading/strategy/{object_id}/delete/"): admin_for(200, "delete_strategy"),
     ("GET", "/admin/trading/strategy/{object_id}/change/"): admin_for(200, *STRATEGY_READERS),
+    # -- the admin: portfolios (issue 16) and each account's risk-limit state (read-only; deleting one resets it,
+    # positions.delete_limitstate: only the superuser here) --------------------------------------------------------
+    ("GET", "/admin/trading/portfolio/"): admin_for(200, "viewer"),
+    ("GET", "/admin/trading/portfolio/add/"): admin_for(200),
+    ("GET", "/admin/trading/portfolio/{object_id}/history/"): admin_for(200, "viewer"),
+    ("GET", "/admin/trading/portfolio/{object_id}/delete/"): admin_for(200),
+    ("GET", "/admin/trading/portfolio/{object_id}/change/"): admin_for(200, "viewer"),
+    ("GET", "/admin/positions/limitstate/"): admin_for(200, "viewer"),
+    ("GET", "/admin/positions/limitstate/add/"): admin_for(403),
+    ("GET", "/admin/positions/limitstate/{object_id}/history/"): admin_for(200, "viewer"),
+    ("GET", "/admin/positions/limitstate/{object_id}/delete/"): admin_for(200),
+    ("GET", "/admin/positions/limitstate/{object_id}/change/"): admin_for(200, "viewer"),
     # -- the admin: "<id>/" sends everyone on to ".../change/" (which then decides) -------------------------------
     **{
         ("GET", f"/admin/{model}/{{object_id}}/"): same_for_all(302)
         for model in ("auth/group", "auth/user", "knox/authtoken", "instruments/instrument",
                       "instruments/instrumentohlc", "runs/history", "positions/position", "positions/order",
-                      "trading/strategy")
+                      "trading/strategy", "trading/portfolio", "positions/limitstate")
     },
     # -- the admin: django-axes' records of failed logins, read-only: nobody but the superuser holds their view
     # permissions; no add, delete or bulk action, not even for the superuser ------------------------------------
@@ -340,7 +353,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # delete_strategy alone cannot open the change list (no view or change permission), so only the superuser.
     **{
         ("ACTION", f"{model}:delete_selected"): admin_for(200)
-        for model in ("auth.group", "auth.user", "knox.authtoken", "instruments.instrument", "trading.strategy")
+        for model in ("auth.group", "auth.user", "knox.authtoken", "instruments.instrument", "trading.strategy",
+                      "trading.portfolio", "positions.limitstate")
     },
     **{
         ("ACTION", f"{model}:delete_selected"): admin_for(403)  # read-only rows: not offered to anybody
@@ -479,7 +493,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
     from instruments.api import SyncDataView
     from instruments.models import Instrument, InstrumentOHLC
     from positions.api.steps import SyncClosePositionsView, SyncNewTradesView
-    from positions.models import Order, Position
+    from positions.models import LimitState, Order, Position
     from runs.models import History, Step
     from runs.recorder import run_start
     from simulator.models import RunStatus, Simulation, Sweep, SweepPoint, WalkForward
@@ -574,6 +588,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
         walk_forward.instruments.add(instrument)
         portfolio = Portfolio.objects.create(name="core")
         PortfolioStrategy.objects.create(portfolio=portfolio, strategy=strategy, weight=Decimal("0.5"))
+        limit_state = LimitState.objects.create(strategy=strategy, as_of=date(2024, 4, 20))
         group = Group.objects.create(name="traders")
         # django-axes' records (written by axes only; read-only in the admin).
         attempt = AccessAttempt.objects.create(
@@ -624,6 +639,8 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
                 AccessAttempt: attempt.pk,
                 AccessFailureLog: failure.pk,
                 AccessLog: access.pk,
+                Portfolio: portfolio.pk,
+                LimitState: limit_state.pk,
             },
             # The rows the actions are applied to (the admin ids, but a plain user's token to delete).
             "selected": {
@@ -639,6 +656,8 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
                 AccessAttempt: attempt.pk,
                 AccessFailureLog: failure.pk,
                 AccessLog: access.pk,
+                Portfolio: portfolio.pk,
+                LimitState: limit_state.pk,
             },
             "stubs": stubs,
         }
