@@ -288,7 +288,7 @@ def _open_strategy(
 
 def open_portfolio(
     portfolio: Portfolio,
-    members: Sequence[tuple[Strategy, ExecutionBackend]],
+    members: Sequence[tuple[Strategy, ExecutionBackend, bool]],
     *,
     as_of: date,
     only: set[int] | None,
@@ -301,12 +301,14 @@ def open_portfolio(
     in one transaction, with the portfolio's row and its members' rows locked, each member claims its instruments
     not yet handled for ``as_of``, the engine decides every member's entries, and each member's positions are
     written (``Position.portfolio`` set: they spend the portfolio's cash). A member whose instruments were all
-    handled already enters nothing but still counts (its positions mark the equity). The limit states of each
-    member and of the portfolio are kept.
+    handled already, or that this run does not trade (not enabled, for the daily run), enters nothing but still
+    counts: its positions mark the portfolio's equity. The limit states of each member and of the portfolio are
+    kept. When another run claimed an instrument first, nothing of the portfolio is kept (every member skipped).
 
     Args:
         portfolio: the portfolio.
-        members: its enabled member strategies in this run, in member order, each with its execution backend.
+        members: every member strategy, in member order, each with its execution backend and whether this run
+            trades it (enters for it).
         as_of, only, run_id: as :func:`_open_strategy`.
 
     Returns:
@@ -314,11 +316,13 @@ def open_portfolio(
     """
     gathered: list[_Member] = []
     results: list[tuple[Strategy, list[StepResult], Events]] = []
-    for strategy, broker in members:
+    entering: dict[int, bool] = {}
+    for strategy, broker, enters in members:
         pending = Events()
         member = _gather(strategy, as_of=as_of, only=only, broker=broker, pending=pending, whole=True)
         assert isinstance(member, _Member)  # noqa: S101 (whole=True always gathers)
         gathered.append(member)
+        entering[strategy.pk] = enters
     weights = {m.strategy_id: float(m.weight) for m in PortfolioStrategy.objects.filter(portfolio=portfolio)}
     limits = portfolio.parsed_limits()
     boundary = to_seconds(boundary_at(as_of))
@@ -326,8 +330,12 @@ def open_portfolio(
         Portfolio.objects.select_for_update().only("pk").get(pk=portfolio.pk)
         for member in sorted(gathered, key=lambda m: m.strategy.pk):
             Strategy.objects.select_for_update().only("pk").get(pk=member.strategy.pk)
-        claimed = [_claim(member, as_of=as_of, run_id=run_id) for member in gathered]
+        claimed = [
+            _claim(member, as_of=as_of, run_id=run_id, enters=entering[member.strategy.pk])
+            for member in gathered
+        ]
         if not all(claimed):
+            transaction.set_rollback(True)  # the members that did claim keep nothing either
             return [
                 (
                     m.strategy,
@@ -365,9 +373,24 @@ def open_portfolio(
             halts_record(entries.halts, member.pending)
             if n == 0:  # the portfolio's own halts, with its first member's events
                 halts_record(decided.halts, member.pending, portfolio=portfolio.name)
-            writes.append(_write(member, entries, as_of=as_of, portfolio=portfolio))
+            if entering[member.strategy.pk]:
+                writes.append(_write(member, entries, as_of=as_of, portfolio=portfolio))
+            else:
+                writes.append((member.settled, []))
     for member, (lines, intents) in zip(gathered, writes, strict=True):
-        results.append((member.strategy, _execute(member, lines, intents, as_of=as_of), member.pending))
+        lines = _execute(member, lines, intents, as_of=as_of)
+        if not entering[member.strategy.pk]:
+            lines = [
+                *lines,
+                StepResult(
+                    strategy=member.strategy.name,
+                    instrument=None,
+                    action="none",
+                    reason=f"not traded by this run (not enabled): counted in portfolio {portfolio.name!r}'s "
+                    "equity, no entries",
+                ),
+            ]
+        results.append((member.strategy, lines, member.pending))
     return results
 
 
@@ -448,12 +471,13 @@ def _gather(
     )
 
 
-def _claim(member: _Member, *, as_of: date, run_id: Any) -> bool:
+def _claim(member: _Member, *, as_of: date, run_id: Any, enters: bool = True) -> bool:
     """Inside the transaction, under the strategy's lock: claim the instruments not yet handled for ``as_of``
-    and build the engine's market and open trades. False when another run claimed one first."""
+    (none when the run does not enter for it: its entry signals are then dropped) and build the engine's market
+    and open trades. False when another run claimed one first."""
     strategy = member.strategy
     member.done = claimed_instruments(strategy, Step.OPEN, as_of)  # again, under the strategy's lock
-    todo = [i for i in member.in_scope if i.pk not in member.done]
+    todo = [i for i in member.in_scope if i.pk not in member.done] if enters else []
     deciding = [i for i in todo if member.prepared[i.pk][3] is not None and not member.missing]
     claims = claims_create(strategy, Step.OPEN, as_of, run_id, deciding)
     if claims is None:

@@ -109,6 +109,7 @@ def step_run(
             if portfolio_handler is not None
             else {}
         )
+        chosen_ids = {s.pk for s in chosen}
         handled: set[int] = set()
         for strategy in chosen:
             membership = memberships.get(strategy.pk)
@@ -120,10 +121,10 @@ def step_run(
                             portfolio_handler,
                             membership.portfolio,
                             [
-                                s
-                                for s in sorted(chosen, key=lambda s: (_order(memberships, s), s.name))
-                                if s.pk in memberships
-                                and memberships[s.pk].portfolio_id == membership.portfolio_id
+                                (m.strategy, m.strategy.pk in chosen_ids)
+                                for m in PortfolioStrategy.objects.filter(portfolio=membership.portfolio)
+                                .select_related("strategy")
+                                .order_by("order", "strategy__name")
                             ],
                             backend_of,
                             as_of=as_of,
@@ -167,26 +168,26 @@ def step_run(
         )
 
 
-def _order(memberships: dict[int, PortfolioStrategy], strategy: Strategy) -> int:
-    membership = memberships.get(strategy.pk)
-    return membership.order if membership is not None else 0
-
-
 def _portfolio_run(
     handler: PortfolioHandler,
     portfolio: Portfolio,
-    members: list[Strategy],
+    members: list[tuple[Strategy, bool]],
     backend_of: Callable[[Strategy], ExecutionBackend],
     *,
     as_of: date,
     only: set[int] | None,
     recorder: Any,
 ) -> list[StepResult]:
-    """One portfolio's open step inside a run: its members' lines, each member's events recorded as its own; a
-    failure is an ``error`` event of each member (nothing of the portfolio was kept: one transaction)."""
+    """One portfolio's open step inside a run: every member (``(strategy, whether this run trades it)``, the others
+    counted in the equity), each member's lines and events recorded as its own; a failure is an ``error`` event of
+    each member (nothing of the portfolio was kept: one transaction)."""
     try:
         done = handler(
-            portfolio, [(s, backend_of(s)) for s in members], as_of=as_of, only=only, run_id=recorder.run_id
+            portfolio,
+            [(s, backend_of(s), enters) for s, enters in members],
+            as_of=as_of,
+            only=only,
+            run_id=recorder.run_id,
         )
     except Exception as exc:
         if database_gone(exc):
@@ -199,7 +200,7 @@ def _portfolio_run(
         if not isinstance(exc, ApplicationError):
             logger.exception("open step failed for portfolio %s", portfolio.name)
         lines = []
-        for strategy in members:
+        for strategy, _ in members:
             recorder.event(
                 HistoryKind.ERROR,
                 strategy=strategy,
