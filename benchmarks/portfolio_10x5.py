@@ -72,10 +72,11 @@ def bitstamp_btc() -> dict[str, np.ndarray]:
 
 def binance_btc_days() -> dict[str, np.ndarray]:
     """Binance's BTC hours rolled up to UTC days; only the days with all 24 hours."""
+    import pyarrow as pa
     from pyarrow import feather
 
     table = feather.read_table(BINANCE_HOURS)
-    seconds = table.column("date").cast("int64").to_numpy() // 1_000_000_000
+    seconds = table.column("date").cast(pa.int64()).to_numpy() // 1_000_000_000
     day = seconds - seconds % SECONDS_PER_DAY
     heads = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
     tails = np.r_[heads[1:], day.shape[0]] - 1
