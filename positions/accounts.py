@@ -16,7 +16,7 @@ from positions.models import Position
 from trading.engine.exits import trailing_reference
 from trading.engine.step import OpenTrade
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays, Trade
-from trading.models import Strategy
+from trading.models import Portfolio, Strategy
 from trading.selectors import to_seconds
 
 #: Attribute :func:`strategies_with_accounts` prefetches a strategy's positions into.
@@ -144,3 +144,29 @@ def account_open_positions_count(strategy: Strategy) -> int:
     if annotated is not None:
         return int(annotated)
     return Position.objects.for_strategy(strategy).open().count()
+
+
+def portfolio_cash(portfolio: Portfolio) -> Decimal:
+    """Free cash of a portfolio's account, quote currency: its ``starting_cash`` less what the positions its
+    members opened as members cost (``Position.portfolio``), plus what the closed ones returned
+    (docs/portfolios.md)."""
+    cash = portfolio.starting_cash
+    for position in Position.objects.filter(portfolio=portfolio).only(*ACCOUNT_FIELDS):
+        cash -= position.entry_price * position.quantity + position.entry_fee
+        if position.status == Position.Status.CLOSED and position.exit_price is not None:
+            cash += position.exit_price * position.quantity - (position.exit_fee or Decimal(0))
+    return cash
+
+
+def member_realized_pnl(portfolio: Portfolio, strategy: Strategy) -> Decimal:
+    """The P&L of the positions ``strategy`` closed as a member of ``portfolio`` (its sleeve's realized part,
+    quote currency)."""
+    total = Decimal(0)
+    for position in Position.objects.filter(portfolio=portfolio, strategy=strategy).closed().only("pnl"):
+        total += position.pnl or Decimal(0)
+    return total
+
+
+def portfolio_of(strategy: Strategy) -> Portfolio | None:
+    """The portfolio ``strategy`` is a member of, or None (one query)."""
+    return Portfolio.objects.filter(members__strategy=strategy).first()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Max
 
@@ -20,7 +21,7 @@ from runs.models import HistoryKind
 from trading.engine import step as engine
 from trading.engine.types import Halt
 from trading.engine.vocabulary import ExitReason, RiskLimit
-from trading.models import Strategy
+from trading.models import Portfolio, Strategy
 from trading.selectors import from_seconds, to_decimal, to_seconds
 
 EPOCH_DAY = date(1970, 1, 1)
@@ -38,9 +39,13 @@ def _float(value: object) -> float | None:
     return None if value is None else float(str(value))
 
 
-def limit_state_read(strategy: Strategy) -> engine.LimitState:
-    """The strategy's limit state after its last measured boundary (a fresh one when it has none)."""
-    row = LimitState.objects.filter(strategy=strategy).first()
+def _owner(account: Strategy | Portfolio) -> dict[str, Any]:
+    return {"portfolio": account} if isinstance(account, Portfolio) else {"strategy": account}
+
+
+def limit_state_read(account: Strategy | Portfolio) -> engine.LimitState:
+    """A strategy's or a portfolio's limit state after its last measured boundary (a fresh one when it has none)."""
+    row = LimitState.objects.filter(**_owner(account)).first()
     if row is None:
         return engine.LimitState()
     return engine.LimitState(
@@ -55,15 +60,15 @@ def limit_state_read(strategy: Strategy) -> engine.LimitState:
     )
 
 
-def limit_state_save(strategy: Strategy, as_of: date, state: engine.LimitState) -> None:
-    """Keep ``state`` as the strategy's limit state after boundary ``as_of`` (inside the open step's transaction,
-    under the strategy's lock). Amounts are stored as ``Decimal`` (:func:`trading.selectors.to_decimal`)."""
+def limit_state_save(account: Strategy | Portfolio, as_of: date, state: engine.LimitState) -> None:
+    """Keep ``state`` as a strategy's or a portfolio's limit state after boundary ``as_of`` (inside the open
+    step's transaction, under its lock). Amounts are stored as ``Decimal`` (:func:`trading.selectors.to_decimal`)."""
 
     def amount(value: float | None) -> Decimal | None:
         return None if value is None else to_decimal(value)
 
     LimitState.objects.update_or_create(
-        strategy=strategy,
+        **_owner(account),
         defaults={
             "as_of": as_of,
             "day": _day(state.day),
@@ -120,13 +125,15 @@ def halt_words(halt: Halt) -> str:
     )
 
 
-def halts_record(halts: list[Halt], pending: Events) -> None:
-    """Queue one ``halt`` History event for each halt that began or ended at the boundary."""
+def halts_record(halts: list[Halt], pending: Events, *, portfolio: str = "") -> None:
+    """Queue one ``halt`` History event for each halt that began or ended at the boundary (a portfolio's own
+    halts name it: ``portfolio`` in the payload and the message)."""
     for halt in halts:
         pending.add(
             HistoryKind.HALT,
-            halt_words(halt),
+            f"portfolio {portfolio}: {halt_words(halt)}" if portfolio else halt_words(halt),
             payload={
+                "portfolio": portfolio,
                 "limit": halt.limit.value,
                 "began": halt.began,
                 "boundary": from_seconds(halt.boundary_seconds).isoformat(),

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from positions.accounts import (
+    ACCOUNT_FIELDS,
     account_open_positions_count,
     strategies_with_accounts,
     strategy_cash,
@@ -28,9 +29,9 @@ from positions.accounts import (
 from positions.cycle.replay import ReplayAccountName, replay_account_parse
 from positions.execution.trades import trading_blocked
 from positions.limits import halts_in_force
-from positions.models import Order, Position
+from positions.models import LimitState, Order, Position
 from runs.models import History, Step
-from trading.models import Strategy
+from trading.models import Portfolio, Strategy
 
 #: The steps of the daily cycle the dashboard shows the last runs of, in cycle order.
 DASHBOARD_STEPS = (Step.COLLECT, Step.OPEN, Step.CLOSE)
@@ -208,6 +209,76 @@ class DataFreshness:
 
 
 @dataclass(frozen=True)
+class PortfolioLine:
+    """One portfolio's account on the dashboard (docs/portfolios.md). Money is quote currency.
+
+    Attributes:
+        portfolio: the portfolio.
+        members: ``(strategy name, weight)`` in member order.
+        cash: free cash (its starting cash less what its positions cost, plus what the closed ones returned).
+        equity: cash plus its open positions at the newest closes.
+        return_ratio: ``equity / starting_cash - 1``.
+        open_positions_count: its open positions.
+        halt: what halts its entries now by its own limits, or "".
+    """
+
+    portfolio: Portfolio
+    members: list[tuple[str, Decimal]]
+    cash: Decimal
+    equity: Decimal
+    return_ratio: Decimal
+    open_positions_count: int
+    halt: str = ""
+
+    @property
+    def return_pct(self) -> Decimal:
+        """The return in percent, for display."""
+        return self.return_ratio * 100
+
+
+def portfolio_lines(prices: dict[int, Decimal], today: date) -> list[PortfolioLine]:
+    """Every portfolio's account, by name: three queries (portfolios with their members and strategies, their
+    positions, their limit states), however many portfolios and positions there are; none without portfolios
+    but the first."""
+    portfolios = list(Portfolio.objects.prefetch_related("members__strategy").order_by("name"))
+    if not portfolios:
+        return []
+    positions = list(Position.objects.filter(portfolio__in=portfolios).only(*ACCOUNT_FIELDS, "portfolio_id"))
+    halted = {}
+    for row in LimitState.objects.filter(portfolio__in=portfolios):
+        if row.drawdown_halt_since is not None:
+            halted[row.portfolio_id] = (
+                f"halted by max_drawdown_halt_ratio since {row.drawdown_halt_since.date().isoformat()}; "
+                "exits still run"
+            )
+        elif row.halt_day is not None and row.halt_day == row.day and row.as_of == today:
+            halted[row.portfolio_id] = "halted for today by daily_loss_limit_ratio; exits still run"
+    lines = []
+    for portfolio in portfolios:
+        cash, value, held = portfolio.starting_cash, Decimal(0), 0
+        for position in (p for p in positions if p.portfolio_id == portfolio.pk):
+            cash -= position.entry_price * position.quantity + position.entry_fee
+            if position.status == Position.Status.CLOSED and position.exit_price is not None:
+                cash += position.exit_price * position.quantity - (position.exit_fee or Decimal(0))
+            elif position.status == Position.Status.OPEN:
+                held += 1
+                value += position.quantity * prices.get(position.instrument_id, position.entry_price)
+        equity = cash + value
+        lines.append(
+            PortfolioLine(
+                portfolio=portfolio,
+                members=[(m.strategy.name, m.weight) for m in portfolio.members.all()],
+                cash=cash,
+                equity=equity,
+                return_ratio=equity / portfolio.starting_cash - 1,
+                open_positions_count=held,
+                halt=halted.get(portfolio.pk, ""),
+            )
+        )
+    return lines
+
+
+@dataclass(frozen=True)
 class Dashboard:
     """Everything the dashboard page shows.
 
@@ -219,6 +290,7 @@ class Dashboard:
         open_orders: the orders the exchange may still fill (new, open, partially filled), by strategy name.
         replays: one line per replay account (``manage.py replay``), by strategy then first day, newest first.
         freshness: how old the newest daily candle is.
+        portfolios: one line per portfolio, by name.
     """
 
     strategies: list[StrategyLine]
@@ -227,6 +299,7 @@ class Dashboard:
     open_orders: list[Order] = field(default_factory=list)
     replays: list[StrategyLine] = field(default_factory=list)
     freshness: DataFreshness | None = None
+    portfolios: list[PortfolioLine] = field(default_factory=list)
 
 
 def _run_line(row: History) -> RunLine:
@@ -463,6 +536,7 @@ def dashboard_read() -> Dashboard:
     replays.sort(key=lambda line: (line.replay.strategy, line.replay.start) if line.replay else ("", today))
     return Dashboard(
         strategies=lines,
+        portfolios=portfolio_lines(prices, today),
         replays=replays,
         freshness=data_freshness(marks, today=today),
         open_positions=[_open_position_line(p, marks.get(p.instrument_id)) for p in open_rows],

@@ -16,12 +16,15 @@ from django.utils import timezone
 
 
 class Step(models.TextChoices):
-    """The steps a run can be of; the open and close steps' claims (``StrategyStep``) use the last two."""
+    """The steps a run can be of; the open and close steps' claims (``StrategyStep``) use the last two.
+    ``deploy`` is no daily step: a person's change of a portfolio's weights ("Deploy winners",
+    ``simulator.services.deploy``), one ``weights_changed`` row with a run id of its own."""
 
     COLLECT = "collect", "collect (sync_data)"
     OPEN = "open", "open (sync_new_trades)"
     CLOSE = "close", "close (sync_close_positions)"
     IMPORT = "import", "import (import_ohlc)"
+    DEPLOY = "deploy", "deploy (a portfolio's weights)"
 
 
 class RunStatus(models.TextChoices):
@@ -36,7 +39,9 @@ class RunStatus(models.TextChoices):
 
 
 class HistoryKind(models.TextChoices):
-    """What a ``History`` row records. A run is a ``run_started`` row, its events, and a ``run_finished`` row."""
+    """What a ``History`` row records. A run is a ``run_started`` row, its events, and a ``run_finished`` row.
+    ``weights_changed`` stands alone: a portfolio's weights set by "Deploy winners" (its payload has each
+    member's old and new weight, the rule, the statistic and the runs used)."""
 
     RUN_STARTED = "run_started"
     RUN_FINISHED = "run_finished"
@@ -53,6 +58,7 @@ class HistoryKind(models.TextChoices):
     HALT = "halt"
     RECONCILED = "reconciled"
     ERROR = "error"
+    WEIGHTS_CHANGED = "weights_changed"
 
 
 class HistoryQuerySet(models.QuerySet["History"]):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -18,13 +18,15 @@ from simulator.builder.reading import builder_from_criteria, builder_from_data
 from simulator.builder.rows import Builder
 from simulator.display import percent_text
 from simulator.models import STARTING_CASH_DEFAULT
+from simulator.services.deploy import run_reference
 from simulator.services.monte_carlo import DEFAULT_DRAWDOWN_LIMIT_RATIO, MAX_SEED
 from simulator.services.requests import SimulationInputError, SimulationRequest, simulation_request_check
 from simulator.services.sweeps import sweep_constraints_check
 from trading.engine.criteria import SIZING_METHODS
+from trading.engine.deploy import RULES as DEPLOY_RULES
 from trading.engine.limits import MAX_DEPTH, criteria_limits_check, json_depth
 from trading.engine.monte_carlo import DEFAULT_PATHS, MAX_PATHS
-from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS_KEYS
+from trading.engine.vocabulary import HEADLINE_STATISTIC, STATISTICS, STATISTICS_KEYS
 from trading.engine.walk_forward import MAX_RADIUS, RULES
 
 # The builder offers the sizing methods without a stop; risk-based sizing ({"method": "risk", "stop": ...}) and
@@ -310,3 +312,79 @@ class MonteCarloForm(forms.Form):
             "seed": int(data["seed"]),
             "drawdown_limit_ratio": float(data["drawdown_limit_pct"]) / 100,
         }
+
+
+#: The statistics "Deploy winners" may weigh by: those where higher is better (a winner is above the threshold).
+DEPLOY_STATISTICS = [(s.key, s.label) for s in STATISTICS if s.higher_is_better and s.ranked]
+
+
+class DeployForm(forms.Form):
+    """The "Deploy winners" form of a portfolio (``/simulator/deploy/<id>/``): a run per member
+    (``run_<member id>``: ``simulation:<id>``, ``walk_forward:<id>``, or empty for "no run: weight unchanged"),
+    the rule, the statistic and the threshold; ``token`` is the Confirm button's signed proposal.
+
+    Args:
+        data: the POST, or None for the blank form.
+        members: the portfolio's members with their strategies, in order.
+        offered: member id -> the runs offered for it (:func:`simulator.selectors.deploy_runs_offered`).
+    """
+
+    rule = forms.ChoiceField(choices=list(DEPLOY_RULES.items()), initial="winners")
+    statistic = forms.ChoiceField(choices=DEPLOY_STATISTICS, initial="sharpe_ratio")
+    threshold = forms.FloatField(
+        initial=0.0,
+        help_text="winners: a member is a winner when its statistic is above this (in the statistic's unit: "
+        "0.05 for a 5 % return ratio).",
+    )
+    token = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(
+        self,
+        data: Any = None,
+        *,
+        members: Sequence[Any],
+        offered: Mapping[int, Sequence[Any]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(data, **kwargs)
+        self.members = list(members)
+        self.offered = {
+            member.pk: {run_reference(run): run for run in offered.get(member.pk, [])}
+            for member in self.members
+        }
+        for member in self.members:
+            runs = self.offered[member.pk]
+            self.fields[f"run_{member.pk}"] = forms.ChoiceField(
+                label=member.strategy.name,
+                required=False,
+                choices=[("", "no run: weight unchanged")]
+                + [(ref, _run_label(run)) for ref, run in runs.items()],
+                initial=next(iter(runs), ""),  # the newest simulation of the strategy, when there is one
+            )
+
+    def run_fields(self) -> list[tuple[Any, Any]]:
+        """``[(member, bound field), ...]`` in the members' order, for the template."""
+        return [(member, self[f"run_{member.pk}"]) for member in self.members]
+
+    def runs_chosen(self) -> dict[int, Any]:
+        """Member id -> the chosen run (a ``Simulation`` or ``WalkForward`` loaded in full), or None; call after
+        :meth:`is_valid`."""
+        chosen: dict[int, Any] = {}
+        for member in self.members:
+            ref = self.cleaned_data.get(f"run_{member.pk}") or ""
+            run = self.offered[member.pk].get(ref)
+            chosen[member.pk] = None if run is None else type(run).objects.get(pk=run.pk)
+        return chosen
+
+    def place_errors(self, errors: Mapping[str, list[str]]) -> None:
+        """Put a service's ``{field: [message]}`` (:class:`~simulator.services.deploy.DeployInputError`) on the
+        form's fields (``__all__`` and unknown names on the form itself)."""
+        for name, messages in errors.items():
+            for message in messages:
+                self.add_error(name if name in self.fields else None, message)
+
+
+def _run_label(run: Any) -> str:
+    kind = "simulation" if run_reference(run).startswith("simulation:") else "walk-forward (out of sample)"
+    name = run.name or f"#{run.pk}"
+    return f"{kind} {name} ({run.start:%Y-%m-%d} to {run.end:%Y-%m-%d})"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from simulator.views import form, portfolios, results
+from simulator.views import deploy, form, portfolios, results
 
 app_name = "simulator"
 
@@ -32,4 +32,10 @@ urlpatterns = [
     path("portfolios/new/", portfolios.portfolio_form, name="portfolio_new"),
     path("portfolios/<int:pk>/", portfolios.portfolio_detail, name="portfolio"),
     path("portfolios/<int:pk>/progress/", portfolios.portfolio_progress, name="portfolio_progress"),
+    path("deploy/<int:pk>/", deploy.portfolio_deploy, name="portfolio_deploy"),
+    path(
+        "deploy/<int:pk>/confirm/",
+        deploy.portfolio_deploy_confirm,
+        name="portfolio_deploy_confirm",
+    ),
 ]

@@ -339,3 +339,38 @@ def portfolio_simulations_listed(user: Any) -> QuerySet[PortfolioSimulation]:
         .defer("equity_curve", "book_curves", "limits_report")
         .order_by("-created_at", "-id")
     )
+
+
+def deploy_runs_offered(*, user: Any, members: Sequence[Any]) -> dict[int, list[Simulation | WalkForward]]:
+    """The runs "Deploy winners" offers for each member of a portfolio (two queries): the user's done
+    simulations made from the member's strategy (``source_strategy``), newest first, then the user's done
+    walk-forwards whose base criteria equal the strategy's.
+
+    Args:
+        user: the acting user (their own runs; every run for a superuser).
+        members: ``trading.models.PortfolioStrategy`` rows with their strategies.
+
+    Returns:
+        Member id -> its runs, loaded without their results (statistics, trades, curves): for the choices.
+    """
+    strategy_ids = {member.strategy_id for member in members}
+    simulations = list(
+        simulations_for(user)
+        .filter(status="done", source_strategy_id__in=strategy_ids)
+        .only("id", "name", "start", "end", "status", "source_strategy_id", "created_at")
+        .order_by("-created_at", "-id")
+    )
+    walk_forwards = list(
+        walk_forwards_for(user)
+        .filter(status="done")
+        .only("id", "name", "start", "end", "status", "criteria", "created_at")
+        .order_by("-created_at", "-id")
+    )
+    offered: dict[int, list[Simulation | WalkForward]] = {}
+    for member in members:
+        runs: list[Simulation | WalkForward] = [
+            s for s in simulations if s.source_strategy_id == member.strategy_id
+        ]
+        runs += [w for w in walk_forwards if w.criteria == member.strategy.criteria]
+        offered[member.pk] = runs
+    return offered

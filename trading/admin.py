@@ -12,6 +12,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from barter_site.admin import BarterAdmin
 from barter_site.permissions import TRADE_LIVE, may_trade_live, trade_live_check
@@ -278,6 +280,18 @@ class PortfolioAdmin(BarterAdmin):
     list_filter = ["is_enabled"]
     search_fields = ["name", "description"]
     inlines = [PortfolioMemberInline]
+    readonly_fields = ["deploy_link"]
+
+    @admin.display(description="deploy winners")
+    def deploy_link(self, obj: Portfolio) -> str:
+        """A link to the simulator's "Deploy winners" page of this portfolio (weights proposed from runs)."""
+        if obj.pk is None:
+            return "-"
+        return format_html(
+            '<a href="{}" id="deploy-winners-link">Propose weights from runs</a> (the simulator\'s "Deploy '
+            'winners": 1 for winners and 0 for losers by a statistic, proportional, or inverse volatility)',
+            reverse("simulator:portfolio_deploy", args=[obj.pk]),
+        )
 
     @admin.display(description="members")
     def members_display(self, obj: Portfolio) -> str:

@@ -28,12 +28,15 @@ from runs.locked import run_locked
 from runs.locks import run_scope
 from runs.models import History, HistoryKind, Step
 from runs.recorder import run_status
-from trading.models import Strategy
+from trading.models import Portfolio, PortfolioStrategy, Strategy
 
 logger = logging.getLogger(__name__)
 
 #: The step of one strategy: ``handler(strategy, as_of=, only=, broker=, run_id=, pending=)`` returns its lines.
 StrategyHandler = Callable[..., list[StepResult]]
+#: The open step of a portfolio: ``handler(portfolio, [(member, broker), ...], as_of=, only=, run_id=)`` returns
+#: each member's ``(strategy, lines, events)`` (:func:`positions.cycle.open.open_portfolio`).
+PortfolioHandler = Callable[..., list[tuple[Strategy, list[StepResult], Events]]]
 
 
 def _targets(instruments: Sequence[str] | None) -> set[int] | None:
@@ -48,8 +51,12 @@ def step_run(
     instruments: Sequence[str] | None,
     broker: ExecutionBackend | None,
     strategies: Sequence[Strategy] | None,
+    portfolio_handler: PortfolioHandler | None = None,
 ) -> dict[str, Any]:
     """Run ``handler`` (the open or the close step of one strategy) for each strategy, under the run lock.
+
+    With ``portfolio_handler`` (the open step), the members of an enabled portfolio among the strategies are
+    handled together, once, when the first of them comes (docs/portfolios.md).
 
     Args:
         step: ``open`` or ``close``.
@@ -85,11 +92,47 @@ def step_run(
     ) as recorder:
         results: list[StepResult] = []
         brokers: dict[str, ExecutionBackend] = {}  # one per backend and run, so prices are asked for once
-        for strategy in chosen:
+
+        def backend_of(strategy: Strategy) -> ExecutionBackend:
             key = f"{strategy.execution_backend}:{strategy.exchange_id}"
             if broker is None and key not in brokers:
                 brokers[key] = broker_for(strategy.execution_backend, exchange_id=strategy.exchange_id)
-            backend = broker or brokers[key]
+            return broker or brokers[key]
+
+        memberships = (
+            {
+                m.strategy_id: m
+                for m in PortfolioStrategy.objects.filter(
+                    strategy__in=chosen, portfolio__is_enabled=True
+                ).select_related("portfolio")
+            }
+            if portfolio_handler is not None
+            else {}
+        )
+        handled: set[int] = set()
+        for strategy in chosen:
+            membership = memberships.get(strategy.pk)
+            if membership is not None and portfolio_handler is not None:
+                if membership.portfolio_id not in handled:
+                    handled.add(membership.portfolio_id)
+                    results.extend(
+                        _portfolio_run(
+                            portfolio_handler,
+                            membership.portfolio,
+                            [
+                                s
+                                for s in sorted(chosen, key=lambda s: (_order(memberships, s), s.name))
+                                if s.pk in memberships
+                                and memberships[s.pk].portfolio_id == membership.portfolio_id
+                            ],
+                            backend_of,
+                            as_of=as_of,
+                            only=only,
+                            recorder=recorder,
+                        )
+                    )
+                continue
+            backend = backend_of(strategy)
             pending = Events()
             try:
                 lines = handler(
@@ -122,6 +165,54 @@ def step_run(
         return recorder.finish(
             status=status, summary={"as_of": as_of.isoformat(), "results": [asdict(r) for r in results]}
         )
+
+
+def _order(memberships: dict[int, PortfolioStrategy], strategy: Strategy) -> int:
+    membership = memberships.get(strategy.pk)
+    return membership.order if membership is not None else 0
+
+
+def _portfolio_run(
+    handler: PortfolioHandler,
+    portfolio: Portfolio,
+    members: list[Strategy],
+    backend_of: Callable[[Strategy], ExecutionBackend],
+    *,
+    as_of: date,
+    only: set[int] | None,
+    recorder: Any,
+) -> list[StepResult]:
+    """One portfolio's open step inside a run: its members' lines, each member's events recorded as its own; a
+    failure is an ``error`` event of each member (nothing of the portfolio was kept: one transaction)."""
+    try:
+        done = handler(
+            portfolio, [(s, backend_of(s)) for s in members], as_of=as_of, only=only, run_id=recorder.run_id
+        )
+    except Exception as exc:
+        if database_gone(exc):
+            raise
+        message = (
+            exc.message
+            if isinstance(exc, ApplicationError)
+            else f"internal error {type(exc).__name__}: {exc}"
+        )
+        if not isinstance(exc, ApplicationError):
+            logger.exception("open step failed for portfolio %s", portfolio.name)
+        lines = []
+        for strategy in members:
+            recorder.event(
+                HistoryKind.ERROR,
+                strategy=strategy,
+                message=message,
+                payload={"kept": f"nothing of portfolio {portfolio.name}"},
+            )
+            lines.append(StepResult(strategy=strategy.name, instrument=None, action="none", error=message))
+        return lines
+    lines = []
+    for strategy, member_lines, pending in done:
+        pending.record(recorder, strategy)
+        lines.extend(member_lines)
+    return lines
 
 
 def _strategies_kept(run_id: Any) -> dict[str, Any]:

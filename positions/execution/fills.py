@@ -15,6 +15,7 @@ from positions.models import Order, Position
 from runs.models import HistoryKind
 from trading.engine.criteria import Criteria
 from trading.engine.exits import stop_loss_level, take_profit_level, trailing_stop_level
+from trading.models import Portfolio
 from trading.selectors import to_decimal
 
 
@@ -43,6 +44,7 @@ def position_from_fill(order: Order, criteria: Criteria, exchange: ExchangeBroke
     trail = trailing_stop_level(entry, criteria.trailing_stop_ratio)
     return Position.objects.create(
         strategy=order.strategy,
+        portfolio=Portfolio.objects.filter(members__strategy_id=order.strategy_id).first(),
         instrument=order.instrument,
         side=Position.Side.LONG,
         quantity=decimal_quantize(quantity),
@@ -82,6 +84,7 @@ def close_from_fill(
     pnl = decimal_quantize(price * sold - exit_fee - cost)
     open_fields = {
         "strategy": position.strategy,
+        "portfolio_id": position.portfolio_id,
         "instrument": position.instrument,
         "side": position.side,
         "entry_price": position.entry_price,

@@ -24,7 +24,7 @@ from positions.models import Position, StrategyStep
 from runs.models import HistoryKind
 from trading.engine.types import Trade
 from trading.engine.vocabulary import ExitReason
-from trading.models import Strategy
+from trading.models import Portfolio, Strategy
 from trading.selectors import from_seconds, to_decimal
 
 logger = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ def paper_position_open(
     claim: StrategyStep,
     backend: str,
     pending: Events,
+    portfolio: Portfolio | None = None,
 ) -> StepResult:
     """Inside the open step's transaction: open the position a paper entry made, as the engine filled it.
 
@@ -113,12 +114,14 @@ def paper_position_open(
         claim: the day's open claim of the instrument, which is pointed at the position.
         backend: the broker's name, for History.
         pending: where the order, fill and position-opened events go.
+        portfolio: the portfolio whose cash it spends, when the strategy trades as its member.
 
     Returns:
         The ``opened`` result line.
     """
     position = Position.objects.create(
         strategy=strategy,
+        portfolio=portfolio,
         instrument=instrument,
         side=Position.Side.LONG,
         quantity=to_decimal(trade.quantity),

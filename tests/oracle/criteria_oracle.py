@@ -47,7 +47,11 @@ Choices where CRITERIA.md is silent (taken from the engine's public docstrings: 
   candle ``t``'s close; else its entry price). The text ("equity = cash + open positions at the fill price")
   could also be read as re-valued before each fill, which would make the second of two same-boundary entries
   smaller by the first one's fee and slippage; the engine does not, and neither does the oracle.
-- ``max_holding_days = N``: exit at the first open at least ``N`` days after the entry (``b - entry >= N`` days).
+- ``max_holding_days = N``: exit at the first open at least ``N`` days after the entry (``b - entry >= N`` days)
+  at a boundary whose candle t is stored: like a signal exit, it is decided on candle t (docs/criteria.md "Exits
+  at the open across a gap"; the live close step waits for the day's candle too).
+- A held position is marked, for sizing and the limits, at the next open, else candle t's close, else the close
+  of its last candle before the boundary (across a gap), as the equity curve marks it.
   A position entered at boundary ``b`` is not exited by a signal or max-holding at that same boundary (its exit
   condition on candle ``t`` held before it existed); when both a signal and max-holding apply, the reason is
   ``signal``.
@@ -60,6 +64,42 @@ Choices where CRITERIA.md is silent (taken from the engine's public docstrings: 
   boundary.
 - Conditions: a comparison with an undefined operand (warm-up, NaN) is false; ``not`` negates that false.
   ``crosses_above``/``crosses_below`` need all four values defined and are false on the first candle.
+
+Risk-based sizing and risk limits (docs/criteria.md, "Risk-based sizing" and "Risk limits"), written from that
+text alone; where it is silent the choice is said here:
+
+- Risk sizing: ``quantity = value * equity / (fill * (1 + fee) - stop * (1 - slip) * (1 - fee))``, at most
+  ``cash / (fill * (1 + fee))``; dust when ``quantity * fill * (1 + fee) <= 1e-6 * equity``. The stop is
+  ``fill * (1 - stop_loss_ratio)`` or, with an ATR stop, ``fill - multiple * ATR[t]`` (and is then the trade's
+  stop-loss); an undefined ATR or a stop at or below 0 refuses the signal (``risk_stop``).
+- The limits are evaluated at every boundary of the run (with or without signals) on one equity, after the risk
+  exits of candle t and before the entries: the equity the entries are sized on. That equity is "measured" there.
+- Daily loss: the day of boundary ``b`` is the UTC day of ``b - 1 day``; on a new day the day's starting equity
+  is the equity measured at the previous boundary (the first boundary: its own). A halt is in force from the first
+  boundary whose equity is below ``(1 - ratio)`` of it to the end of the day. A halt is reported when it begins
+  (reference: the day's starting equity) and when it ends: with its day, at the first boundary of a later day
+  (reference: that day's starting equity; the text: "each halt's beginning and end"). Each day's halt is its own
+  ("the next day starts afresh"): when the next day's first boundary breaches the limit again, the end of the
+  day before's halt and the beginning of a new one are both reported there, in that order.
+- Risk sizing with a stop exactly at the fill (an ATR of 0) and neither fee nor slippage: a unit risks nothing,
+  the formula divides by 0; the oracle buys nothing and reports no refusal (the engine's ``rules.risk_quantity``
+  docstring: "there is no loss to size on").
+- Drawdown halt: the peak is the highest equity measured so far, this boundary's included. It begins when the
+  equity is below ``(1 - ratio) * peak`` (reference: the peak); it ends at the first boundary at which the
+  equity is at or above that line (reference: the peak), or, with ``drawdown_resume_days``, at the first one at
+  least that many days after it began, the peak then reset to the equity there (reference: the new peak).
+  When both ends apply at once, the recovery is the end (no reset: the resume rule is for an account that did
+  not recover).
+- Refusals in the text's order: a halt (daily loss before drawdown), the cooldown (``b <= exit time of the
+  instrument's last stop-loss + days``), ``max_open_positions`` (positions open now, those entered at this
+  boundary included), ``max_exposure_ratio``, then ``risk_stop``. The exposure limit cuts the quantity the sizing
+  gives to ``room / fill``, ``room = ratio * equity - open value``, and refuses when the room is at most 1e-6 of
+  the equity. Where the text is silent the oracle follows ``trading.engine.boundary.entries_at_boundary``'s
+  docstring: the open value takes the positions open before the boundary at the boundary's raw prices (as the
+  equity) and those entered at this boundary at their fill price (their notional, which the limit admitted); and
+  the limit refuses only an entry that would buy something (a signal that finds no cash is skipped, no refusal,
+  as before). A signal without a stop to size on has no quantity; it is refused by ``max_exposure_ratio`` when
+  there is no room (listed first), else by ``risk_stop``.
 """
 
 from __future__ import annotations
@@ -288,7 +328,8 @@ class OracleTrade:
 
     Prices are fill prices (slippage included), quote currency; ``quantity`` base units; times seconds since epoch.
     ``exit_reason`` is one of ``stop_loss``, ``take_profit``, ``trailing_stop``, ``signal``, ``max_holding``,
-    ``end_of_data``, or None while open.
+    ``end_of_data``, or None while open. ``stop_loss_price`` is the stop-loss set at entry (from
+    ``stop_loss_ratio`` or an ATR stop), or None.
     """
 
     symbol: str
@@ -304,11 +345,34 @@ class OracleTrade:
     exit_reason: str | None = None
     pnl: float | None = None
     pnl_ratio: float | None = None
+    stop_loss_price: float | None = None
 
     @property
     def cost(self) -> float:
         """Notional plus entry fee, quote currency."""
         return self.entry_price * self.quantity + self.entry_fee
+
+
+@dataclass(frozen=True)
+class OracleRefusal:
+    """An entry signal a risk limit refused (``limit``: the limit's field name, or ``risk_stop``)."""
+
+    boundary_seconds: int
+    symbol: str
+    limit: str
+
+
+@dataclass(frozen=True)
+class OracleHalt:
+    """A halt of the entries beginning (``began``) or ending at ``boundary_seconds``; ``limit`` is
+    ``daily_loss_limit_ratio`` or ``max_drawdown_halt_ratio``; ``equity`` the equity measured there and
+    ``reference_equity`` what the loss is measured from (the day's starting equity, or the peak)."""
+
+    boundary_seconds: int
+    limit: str
+    began: bool
+    equity: float
+    reference_equity: float
 
 
 @dataclass
@@ -321,6 +385,8 @@ class OracleResult:
         equity_curve: shape (n,), float64: equity at each boundary's candle close (see the module docstring).
         skipped_entries: entries whose condition held and whose price existed but that found no cash (dust).
         cash_limited_entries: entries made that spent less than the sizing wanted, for want of cash.
+        refusals: the entry signals refused by a risk limit, in time order then symbol.
+        halts: each halt's beginning and end, in time order (daily loss before drawdown at one boundary).
     """
 
     trades: list[OracleTrade]
@@ -328,6 +394,8 @@ class OracleResult:
     equity_curve: np.ndarray
     skipped_entries: int = 0
     cash_limited_entries: int = 0
+    refusals: list[OracleRefusal] = field(default_factory=list)
+    halts: list[OracleHalt] = field(default_factory=list)
 
 
 @dataclass
@@ -349,6 +417,7 @@ class _Instrument:
     entry: list[bool]
     exit: list[bool]
     index_of: dict[int, int] = field(default_factory=dict)
+    atr: Series = field(default_factory=list)
 
     def at(self, time_seconds: int) -> int | None:
         """Index of the candle opening exactly at ``time_seconds``, or None."""
@@ -438,6 +507,15 @@ def oracle_backtest(
     sizing = criteria.get("sizing") or {"method": "equity_fraction", "value": 1.0}
     fee_rate = float(criteria.get("fee_rate", 0.0))
     slip = float(criteria.get("slippage_ratio", 0.0))
+    risk_stop = sizing.get("stop") if sizing["method"] == "risk" else None
+    atr_stop: dict[str, Any] | None = risk_stop if isinstance(risk_stop, dict) else None
+    limits: dict[str, Any] = criteria.get("limits") or {}
+    max_open: int | None = limits.get("max_open_positions")
+    max_exposure: float | None = limits.get("max_exposure_ratio")
+    daily_ratio: float | None = limits.get("daily_loss_limit_ratio")
+    drawdown_ratio: float | None = limits.get("max_drawdown_halt_ratio")
+    resume_days: int | None = limits.get("drawdown_resume_days")
+    cooldown_days: int | None = limits.get("cooldown_days_after_stop_loss")
 
     instruments: list[_Instrument] = []
     for symbol in sorted(candles):
@@ -458,6 +536,11 @@ def oracle_backtest(
                 entry=condition_series(criteria["entry"], lists),
                 exit=condition_series(exit_condition, lists) if exit_condition is not None else [False] * n,
                 index_of={t: i for i, t in enumerate(times)},
+                atr=(
+                    atr(lists["high"], lists["low"], lists["close"], int(atr_stop["atr"]))
+                    if atr_stop is not None
+                    else []
+                ),
             )
         )
 
@@ -465,6 +548,16 @@ def oracle_backtest(
     positions: dict[str, _Position] = {}
     trades: list[OracleTrade] = []
     skipped = limited = 0
+    refusals: list[OracleRefusal] = []
+    halts: list[OracleHalt] = []
+    last_stop_loss: dict[str, int] = {}  # symbol -> exit time of its last stop-loss
+    previous_equity: float | None = None  # measured at the previous boundary
+    current_day: int | None = None
+    day_start = NAN
+    daily_halted = False
+    peak = NAN
+    drawdown_halted = False
+    drawdown_began = 0
     boundaries = list(range(start_time_seconds, end_time_seconds + 1, DAY_SECONDS))
     steps = [*boundaries, end_time_seconds + DAY_SECONDS] if close_at_end else boundaries
 
@@ -472,9 +565,9 @@ def oracle_backtest(
         nxt = instrument.at(b)
         if nxt is not None:
             return instrument.open[nxt]
-        t = instrument.at(b - DAY_SECONDS)
-        if t is not None:
-            return instrument.close[t]
+        last = instrument.last_at_or_before(b - DAY_SECONDS)  # candle t, or the last one before a gap
+        if last is not None:
+            return instrument.close[last]
         return position.trade.entry_price
 
     for b in steps:
@@ -491,6 +584,8 @@ def oracle_backtest(
             if reason:
                 cash += _close(position, raw, t, instrument.times[t], reason, fee_rate, slip)
                 del positions[instrument.symbol]
+                if reason == "stop_loss":
+                    last_stop_loss[instrument.symbol] = instrument.times[t]
             else:
                 position.trail_reference = max(position.trail_reference, instrument.high[t])
         if after_end:
@@ -502,6 +597,35 @@ def oracle_backtest(
             for i in instruments
             if (p := positions.get(i.symbol)) is not None
         )
+        # The limits' state at this boundary, measured on that same equity.
+        if daily_ratio is not None:
+            day_index = (b - DAY_SECONDS) // DAY_SECONDS
+            if day_index != current_day:
+                current_day = day_index
+                day_start = equity if previous_equity is None else previous_equity
+                if daily_halted:  # the day's halt ended with its day
+                    daily_halted = False
+                    halts.append(OracleHalt(b, "daily_loss_limit_ratio", False, equity, day_start))
+            if not daily_halted and equity < (1.0 - daily_ratio) * day_start:
+                daily_halted = True
+                halts.append(OracleHalt(b, "daily_loss_limit_ratio", True, equity, day_start))
+        if drawdown_ratio is not None:
+            peak = equity if math.isnan(peak) else max(peak, equity)
+            line = (1.0 - drawdown_ratio) * peak
+            if drawdown_halted:
+                if equity >= line:
+                    drawdown_halted = False
+                elif resume_days is not None and b - drawdown_began >= resume_days * DAY_SECONDS:
+                    drawdown_halted = False
+                    peak = equity
+                if not drawdown_halted:
+                    halts.append(OracleHalt(b, "max_drawdown_halt_ratio", False, equity, peak))
+            elif equity < line:
+                drawdown_halted = True
+                drawdown_began = b
+                halts.append(OracleHalt(b, "max_drawdown_halt_ratio", True, equity, peak))
+        previous_equity = equity
+
         entered: set[str] = set()
         for instrument in instruments:
             t = instrument.at(b - DAY_SECONDS)
@@ -509,20 +633,82 @@ def oracle_backtest(
             if instrument.symbol in positions or t is None or nxt is None or not instrument.entry[t]:
                 continue
             fill = instrument.open[nxt] * (1.0 + slip)
-            wanted = sizing["value"] * equity if sizing["method"] == "equity_fraction" else sizing["value"]
-            spend = min(wanted, cash)
-            if spend <= DUST_RATIO * equity or fill <= 0.0:
-                skipped += 1
+            refused = ""
+            room = NAN
+            stop = NAN
+            if daily_halted:
+                refused = "daily_loss_limit_ratio"
+            elif drawdown_halted:
+                refused = "max_drawdown_halt_ratio"
+            elif (
+                cooldown_days is not None
+                and instrument.symbol in last_stop_loss
+                and b <= last_stop_loss[instrument.symbol] + cooldown_days * DAY_SECONDS
+            ):
+                refused = "cooldown_days_after_stop_loss"
+            elif max_open is not None and len(positions) >= max_open:
+                refused = "max_open_positions"
+            if not refused and max_exposure is not None:
+                # Open before this boundary: at the boundary's prices; entered at it: at the fill (their notional).
+                held = sum(
+                    p.trade.quantity
+                    * (p.trade.entry_price if i.symbol in entered else price_for_equity(i, b, p))
+                    for i in instruments
+                    if (p := positions.get(i.symbol)) is not None
+                )
+                room = max_exposure * equity - held
+            if not refused and sizing["method"] == "risk":
+                if atr_stop is None:
+                    stop = fill * (1.0 - float(stop_ratio or 0.0))
+                else:
+                    stop = fill - float(atr_stop["multiple"]) * instrument.atr[t]
+                if math.isnan(stop) or stop <= 0.0:
+                    # No quantity to cut: the exposure limit, listed before, refuses when there is no room.
+                    refused = "max_exposure_ratio" if room <= DUST_RATIO * equity else "risk_stop"
+            if refused:
+                refusals.append(OracleRefusal(b, instrument.symbol, refused))
                 continue
-            limited += spend < wanted
-            quantity = spend / (fill * (1.0 + fee_rate))
+            if sizing["method"] == "risk":
+                per_unit_loss = fill * (1.0 + fee_rate) - stop * (1.0 - slip) * (1.0 - fee_rate)
+                if (
+                    per_unit_loss <= 0.0
+                ):  # a stop at the fill (ATR 0) without fee or slippage: nothing to size on
+                    skipped += 1
+                    continue
+                wanted_quantity = sizing["value"] * equity / per_unit_loss
+                quantity = min(wanted_quantity, cash / (fill * (1.0 + fee_rate)))
+                spend = quantity * fill * (1.0 + fee_rate)
+                if spend <= DUST_RATIO * equity or fill <= 0.0:
+                    skipped += 1
+                    continue
+                limited += quantity < wanted_quantity
+            else:
+                wanted = (
+                    sizing["value"] * equity if sizing["method"] == "equity_fraction" else sizing["value"]
+                )
+                spend = min(wanted, cash)
+                if spend <= DUST_RATIO * equity or fill <= 0.0:
+                    skipped += 1
+                    continue
+                limited += spend < wanted
+                quantity = spend / (fill * (1.0 + fee_rate))
+            if max_exposure is not None and quantity * fill > room:
+                if room <= DUST_RATIO * equity:
+                    refusals.append(OracleRefusal(b, instrument.symbol, "max_exposure_ratio"))
+                    continue
+                quantity = room / fill
             fee = fee_rate * fill * quantity
-            trade = OracleTrade(instrument.symbol, nxt, b, fill, quantity, fee)
+            stop_loss: float | None
+            if sizing["method"] == "risk":
+                stop_loss = stop
+            else:
+                stop_loss = None if stop_ratio is None else fill * (1.0 - stop_ratio)
+            trade = OracleTrade(instrument.symbol, nxt, b, fill, quantity, fee, stop_loss_price=stop_loss)
             cash -= fill * quantity + fee
             trades.append(trade)
             positions[instrument.symbol] = _Position(
                 trade,
-                stop_loss=None if stop_ratio is None else fill * (1.0 - stop_ratio),
+                stop_loss=stop_loss,
                 take_profit=None if tp_ratio is None else fill * (1.0 + tp_ratio),
                 trail_reference=fill,
             )
@@ -534,7 +720,9 @@ def oracle_backtest(
             if position is None or nxt is None or instrument.symbol in entered:
                 continue
             t = instrument.at(b - DAY_SECONDS)
-            if t is not None and instrument.exit[t]:
+            if t is None:  # exits at the open are decided on a stored candle t (docs/criteria.md), as live
+                continue
+            if instrument.exit[t]:
                 reason = "signal"
             elif max_days is not None and b - position.trade.entry_time_seconds >= max_days * DAY_SECONDS:
                 reason = "max_holding"
@@ -592,7 +780,9 @@ def oracle_backtest(
                 assert last is not None
                 value += trade.quantity * instrument.close[last]
         equity_curve[j] = value
-    return OracleResult(trades, np.array(boundaries, dtype=np.int64), equity_curve, skipped, limited)
+    return OracleResult(
+        trades, np.array(boundaries, dtype=np.int64), equity_curve, skipped, limited, refusals, halts
+    )
 
 
 def trades_summary(trades: Sequence[OracleTrade]) -> dict[str, int]:

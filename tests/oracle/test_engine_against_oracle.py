@@ -501,7 +501,16 @@ def oracle_run(case: Case) -> OracleResult:
 
 
 _EXACT = ("symbol", "entry_index", "entry_time_seconds", "exit_index", "exit_time_seconds", "exit_reason")
-_CLOSE = ("entry_price", "quantity", "entry_fee", "exit_price", "exit_fee", "pnl", "pnl_ratio")
+_CLOSE = (
+    "entry_price",
+    "quantity",
+    "entry_fee",
+    "stop_loss_price",
+    "exit_price",
+    "exit_fee",
+    "pnl",
+    "pnl_ratio",
+)
 
 
 def _show(trade: OracleTrade | Trade) -> str:

@@ -18,8 +18,10 @@ from django.test import Client
 
 from positions.limits import limit_state_read, limit_state_save
 from positions.models import LimitState
+from tests.instruments.factories import CandleFactory, InstrumentFactory
+from tests.trading.factories import PositionFactory
 from trading.engine.step import LimitState as EngineLimitState
-from trading.models import Strategy
+from trading.models import Portfolio, PortfolioStrategy, Strategy
 
 pytestmark = pytest.mark.django_db
 TODAY = date(2024, 4, 23)
@@ -121,3 +123,32 @@ def test_resetting_the_limits_needs_the_delete_permission_and_trade_live_for_an_
     )
     assert deleter.post(f"/admin/positions/limitstate/{live.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not LimitState.objects.filter(pk=live.pk).exists()
+
+
+@time_machine.travel(datetime(2024, 4, 23, 9, 0, tzinfo=UTC), tick=False)
+def test_the_dashboard_shows_each_portfolio_with_its_cash_equity_members_and_halt(client: Client) -> None:
+    """Cash and equity worked by hand: starting 1,000; an open position of 2 units entered at 100 with a fee of
+    0.2 (cash -200.2), marked at the newest close 120 (+240); a closed one of 1 unit at 100 (fee 0.1) sold at 110
+    (fee 0.11): -100.1 + 109.89. Cash 1,000 - 200.2 - 100.1 + 109.89 = 809.59; equity 809.59 + 240 = 1,049.59."""
+    coin = InstrumentFactory.create(symbol="BTC")
+    CandleFactory.create(instrument=coin, open=Decimal("119"), close=Decimal("120"))
+    portfolio = Portfolio.objects.create(name="core", starting_cash=Decimal("1000"), is_enabled=True)
+    a, b = _strategy("trend"), _strategy("dip")
+    PortfolioStrategy.objects.create(portfolio=portfolio, strategy=a, weight=Decimal("0.6"), order=0)
+    PortfolioStrategy.objects.create(portfolio=portfolio, strategy=b, weight=Decimal("0.4"), order=1)
+    PositionFactory.create(strategy=a, portfolio=portfolio, instrument=coin, quantity=Decimal("2"))
+    PositionFactory.create(strategy=b, portfolio=portfolio, instrument=coin, closed=True)
+    PositionFactory.create(strategy=b, instrument=coin)  # not the portfolio's (opened before it joined)
+    LimitState.objects.create(
+        portfolio=portfolio,
+        as_of=TODAY,
+        peak_equity=Decimal("1200"),
+        drawdown_halt_since=datetime(2024, 4, 20, tzinfo=UTC),
+    )
+    client.force_login(User.objects.create_superuser("boss", password="unused-password-123"))
+    page = client.get("/").content.decode()
+    row = page.split('data-portfolio="core"')[1].split("</tr>")[0]
+    assert 'data-field="cash">809.59<' in row
+    assert 'data-field="equity">1,049.59<' in row
+    assert "trend 60 %, dip 40 %" in row
+    assert "halted by max_drawdown_halt_ratio since 2024-04-20; exits still run" in row

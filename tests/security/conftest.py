@@ -16,6 +16,7 @@ from simulator.models import PortfolioSimulation, RunStatus, Simulation, Sweep, 
 from tests.accounts import api_token
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
+from trading.models import Portfolio, PortfolioStrategy
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -32,7 +33,8 @@ class Seeded:
 @pytest.fixture
 def seeded(db: None) -> Seeded:
     """A superuser with a token, an instrument with 30 candles, a strategy with an open position, a history
-    run, and a finished simulation, sweep, walk-forward and portfolio run owned by the user."""
+    run, a finished simulation, sweep, walk-forward and portfolio run owned by the user, and a portfolio of the
+    strategy."""
     user = User.objects.create_superuser("alice", "alice@example.com", PASSWORD)
     token = api_token(user)
     instrument = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
@@ -106,6 +108,8 @@ def seeded(db: None) -> Seeded:
         ],
         status=RunStatus.DONE,
     )
+    portfolio = Portfolio.objects.create(name="core")
+    PortfolioStrategy.objects.create(portfolio=portfolio, strategy=strategy, weight=Decimal("0.5"))
     return Seeded(
         user=user,
         token=token,
@@ -121,5 +125,6 @@ def seeded(db: None) -> Seeded:
             "walk-forwards": walk_forward.pk,
             "portfolio_simulations": portfolio_run.pk,
             "portfolios": portfolio_run.pk,
+            "deploy": portfolio.pk,
         },
     )

@@ -268,6 +268,13 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/simulator/sweeps/{pk}/delete/"): same_for_all(405),
     ("GET", "/simulator/runs/{pk}/strategy/"): same_for_all(405),
     ("POST", "/simulator/runs/{pk}/strategy/"): _row(302, 403, add_strategy=404, superuser=200),
+    # "Deploy winners" of a portfolio: proposing needs trading.view_portfolio (or change_portfolio), which only the
+    # superuser holds here; POST {} is the form with its errors (200). Confirming needs trading.change_portfolio
+    # (403), then the form's errors again (200: no token, nothing applied); GET never confirms.
+    ("GET", "/simulator/deploy/{pk}/"): page_for(200),
+    ("POST", "/simulator/deploy/{pk}/"): page_for(200),
+    ("GET", "/simulator/deploy/{pk}/confirm/"): same_for_all(405),
+    ("POST", "/simulator/deploy/{pk}/confirm/"): page_for(200),
     # -- pages: the dashboard reads strategies, positions and history ----------------------------------------------
     ("GET", "/"): page_for(200, "viewer"),
     ("POST", "/"): same_for_all(405),
@@ -490,7 +497,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
     from simulator.models import PortfolioSimulation, RunStatus, Simulation, Sweep, SweepPoint, WalkForward
     from tests.instruments.factories import CandleFactory, InstrumentFactory
     from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
-    from trading.models import Strategy
+    from trading.models import Portfolio, PortfolioStrategy, Strategy
 
     summary: dict[str, Any] = {"run_id": None, "step": "stub", "status": "ok", "results": [], "errors": []}
     stubs = {
@@ -593,6 +600,8 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
             ],
             status=RunStatus.DONE,
         )
+        portfolio = Portfolio.objects.create(name="core")
+        PortfolioStrategy.objects.create(portfolio=portfolio, strategy=strategy, weight=Decimal("0.5"))
         group = Group.objects.create(name="traders")
         # django-axes' records (written by axes only; read-only in the admin).
         attempt = AccessAttempt.objects.create(
@@ -621,6 +630,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
                 "walk-forwards": walk_forward.pk,
                 "portfolio_simulations": portfolio_run.pk,
                 "portfolios": portfolio_run.pk,
+                "deploy": portfolio.pk,
             },
             "ids": {
                 "format": "json",

@@ -12,13 +12,14 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
 from instruments.models import Instrument
-from positions.accounts import strategy_cash
+from positions.accounts import portfolio_cash, strategy_cash
 from positions.cycle.close import sync_close_positions
 from positions.cycle.open import sync_new_trades
 from positions.cycle.replay import day_range, replay, replay_account_create
@@ -28,9 +29,11 @@ from runs.models import History, HistoryKind
 from simulator.launch import simulation_start
 from simulator.services.requests import simulation_request_check
 from trading.engine.backtest import BacktestResult, backtest
-from trading.engine.criteria import criteria_parse
+from trading.engine.criteria import criteria_parse, limits_parse
 from trading.engine.examples import sma_cross_criteria
-from trading.models import Strategy
+from trading.engine.portfolio import PortfolioBook, portfolio_backtest
+from trading.engine.types import TradeLog
+from trading.models import Portfolio, PortfolioStrategy, Strategy
 from trading.selectors import candles_before, from_seconds, to_seconds
 
 START, END = date(2019, 1, 1), date(2019, 12, 31)
@@ -454,3 +457,135 @@ def test_the_simulator_reports_what_the_limits_refused_as_the_backtest_and_shows
         )
     assert page.count('data-began="true"') == sum(1 for h in expected.halts if h.began)
     assert page.count('data-began="false"') == sum(1 for h in expected.halts if not h.began)
+
+
+PORTFOLIO_MEMBERS = {
+    "pf-rsi": (
+        ["bitcoin", "ethereum"],
+        0.4,
+        {
+            "version": 1,
+            "side": "long",
+            "entry": {"left": {"indicator": "rsi", "period": 14}, "op": "<", "right": {"value": 45}},
+            "exit": {"left": {"indicator": "rsi", "period": 14}, "op": ">", "right": {"value": 60}},
+            "stop_loss_ratio": 0.04,
+            "fee_rate": 0.001,
+            "slippage_ratio": 0.0005,
+            "sizing": {"method": "equity_fraction", "value": 0.6},
+            "limits": {"cooldown_days_after_stop_loss": 5},
+        },
+    ),
+    "pf-breakout": (
+        ["ethereum", "litecoin"],
+        0.35,
+        {
+            "version": 1,
+            "side": "long",
+            "entry": {
+                "left": {"indicator": "close"},
+                "op": ">",
+                "right": {"indicator": "highest", "period": 10, "source": "high", "shift": 1},
+            },
+            "trailing_stop_ratio": 0.08,
+            "fee_rate": 0.001,
+            "slippage_ratio": 0.0005,
+            "sizing": {"method": "equity_fraction", "value": 1.0},
+            "limits": {"max_open_positions": 1, "daily_loss_limit_ratio": 0.02},
+        },
+    ),
+    "pf-sma": (
+        ["bitcoin"],
+        0.25,
+        {
+            **sma_cross_criteria(fast_period=20, slow_period=50),
+            "stop_loss_ratio": 0.08,
+            "fee_rate": 0.001,
+            "slippage_ratio": 0.0005,
+            "sizing": {"method": "equity_fraction", "value": 1.0},
+        },
+    ),
+}
+PORTFOLIO_LIMITS = {"max_open_positions": 3, "max_drawdown_halt_ratio": 0.1, "drawdown_resume_days": 15}
+
+
+@pytest.mark.django_db
+def test_a_portfolio_replayed_day_by_day_through_the_live_services_equals_the_portfolio_simulation(
+    shipped_history: None,
+) -> None:
+    """Issue 16's parity: three strategies with weights on one account, with limits that fire (the portfolio's
+    drawdown halt, a member's daily loss halt, a cooldown after a stop-loss, max-positions refusals of a member and
+    of the portfolio), replayed day by day through the live open and close steps, make the portfolio backtest's
+    trades, and the same equity at the end to 1e-9."""
+    everything = datetime(2100, 1, 1, tzinfo=UTC)
+    books = []
+    portfolio = Portfolio.objects.create(
+        name="parity", starting_cash=10_000, limits=PORTFOLIO_LIMITS, is_enabled=True
+    )
+    members = []
+    for order, (name, (coins, weight, document)) in enumerate(PORTFOLIO_MEMBERS.items()):
+        instruments = Instrument.objects.filter(coingecko_id__in=coins).order_by("symbol")
+        strategy = Strategy.objects.create(name=name, criteria=document, starting_cash=10_000)
+        strategy.instruments.set(instruments)
+        PortfolioStrategy.objects.create(
+            portfolio=portfolio, strategy=strategy, weight=Decimal(str(weight)), order=order
+        )
+        members.append(strategy)
+        books.append(
+            PortfolioBook(
+                name, criteria_parse(document), [candles_before(i, everything) for i in instruments], weight
+            )
+        )
+    expected = portfolio_backtest(
+        books=books,
+        start_time_seconds=to_seconds(datetime.combine(START, datetime.min.time(), tzinfo=UTC)),
+        end_time_seconds=to_seconds(datetime.combine(END, datetime.min.time(), tzinfo=UTC)),
+        starting_cash=10_000.0,
+        limits=limits_parse(PORTFOLIO_LIMITS),
+    )
+    fired = {(book, r.limit.value) for book, r in expected.refusals}
+    assert {"cooldown_days_after_stop_loss", "max_open_positions", "max_drawdown_halt_ratio"} <= {
+        limit for _, limit in fired
+    }
+    assert {(h.book, h.limit.value) for h in expected.halts if h.began} >= {
+        (None, "max_drawdown_halt_ratio"),
+        (1, "daily_loss_limit_ratio"),
+    }
+
+    broker = ReplayBroker()
+    for day in day_range(START, END):
+        sync_new_trades(as_of=day, broker=broker, strategies=members)
+        sync_close_positions(as_of=day, broker=broker, strategies=members)
+
+    for strategy, log in zip(members, expected.trade_logs, strict=True):
+        positions = _replayed_positions(strategy)
+        assert all(p.portfolio_id == portfolio.pk for p in positions)
+        _assert_same_trades(positions, _as_result(log))
+    last_closes = {
+        i.pk: float(
+            candles_before(
+                i, datetime.combine(END + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+            ).close[-1]
+        )
+        for i in Instrument.objects.filter(coingecko_id__in=["bitcoin", "ethereum", "litecoin"])
+    }
+    equity = float(portfolio_cash(portfolio)) + sum(
+        float(p.quantity) * last_closes[p.instrument_id]
+        for p in Position.objects.filter(portfolio=portfolio).open()
+    )
+    assert math.isclose(equity, float(expected.equity_curve[-1]), rel_tol=1e-9)
+    halts = [
+        (date.fromisoformat(row.payload["boundary"][:10]), row.payload["limit"], row.payload["began"])
+        for row in History.objects.filter(kind=HistoryKind.HALT, payload__portfolio="parity").order_by(
+            "created_at", "id"
+        )
+    ]
+    assert halts == [
+        (from_seconds(h.boundary_seconds).date(), h.limit.value, h.began)
+        for h in expected.halts
+        if h.book is None
+    ]
+
+
+def _as_result(log: TradeLog) -> BacktestResult:
+    """A trade log in the shape :func:`_assert_same_trades` reads (its ``trades``)."""
+    return BacktestResult(log, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))

@@ -146,11 +146,13 @@ def market_at(
     next_time_seconds: int | None,
     next_price: float | None,
 ) -> InstrumentAtBoundary:
-    """Return an instrument at a boundary, candle ``t`` being its last completed candle (or -1 for none)."""
+    """Return an instrument at a boundary, candle ``t`` being its last completed candle (or -1 for none: then
+    ``candles`` end before the boundary, and the last one's close is the instrument's last price)."""
     if t < 0:
         return InstrumentAtBoundary(
             symbol=candles.symbol,
             index=None,
+            last_close=float(candles.close[-1]) if len(candles) else math.nan,
             next_index=next_index,
             next_time_seconds=next_time_seconds,
             next_price=next_price,
@@ -166,6 +168,7 @@ def market_at(
         entry_signal=bool(signals.entry[t]),
         exit_signal=bool(signals.exit[t]),
         atr=math.nan if signals.atr is None else float(signals.atr[t]),
+        last_close=float(candles.close[t]),
         next_index=next_index,
         next_time_seconds=next_time_seconds,
         next_price=next_price,
@@ -312,7 +315,7 @@ def backtest(
         finer_prices=finer_prices,
         capacity=capacity,
         t_atr=stacked("t_atr") if uses_atr else np.empty((0, 0)),
-        boundary_seconds=np.ascontiguousarray(steps_run),
+        boundary_seconds=_measured(steps_run, close_at_end and rows.stop == len(steps) > rows.start),
         log_limits=True,
     )
     if close_at_end:
@@ -385,6 +388,15 @@ def backtest(
         refusals,
         halts_from_log(halt_ints, halt_floats),
     )
+
+
+def _measured(steps: np.ndarray, close_at_end: bool) -> np.ndarray:
+    """The boundaries' times for the kernel's limits (:func:`trading.engine.loop.run_boundaries`): ``steps``, with
+    -1 for the settlement step after the last candle of a run that closes at its end (not a boundary of the run)."""
+    times = np.array(steps, dtype=np.int64)
+    if close_at_end and times.shape[0]:
+        times[-1] = -1
+    return times
 
 
 def _gapless_offset(candles: CandleArrays, moment: int, candle_seconds: int) -> int | None:

@@ -108,14 +108,15 @@ def equity_at_boundary(
     j: int,
     is_open: np.ndarray,
     quantity: np.ndarray,
-    entry_price: np.ndarray,
+    last_close: np.ndarray,
     has_t: np.ndarray,
     t_close: np.ndarray,
     has_next: np.ndarray,
     next_price: np.ndarray,
 ) -> float:
-    """Return cash plus the open positions at this boundary's prices (the next price, else candle t's close,
-    else the entry price)."""
+    """Return cash plus the open positions at this boundary's prices: the next price, else candle t's close, else
+    ``last_close[i]`` (shape (k,): the close of the slot's last candle before the boundary, as the equity curve
+    marks it; an instrument between two stored candles keeps its last price)."""
     total = cash
     for i in range(is_open.shape[0]):
         if not is_open[i]:
@@ -125,7 +126,7 @@ def equity_at_boundary(
         elif has_t[j, i]:
             price = t_close[j, i]
         else:
-            price = entry_price[i]
+            price = last_close[i]
         total += quantity[i] * price
     return total
 
@@ -175,7 +176,7 @@ def limits_at_boundary(
     - The day is the UTC day of candle t (``(boundary_seconds - 1) // 86400``: a daily boundary at D 00:00 closes
       day D - 1). Its starting equity is the equity measured at the last boundary of the day before (this one's, on
       an account's first boundary). Once the equity is below ``(1 - daily_loss_limit_ratio)`` of it, no entry is
-      made at any boundary of that day; the next day starts afresh.
+      made at any boundary of that day; the next day starts afresh (its first boundary logs the halt's end).
     - The peak is the highest equity measured at a boundary. While the equity is below ``(1 -
       max_drawdown_halt_ratio)`` of the peak, no entry is made. The halt ends when the equity is back at or above
       that line (open positions recovered), or, with ``drawdown_resume_days``, at the first boundary at least that
@@ -198,6 +199,19 @@ def limits_at_boundary(
         state[STATE_DAY] = day
         last = state[STATE_LAST_EQUITY]
         state[STATE_DAY_START_EQUITY] = equity if np.isnan(last) else last
+        if state[STATE_HALT_DAY] >= 0.0:  # a daily loss halt ends with its day
+            state[STATE_HALT_DAY] = -1.0
+            h = _halt_logged(
+                halt_ints,
+                halt_floats,
+                h,
+                boundary_seconds,
+                LIMIT_DAILY_LOSS,
+                0,
+                equity,
+                state[STATE_DAY_START_EQUITY],
+                book,
+            )
     if not np.isnan(daily):
         start = state[STATE_DAY_START_EQUITY]
         if state[STATE_HALT_DAY] != day and equity < start * (1.0 - daily):
@@ -266,6 +280,7 @@ def book_equities(
     quantity: np.ndarray,
     entry_price: np.ndarray,
     entry_fee: np.ndarray,
+    last_close: np.ndarray,
     has_t: np.ndarray,
     t_close: np.ndarray,
     has_next: np.ndarray,
@@ -285,7 +300,7 @@ def book_equities(
         elif has_t[j, i]:
             price = t_close[j, i]
         else:
-            price = entry_price[i]
+            price = last_close[i]
         out[slot_book[i]] += quantity[i] * price - (entry_price[i] * quantity[i] + entry_fee[i])
 
 
@@ -315,6 +330,7 @@ def entries_at_boundary(
     take_profit: np.ndarray,
     trail_reference: np.ndarray,
     trail_level: np.ndarray,
+    last_close: np.ndarray,
     entered: np.ndarray,
     blocked: int,
     book_blocked: np.ndarray,
@@ -343,14 +359,15 @@ def entries_at_boundary(
     boundary's prices, the new one's at its fill price, within the limit; refused when what is left is dust), and,
     with risk-based sizing, when there is no stop to size on (``LIMIT_RISK_STOP``). ``t_atr`` (shape (n, k)) is
     the ATR on candle t, read only by risk-based sizing with an ATR stop, which also sets the trade's stop-loss at
-    ``fill - multiple * ATR``. ``book_open`` (shape (B,), int64) and ``book_exposure`` (shape (B,), float64) are
-    work arrays (overwritten).
+    ``fill - multiple * ATR``. ``last_close`` (shape (k,)) marks an open position whose instrument has neither
+    candle t nor a next price (:func:`equity_at_boundary`). ``book_open`` (shape (B,), int64) and
+    ``book_exposure`` (shape (B,), float64) are work arrays (overwritten).
 
     Updates the state of the entered slots in place, sets ``entered[i]`` (shape (k,), bool) for each and
     ``refused[i]`` (shape (k,), int64) to the ``LIMIT_*`` code that refused slot ``i`` (``LIMIT_NONE`` else),
     and returns the cash left (never below 0).
     """
-    equity = equity_at_boundary(cash, j, is_open, quantity, entry_price, has_t, t_close, has_next, next_price)
+    equity = equity_at_boundary(cash, j, is_open, quantity, last_close, has_t, t_close, has_next, next_price)
     ruined = equity <= portfolio_rules[RULE_RUIN_EQUITY]  # False when NaN (no starting cash given)
     for b in range(book_open.shape[0]):
         book_open[b] = 0
@@ -364,7 +381,7 @@ def entries_at_boundary(
             elif has_t[j, i]:
                 mark = t_close[j, i]
             else:
-                mark = entry_price[i]
+                mark = last_close[i]
             book_open[slot_book[i]] += 1
             book_exposure[slot_book[i]] += quantity[i] * mark
             n_open += 1
@@ -397,6 +414,15 @@ def entries_at_boundary(
         fee_rate = book_rules[b, RULE_FEE_RATE]
         slippage_ratio = book_rules[b, RULE_SLIPPAGE_RATIO]
         budget = book_weight[b] * equity
+        max_exposure = book_rules[b, RULE_MAX_EXPOSURE_RATIO]
+        room = np.inf
+        if not np.isnan(max_exposure):
+            room = max_exposure * budget - book_exposure[b]
+        if not np.isnan(max_exposure_total):
+            room = min(room, max_exposure_total * equity - exposure)
+        if room <= MIN_SPEND_RATIO * equity:
+            refused[i] = LIMIT_MAX_EXPOSURE
+            continue
         price = buy_fill_price(next_price[j, i], slippage_ratio)
         stop = stop_loss_level(price, book_rules[b, RULE_STOP_LOSS_RATIO])
         method = int(book_rules[b, RULE_SIZING_METHOD])
@@ -412,18 +438,10 @@ def entries_at_boundary(
                 continue
         else:
             units = entry_quantity(method, book_rules[b, RULE_SIZING_VALUE], budget, cash, price, fee_rate)
-        max_exposure = book_rules[b, RULE_MAX_EXPOSURE_RATIO]
-        if units > 0.0 and not (np.isnan(max_exposure) and np.isnan(max_exposure_total)):
-            room = np.inf
-            if not np.isnan(max_exposure):
-                room = max_exposure * budget - book_exposure[b]
-            if not np.isnan(max_exposure_total):
-                room = min(room, max_exposure_total * equity - exposure)
-            if units * price > room:
-                units = room / price if room > MIN_SPEND_RATIO * equity else 0.0
-                if units <= 0.0:
-                    refused[i] = LIMIT_MAX_EXPOSURE
-                    continue
+        if (
+            units * price > room
+        ):  # the exposure limits cut the spend to their room (above dust, checked first)
+            units = room / price
         if units <= 0.0:
             continue
         fee = fill_fee(price, units, fee_rate)

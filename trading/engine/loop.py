@@ -165,7 +165,8 @@ def run_boundaries(
         capacity: an upper bound of the number of trades (the count of entry signals is one).
         t_atr: shape (n, k), float64: the ATR on candle t, for risk-based sizing with an ATR stop; may be (0, 0)
             when the rules do not size on an ATR stop.
-        boundary_seconds: shape (n,), int64: each boundary's time (the open of candle t + 1), seconds.
+        boundary_seconds: shape (n,), int64: each boundary's time (the open of candle t + 1), seconds; -1 for the
+            settlement step after the last candle of a run that closes at its end (no limit is measured there).
         log_limits: log the entries refused by a risk limit and the halts (else the refusal and halt logs are
             empty; the limits apply either way).
 
@@ -241,6 +242,7 @@ def run_boundaries(
     book_exposure = np.zeros(books)
     book_equity = np.zeros(books)
     realized = np.zeros(books)
+    last_close = np.full(k, np.nan)  # each slot's last close before the boundary: marks a held slot in a gap
     cooldown_until = np.full(k, np.iinfo(np.int64).min, dtype=np.int64)
     refused = np.zeros(k, dtype=np.int64)
     refusals = np.full((capacity if log_limits else 0, REFUSAL_COLUMNS), -1, dtype=np.int64)
@@ -313,15 +315,21 @@ def run_boundaries(
                 floats,
                 codes,
             )
+        for i in range(k):
+            if has_t[j, i]:
+                last_close[i] = t_close[j, i]
         blocked = LIMIT_NONE
-        if halts:
+        # The limits are measured at the run's boundaries: not at the settlement step after the last candle of a
+        # run that closes at its end (boundary_seconds -1 there), where nothing can be entered.
+        measured = boundary_seconds[j] >= 0
+        if halts and measured:
             equity = equity_at_boundary(
-                cash, j, is_open, quantity, entry_price, has_t, t_close, has_next, next_price
+                cash, j, is_open, quantity, last_close, has_t, t_close, has_next, next_price
             )
             blocked, h = limits_at_boundary(
                 portfolio_rules, state, equity, boundary_seconds[j], halt_ints, halt_floats, h, -1
             )
-        if book_halts:
+        if book_halts and measured:
             book_equities(
                 book_weight,
                 starting_cash,
@@ -332,6 +340,7 @@ def run_boundaries(
                 quantity,
                 entry_price,
                 entry_fee,
+                last_close,
                 has_t,
                 t_close,
                 has_next,
@@ -379,6 +388,7 @@ def run_boundaries(
                 take_profit,
                 trail_reference,
                 trail_level,
+                last_close,
                 entered,
                 blocked,
                 book_blocked,

@@ -32,6 +32,7 @@ from trading.engine.backtest import (
     _end_of_prices,
     _end_of_run,
     _market_columns,
+    _measured,
     _trade_log,
 )
 from trading.engine.criteria import Criteria, Limits
@@ -218,7 +219,7 @@ def portfolio_backtest(
         finer_prices=finer_prices,
         capacity=int(sum(int(column["entry_signal"].sum()) for column in columns)),
         t_atr=stacked("t_atr") if uses_atr else np.empty((0, 0)),
-        boundary_seconds=np.ascontiguousarray(steps),
+        boundary_seconds=_measured(steps, close_at_end),
         log_limits=True,
     )
     if close_at_end:

@@ -27,6 +27,7 @@ import numpy as np
 
 from trading.engine import layout
 from trading.engine.boundary import (
+    book_equities,
     cooldowns_after_exits,
     entries_at_boundary,
     equity_at_boundary,
@@ -55,6 +56,8 @@ class InstrumentAtBoundary:
         open, high, low, close: candle t's prices (when ``index`` is set), quote currency.
         entry_signal, exit_signal: the signals on candle t.
         atr: the ATR on candle t that risk-based sizing with an ATR stop sizes on (NaN without one).
+        last_close: the close of the instrument's last candle before the boundary (candle t's, or an earlier one
+            across a gap); NaN when none is known. It marks a held position without candle t nor a next price.
         next_index: index of the candle whose open is the next price (replay), or -1 live / None at the end.
         next_time_seconds: seconds since epoch of the next price (open of t+1, or now live); None at the end of data.
         next_price: the first price after t (raw, before slippage); None at the end of data.
@@ -70,6 +73,7 @@ class InstrumentAtBoundary:
     entry_signal: bool = False
     exit_signal: bool = False
     atr: float = math.nan
+    last_close: float = math.nan
     next_index: int | None = None
     next_time_seconds: int | None = None
     next_price: float | None = None
@@ -317,6 +321,15 @@ class _Boundary:
             [h.next_price if ok and h else math.nan for h, ok in zip(here, nxt, strict=True)]
         )
         self.t_atr = np.array([h.atr if ok and h else math.nan for h, ok in zip(here, has, strict=True)])
+        # A held instrument in a gap is marked at its last close (the equity curve's mark), else its entry price.
+        self.last_close = np.array(
+            [
+                h.last_close
+                if h is not None and not math.isnan(h.last_close)
+                else (o.trade.entry_price if o else math.nan)
+                for h, o in zip(here, held, strict=True)
+            ]
+        )
         for name in (
             *MARKET_COLUMNS,
             "t_atr",
@@ -368,12 +381,13 @@ def step_entries(
     limit_state: LimitState | None = None,
     stop_loss_exits: Mapping[str, int] | None = None,
 ) -> Entries:
-    """Decide and fill the entries of one boundary (the **open** step), within the risk limits.
+    """Decide and fill the entries of one boundary (the **open** step) of a strategy alone, within its limits.
 
     Each instrument (in symbol order) without an open trade whose entry signal holds on candle t enters at the
     first price after t, sized on the equity at this boundary (cash plus the open trades at the next price,
-    else t's close, else their entry price), while cash lasts and the criteria's risk limits allow
-    (:func:`trading.engine.boundary.limits_at_boundary`, :func:`trading.engine.boundary.entries_at_boundary`).
+    else t's close, else their last close), while cash lasts and the criteria's risk limits allow
+    (:func:`trading.engine.boundary.limits_at_boundary`, :func:`trading.engine.boundary.entries_at_boundary`):
+    the kernel's one book of weight 1 (:func:`standalone_rules`), as the backtest runs it.
 
     Args:
         criteria: the strategy's criteria.
@@ -388,99 +402,290 @@ def step_entries(
             the cooldown after a stop-loss.
 
     Returns:
-        :class:`Entries`.
+        :class:`Entries` (its ``limit_state`` and ``halts`` are the account's).
 
     Raises:
         ValueError: halting limits without ``boundary_seconds``.
     """
-    b = _Boundary(set(market) | set(open_trades), market, open_trades)
     book_rules, account_rules = standalone_rules(criteria, starting_cash=starting_cash)
-    slot_book, book_weight = single_book(b.k)
+    decided = _entries(
+        book_rules,
+        account_rules,
+        [BookAtBoundary(criteria, market, open_trades, 1.0, 0.0, None, stop_loss_exits)],
+        cash=cash,
+        starting_cash=0.0 if starting_cash is None else float(starting_cash),
+        boundary_seconds=boundary_seconds,
+        limit_state=limit_state,
+    )
+    (book,) = decided.books
+    return replace(book, cash=decided.cash, limit_state=decided.limit_state, halts=decided.halts)
+
+
+@dataclass(frozen=True)
+class BookAtBoundary:
+    """One strategy of a portfolio at a boundary (:func:`step_portfolio_entries`).
+
+    Attributes:
+        criteria, market, open_trades, stop_loss_exits: as :func:`step_entries`'s.
+        weight: its share of the account's equity (its budget), in [0, 1].
+        realized_pnl: the P&L of its closed trades as a member, quote currency (its sleeve's, for its halts).
+        limit_state: its own limit state after the previous boundary (None: fresh).
+    """
+
+    criteria: Criteria
+    market: dict[str, InstrumentAtBoundary]
+    open_trades: dict[str, OpenTrade]
+    weight: float = 1.0
+    realized_pnl: float = 0.0
+    limit_state: LimitState | None = None
+    stop_loss_exits: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class PortfolioEntries:
+    """What the open step of a portfolio decided at one boundary (:func:`step_portfolio_entries`).
+
+    Attributes:
+        books: one :class:`Entries` per strategy, in portfolio order (its trades, refusals, its own limit state
+            and halts; its ``cash`` is the account's cash left).
+        cash: the account's free cash after every entry, quote currency.
+        limit_state: the portfolio's own limit state after this boundary.
+        halts: the portfolio's own halts that began or ended here.
+    """
+
+    books: list[Entries]
+    cash: float
+    limit_state: LimitState
+    halts: list[Halt]
+
+
+def step_portfolio_entries(
+    *,
+    books: Sequence[BookAtBoundary],
+    limits: Limits,
+    cash: float,
+    starting_cash: float,
+    boundary_seconds: int,
+    limit_state: LimitState | None = None,
+) -> PortfolioEntries:
+    """Decide and fill the entries of one boundary of a portfolio: its strategies in order, each instrument of a
+    strategy in symbol order, sized on each strategy's budget (its weight of the account's equity), while the
+    shared cash lasts, within each strategy's limits and the portfolio's own (docs/portfolios.md): the kernel's
+    books, as :func:`trading.engine.portfolio.portfolio_backtest` runs them at every boundary.
+
+    Args:
+        books: the strategies at this boundary, in portfolio order.
+        limits: the portfolio's own limits.
+        cash: the account's free cash before this boundary, quote currency.
+        starting_cash: the account's starting cash (the sleeves' base and the ruin level), quote currency.
+        boundary_seconds: the boundary's time, seconds since epoch.
+        limit_state: the portfolio's own limit state after its previous boundary (None: fresh).
+
+    Returns:
+        :class:`PortfolioEntries`.
+    """
+    book_rules, account_rules = portfolio_rules(
+        [book.criteria for book in books], limits, starting_cash=starting_cash
+    )
+    return _entries(
+        book_rules,
+        account_rules,
+        books,
+        cash=cash,
+        starting_cash=float(starting_cash),
+        boundary_seconds=boundary_seconds,
+        limit_state=limit_state,
+    )
+
+
+def _rules_halt(rules: np.ndarray) -> bool:
+    return not (
+        math.isnan(rules[layout.RULE_DAILY_LOSS_LIMIT_RATIO])
+        and math.isnan(rules[layout.RULE_MAX_DRAWDOWN_HALT_RATIO])
+    )
+
+
+def _entries(
+    book_rules: np.ndarray,
+    account_rules: np.ndarray,
+    books: Sequence[BookAtBoundary],
+    *,
+    cash: float,
+    starting_cash: float,
+    boundary_seconds: int | None,
+    limit_state: LimitState | None,
+) -> PortfolioEntries:
+    """The kernel's open step of one boundary over every book (the one code behind :func:`step_entries` and
+    :func:`step_portfolio_entries`)."""
+    parts = [
+        _Boundary(set(book.market) | set(book.open_trades), book.market, book.open_trades) for book in books
+    ]
+    slot_book = np.concatenate([np.full(part.k, b, dtype=np.int64) for b, part in enumerate(parts)])
+    k = slot_book.shape[0]
+
+    def joined(name: str) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate([getattr(part, name) for part in parts], axis=-1))
+
+    market = {name: joined(name) for name in (*MARKET_COLUMNS, "t_atr")}
+    state_columns = (
+        "is_open",
+        "quantity",
+        "entry_price",
+        "entry_fee",
+        "entry_time_seconds",
+        "entry_index",
+        "stop_loss",
+        "take_profit",
+        "trail_reference",
+        "trail_level",
+        "last_close",
+    )
+    state_arrays = {name: joined(name) for name in state_columns}
+    halt_rows = 2 * (1 + len(books))
+    halt_ints = np.full((halt_rows, layout.HALT_INT_COLUMNS), -1, dtype=np.int64)
+    halt_floats = np.full((halt_rows, layout.HALT_FLOAT_COLUMNS), math.nan)
+    h = 0
+    blocked = layout.LIMIT_NONE
     state = (limit_state or LimitState()).array()
-    halt_ints = np.full((2, layout.HALT_INT_COLUMNS), -1, dtype=np.int64)
-    halt_floats = np.full((2, layout.HALT_FLOAT_COLUMNS), math.nan)
-    blocked, h = layout.LIMIT_NONE, 0
-    if criteria_halts(criteria):
-        if boundary_seconds is None:
-            raise ValueError("a daily loss limit or a drawdown halt needs the boundary's time")
+    book_states = [(book.limit_state or LimitState()).array() for book in books]
+    book_blocked = np.zeros(len(books), dtype=np.int64)
+    halting = _rules_halt(account_rules) or any(_rules_halt(rules) for rules in book_rules)
+    if halting and boundary_seconds is None:
+        raise ValueError("a daily loss limit or a drawdown halt needs the boundary's time")
+    if _rules_halt(account_rules):
         equity = equity_at_boundary(
-            float(cash), 0, b.is_open, b.quantity, b.entry_price, b.has_t, b.t_close, b.has_next, b.next_price
+            float(cash),
+            0,
+            state_arrays["is_open"],
+            state_arrays["quantity"],
+            state_arrays["last_close"],
+            market["has_t"],
+            market["t_close"],
+            market["has_next"],
+            market["next_price"],
         )
         blocked, h = limits_at_boundary(
-            account_rules, state, equity, int(boundary_seconds), halt_ints, halt_floats, 0, -1
+            account_rules, state, equity, int(boundary_seconds or 0), halt_ints, halt_floats, h, -1
         )
-    cooldown_until = np.full(b.k, np.iinfo(np.int64).min, dtype=np.int64)
-    stopped = stop_loss_exits or {}
+    weights = np.array([float(book.weight) for book in books])
+    if any(_rules_halt(rules) for rules in book_rules):
+        sleeves = np.zeros(len(books))
+        book_equities(
+            weights,
+            float(starting_cash),
+            np.array([float(book.realized_pnl) for book in books]),
+            slot_book,
+            0,
+            state_arrays["is_open"],
+            state_arrays["quantity"],
+            state_arrays["entry_price"],
+            state_arrays["entry_fee"],
+            state_arrays["last_close"],
+            market["has_t"],
+            market["t_close"],
+            market["has_next"],
+            market["next_price"],
+            sleeves,
+        )
+        for b, rules in enumerate(book_rules):
+            if _rules_halt(rules):
+                book_blocked[b], h = limits_at_boundary(
+                    rules,
+                    book_states[b],
+                    sleeves[b],
+                    int(boundary_seconds or 0),
+                    halt_ints,
+                    halt_floats,
+                    h,
+                    b,
+                )
+    cooldown_until = np.full(k, np.iinfo(np.int64).min, dtype=np.int64)
+    symbols = [(b, symbol) for b, part in enumerate(parts) for symbol in part.symbols]
+    stopped = [books[b].stop_loss_exits or {} for b in range(len(books))]
     cooldowns_after_exits(
         book_rules,
         slot_book,
         np.array(
-            [ExitReason.STOP_LOSS.code if s in stopped else layout.NO_EXIT for s in b.symbols], dtype=np.int64
+            [ExitReason.STOP_LOSS.code if s in stopped[b] else layout.NO_EXIT for b, s in symbols],
+            dtype=np.int64,
         ),
-        np.array([stopped.get(s, 0) for s in b.symbols], dtype=np.int64),
+        np.array([stopped[b].get(s, 0) for b, s in symbols], dtype=np.int64),
         cooldown_until,
     )
-    entered = np.zeros(b.k, dtype=bool)
-    refused = np.zeros(b.k, dtype=np.int64)
+    entered = np.zeros(k, dtype=bool)
+    refused = np.zeros(k, dtype=np.int64)
     cash_left = entries_at_boundary(
         book_rules,
         slot_book,
-        book_weight,
+        weights,
         account_rules,
         0,
         float(cash),
-        b.has_t,
-        b.t_close,
-        b.t_atr,
-        b.entry_signal,
-        b.has_next,
-        b.next_index,
-        b.next_time_seconds,
-        b.next_price,
-        b.is_open,
-        b.quantity,
-        b.entry_price,
-        b.entry_fee,
-        b.entry_time_seconds,
-        b.entry_index,
-        b.stop_loss,
-        b.take_profit,
-        b.trail_reference,
-        b.trail_level,
+        market["has_t"],
+        market["t_close"],
+        market["t_atr"],
+        market["entry_signal"],
+        market["has_next"],
+        market["next_index"],
+        market["next_time_seconds"],
+        market["next_price"],
+        state_arrays["is_open"],
+        state_arrays["quantity"],
+        state_arrays["entry_price"],
+        state_arrays["entry_fee"],
+        state_arrays["entry_time_seconds"],
+        state_arrays["entry_index"],
+        state_arrays["stop_loss"],
+        state_arrays["take_profit"],
+        state_arrays["trail_reference"],
+        state_arrays["trail_level"],
+        state_arrays["last_close"],
         entered,
         blocked,
-        np.zeros(1, dtype=np.int64),
-        np.zeros(1, dtype=np.int64),
-        np.zeros(1),
+        book_blocked,
+        np.zeros(len(books), dtype=np.int64),
+        np.zeros(len(books)),
         cooldown_until,
         refused,
     )
-    trades = [
-        Trade(
-            symbol=symbol,
-            side="long",
-            entry_index=int(b.entry_index[i]),
-            entry_time_seconds=int(b.entry_time_seconds[i]),
-            entry_price=float(b.entry_price[i]),
-            quantity=float(b.quantity[i]),
-            entry_fee=float(b.entry_fee[i]),
-            stop_loss_price=none_if_nan(b.stop_loss[i]),
-            take_profit_price=none_if_nan(b.take_profit[i]),
-            trailing_stop_price=none_if_nan(b.trail_level[i]),
+    halts = halts_from_log(halt_ints[:h], halt_floats[:h])
+    results: list[Entries] = []
+    for b in range(len(books)):
+        rows = [i for i, (owner, _) in enumerate(symbols) if owner == b]
+        trades = [
+            Trade(
+                symbol=symbols[i][1],
+                side="long",
+                entry_index=int(state_arrays["entry_index"][i]),
+                entry_time_seconds=int(state_arrays["entry_time_seconds"][i]),
+                entry_price=float(state_arrays["entry_price"][i]),
+                quantity=float(state_arrays["quantity"][i]),
+                entry_fee=float(state_arrays["entry_fee"][i]),
+                stop_loss_price=none_if_nan(state_arrays["stop_loss"][i]),
+                take_profit_price=none_if_nan(state_arrays["take_profit"][i]),
+                trailing_stop_price=none_if_nan(state_arrays["trail_level"][i]),
+            )
+            for i in rows
+            if entered[i]
+        ]
+        results.append(
+            Entries(
+                trades=trades,
+                cash=float(cash_left),
+                refused={
+                    symbols[i][1]: RiskLimit.from_code(int(refused[i]))
+                    for i in rows
+                    if refused[i] != layout.LIMIT_NONE
+                },
+                limit_state=LimitState.from_array(book_states[b]),
+                halts=[halt for halt in halts if halt.book == b],
+            )
         )
-        for i, symbol in enumerate(b.symbols)
-        if entered[i]
-    ]
-    return Entries(
-        trades=trades,
+    return PortfolioEntries(
+        books=results,
         cash=float(cash_left),
-        refused={
-            symbol: RiskLimit.from_code(int(refused[i]))
-            for i, symbol in enumerate(b.symbols)
-            if refused[i] != layout.LIMIT_NONE
-        },
         limit_state=LimitState.from_array(state),
-        halts=halts_from_log(halt_ints[:h], halt_floats[:h]),
+        halts=[halt for halt in halts if halt.book is None],
     )
 
 

@@ -20,6 +20,7 @@ from trading.engine.backtest import (
     _end_of_prices,
     _end_of_run,
     _market_columns,
+    _measured,
     _rows_with_candle,
     backtest,
 )
@@ -375,7 +376,7 @@ def _shared_market(
         stacked[name] = stacked[name].astype(np.int64)
     return _Market(
         boundaries,
-        np.ascontiguousarray(steps_run),
+        _measured(steps_run, close_at_end and rows.stop == len(steps) > rows.start),
         stacked,
         stacked.pop("entry_signal"),
         stacked.pop("exit_signal"),
