@@ -108,6 +108,7 @@ bench: $(VENV)/.dev .venv-runtime/.created
 	$(PY) benchmarks/sweep_api_10000.py
 	$(PY) benchmarks/walk_forward_1000.py
 	$(PY) benchmarks/engine_monte_carlo.py
+	$(PY) benchmarks/portfolio_10x5.py
 	$(PY) benchmarks/abuse.py --database postgres
 
 ## lock: re-pin requirements*.lock from pyproject.toml (needs the package registry)

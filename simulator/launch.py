@@ -19,8 +19,15 @@ from django.db import transaction
 
 from barter_site.errors import ApplicationError
 from simulator.background import background_submit, embedded
-from simulator.models import RunStatus, Simulation, Sweep, WalkForward
+from simulator.models import PortfolioSimulation, RunStatus, Simulation, Sweep, WalkForward
 from simulator.services.inline import inline_slot
+from simulator.services.portfolios import (
+    PortfolioRequest,
+    portfolio_candle_cost,
+    portfolio_simulation_create,
+    portfolio_simulation_run,
+    portfolio_simulation_run_queued,
+)
 from simulator.services.requests import SimulationRequest
 from simulator.services.simulations import (
     simulation_candle_count,
@@ -31,7 +38,13 @@ from simulator.services.simulations import (
 )
 from simulator.services.sweeps import sweep_chunks, sweep_run_in_process
 from simulator.services.walk_forwards import walk_forward_run
-from simulator.tasks import run_simulation_task, sweep_chunk_task, sweep_finish_task, walk_forward_task
+from simulator.tasks import (
+    run_portfolio_simulation_task,
+    run_simulation_task,
+    sweep_chunk_task,
+    sweep_finish_task,
+    walk_forward_task,
+)
 from trading.models import Strategy
 
 
@@ -208,3 +221,53 @@ def walk_forward_start(*, walk_forward: WalkForward) -> None:
             raise
 
     transaction.on_commit(send)
+
+
+def portfolio_simulation_start(
+    *, request: PortfolioRequest, created_by: Any = None, name: str = ""
+) -> PortfolioSimulation:
+    """Save a portfolio run and run it as :func:`simulation_start` runs a simulation: in this request when its
+    members read at most ``BARTER_SIMULATOR_INLINE_CANDLES`` candles and ``BARTER_SIMULATOR_INLINE_CANDLE_SERIES``
+    candle series in all (:func:`~simulator.services.portfolios.portfolio_candle_cost`), else as the Celery task
+    ``simulator.run_portfolio_simulation`` on the simulator's queue, or without a broker in a background thread of
+    this process; the result page polls its progress either way.
+
+    Raises:
+        TaskQueueUnavailableError: the run had to be queued and the broker did not answer; the saved run is then
+            ``failed`` with that message.
+        SimulatorBusyError: (HTTP 503, ``Retry-After``) every inline slot of this process is taken; nothing is
+            saved.
+    """
+    candles, series = portfolio_candle_cost(request)
+    if (
+        candles <= settings.BARTER_SIMULATOR_INLINE_CANDLES
+        and series <= settings.BARTER_SIMULATOR_INLINE_CANDLE_SERIES
+    ):
+        with inline_slot(candles=candles):  # SimulatorBusyError before anything is saved
+            record = portfolio_simulation_create(request=request, created_by=created_by, name=name)
+            return portfolio_simulation_run(record=record)
+    record = portfolio_simulation_create(request=request, created_by=created_by, name=name)
+    pk = record.pk
+    if embedded():
+        transaction.on_commit(
+            lambda: background_submit(
+                lambda: portfolio_simulation_run_queued(portfolio_simulation_id=pk),
+                what=f"portfolio run {pk}",
+                beat=lambda: PortfolioSimulation.objects.filter(pk=pk).update(
+                    heartbeat_at=datetime.now(tz=UTC)
+                ),
+            )
+        )
+        return record
+
+    def send() -> None:
+        try:
+            task_send(lambda: run_portfolio_simulation_task.delay(pk), what=f"portfolio run {pk}")
+        except TaskQueueUnavailableError as exc:
+            PortfolioSimulation.objects.filter(pk=pk, status=RunStatus.PENDING).update(
+                status=RunStatus.FAILED, error=exc.message, progress_ratio=1.0
+            )
+            raise
+
+    transaction.on_commit(send)
+    return record

@@ -18,7 +18,7 @@ from django.db.models import Q
 from instruments.models import Instrument, Timeframe
 from instruments.precision import AMOUNT_DECIMAL_PLACES, AMOUNT_MAX_DIGITS
 from trading.engine.vocabulary import HEADLINE_STATISTIC
-from trading.models import Strategy, criteria_validate
+from trading.models import Portfolio, Strategy, criteria_validate, limits_validate
 
 
 class RunStatus(models.TextChoices):
@@ -298,6 +298,113 @@ class WalkForward(models.Model):
     @property
     def is_finished(self) -> bool:
         """True once it is done or failed."""
+        return self.status in FINISHED_STATUSES
+
+
+class PortfolioSimulationQuerySet(models.QuerySet["PortfolioSimulation"]):
+    """Filters over portfolio simulations."""
+
+    def for_user(self, user: Any) -> PortfolioSimulationQuerySet:  # Any: a User or AnonymousUser
+        """The portfolio runs ``user`` made (every one for a superuser)."""
+        if getattr(user, "is_superuser", False):
+            return self
+        return self.filter(created_by=user)
+
+
+class PortfolioSimulation(models.Model):
+    """A simulator run of a portfolio (issue 16, docs/portfolios.md): saved strategies with weights trading one
+    account's cash over the same days (:func:`trading.engine.portfolio.portfolio_backtest`).
+
+    The request is kept as it was made: ``members`` is ``[{"strategy": id, "name", "weight" (a fraction of the
+    account's equity, 0..1), "criteria", "instruments": [CoinGecko ids]}]`` in portfolio order, copied from the
+    strategies when the run was made, so a later edit of a strategy does not change a saved run; ``limits`` the
+    portfolio's own risk limits (docs/criteria.md "Risk limits"), over every member.
+
+    Results, JSON in the engine's units (:func:`simulator.services.portfolios.portfolio_result_documents`):
+    ``statistics`` the account's (:data:`trading.engine.vocabulary.STATISTICS_KEYS`, with ``coverage`` and
+    ``ruined_at``); ``equity_curve`` as :attr:`Simulation.equity_curve` (``time``, ``equity``, ``buy_and_hold``,
+    ``drawdown_ratio``); ``book_curves`` each member's sleeve at the same kept times (``{"names", "values"}``);
+    ``attribution`` one row a member (``pnl``, ``return_on_budget_ratio``, ``exposure_ratio``,
+    ``drawdown_contribution``, ``n_trades``...); ``correlation`` of the members' daily returns (``{"names",
+    "matrix"}``, null where undefined); ``limits_report`` what the limits refused and the halts.
+    """
+
+    name = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="portfolio_simulations",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    portfolio = models.ForeignKey(
+        Portfolio,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="simulations",
+        help_text="The saved portfolio the run was made from, if any (its members and limits are copied).",
+    )
+    start = models.DateField(help_text="First UTC day on which trades may happen.")
+    end = models.DateField(help_text="Last UTC day of the run (inclusive).")
+    timeframe = models.CharField(
+        max_length=3,
+        choices=Timeframe.choices,
+        default=Timeframe.D1,
+        help_text="Daily candles only, for now.",
+    )
+    starting_cash = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
+    members = models.JSONField(
+        help_text='The strategies, in portfolio order: [{"strategy": id, "name", "weight", "criteria", '
+        '"instruments": [CoinGecko ids]}], copied when the run was made.'
+    )
+    limits = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[limits_validate],
+        help_text='The portfolio\'s own risk limits, over every member (docs/criteria.md "Risk limits").',
+    )
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    progress_ratio = models.FloatField(default=0.0, help_text="0..1, for the progress bar of a queued run.")
+    error = models.TextField(blank=True)
+    statistics = models.JSONField(default=dict, blank=True)
+    equity_curve = models.JSONField(default=dict, blank=True)
+    book_curves = models.JSONField(default=dict, blank=True)
+    attribution = models.JSONField(default=list, blank=True)
+    correlation = models.JSONField(default=dict, blank=True)
+    limits_report = models.JSONField(default=dict, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True, help_text="Engine and saving, seconds.")
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The last beat of the process running it (see Simulation.heartbeat_at).",
+    )
+
+    objects = PortfolioSimulationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A run needs money to trade with, and a range that does not run backwards.
+            models.CheckConstraint(
+                condition=Q(starting_cash__gt=0), name="portfolio_simulation_starting_cash_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(end__gte=models.F("start")), name="portfolio_simulation_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(progress_ratio__gte=0) & Q(progress_ratio__lte=1),
+                name="portfolio_simulation_progress_ratio",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"portfolio run {self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the run is done or failed."""
         return self.status in FINISHED_STATUSES
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from simulator.views import deploy, form, results
+from simulator.views import deploy, form, portfolios, results
 
 app_name = "simulator"
 
@@ -28,6 +28,10 @@ urlpatterns = [
     path("walk-forwards/", results.walk_forward_list, name="walk_forwards"),
     path("walk-forwards/<int:pk>/", results.walk_forward_detail, name="walk_forward"),
     path("walk-forwards/<int:pk>/progress/", results.walk_forward_progress, name="walk_forward_progress"),
+    path("portfolios/", portfolios.portfolio_list, name="portfolios"),
+    path("portfolios/new/", portfolios.portfolio_form, name="portfolio_new"),
+    path("portfolios/<int:pk>/", portfolios.portfolio_detail, name="portfolio"),
+    path("portfolios/<int:pk>/progress/", portfolios.portfolio_progress, name="portfolio_progress"),
     path("deploy/<int:pk>/", deploy.portfolio_deploy, name="portfolio_deploy"),
     path(
         "deploy/<int:pk>/confirm/",

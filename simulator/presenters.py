@@ -33,7 +33,7 @@ from simulator.display import (
     statistic_label,
     statistic_text,
 )
-from simulator.models import Simulation, Sweep, SweepPoint
+from simulator.models import PortfolioSimulation, Simulation, Sweep, SweepPoint
 from trading.engine.criteria import TOP_LEVEL_DEFAULTS, CriteriaError, criteria_parse
 from trading.engine.indicators import INDICATOR_PARAMS
 from trading.engine.report import monthly_returns, trade_groups
@@ -67,7 +67,7 @@ class StatisticRow:
     buy_and_hold_css: str
 
 
-def buy_and_hold_statistics(simulation: Simulation) -> dict[str, Any]:
+def buy_and_hold_statistics(simulation: Simulation | PortfolioSimulation) -> dict[str, Any]:
     """The statistics of buy and hold over the run (its curve through the engine's own statistics: no fee, no
     trade, always exposed), or ``{}`` when the run has no curve. For a curve kept downsampled (``"step"`` in it:
     an hourly or minute run) they are those of the kept points, each ``step`` candles apart: the run's own
@@ -86,7 +86,7 @@ def buy_and_hold_statistics(simulation: Simulation) -> dict[str, Any]:
     )
 
 
-def statistics_rows(simulation: Simulation, currency: str) -> list[StatisticRow]:
+def statistics_rows(simulation: Simulation | PortfolioSimulation, currency: str) -> list[StatisticRow]:
     """Every statistic of the run in :data:`STATISTICS_KEYS` order, with buy and hold's beside where it has one."""
     held = buy_and_hold_statistics(simulation)
     rows = []

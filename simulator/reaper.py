@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db.models import Count, Q
 
-from simulator.models import RunStatus, Simulation, Sweep, WalkForward
+from simulator.models import PortfolioSimulation, RunStatus, Simulation, Sweep, WalkForward
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,9 @@ def simulations_reap(*, stale_seconds: float | None = None) -> dict[str, list[in
         stale_seconds: beats older than this are stale; None reads ``BARTER_HEARTBEAT_STALE_SECONDS``.
 
     Returns:
-        ``{"simulations": [ids failed], "sweeps": [ids failed], "walk_forwards": [ids failed]}`` (a walk-forward's
-        error reads ``"worker lost: no heartbeat since <time> (it was at 40 %)"``).
+        ``{"simulations": [ids failed], "sweeps": [ids failed], "walk_forwards": [ids failed],
+        "portfolio_simulations": [ids failed]}`` (a walk-forward's error reads ``"worker lost: no heartbeat since
+        <time> (it was at 40 %)"``, a portfolio run's as a simulation's).
     """
     stale = settings.BARTER_HEARTBEAT_STALE_SECONDS if stale_seconds is None else stale_seconds
     cutoff = datetime.now(tz=UTC) - timedelta(seconds=stale)
@@ -42,15 +43,25 @@ def simulations_reap(*, stale_seconds: float | None = None) -> dict[str, list[in
     dead = Q(status=RunStatus.RUNNING) & (
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
     ) | Q(status=RunStatus.PENDING, heartbeat_at__lt=cutoff)
-    reaped: dict[str, list[int]] = {"simulations": [], "sweeps": [], "walk_forwards": []}
-    for simulation in Simulation.objects.filter(dead).only("id", "status", "heartbeat_at", "progress_ratio"):
-        since = _since(simulation.heartbeat_at)
-        message = f"worker lost: no heartbeat since {since} (the run was at {simulation.progress_ratio:.0%})"
-        changed = Simulation.objects.filter(
-            pk=simulation.pk, status=simulation.status, heartbeat_at=simulation.heartbeat_at
-        ).update(status=RunStatus.FAILED, error=message, progress_ratio=1.0)
-        if changed:
-            reaped["simulations"].append(simulation.pk)
+    reaped: dict[str, list[int]] = {
+        "simulations": [],
+        "sweeps": [],
+        "walk_forwards": [],
+        "portfolio_simulations": [],
+    }
+    runs: tuple[tuple[str, type[Simulation] | type[PortfolioSimulation]], ...] = (
+        ("simulations", Simulation),
+        ("portfolio_simulations", PortfolioSimulation),
+    )
+    for key, model in runs:
+        for run in model.objects.filter(dead).only("id", "status", "heartbeat_at", "progress_ratio"):
+            since = _since(run.heartbeat_at)
+            message = f"worker lost: no heartbeat since {since} (the run was at {run.progress_ratio:.0%})"
+            changed = model.objects.filter(
+                pk=run.pk, status=run.status, heartbeat_at=run.heartbeat_at
+            ).update(status=RunStatus.FAILED, error=message, progress_ratio=1.0)
+            if changed:
+                reaped[key].append(run.pk)
     for sweep in (
         Sweep.objects.filter(dead)
         .annotate(done=Count("points"))

@@ -18,7 +18,15 @@ from django.db.models.functions import Cast
 from instruments.candles import TIMEFRAMES
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from instruments.selectors import candles_float
-from simulator.models import Simulation, SimulationQuerySet, Sweep, SweepPoint, WalkForward
+from simulator.models import (
+    PortfolioSimulation,
+    PortfolioSimulationQuerySet,
+    Simulation,
+    SimulationQuerySet,
+    Sweep,
+    SweepPoint,
+    WalkForward,
+)
 from trading.engine.types import SECONDS_PER_DAY
 from trading.engine.vocabulary import STATISTIC_BY_KEY
 
@@ -314,6 +322,21 @@ def walk_forwards_listed(user: Any) -> QuerySet[WalkForward]:
         walk_forwards_for(user)
         .defer("criteria", "result")
         .prefetch_related(Prefetch("instruments", queryset=Instrument.objects.order_by("symbol", "pk")))
+        .order_by("-created_at", "-id")
+    )
+
+
+def portfolio_simulations_for(user: Any) -> PortfolioSimulationQuerySet:
+    """The portfolio runs ``user`` may see (their own; every one for a superuser)."""
+    return PortfolioSimulation.objects.for_user(user)
+
+
+def portfolio_simulations_listed(user: Any) -> QuerySet[PortfolioSimulation]:
+    """The user's portfolio runs for the list page and ``GET /api/portfolio_simulations/``, newest first, without
+    their curves (one query a page)."""
+    return (
+        portfolio_simulations_for(user)
+        .defer("equity_curve", "book_curves", "limits_report")
         .order_by("-created_at", "-id")
     )
 

@@ -1,10 +1,10 @@
 """Celery tasks of the simulator: thin wrappers over :mod:`simulator.services`, with primitive arguments.
 
-``simulator.run_simulation``, ``simulator.sweep_chunk``, ``simulator.sweep_finish`` and ``simulator.walk_forward``
-go to the simulator's own queue (``CELERY_TASK_ROUTES``), so trading steps never wait behind them. They are
-acknowledged late but not redelivered when their worker dies (a run that killed its worker, out of memory say,
-would kill the next one too): the reaper (``simulator.reap``, on the default queue) fails them instead, from their
-stopped heartbeat.
+``simulator.run_simulation``, ``simulator.run_portfolio_simulation``, ``simulator.sweep_chunk``,
+``simulator.sweep_finish`` and ``simulator.walk_forward`` go to the simulator's own queue
+(``CELERY_TASK_ROUTES``), so trading steps never wait behind them. They are acknowledged late but not
+redelivered when their worker dies (a run that killed its worker, out of memory say, would kill the next one
+too): the reaper (``simulator.reap``, on the default queue) fails them instead, from their stopped heartbeat.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from simulator.reaper import simulations_reap
+from simulator.services.portfolios import portfolio_simulation_run_queued
 from simulator.services.simulations import simulation_run_queued
 from simulator.services.sweeps import sweep_chunk_run_guarded, sweep_finish
 from simulator.services.walk_forwards import walk_forward_run
@@ -24,6 +25,13 @@ def run_simulation_task(simulation_id: int) -> str:
     Every error is caught and stored on the simulation (status ``failed``), so the task itself succeeds.
     """
     return simulation_run_queued(simulation_id=simulation_id)
+
+
+@shared_task(name="simulator.run_portfolio_simulation")
+def run_portfolio_simulation_task(portfolio_simulation_id: int) -> str:
+    """Run a saved portfolio run (:func:`simulator.services.portfolios.portfolio_simulation_run_queued`): every
+    error is stored on it (status ``failed``), so the task itself succeeds."""
+    return portfolio_simulation_run_queued(portfolio_simulation_id=portfolio_simulation_id)
 
 
 @shared_task(name="simulator.sweep_chunk")
@@ -48,5 +56,6 @@ def walk_forward_task(walk_forward_id: int) -> str:
 
 @shared_task(name="simulator.reap")
 def reap_task() -> dict[str, list[int]]:
-    """Fail the simulations and sweeps whose worker died (:func:`simulator.reaper.simulations_reap`)."""
+    """Fail the simulations, portfolio runs, sweeps and walk-forwards whose worker died
+    (:func:`simulator.reaper.simulations_reap`)."""
     return simulations_reap()

@@ -45,6 +45,7 @@ CELERY_TASK_ROUTES = {
     name: {"queue": BARTER_CELERY_SIMULATOR_QUEUE}
     for name in (
         "simulator.run_simulation",
+        "simulator.run_portfolio_simulation",
         "simulator.sweep_chunk",
         "simulator.sweep_finish",
         "simulator.walk_forward",

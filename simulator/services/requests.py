@@ -160,28 +160,7 @@ def simulation_request_check(
     elif found and "instruments" not in errors:
         _check_timeframe(found, timeframe, problem)
 
-    today = datetime.now(tz=UTC).date()
-    for name, day in (("start", start), ("end", end)):
-        if day is None:
-            problem(name, "required")
-        elif not EARLIEST_DAY <= day <= today:
-            problem(
-                name,
-                f"must be between {EARLIEST_DAY.isoformat()} (the first Bitcoin block) and today "
-                f"({today.isoformat()}, UTC); was {day.isoformat()}",
-            )
-    if start is not None and end is not None and end < start and not ({"start", "end"} & errors.keys()):
-        problem("end", f"must be on or after start ({start.isoformat()}); was {end.isoformat()}")
-
-    cash: Decimal | None = None
-    try:
-        cash = Decimal(str(starting_cash)) if starting_cash is not None else None
-    except InvalidOperation:
-        problem("starting_cash", f"must be a number; was {starting_cash!r}")
-    if starting_cash is None:
-        problem("starting_cash", "required")
-    elif cash is not None and not (cash.is_finite() and Decimal(0) < cash <= MAX_STARTING_CASH):
-        problem("starting_cash", f"must be > 0 and at most {MAX_STARTING_CASH:,.0f}; was {starting_cash}")
+    cash = days_and_cash_check(start=start, end=end, starting_cash=starting_cash, problem=problem)
 
     criteria_valid = True
     try:
@@ -208,6 +187,56 @@ def simulation_request_check(
         raise SimulationInputError(errors)
     assert start is not None and end is not None and cash is not None  # noqa: S101  # no errors above
     return SimulationRequest(tuple(found), start, end, cash, criteria, Timeframe(timeframe).value)
+
+
+def days_and_cash_check(
+    *,
+    start: date | None,
+    end: date | None,
+    starting_cash: Decimal | float | int | str | None,
+    problem: Callable[[str, str], None],
+) -> Decimal | None:
+    """Check a run's days and starting cash, as every simulator request does (a simulation, a portfolio run).
+
+    Args:
+        start, end: the first and last UTC day, inclusive: each required, between 2009-01-03 and today (UTC), and
+            ``end`` on or after ``start``.
+        starting_cash: quote currency, > 0 and at most :data:`MAX_STARTING_CASH` (a string is parsed as a decimal).
+        problem: called with ``(field, message)`` for each problem (fields ``start``, ``end``, ``starting_cash``).
+
+    Returns:
+        The starting cash as a ``Decimal`` (None when it is missing or no number).
+    """
+    errors: set[str] = set()
+
+    def fail(field: str, message: str) -> None:
+        errors.add(field)
+        problem(field, message)
+
+    today = datetime.now(tz=UTC).date()
+    for name, day in (("start", start), ("end", end)):
+        if day is None:
+            fail(name, "required")
+        elif not EARLIEST_DAY <= day <= today:
+            fail(
+                name,
+                f"must be between {EARLIEST_DAY.isoformat()} (the first Bitcoin block) and today "
+                f"({today.isoformat()}, UTC); was {day.isoformat()}",
+            )
+    if start is not None and end is not None and end < start and not ({"start", "end"} & errors):
+        fail("end", f"must be on or after start ({start.isoformat()}); was {end.isoformat()}")
+
+    cash: Decimal | None = None
+    try:
+        cash = Decimal(str(starting_cash)) if starting_cash is not None else None
+    except InvalidOperation:
+        fail("starting_cash", f"must be a number; was {starting_cash!r}")
+    if starting_cash is None:
+        fail("starting_cash", "required")
+    elif cash is not None and not (cash.is_finite() and Decimal(0) < cash <= MAX_STARTING_CASH):
+        fail("starting_cash", f"must be > 0 and at most {MAX_STARTING_CASH:,.0f}; was {starting_cash}")
+
+    return cash
 
 
 def stored_timeframes(instruments: Sequence[Instrument]) -> dict[int, list[str]]:

@@ -316,19 +316,39 @@ def equity_curve_as_json(result: BacktestResult, starting_cash: float) -> dict[s
     result page, the API and the equity CSV; the document then says ``"candles"`` (the full length) and
     ``"step"``. The statistics are the engine's, over the full curve.
     """
-    drawdown = drawdown_curve(result.equity_curve, starting_equity=starting_cash)
-    n = int(result.times.shape[0])
+    document, _ = curve_document(
+        result.times, result.equity_curve, result.buy_and_hold_curve, starting_cash=starting_cash
+    )
+    return document
+
+
+def curve_document(
+    times: np.ndarray, equity: np.ndarray, buy_and_hold: np.ndarray, *, starting_cash: float
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The curve document of :func:`equity_curve_as_json` from the arrays (a simulation's, a portfolio run's).
+
+    Args:
+        times: shape (n,), int64, each candle's open, seconds since epoch.
+        equity, buy_and_hold: shape (n,), float64, quote currency, at each candle's close.
+        starting_cash: quote currency (the drawdown's first peak).
+
+    Returns:
+        ``(document, kept)``: the document, and the indices of the points it keeps (shape (m,), int64;
+        :func:`curve_points`), for other curves of the same run to keep the same points.
+    """
+    drawdown = drawdown_curve(equity, starting_equity=starting_cash)
+    n = int(times.shape[0])
     kept = curve_points(n, drawdown)
     document: dict[str, Any] = {
-        "time": result.times[kept].tolist(),
-        "equity": np.round(result.equity_curve[kept], 8).tolist(),
-        "buy_and_hold": np.round(result.buy_and_hold_curve[kept], 8).tolist(),
+        "time": times[kept].tolist(),
+        "equity": np.round(equity[kept], 8).tolist(),
+        "buy_and_hold": np.round(buy_and_hold[kept], 8).tolist(),
         "drawdown_ratio": np.round(drawdown[kept], 10).tolist(),
     }
     if kept.shape[0] < n:
         document["candles"] = n
         document["step"] = math.ceil(n / (MAX_CURVE_POINTS - 2))
-    return document
+    return document, kept
 
 
 def simulation_run(*, simulation: Simulation, progress: Callable[[float], None] | None = None) -> Simulation:

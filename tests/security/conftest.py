@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 
 from runs.models import History, Step
 from runs.recorder import run_start
-from simulator.models import RunStatus, Simulation, Sweep, SweepPoint, WalkForward
+from simulator.models import PortfolioSimulation, RunStatus, Simulation, Sweep, SweepPoint, WalkForward
 from tests.accounts import api_token
 from tests.instruments.factories import CandleFactory, InstrumentFactory
 from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
@@ -33,7 +33,8 @@ class Seeded:
 @pytest.fixture
 def seeded(db: None) -> Seeded:
     """A superuser with a token, an instrument with 30 candles, a strategy with an open position, a history
-    run, a finished simulation and sweep owned by the user, and a portfolio of the strategy."""
+    run, a finished simulation, sweep, walk-forward and portfolio run owned by the user, and a portfolio of the
+    strategy."""
     user = User.objects.create_superuser("alice", "alice@example.com", PASSWORD)
     token = api_token(user)
     instrument = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
@@ -91,6 +92,22 @@ def seeded(db: None) -> Seeded:
         status=RunStatus.DONE,
     )
     walk_forward.instruments.add(instrument)
+    portfolio_run = PortfolioSimulation.objects.create(
+        created_by=user,
+        start=date(2024, 1, 1),
+        end=date(2024, 1, 30),
+        starting_cash=Decimal(10000),
+        members=[
+            {
+                "strategy": strategy.pk,
+                "name": "sma",
+                "weight": 1.0,
+                "criteria": sma_cross_criteria(),
+                "instruments": ["bitcoin"],
+            }
+        ],
+        status=RunStatus.DONE,
+    )
     portfolio = Portfolio.objects.create(name="core")
     PortfolioStrategy.objects.create(portfolio=portfolio, strategy=strategy, weight=Decimal("0.5"))
     return Seeded(
@@ -106,6 +123,8 @@ def seeded(db: None) -> Seeded:
             "sweeps": sweep.pk,
             "walk_forwards": walk_forward.pk,
             "walk-forwards": walk_forward.pk,
+            "portfolio_simulations": portfolio_run.pk,
+            "portfolios": portfolio_run.pk,
             "deploy": portfolio.pk,
         },
     )

@@ -214,6 +214,11 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/walk_forwards/"): api_any(400),  # {}: field errors
     **{(method, "/api/walk_forwards/{pk}/"): own_run(200, anonymous=401) for method in ("GET", "HEAD")},
     ("OPTIONS", "/api/walk_forwards/{pk}/"): api_any(200),  # describes the operation; reads no row
+    # -- the API: portfolio runs, any user, each their own (the superuser every one) ------------------------------
+    **{(method, "/api/portfolio_simulations/"): api_any(200) for method in ("GET", "HEAD", "OPTIONS")},
+    ("POST", "/api/portfolio_simulations/"): api_any(400),  # {}: field errors
+    **{(method, "/api/portfolio_simulations/{pk}/"): own_run(200, anonymous=401) for method in ("GET", "HEAD")},
+    ("OPTIONS", "/api/portfolio_simulations/{pk}/"): api_any(200),  # describes the operation; reads no row
     # -- pages: the simulator, any user, each their own runs ----------------------------------------------------
     ("GET", "/simulator/"): page_any(200),
     ("POST", "/simulator/"): page_any(200),  # the form with its errors
@@ -238,13 +243,20 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/simulator/walk-forwards/"): page_any(200),
     ("GET", "/simulator/walk-forwards/{pk}/"): own_run(200),
     ("GET", "/simulator/walk-forwards/{pk}/progress/"): own_run(200),
+    ("GET", "/simulator/portfolios/"): page_any(200),
+    ("GET", "/simulator/portfolios/new/"): page_any(200),
+    ("POST", "/simulator/portfolios/new/"): page_any(200),  # the form with its errors
+    ("GET", "/simulator/portfolios/{pk}/"): own_run(200),
+    ("GET", "/simulator/portfolios/{pk}/progress/"): own_run(200),
     **{
         ("POST", url): same_for_all(405)
         for url in ("/simulator/runs/", "/simulator/compare/", "/simulator/sweeps/", "/simulator/runs/{pk}/",
                     "/simulator/runs/{pk}/progress/", "/simulator/runs/{pk}/trades.csv",
                     "/simulator/runs/{pk}/equity.csv", "/simulator/sweeps/{pk}/", "/simulator/sweeps/{pk}/progress/",
                     "/simulator/sweeps/{pk}/points/{index}/", "/simulator/walk-forwards/",
-                    "/simulator/walk-forwards/{pk}/", "/simulator/walk-forwards/{pk}/progress/")
+                    "/simulator/walk-forwards/{pk}/", "/simulator/walk-forwards/{pk}/progress/",
+                    "/simulator/portfolios/", "/simulator/portfolios/{pk}/",
+                    "/simulator/portfolios/{pk}/progress/")
     },
     # "Save as strategy": trading.add_strategy first (403), then the run must be one's own (404); the superuser's
     # empty form is shown again with its error (200).
@@ -496,7 +508,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
     from positions.models import LimitState, Order, Position
     from runs.models import History, Step
     from runs.recorder import run_start
-    from simulator.models import RunStatus, Simulation, Sweep, SweepPoint, WalkForward
+    from simulator.models import PortfolioSimulation, RunStatus, Simulation, Sweep, SweepPoint, WalkForward
     from tests.instruments.factories import CandleFactory, InstrumentFactory
     from tests.trading.factories import PositionFactory, StrategyFactory, sma_cross_criteria
     from trading.models import Portfolio, PortfolioStrategy, Strategy
@@ -586,6 +598,22 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
             status=RunStatus.DONE,
         )
         walk_forward.instruments.add(instrument)
+        portfolio_run = PortfolioSimulation.objects.create(
+            created_by=users["plain"],
+            start=date(2024, 1, 1),
+            end=date(2024, 1, 30),
+            starting_cash=Decimal(10000),
+            members=[
+                {
+                    "strategy": strategy.pk,
+                    "name": "sma",
+                    "weight": 1.0,
+                    "criteria": sma_cross_criteria(),
+                    "instruments": ["bitcoin"],
+                }
+            ],
+            status=RunStatus.DONE,
+        )
         portfolio = Portfolio.objects.create(name="core")
         PortfolioStrategy.objects.create(portfolio=portfolio, strategy=strategy, weight=Decimal("0.5"))
         limit_state = LimitState.objects.create(strategy=strategy, as_of=date(2024, 4, 20))
@@ -615,6 +643,8 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
                 "sweeps": sweep.pk,
                 "walk_forwards": walk_forward.pk,
                 "walk-forwards": walk_forward.pk,
+                "portfolio_simulations": portfolio_run.pk,
+                "portfolios": portfolio_run.pk,
                 "deploy": portfolio.pk,
             },
             "ids": {

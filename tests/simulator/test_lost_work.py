@@ -97,7 +97,12 @@ def test_a_simulation_whose_worker_died_at_5_percent_is_failed_and_its_page_stop
     polling = logged_in.get(f"/simulator/runs/{simulation.pk}/progress/").content.decode()
     assert 'hx-trigger="every 500ms"' in polling
 
-    assert simulations_reap() == {"simulations": [simulation.pk], "sweeps": [], "walk_forwards": []}
+    assert simulations_reap() == {
+        "simulations": [simulation.pk],
+        "sweeps": [],
+        "walk_forwards": [],
+        "portfolio_simulations": [],
+    }
 
     simulation.refresh_from_db()
     assert simulation.status == RunStatus.FAILED
@@ -107,7 +112,12 @@ def test_a_simulation_whose_worker_died_at_5_percent_is_failed_and_its_page_stop
     assert f"The run failed: worker lost: no heartbeat since {last.isoformat()}" in progress.content.decode()
     page = logged_in.get(f"/simulator/runs/{simulation.pk}/").content.decode()
     assert "hx-trigger" not in page and "worker lost: no heartbeat since" in page
-    assert simulations_reap() == {"simulations": [], "sweeps": [], "walk_forwards": []}
+    assert simulations_reap() == {
+        "simulations": [],
+        "sweeps": [],
+        "walk_forwards": [],
+        "portfolio_simulations": [],
+    }
 
 
 def test_a_sweep_whose_chunk_was_killed_at_1750_of_2000_is_failed_and_its_page_stops_polling(
@@ -132,7 +142,12 @@ def test_a_sweep_whose_chunk_was_killed_at_1750_of_2000_is_failed_and_its_page_s
         in logged_in.get(f"/simulator/sweeps/{sweep.pk}/progress/").content.decode()
     )
 
-    assert simulations_reap() == {"simulations": [], "sweeps": [sweep.pk], "walk_forwards": []}
+    assert simulations_reap() == {
+        "simulations": [],
+        "sweeps": [sweep.pk],
+        "walk_forwards": [],
+        "portfolio_simulations": [],
+    }
 
     sweep.refresh_from_db()
     assert sweep.status == RunStatus.FAILED
@@ -150,7 +165,12 @@ def test_running_work_that_beats_is_left_alone(shipped_history: None, trader: Us
     Simulation.objects.filter(pk=simulation.pk).update(
         status=RunStatus.RUNNING, progress_ratio=0.4, heartbeat_at=datetime.now(tz=UTC)
     )
-    assert simulations_reap() == {"simulations": [], "sweeps": [], "walk_forwards": []}
+    assert simulations_reap() == {
+        "simulations": [],
+        "sweeps": [],
+        "walk_forwards": [],
+        "portfolio_simulations": [],
+    }
     simulation.refresh_from_db()
     assert simulation.status == RunStatus.RUNNING
 
@@ -199,7 +219,12 @@ def test_work_waiting_in_a_dead_servers_background_pool_is_failed_but_work_queue
     # Queued on a broker: no beat until a worker starts it, and the queue outlives any worker.
     Simulation.objects.filter(pk=queued.pk).update(created_at=last)
 
-    assert simulations_reap() == {"simulations": [waiting.pk], "sweeps": [], "walk_forwards": []}
+    assert simulations_reap() == {
+        "simulations": [waiting.pk],
+        "sweeps": [],
+        "walk_forwards": [],
+        "portfolio_simulations": [],
+    }
 
     waiting.refresh_from_db()
     queued.refresh_from_db()

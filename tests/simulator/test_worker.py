@@ -105,11 +105,17 @@ def test_a_simulation_whose_worker_child_is_sigkilled_mid_run_is_failed_by_the_r
     beat = simulation.heartbeat_at
     assert beat is not None
     # Its beat is recent: it could be working.
-    assert simulations_reap() == {"simulations": [], "sweeps": [], "walk_forwards": []}
+    assert simulations_reap() == {
+        "simulations": [],
+        "sweeps": [],
+        "walk_forwards": [],
+        "portfolio_simulations": [],
+    }
     assert simulations_reap(stale_seconds=0) == {
         "simulations": [simulation.pk],
         "sweeps": [],
         "walk_forwards": [],
+        "portfolio_simulations": [],
     }
     simulation.refresh_from_db()
     assert simulation.status == RunStatus.FAILED
