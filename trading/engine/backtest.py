@@ -55,7 +55,13 @@ from trading.engine.layout import (
 from trading.engine.loop import close_at_end as close_at_end_rows
 from trading.engine.loop import run_boundaries
 from trading.engine.magnifier import finer_columns, uses_finer_candles
-from trading.engine.step import InstrumentAtBoundary, halts_from_log, single_book, standalone_rules
+from trading.engine.step import (
+    MARKET_COLUMNS,
+    InstrumentAtBoundary,
+    halts_from_log,
+    single_book,
+    standalone_rules,
+)
 from trading.engine.types import (
     RUIN_TOLERANCE_RATIO,
     SECONDS_PER_DAY,
@@ -298,19 +304,7 @@ def backtest(
         *single_book(len(ordered)),
         account_rules,
         float(starting_cash),
-        has_t=stacked("has_t"),
-        t_index=stacked("t_index"),
-        t_open_time_seconds=stacked("t_open_time_seconds"),
-        t_open=stacked("t_open"),
-        t_high=stacked("t_high"),
-        t_low=stacked("t_low"),
-        t_close=stacked("t_close"),
-        entry_signal=stacked("entry_signal"),
-        exit_signal=stacked("exit_signal"),
-        has_next=stacked("has_next"),
-        next_index=stacked("next_index"),
-        next_time_seconds=stacked("next_time_seconds"),
-        next_price=stacked("next_price"),
+        **{name: stacked(name) for name in MARKET_COLUMNS},
         finer_bounds=finer_bounds,
         finer_prices=finer_prices,
         capacity=capacity,

@@ -42,7 +42,7 @@ from trading.engine.loop import close_at_end as close_at_end_rows
 from trading.engine.loop import run_boundaries
 from trading.engine.magnifier import finer_columns, uses_finer_candles
 from trading.engine.statistics import backtest_statistics, equity_at_ruin
-from trading.engine.step import halts_from_log, portfolio_rules
+from trading.engine.step import MARKET_COLUMNS, halts_from_log, portfolio_rules
 from trading.engine.types import (
     RUIN_TOLERANCE_RATIO,
     SECONDS_PER_DAY,
@@ -202,19 +202,7 @@ def portfolio_backtest(
         book_weight,
         account_rules,
         float(starting_cash),
-        has_t=stacked("has_t"),
-        t_index=stacked("t_index"),
-        t_open_time_seconds=stacked("t_open_time_seconds"),
-        t_open=stacked("t_open"),
-        t_high=stacked("t_high"),
-        t_low=stacked("t_low"),
-        t_close=stacked("t_close"),
-        entry_signal=stacked("entry_signal"),
-        exit_signal=stacked("exit_signal"),
-        has_next=stacked("has_next"),
-        next_index=stacked("next_index"),
-        next_time_seconds=stacked("next_time_seconds"),
-        next_price=stacked("next_price"),
+        **{name: stacked(name) for name in MARKET_COLUMNS},
         finer_bounds=finer_bounds,
         finer_prices=finer_prices,
         capacity=int(sum(int(column["entry_signal"].sum()) for column in columns)),
