@@ -245,11 +245,32 @@ class PortfolioMembersFormSet(forms.BaseInlineFormSet):  # type: ignore[type-arg
     """The members of a portfolio: their weights add up to at most 1 (a weight is a share of its equity)."""
 
     def clean(self) -> None:
+        """Weights add up to at most 1; a strategy joins or leaves only without open positions of another
+        account (its open positions' cash is that account's: close them first)."""
         super().clean()
         total = Decimal(0)
+        portfolio = self.instance
         for form in self.forms:
             data = getattr(form, "cleaned_data", None) or {}
-            if data and not data.get("DELETE") and data.get("weight") is not None:
+            strategy = data.get("strategy")
+            if not data or strategy is None:
+                continue
+            held = strategy.positions.filter(status="open")
+            if data.get("DELETE"):
+                if portfolio.pk is not None and held.filter(portfolio=portfolio).exists():
+                    raise ValidationError(
+                        f"{strategy.name} holds open positions bought with this portfolio's cash: close them "
+                        "before it leaves"
+                    )
+                continue
+            others = held if portfolio.pk is None else held.exclude(portfolio=portfolio)
+            if others.exists():
+                form.add_error(
+                    "strategy",
+                    f"{strategy.name} holds open positions of its own account: close them before it joins "
+                    "(a portfolio's members spend its cash)",
+                )
+            if data.get("weight") is not None:
                 total += data["weight"]
         if total > 1:
             raise ValidationError(f"the members' weights add up to {total.normalize():f}; at most 1")
@@ -266,9 +287,8 @@ class PortfolioMemberInline(_MemberInline):
 
     model = PortfolioStrategy
     formset = PortfolioMembersFormSet
-    extra = 1
+    extra = 3
     fields = ("strategy", "weight", "order")
-    autocomplete_fields = ["strategy"]
 
 
 @admin.register(Portfolio)

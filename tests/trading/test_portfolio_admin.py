@@ -9,6 +9,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from tests.instruments.factories import InstrumentFactory
+from tests.trading.factories import PositionFactory
 from trading.models import Portfolio, PortfolioStrategy, Strategy
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +110,36 @@ def test_an_exchange_member_needs_trade_live() -> None:
     User.objects.get(username="staff").user_permissions.add(Permission.objects.get(codename="trade_live"))
     assert client.post("/admin/trading/portfolio/add/", _form([(live, "0.5")])).status_code == 302
     assert PortfolioStrategy.objects.get().strategy == live
+
+
+def test_a_strategy_joins_or_leaves_only_without_open_positions_of_another_account() -> None:
+    client = _client(*PORTFOLIO_PERMISSIONS)
+    a, b = _strategy("a"), _strategy("b")
+    instrument = InstrumentFactory.create()
+    PositionFactory.create(strategy=b, instrument=instrument)  # b's own account holds one
+    page = client.post("/admin/trading/portfolio/add/", _form([(a, "0.5"), (b, "0.5")])).content.decode()
+    assert "b holds open positions of its own account: close them before it joins" in page
+    assert not Portfolio.objects.exists()
+
+    assert client.post("/admin/trading/portfolio/add/", _form([(a, "0.5")])).status_code == 302
+    portfolio = Portfolio.objects.get()
+    member = PortfolioStrategy.objects.get()
+    PositionFactory.create(strategy=a, instrument=instrument, portfolio=portfolio)
+    leaving = _form(
+        [],
+        **{
+            "members-TOTAL_FORMS": "1",
+            "members-INITIAL_FORMS": "1",
+            "members-0-id": str(member.pk),
+            "members-0-portfolio": str(portfolio.pk),
+            "members-0-strategy": str(a.pk),
+            "members-0-weight": "0.5",
+            "members-0-order": "0",
+            "members-0-DELETE": "on",
+        },
+    )
+    page = client.post(f"/admin/trading/portfolio/{portfolio.pk}/change/", leaving).content.decode()
+    assert (
+        "a holds open positions bought with this portfolio&#x27;s cash: close them before it leaves" in page
+    )
+    assert PortfolioStrategy.objects.filter(pk=member.pk).exists()
