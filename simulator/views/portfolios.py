@@ -162,7 +162,8 @@ def portfolio_form(request: HttpRequest) -> HttpResponse:
         except json.JSONDecodeError as exc:
             form.add_error("limits", f'must be a JSON object like {{"max_open_positions": 3}}: {exc}')
     member_errors: list[str] = []
-    if form.is_valid() and not row_errors:
+    # Checked even when a weight box is wrong, so every problem is shown at once (the dates, cash and limits too).
+    if form.is_valid():
         data = form.cleaned_data
         try:
             checked = portfolio_request_check(
@@ -174,8 +175,13 @@ def portfolio_form(request: HttpRequest) -> HttpResponse:
                 filled_from=Portfolio.objects.filter(pk=data.get("portfolio") or 0).first(),
             )
         except SimulationInputError as exc:
-            member_errors = _show_errors(form, exc.errors, members, row_errors)
+            # With a wrong weight box the members were not all read: their errors wait for a corrected form.
+            errors = {k: v for k, v in exc.errors.items() if not (row_errors and k == "strategies")}
+            member_errors = _show_errors(form, errors, members, row_errors)
         else:
+            if row_errors:
+                rows = _strategy_rows(order, typed, row_errors)
+                return render(request, "simulator/portfolio_form.html", _context(form, rows, member_errors))
             try:
                 record = portfolio_simulation_start(
                     request=checked, created_by=request.user, name=data.get("name") or ""

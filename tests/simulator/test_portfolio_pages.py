@@ -162,3 +162,31 @@ def test_another_users_run_is_a_404_and_the_pages_need_a_login(client: Client) -
     assert f"/simulator/portfolios/{record.pk}/" not in client.get("/simulator/portfolios/").content.decode()
     assert Client().get("/simulator/portfolios/new/").status_code == 302
     assert Client().get(f"/simulator/portfolios/{record.pk}/").status_code == 302
+
+
+def test_a_wrong_weight_box_does_not_hide_the_other_fields_errors(client: Client) -> None:
+    """Every problem at once: a weight out of range beside bad limits shows both, each by its field."""
+    user = User.objects.create_user("pf-errors", password="unused-password-123")
+    client.force_login(user)
+    strategy = Strategy.objects.create(
+        name="errors-a",
+        criteria={
+            "version": 1,
+            "side": "long",
+            "entry": {"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}},
+        },
+    )
+    page = client.post(
+        "/simulator/portfolios/new/",
+        {
+            "strategy": [str(strategy.pk)],
+            f"weight_{strategy.pk}": "-5",
+            "start": "2019-01-01",
+            "end": "2019-06-30",
+            "starting_cash": "10000",
+            "limits": '{"max_open_positions": "two"}',
+        },
+    ).content.decode()
+    assert "must be a percent from 0 to 100; was &#x27;-5&#x27;" in page
+    assert "limits.max_open_positions: must be an integer &gt;= 1 or null, was &#x27;two&#x27;" in page
+    assert not PortfolioSimulation.objects.exists()
