@@ -31,7 +31,7 @@ from positions.execution.trades import trading_blocked
 from positions.limits import halts_in_force
 from positions.models import LimitState, Order, Position
 from runs.models import History, Step
-from trading.models import Portfolio, Strategy
+from trading.models import Portfolio, PortfolioStrategy, Strategy
 
 #: The steps of the daily cycle the dashboard shows the last runs of, in cycle order.
 DASHBOARD_STEPS = (Step.COLLECT, Step.OPEN, Step.CLOSE)
@@ -96,6 +96,7 @@ class StrategyLine:
             on 2024-04-20", "BTC: already in a position", "BTC: data stale: newest candle 2024-04-20").
         halt: what halts its entries now by a risk limit (the kill switch's automatic twin: exits still run),
             or "" (:func:`positions.limits.halts_in_force`).
+        portfolio: the name of the portfolio it is a member of (its entries spend that cash), or "".
     """
 
     strategy: Strategy
@@ -107,6 +108,7 @@ class StrategyLine:
     opened_today: list[str] = field(default_factory=list)
     why_not_today: list[str] = field(default_factory=list)
     halt: str = ""
+    portfolio: str = ""
 
     @property
     def return_pct(self) -> Decimal:
@@ -237,9 +239,9 @@ class PortfolioLine:
 
 
 def portfolio_lines(prices: dict[int, Decimal], today: date) -> list[PortfolioLine]:
-    """Every portfolio's account, by name: three queries (portfolios with their members and strategies, their
-    positions, their limit states), however many portfolios and positions there are; none without portfolios
-    but the first."""
+    """Every portfolio's account, by name: five queries (the portfolios, their members, the members' strategies,
+    their positions, their limit states), however many portfolios and positions there are; only the first when
+    there is none."""
     portfolios = list(Portfolio.objects.prefetch_related("members__strategy").order_by("name"))
     if not portfolios:
         return []
@@ -496,9 +498,10 @@ def dashboard_read() -> Dashboard:
     and :class:`DataFreshness` says whether the newest daily candle is stale.
 
     Queries: strategies, their instruments, their positions, the open positions with strategy and instrument,
-    the newest closes, today's open runs, the risk limits' halts, the newest candle's source, the runs: nine,
-    whatever the number of strategies, positions and runs; plus one for the live orders when some strategy
-    trades on an exchange (only those have orders).
+    the newest closes, today's open runs, the risk limits' halts, the memberships, the portfolios, the newest
+    candle's source, the runs: eleven, whatever the number of strategies, positions and runs; four more when
+    portfolios exist (their members, strategies, positions and limit states); plus one for the live orders when
+    some strategy trades on an exchange (only those have orders).
     """
     today = timezone.now().date()
     strategies = list(strategies_with_accounts().order_by("name"))
@@ -511,6 +514,9 @@ def dashboard_read() -> Dashboard:
     prices = {instrument_id: mark.close for instrument_id, mark in marks.items()}
     todays = todays_open_results(today)
     halted = halts_in_force(strategies, today)
+    members = dict(
+        PortfolioStrategy.objects.filter(strategy__in=strategies).values_list("strategy_id", "portfolio__name")
+    )
     lines: list[StrategyLine] = []
     replays: list[StrategyLine] = []
     for strategy in strategies:
@@ -531,6 +537,7 @@ def dashboard_read() -> Dashboard:
             opened_today=opened,
             why_not_today=why,
             halt=halted.get(strategy.pk, ""),
+            portfolio=members.get(strategy.pk, ""),
         )
         (lines if replay is None else replays).append(line)
     replays.sort(key=lambda line: (line.replay.strategy, line.replay.start) if line.replay else ("", today))

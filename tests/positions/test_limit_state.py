@@ -152,3 +152,24 @@ def test_the_dashboard_shows_each_portfolio_with_its_cash_equity_members_and_hal
     assert 'data-field="equity">1,049.59<' in row
     assert "trend 60 %, dip 40 %" in row
     assert "halted by max_drawdown_halt_ratio since 2024-04-20; exits still run" in row
+
+
+def test_the_dashboards_portfolios_cost_five_queries_however_many(client: Client) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from positions.selectors import portfolio_lines
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            portfolio_lines({}, TODAY)
+        return len(captured.captured_queries)
+
+    assert count() == 1  # none: the portfolios' query alone
+    for n in range(3):
+        portfolio = Portfolio.objects.create(name=f"p{n}")
+        strategy = _strategy(f"member{n}")
+        PortfolioStrategy.objects.create(portfolio=portfolio, strategy=strategy, weight=Decimal("0.5"))
+        PositionFactory.create(strategy=strategy, portfolio=portfolio)
+        LimitState.objects.create(portfolio=portfolio, as_of=TODAY)
+        assert count() == 5
