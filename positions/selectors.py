@@ -515,7 +515,9 @@ def dashboard_read() -> Dashboard:
     todays = todays_open_results(today)
     halted = halts_in_force(strategies, today)
     members = dict(
-        PortfolioStrategy.objects.filter(strategy__in=strategies).values_list("strategy_id", "portfolio__name")
+        PortfolioStrategy.objects.filter(strategy__in=strategies).values_list(
+            "strategy_id", "portfolio__name"
+        )
     )
     lines: list[StrategyLine] = []
     replays: list[StrategyLine] = []
