@@ -206,7 +206,7 @@ def portfolio_backtest(
         finer_bounds=finer_bounds,
         finer_prices=finer_prices,
         capacity=int(sum(int(column["entry_signal"].sum()) for column in columns)),
-        t_atr=stacked("t_atr") if uses_atr else np.empty((0, 0)),
+        t_atr=_atr_columns(columns, len(steps)) if uses_atr else np.empty((0, 0)),
         boundary_seconds=_measured(steps, close_at_end),
         log_limits=True,
     )
@@ -282,6 +282,16 @@ def portfolio_backtest(
         halts=halts_from_log(halt_ints, halt_floats),
         drawdown_peak_index=peak,
         drawdown_trough_index=trough,
+    )
+
+
+def _atr_columns(columns: Sequence[dict[str, np.ndarray]], rows: int) -> np.ndarray:
+    """The kernel's ``t_atr`` (shape (rows, k)): each slot's ATR column, NaN for the slots of books that do not
+    size on an ATR stop (their column is empty)."""
+    return np.ascontiguousarray(
+        np.column_stack(
+            [column["t_atr"] if column["t_atr"].shape[0] == rows else np.full(rows, np.nan) for column in columns]
+        )
     )
 
 

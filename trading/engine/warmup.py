@@ -16,6 +16,7 @@ import numpy as np
 from trading.engine.backtest import backtest
 from trading.engine.criteria import criteria_parse
 from trading.engine.overfitting import probability_of_backtest_overfitting, returns_moments_of_curves
+from trading.engine.portfolio import PortfolioBook, portfolio_backtest
 from trading.engine.step import InstrumentAtBoundary, OpenTrade, step_entries, step_exits, trade_close_at
 from trading.engine.sweep import sweep_statistics
 from trading.engine.types import SECONDS_PER_DAY, CandleArrays
@@ -30,6 +31,15 @@ _CRITERIA = {
     "take_profit_ratio": 0.1,
     "trailing_stop_ratio": 0.03,
     "max_holding_days": 3,
+    # Every limit, so the live open step's first halting strategy does not compile its functions.
+    "limits": {
+        "max_open_positions": 2,
+        "max_exposure_ratio": 0.9,
+        "daily_loss_limit_ratio": 0.05,
+        "max_drawdown_halt_ratio": 0.2,
+        "drawdown_resume_days": 5,
+        "cooldown_days_after_stop_loss": 1,
+    },
 }
 
 
@@ -64,6 +74,19 @@ def warm() -> float:
         close_at_end=True,
         keep_curves=True,
     )
+    atr_sized = criteria_parse(
+        {
+            **{k: v for k, v in _CRITERIA.items() if k != "stop_loss_ratio"},
+            "sizing": {"method": "risk", "value": 0.01, "stop": {"atr": 2, "multiple": 2}},
+        }
+    )
+    portfolio_backtest(  # the portfolio kernel's books, with risk sizing on an ATR stop
+        books=[PortfolioBook("a", criteria, [candles], 0.5), PortfolioBook("b", atr_sized, [candles], 0.5)],
+        start_time_seconds=2 * SECONDS_PER_DAY,
+        end_time_seconds=9 * SECONDS_PER_DAY,
+        starting_cash=1000.0,
+        limits=criteria.limits,
+    )
     curves = np.vstack([result.equity_curve, result.equity_curve * 1.01])
     moments = returns_moments_of_curves(curves, starting_cash=1000.0, blocks=4)  # a sweep's robustness
     probability_of_backtest_overfitting(np.stack([m.blocks for m in moments]))
@@ -81,7 +104,15 @@ def warm() -> float:
         next_time_seconds=4 * SECONDS_PER_DAY,
         next_price=99.0,
     )
-    entered = step_entries(criteria=criteria, market={"WARM": here}, open_trades={}, cash=1000.0).trades
+    entered = step_entries(
+        criteria=criteria,
+        market={"WARM": here},
+        open_trades={},
+        cash=1000.0,
+        starting_cash=1000.0,
+        boundary_seconds=4 * SECONDS_PER_DAY,
+        stop_loss_exits={"WARM": 2 * SECONDS_PER_DAY},
+    ).trades
     open_trades = {t.symbol: OpenTrade(trade=t, trail_reference=t.entry_price) for t in result.trades[:1]}
     step_exits(criteria=criteria, market={"WARM": here}, open_trades=open_trades)
     for trade in entered:

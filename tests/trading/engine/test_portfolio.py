@@ -203,3 +203,48 @@ def test_bad_weights_are_refused(weights: tuple[float, float], message: str) -> 
             end_time_seconds=day("2019-02-01"),
             starting_cash=1_000.0,
         )
+
+
+def test_a_book_sized_on_an_atr_stop_beside_one_that_is_not() -> None:
+    """Found by the engine's warm-up: the books' ATR columns differ (only one book sizes on an ATR stop). The
+    ATR-sized book's trades equal its run alone with weight 1 when the other book never enters."""
+    never = criteria_parse(document(entry={"left": {"indicator": "close"}, "op": "<", "right": {"value": 0}}))
+    atr_sized = criteria_parse(
+        document(
+            entry={
+                "left": {"indicator": "close"},
+                "op": "crosses_above",
+                "right": {"indicator": "sma", "period": 20},
+            },
+            exit={
+                "left": {"indicator": "close"},
+                "op": "crosses_below",
+                "right": {"indicator": "sma", "period": 20},
+            },
+            sizing={"method": "risk", "value": 0.02, "stop": {"atr": 14, "multiple": 2}},
+        )
+    )
+    window = {
+        "start_time_seconds": day("2018-01-01"),
+        "end_time_seconds": day("2019-12-31"),
+        "starting_cash": 10_000.0,
+    }
+    result = portfolio_backtest(
+        books=[
+            PortfolioBook("never", never, [arrays("ETH")], 0.0),
+            PortfolioBook("atr", atr_sized, [arrays("BTC")], 1.0),
+        ],
+        start_time_seconds=start,
+        end_time_seconds=end,
+        starting_cash=10_000.0,
+    )
+    alone = backtest(
+        criteria=atr_sized,
+        instruments=[arrays("BTC")],
+        start_time_seconds=start,
+        end_time_seconds=end,
+        starting_cash=10_000.0,
+    )
+    assert len(alone.trades) > 5
+    assert result.trade_logs[1].to_trades() == alone.trades
+    assert all(t.stop_loss_price is not None for t in alone.trades)
