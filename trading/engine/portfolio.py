@@ -290,7 +290,10 @@ def _atr_columns(columns: Sequence[dict[str, np.ndarray]], rows: int) -> np.ndar
     size on an ATR stop (their column is empty)."""
     return np.ascontiguousarray(
         np.column_stack(
-            [column["t_atr"] if column["t_atr"].shape[0] == rows else np.full(rows, np.nan) for column in columns]
+            [
+                column["t_atr"] if column["t_atr"].shape[0] == rows else np.full(rows, np.nan)
+                for column in columns
+            ]
         )
     )
 

@@ -224,11 +224,7 @@ def test_a_book_sized_on_an_atr_stop_beside_one_that_is_not() -> None:
             sizing={"method": "risk", "value": 0.02, "stop": {"atr": 14, "multiple": 2}},
         )
     )
-    window = {
-        "start_time_seconds": day("2018-01-01"),
-        "end_time_seconds": day("2019-12-31"),
-        "starting_cash": 10_000.0,
-    }
+    start, end = day("2018-01-01"), day("2019-12-31")
     result = portfolio_backtest(
         books=[
             PortfolioBook("never", never, [arrays("ETH")], 0.0),
