@@ -354,7 +354,12 @@ def test_a_walk_forward_whose_worker_died_is_failed_by_the_reaper(shipped_histor
         status=RunStatus.RUNNING, heartbeat_at=datetime.now(tz=UTC)
     )
 
-    assert simulations_reap() == {"simulations": [], "sweeps": [], "walk_forwards": [record.pk]}
+    assert simulations_reap() == {
+        "simulations": [],
+        "sweeps": [],
+        "walk_forwards": [record.pk],
+        "portfolio_simulations": [],
+    }
 
     record.refresh_from_db()
     assert record.status == RunStatus.FAILED
