@@ -58,6 +58,7 @@ from trading.engine.magnifier import finer_columns, uses_finer_candles
 from trading.engine.step import (
     MARKET_COLUMNS,
     InstrumentAtBoundary,
+    criteria_halts,
     halts_from_log,
     single_book,
     standalone_rules,
@@ -248,7 +249,12 @@ def backtest(
         steps = np.append(boundaries, boundaries[-1] + candle_seconds)
     # One instrument: the boundaries before its first candle t and after its last one are no-ops (nothing can be
     # open before its data, and nothing fills without a price), so the loop runs only the rows in between.
-    rows = _rows_with_candle(ordered[0], steps, candle_seconds) if len(ordered) == 1 else slice(0, len(steps))
+    # A limit that halts the account measures every boundary of the run (its days and halts' ends), data or not.
+    rows = (
+        _rows_with_candle(ordered[0], steps, candle_seconds)
+        if len(ordered) == 1 and not criteria_halts(criteria)
+        else slice(0, len(steps))
+    )
     steps_run = steps[rows]
     columns = [
         _market_columns(

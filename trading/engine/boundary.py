@@ -356,12 +356,13 @@ def entries_at_boundary(
     (``cooldown_until[i]`` at or after the entry time), by ``max_open_positions`` (its book's, then the
     account's: the positions open, those entered here included), by ``max_exposure_ratio`` (its book's over its
     budget, then the account's over its equity: the spend is cut to what keeps the open positions' value at this
-    boundary's prices, the new one's at its fill price, within the limit; refused when what is left is dust), and,
-    with risk-based sizing, when there is no stop to size on (``LIMIT_RISK_STOP``). ``t_atr`` (shape (n, k)) is
-    the ATR on candle t, read only by risk-based sizing with an ATR stop, which also sets the trade's stop-loss at
-    ``fill - multiple * ATR``. ``last_close`` (shape (k,)) marks an open position whose instrument has neither
-    candle t nor a next price (:func:`equity_at_boundary`). ``book_open`` (shape (B,), int64) and
-    ``book_exposure`` (shape (B,), float64) are work arrays (overwritten).
+    boundary's prices, the new one's at its fill price, within the limit; refused when what is left is dust, if
+    the entry would buy something: a signal without cash is skipped), and, with risk-based sizing, when there
+    is no stop to size on (``LIMIT_RISK_STOP``; ``LIMIT_MAX_EXPOSURE`` when no room is left either).
+    ``t_atr`` (shape (n, k)) is the ATR on candle t, read only by risk-based sizing with an ATR stop, which
+    also sets the trade's stop-loss at ``fill - multiple * ATR``. ``last_close`` (shape (k,)) marks an open
+    position whose instrument has neither candle t nor a next price (:func:`equity_at_boundary`). ``book_open``
+    (shape (B,), int64) and ``book_exposure`` (shape (B,), float64) are work arrays (overwritten).
 
     Updates the state of the entered slots in place, sets ``entered[i]`` (shape (k,), bool) for each and
     ``refused[i]`` (shape (k,), int64) to the ``LIMIT_*`` code that refused slot ``i`` (``LIMIT_NONE`` else),
@@ -420,9 +421,7 @@ def entries_at_boundary(
             room = max_exposure * budget - book_exposure[b]
         if not np.isnan(max_exposure_total):
             room = min(room, max_exposure_total * equity - exposure)
-        if room <= MIN_SPEND_RATIO * equity:
-            refused[i] = LIMIT_MAX_EXPOSURE
-            continue
+        no_room = room <= MIN_SPEND_RATIO * equity
         price = buy_fill_price(next_price[j, i], slippage_ratio)
         stop = stop_loss_level(price, book_rules[b, RULE_STOP_LOSS_RATIO])
         method = int(book_rules[b, RULE_SIZING_METHOD])
@@ -430,17 +429,22 @@ def entries_at_boundary(
             atr_multiple = book_rules[b, RULE_SIZING_ATR_MULTIPLE]
             if not np.isnan(atr_multiple):
                 stop = price - atr_multiple * t_atr[j, i]
+            if (
+                np.isnan(stop) or stop <= 0.0
+            ):  # nothing to size on: the exposure limit, listed first, if no room
+                refused[i] = LIMIT_MAX_EXPOSURE if no_room else LIMIT_RISK_STOP
+                continue
             units = risk_quantity(
                 book_rules[b, RULE_SIZING_VALUE], budget, cash, price, stop, fee_rate, slippage_ratio
             )
-            if units <= 0.0 and (np.isnan(stop) or stop <= 0.0):
-                refused[i] = LIMIT_RISK_STOP
-                continue
         else:
             units = entry_quantity(method, book_rules[b, RULE_SIZING_VALUE], budget, cash, price, fee_rate)
-        if (
-            units * price > room
-        ):  # the exposure limits cut the spend to their room (above dust, checked first)
+        # The exposure limits cut the spend to their room; they refuse only an entry that would buy something
+        # (a signal that finds no cash is skipped, as without limits).
+        if units > 0.0 and units * price > room:
+            if no_room:
+                refused[i] = LIMIT_MAX_EXPOSURE
+                continue
             units = room / price
         if units <= 0.0:
             continue

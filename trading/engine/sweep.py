@@ -57,7 +57,7 @@ from trading.engine.statistics import (
     statistics_from_figures,
     trade_figures,
 )
-from trading.engine.step import MARKET_COLUMNS, standalone_rules
+from trading.engine.step import MARKET_COLUMNS, criteria_halts, standalone_rules
 from trading.engine.types import RUIN_TOLERANCE_RATIO, SECONDS_PER_DAY, AmbiguousCandle, CandleArrays
 from trading.engine.vocabulary import PESSIMISTIC_RESOLUTION, exit_reason_value
 
@@ -342,7 +342,12 @@ def _shared_market(
     steps = boundaries
     if close_at_end:
         steps = np.append(boundaries, boundaries[-1] + candle_seconds)
-    rows = _rows_with_candle(ordered[0], steps, candle_seconds) if len(ordered) == 1 else slice(0, len(steps))
+    # As the single run: a limit that halts the account measures every boundary, data or not.
+    rows = (
+        _rows_with_candle(ordered[0], steps, candle_seconds)
+        if len(ordered) == 1 and not any(criteria_halts(c) for c in criteria)
+        else slice(0, len(steps))
+    )
     steps_run = steps[rows]
     probe = criteria[0] if criteria else None
     columns = []
