@@ -12,9 +12,7 @@ closed there (``end_of_data``), as a simulation does.
 
 from __future__ import annotations
 
-import logging
 import math
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +23,6 @@ from typing import Any
 import numpy as np
 from django.db.models import Count
 
-from barter_site.heartbeat import Heartbeat
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from simulator.models import PortfolioSimulation, RunStatus
 from simulator.services.coverage import coverage_compute
@@ -45,6 +42,7 @@ from simulator.services.simulations import (
     monthly_returns_as_json,
     references_load,
     ruin_time,
+    run_tracked,
 )
 from trading.engine.criteria import CriteriaError, criteria_parse, limits_parse
 from trading.engine.magnifier import uses_finer_candles
@@ -53,8 +51,6 @@ from trading.engine.statistics import equity_at_ruin
 from trading.engine.types import SECONDS_PER_DAY
 from trading.models import Portfolio, Strategy
 from trading.selectors import from_seconds, to_decimal, to_seconds
-
-logger = logging.getLogger(__name__)
 
 #: The most strategies in one portfolio run.
 MAX_PORTFOLIO_MEMBERS = 20
@@ -342,50 +338,33 @@ def portfolio_simulation_run(
         record: a saved portfolio run.
         progress: called with a fraction in [0, 1] as the run goes (the task stores it for the progress bar).
     """
-    if record.status == RunStatus.DONE:
-        return record
-    report = progress or (lambda ratio: None)
-    began = time.perf_counter()
-    PortfolioSimulation.objects.filter(pk=record.pk).update(
-        status=RunStatus.RUNNING, progress_ratio=0.05, heartbeat_at=datetime.now(tz=UTC)
-    )
-    beats = Heartbeat(
-        lambda: PortfolioSimulation.objects.filter(pk=record.pk).update(heartbeat_at=datetime.now(tz=UTC)),
-        name=f"portfolio run {record.pk}",
-    )
-    try:
-        with beats:
-            documents = _compute(record, report)
+
+    def compute(run: PortfolioSimulation, report: Callable[[float], None]) -> None:
+        try:
+            documents = _compute(run, report)
+        except (ValueError, OverflowError, CriteriaError) as exc:
+            run.status = RunStatus.FAILED
+            run.error = f"{type(exc).__name__}: {exc}"
+            return
         for field, value in documents.items():
-            setattr(record, field, value)
-        record.status = RunStatus.DONE
-        record.error = ""
-    except (ValueError, OverflowError, CriteriaError) as exc:
-        record.status = RunStatus.FAILED
-        record.error = f"{type(exc).__name__}: {exc}"
-    except Exception as exc:
-        # Anything else (a bug, the database for a moment): the run is failed with the error, never left running.
-        logger.exception("portfolio run %s failed", record.pk)
-        record.status = RunStatus.FAILED
-        record.error = f"internal error {type(exc).__name__}: {exc}"
-    record.progress_ratio = 1.0
-    record.duration_seconds = time.perf_counter() - began
-    record.save(
-        update_fields=[
+            setattr(run, field, value)
+        run.status = RunStatus.DONE
+        run.error = ""
+
+    return run_tracked(
+        record,
+        compute,
+        progress=progress,
+        label=f"portfolio run {record.pk}",
+        result_fields=[
             "statistics",
             "equity_curve",
             "book_curves",
             "attribution",
             "correlation",
             "limits_report",
-            "status",
-            "error",
-            "progress_ratio",
-            "duration_seconds",
-        ]
+        ],
     )
-    report(1.0)
-    return record
 
 
 def portfolio_simulation_run_queued(*, portfolio_simulation_id: int) -> str:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from django.db import transaction
@@ -34,7 +34,7 @@ from barter_site.csv_export import csv_text
 from barter_site.heartbeat import Heartbeat
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from simulator.charts import chart_indicator_lines
-from simulator.models import RunStatus, Simulation, Sweep
+from simulator.models import PortfolioSimulation, RunStatus, Simulation, Sweep
 from simulator.selectors import chart_bar_seconds, chart_bars
 from simulator.services.coverage import coverage_compute
 from simulator.services.magnifier import ambiguous_as_json, finer_candles_load
@@ -359,41 +359,59 @@ def simulation_run(*, simulation: Simulation, progress: Callable[[float], None] 
         simulation: a saved simulation.
         progress: called with a fraction in [0, 1] as the run goes (the task stores it for the progress bar).
     """
-    if simulation.status == RunStatus.DONE:
-        return simulation
+    return run_tracked(
+        simulation,
+        _simulation_compute,
+        progress=progress,
+        label=f"simulation {simulation.pk}",
+        result_fields=["statistics", "trades", "equity_curve", "limits_report"],
+    )
+
+
+_Run = TypeVar("_Run", Simulation, PortfolioSimulation)
+
+
+def run_tracked(
+    record: _Run,
+    compute: Callable[[_Run, Callable[[float], None]], None],
+    *,
+    progress: Callable[[float], None] | None,
+    label: str,
+    result_fields: Sequence[str],
+) -> _Run:
+    """Run one saved run of the simulator (a simulation or a portfolio run) as every such run is run: nothing for
+    one already done (a retried task); marked ``running`` and beating (``heartbeat_at``, for the reaper) while
+    ``compute(record, report)`` sets its results and status; any error ``compute`` did not turn into a
+    ``failed`` status itself fails the run with its text (never left running); then its results, status, error,
+    progress and duration saved.
+
+    Args:
+        record: the saved run.
+        compute: sets ``record``'s results and its status (``done``, or ``failed`` with an input error).
+        progress: called with a fraction in [0, 1] as the run goes.
+        label: how logs and the heartbeat's thread name the run (``"simulation 12"``).
+        result_fields: the fields ``compute`` sets, saved with the status.
+    """
+    if record.status == RunStatus.DONE:
+        return record
     report = progress or (lambda ratio: None)
     began = time.perf_counter()
-    Simulation.objects.filter(pk=simulation.pk).update(
-        status=RunStatus.RUNNING, progress_ratio=0.05, heartbeat_at=datetime.now(tz=UTC)
-    )
-    beats = Heartbeat(
-        lambda: Simulation.objects.filter(pk=simulation.pk).update(heartbeat_at=datetime.now(tz=UTC)),
-        name=f"simulation {simulation.pk}",
-    )
+    rows = type(record).objects.filter(pk=record.pk)
+    rows.update(status=RunStatus.RUNNING, progress_ratio=0.05, heartbeat_at=datetime.now(tz=UTC))
+    beats = Heartbeat(lambda: rows.update(heartbeat_at=datetime.now(tz=UTC)), name=label)
     try:
         with beats:
-            _simulation_compute(simulation, report)
+            compute(record, report)
     except Exception as exc:
         # Anything else (a bug, the database for a moment): the run is failed with the error, never left running.
-        logger.exception("simulation %s failed", simulation.pk)
-        simulation.status = RunStatus.FAILED
-        simulation.error = f"internal error {type(exc).__name__}: {exc}"
-    simulation.progress_ratio = 1.0
-    simulation.duration_seconds = time.perf_counter() - began
-    simulation.save(
-        update_fields=[
-            "statistics",
-            "trades",
-            "equity_curve",
-            "limits_report",
-            "status",
-            "error",
-            "progress_ratio",
-            "duration_seconds",
-        ]
-    )
+        logger.exception("%s failed", label)
+        record.status = RunStatus.FAILED
+        record.error = f"internal error {type(exc).__name__}: {exc}"
+    record.progress_ratio = 1.0
+    record.duration_seconds = time.perf_counter() - began
+    record.save(update_fields=[*result_fields, "status", "error", "progress_ratio", "duration_seconds"])
     report(1.0)
-    return simulation
+    return record
 
 
 def _simulation_compute(simulation: Simulation, report: Callable[[float], None]) -> None:
