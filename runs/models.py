@@ -16,15 +16,19 @@ from django.utils import timezone
 
 
 class Step(models.TextChoices):
-    """The steps a run can be of; the open and close steps' claims (``StrategyStep``) use the last two.
+    """The steps a run can be of; the open and close steps' claims (``StrategyStep``) use ``open`` and ``close``.
     ``deploy`` is no daily step: a person's change of a portfolio's weights ("Deploy winners",
-    ``simulator.services.deploy``), one ``weights_changed`` row with a run id of its own."""
+    ``simulator.services.deploy``), one ``weights_changed`` row with a run id of its own. ``notify`` rows are the
+    notifications app's: one per delivery attempt (run id = the delivery's id) and the missed-run alarm's
+    ``run_missed``. ``audit`` is the daily audit of live against the backtest, run after the close step."""
 
     COLLECT = "collect", "collect (sync_data)"
     OPEN = "open", "open (sync_new_trades)"
     CLOSE = "close", "close (sync_close_positions)"
     IMPORT = "import", "import (import_ohlc)"
     DEPLOY = "deploy", "deploy (a portfolio's weights)"
+    NOTIFY = "notify", "notify (a notification's delivery, the missed-run alarm)"
+    AUDIT = "audit", "audit (live against the backtest)"
 
 
 class RunStatus(models.TextChoices):
@@ -41,7 +45,10 @@ class RunStatus(models.TextChoices):
 class HistoryKind(models.TextChoices):
     """What a ``History`` row records. A run is a ``run_started`` row, its events, and a ``run_finished`` row.
     ``weights_changed`` stands alone: a portfolio's weights set by "Deploy winners" (its payload has each
-    member's old and new weight, the rule, the statistic and the runs used)."""
+    member's old and new weight, the rule, the statistic and the runs used). ``notification_sent`` and
+    ``notification_failed`` record each attempt to deliver a notification on one channel (never its URL);
+    ``run_missed`` the missed-run alarm; ``signal_mismatch`` a signal the daily audit found on one side only
+    (the backtest's or live)."""
 
     RUN_STARTED = "run_started"
     RUN_FINISHED = "run_finished"
@@ -59,6 +66,10 @@ class HistoryKind(models.TextChoices):
     RECONCILED = "reconciled"
     ERROR = "error"
     WEIGHTS_CHANGED = "weights_changed"
+    NOTIFICATION_SENT = "notification_sent"
+    NOTIFICATION_FAILED = "notification_failed"
+    RUN_MISSED = "run_missed"
+    SIGNAL_MISMATCH = "signal_mismatch"
 
 
 class HistoryQuerySet(models.QuerySet["History"]):

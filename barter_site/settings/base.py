@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "positions",
     "trading",
     "simulator",
+    "notifications",
     # The project package as an app: the token admin and the migration of the old DRF tokens to knox.
     "barter_site",
 ]
