@@ -2,6 +2,9 @@
 schedule, CoinGecko, exchanges and the simulator. Every variable is listed, with its default, in ``.env.example``.
 """
 
+import re
+from datetime import time
+
 from celery.schedules import ParseException, crontab
 from django.core.exceptions import ImproperlyConfigured
 
@@ -108,6 +111,45 @@ def _cron_schedule(name: str, default: str) -> crontab:
         ) from exc
 
 
+_TIME_OF_DAY = re.compile(r"(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})")
+
+
+def time_of_day_parse(name: str, value: str, *, default: str) -> time | None:
+    """Return ``value`` ("HH:MM", 24-hour, UTC) as a ``datetime.time``, or None when it is empty (turned off).
+
+    Args:
+        name: the environment variable it came from, for the message.
+        value: the variable's text; surrounding blanks are ignored.
+        default: the variable's default, shown in the message as an example.
+
+    Raises:
+        ImproperlyConfigured: ``value`` is neither empty nor a time ``HH:MM`` from ``00:00`` to ``23:59``.
+    """
+    text = value.strip()
+    if not text:
+        return None
+    match = _TIME_OF_DAY.fullmatch(text)
+    if match is not None and int(match["hour"]) < 24 and int(match["minute"]) < 60:
+        return time(int(match["hour"]), int(match["minute"]))
+    raise ImproperlyConfigured(
+        f"{name} must be a time of day HH:MM (24-hour, UTC) from 00:00 to 23:59, e.g. {default!r}, or empty to "
+        f"turn it off; was {value!r}"
+    )
+
+
+# The missed-run alarm (notifications.alarm): when no successful close step exists for today (UTC) by this time,
+# the alarm is raised once that day on every channel (beat checks every 10 minutes, or `manage.py
+# check_missed_run`). Leave room after the daily cycle (00:40 UTC) for its retries; empty turns the alarm off.
+BARTER_RUN_DEADLINE = time_of_day_parse(
+    "BARTER_RUN_DEADLINE", env.str("BARTER_RUN_DEADLINE", default="03:00"), default="03:00"
+)
+# How /healthz?max_run_age_hours=N finds the last successful daily cycle: a dotted path to a callable taking no
+# argument and returning an object with `finished_at` (aware UTC) or None. barter_site imports no app (the layers
+# of pyproject.toml), so the health view reaches the runs app's selector through this setting.
+BARTER_HEALTH_LAST_DAILY_CYCLE = "runs.selectors.last_daily_cycle"
+BARTER_MISSED_RUN_CHECK_INTERVAL_SECONDS = 600.0
+
+
 # Celery beat (`make beat`), the self-hosted alternative to the GitHub Action: the daily cycle after 00:35 UTC,
 # when CoinGecko has the completed day. trading.daily_cycle chains collect (one task per instrument), open, close.
 CELERY_BEAT_SCHEDULE = {
@@ -118,6 +160,11 @@ CELERY_BEAT_SCHEDULE = {
     # The reapers (issue 11, "nothing hangs"): runs, simulations and sweeps whose worker died are finished.
     "reap-runs": {"task": "positions.reap_runs", "schedule": BARTER_REAPER_INTERVAL_SECONDS},
     "reap-simulations": {"task": "simulator.reap", "schedule": BARTER_REAPER_INTERVAL_SECONDS},
+    # The missed-run alarm (issue 17): after BARTER_RUN_DEADLINE, no successful close step for today raises it.
+    "missed-run-check": {
+        "task": "notifications.missed_run_check",
+        "schedule": BARTER_MISSED_RUN_CHECK_INTERVAL_SECONDS,
+    },
 }
 
 # CoinGecko: the plan picks the host and the header the key travels in (never a query parameter).
