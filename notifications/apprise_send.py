@@ -9,8 +9,10 @@ Facts of Apprise 2.3 this relies on (read in its source, pinned in requirements.
 - Every plugin's timeouts are ``socket_connect_timeout`` and ``socket_read_timeout`` (the URL arguments ``cto`` and
   ``rto``): the HTTP plugins pass both to requests, the email plugin passes ``socket_connect_timeout`` to
   ``smtplib.SMTP`` (the socket's timeout for the whole session).
-- A failure is told only through the ``apprise`` logger, at WARNING (e.g. 'A Connection error occurred sending JSON
-  notification to 127.0.0.1.'); DEBUG lines carry the full URL posted to, tokens and all.
+- A failure is told only through the ``apprise`` logger: at WARNING what failed ('A Connection error occurred
+  sending JSON notification to 127.0.0.1.'), at DEBUG why ('Socket Exception: ... Read timed out.'), and other
+  DEBUG lines carry the full URL posted to, tokens and all. The settings send that logger's records nowhere
+  (``LOGGING``); :func:`send` collects the warnings and the socket exception of its own thread and redacts them.
 - ``url(privacy=True)`` masks passwords and some tokens, but not every secret: a ``json://`` webhook's path (often
   its token) and an ``ntfy://`` topic are shown whole. Hence :func:`url_label` shows the scheme and host only.
 """
@@ -51,13 +53,17 @@ class _ThreadCapture(logging.Handler):
     unlike ``apprise.LogCapture``, which also changes the logger's level for every thread)."""
 
     def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
+        super().__init__(level=logging.DEBUG)
         self.thread = threading.get_ident()
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.lines.append(record.getMessage())
+        if record.thread != self.thread:
+            return
+        text = record.getMessage()
+        # Warnings say what failed; one DEBUG line says why ("Socket Exception: ... Read timed out.").
+        if record.levelno >= logging.WARNING or text.startswith("Socket Exception"):
+            self.lines.append(text)
 
 
 def _scheme(url: str) -> str:
@@ -137,9 +143,20 @@ _HARMLESS = frozenset({"http", "https", "json", "jsons", "post", "get", "yes", "
 def text_redact(text: str, url: str) -> str:
     """Return ``text`` with every part of ``url`` that may be secret (:func:`url_secrets`) replaced by
     :data:`REDACTED`."""
-    for secret in url_secrets(url):
-        text = text.replace(secret, REDACTED)
-    return text
+    host, _ = _host_port(url)
+    if not host:
+        for secret in url_secrets(url):
+            text = text.replace(secret, REDACTED)
+        return text
+    # The host names the channel (url_label): kept whole, even where a secret is a part of it (a path segment
+    # "hooks" in "hooks.example.com"). Parts holding the host (the URL, user@host) go by their own parts.
+    secrets = [secret for secret in url_secrets(url) if host not in secret]
+    pieces = []
+    for piece in text.split(host):
+        for secret in secrets:
+            piece = piece.replace(secret, REDACTED)
+        pieces.append(piece)
+    return host.join(pieces)
 
 
 def _asset() -> apprise.AppriseAsset:

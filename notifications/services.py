@@ -12,8 +12,6 @@ logged or shown (:mod:`notifications.apprise_send`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import logging
 import threading
 import uuid
@@ -25,6 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from barter_site.notify_channels import notify_channel_key
 from notifications.apprise_send import send, url_label
 from notifications.background import BackgroundSender
 from notifications.events import UNFILTERED_EVENTS, Message, NotificationEvent
@@ -36,9 +35,9 @@ logger = logging.getLogger(__name__)
 
 
 def channel_key(url: str) -> str:
-    """Return the key of the channel of ``url``: HMAC-SHA256 of it keyed with ``SECRET_KEY``, 64 hex digits (the
-    URL cannot be read back from it, nor guessed without the secret key)."""
-    return hmac.new(settings.SECRET_KEY.encode(), url.encode(), hashlib.sha256).hexdigest()
+    """Return the key of the channel of ``url``: HMAC-SHA256 of it keyed with ``SECRET_KEY``, 64 hex digits
+    (:func:`barter_site.notify_channels.notify_channel_key`)."""
+    return notify_channel_key(url)
 
 
 def _urls_by_key() -> dict[str, tuple[int, str]]:

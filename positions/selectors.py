@@ -18,6 +18,7 @@ from django.db.models import F, OuterRef, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from barter_site.notify_channels import notify_channel_keys
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from positions.accounts import (
     ACCOUNT_FIELDS,
@@ -337,14 +338,15 @@ def notification_failures(
     was the last one (``final``) and the redacted error).
 
     A channel is failing when its latest attempt failed and was final, or when its latest ``after`` attempts all
-    failed; one sent message clears it.
+    failed; one sent message clears it, and so does taking its URL out of ``BARTER_NOTIFY_URLS`` (only the
+    channels configured now are shown: :func:`barter_site.notify_channels.notify_channel_keys`).
 
     Args:
         limit: how many of the newest attempts (every channel) are read.
         after: consecutive failed attempts that make a channel failing before any is final.
 
     Returns:
-        One line per failing channel, the most recent failure first.
+        One line per failing channel, the most recent failure first; no query when no channel is configured.
     """
     rows = (
         History.objects.filter(
@@ -353,12 +355,15 @@ def notification_failures(
         .order_by("-created_at", "-id")
         .only("kind", "created_at", "payload")[:limit]
     )
+    configured = notify_channel_keys()
+    if not configured:
+        return []
     failures: dict[str, list[History]] = {}
     settled: set[str] = set()
     for row in rows:
         payload: dict[str, Any] = row.payload if isinstance(row.payload, dict) else {}
-        channel = str(payload.get("channel_key") or payload.get("channel") or "")
-        if not channel or channel in settled:
+        channel = str(payload.get("channel_key") or "")
+        if channel not in configured or channel in settled:
             continue
         if row.kind == HistoryKind.NOTIFICATION_SENT:
             settled.add(channel)
@@ -578,10 +583,10 @@ def dashboard_read() -> Dashboard:
 
     Queries: strategies, their instruments, their positions, the open positions with strategy and instrument,
     the newest closes, today's open runs, the risk limits' halts, the memberships, the portfolios, the newest
-    candle's source, the runs, the notification attempts (:func:`notification_failures`): twelve, whatever the
-    number of strategies, positions and runs; four more when
+    candle's source, the runs: eleven, whatever the number of strategies, positions and runs; four more when
     portfolios exist (their members, strategies, positions and limit states); plus one for the live orders when
-    some strategy trades on an exchange (only those have orders).
+    some strategy trades on an exchange (only those have orders); plus one for the notification attempts when
+    channels are configured (:func:`notification_failures`).
     """
     today = timezone.now().date()
     strategies = list(strategies_with_accounts().order_by("name"))

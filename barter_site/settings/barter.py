@@ -2,6 +2,9 @@
 schedule, CoinGecko, exchanges and the simulator. Every variable is listed, with its default, in ``.env.example``.
 """
 
+from collections.abc import Iterable, Sequence
+from typing import overload
+
 from celery.schedules import ParseException, crontab
 from django.core.exceptions import ImproperlyConfigured
 
@@ -86,12 +89,31 @@ BARTER_SIMULATOR_BACKGROUND_THREADS = env.int("BARTER_SIMULATOR_BACKGROUND_THREA
 BARTER_ENGINE_WARM_AT_START = env.bool("BARTER_ENGINE_WARM_AT_START", default=False)
 
 
-class NotifyUrls(tuple[str, ...]):
-    """The Apprise URLs of ``BARTER_NOTIFY_URLS``: a tuple whose ``repr`` names only how many there are, so that
-    no settings dump (Django's debug page, ``diffsettings``, a log of the settings) shows one: they hold tokens
-    and passwords."""
+class NotifyUrls(Sequence[str]):
+    """The Apprise URLs of ``BARTER_NOTIFY_URLS``, a sequence of strings whose ``repr`` names only how many there
+    are, so that no settings dump (Django's error page, ``diffsettings``, a log of the settings) shows one: they
+    hold tokens and passwords. Not a tuple nor a list: Django's error page rebuilds those item by item."""
 
-    __slots__ = ()
+    __slots__ = ("_urls",)
+
+    def __init__(self, urls: Iterable[str] = ()) -> None:
+        self._urls = tuple(urls)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._urls[index]
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._urls)
 
     def __repr__(self) -> str:
         return f"<{len(self)} notification URL(s), hidden>"

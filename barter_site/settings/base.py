@@ -299,9 +299,9 @@ LOGGING = {
         "django_guid": {"level": "WARNING"},
         "ccxt": {"level": "WARNING"},
         # Apprise logs the URLs it posts to (tokens in their paths) at DEBUG, and its warnings name hosts and
-        # recipients: none of it reaches the logs. notifications.services captures the warnings of each send,
-        # redacts them, and logs and records that.
-        "apprise": {"level": "WARNING", "propagate": False, "handlers": ["null"]},
+        # recipients: none of it reaches the logs. notifications.apprise_send collects the reasons of each send
+        # (DEBUG: the socket exception says why) and redacts them; the services log and record that.
+        "apprise": {"level": "DEBUG", "propagate": False, "handlers": ["null"]},
     },
 }
 
