@@ -7,8 +7,11 @@ import time
 
 import pytest
 from django.db import transaction
+from django.test import Client
+from django.utils import timezone
 from pytest_django import Settings
 
+from barter_site.celery_app import app
 from notifications.apprise_send import send, text_redact, url_label
 from notifications.events import Message, NotificationEvent
 from notifications.models import Channel, Delivery
@@ -277,3 +280,36 @@ def test_reasons_are_redacted_and_labels_show_no_secret() -> None:
     assert url_label("tgram://123456789:AAH-bot-SECRET/12345") == "Telegram tgram://"
     assert url_label("ntfy://my-secret-topic") == "ntfy ntfy://"
     assert url_label("nope://what") == "invalid URL nope://"
+
+
+def test_without_a_broker_a_request_flushes_the_lost_deliveries(
+    fast: Settings, webhook: tuple[Webhook, int], client: Client
+) -> None:
+    # The embedded mode: no beat, so the first request after a restart (at most every reaper interval) flushes.
+    state, port = webhook
+    fast.BARTER_NOTIFY_URLS = (webhook_url(port),)
+    fast.BARTER_REAPER_ON_REQUEST = True
+    fast.BARTER_REAPER_INTERVAL_SECONDS = 0
+    (channel,) = channels_sync()
+    lost = Delivery.objects.create(
+        channel=channel,
+        event=OPENED.event,
+        key=OPENED.key,
+        title="t",
+        body="b",
+        next_attempt_at=timezone.now(),
+    )
+
+    client.get("/healthz")
+    settle()
+
+    lost.refresh_from_db()
+    assert lost.status == Delivery.Status.SENT and len(state.received) == 1
+
+
+def test_beat_flushes_with_a_registered_task(settings: Settings) -> None:
+    app.loader.import_default_modules()  # what a worker does at start: autodiscovers every app's tasks module
+    entry = settings.CELERY_BEAT_SCHEDULE["flush-notifications"]
+    assert entry["task"] == "notifications.flush" and entry["task"] in app.tasks
+    assert entry["schedule"] == settings.BARTER_NOTIFY_FLUSH_INTERVAL_SECONDS == 180.0
+    assert "notifications.deliver" in app.tasks
