@@ -1,6 +1,18 @@
 """The notifications app: tell the trader what happened (Apprise channels), the missed-run alarm, the digest."""
 
+from typing import Any
+
 from django.apps import AppConfig
+from django.core.signals import request_started
+
+
+def _flush_when_due(**kwargs: Any) -> None:
+    """Embedded mode (no broker, so no beat): send again, on a request now and then, the deliveries whose
+    background thread died with its process."""
+    from barter_site.heartbeat import reap_on_request_when_due
+    from notifications.services import deliveries_flush
+
+    reap_on_request_when_due("notifications", deliveries_flush)
 
 
 class NotificationsConfig(AppConfig):
@@ -10,5 +22,9 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        """Connect the receivers of :data:`runs.signals.run_finished` (the producers of notifications)."""
+        """Connect the receivers of :data:`runs.signals.run_finished` (the producers of notifications), and the
+        flush of lost deliveries on requests when no Celery beat runs it
+        (:func:`barter_site.heartbeat.reap_on_request_when_due`)."""
         from notifications import receivers  # noqa: F401 - connects its receivers on import
+
+        request_started.connect(_flush_when_due, dispatch_uid="notifications.flush_when_due")

@@ -18,6 +18,7 @@ from django.db.models import F, OuterRef, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from barter_site.notify_channels import notify_channel_keys
 from instruments.models import Instrument, InstrumentOHLC, Timeframe
 from positions.accounts import (
     ACCOUNT_FIELDS,
@@ -30,7 +31,7 @@ from positions.cycle.replay import ReplayAccountName, replay_account_parse
 from positions.execution.trades import trading_blocked
 from positions.limits import halts_in_force
 from positions.models import LimitState, Order, Position
-from runs.models import History, Step
+from runs.models import History, HistoryKind, Step
 from trading.models import Portfolio, PortfolioStrategy, Strategy
 
 #: The steps of the daily cycle the dashboard shows the last runs of, in cycle order.
@@ -302,6 +303,89 @@ class Dashboard:
     replays: list[StrategyLine] = field(default_factory=list)
     freshness: DataFreshness | None = None
     portfolios: list[PortfolioLine] = field(default_factory=list)
+    notification_failures: list[NotificationFailure] = field(default_factory=list)
+
+
+#: How many of the newest notification attempts the dashboard reads to find each channel's latest.
+NOTIFICATION_ATTEMPTS_READ = 300
+#: A channel whose last this many attempts all failed is shown as failing, even before a delivery's last attempt.
+NOTIFICATION_FAILURES_SHOWN_AFTER = 3
+
+
+@dataclass(frozen=True)
+class NotificationFailure:
+    """A notification channel whose latest attempt failed for good (or whose last attempts all failed).
+
+    Attributes:
+        channel: the channel's label (service, scheme and host; never its URL).
+        error: the reason, redacted by the notifications app.
+        failed_at: aware UTC time of that attempt.
+        event: the event of the message that failed.
+    """
+
+    channel: str
+    error: str
+    failed_at: datetime
+    event: str
+
+
+def notification_failures(
+    *, limit: int = NOTIFICATION_ATTEMPTS_READ, after: int = NOTIFICATION_FAILURES_SHOWN_AFTER
+) -> list[NotificationFailure]:
+    """Return the notification channels that are failing, read from ``History`` in one query (positions imports
+    no notifications code: the notifications app records each attempt as a ``notification_sent`` or
+    ``notification_failed`` row of step ``notify`` whose payload names the channel, its key, the attempt, whether it
+    was the last one (``final``) and the redacted error).
+
+    A channel is failing when its latest attempt failed and was final, or when its latest ``after`` attempts all
+    failed; one sent message clears it, and so does taking its URL out of ``BARTER_NOTIFY_URLS`` (only the
+    channels configured now are shown: :func:`barter_site.notify_channels.notify_channel_keys`).
+
+    Args:
+        limit: how many of the newest attempts (every channel) are read.
+        after: consecutive failed attempts that make a channel failing before any is final.
+
+    Returns:
+        One line per failing channel, the most recent failure first; no query when no channel is configured.
+    """
+    rows = (
+        History.objects.filter(
+            step=Step.NOTIFY, kind__in=[HistoryKind.NOTIFICATION_SENT, HistoryKind.NOTIFICATION_FAILED]
+        )
+        .order_by("-created_at", "-id")
+        .only("kind", "created_at", "payload")[:limit]
+    )
+    configured = notify_channel_keys()
+    if not configured:
+        return []
+    failures: dict[str, list[History]] = {}
+    settled: set[str] = set()
+    for row in rows:
+        payload: dict[str, Any] = row.payload if isinstance(row.payload, dict) else {}
+        channel = str(payload.get("channel_key") or "")
+        if channel not in configured or channel in settled:
+            continue
+        if row.kind == HistoryKind.NOTIFICATION_SENT:
+            settled.add(channel)
+            continue
+        failures.setdefault(channel, []).append(row)
+        latest = failures[channel][0].payload
+        if latest.get("final") or len(failures[channel]) >= after:
+            settled.add(channel)
+    lines = []
+    for found in failures.values():
+        latest_row = found[0]
+        payload = latest_row.payload
+        if payload.get("final") or len(found) >= after:
+            lines.append(
+                NotificationFailure(
+                    channel=str(payload.get("channel") or "unnamed channel"),
+                    error=str(payload.get("error") or "no reason given"),
+                    failed_at=latest_row.created_at,
+                    event=str(payload.get("event") or ""),
+                )
+            )
+    return sorted(lines, key=lambda line: line.failed_at, reverse=True)
 
 
 def _run_line(row: History) -> RunLine:
@@ -501,7 +585,8 @@ def dashboard_read() -> Dashboard:
     the newest closes, today's open runs, the risk limits' halts, the memberships, the portfolios, the newest
     candle's source, the runs: eleven, whatever the number of strategies, positions and runs; four more when
     portfolios exist (their members, strategies, positions and limit states); plus one for the live orders when
-    some strategy trades on an exchange (only those have orders).
+    some strategy trades on an exchange (only those have orders); plus one for the notification attempts when
+    channels are configured (:func:`notification_failures`).
     """
     today = timezone.now().date()
     strategies = list(strategies_with_accounts().order_by("name"))
@@ -550,6 +635,7 @@ def dashboard_read() -> Dashboard:
         freshness=data_freshness(marks, today=today),
         open_positions=[_open_position_line(p, marks.get(p.instrument_id)) for p in open_rows],
         runs=recent_runs(),
+        notification_failures=notification_failures(),
         open_orders=list(
             Order.objects.live()
             .select_related("strategy", "instrument")

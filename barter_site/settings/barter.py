@@ -3,7 +3,9 @@ schedule, CoinGecko, exchanges and the simulator. Every variable is listed, with
 """
 
 import re
+from collections.abc import Iterable, Sequence
 from datetime import time
+from typing import overload
 
 from celery.schedules import ParseException, crontab
 from django.core.exceptions import ImproperlyConfigured
@@ -89,6 +91,57 @@ BARTER_SIMULATOR_BACKGROUND_THREADS = env.int("BARTER_SIMULATOR_BACKGROUND_THREA
 BARTER_ENGINE_WARM_AT_START = env.bool("BARTER_ENGINE_WARM_AT_START", default=False)
 
 
+class NotifyUrls(Sequence[str]):
+    """The Apprise URLs of ``BARTER_NOTIFY_URLS``, a sequence of strings whose ``repr`` names only how many there
+    are, so that no settings dump (Django's error page, ``diffsettings``, a log of the settings) shows one: they
+    hold tokens and passwords. Not a tuple nor a list: Django's error page rebuilds those item by item."""
+
+    __slots__ = ("_urls",)
+
+    def __init__(self, urls: Iterable[str] = ()) -> None:
+        self._urls = tuple(urls)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._urls[index]
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._urls)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} notification URL(s), hidden>"
+
+    __str__ = __repr__
+
+
+def _notify_urls(value: str) -> NotifyUrls:
+    """Split ``BARTER_NOTIFY_URLS`` on commas (a comma inside one URL is written ``%2C``), dropping blanks."""
+    return NotifyUrls(url.strip() for url in value.split(",") if url.strip())
+
+
+# Notifications (issue 17, docs/notifications.md): where to send them, as Apprise URLs from the environment only
+# (never logged or shown: the admin lists each channel by its scheme and host), and how hard to try. One send
+# gives up after BARTER_NOTIFY_TIMEOUT_SECONDS to connect and as many to read; a failed send is tried again after
+# BARTER_NOTIFY_RETRY_BASE_SECONDS, then twice that, and so on, BARTER_NOTIFY_MAX_ATTEMPTS attempts in all.
+BARTER_NOTIFY_URLS = _notify_urls(env.str("BARTER_NOTIFY_URLS", default=""))
+BARTER_NOTIFY_TIMEOUT_SECONDS = env.float("BARTER_NOTIFY_TIMEOUT_SECONDS", default=10.0)
+BARTER_NOTIFY_MAX_ATTEMPTS = env.int("BARTER_NOTIFY_MAX_ATTEMPTS", default=5)
+BARTER_NOTIFY_RETRY_BASE_SECONDS = env.float("BARTER_NOTIFY_RETRY_BASE_SECONDS", default=30.0)
+# How often Celery beat (or, without a broker, a request) sends the pending deliveries whose dispatch was lost.
+BARTER_NOTIFY_FLUSH_INTERVAL_SECONDS = env.float("BARTER_NOTIFY_FLUSH_INTERVAL_SECONDS", default=180.0)
+# Without a broker: the background threads of the server process that make the attempts (never the caller).
+BARTER_NOTIFY_BACKGROUND_THREADS = env.int("BARTER_NOTIFY_BACKGROUND_THREADS", default=2)
+
+
 def _cron_schedule(name: str, default: str) -> crontab:
     """Return the 5-field cron expression of environment variable ``name`` as a Celery crontab (UTC)."""
     value = env.str(name, default=default)
@@ -165,6 +218,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.missed_run_check",
         "schedule": BARTER_MISSED_RUN_CHECK_INTERVAL_SECONDS,
     },
+    # Notifications whose dispatch was lost (a worker or a thread that died, the broker down when they were
+    # made) are sent again (notifications.services.deliveries_flush).
+    "flush-notifications": {"task": "notifications.flush", "schedule": BARTER_NOTIFY_FLUSH_INTERVAL_SECONDS},
 }
 
 # CoinGecko: the plan picks the host and the header the key travels in (never a query parameter).

@@ -286,7 +286,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "null": {"class": "logging.NullHandler"},
+    },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     # urllib3 logs every retry with the full URL; keys never travel in URLs, but keep it quiet anyway.
     # django_guid logs at INFO on every request whether the header came or not.
@@ -295,6 +298,10 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
         "django_guid": {"level": "WARNING"},
         "ccxt": {"level": "WARNING"},
+        # Apprise logs the URLs it posts to (tokens in their paths) at DEBUG, and its warnings name hosts and
+        # recipients: none of it reaches the logs. notifications.apprise_send collects the reasons of each send
+        # (DEBUG: the socket exception says why) and redacts them; the services log and record that.
+        "apprise": {"level": "DEBUG", "propagate": False, "handlers": ["null"]},
     },
 }
 

@@ -92,6 +92,7 @@ LOGGING = {
             "formatter": "json",
             "filters": ["request_id"],
         },
+        "null": {"class": "logging.NullHandler"},  # Apprise's logger's (base.py): its records go nowhere
     },
     "root": {"handlers": ["stdout"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }

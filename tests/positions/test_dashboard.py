@@ -228,7 +228,8 @@ def test_dashboard_queries_do_not_grow_with_strategies_positions_and_runs(
     many = count()
 
     # session, user; strategies, their instruments, their positions; open positions; newest closes; today's open
-    # runs; the risk limits' halts; memberships; portfolios; the newest candle's source; runs
+    # runs; the risk limits' halts; memberships; portfolios; the newest candle's source; runs (no notification
+    # channel is configured: their attempts are not read)
     assert few == many == 13
 
 

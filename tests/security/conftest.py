@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import User
 
+from notifications.models import Channel, Delivery
 from runs.models import History, Step
 from runs.recorder import run_start
 from simulator.models import PortfolioSimulation, RunStatus, Simulation, Sweep, SweepPoint, WalkForward
@@ -110,6 +111,11 @@ def seeded(db: None) -> Seeded:
     )
     portfolio = Portfolio.objects.create(name="core")
     PortfolioStrategy.objects.create(portfolio=portfolio, strategy=strategy, weight=Decimal("0.5"))
+    # A notification channel (its URL no longer in BARTER_NOTIFY_URLS: the tests' setting is empty) and a delivery.
+    channel = Channel.objects.create(
+        key="0" * 64, position=1, label="JSON json://hooks.example.com", configured=False
+    )
+    Delivery.objects.create(channel=channel, event="digest", key="digest:2024-04-20", title="digest")
     return Seeded(
         user=user,
         token=token,

@@ -334,12 +334,25 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/admin/positions/limitstate/{object_id}/history/"): admin_for(200, "viewer"),
     ("GET", "/admin/positions/limitstate/{object_id}/delete/"): admin_for(200),
     ("GET", "/admin/positions/limitstate/{object_id}/change/"): admin_for(200, "viewer"),
+    # -- the admin: notification channels (from BARTER_NOTIFY_URLS: no add; the seeded one's URL left the setting,
+    # so it may be deleted) and deliveries (read-only): only the superuser holds their permissions here ----------
+    ("GET", "/admin/notifications/channel/"): admin_for(200),
+    ("GET", "/admin/notifications/channel/add/"): admin_for(403),
+    ("GET", "/admin/notifications/channel/{object_id}/history/"): admin_for(200),
+    ("GET", "/admin/notifications/channel/{object_id}/delete/"): admin_for(200),
+    ("GET", "/admin/notifications/channel/{object_id}/change/"): admin_for(200),
+    **{
+        ("GET", f"/admin/notifications/delivery/{page}"): admin_for(200)
+        for page in ("", "{object_id}/history/", "{object_id}/change/")
+    },
+    **{("GET", f"/admin/notifications/delivery/{page}"): admin_for(403) for page in ("add/", "{object_id}/delete/")},
     # -- the admin: "<id>/" sends everyone on to ".../change/" (which then decides) -------------------------------
     **{
         ("GET", f"/admin/{model}/{{object_id}}/"): same_for_all(302)
         for model in ("auth/group", "auth/user", "knox/authtoken", "instruments/instrument",
                       "instruments/instrumentohlc", "runs/history", "positions/position", "positions/order",
-                      "trading/strategy", "trading/portfolio", "positions/limitstate")
+                      "trading/strategy", "trading/portfolio", "positions/limitstate", "notifications/channel",
+                      "notifications/delivery")
     },
     # -- the admin: django-axes' records of failed logins, read-only: nobody but the superuser holds their view
     # permissions; no add, delete or bulk action, not even for the superuser ------------------------------------
@@ -362,16 +375,19 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("ACTION", "trading.strategy:enable"): admin_for(302, "change_strategy"),
     ("ACTION", "trading.strategy:disable"): admin_for(302, "change_strategy"),
     ("ACTION", "positions.position:close_now"): admin_for(302),  # positions.change_position: the superuser's
+    # notifications.send_test_message and change_channel: the superuser's (the seeded channel is no longer
+    # configured: it answers "not sent" without sending anything)
+    ("ACTION", "notifications.channel:send_test_message"): admin_for(302),
     # delete_strategy alone cannot open the change list (no view or change permission), so only the superuser.
     **{
         ("ACTION", f"{model}:delete_selected"): admin_for(200)
         for model in ("auth.group", "auth.user", "knox.authtoken", "instruments.instrument", "trading.strategy",
-                      "trading.portfolio", "positions.limitstate")
+                      "trading.portfolio", "positions.limitstate", "notifications.channel")
     },
     **{
         ("ACTION", f"{model}:delete_selected"): admin_for(403)  # read-only rows: not offered to anybody
         for model in ("instruments.instrumentohlc", "runs.history", "positions.position", "positions.order",
-                      "axes.accessattempt", "axes.accessfailurelog", "axes.accesslog")
+                      "axes.accessattempt", "axes.accessfailurelog", "axes.accesslog", "notifications.delivery")
     },
 }
 # fmt: on
@@ -504,6 +520,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
     from barter_site.errors import ApplicationError
     from instruments.api import SyncDataView
     from instruments.models import Instrument, InstrumentOHLC
+    from notifications.models import Channel, Delivery
     from positions.api.steps import SyncClosePositionsView, SyncNewTradesView
     from positions.models import LimitState, Order, Position
     from runs.models import History, Step
@@ -628,6 +645,14 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
         access = AccessLog.objects.create(username="someone", ip_address="127.0.0.9", user_agent="test")
         from django.contrib.contenttypes.models import ContentType
 
+        # A notification channel whose URL left BARTER_NOTIFY_URLS (the tests' setting is empty), and a delivery.
+        channel = Channel.objects.create(
+            key="0" * 64, position=1, label="JSON json://hooks.example.com", configured=False
+        )
+        delivery = Delivery.objects.create(
+            channel=channel, event="digest", key="digest:2024-04-20", title="digest"
+        )
+
         history = History.objects.order_by("id").first()
         assert history is not None
         objects = {
@@ -671,6 +696,8 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
                 AccessLog: access.pk,
                 Portfolio: portfolio.pk,
                 LimitState: limit_state.pk,
+                Channel: channel.pk,
+                Delivery: delivery.pk,
             },
             # The rows the actions are applied to (the admin ids, but a plain user's token to delete).
             "selected": {
@@ -688,6 +715,8 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
                 AccessLog: access.pk,
                 Portfolio: portfolio.pk,
                 LimitState: limit_state.pk,
+                Channel: channel.pk,
+                Delivery: delivery.pk,
             },
             "stubs": stubs,
         }
