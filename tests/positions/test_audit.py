@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from instruments.models import Instrument
-from positions.audit import audit_day, cumulative_drift
+from instruments.models import Instrument, InstrumentOHLC
+from positions.audit import AuditDayError, audit_day, cumulative_drift
 from positions.cycle.close import sync_close_positions
+from positions.cycle.manual import position_close_manual
 from positions.cycle.open import sync_new_trades
 from positions.cycle.replay import day_range
 from positions.execution.paper import ReplayBroker
 from positions.models import Position, StrategyAudit
 from runs.models import History, HistoryKind
+from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy
 
 RSI_TP_HOLD = {
@@ -71,3 +76,221 @@ def test_a_replayed_paper_strategy_audited_every_day_shows_no_drift(shipped_hist
     drift = cumulative_drift(strategy)
     assert drift["signal_mismatches"] == 0 and drift["fee_drift"] == 0 and drift["slippage_cost"] == 0
     assert not History.objects.filter(kind=HistoryKind.SIGNAL_MISMATCH).exists()
+
+
+# -- mismatches, idempotency, errors: flat synthetic candles ----------------------------------------------------
+
+DAY = date(2024, 3, 10)
+ALWAYS = {"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}}
+NEVER = {"left": {"indicator": "close"}, "op": ">", "right": {"value": 1_000_000}}
+
+
+def _paper(name: str, entry: dict, coins: list[str]) -> Strategy:
+    strategy = Strategy.objects.create(
+        name=name,
+        is_enabled=True,
+        starting_cash=Decimal(1000),
+        criteria={
+            "version": 1,
+            "side": "long",
+            "entry": entry,
+            "exit": None,
+            "fee_rate": 0.001,
+            "slippage_ratio": 0.0,
+            "sizing": {"method": "equity_fraction", "value": 0.3},
+        },
+    )
+    strategy.instruments.set(Instrument.objects.filter(coingecko_id__in=coins))
+    return strategy
+
+
+@pytest.fixture
+def coins() -> list[Instrument]:
+    """Bitcoin and ethereum with flat daily candles (open 100, high 110, low 90, close 100) through DAY + 1."""
+    made = [
+        InstrumentFactory.create(coingecko_id=c, symbol=s)
+        for c, s in (("bitcoin", "BTC"), ("ethereum", "ETH"))
+    ]
+    for instrument in made:
+        for n in range(-20, 2):
+            day = DAY + timedelta(days=n)
+            InstrumentOHLC.objects.create(
+                instrument=instrument,
+                timeframe="1d",
+                open_time=datetime(day.year, day.month, day.day, tzinfo=UTC),
+                open=Decimal(100),
+                high=Decimal(110),
+                low=Decimal(90),
+                close=Decimal(100),
+                source="test",
+            )
+    return made
+
+
+def _steps(strategy: Strategy, day: date, instruments: list[str] | None = None) -> None:
+    broker = ReplayBroker()
+    sync_new_trades(as_of=day, broker=broker, strategies=[strategy], instruments=instruments)
+    sync_close_positions(as_of=day, broker=broker, strategies=[strategy], instruments=instruments)
+
+
+def _mismatch_rows(strategy: Strategy) -> list[dict]:
+    return [
+        row.payload
+        for row in History.objects.filter(kind=HistoryKind.SIGNAL_MISMATCH, strategy=strategy).order_by("id")
+    ]
+
+
+@pytest.mark.django_db
+def test_an_open_step_that_did_not_run_for_an_instrument_is_a_missed_entry_recorded_once(
+    coins: list[Instrument],
+) -> None:
+    strategy = _paper("both", ALWAYS, ["bitcoin", "ethereum"])
+    _steps(strategy, DAY, instruments=["bitcoin"])  # ethereum's open step never ran that day
+
+    (audit,) = audit_day(as_of=DAY)
+
+    assert audit.backtest_entries == ["bitcoin", "ethereum"] and audit.live_entries == ["bitcoin"]
+    assert audit.missed == [{"instrument": "ethereum", "signal": "entry", "reason": ""}]
+    assert audit.extra == [] and audit.signal_mismatches == 1
+    assert audit.open_mismatches == 1  # the backtest holds ethereum at the end of the day, live does not
+    assert [r["instrument"] for r in audit.open_backtest] == ["bitcoin", "ethereum"]
+    assert [r["instrument"] for r in audit.open_live] == ["bitcoin"]
+    # Live kept the 30 % it did not spend on ethereum: 0.3 of the equity after the bitcoin entry (the engine
+    # enters in key order, sizing each on the equity then, fees included in the spend).
+    assert audit.cash_backtest == Decimal(1000) - 300 - 300
+    assert audit.cash_drift == 300
+    [row] = _mismatch_rows(strategy)
+    assert row == {
+        "as_of": DAY.isoformat(),
+        "side": "backtest_only",
+        "instrument": "ethereum",
+        "signal": "entry",
+        "reason": "",
+    }
+    fields = (
+        "missed",
+        "extra",
+        "fills",
+        "slippage_bps",
+        "fee_drift",
+        "cash_live",
+        "cash_backtest",
+        "open_live",
+        "details",
+    )
+    before = [getattr(audit, f) for f in fields]
+
+    (again,) = audit_day(as_of=DAY)  # idempotent: the same row, the same values, no second History row
+
+    assert again.pk == audit.pk and StrategyAudit.objects.count() == 1
+    assert [getattr(again, f) for f in fields] == before
+    assert len(_mismatch_rows(strategy)) == 1
+
+
+@pytest.mark.django_db
+def test_a_position_opened_by_hand_is_an_extra_entry(coins: list[Instrument]) -> None:
+    strategy = _paper("never", NEVER, ["bitcoin"])
+    _steps(strategy, DAY)  # live (its open step ran), entering nothing
+    bitcoin = coins[0]
+    Position.objects.create(
+        strategy=strategy,
+        instrument=bitcoin,
+        quantity=Decimal(2),
+        entry_price=Decimal(101),
+        entry_at=datetime(DAY.year, DAY.month, DAY.day, 9, 30, tzinfo=UTC),
+        entry_fee=Decimal("0.202"),
+    )
+
+    (audit,) = audit_day(as_of=DAY)
+
+    assert audit.backtest_entries == [] and audit.live_entries == ["bitcoin"]
+    assert audit.extra == [{"instrument": "bitcoin", "signal": "entry", "reason": ""}] and audit.missed == []
+    [row] = _mismatch_rows(strategy)
+    assert row["side"] == "live_only" and row["instrument"] == "bitcoin" and row["signal"] == "entry"
+    # Its fill against the model: 101 paid against the open 100 (no slippage modelled): +100 bps; the fee is the
+    # model's 0.1 % of 100 * 2 = 0.2, paid 0.202.
+    assert audit.slippage_bps == Decimal("100.0000")
+    assert audit.slippage_cost == Decimal("2.000000")
+    assert audit.fee_drift == Decimal("0.002000")
+    assert audit.cash_live == Decimal(1000) - Decimal(202) - Decimal("0.202") and audit.cash_backtest == 1000
+
+
+@pytest.mark.django_db
+def test_a_position_closed_by_hand_is_an_extra_exit_and_the_backtests_position_is_still_open(
+    coins: list[Instrument],
+) -> None:
+    strategy = _paper("btc", ALWAYS, ["bitcoin"])
+    _steps(strategy, DAY - timedelta(days=1))
+    position = Position.objects.get(strategy=strategy)
+    position_close_manual(position=position, price=Decimal(100))
+    Position.objects.filter(pk=position.pk).update(
+        exit_at=datetime(DAY.year, DAY.month, DAY.day, 8, tzinfo=UTC)
+    )
+    _steps(strategy, DAY)  # enters bitcoin again: the backtest still holds it, so enters nothing
+
+    (audit,) = audit_day(as_of=DAY)
+
+    assert audit.extra == [
+        {"instrument": "bitcoin", "signal": "entry", "reason": ""},
+        {"instrument": "bitcoin", "signal": "exit", "reason": "manual"},
+    ]
+    assert audit.missed == [] and audit.signal_mismatches == 2
+    assert (
+        [r["instrument"] for r in audit.open_live]
+        == [r["instrument"] for r in audit.open_backtest]
+        == ["bitcoin"]
+    )
+
+
+@pytest.mark.django_db
+def test_a_strategy_whose_audit_fails_leaves_the_others_audited_and_the_run_partial(
+    coins: list[Instrument],
+) -> None:
+    good = _paper("good", ALWAYS, ["bitcoin"])
+    _steps(good, DAY)
+    broken = _paper("broken", ALWAYS, ["ethereum"])
+    _steps(broken, DAY)
+    Strategy.objects.filter(pk=broken.pk).update(criteria={"version": 1, "entry": "not a condition"})
+
+    audits = audit_day(as_of=DAY)
+
+    assert [a.strategy.name for a in audits] == ["good"]
+    assert not StrategyAudit.objects.filter(strategy=broken).exists()
+    finished = History.objects.get(kind=HistoryKind.RUN_FINISHED, step="audit")
+    assert finished.status == "partial"
+    assert [e["strategy"] for e in finished.payload["errors"]] == ["broken"]
+    assert History.objects.filter(kind=HistoryKind.ERROR, strategy=broken, run_id=finished.run_id).exists()
+
+
+@pytest.mark.django_db
+def test_only_live_strategies_are_audited_and_only_complete_days(coins: list[Instrument]) -> None:
+    live = _paper("live", ALWAYS, ["bitcoin"])
+    _steps(live, DAY)
+    disabled = _paper("disabled", ALWAYS, ["bitcoin"])
+    _steps(disabled, DAY)
+    Strategy.objects.filter(pk=disabled.pk).update(is_enabled=False)
+    _paper("never-ran", ALWAYS, ["bitcoin"])
+
+    assert [a.strategy.name for a in audit_day(as_of=DAY)] == ["live"]
+    assert audit_day(as_of=DAY - timedelta(days=1)) == []  # before its first live day
+    with pytest.raises(AuditDayError, match="as_of must be before today"):
+        audit_day(as_of=timezone.now().date())
+
+
+@pytest.mark.django_db
+def test_the_audit_day_command(coins: list[Instrument]) -> None:
+    strategy = _paper("both", ALWAYS, ["bitcoin", "ethereum"])
+    _steps(strategy, DAY, instruments=["bitcoin"])
+    out = StringIO()
+
+    call_command("audit_day", "--as-of", DAY.isoformat(), stdout=out)
+
+    assert "both 2024-03-10: 1 signal mismatch(es) (1 missed, 0 extra)" in out.getvalue()
+    with pytest.raises(
+        CommandError, match=r"--as-of must be a date like 2024-01-31 \(YYYY-MM-DD\); was '2024-13-01'"
+    ):
+        call_command("audit_day", "--as-of", "2024-13-01")
+    with pytest.raises(CommandError, match="as_of must be before today"):
+        call_command("audit_day", "--as-of", timezone.now().date().isoformat())
+    with pytest.raises(CommandError, match="unknown strategy 'nope'; known: both"):
+        call_command("audit_day", "--strategy", "nope")
