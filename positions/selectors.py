@@ -27,6 +27,7 @@ from positions.accounts import (
     strategy_equity,
 )
 from positions.cycle.replay import ReplayAccountName, replay_account_parse
+from positions.drift import DriftLine, drift_lines
 from positions.execution.trades import trading_blocked
 from positions.limits import halts_in_force
 from positions.models import LimitState, Order, Position
@@ -293,6 +294,8 @@ class Dashboard:
         replays: one line per replay account (``manage.py replay``), by strategy then first day, newest first.
         freshness: how old the newest daily candle is.
         portfolios: one line per portfolio, by name.
+        drift: the daily audit of live against the backtest (docs/audit.md): one line per audited strategy, its
+            latest audited day and its drift over every audited day (:func:`positions.drift.drift_lines`).
     """
 
     strategies: list[StrategyLine]
@@ -302,6 +305,7 @@ class Dashboard:
     replays: list[StrategyLine] = field(default_factory=list)
     freshness: DataFreshness | None = None
     portfolios: list[PortfolioLine] = field(default_factory=list)
+    drift: list[DriftLine] = field(default_factory=list)
 
 
 def _run_line(row: History) -> RunLine:
@@ -499,7 +503,8 @@ def dashboard_read() -> Dashboard:
 
     Queries: strategies, their instruments, their positions, the open positions with strategy and instrument,
     the newest closes, today's open runs, the risk limits' halts, the memberships, the portfolios, the newest
-    candle's source, the runs: eleven, whatever the number of strategies, positions and runs; four more when
+    candle's source, the runs, the latest audits: twelve, whatever the number of strategies, positions and runs;
+    two more when some strategy was audited (the audits' sums and third-currency fees); four more when
     portfolios exist (their members, strategies, positions and limit states); plus one for the live orders when
     some strategy trades on an exchange (only those have orders).
     """
@@ -550,6 +555,7 @@ def dashboard_read() -> Dashboard:
         freshness=data_freshness(marks, today=today),
         open_positions=[_open_position_line(p, marks.get(p.instrument_id)) for p in open_rows],
         runs=recent_runs(),
+        drift=drift_lines(),
         open_orders=list(
             Order.objects.live()
             .select_related("strategy", "instrument")

@@ -7,8 +7,11 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.utils import timezone
+from pytest_django import DjangoAssertNumQueries
 
 from instruments.models import Instrument, InstrumentOHLC
 from positions.audit import AuditDayError, audit_day, cumulative_drift
@@ -16,8 +19,10 @@ from positions.cycle.close import sync_close_positions
 from positions.cycle.manual import position_close_manual
 from positions.cycle.open import sync_new_trades
 from positions.cycle.replay import day_range
+from positions.drift import drift_lines
 from positions.execution.paper import ReplayBroker
 from positions.models import Position, StrategyAudit
+from positions.selectors import dashboard_read
 from runs.models import History, HistoryKind
 from tests.instruments.factories import InstrumentFactory
 from trading.models import Strategy
@@ -294,3 +299,47 @@ def test_the_audit_day_command(coins: list[Instrument]) -> None:
         call_command("audit_day", "--as-of", timezone.now().date().isoformat())
     with pytest.raises(CommandError, match="unknown strategy 'nope'; known: both"):
         call_command("audit_day", "--strategy", "nope")
+
+
+@pytest.mark.django_db
+def test_the_dashboard_shows_the_drift_table_with_a_mismatch_as_an_error(
+    coins: list[Instrument], client: Client, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    clean = _paper("clean", ALWAYS, ["bitcoin"])
+    drifted = _paper("drifted", ALWAYS, ["bitcoin", "ethereum"])
+    for day in (DAY - timedelta(days=1), DAY):
+        _steps(clean, day)
+        _steps(drifted, day, instruments=["bitcoin"])  # ethereum never entered: missed on the first day only
+        audit_day(as_of=day)
+    # The next day's entry is missed no more (the backtest holds ethereum, so enters nothing), but the open
+    # positions still differ; the drift table shows the latest day and the two days summed.
+    with django_assert_num_queries(3):
+        lines = drift_lines()
+    assert [(line.latest.strategy.name, line.latest.as_of, line.days) for line in lines] == [
+        ("clean", DAY, 2),
+        ("drifted", DAY, 2),
+    ]
+    assert [line.signal_mismatches for line in lines] == [0, 1]
+    assert [line.open_mismatch_days for line in lines] == [0, 2]
+    assert dashboard_read().drift == lines  # the Dashboard carries it for a digest
+    client.force_login(User.objects.create_superuser("boss", password="unused-password-123"))
+
+    page = client.get("/").content.decode()
+
+    table = page[page.index('<table id="drift">') :]
+    table = table[: table.index("</table>")]
+    clean_row = table[table.index('data-drift="clean"') :]
+    clean_row = clean_row[: clean_row.index("</tr>")]
+    drifted_row = table[table.index('data-drift="drifted"') :]
+    drifted_row = drifted_row[: drifted_row.index("</tr>")]
+    assert 'class="error"' not in clean_row and "mismatch</span>" not in clean_row
+    assert 'class="error"' in drifted_row and 'data-field="mismatch">mismatch</span>' in drifted_row
+    assert '<td class="num loss" data-field="signal_mismatches">1</td>' in drifted_row
+    assert '<td class="num" data-field="days">2</td>' in drifted_row
+    assert '<td class="num" data-field="signal_mismatches">0</td>' in clean_row
+    # It entered the day before (at the open: 0 bps) and filled nothing on its latest day.
+    assert '<td class="num" data-field="slippage_bps"><span class="muted">no fill</span></td>' in clean_row
+    assert StrategyAudit.objects.get(strategy=clean, as_of=DAY - timedelta(days=1)).slippage_bps == 0
+    cash_drift = StrategyAudit.objects.get(strategy=drifted, as_of=DAY).cash_drift
+    assert cash_drift > 0
+    assert f'<td class="num" data-field="cash_drift">{cash_drift:,.2f}</td>' in drifted_row
