@@ -25,7 +25,7 @@ from positions.models import Position, StrategyAudit
 from positions.selectors import dashboard_read
 from runs.models import History, HistoryKind
 from tests.instruments.factories import InstrumentFactory
-from trading.models import Strategy
+from trading.models import Portfolio, PortfolioStrategy, Strategy
 
 RSI_TP_HOLD = {
     "version": 1,
@@ -343,3 +343,36 @@ def test_the_dashboard_shows_the_drift_table_with_a_mismatch_as_an_error(
     cash_drift = StrategyAudit.objects.get(strategy=drifted, as_of=DAY).cash_drift
     assert cash_drift > 0
     assert f'<td class="num" data-field="cash_drift">{cash_drift:,.2f}</td>' in drifted_row
+
+
+@pytest.mark.django_db
+def test_portfolio_members_are_audited_against_the_portfolios_backtest(coins: list[Instrument]) -> None:
+    first = _paper("member-btc", ALWAYS, ["bitcoin"])
+    second = _paper("member-eth", ALWAYS, ["ethereum"])
+    portfolio = Portfolio.objects.create(name="pf", starting_cash=Decimal(1000), is_enabled=True)
+    PortfolioStrategy.objects.create(portfolio=portfolio, strategy=first, weight=Decimal("0.5"), order=0)
+    PortfolioStrategy.objects.create(portfolio=portfolio, strategy=second, weight=Decimal("0.5"), order=1)
+    broker = ReplayBroker()
+    for day in (DAY - timedelta(days=1), DAY):
+        sync_new_trades(as_of=day, broker=broker, strategies=[first, second])
+        sync_close_positions(as_of=day, broker=broker, strategies=[first, second])
+    assert Position.objects.filter(portfolio=portfolio).count() == 2
+
+    audits = {a.strategy.name: a for a in audit_day(as_of=DAY - timedelta(days=1))}
+
+    assert audits["member-btc"].live_entries == audits["member-btc"].backtest_entries == ["bitcoin"]
+    assert audits["member-eth"].live_entries == audits["member-eth"].backtest_entries == ["ethereum"]
+    for audit in audits.values():
+        assert audit.signal_mismatches == 0 and audit.open_mismatches == 0
+        assert audit.cash_drift == 0 and audit.fee_drift == 0 and audit.slippage_bps == 0
+        assert audit.details["cash_scope"] == "portfolio pf"
+    # The portfolio's cash is shared: both members report it, less what both entries cost.
+    spent = sum(
+        (p.entry_price * p.quantity + p.entry_fee for p in Position.objects.filter(portfolio=portfolio)),
+        Decimal(0),
+    )
+    assert (
+        audits["member-btc"].cash_live
+        == audits["member-eth"].cash_live
+        == (1000 - spent).quantize(Decimal("0.000001"))
+    )
