@@ -21,10 +21,11 @@ import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmarks._django import django_setup  # noqa: E402
+from _django import django_setup
 
 FIRST, AS_OF = date(2019, 1, 1), date(2019, 12, 30)
 COINS = ["bitcoin", "ethereum", "litecoin"]
@@ -33,17 +34,45 @@ COINS = ["bitcoin", "ethereum", "litecoin"]
 def _criteria(n: int) -> dict[str, object]:
     """Five strategies of different kinds: RSI with take-profit and holding limit, SMA cross with stop, breakouts."""
     rsi = {"indicator": "rsi", "period": 14}
+    sma20, sma50 = {"indicator": "sma", "period": 20}, {"indicator": "sma", "period": 50}
+    close = {"indicator": "close"}
     kinds: list[dict[str, object]] = [
-        {"entry": {"left": rsi, "op": "<", "right": {"value": 35}}, "take_profit_ratio": 0.06, "max_holding_days": 7},
-        {"entry": {"left": rsi, "op": "<", "right": {"value": 45}}, "exit": {"left": rsi, "op": ">", "right": {"value": 60}}, "stop_loss_ratio": 0.04},
-        {"entry": {"left": {"indicator": "sma", "period": 20}, "op": "crosses_above", "right": {"indicator": "sma", "period": 50}},
-         "exit": {"left": {"indicator": "sma", "period": 20}, "op": "crosses_below", "right": {"indicator": "sma", "period": 50}},
-         "stop_loss_ratio": 0.08},
-        {"entry": {"left": {"indicator": "close"}, "op": ">", "right": {"indicator": "highest", "period": 20, "source": "high", "shift": 1}},
-         "trailing_stop_ratio": 0.1},
-        {"entry": {"left": {"indicator": "close"}, "op": ">", "right": {"indicator": "highest", "period": 10, "source": "high", "shift": 1}},
-         "exit": {"left": {"indicator": "close"}, "op": "<", "right": {"indicator": "lowest", "period": 10, "source": "low", "shift": 1}}},
-    ]  # fmt: skip
+        {
+            "entry": {"left": rsi, "op": "<", "right": {"value": 35}},
+            "take_profit_ratio": 0.06,
+            "max_holding_days": 7,
+        },
+        {
+            "entry": {"left": rsi, "op": "<", "right": {"value": 45}},
+            "exit": {"left": rsi, "op": ">", "right": {"value": 60}},
+            "stop_loss_ratio": 0.04,
+        },
+        {
+            "entry": {"left": sma20, "op": "crosses_above", "right": sma50},
+            "exit": {"left": sma20, "op": "crosses_below", "right": sma50},
+            "stop_loss_ratio": 0.08,
+        },
+        {
+            "entry": {
+                "left": close,
+                "op": ">",
+                "right": {"indicator": "highest", "period": 20, "source": "high", "shift": 1},
+            },
+            "trailing_stop_ratio": 0.1,
+        },
+        {
+            "entry": {
+                "left": close,
+                "op": ">",
+                "right": {"indicator": "highest", "period": 10, "source": "high", "shift": 1},
+            },
+            "exit": {
+                "left": close,
+                "op": "<",
+                "right": {"indicator": "lowest", "period": 10, "source": "low", "shift": 1},
+            },
+        },
+    ]
     return {
         "version": 1,
         "side": "long",
@@ -55,7 +84,7 @@ def _criteria(n: int) -> dict[str, object]:
     }
 
 
-def _setup() -> list[object]:
+def _setup() -> list[Any]:
     from instruments.models import Instrument
     from positions.models import Position, StrategyAudit, StrategyStep
     from runs.models import Step
@@ -79,7 +108,13 @@ def _setup() -> list[object]:
         strategy.instruments.set(instruments)
         run_id = uuid.uuid4()
         StrategyStep.objects.bulk_create(
-            StrategyStep(strategy=strategy, step=Step.OPEN, as_of=FIRST + timedelta(days=d), instrument=i, run_id=run_id)
+            StrategyStep(
+                strategy=strategy,
+                step=Step.OPEN,
+                as_of=FIRST + timedelta(days=d),
+                instrument=i,
+                run_id=run_id,
+            )
             for d in range((AS_OF - FIRST).days + 2)
             for i in instruments
         )
@@ -89,6 +124,8 @@ def _setup() -> list[object]:
         )  # fmt: skip
         for trade in result.trades:
             closed = trade.exit_time_seconds is not None
+            exit_price, exit_fee = trade.exit_price or 0.0, trade.exit_fee or 0.0
+            pnl, pnl_ratio = trade.pnl or 0.0, trade.pnl_ratio or 0.0
             Position.objects.create(
                 strategy=strategy,
                 instrument=keyed[trade.symbol],
@@ -97,12 +134,12 @@ def _setup() -> list[object]:
                 entry_price=to_decimal(trade.entry_price),
                 entry_at=from_seconds(trade.entry_time_seconds),
                 entry_fee=to_decimal(trade.entry_fee),
-                exit_price=to_decimal(trade.exit_price) if closed else None,
-                exit_at=from_seconds(trade.exit_time_seconds) if closed else None,
-                exit_fee=to_decimal(trade.exit_fee) if closed else None,
+                exit_price=to_decimal(exit_price) if closed else None,
+                exit_at=from_seconds(trade.exit_time_seconds or 0) if closed else None,
+                exit_fee=to_decimal(exit_fee) if closed else None,
                 exit_reason=trade.exit_reason or "",
-                pnl=to_decimal(trade.pnl) if closed else None,
-                pnl_ratio=to_decimal(trade.pnl_ratio) if closed else None,
+                pnl=to_decimal(pnl) if closed else None,
+                pnl_ratio=to_decimal(pnl_ratio) if closed else None,
             )
             positions += 1
         strategies.append(strategy)
@@ -120,16 +157,18 @@ def main() -> None:
     from positions.audit import audit_day
 
     started = time.perf_counter()
-    audits = audit_day(as_of=AS_OF, strategies=strategies)  # type: ignore[arg-type]
+    audits = audit_day(as_of=AS_OF, strategies=strategies)
     first = time.perf_counter() - started
     times = []
     for _ in range(args.repeat):
         started = time.perf_counter()
-        audit_day(as_of=AS_OF, strategies=strategies)  # type: ignore[arg-type]
+        audit_day(as_of=AS_OF, strategies=strategies)
         times.append(time.perf_counter() - started)
     mismatches = sum(a.signal_mismatches + a.open_mismatches for a in audits)
     print(f"audit_day({AS_OF}): {len(audits)} strategies audited, {mismatches} mismatches")
-    print(f"first call of the process: {first:.3f} s; warm median of {args.repeat}: {statistics.median(times):.3f} s")
+    print(
+        f"first call of the process: {first:.3f} s; warm median of {args.repeat}: {statistics.median(times):.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -41,7 +42,7 @@ RSI_TP_HOLD = {
 }
 
 
-def _replayed(name: str, criteria: dict, coins: list[str], start: date, end: date) -> Strategy:
+def _replayed(name: str, criteria: dict[str, Any], coins: list[str], start: date, end: date) -> Strategy:
     """An enabled paper strategy whose open and close steps ran each day from ``start`` to ``end`` at the stored
     opens (the replay broker): live, as far as the audit can tell, with the parity of the replay."""
     strategy = Strategy.objects.create(name=name, criteria=criteria, starting_cash=10_000, is_enabled=True)
@@ -90,7 +91,7 @@ ALWAYS = {"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}}
 NEVER = {"left": {"indicator": "close"}, "op": ">", "right": {"value": 1_000_000}}
 
 
-def _paper(name: str, entry: dict, coins: list[str]) -> Strategy:
+def _paper(name: str, entry: dict[str, Any], coins: list[str]) -> Strategy:
     strategy = Strategy.objects.create(
         name=name,
         is_enabled=True,
@@ -138,7 +139,7 @@ def _steps(strategy: Strategy, day: date, instruments: list[str] | None = None) 
     sync_close_positions(as_of=day, broker=broker, strategies=[strategy], instruments=instruments)
 
 
-def _mismatch_rows(strategy: Strategy) -> list[dict]:
+def _mismatch_rows(strategy: Strategy) -> list[dict[str, Any]]:
     return [
         row.payload
         for row in History.objects.filter(kind=HistoryKind.SIGNAL_MISMATCH, strategy=strategy).order_by("id")

@@ -151,7 +151,9 @@ def test_an_exchange_strategys_slippage_and_bnb_fee_are_audited_exactly(fake: Fa
     modelled_sell = OPEN * (1 - SLIPPAGE_RATIO)
     sell_bps = (1 - sell_price / modelled_sell) * 10_000
     assert exit_day.signal_mismatches == 0
-    assert exit_day.live_exits == exit_day.backtest_exits == [{"instrument": "bitcoin", "reason": "max_holding"}]
+    assert (
+        exit_day.live_exits == exit_day.backtest_exits == [{"instrument": "bitcoin", "reason": "max_holding"}]
+    )
     [sell] = exit_day.fills
     assert (sell["side"], Decimal(sell["modelled_price"])) == ("sell", modelled_sell)
     assert exit_day.slippage_bps == sell_bps.quantize(Decimal("0.0001")) == Decimal("25.0125")
