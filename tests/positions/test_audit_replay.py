@@ -31,6 +31,35 @@ RSI_TP_HOLD = {
     "slippage_ratio": 0.001,
     "sizing": {"method": "equity_fraction", "value": 0.3},
 }
+BREAKOUT_TRAILING = {
+    "version": 1,
+    "side": "long",
+    "entry": {
+        "left": {"indicator": "close"},
+        "op": ">",
+        "right": {"indicator": "highest", "period": 10, "source": "high", "shift": 1},
+    },
+    "exit": {"left": {"indicator": "rsi", "period": 14}, "op": ">", "right": {"value": 80}},
+    "trailing_stop_ratio": 0.06,
+    "fee_rate": 0.002,
+    "slippage_ratio": 0.0005,
+    "sizing": {"method": "equity_fraction", "value": 0.45},
+}
+#: name -> (criteria, instruments, first and last day, the exit reasons its days must hold)
+CASES = {
+    "rsi-take-profit-stop-holding": (
+        RSI_TP_HOLD,
+        ["bitcoin", "ethereum", "litecoin"],
+        (date(2019, 7, 1), date(2019, 10, 15)),
+        {"stop_loss", "take_profit", "max_holding"},
+    ),
+    "breakout-trailing-signal": (
+        BREAKOUT_TRAILING,
+        ["bitcoin", "ethereum"],
+        (date(2019, 3, 15), date(2019, 7, 15)),
+        {"trailing_stop", "signal"},
+    ),
+}
 
 
 def _replayed(name: str, criteria: dict[str, Any], coins: list[str], start: date, end: date) -> Strategy:
@@ -46,10 +75,12 @@ def _replayed(name: str, criteria: dict[str, Any], coins: list[str], start: date
 
 
 @pytest.mark.django_db
-def test_a_replayed_paper_strategy_audited_every_day_shows_no_drift(shipped_history: None) -> None:
-    start, end = date(2019, 7, 1), date(2019, 10, 15)
-    strategy = _replayed("rsi-tp", RSI_TP_HOLD, ["bitcoin", "ethereum", "litecoin"], start, end)
-    assert Position.objects.for_strategy(strategy).closed().count() >= 3
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_replayed_paper_strategy_audited_every_day_shows_no_drift(shipped_history: None, name: str) -> None:
+    criteria, coins, (start, end), reasons = CASES[name]
+    strategy = _replayed(name, criteria, coins, start, end)
+    closed = Position.objects.for_strategy(strategy).closed()
+    assert set(closed.values_list("exit_reason", flat=True)) >= reasons  # the days audited hold every kind
 
     for day in day_range(start, end - timedelta(days=1)):
         (audit,) = audit_day(as_of=day)
@@ -72,4 +103,5 @@ def test_a_replayed_paper_strategy_audited_every_day_shows_no_drift(shipped_hist
     )
     drift = cumulative_drift(strategy)
     assert drift["signal_mismatches"] == 0 and drift["fee_drift"] == 0 and drift["slippage_cost"] == 0
+    assert drift["fills"] == sum(len(a.fills) for a in audits) > 0
     assert not History.objects.filter(kind=HistoryKind.SIGNAL_MISMATCH).exists()
