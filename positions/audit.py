@@ -24,46 +24,35 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Min, QuerySet
 from django.utils import timezone
 
 from barter_site.errors import ApplicationError
-from instruments.models import Instrument, InstrumentOHLC, Timeframe
+from instruments.models import Instrument
 from positions.accounts import portfolio_of
-from positions.models import Order, Position, StrategyAudit, StrategyStep
+from positions.audit_fills import BPS_QUANTUM, audit_round, fills_against_model
+from positions.drift import cumulative_drift
+from positions.models import Position, StrategyAudit, StrategyStep
 from runs.locked import run_locked
 from runs.locks import run_scope
 from runs.models import History, HistoryKind, Step
 from runs.recorder import RunRecorder, run_status
 from trading.backtests import StoredBook, backtest_stored, instrument_key, portfolio_backtest_stored
-from trading.engine.layout import NO_EXIT
-from trading.engine.rules import buy_fill_price, fill_fee, risk_exit_code, sell_fill_price
 from trading.engine.types import Trade
-from trading.engine.vocabulary import ExitReason
 from trading.models import Portfolio, PortfolioStrategy, Strategy
 from trading.selectors import from_seconds, to_decimal
 
 logger = logging.getLogger(__name__)
 
-#: Money figures of the audit are rounded to a millionth of the quote currency (ROUND_HALF_EVEN): below it, a
-#: difference is the rounding between the engine's float64 and the stored Decimal, not drift.
-AMOUNT_QUANTUM = Decimal("0.000001")
-#: Basis points are rounded to a ten-thousandth of a basis point.
-BPS_QUANTUM = Decimal("0.0001")
-BPS = Decimal(10_000)
-#: The exits filled at a level crossed inside the candle (the others fill at the open).
-RISK_EXITS = (ExitReason.STOP_LOSS.value, ExitReason.TAKE_PROFIT.value, ExitReason.TRAILING_STOP.value)
+#: The public API: the audit (a service) and the cumulative drift of a strategy (a read, :mod:`positions.drift`).
+__all__ = ["AuditDayError", "audit_day", "cumulative_drift", "first_live_days", "live_strategies"]
 
 
 class AuditDayError(ApplicationError):
     """The day asked for cannot be audited yet (field ``as_of``)."""
-
-
-def _round(value: Decimal, quantum: Decimal = AMOUNT_QUANTUM) -> Decimal:
-    return value.quantize(quantum, rounding=ROUND_HALF_EVEN)
 
 
 def _midnight(day: date) -> datetime:
@@ -242,11 +231,11 @@ def _audit_strategy(
     names = {pk: i.coingecko_id for pk, i in by_id.items()}
     missed = _signals(backtest_side.entries - live_side.entries, backtest_side.exits - live_side.exits, names)
     extra = _signals(live_side.entries - backtest_side.entries, live_side.exits - backtest_side.exits, names)
-    fills = _fills(positions, criteria.fee_rate, criteria.slippage_ratio, start, end)
+    fills = fills_against_model(positions, criteria.fee_rate, criteria.slippage_ratio, start, end)
     weighted = [f for f in fills if f["slippage_bps"] is not None]
     quantity = sum((Decimal(f["quantity"]) for f in weighted), Decimal(0))
     slippage_bps = (
-        _round(
+        audit_round(
             sum((Decimal(f["slippage_bps"]) * Decimal(f["quantity"]) for f in weighted), Decimal(0))
             / quantity,
             BPS_QUANTUM,
@@ -286,17 +275,17 @@ def _audit_strategy(
             "signal_mismatches": len(missed) + len(extra),
             "fills": fills,
             "slippage_bps": slippage_bps,
-            "slippage_cost": _round(sum((Decimal(f["slippage_cost"]) for f in weighted), Decimal(0))),
-            "modelled_fee": _round(modelled_fee),
-            "real_fee": _round(real_fee),
-            "fee_drift": _round(real_fee - modelled_fee),
+            "slippage_cost": audit_round(sum((Decimal(f["slippage_cost"]) for f in weighted), Decimal(0))),
+            "modelled_fee": audit_round(modelled_fee),
+            "real_fee": audit_round(real_fee),
+            "fee_drift": audit_round(real_fee - modelled_fee),
             "other_fees": {c: str(a) for c, a in sorted(other_fees.items())},
             "open_live": _open_named(live_side.open_rows, names),
             "open_backtest": _open_named(backtest_side.open_rows, names),
             "open_mismatches": open_mismatches,
-            "cash_live": _round(live_side.cash),
-            "cash_backtest": _round(backtest_side.cash),
-            "cash_drift": _round(live_side.cash - backtest_side.cash),
+            "cash_live": audit_round(live_side.cash),
+            "cash_backtest": audit_round(backtest_side.cash),
+            "cash_drift": audit_round(live_side.cash - backtest_side.cash),
             "details": {
                 "backtest": {
                     "start": first.isoformat(),
@@ -471,127 +460,6 @@ def _open_named(rows: list[dict[str, Any]], names: dict[int, str]) -> list[dict[
     return sorted(named, key=lambda row: (row["instrument"], row["entry_at"]))
 
 
-def _day_candles(instrument_ids: set[int], start: datetime) -> dict[int, tuple[Decimal, Decimal, Decimal]]:
-    """The stored daily candle opening at ``start`` of each instrument: ``(open, high, low)``, quote currency."""
-    rows = InstrumentOHLC.objects.filter(
-        instrument_id__in=instrument_ids, timeframe=Timeframe.D1, open_time=start
-    ).values_list("instrument_id", "open", "high", "low")
-    return {pk: (o, h, low) for pk, o, h, low in rows}
-
-
-def _other_fees(orders: Iterable[Order]) -> dict[str, Decimal]:
-    total: dict[str, Decimal] = {}
-    for order in orders:
-        for currency, amount in (order.other_fees or {}).items():
-            total[currency] = total.get(currency, Decimal(0)) + Decimal(str(amount))
-    return total
-
-
-def _fills(
-    positions: Sequence[Position], fee_rate: float, slippage_ratio: float, start: datetime, end: datetime
-) -> list[dict[str, Any]]:
-    """Each live fill of the day (an entry or an exit of a position, timed inside ``[start, end)``) against the
-    engine's fill of the same quantity at the day's stored candle (docs/audit.md "Fills")."""
-    entered = [p for p in positions if start <= p.entry_at < end]
-    exited = [p for p in positions if p.exit_at is not None and start <= p.exit_at < end]
-    candles = _day_candles({p.instrument_id for p in entered + exited}, start)
-    orders: dict[tuple[int, str], list[Order]] = {}
-    for order in Order.objects.filter(position__in=entered + exited, filled_quantity__gt=0):
-        side = "buy" if order.purpose == Order.Purpose.ENTRY else "sell"
-        assert order.position_id is not None  # noqa: S101 (filtered on positions)
-        orders.setdefault((order.position_id, side), []).append(order)
-    fills = []
-    for side, position in [("buy", p) for p in entered] + [("sell", p) for p in exited]:
-        candle = candles.get(position.instrument_id)
-        quantity = position.quantity
-        if side == "buy":
-            real_price, real_fee, reason = position.entry_price, position.entry_fee, ""
-        else:
-            assert position.exit_price is not None  # noqa: S101 (exited positions have their exit)
-            real_price, real_fee, reason = (
-                position.exit_price,
-                position.exit_fee or Decimal(0),
-                position.exit_reason,
-            )
-        row: dict[str, Any] = {
-            "position_id": position.pk,
-            "instrument": position.instrument.coingecko_id,
-            "side": side,
-            "reason": reason,
-            "quantity": str(quantity),
-            "price": str(real_price),
-            "real_fee": str(real_fee),
-            "other_fees": {
-                c: str(a) for c, a in sorted(_other_fees(orders.get((position.pk, side), [])).items())
-            },
-            "modelled_raw_price": None,
-            "modelled_price": None,
-            "modelled_fee": None,
-            "slippage_bps": None,
-            "slippage_cost": None,
-            "fee_drift": None,
-            "note": "",
-        }
-        if candle is None:
-            row["note"] = "no stored candle of the day: the model has no price"
-            fills.append(row)
-            continue
-        raw, note = _modelled_raw(position, side, candle)
-        price = float(raw)
-        modelled = to_decimal(
-            buy_fill_price(price, slippage_ratio) if side == "buy" else sell_fill_price(price, slippage_ratio)
-        )
-        modelled_fee = to_decimal(fill_fee(float(modelled), float(quantity), fee_rate))
-        ratio = real_price / modelled
-        bps = (ratio - 1) * BPS if side == "buy" else (1 - ratio) * BPS
-        cost = (real_price - modelled) * quantity if side == "buy" else (modelled - real_price) * quantity
-        row.update(
-            modelled_raw_price=str(raw),
-            modelled_price=str(modelled),
-            modelled_fee=str(modelled_fee),
-            slippage_bps=str(_round(bps, BPS_QUANTUM)),
-            slippage_cost=str(_round(cost)),
-            fee_drift=str(_round(real_fee - modelled_fee)),
-            note=note,
-        )
-        fills.append(row)
-    return fills
-
-
-def _modelled_raw(
-    position: Position, side: str, candle: tuple[Decimal, Decimal, Decimal]
-) -> tuple[Decimal, str]:
-    """The price the engine fills at before slippage: the day's open for an entry and a signal, maximum-holding or
-    manual exit; for a risk exit, what :func:`trading.engine.rules.risk_exit_code` gives on the day's candle with
-    the position's levels (the level, or the open when it gapped through)."""
-    open_, high, low = candle
-    if side == "buy" or position.exit_reason not in RISK_EXITS:
-        return open_, ""
-    nan = float("nan")
-    levels = {
-        ExitReason.STOP_LOSS.value: position.stop_loss_price,
-        ExitReason.TAKE_PROFIT.value: position.take_profit_price,
-        ExitReason.TRAILING_STOP.value: position.trailing_stop_price,
-    }
-    code, raw = risk_exit_code(
-        float(open_),
-        float(high),
-        float(low),
-        nan if levels["stop_loss"] is None else float(levels["stop_loss"]),
-        nan if levels["take_profit"] is None else float(levels["take_profit"]),
-        nan if levels["trailing_stop"] is None else float(levels["trailing_stop"]),
-    )
-    if code != NO_EXIT:
-        return to_decimal(raw), ""
-    level = levels.get(position.exit_reason)
-    if level is None:
-        return open_, f"the {position.exit_reason} has no level on the position: modelled at the open"
-    return (
-        level,
-        f"the day's stored candle did not cross the {position.exit_reason} level: modelled at the level",
-    )
-
-
 def _mismatches_record(
     recorder: RunRecorder,
     strategy: Strategy,
@@ -628,46 +496,3 @@ def _mismatches_record(
                 + f": {who}",
                 payload={"as_of": as_of.isoformat(), "side": side, **row},
             )
-
-
-def cumulative_drift(strategy: Strategy) -> dict[str, Any]:
-    """The drift of ``strategy`` summed over every audited day (two queries).
-
-    Returns:
-        ``{"days", "first_day", "last_day" (ISO or None), "signal_mismatches", "missed", "extra",
-        "open_mismatch_days", "fills", "slippage_cost" (quote, Decimal: what slippage cost over the model),
-        "fee_drift" (quote, Decimal: real - modelled), "other_fees" ({currency: Decimal}), "cash_drift" (the last
-        audited day's, Decimal: cash drift is a level, already cumulative), "slippage_bps" (quantity-weighted over
-        every priced fill, Decimal or None)}``.
-    """
-    return drift_totals(StrategyAudit.objects.filter(strategy=strategy).order_by("as_of"))
-
-
-def drift_totals(audits: Iterable[StrategyAudit]) -> dict[str, Any]:
-    """:func:`cumulative_drift` of one strategy's audits, oldest first (no query beyond reading them)."""
-    rows = list(audits)
-    other: dict[str, Decimal] = {}
-    weighted, quantity, fills = Decimal(0), Decimal(0), 0
-    for row in rows:
-        for currency, amount in (row.other_fees or {}).items():
-            other[currency] = other.get(currency, Decimal(0)) + Decimal(str(amount))
-        for fill in row.fills or []:
-            fills += 1
-            if fill.get("slippage_bps") is not None:
-                weighted += Decimal(fill["slippage_bps"]) * Decimal(fill["quantity"])
-                quantity += Decimal(fill["quantity"])
-    return {
-        "days": len(rows),
-        "first_day": rows[0].as_of.isoformat() if rows else None,
-        "last_day": rows[-1].as_of.isoformat() if rows else None,
-        "signal_mismatches": sum(r.signal_mismatches for r in rows),
-        "missed": sum(len(r.missed) for r in rows),
-        "extra": sum(len(r.extra) for r in rows),
-        "open_mismatch_days": sum(1 for r in rows if r.open_mismatches),
-        "fills": fills,
-        "slippage_cost": sum((r.slippage_cost for r in rows), Decimal(0)),
-        "fee_drift": sum((r.fee_drift for r in rows), Decimal(0)),
-        "other_fees": dict(sorted(other.items())),
-        "cash_drift": rows[-1].cash_drift if rows else Decimal(0),
-        "slippage_bps": _round(weighted / quantity, BPS_QUANTUM) if quantity else None,
-    }

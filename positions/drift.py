@@ -1,14 +1,19 @@
-"""Reads of the daily audit (:mod:`positions.audit`) for the dashboard and a digest: each audited strategy's latest
-day and its drift summed over every audited day, in three queries whatever the number of strategies and days."""
+"""Reads of the daily audit (:mod:`positions.audit`) for the dashboard and a digest: one strategy's drift summed over
+every audited day (:func:`cumulative_drift`), and each audited strategy's latest day with its sums
+(:func:`drift_lines`, three queries whatever the number of strategies and days)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 
+from positions.audit_fills import BPS_QUANTUM, audit_round
 from positions.models import StrategyAudit
+from trading.models import Strategy
 
 
 @dataclass(frozen=True)
@@ -92,3 +97,46 @@ def drift_lines() -> list[DriftLine]:
             )
         )
     return lines
+
+
+def cumulative_drift(strategy: Strategy) -> dict[str, Any]:
+    """The drift of ``strategy`` summed over every audited day (two queries).
+
+    Returns:
+        ``{"days", "first_day", "last_day" (ISO or None), "signal_mismatches", "missed", "extra",
+        "open_mismatch_days", "fills", "slippage_cost" (quote, Decimal: what slippage cost over the model),
+        "fee_drift" (quote, Decimal: real - modelled), "other_fees" ({currency: Decimal}), "cash_drift" (the last
+        audited day's, Decimal: cash drift is a level, already cumulative), "slippage_bps" (quantity-weighted over
+        every priced fill, Decimal or None)}``.
+    """
+    return drift_totals(StrategyAudit.objects.filter(strategy=strategy).order_by("as_of"))
+
+
+def drift_totals(audits: Iterable[StrategyAudit]) -> dict[str, Any]:
+    """:func:`cumulative_drift` of one strategy's audits, oldest first (no query beyond reading them)."""
+    rows = list(audits)
+    other: dict[str, Decimal] = {}
+    weighted, quantity, fills = Decimal(0), Decimal(0), 0
+    for row in rows:
+        for currency, amount in (row.other_fees or {}).items():
+            other[currency] = other.get(currency, Decimal(0)) + Decimal(str(amount))
+        for fill in row.fills or []:
+            fills += 1
+            if fill.get("slippage_bps") is not None:
+                weighted += Decimal(fill["slippage_bps"]) * Decimal(fill["quantity"])
+                quantity += Decimal(fill["quantity"])
+    return {
+        "days": len(rows),
+        "first_day": rows[0].as_of.isoformat() if rows else None,
+        "last_day": rows[-1].as_of.isoformat() if rows else None,
+        "signal_mismatches": sum(r.signal_mismatches for r in rows),
+        "missed": sum(len(r.missed) for r in rows),
+        "extra": sum(len(r.extra) for r in rows),
+        "open_mismatch_days": sum(1 for r in rows if r.open_mismatches),
+        "fills": fills,
+        "slippage_cost": sum((r.slippage_cost for r in rows), Decimal(0)),
+        "fee_drift": sum((r.fee_drift for r in rows), Decimal(0)),
+        "other_fees": dict(sorted(other.items())),
+        "cash_drift": rows[-1].cash_drift if rows else Decimal(0),
+        "slippage_bps": audit_round(weighted / quantity, BPS_QUANTUM) if quantity else None,
+    }
