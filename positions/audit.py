@@ -27,13 +27,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Min, QuerySet
+from django.db.models import Min
 from django.utils import timezone
 
 from barter_site.errors import ApplicationError
 from instruments.models import Instrument
 from positions.accounts import portfolio_of
 from positions.audit_fills import BPS_QUANTUM, audit_round, fills_against_model
+from positions.audit_sides import backtest_side, entry_names, exit_names, live_side, open_named, signals_only
 from positions.drift import cumulative_drift
 from positions.models import Position, StrategyAudit, StrategyStep
 from runs.locked import run_locked
@@ -43,7 +44,6 @@ from runs.recorder import RunRecorder, run_status
 from trading.backtests import StoredBook, backtest_stored, instrument_key, portfolio_backtest_stored
 from trading.engine.types import Trade
 from trading.models import Portfolio, PortfolioStrategy, Strategy
-from trading.selectors import from_seconds, to_decimal
 
 logger = logging.getLogger(__name__)
 
@@ -170,18 +170,6 @@ class _PortfolioRun:
     instruments: dict[str, Instrument]  # by engine key
 
 
-@dataclass(frozen=True)
-class _Side:
-    """One side of the day: its entries (instrument ids), exits ((instrument id, reason)), open positions at the end
-    of the day and cash then."""
-
-    entries: Counter[int]
-    exits: Counter[tuple[int, str]]
-    open_rows: list[dict[str, Any]]
-    open_instruments: Counter[int]
-    cash: Decimal
-
-
 def _audit_strategy(
     strategy: Strategy, as_of: date, recorder: RunRecorder, portfolios: dict[int, _PortfolioRun]
 ) -> StrategyAudit:
@@ -226,11 +214,11 @@ def _audit_strategy(
     )
     for position in positions:
         by_id.setdefault(position.instrument_id, position.instrument)
-    backtest_side = _backtest_side(trades, cash_trades, keyed, start, end, starting_cash)
-    live_side = _live_side(positions, cash_positions, start, end, starting_cash)
+    backtest = backtest_side(trades, cash_trades, keyed, start, end, starting_cash)
+    live = live_side(positions, cash_positions, start, end, starting_cash)
     names = {pk: i.coingecko_id for pk, i in by_id.items()}
-    missed = _signals(backtest_side.entries - live_side.entries, backtest_side.exits - live_side.exits, names)
-    extra = _signals(live_side.entries - backtest_side.entries, live_side.exits - backtest_side.exits, names)
+    missed = signals_only(backtest.entries - live.entries, backtest.exits - live.exits, names)
+    extra = signals_only(live.entries - backtest.entries, live.exits - backtest.exits, names)
     fills = fills_against_model(positions, criteria.fee_rate, criteria.slippage_ratio, start, end)
     weighted = [f for f in fills if f["slippage_bps"] is not None]
     quantity = sum((Decimal(f["quantity"]) for f in weighted), Decimal(0))
@@ -256,8 +244,8 @@ def _audit_strategy(
         )
     open_mismatches = sum(
         (
-            (backtest_side.open_instruments - live_side.open_instruments)
-            + (live_side.open_instruments - backtest_side.open_instruments)
+            (backtest.open_instruments - live.open_instruments)
+            + (live.open_instruments - backtest.open_instruments)
         ).values()
     )
     audit, _ = StrategyAudit.objects.update_or_create(
@@ -266,10 +254,10 @@ def _audit_strategy(
         defaults={
             "run_id": recorder.run_id,
             "first_day": first,
-            "backtest_entries": _entry_names(backtest_side.entries, names),
-            "backtest_exits": _exit_names(backtest_side.exits, names),
-            "live_entries": _entry_names(live_side.entries, names),
-            "live_exits": _exit_names(live_side.exits, names),
+            "backtest_entries": entry_names(backtest.entries, names),
+            "backtest_exits": exit_names(backtest.exits, names),
+            "live_entries": entry_names(live.entries, names),
+            "live_exits": exit_names(live.exits, names),
             "missed": missed,
             "extra": extra,
             "signal_mismatches": len(missed) + len(extra),
@@ -280,12 +268,12 @@ def _audit_strategy(
             "real_fee": audit_round(real_fee),
             "fee_drift": audit_round(real_fee - modelled_fee),
             "other_fees": {c: str(a) for c, a in sorted(other_fees.items())},
-            "open_live": _open_named(live_side.open_rows, names),
-            "open_backtest": _open_named(backtest_side.open_rows, names),
+            "open_live": open_named(live.open_rows, names),
+            "open_backtest": open_named(backtest.open_rows, names),
             "open_mismatches": open_mismatches,
-            "cash_live": audit_round(live_side.cash),
-            "cash_backtest": audit_round(backtest_side.cash),
-            "cash_drift": audit_round(live_side.cash - backtest_side.cash),
+            "cash_live": audit_round(live.cash),
+            "cash_backtest": audit_round(backtest.cash),
+            "cash_drift": audit_round(live.cash - backtest.cash),
             "details": {
                 "backtest": {
                     "start": first.isoformat(),
@@ -344,120 +332,6 @@ def _portfolio_run(portfolio: Portfolio, as_of: date) -> _PortfolioRun:
         },
         instruments=keyed,
     )
-
-
-def _backtest_side(
-    trades: Sequence[Trade],
-    cash_trades: Sequence[Trade],
-    keyed: dict[str, Instrument],
-    start: datetime,
-    end: datetime,
-    starting_cash: Decimal,
-) -> _Side:
-    """The backtest's day: entries and exits timed inside ``[start, end)``, what is open at ``end`` and the cash
-    then (``starting_cash - sum(entry_price * quantity + entry_fee) + sum(exit_price * quantity - exit_fee)`` over
-    the trades entered, and exited, before ``end``; the formula of :func:`positions.accounts.strategy_cash`)."""
-    lo, hi = start.timestamp(), end.timestamp()
-    entries: Counter[int] = Counter()
-    exits: Counter[tuple[int, str]] = Counter()
-    open_rows: list[dict[str, Any]] = []
-    for trade in trades:
-        instrument = keyed[trade.symbol]
-        if lo <= trade.entry_time_seconds < hi:
-            entries[instrument.pk] += 1
-        exited = trade.exit_time_seconds is not None and trade.exit_time_seconds < hi
-        if trade.exit_time_seconds is not None and lo <= trade.exit_time_seconds < hi:
-            exits[(instrument.pk, trade.exit_reason or "")] += 1
-        if trade.entry_time_seconds < hi and not exited:
-            open_rows.append(
-                {
-                    "instrument_id": instrument.pk,
-                    "quantity": str(to_decimal(trade.quantity)),
-                    "entry_price": str(to_decimal(trade.entry_price)),
-                    "entry_at": from_seconds(trade.entry_time_seconds).isoformat(),
-                }
-            )
-    cash = starting_cash
-    for trade in cash_trades:
-        if trade.entry_time_seconds >= hi:
-            continue
-        quantity = to_decimal(trade.quantity)
-        cash -= to_decimal(trade.entry_price) * quantity + to_decimal(trade.entry_fee)
-        if trade.exit_time_seconds is not None and trade.exit_time_seconds < hi:
-            assert trade.exit_price is not None and trade.exit_fee is not None  # noqa: S101 (closed trades have them)
-            cash += to_decimal(trade.exit_price) * quantity - to_decimal(trade.exit_fee)
-    return _Side(entries, exits, open_rows, Counter(r["instrument_id"] for r in open_rows), cash)
-
-
-def _live_side(
-    positions: Sequence[Position],
-    cash_positions: QuerySet[Position],
-    start: datetime,
-    end: datetime,
-    starting_cash: Decimal,
-) -> _Side:
-    """Live's day, as :func:`_backtest_side` reads the backtest's, from the positions (entered before ``end``)."""
-    entries: Counter[int] = Counter()
-    exits: Counter[tuple[int, str]] = Counter()
-    open_rows: list[dict[str, Any]] = []
-    for position in positions:
-        if start <= position.entry_at < end:
-            entries[position.instrument_id] += 1
-        if position.exit_at is not None and start <= position.exit_at < end:
-            exits[(position.instrument_id, position.exit_reason)] += 1
-        if position.exit_at is None or position.exit_at >= end:
-            open_rows.append(
-                {
-                    "position_id": position.pk,
-                    "instrument_id": position.instrument_id,
-                    "quantity": str(position.quantity),
-                    "entry_price": str(position.entry_price),
-                    "entry_at": position.entry_at.isoformat(),
-                }
-            )
-    cash = starting_cash
-    for position in cash_positions.filter(entry_at__lt=end).only(
-        "quantity", "entry_price", "entry_fee", "exit_price", "exit_fee", "exit_at"
-    ):
-        cash -= position.entry_price * position.quantity + position.entry_fee
-        if position.exit_at is not None and position.exit_at < end and position.exit_price is not None:
-            cash += position.exit_price * position.quantity - (position.exit_fee or Decimal(0))
-    return _Side(entries, exits, open_rows, Counter(r["instrument_id"] for r in open_rows), cash)
-
-
-def _signals(
-    entries: Counter[int], exits: Counter[tuple[int, str]], names: dict[int, str]
-) -> list[dict[str, Any]]:
-    rows = [
-        {"instrument": names[pk], "signal": "entry", "reason": ""}
-        for pk, n in sorted(entries.items())
-        for _ in range(n)
-    ]
-    rows += [
-        {"instrument": names[pk], "signal": "exit", "reason": reason}
-        for (pk, reason), n in sorted(exits.items())
-        for _ in range(n)
-    ]
-    return rows
-
-
-def _entry_names(entries: Counter[int], names: dict[int, str]) -> list[str]:
-    return sorted(names[pk] for pk, n in entries.items() for _ in range(n))
-
-
-def _exit_names(exits: Counter[tuple[int, str]], names: dict[int, str]) -> list[dict[str, str]]:
-    return sorted(
-        ({"instrument": names[pk], "reason": reason} for (pk, reason), n in exits.items() for _ in range(n)),
-        key=lambda row: (row["instrument"], row["reason"]),
-    )
-
-
-def _open_named(rows: list[dict[str, Any]], names: dict[int, str]) -> list[dict[str, Any]]:
-    named = [
-        {"instrument": names[r["instrument_id"]], **{k: v for k, v in r.items() if k != "instrument_id"}}
-        for r in rows
-    ]
-    return sorted(named, key=lambda row: (row["instrument"], row["entry_at"]))
 
 
 def _mismatches_record(
