@@ -1,6 +1,6 @@
 """Admin of the positions app: positions, with the "Close
 now" action (:func:`positions.cycle.manual.position_close_manual`) and their exchange orders; the orders
-(read-only: the cycle writes them)."""
+(read-only: the cycle writes them); the daily audits (read-only: ``audit_day`` writes them)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from barter_site.errors import ApplicationError
 from barter_site.permissions import trade_live_check
 from positions.cycle.manual import position_close_manual
 from positions.cycle.replay import strategy_short_name
-from positions.models import LimitState, Order, Position
+from positions.models import LimitState, Order, Position, StrategyAudit
 from trading.models import Strategy
 
 if (
@@ -185,3 +185,23 @@ class LimitStateAdmin(ReadOnlyAdmin):
                 backends=[Strategy.ExecutionBackend.EXCHANGE],
                 what="resetting the risk limits of an exchange strategy",
             )
+
+
+@admin.register(StrategyAudit)
+class StrategyAuditAdmin(ReadOnlyAdmin):
+    """The daily audit of each live strategy against the backtest (docs/audit.md), read-only: written by
+    :func:`positions.audit.audit_day`."""
+
+    list_display = [
+        "strategy",
+        "as_of",
+        "signal_mismatches",
+        "open_mismatches",
+        "slippage_bps",
+        "fee_drift",
+        "cash_drift",
+    ]
+    list_filter = ["as_of"]
+    list_select_related = ["strategy"]
+    search_fields = ["strategy__name"]
+    date_hierarchy = "as_of"

@@ -396,3 +396,98 @@ class LimitState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy or self.portfolio} limits as of {self.as_of}"
+
+
+class StrategyAudit(models.Model):
+    """The daily audit of one live strategy for one day (:func:`positions.audit.audit_day`; docs/audit.md): what
+    the engine's backtest over the stored candles did that day against what live did.
+
+    Signals are the day's entries and exits: an entry is the instrument's CoinGecko id, an exit ``{"instrument",
+    "reason"}``. ``missed`` are the backtest's that live has not, ``extra`` live's that the backtest has not, each
+    ``{"instrument", "signal": "entry" | "exit", "reason"}``. ``fills`` holds one row per live fill of the day with
+    its modelled price and fee (the engine's fill at the day's stored open, or at the risk level crossed) and the
+    real ones. Money is quote currency unless a currency is named (``other_fees``). ``slippage_bps`` is positive
+    when live paid more on a buy or got less on a sell than the model.
+    """
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="audits")
+    as_of = models.DateField(
+        help_text="The day audited (UTC): its entries, exits and fills, and the end of it."
+    )
+    run_id = models.UUIDField(help_text="The audit run (History) that wrote this row last.")
+    first_day = models.DateField(
+        help_text="The first live day: where the backtest starts, with the starting cash."
+    )
+    backtest_entries = models.JSONField(default=list, blank=True)
+    backtest_exits = models.JSONField(default=list, blank=True)
+    live_entries = models.JSONField(default=list, blank=True)
+    live_exits = models.JSONField(default=list, blank=True)
+    missed = models.JSONField(
+        default=list, blank=True, help_text="Signals the backtest has and live has not."
+    )
+    extra = models.JSONField(default=list, blank=True, help_text="Signals live has and the backtest has not.")
+    signal_mismatches = models.PositiveIntegerField(default=0, help_text="len(missed) + len(extra).")
+    fills = models.JSONField(
+        default=list, blank=True, help_text="Each live fill of the day against the model."
+    )
+    slippage_bps = models.DecimalField(
+        max_digits=RATIO_MAX_DIGITS,
+        decimal_places=RATIO_DECIMAL_PLACES,
+        null=True,
+        blank=True,
+        help_text="Quantity-weighted mean slippage of the day's fills, basis points (null: no fill).",
+    )
+    slippage_cost = models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS,
+        decimal_places=AMOUNT_DECIMAL_PLACES,
+        default=Decimal(0),
+        help_text="What the slippage cost over the model: sum of (fill - modelled) * quantity on buys and "
+        "(modelled - fill) * quantity on sells.",
+    )
+    modelled_fee = models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, default=Decimal(0)
+    )
+    real_fee = models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, default=Decimal(0)
+    )
+    fee_drift = models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS,
+        decimal_places=AMOUNT_DECIMAL_PLACES,
+        default=Decimal(0),
+        help_text="real_fee - modelled_fee (quote): fees paid in another currency are not in it (other_fees).",
+    )
+    other_fees = models.JSONField(
+        default=dict, blank=True, help_text="Fees of the day's fills paid in a third currency, by currency."
+    )
+    open_live = models.JSONField(
+        default=list, blank=True, help_text="Live's open positions at the end of the day."
+    )
+    open_backtest = models.JSONField(default=list, blank=True)
+    open_mismatches = models.PositiveIntegerField(
+        default=0, help_text="Instruments held at the end of the day by one side only."
+    )
+    cash_live = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
+    cash_backtest = models.DecimalField(max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES)
+    cash_drift = models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS,
+        decimal_places=AMOUNT_DECIMAL_PLACES,
+        help_text="cash_live - cash_backtest.",
+    )
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-as_of", "strategy_id"]
+        constraints = [
+            # One audit per strategy and day: a second audit of the day updates it (the audit is idempotent).
+            models.UniqueConstraint(fields=["strategy", "as_of"], name="strategy_audit_once_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} audit of {self.as_of}"
+
+    @property
+    def drifted(self) -> bool:
+        """Whether live and the backtest differ on a signal or an open position (an error on the dashboard)."""
+        return bool(self.signal_mismatches or self.open_mismatches)

@@ -28,6 +28,7 @@ from positions.accounts import (
     strategy_equity,
 )
 from positions.cycle.replay import ReplayAccountName, replay_account_parse
+from positions.drift import DriftLine, drift_lines
 from positions.execution.trades import trading_blocked
 from positions.limits import halts_in_force
 from positions.models import LimitState, Order, Position
@@ -294,6 +295,8 @@ class Dashboard:
         replays: one line per replay account (``manage.py replay``), by strategy then first day, newest first.
         freshness: how old the newest daily candle is.
         portfolios: one line per portfolio, by name.
+        drift: the daily audit of live against the backtest (docs/audit.md): one line per audited strategy, its
+            latest audited day and its drift over every audited day (:func:`positions.drift.drift_lines`).
     """
 
     strategies: list[StrategyLine]
@@ -304,6 +307,7 @@ class Dashboard:
     freshness: DataFreshness | None = None
     portfolios: list[PortfolioLine] = field(default_factory=list)
     notification_failures: list[NotificationFailure] = field(default_factory=list)
+    drift: list[DriftLine] = field(default_factory=list)
 
 
 #: How many of the newest notification attempts the dashboard reads to find each channel's latest.
@@ -583,7 +587,8 @@ def dashboard_read() -> Dashboard:
 
     Queries: strategies, their instruments, their positions, the open positions with strategy and instrument,
     the newest closes, today's open runs, the risk limits' halts, the memberships, the portfolios, the newest
-    candle's source, the runs: eleven, whatever the number of strategies, positions and runs; four more when
+    candle's source, the runs, the latest audits: twelve, whatever the number of strategies, positions and runs;
+    two more when some strategy was audited (the audits' sums and third-currency fees); four more when
     portfolios exist (their members, strategies, positions and limit states); plus one for the live orders when
     some strategy trades on an exchange (only those have orders); plus one for the notification attempts when
     channels are configured (:func:`notification_failures`).
@@ -636,6 +641,7 @@ def dashboard_read() -> Dashboard:
         open_positions=[_open_position_line(p, marks.get(p.instrument_id)) for p in open_rows],
         runs=recent_runs(),
         notification_failures=notification_failures(),
+        drift=drift_lines(),
         open_orders=list(
             Order.objects.live()
             .select_related("strategy", "instrument")

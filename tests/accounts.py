@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from barter_site.tokens import api_token_create
 
-#: Every read of the API and the dashboard: instruments, candles, positions, history, orders, strategies.
+#: Every read of the API and the dashboard: instruments, candles, positions, history, orders, strategies, audits.
 VIEW_ALL = (
     "instruments.view_instrument",
     "instruments.view_instrumentohlc",
@@ -26,6 +26,7 @@ VIEW_ALL = (
     "trading.view_portfolio",
     "trading.view_portfoliostrategy",
     "positions.view_limitstate",
+    "positions.view_strategyaudit",
 )
 #: The cycle token's only permission.
 RUN_STEPS = ("trading.run_steps",)

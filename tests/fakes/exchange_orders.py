@@ -64,6 +64,7 @@ class _FakeExchange:
         self.balances = {self.quote_asset: Decimal(usdt), self.base_asset: Decimal(0)}
         self.prices = {self.market_id: Decimal("105")}
         self.fill_ratio = Decimal(1)
+        self.bnb_fee: Decimal | None = None  # set: every fill pays this much BNB as its whole fee
         self.timeouts = 0
         self.creates = 0  # create requests received (accepted or not)
         self.requests: list[requests.PreparedRequest] = []
@@ -74,7 +75,12 @@ class _FakeExchange:
 
     def _fill(self, order: FakeOrder, quantity: Decimal, price: Decimal) -> None:
         quote = (quantity * price).quantize(Decimal("1e-8"))
-        if order.side == "BUY":
+        if self.bnb_fee is not None:  # binance's BNB discount: the fee is paid in BNB, never in BTC or USDT
+            fee, asset = self.bnb_fee, "BNB"
+            sign = 1 if order.side == "BUY" else -1
+            self.balances[self.quote_asset] -= sign * quote
+            self.balances[self.base_asset] += sign * quantity
+        elif order.side == "BUY":
             fee, asset = (quantity * self.fee_rate).quantize(Decimal("1e-8")), self.base_asset
             self.balances[self.quote_asset] -= quote
             self.balances[self.base_asset] += quantity - fee

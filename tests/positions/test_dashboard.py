@@ -228,9 +228,10 @@ def test_dashboard_queries_do_not_grow_with_strategies_positions_and_runs(
     many = count()
 
     # session, user; strategies, their instruments, their positions; open positions; newest closes; today's open
-    # runs; the risk limits' halts; memberships; portfolios; the newest candle's source; runs (no notification
-    # channel is configured: their attempts are not read)
-    assert few == many == 13
+    # runs; the risk limits' halts; memberships; portfolios; the newest candle's source; runs; the latest audits
+    # (none: the audits' sums and fees are not read
+    # then); no notification channel is configured: their attempts are not read
+    assert few == many == 14
 
 
 def test_prefetched_accounts_give_the_same_figures_without_queries(

@@ -3,6 +3,7 @@ and the pages show, so that every URL with an id can be called with a real one."
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -11,6 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from notifications.models import Channel, Delivery
+from positions.models import StrategyAudit
 from runs.models import History, Step
 from runs.recorder import run_start
 from simulator.models import PortfolioSimulation, RunStatus, Simulation, Sweep, SweepPoint, WalkForward
@@ -34,8 +36,8 @@ class Seeded:
 @pytest.fixture
 def seeded(db: None) -> Seeded:
     """A superuser with a token, an instrument with 30 candles, a strategy with an open position, a history
-    run, a finished simulation, sweep, walk-forward and portfolio run owned by the user, and a portfolio of the
-    strategy."""
+    run, a finished simulation, sweep, walk-forward and portfolio run owned by the user, a portfolio of the
+    strategy, and a daily audit of it."""
     user = User.objects.create_superuser("alice", "alice@example.com", PASSWORD)
     token = api_token(user)
     instrument = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
@@ -116,6 +118,18 @@ def seeded(db: None) -> Seeded:
         key="0" * 64, position=1, label="JSON json://hooks.example.com", configured=False
     )
     Delivery.objects.create(channel=channel, event="digest", key="digest:2024-04-20", title="digest")
+    # A daily audit with a mismatch, so the dashboard's drift table is drawn (and its values escaped) in the walks.
+    StrategyAudit.objects.create(
+        strategy=strategy,
+        as_of=date(2024, 1, 30),
+        run_id=uuid.uuid4(),
+        first_day=date(2024, 1, 2),
+        missed=[{"instrument": "<b>bitcoin</b>", "signal": "entry", "reason": ""}],
+        signal_mismatches=1,
+        cash_live=Decimal(1000),
+        cash_backtest=Decimal(700),
+        cash_drift=Decimal(300),
+    )
     return Seeded(
         user=user,
         token=token,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -308,12 +309,14 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # -- the admin: read-only rows (candles, history, positions, orders): no add or delete, not even the superuser
     **{
         ("GET", f"/admin/{model}/{page}"): admin_for(200, "viewer")
-        for model in ("instruments/instrumentohlc", "runs/history", "positions/position", "positions/order")
+        for model in ("instruments/instrumentohlc", "runs/history", "positions/position", "positions/order",
+                      "positions/strategyaudit")
         for page in ("", "{object_id}/history/", "{object_id}/change/")
     },
     **{
         ("GET", f"/admin/{model}/{page}"): admin_for(403)
-        for model in ("instruments/instrumentohlc", "runs/history", "positions/position", "positions/order")
+        for model in ("instruments/instrumentohlc", "runs/history", "positions/position", "positions/order",
+                      "positions/strategyaudit")
         for page in ("add/", "{object_id}/delete/")
     },
     # -- the admin: strategies -----------------------------------------------------------------------------------
@@ -351,8 +354,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         ("GET", f"/admin/{model}/{{object_id}}/"): same_for_all(302)
         for model in ("auth/group", "auth/user", "knox/authtoken", "instruments/instrument",
                       "instruments/instrumentohlc", "runs/history", "positions/position", "positions/order",
-                      "trading/strategy", "trading/portfolio", "positions/limitstate", "notifications/channel",
-                      "notifications/delivery")
+                      "trading/strategy", "trading/portfolio", "positions/limitstate", "positions/strategyaudit",
+                      "notifications/channel", "notifications/delivery")
     },
     # -- the admin: django-axes' records of failed logins, read-only: nobody but the superuser holds their view
     # permissions; no add, delete or bulk action, not even for the superuser ------------------------------------
@@ -387,7 +390,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     **{
         ("ACTION", f"{model}:delete_selected"): admin_for(403)  # read-only rows: not offered to anybody
         for model in ("instruments.instrumentohlc", "runs.history", "positions.position", "positions.order",
-                      "axes.accessattempt", "axes.accessfailurelog", "axes.accesslog", "notifications.delivery")
+                      "positions.strategyaudit", "axes.accessattempt", "axes.accessfailurelog", "axes.accesslog",
+                      "notifications.delivery")
     },
 }
 # fmt: on
@@ -522,7 +526,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
     from instruments.models import Instrument, InstrumentOHLC
     from notifications.models import Channel, Delivery
     from positions.api.steps import SyncClosePositionsView, SyncNewTradesView
-    from positions.models import LimitState, Order, Position
+    from positions.models import LimitState, Order, Position, StrategyAudit
     from runs.models import History, Step
     from runs.recorder import run_start
     from simulator.models import PortfolioSimulation, RunStatus, Simulation, Sweep, SweepPoint, WalkForward
@@ -634,6 +638,17 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
         portfolio = Portfolio.objects.create(name="core")
         PortfolioStrategy.objects.create(portfolio=portfolio, strategy=strategy, weight=Decimal("0.5"))
         limit_state = LimitState.objects.create(strategy=strategy, as_of=date(2024, 4, 20))
+        audit = StrategyAudit.objects.create(
+            strategy=strategy,
+            as_of=date(2024, 4, 20),
+            run_id=uuid.uuid4(),
+            first_day=date(2024, 4, 1),
+            missed=[{"instrument": "bitcoin", "signal": "entry", "reason": ""}],
+            signal_mismatches=1,
+            cash_live=Decimal(1000),
+            cash_backtest=Decimal(700),
+            cash_drift=Decimal(300),
+        )
         group = Group.objects.create(name="traders")
         # django-axes' records (written by axes only; read-only in the admin).
         attempt = AccessAttempt.objects.create(
@@ -698,6 +713,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
                 LimitState: limit_state.pk,
                 Channel: channel.pk,
                 Delivery: delivery.pk,
+                StrategyAudit: audit.pk,
             },
             # The rows the actions are applied to (the admin ids, but a plain user's token to delete).
             "selected": {
@@ -717,6 +733,7 @@ def world(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator
                 LimitState: limit_state.pk,
                 Channel: channel.pk,
                 Delivery: delivery.pk,
+                StrategyAudit: audit.pk,
             },
             "stubs": stubs,
         }

@@ -28,6 +28,7 @@ from positions.models import Order, Position
 from runs.models import History, HistoryKind
 from simulator.launch import simulation_start
 from simulator.services.requests import simulation_request_check
+from trading.backtests import backtest_stored, instrument_key
 from trading.engine.backtest import BacktestResult, backtest
 from trading.engine.criteria import criteria_parse, limits_parse
 from trading.engine.examples import sma_cross_criteria
@@ -178,14 +179,14 @@ STRATEGIES = {
 
 
 def backtest_of(name: str) -> BacktestResult:
+    """The backtest of ``name`` from the stored candles (:func:`trading.backtests.backtest_stored`, the path the
+    daily audit uses too); its trades' symbols are :func:`trading.backtests.instrument_key`."""
     coins, document = STRATEGIES[name]
-    everything = datetime(2100, 1, 1, tzinfo=UTC)
-    instruments = Instrument.objects.filter(coingecko_id__in=coins).order_by("symbol")
-    return backtest(
+    return backtest_stored(
         criteria=criteria_parse(document),
-        instruments=[candles_before(i, everything) for i in instruments],
-        start_time_seconds=to_seconds(datetime.combine(START, datetime.min.time(), tzinfo=UTC)),
-        end_time_seconds=to_seconds(datetime.combine(END, datetime.min.time(), tzinfo=UTC)),
+        instruments=list(Instrument.objects.filter(coingecko_id__in=coins)),
+        start=START,
+        end=END,
         starting_cash=10_000.0,
     )
 
@@ -217,7 +218,7 @@ def test_replay_makes_exactly_the_backtests_trades(shipped_history: None, name: 
     assert len(positions) == len(expected.trades) > 0
     for position, trade in zip(positions, expected.trades, strict=True):
         where = f"{position.instrument.symbol} entered {position.entry_at:%Y-%m-%d}"
-        assert position.instrument.symbol == trade.symbol, where
+        assert instrument_key(position.instrument) == trade.symbol, where
         assert position.entry_at == from_seconds(trade.entry_time_seconds), where
         assert close(position.entry_price, trade.entry_price), where
         assert close(position.quantity, trade.quantity), where
@@ -256,7 +257,7 @@ def test_the_limits_strategies_fire_every_limit_and_the_replay_records_each_refu
         strategy.instruments.set(Instrument.objects.filter(coingecko_id__in=coins))
         account = replay(strategy=strategy, start=START, end=END).account
         refused = sorted(
-            (date.fromisoformat(row.payload["as_of"]), row.instrument.symbol, row.payload["limit"])
+            (date.fromisoformat(row.payload["as_of"]), instrument_key(row.instrument), row.payload["limit"])
             for row in _history(account, HistoryKind.ENTRY_REFUSED)
             if row.instrument is not None
         )
@@ -443,7 +444,9 @@ def test_the_simulator_reports_what_the_limits_refused_as_the_backtest_and_shows
     assert limits["refused"] == dict(Counter(r.limit.value for r in expected.refusals))
     assert limits["refusals_total"] == len(expected.refusals) == len(limits["refusals"])
     assert [(row["at"], row["symbol"], row["limit"]) for row in limits["refusals"]] == [
-        (from_seconds(r.boundary_seconds).isoformat(), r.symbol, r.limit.value) for r in expected.refusals
+        # The simulator names instruments by ticker; backtest_stored keys them as the live cycle does (ticker, id).
+        (from_seconds(r.boundary_seconds).isoformat(), r.symbol.partition("\x00")[0], r.limit.value)
+        for r in expected.refusals
     ]
     assert [(row["limit"], row["began"]) for row in limits["halts"]] == [
         (h.limit.value, h.began) for h in expected.halts
