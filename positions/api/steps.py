@@ -29,6 +29,9 @@ class StepResultSerializer(serializers.Serializer[dict[str, object]]):
 class StepSummarySerializer(RunSummarySerializer):
     """The summary of an open or close run: the collect run's shape, with these results."""
 
+    live = serializers.BooleanField(
+        help_text="True for the live backends; False for a replay (manage.py replay), whose runs notify nobody."
+    )
     results = StepResultSerializer(many=True)
 
 

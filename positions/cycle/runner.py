@@ -65,7 +65,7 @@ def step_run(
 
     Returns:
         The run summary (``run_id``, ``step``, ``status``, ``started_at``, ``finished_at``, ``as_of``,
-        ``results`` and ``errors``).
+        ``live`` (False for a replay's broker: its runs notify nobody), ``results`` and ``errors``).
 
     Raises:
         ApplicationError, StepDayError, RunInProgressError, DatabaseUnavailableError: as
@@ -73,7 +73,8 @@ def step_run(
     """
     now = timezone.now()
     as_of = as_of_validate(as_of or now.date(), now=now)
-    step_day_validate(step=step, as_of=as_of, today=now.date(), live=broker is None or broker.live)
+    live = broker is None or broker.live
+    step_day_validate(step=step, as_of=as_of, today=now.date(), live=live)
     only = _targets(instruments)
     chosen = list(strategies) if strategies is not None else list(Strategy.objects.enabled().order_by("name"))
     with run_locked(
@@ -164,7 +165,8 @@ def step_run(
         errors = sum(1 for r in results if r.error)
         status = run_status(errors=errors, succeeded=len(results) - errors)
         return recorder.finish(
-            status=status, summary={"as_of": as_of.isoformat(), "results": [asdict(r) for r in results]}
+            status=status,
+            summary={"as_of": as_of.isoformat(), "live": live, "results": [asdict(r) for r in results]},
         )
 
 
