@@ -147,7 +147,8 @@ def notify(messages: Sequence[Message]) -> list[Delivery]:
     return made
 
 
-def _eager() -> bool:
+def eager_mode() -> bool:
+    """Whether Celery tasks run in-process (no broker: the embedded mode), so work goes to background threads."""
     from barter_site.celery_app import app
 
     return bool(app.conf.task_always_eager)
@@ -178,7 +179,7 @@ def _background_attempt(job: Any) -> float | None:
 def deliveries_dispatch(delivery_ids: Sequence[uuid.UUID | str]) -> None:
     """Hand deliveries to their sender: the Celery task ``notifications.deliver`` with a broker, the background
     threads without one (never this thread). A publish that fails is logged; the flush dispatches it later."""
-    if _eager():
+    if eager_mode():
         sender = background_sender()
         for delivery_id in delivery_ids:
             sender.submit(str(delivery_id))
