@@ -103,3 +103,22 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.key} -> channel {self.channel_id}: {self.status}"
+
+
+class DailyDigest(models.Model):
+    """The equities a day's digest reported (:func:`notifications.report.digest_message`), so the next digest
+    measures each account's day P&L from them.
+
+    ``equities`` maps ``"strategy:<id>"`` and ``"portfolio:<id>"`` to the equity (quote currency, decimal text)
+    at the newest closes when the digest was made.
+    """
+
+    as_of = models.DateField(unique=True, help_text="The day of the close step the digest followed (UTC).")
+    equities = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-as_of"]
+
+    def __str__(self) -> str:
+        return f"digest {self.as_of.isoformat()}"
