@@ -5,7 +5,7 @@ anywhere. After the deadline, :func:`missed_run_message` reads ``History`` (:mod
 the message to send on every channel; :func:`missed_run_record` also records the alarm once per day (one
 ``run_missed`` row). Both are called again and again (Celery beat's ``missed-run-check`` every 10 minutes,
 ``manage.py check_missed_run``): the message's key is the day, so a channel gets it once a day, and the row is
-written once.
+written once. :func:`missed_run_alarm` also sends it to every enabled channel.
 
 A close step counts when it finished ``ok`` or ``partial`` for today (:mod:`runs.selectors` says why).
 """
@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, time
 from django.conf import settings
 
 from notifications.events import Message, NotificationEvent
+from notifications.services import notify
 from runs.locks import run_lock_try
 from runs.models import History, HistoryKind, Step
 from runs.recorder import history_append
@@ -134,3 +135,21 @@ def _recorded(day: date) -> bool:
     return History.objects.filter(
         step=Step.NOTIFY, kind=HistoryKind.RUN_MISSED, payload__day=day.isoformat()
     ).exists()
+
+
+def missed_run_alarm(*, now: datetime) -> Message | None:
+    """Raise the alarm when today's daily cycle is missed: :func:`missed_run_record`, then the message to every
+    enabled channel (:func:`notifications.services.notify`; its key makes each channel get it once a day, however
+    often this is called). What Celery beat's ``missed-run-check``, the embedded mode's requests and
+    ``manage.py check_missed_run`` call.
+
+    Args:
+        now: an aware datetime; its UTC day is "today".
+
+    Returns:
+        The day's alarm, or None when nothing is missed.
+    """
+    message = missed_run_record(now=now)
+    if message is not None:
+        notify([message])
+    return message

@@ -15,6 +15,17 @@ def _flush_when_due(**kwargs: Any) -> None:
     reap_on_request_when_due("notifications", deliveries_flush)
 
 
+def _missed_run_check_when_due(**kwargs: Any) -> None:
+    """Embedded mode (no beat): check for a missed daily cycle on a request now and then
+    (:func:`notifications.alarm.missed_run_alarm`; a server that gets no request is caught by the watchdog)."""
+    from django.utils import timezone
+
+    from barter_site.heartbeat import reap_on_request_when_due
+    from notifications.alarm import missed_run_alarm
+
+    reap_on_request_when_due("missed_run", lambda: missed_run_alarm(now=timezone.now()))
+
+
 class NotificationsConfig(AppConfig):
     """``notifications``: the top app; it reads every app below it and none imports it."""
 
@@ -23,8 +34,11 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         """Connect the receivers of :data:`runs.signals.run_finished` (the producers of notifications), and the
-        flush of lost deliveries on requests when no Celery beat runs it
+        flush of lost deliveries and the missed-run check on requests when no Celery beat runs them
         (:func:`barter_site.heartbeat.reap_on_request_when_due`)."""
         from notifications import receivers  # noqa: F401 - connects its receivers on import
 
         request_started.connect(_flush_when_due, dispatch_uid="notifications.flush_when_due")
+        request_started.connect(
+            _missed_run_check_when_due, dispatch_uid="notifications.missed_run_check_when_due"
+        )
