@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,7 +67,8 @@ def _handler(state: Webhook) -> type[BaseHTTPRequestHandler]:
                 hang = state.hang_seconds
                 status = state.statuses.pop(0) if state.statuses else 200
             if hang:
-                time.sleep(hang)
+                # Not time.sleep: tests that fake CoinGecko patch it for urllib3 (tests/conftest.py retry_sleeps).
+                threading.Event().wait(hang)
                 return  # the client gave up; answer nothing
             if status == 200:
                 with state.lock:
