@@ -49,6 +49,12 @@ def report_sender() -> BackgroundSender:
         return _sender
 
 
+def report_sender_if_started() -> BackgroundSender | None:
+    """This process's report thread, or None when no report was started here."""
+    with _sender_lock:
+        return _sender
+
+
 def daily_report_start(as_of: date) -> None:
     """Start :func:`daily_report` for ``as_of`` off the caller's thread, so the close step's answer never waits
     for it: the Celery task ``notifications.daily_report`` with a broker, a background thread without one. A

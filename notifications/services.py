@@ -168,6 +168,12 @@ def background_sender() -> BackgroundSender:
         return _sender
 
 
+def background_sender_if_started() -> BackgroundSender | None:
+    """This process's background sender, or None when nothing made it (no send happened here)."""
+    with _sender_lock:
+        return _sender
+
+
 def _background_attempt(job: Any) -> float | None:
     """One attempt in a background thread; the seconds until the next one, or None when done."""
     delivery_attempt(job)

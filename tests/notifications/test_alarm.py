@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, date, datetime, time
 from io import StringIO
 from pathlib import Path
+from unittest.mock import patch
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -24,10 +25,13 @@ from pytest_django import Settings
 from barter_site.settings.barter import time_of_day_parse
 from notifications.alarm import missed_run_message, missed_run_record
 from notifications.events import Message, NotificationEvent
+from notifications.models import Delivery
 from notifications.tasks import missed_run_check_task
 from runs.models import History, HistoryKind, RunStatus, Step
 from runs.recorder import run_start
 from tests.fakes.clock import clock_command
+from tests.fakes.notify_servers import Webhook
+from tests.notifications.conftest import webhook_url
 
 pytestmark = pytest.mark.django_db
 
@@ -314,9 +318,12 @@ def _database_url() -> str:
     return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def _manage_at(now: datetime, *arguments: str) -> subprocess.CompletedProcess[str]:
+def _manage_at(
+    now: datetime, *arguments: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {key: item for key, item in os.environ.items() if key != "BARTER_RUN_DEADLINE"}
     env.update({"DJANGO_SETTINGS_MODULE": "barter_site.settings.local", "DATABASE_URL": _database_url()})
+    env.update(env_extra or {})
     return subprocess.run(  # noqa: S603 (our own interpreter and script)
         clock_command(now, "manage.py", *arguments),
         cwd=REPO,
@@ -341,6 +348,25 @@ def test_the_command_exit_status_as_cron_sees_it() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "Nothing missed: a close step for 2026-12-03 finished ok or partial."
     assert [row.payload["day"] for row in alarm_rows()] == ["2026-12-03"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_process_that_ends_right_after_the_alarm_still_sends_it(webhook: tuple[Webhook, int]) -> None:
+    """Without a broker the alarm is sent by a background thread; ``check_missed_run`` run by cron exits at once,
+    and its exit waits for the send (``BARTER_NOTIFY_EXIT_WAIT_SECONDS``) instead of killing it."""
+    state, port = webhook
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # the embedded mode
+    env_extra = {"BARTER_NOTIFY_URLS": webhook_url(port, "cron")}
+    with patch.dict(os.environ, env, clear=True):
+        missed = _manage_at(AFTER_DEADLINE, "check_missed_run", env_extra=env_extra)
+
+    assert missed.returncode == 1, missed.stderr
+    [(path, body, _)] = state.received  # received before the process ended
+    assert path.startswith("/hooks/cron/")
+    assert body["title"] == "Barter: no daily cycle for 2026-12-03 by 03:00 UTC"
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.Status.SENT and delivery.key == "missed_run:2026-12-03"
 
 
 def test_message_is_the_notifications_message_type() -> None:
