@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.dispatch import receiver
 
 from notifications.events import Message, NotificationEvent
@@ -39,7 +40,8 @@ FAILED_STATUSES = frozenset({RunStatus.FAILED, RunStatus.PARTIAL, RunStatus.INTE
 
 @receiver(run_finished, dispatch_uid="notifications.run_finished_notify")
 def run_finished_notify(sender: str, summary: dict[str, Any], **kwargs: Any) -> None:
-    """Notify what the finished run did, and after a live close step start the day's report.
+    """Notify what the finished run did, and after a live close step start the day's report (unless
+    ``BARTER_DAILY_REPORT`` is off).
 
     Args:
         sender: the run's step.
@@ -48,7 +50,7 @@ def run_finished_notify(sender: str, summary: dict[str, Any], **kwargs: Any) -> 
     if sender in SILENT_STEPS or summary.get("live") is False:
         return
     notify(run_messages(sender, summary))
-    if sender == Step.CLOSE and summary.get("as_of"):
+    if sender == Step.CLOSE and summary.get("as_of") and settings.BARTER_DAILY_REPORT:
         daily_report_start(date.fromisoformat(str(summary["as_of"])))
 
 

@@ -140,6 +140,8 @@ BARTER_NOTIFY_RETRY_BASE_SECONDS = env.float("BARTER_NOTIFY_RETRY_BASE_SECONDS",
 BARTER_NOTIFY_FLUSH_INTERVAL_SECONDS = env.float("BARTER_NOTIFY_FLUSH_INTERVAL_SECONDS", default=180.0)
 # Without a broker: the background threads of the server process that make the attempts (never the caller).
 BARTER_NOTIFY_BACKGROUND_THREADS = env.int("BARTER_NOTIFY_BACKGROUND_THREADS", default=2)
+# After each live close step: audit the day before, alert on its mismatches, send the digest (docs/notifications.md).
+BARTER_DAILY_REPORT = env.bool("BARTER_DAILY_REPORT", default=True)
 # Without a broker: how long a process that ends (manage.py run_cycle from cron, a server stopping) waits for its
 # background threads to finish the day's report and the sends; what is left is sent by a later flush.
 BARTER_NOTIFY_EXIT_WAIT_SECONDS = env.float("BARTER_NOTIFY_EXIT_WAIT_SECONDS", default=30.0)

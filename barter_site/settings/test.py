@@ -29,3 +29,6 @@ BARTER_REAPER_ON_REQUEST = False
 # The API throttles count in this process's memory, emptied before every test (tests/conftest.py), like CACHES;
 # the Redis tests of the throttles point them at Redis themselves.
 BARTER_THROTTLE_STORAGE_URI = "memory://"
+# The day's report after a live close step (audit and digest) would start a background thread in every test that
+# runs a close step; the tests of the report turn it on themselves.
+BARTER_DAILY_REPORT = False

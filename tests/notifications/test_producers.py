@@ -39,6 +39,12 @@ AS_OF = NOW.date()
 ALWAYS = {"left": {"indicator": "close"}, "op": ">", "right": {"value": 0}}
 
 
+@pytest.fixture(autouse=True)
+def _daily_report(settings: Settings) -> None:
+    """The day's report after a live close step is off in the test settings: these tests are about it."""
+    settings.BARTER_DAILY_REPORT = True
+
+
 def _candles(instrument: Instrument, days: int = 10) -> None:
     for n in range(days):  # 2024-01-01 .. 2024-01-10, all 100/110/90/100
         day = date(2024, 1, 1) + timedelta(days=n)
@@ -149,6 +155,22 @@ def test_an_opened_position_and_the_digest_reach_an_smtp_server(
     sync_close_positions()  # a second close run the same day: skipped, and no second digest
     _reports_settle()
     assert len([s for s, _ in _texts(inbox) if s.startswith("Barter digest")]) == 1
+
+
+@time_machine.travel(NOW, tick=False)
+def test_without_the_daily_report_a_close_step_sends_no_digest(
+    fast: Settings, webhook: tuple[Webhook, int], fake_coingecko: FakeCoinGecko, bitcoin: Instrument
+) -> None:
+    state, port = webhook
+    fast.BARTER_NOTIFY_URLS = (webhook_url(port),)
+    fast.BARTER_DAILY_REPORT = False
+    fake_coingecko.add("/simple/price", json_reply({"bitcoin": {"usd": 100}}))
+    _strategy("trend", bitcoin)
+
+    assert sync_close_positions()["status"] == "ok"
+    _reports_settle()
+
+    assert not DailyDigest.objects.exists() and state.requests == 0
 
 
 @time_machine.travel(NOW, tick=False)
@@ -372,3 +394,24 @@ def test_the_missed_run_alarm_reaches_every_enabled_channel_once(
     assert {body["title"] for _, body, _ in state.received} == {
         "Barter: no daily cycle for 2026-12-03 by 03:00 UTC"
     }
+
+
+def test_without_a_broker_a_request_raises_the_missed_run_alarm(
+    fast: Settings, webhook: tuple[Webhook, int], client: Any
+) -> None:
+    # No beat in the embedded mode: a request (at most every reaper interval) checks for a missed daily cycle.
+    state, port = webhook
+    fast.BARTER_NOTIFY_URLS = (webhook_url(port),)
+    fast.BARTER_REAPER_ON_REQUEST = True
+    fast.BARTER_REAPER_INTERVAL_SECONDS = 0
+    fast.BARTER_RUN_DEADLINE = dt_time(3, 0)
+
+    with time_machine.travel(datetime(2026, 12, 3, 3, 30, tzinfo=UTC), tick=False):
+        client.get("/healthz")
+        client.get("/healthz")
+    settle()
+
+    assert [body["title"] for _, body, _ in state.received] == [
+        "Barter: no daily cycle for 2026-12-03 by 03:00 UTC"
+    ]
+    assert History.objects.filter(kind=HistoryKind.RUN_MISSED).count() == 1
