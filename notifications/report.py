@@ -238,6 +238,10 @@ def _mark(price: Decimal | None) -> str:
     return "-" if price is None else f"{price:,.2f}"
 
 
+#: A step's result actions (``positions.events.StepResult.action``) as the digest words them.
+ACTION_WORDS = {"opened": "opened", "closed": "closed", "none": "nothing to do", "skipped": "already handled"}
+
+
 def _steps_lines(as_of: date) -> list[str]:
     """One line per step of the day: its runs' statuses, results and errors."""
     rows = History.objects.runs_finished().filter(
@@ -263,7 +267,7 @@ def _steps_lines(as_of: date) -> list[str]:
         for result in results:
             if isinstance(result, dict) and result.get("action"):
                 done[str(result["action"])] = done.get(str(result["action"]), 0) + 1
-        counts = ", ".join(f"{action} {count}" for action, count in sorted(done.items()))
+        counts = ", ".join(f"{ACTION_WORDS.get(action, action)} {count}" for action, count in sorted(done.items()))
         lines.append(
             f"- {step}: {len(runs)} run(s), {statuses}"
             + (f"; {counts}" if counts else "")

@@ -17,7 +17,7 @@ from pytest_django import Settings
 
 from instruments.models import Instrument, InstrumentOHLC
 from notifications.models import Channel, DailyDigest, Delivery
-from notifications.report import daily_report, report_sender
+from notifications.report import REPORT_LEASE, daily_report, daily_report_due, report_sender
 from notifications.services import channels_sync
 from notifications.tasks import missed_run_check_task
 from positions.cycle.close import sync_close_positions
@@ -415,3 +415,28 @@ def test_without_a_broker_a_request_raises_the_missed_run_alarm(
         "Barter: no daily cycle for 2026-12-03 by 03:00 UTC"
     ]
     assert History.objects.filter(kind=HistoryKind.RUN_MISSED).count() == 1
+
+
+def test_a_lost_report_is_started_again_by_the_flush_once_the_close_step_is_overdue(
+    fast: Settings, webhook: tuple[Webhook, int]
+) -> None:
+    # The report's thread died with its process (or its task was lost): no digest for the day. The flush starts
+    # the report again once the close step is older than REPORT_LEASE, and only while no digest exists.
+    _state, port = webhook
+    fast.BARTER_NOTIFY_URLS = (webhook_url(port),)
+    close_at = datetime(2026, 12, 3, 0, 45, tzinfo=UTC)
+    with time_machine.travel(close_at, tick=False):
+        recorder = run_start(step=Step.CLOSE, params={"as_of": "2026-12-03"})
+        recorder.finish(status=RunStatus.OK, summary={"as_of": "2026-12-03", "live": True, "results": []})
+    _reports_settle()
+    DailyDigest.objects.all().delete()  # as if the report had died before its digest
+    Delivery.objects.all().delete()
+
+    assert daily_report_due(now=close_at + REPORT_LEASE - timedelta(seconds=1)) is None
+    with time_machine.travel(close_at + REPORT_LEASE + timedelta(seconds=1), tick=False):
+        assert daily_report_due() == date(2026, 12, 3)
+        _reports_settle()
+        assert daily_report_due() is None  # the digest exists now
+
+    assert DailyDigest.objects.filter(as_of=date(2026, 12, 3)).exists()
+    assert Delivery.objects.get().key == "digest:2026-12-03"
