@@ -267,7 +267,9 @@ def _steps_lines(as_of: date) -> list[str]:
         for result in results:
             if isinstance(result, dict) and result.get("action"):
                 done[str(result["action"])] = done.get(str(result["action"]), 0) + 1
-        counts = ", ".join(f"{ACTION_WORDS.get(action, action)} {count}" for action, count in sorted(done.items()))
+        counts = ", ".join(
+            f"{ACTION_WORDS.get(action, action)} {count}" for action, count in sorted(done.items())
+        )
         lines.append(
             f"- {step}: {len(runs)} run(s), {statuses}"
             + (f"; {counts}" if counts else "")
