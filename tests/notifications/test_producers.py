@@ -45,9 +45,10 @@ def _daily_report(settings: Settings) -> None:
     settings.BARTER_DAILY_REPORT = True
 
 
-def _candles(instrument: Instrument, days: int = 10) -> None:
-    for n in range(days):  # 2024-01-01 .. 2024-01-10, all 100/110/90/100
-        day = date(2024, 1, 1) + timedelta(days=n)
+def _candles(instrument: Instrument, first: date = date(2024, 1, 1), days: int = 10) -> None:
+    """Flat daily candles (100/110/90/100) from ``first``, ``days`` of them (by default 2024-01-01 .. 01-10)."""
+    for n in range(days):
+        day = first + timedelta(days=n)
         InstrumentOHLC.objects.create(
             instrument=instrument,
             timeframe="1d",
@@ -324,18 +325,7 @@ def test_a_missed_signal_in_the_audit_is_alerted(fast: Settings, webhook: tuple[
     coins = []
     for coingecko_id, symbol in (("bitcoin", "BTC"), ("ethereum", "ETH")):
         coin = InstrumentFactory.create(coingecko_id=coingecko_id, symbol=symbol)
-        for n in range(-20, 2):
-            candle_day = day + timedelta(days=n)
-            InstrumentOHLC.objects.create(
-                instrument=coin,
-                timeframe="1d",
-                open_time=datetime(candle_day.year, candle_day.month, candle_day.day, tzinfo=UTC),
-                open=Decimal(100),
-                high=Decimal(110),
-                low=Decimal(90),
-                close=Decimal(100),
-                source="test",
-            )
+        _candles(coin, first=day - timedelta(days=20), days=22)
         coins.append(coin)
     strategy = Strategy.objects.create(
         name="both",
