@@ -109,6 +109,7 @@ bench: $(VENV)/.dev .venv-runtime/.created
 	$(PY) benchmarks/walk_forward_1000.py
 	$(PY) benchmarks/engine_monte_carlo.py
 	$(PY) benchmarks/portfolio_10x5.py
+	$(PY) benchmarks/audit_day.py
 	$(PY) benchmarks/abuse.py --database postgres
 
 ## lock: re-pin requirements*.lock from pyproject.toml (needs the package registry)
