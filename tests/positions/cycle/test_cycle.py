@@ -263,7 +263,7 @@ def test_api_endpoints_run_the_steps(api: APIClient, bitcoin: Instrument, price_
     assert (
         set(opened)
         == set(closed)
-        == {"run_id", "step", "status", "started_at", "finished_at", "as_of", "results", "errors"}
+        == {"run_id", "step", "status", "started_at", "finished_at", "as_of", "live", "results", "errors"}
     )
 
 
