@@ -9,7 +9,7 @@ Make objects with ``InstrumentFactory.create(...)`` (typed: returns an ``Instrum
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from factory.declarations import LazyAttribute, Sequence, SubFactory
@@ -44,3 +44,31 @@ class CandleFactory(DjangoModelFactory[InstrumentOHLC]):
     low = LazyAttribute(lambda o: min(o.open, o.close) - 5)
     volume = Decimal("10")
     source = "factory"
+
+
+def flat_daily_candles(
+    instrument: Instrument,
+    first: date,
+    days: int,
+    *,
+    open_price: Decimal = Decimal(100),
+    high: Decimal = Decimal(110),
+    low: Decimal = Decimal(90),
+    close: Decimal = Decimal(100),
+) -> list[InstrumentOHLC]:
+    """Store ``days`` daily candles of ``instrument`` from ``first`` (00:00 UTC each), all with the same OHLC.
+
+    Defaults: open 100, high 110, low 90, close 100 (a flat market whose every day crosses 10% either way).
+    """
+    return [
+        CandleFactory.create(
+            instrument=instrument,
+            open_time=datetime(day.year, day.month, day.day, tzinfo=UTC),
+            open=open_price,
+            high=high,
+            low=low,
+            close=close,
+            source="test",
+        )
+        for day in (first + timedelta(days=n) for n in range(days))
+    ]

@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime, time
 from io import StringIO
 from pathlib import Path
 from unittest.mock import patch
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +18,6 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from pytest_django import Settings
 
 from barter_site.settings.barter import time_of_day_parse
@@ -32,6 +30,7 @@ from runs.recorder import run_start
 from tests.fakes.clock import clock_command
 from tests.fakes.notify_servers import Webhook
 from tests.notifications.conftest import webhook_url
+from tests.servers import database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -310,19 +309,11 @@ def test_the_command_exits_0_saying_why_nothing_is_missed(settings: Settings) ->
     assert alarm_rows() == []
 
 
-def _database_url() -> str:
-    db = connection.settings_dict  # during tests NAME is the test database
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 def _manage_at(
     now: datetime, *arguments: str, env_extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {key: item for key, item in os.environ.items() if key != "BARTER_RUN_DEADLINE"}
-    env.update({"DJANGO_SETTINGS_MODULE": "barter_site.settings.local", "DATABASE_URL": _database_url()})
+    env.update({"DJANGO_SETTINGS_MODULE": "barter_site.settings.local", "DATABASE_URL": database_url()})
     env.update(env_extra or {})
     return subprocess.run(  # noqa: S603 (our own interpreter and script)
         clock_command(now, "manage.py", *arguments),

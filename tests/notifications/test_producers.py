@@ -15,7 +15,7 @@ import pytest
 import time_machine
 from pytest_django import Settings
 
-from instruments.models import Instrument, InstrumentOHLC
+from instruments.models import Instrument
 from notifications.models import Channel, DailyDigest, Delivery
 from notifications.report import REPORT_LEASE, daily_report, daily_report_due, report_sender
 from notifications.services import channels_sync
@@ -28,7 +28,7 @@ from runs.models import History, HistoryKind, RunStatus, Step
 from runs.recorder import run_start
 from tests.fakes.coingecko import FakeCoinGecko, json_reply
 from tests.fakes.notify_servers import SmtpInbox, Webhook
-from tests.instruments.factories import InstrumentFactory
+from tests.instruments.factories import InstrumentFactory, flat_daily_candles
 from tests.notifications.conftest import settle, webhook_url
 from trading.models import Strategy
 
@@ -45,40 +45,28 @@ def _daily_report(settings: Settings) -> None:
     settings.BARTER_DAILY_REPORT = True
 
 
-def _candles(instrument: Instrument, first: date = date(2024, 1, 1), days: int = 10) -> None:
-    """Flat daily candles (100/110/90/100) from ``first``, ``days`` of them (by default 2024-01-01 .. 01-10)."""
-    for n in range(days):
-        day = first + timedelta(days=n)
-        InstrumentOHLC.objects.create(
-            instrument=instrument,
-            timeframe="1d",
-            open_time=datetime(day.year, day.month, day.day, tzinfo=UTC),
-            open=Decimal(100),
-            high=Decimal(110),
-            low=Decimal(90),
-            close=Decimal(100),
-            source="test",
-        )
-
-
 @pytest.fixture
 def bitcoin(db: None) -> Instrument:
     coin: Instrument = InstrumentFactory.create(coingecko_id="bitcoin", symbol="BTC")
-    _candles(coin)
+    flat_daily_candles(coin, date(2024, 1, 1), 10)
     return coin
 
 
 @pytest.fixture
 def ethereum(db: None) -> Instrument:
     coin: Instrument = InstrumentFactory.create(coingecko_id="ethereum", symbol="ETH")
-    _candles(coin)
+    flat_daily_candles(coin, date(2024, 1, 1), 10)
     return coin
 
 
-def _strategy(name: str, instrument: Instrument, **criteria: Any) -> Strategy:
+def _strategy(
+    name: str, *instruments: Instrument, starting_cash: Decimal = Decimal(10_000), **criteria: Any
+) -> Strategy:
+    """An enabled long strategy that enters every day (fee 0.1%, no slippage) on ``instruments``."""
     strategy = Strategy.objects.create(
         name=name,
         is_enabled=True,
+        starting_cash=starting_cash,
         criteria={
             "version": 1,
             "side": "long",
@@ -88,7 +76,7 @@ def _strategy(name: str, instrument: Instrument, **criteria: Any) -> Strategy:
             **criteria,
         },
     )
-    strategy.instruments.set([instrument])
+    strategy.instruments.set(instruments)
     return strategy
 
 
@@ -325,22 +313,11 @@ def test_a_missed_signal_in_the_audit_is_alerted(fast: Settings, webhook: tuple[
     coins = []
     for coingecko_id, symbol in (("bitcoin", "BTC"), ("ethereum", "ETH")):
         coin = InstrumentFactory.create(coingecko_id=coingecko_id, symbol=symbol)
-        _candles(coin, first=day - timedelta(days=20), days=22)
+        flat_daily_candles(coin, day - timedelta(days=20), 22)
         coins.append(coin)
-    strategy = Strategy.objects.create(
-        name="both",
-        is_enabled=True,
-        starting_cash=Decimal(1000),
-        criteria={
-            "version": 1,
-            "side": "long",
-            "entry": ALWAYS,
-            "fee_rate": 0.001,
-            "slippage_ratio": 0.0,
-            "sizing": {"method": "equity_fraction", "value": 0.3},
-        },
+    strategy = _strategy(
+        "both", *coins, starting_cash=Decimal(1000), sizing={"method": "equity_fraction", "value": 0.3}
     )
-    strategy.instruments.set(coins)
     broker = ReplayBroker()
     # ethereum's open step never ran that day: the backtest enters it, live did not
     sync_new_trades(as_of=day, broker=broker, strategies=[strategy], instruments=["bitcoin"])

@@ -24,7 +24,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import redis
@@ -33,7 +32,6 @@ from celery import chord
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 from celery.schedules import crontab
-from django.db import connection
 from pytest_django import Settings
 
 from barter_site.celery_app import app
@@ -46,6 +44,7 @@ from runs.models import History, HistoryKind
 from tests.fakes.clock import clock_command
 from tests.fakes.coingecko import RECORDINGS, FakeCoinGecko, Reply, json_reply
 from tests.instruments.factories import InstrumentFactory
+from tests.servers import database_url
 from trading.models import Strategy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -203,14 +202,6 @@ def test_without_instruments_open_and_close_still_run(fake_coingecko: FakeCoinGe
 # --- a real worker on Redis ------------------------------------------------------------------------------------
 
 
-def _database_url() -> str:
-    db = connection.settings_dict  # during tests NAME is the test database
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 @dataclass
 class Worker:
     """A running worker subprocess: its queue and its log."""
@@ -266,7 +257,7 @@ def worker_running(
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "barter_site.settings.local",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "REDIS_URL": redis_url,
         "BARTER_CELERY_QUEUE": queue,
         "COINGECKO_BASE_URL": fake_base_url,

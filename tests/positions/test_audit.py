@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 from pytest_django import DjangoAssertNumQueries
 
-from instruments.models import Instrument, InstrumentOHLC
+from instruments.models import Instrument
 from positions.audit import AuditDayError, audit_day
 from positions.cycle.close import sync_close_positions
 from positions.cycle.manual import position_close_manual
@@ -24,7 +24,7 @@ from positions.execution.paper import ReplayBroker
 from positions.models import Position, StrategyAudit
 from positions.selectors import dashboard_read
 from runs.models import History, HistoryKind
-from tests.instruments.factories import InstrumentFactory
+from tests.instruments.factories import InstrumentFactory, flat_daily_candles
 from trading.models import Portfolio, PortfolioStrategy, Strategy
 
 # -- mismatches, idempotency, errors: flat synthetic candles ----------------------------------------------------
@@ -61,18 +61,7 @@ def coins() -> list[Instrument]:
         for c, s in (("bitcoin", "BTC"), ("ethereum", "ETH"))
     ]
     for instrument in made:
-        for n in range(-20, 2):
-            day = DAY + timedelta(days=n)
-            InstrumentOHLC.objects.create(
-                instrument=instrument,
-                timeframe="1d",
-                open_time=datetime(day.year, day.month, day.day, tzinfo=UTC),
-                open=Decimal(100),
-                high=Decimal(110),
-                low=Decimal(90),
-                close=Decimal(100),
-                source="test",
-            )
+        flat_daily_candles(instrument, DAY - timedelta(days=20), 22)
     return made
 
 

@@ -4,7 +4,7 @@ the day's stored open, with their fee paid in BNB, are reported with exactly tha
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -12,7 +12,7 @@ import responses
 import time_machine
 from pytest_django import Settings
 
-from instruments.models import Instrument, InstrumentOHLC
+from instruments.models import Instrument
 from instruments.sources.exchange.client import exchange_clients_reset
 from positions.audit import audit_day, cumulative_drift
 from positions.cycle.close import sync_close_positions
@@ -20,7 +20,7 @@ from positions.cycle.open import sync_new_trades
 from positions.models import Order, Position
 from runs.models import History, HistoryKind
 from tests.fakes.exchange_orders import DUMMY_KEY, DUMMY_SECRET, FakeBinance
-from tests.instruments.factories import InstrumentFactory
+from tests.instruments.factories import InstrumentFactory, flat_daily_candles
 from trading.models import Strategy
 
 pytestmark = pytest.mark.django_db
@@ -32,17 +32,9 @@ SELL_SLIPPAGE = Decimal("0.003")  # and the sell at open * (1 - 0.003)
 BNB_FEE = Decimal("0.00075")  # BNB paid per fill, the whole fee
 
 
-def _daily(instrument: Instrument, day: date) -> None:
-    InstrumentOHLC.objects.create(
-        instrument=instrument,
-        timeframe="1d",
-        open_time=datetime(day.year, day.month, day.day, tzinfo=UTC),
-        open=OPEN,
-        high=Decimal("101"),
-        low=Decimal("99"),
-        close=Decimal("100"),
-        source="test",
-    )
+def _daily(instrument: Instrument, day: date, days: int = 1) -> None:
+    """Candles opening at ``OPEN`` whose range (99 .. 101) crosses no stop or take-profit of these tests."""
+    flat_daily_candles(instrument, day, days, open_price=OPEN, high=Decimal("101"), low=Decimal("99"))
 
 
 @pytest.fixture(autouse=True)
@@ -74,8 +66,7 @@ def test_an_exchange_strategys_slippage_and_bnb_fee_are_audited_exactly(fake: Fa
         exchange_id="binance",
         market_symbol="BTC/USDT",
     )
-    for n in range(10):  # 2024-01-01 .. 2024-01-10
-        _daily(coin, date(2024, 1, 1) + timedelta(days=n))
+    _daily(coin, date(2024, 1, 1), days=10)  # 2024-01-01 .. 2024-01-10
     strategy = Strategy.objects.create(
         name="live-binance",
         criteria={
