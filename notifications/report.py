@@ -239,7 +239,12 @@ def _mark(price: Decimal | None) -> str:
 
 
 #: A step's result actions (``positions.events.StepResult.action``) as the digest words them.
-ACTION_WORDS = {"opened": "opened", "closed": "closed", "none": "nothing to do", "skipped": "already handled"}
+ACTION_WORDS = {
+    "opened": "opened",
+    "closed": "closed",
+    "none": "with nothing to do",
+    "skipped": "already handled",
+}
 
 
 def _steps_lines(as_of: date) -> list[str]:
@@ -268,7 +273,7 @@ def _steps_lines(as_of: date) -> list[str]:
             if isinstance(result, dict) and result.get("action"):
                 done[str(result["action"])] = done.get(str(result["action"]), 0) + 1
         counts = ", ".join(
-            f"{ACTION_WORDS.get(action, action)} {count}" for action, count in sorted(done.items())
+            f"{count} {ACTION_WORDS.get(action, action)}" for action, count in sorted(done.items())
         )
         lines.append(
             f"- {step}: {len(runs)} run(s), {statuses}"

@@ -136,7 +136,7 @@ def test_an_opened_position_and_the_digest_reach_an_smtp_server(
     equity += Decimal(100) * position.quantity
     assert f"- trend: equity {equity:,.2f}" in text
     assert f"- trend BTC: {position.quantity.normalize():f} at 105.00, mark 100.00" in text
-    assert "- open: 1 run(s), ok; opened 1" in text and "- close: 1 run(s), ok" in text
+    assert "- open: 1 run(s), ok; 1 opened" in text and "- close: 1 run(s), ok" in text
     assert "- collect: no run for 2024-01-11" in text
     kept = DailyDigest.objects.get(as_of=AS_OF).equities
     assert list(kept) == [f"strategy:{strategy.pk}"] and Decimal(kept[f"strategy:{strategy.pk}"]) == equity
